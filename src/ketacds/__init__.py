@@ -1,0 +1,1 @@
+"""ketacds: clinical decision support for ketamine and esketamine therapy."""

@@ -1,0 +1,163 @@
+"""The public entry points: :class:`Engine` (long-lived) and :func:`assess` (one-shot)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Literal
+
+from ketacds.engine.assemble import assemble
+from ketacds.engine.durable_backend import ENGINE_NAME, DurableProgram
+from ketacds.engine.facts import FactSet, build_facts
+from ketacds.engine.raw import RawResult
+from ketacds.engine.reference import evaluate
+from ketacds.errors import DigestMismatchError, InputError
+from ketacds.models.inputs import Context, PatientRecord
+from ketacds.models.results import Assessment
+from ketacds.ruleset.ir import Rule, RuleSet
+from ketacds.ruleset.load import ANY_JURISDICTION, load_ruleset
+from ketacds.ruleset.plan import stratify
+from ketacds.terminology.valuesets import Terminology
+
+__all__ = ["REFERENCE_ENGINE_NAME", "Engine", "assess"]
+
+REFERENCE_ENGINE_NAME = "ketacds reference evaluator"
+
+Backend = Literal["durable", "reference"]
+
+
+class Engine:
+    """Loads and compiles the rulesets once, then assesses patients.
+
+    Args:
+        rules_dir: a ruleset directory; the bundled rulesets by default.
+        expected_digest: for governed deployments: refuse to start unless the rules
+            have exactly this sha256 digest.
+
+    Raises:
+        RulesetError: the rules cannot be loaded.
+        DigestMismatchError: the rules are not the pinned version.
+
+    An Engine is safe to share between threads: each compiled program serialises its
+    calls (durable_rules is not thread-safe and never releases the GIL, so threads
+    add no speed; use one Engine per process for throughput).
+
+    .. versionadded:: 0.1.0
+    """
+
+    def __init__(self, rules_dir: Path | str | None = None, *, expected_digest: str | None = None) -> None:
+        self.ruleset: RuleSet = load_ruleset(rules_dir)
+        self.digest: str = self.ruleset.digest
+        if expected_digest is not None and expected_digest != self.digest:
+            raise DigestMismatchError(
+                f"the rules have digest {self.digest}, not the pinned {expected_digest}; "
+                f"refusing to start (ruleset {self.ruleset.name} {self.ruleset.version})"
+            )
+        self.terminology = Terminology(self.ruleset.valuesets)
+        self.strata = stratify(self.ruleset.rules)
+        self._programs: dict[tuple[str, str], DurableProgram] = {}
+        self._lock = threading.Lock()
+
+    def rules_for(self, route: str, jurisdiction: str) -> tuple[Rule, ...]:
+        """The rules that apply to a route in a jurisdiction (and the jurisdictions it lies in)."""
+        scope = set(self.ruleset.jurisdiction_scope(jurisdiction))
+        return tuple(
+            rule
+            for rule in self.ruleset.rules
+            if route in rule.routes
+            and (ANY_JURISDICTION in rule.jurisdictions or scope & set(rule.jurisdictions))
+        )
+
+    def _program(self, route: str, jurisdiction: str) -> DurableProgram:
+        key = (route, jurisdiction)
+        with self._lock:
+            program = self._programs.get(key)
+            if program is None:
+                name = f"{self.ruleset.name}_{self.digest[:12]}_{route}_{jurisdiction}"
+                program = DurableProgram(name, self.rules_for(route, jurisdiction), self.strata)
+                self._programs[key] = program
+            return program
+
+    def facts(self, record: PatientRecord, context: Context) -> FactSet:
+        """The facts the rules will see for this record (for explanations and tests)."""
+        self._check_context(context)
+        return build_facts(record, context, self.terminology)
+
+    def _check_context(self, context: Context) -> None:
+        known = [j.id for j in self.ruleset.jurisdictions]
+        if context.jurisdiction not in known:
+            raise InputError(
+                "context.jurisdiction",
+                f"unknown jurisdiction {context.jurisdiction!r}; the rules know {', '.join(known)}",
+            )
+
+    def evaluate(
+        self,
+        record: PatientRecord,
+        context: Context,
+        *,
+        backend: Backend = "durable",
+        _action_hook: Callable[[str], None] | None = None,
+    ) -> tuple[FactSet, RawResult]:
+        """Run one backend and return the facts and raw firings (for differential tests)."""
+        facts = self.facts(record, context)
+        rules = self.rules_for(context.route, context.jurisdiction)
+        if backend == "reference":
+            return facts, evaluate(rules, self.strata, facts.facts)
+        program = self._program(context.route, context.jurisdiction)
+        return facts, program.run(facts.facts, action_hook=_action_hook)
+
+    def assess(self, record: PatientRecord, context: Context, *, backend: Backend = "durable") -> Assessment:
+        """Assess one patient for one planned treatment.
+
+        Args:
+            record: what is known about the patient.
+            context: the planned route, the jurisdiction, and ``now``.
+            backend: ``"durable"`` (durable_rules, the default) or ``"reference"``
+                (the pure-Python oracle; same answers, slower).
+
+        Raises:
+            InputError: the record contradicts itself, or the jurisdiction is unknown.
+            EvaluationError: the engine failed; no partial result is returned.
+        """
+        facts, raw = self.evaluate(record, context, backend=backend)
+        return assemble(
+            ruleset=self.ruleset,
+            digest=self.digest,
+            rules=self.rules_for(context.route, context.jurisdiction),
+            facts=facts,
+            raw=raw,
+            context=context,
+            engine=ENGINE_NAME if backend == "durable" else REFERENCE_ENGINE_NAME,
+        )
+
+    def close(self) -> None:
+        """Free the compiled durable_rules programs."""
+        with self._lock:
+            for program in self._programs.values():
+                program.close()
+            self._programs.clear()
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+
+_default: Engine | None = None
+_default_lock = threading.Lock()
+
+
+def assess(record: PatientRecord, context: Context) -> Assessment:
+    """Assess one patient with the bundled rulesets (one Engine per process, built on first use).
+
+    .. versionadded:: 0.1.0
+    """
+    global _default
+    with _default_lock:
+        if _default is None:
+            _default = Engine()
+        engine = _default
+    return engine.assess(record, context)

@@ -1,0 +1,325 @@
+"""Turn a patient record into the flat facts that rules match.
+
+Done once per assessment, in Python, before any engine sees the data:
+
+* value-set tagging of every code and name (``vs``);
+* units normalised exactly (kg, cm, mg, mmHg);
+* derived quantities: age at ``now``, BMI, daily dose, hours since a reading,
+  which reading of each kind is the latest;
+* identity: every fact gets an id from its own content (or from the input's ``id``),
+  so ids never depend on the order of the input lists, and exact duplicates collapse.
+
+A field the input does not give is left out of the fact, never filled with a
+default: rules test ``present: false`` to see a gap.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from collections.abc import Iterable
+from decimal import ROUND_HALF_EVEN, Decimal
+from typing import Any
+
+import attrs
+
+from ketacds.dosing.functions import DoseInputs
+from ketacds.dosing.units import convert, dimension_of
+from ketacds.errors import InputError, KetacdsError
+from ketacds.models.inputs import (
+    Coding,
+    Context,
+    Medication,
+    Observation,
+    ObservationComponent,
+    PatientRecord,
+)
+from ketacds.terminology.valuesets import Terminology, normalise_name
+
+__all__ = ["FactSet", "build_facts", "to_json_number"]
+
+Fact = dict[str, Any]
+
+_ACTIVE_CONDITION = ("active", "recurrence", "relapse")
+# The unit each measured dimension is expressed in, inside facts.
+_FACT_UNITS = {"mass": "kg", "length": "cm"}
+_TENTH = Decimal("0.1")
+_HUNDREDTH = Decimal("0.01")
+
+
+@attrs.frozen
+class FactSet:
+    """The facts of one assessment, in a canonical order (sorted by id)."""
+
+    facts: tuple[Fact, ...]
+    labels: dict[str, str]
+    dose_inputs: DoseInputs
+
+    def by_id(self) -> dict[str, Fact]:
+        """Return the facts keyed by id."""
+        return {fact["id"]: fact for fact in self.facts}
+
+
+def to_json_number(value: Decimal) -> int | float:
+    """A Decimal as the JSON number engines compare: int when whole, else float."""
+    return int(value) if value == value.to_integral_value() else float(value)
+
+
+def _content_id(kind: str, item: Any) -> str:
+    data = json.dumps(attrs.asdict(item, value_serializer=_plain), sort_keys=True)
+    return f"{kind}:{hashlib.sha256(data.encode()).hexdigest()[:12]}"
+
+
+def _plain(_inst: Any, _field: Any, value: Any) -> Any:
+    if isinstance(value, Decimal | dt.date | dt.datetime):
+        return str(value)
+    return value
+
+
+def _fact_id(kind: str, item: Any) -> str:
+    explicit = getattr(item, "id", None)
+    return f"{kind}:{explicit}" if explicit else _content_id(kind, item)
+
+
+def _describe(code: Coding | None, name: str | None) -> str:
+    if name:
+        return name
+    assert code is not None  # the models require a code or a name
+    return code.display or f"{code.system.rsplit('/', 1)[-1]} {code.code}"
+
+
+def _drug_key(code: Coding | None, name: str | None) -> str:
+    return normalise_name(name) if name else f"{code.system}|{code.code}" if code else ""
+
+
+def _age(record: PatientRecord, now: dt.datetime) -> int | None:
+    patient = record.patient
+    if patient.birth_date is None:
+        return patient.age_years
+    today = now.date()
+    if patient.birth_date > today:
+        raise InputError("patient.birth_date", "is after the assessment time 'now'")
+    years = today.year - patient.birth_date.year
+    if (today.month, today.day) < (patient.birth_date.month, patient.birth_date.day):
+        years -= 1
+    if patient.age_years is not None and patient.age_years != years:
+        raise InputError(
+            "patient.age_years", f"is {patient.age_years} but birth_date gives {years} at 'now'"
+        )
+    return years
+
+
+def _measure(value: Decimal, unit: str | None, path: str) -> tuple[Decimal, str]:
+    if unit is None:
+        return value, ""
+    try:
+        dimension = dimension_of(unit)
+        target = _FACT_UNITS.get(dimension)
+        if target is None:
+            return value, unit
+        return convert(value, unit, target), target
+    except KetacdsError as error:
+        raise InputError(path, str(error)) from None
+
+
+def build_facts(record: PatientRecord, context: Context, terminology: Terminology) -> FactSet:
+    """Build the facts of one assessment.
+
+    Raises:
+        InputError: the record contradicts itself (age vs birth date, duplicated ids, ...).
+    """
+    facts: dict[str, Fact] = {}
+    labels: dict[str, str] = {}
+
+    def add(fact: Fact, label: str, path: str) -> None:
+        existing = facts.get(fact["id"])
+        if existing is not None and existing != fact:
+            raise InputError(path, f"id {fact['id'].split(':', 1)[1]!r} is used by two different items")
+        facts[fact["id"]] = fact
+        labels[fact["id"]] = label
+
+    patient_fact, dose_inputs = _patient_fact(record, context)
+    add(patient_fact, "patient", "patient")
+
+    for index, c in enumerate(record.conditions):
+        fact: Fact = {
+            "t": "condition",
+            "id": _fact_id("condition", c),
+            "vs": list(terminology.tag(c.code, c.name)),
+            "clinical_status": c.clinical_status,
+            "active": c.clinical_status in _ACTIVE_CONDITION,
+        }
+        if c.onset is not None:
+            fact["onset_days_ago"] = (context.now.date() - c.onset).days
+        add(fact, f"{_describe(c.code, c.name)} ({c.clinical_status})", f"conditions[{index}]")
+
+    for index, m in enumerate(record.medications):
+        add(*_medication_fact(m, terminology, f"medications[{index}]"), f"medications[{index}]")
+
+    for index, t in enumerate(record.trials):
+        path = f"trials[{index}]"
+        fact = {
+            "t": "trial",
+            "id": _fact_id("trial", t),
+            "vs": list(terminology.tag(t.code, t.name)),
+            "drug": _drug_key(t.code, t.name),
+            "response": t.response,
+            "episode": t.episode,
+        }
+        if t.dose is not None and t.unit is not None:
+            fact["dose_mg"] = to_json_number(_measure_dose(t.dose, t.unit, f"{path}.unit"))
+        if t.weeks is not None:
+            fact["weeks"] = to_json_number(t.weeks)
+        if t.adequate_dose is not None:
+            fact["adequate_dose"] = t.adequate_dose
+        weeks = f", {t.weeks} weeks" if t.weeks is not None else ""
+        label = f"{_describe(t.code, t.name)} trial ({t.episode} episode{weeks}, response {t.response})"
+        add(fact, label, path)
+
+    for index, a in enumerate(record.allergies):
+        fact = {
+            "t": "allergy",
+            "id": _fact_id("allergy", a),
+            "vs": list(terminology.tag(a.code, a.name)),
+            "active": a.status == "active",
+        }
+        add(fact, f"allergy: {_describe(a.code, a.name)} ({a.status})", f"allergies[{index}]")
+
+    for index, s in enumerate(record.substance_use):
+        fact = {
+            "t": "substance",
+            "id": _fact_id("substance", s),
+            "vs": list(terminology.tag(s.code, s.name)),
+            "status": s.status,
+        }
+        add(fact, f"substance use: {_describe(s.code, s.name)} ({s.status})", f"substance_use[{index}]")
+
+    for fact, label, path in _observation_facts(record.observations, context, terminology):
+        add(fact, label, path)
+
+    ordered = tuple(facts[key] for key in sorted(facts))
+    return FactSet(facts=ordered, labels=labels, dose_inputs=dose_inputs)
+
+
+def _measure_dose(value: Decimal, unit: str, path: str) -> Decimal:
+    try:
+        return convert(value, unit, "mg")
+    except KetacdsError as error:
+        raise InputError(path, str(error)) from None
+
+
+def _patient_fact(record: PatientRecord, context: Context) -> tuple[Fact, DoseInputs]:
+    p = record.patient
+    fact: Fact = {"t": "patient", "id": "patient"}
+    age = _age(record, context.now)
+    if age is not None:
+        fact["age_years"] = age
+    if p.sex is not None:
+        fact["sex"] = p.sex
+    weight = height = None
+    if p.weight is not None:
+        weight = _measure(p.weight.value, p.weight.unit, "patient.weight")[0]
+        fact["weight_kg"] = to_json_number(weight.quantize(_HUNDREDTH, ROUND_HALF_EVEN))
+    if p.height is not None:
+        height = _measure(p.height.value, p.height.unit, "patient.height")[0]
+        fact["height_cm"] = to_json_number(height.quantize(_TENTH, ROUND_HALF_EVEN))
+    if weight is not None and height is not None:
+        if height <= 0:
+            raise InputError("patient.height", "must be more than zero")
+        bmi = weight / (height / 100) ** 2
+        fact["bmi"] = to_json_number(bmi.quantize(_TENTH, ROUND_HALF_EVEN))
+    for name in ("pregnant", "lactating", "hepatic_class"):
+        value = getattr(p, name)
+        if value is not None:
+            fact[name] = value
+    if context.setting is not None:
+        fact["setting"] = context.setting
+    return fact, DoseInputs(weight_kg=weight, height_cm=height, sex=p.sex)
+
+
+def _medication_fact(m: Medication, terminology: Terminology, path: str) -> tuple[Fact, str]:
+    fact: Fact = {
+        "t": "medication",
+        "id": _fact_id("medication", m),
+        "vs": list(terminology.tag(m.code, m.name)),
+        "drug": _drug_key(m.code, m.name),
+        "status": m.status,
+        "active": m.status == "active",
+        "as_needed": m.as_needed,
+    }
+    dose_text = ""
+    if m.dose is not None and m.unit is not None:
+        dose_mg = _measure_dose(m.dose, m.unit, f"{path}.unit")
+        fact["dose_mg"] = to_json_number(dose_mg)
+        dose_text = f" {m.dose} {m.unit}"
+        if m.frequency_per_day is not None:
+            fact["daily_mg"] = to_json_number(dose_mg * m.frequency_per_day)
+    if m.frequency_per_day is not None:
+        fact["frequency_per_day"] = to_json_number(m.frequency_per_day)
+        dose_text += f" {m.frequency_per_day}/day"
+    if m.as_needed:
+        dose_text += " as needed"
+    return fact, f"{_describe(m.code, m.name)}{dose_text} ({m.status})"
+
+
+def _observation_facts(
+    observations: Iterable[Observation], context: Context, terminology: Terminology
+) -> list[tuple[Fact, str, str]]:
+    """One fact per observation value, or per component of a panel."""
+    rows: list[tuple[Fact, str, str, dt.datetime | None]] = []
+    for index, o in enumerate(observations):
+        path = f"observations[{index}]"
+        parts: list[tuple[str, Coding | None, str | None, Decimal, str | None, str]] = []
+        parent = _fact_id("observation", o)
+        if o.value is not None:
+            parts.append((parent, o.code, o.name, o.value, o.unit, path))
+        for c_index, component in enumerate(o.components):
+            child = f"{parent}/{_content_id('c', component).split(':')[1][:8]}"
+            parts.append(
+                (child, component.code, component.name, component.value, component.unit,
+                 f"{path}.components[{c_index}]")
+            )
+        for fact_id, code, name, value, unit, where in parts:
+            measured, fact_unit = _measure(value, unit, f"{where}.unit")
+            fact: Fact = {
+                "t": "observation",
+                "id": fact_id,
+                "vs": list(terminology.tag(code, name)),
+                "value": to_json_number(measured),
+                "unit": fact_unit,
+            }
+            if o.time is not None:
+                hours = Decimal((context.now - o.time).total_seconds()) / 3600
+                fact["hours_ago"] = to_json_number(hours.quantize(_HUNDREDTH, ROUND_HALF_EVEN))
+            when = f" at {o.time.isoformat()}" if o.time is not None else " (time not recorded)"
+            label = f"{_describe(code, name)} {value}{(' ' + unit) if unit else ''}{when}"
+            rows.append((fact, label, where, o.time))
+    _mark_latest(rows)
+    return [(fact, label, where) for fact, label, where, _ in rows]
+
+
+def _mark_latest(rows: list[tuple[Fact, str, str, dt.datetime | None]]) -> None:
+    """Mark each reading that is the newest of every value set it belongs to.
+
+    A reading without a time ranks below any timed reading, so a lone untimed
+    reading is still the latest (and so still checked), never silently skipped.
+    """
+    newest: dict[str, tuple[int, dt.datetime | None]] = {}
+
+    def rank(moment: dt.datetime | None) -> tuple[int, dt.datetime | None]:
+        return (0, None) if moment is None else (1, moment)
+
+    def later(a: tuple[int, dt.datetime | None], b: tuple[int, dt.datetime | None]) -> bool:
+        if a[0] != b[0]:
+            return a[0] > b[0]
+        return a[1] is not None and b[1] is not None and a[1] > b[1]
+
+    for fact, _, _, moment in rows:
+        for vs in fact["vs"]:
+            if vs not in newest or later(rank(moment), newest[vs]):
+                newest[vs] = rank(moment)
+    for fact, _, _, moment in rows:
+        fact["latest"] = bool(fact["vs"]) and all(
+            not later(newest[vs], rank(moment)) for vs in fact["vs"]
+        )

@@ -1,0 +1,120 @@
+"""Every exception ketacds raises, under one root.
+
+The tree::
+
+    KetacdsError                       anything from ketacds
+    ├── InputError (ValueError)        a patient or context that cannot be read;
+    │                                  ``path`` names the field, e.g. ``medications[2].dose``
+    ├── RulesetError (ValueError)      a ruleset that cannot be loaded or compiled;
+    │   │                              ``file`` and ``line`` say where
+    │   ├── DigestMismatchError        the rules are not the version the deployment pinned
+    │   └── EngineCapacityError        the rules would exceed a durable_rules hard limit
+    ├── TerminologyError (LookupError) an unknown value set, unit or code system
+    └── EvaluationError (RuntimeError) the engine failed while assessing;
+                                       ``rule_id`` names the rule when one is to blame
+
+Each class also inherits the matching builtin, so an integrator's existing
+``except ValueError`` keeps working.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "DigestMismatchError",
+    "EngineCapacityError",
+    "EvaluationError",
+    "InputError",
+    "KetacdsError",
+    "RulesetError",
+    "TerminologyError",
+]
+
+
+class KetacdsError(Exception):
+    """Root of every exception raised by ketacds.
+
+    .. versionadded:: 0.1.0
+    """
+
+
+class InputError(KetacdsError, ValueError):
+    """Patient or context data that cannot be read.
+
+    Attributes:
+        path: where in the input the problem is, e.g. ``medications[2].dose``.
+        reason: what is wrong there, in one sentence.
+
+    .. versionadded:: 0.1.0
+    """
+
+    def __init__(self, path: str, reason: str) -> None:
+        self.path = path
+        self.reason = reason
+        super().__init__(f"{path}: {reason}" if path else reason)
+
+
+class RulesetError(KetacdsError, ValueError):
+    """A ruleset that cannot be loaded, validated or compiled.
+
+    Attributes:
+        reason: what is wrong, in one sentence.
+        file: the ruleset file, when known.
+        line: the 1-based line in that file, when known.
+        suggestion: a likely intended name, when one is close.
+
+    .. versionadded:: 0.1.0
+    """
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        file: str | None = None,
+        line: int | None = None,
+        suggestion: str | None = None,
+    ) -> None:
+        self.reason = reason
+        self.file = file
+        self.line = line
+        self.suggestion = suggestion
+        where = ""
+        if file is not None:
+            where = f"{file}:{line}: " if line is not None else f"{file}: "
+        hint = f" (did you mean {suggestion!r}?)" if suggestion else ""
+        super().__init__(f"{where}{reason}{hint}")
+
+
+class DigestMismatchError(RulesetError):
+    """The loaded rules do not have the digest the deployment pinned.
+
+    .. versionadded:: 0.1.0
+    """
+
+
+class TerminologyError(KetacdsError, LookupError):
+    """An unknown value set, unit or code system.
+
+    .. versionadded:: 0.1.0
+    """
+
+
+class EvaluationError(KetacdsError, RuntimeError):
+    """The engine failed while assessing a patient; no partial result is returned.
+
+    Attributes:
+        rule_id: the rule whose action failed, when one is to blame.
+
+    .. versionadded:: 0.1.0
+    """
+
+    def __init__(self, message: str, *, rule_id: str | None = None) -> None:
+        self.rule_id = rule_id
+        prefix = f"rule {rule_id}: " if rule_id else ""
+        super().__init__(f"{prefix}{message}")
+
+
+class EngineCapacityError(RulesetError):
+    """The rules would exceed a durable_rules hard limit (rules per ruleset, per fact, ...).
+
+    .. versionadded:: 0.1.0
+    """

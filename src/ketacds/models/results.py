@@ -1,0 +1,199 @@
+"""What ketacds answers: the :class:`Assessment` and its parts (frozen attrs).
+
+An Assessment is deterministic: the same record, ruleset digest and ``now`` give an
+equal Assessment and byte-identical JSON. Its JSON (:meth:`Assessment.to_json`)
+has the top-level keys ``status``, ``findings``, ``dose``, ``monitoring``,
+``data_gaps``, ``provenance`` and ``trace``, writes decimals as strings so that no
+digit is lost, and reads back exactly (:meth:`Assessment.from_json`).
+"""
+
+from __future__ import annotations
+
+import json
+import types
+from decimal import Decimal
+from typing import Any, TypeVar, Union, get_args, get_origin, get_type_hints
+
+import attrs
+
+__all__ = [
+    "Assessment",
+    "DataGap",
+    "DoseAdvice",
+    "DoseOption",
+    "EvidenceRef",
+    "FactRef",
+    "Finding",
+    "Firing",
+    "MonitoringItem",
+    "Provenance",
+]
+
+T = TypeVar("T")
+
+
+@attrs.frozen(kw_only=True)
+class FactRef:
+    """An input fact a finding rests on: its id, type and a readable description."""
+
+    id: str
+    type: str
+    label: str
+
+
+@attrs.frozen(kw_only=True)
+class EvidenceRef:
+    """A citation: source id, its title from the register, and the section."""
+
+    source: str
+    title: str
+    section: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class Finding:
+    """One rule that fired, with everything a clinician needs to check it.
+
+    ``basis`` lists the input facts that made the rule fire (through any chain of
+    derived flags). ``advisory`` is true for M-confidence (unconfirmed) rules.
+    """
+
+    rule_id: str
+    category: str
+    severity: str
+    title: str
+    message: str
+    management: str | None
+    evidence: tuple[EvidenceRef, ...]
+    confidence: str
+    advisory: bool
+    basis: tuple[FactRef, ...]
+
+
+@attrs.frozen(kw_only=True)
+class DataGap:
+    """A datum that is missing and could change the answer."""
+
+    rule_id: str
+    missing: str
+    message: str
+    management: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class MonitoringItem:
+    """Something to watch, and when."""
+
+    rule_id: str
+    title: str
+    instruction: str
+    timing: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class DoseOption:
+    """One computed dose; ``not_computed`` says why the dose is missing, when it is."""
+
+    rule_id: str
+    label: str
+    function: str
+    mg_per_kg: Decimal
+    weight_basis: str
+    dosing_weight_kg: Decimal | None
+    dose_mg: Decimal | None
+    infusion_minutes: int | None
+    formula: str | None = None
+    not_computed: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class DoseAdvice:
+    """The dose options for the planned route (more than one when the rules offer alternatives)."""
+
+    route: str
+    options: tuple[DoseOption, ...]
+
+
+@attrs.frozen(kw_only=True)
+class Provenance:
+    """Which rules, which code and which moment produced this result."""
+
+    ruleset: str
+    version: str
+    digest: str
+    package_version: str
+    engine: str
+    now: str
+    route: str
+    jurisdiction: str
+    jurisdiction_scope: tuple[str, ...]
+
+
+@attrs.frozen(kw_only=True)
+class Firing:
+    """One rule activation: the facts it matched and the flags it derived."""
+
+    rule_id: str
+    facts: tuple[str, ...]
+    derived: tuple[str, ...] = ()
+
+
+@attrs.frozen(kw_only=True)
+class Assessment:
+    """The answer for one patient and one planned treatment."""
+
+    status: str
+    status_meaning: str
+    findings: tuple[Finding, ...]
+    dose: DoseAdvice | None
+    monitoring: tuple[MonitoringItem, ...]
+    data_gaps: tuple[DataGap, ...]
+    provenance: Provenance
+    trace: tuple[Firing, ...]
+
+    def finding(self, rule_id: str) -> Finding | None:
+        """Return the finding of ``rule_id``, or ``None`` if that rule did not fire."""
+        return next((f for f in self.findings if f.rule_id == rule_id), None)
+
+    @property
+    def rule_ids(self) -> tuple[str, ...]:
+        """The ids of the rules that reported a finding, sorted."""
+        return tuple(f.rule_id for f in self.findings)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return plain JSON data (decimals as strings)."""
+        data: dict[str, Any] = attrs.asdict(self, value_serializer=_serialise)
+        return data
+
+    def to_json(self, *, indent: int | None = None) -> str:
+        """Return stable JSON: sorted keys, so equal Assessments give equal text."""
+        return json.dumps(self.to_dict(), sort_keys=True, indent=indent, ensure_ascii=False)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Assessment:
+        """Rebuild an Assessment from :meth:`to_dict` data."""
+        return _structure(cls, data)
+
+    @classmethod
+    def from_json(cls, text: str) -> Assessment:
+        """Rebuild an Assessment from :meth:`to_json` text."""
+        return cls.from_dict(json.loads(text))
+
+
+def _serialise(_inst: Any, _field: Any, value: Any) -> Any:
+    return str(value) if isinstance(value, Decimal) else value
+
+
+def _structure(kind: Any, data: Any) -> Any:
+    origin = get_origin(kind)
+    if origin in (Union, types.UnionType):
+        options = [a for a in get_args(kind) if a is not type(None)]
+        return None if data is None else _structure(options[0], data)
+    if origin is tuple:
+        return tuple(_structure(get_args(kind)[0], item) for item in data)
+    if isinstance(kind, type) and attrs.has(kind):
+        hints = get_type_hints(kind)
+        return kind(**{a.name: _structure(hints[a.name], data[a.name]) for a in attrs.fields(kind)})
+    if kind is Decimal:
+        return Decimal(data)
+    return data

@@ -1,0 +1,321 @@
+"""The engine-neutral intermediate form of a ruleset (frozen attrs).
+
+YAML files are loaded into these classes (``ruleset/load.py``); engines run them
+(``engine/durable_backend.py`` compiles them onto durable_rules, and
+``engine/reference.py`` evaluates them directly). Nothing here depends on an engine.
+
+The canonical form (:func:`canonical`) is plain JSON data with sorted keys and
+without source locations; its sha256 is the ruleset's digest, so the same clinical
+content always has the same digest, whatever the file layout or comments.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from decimal import Decimal
+from typing import Any, Literal, TypeAlias
+
+import attrs
+
+__all__ = [
+    "All",
+    "AnyOf",
+    "Code",
+    "Condition",
+    "DoseSpec",
+    "Evidence",
+    "FindingSpec",
+    "Jurisdiction",
+    "Not",
+    "Pattern",
+    "Ref",
+    "Rule",
+    "RuleSet",
+    "Scalar",
+    "Source",
+    "StatusLevel",
+    "StatusTable",
+    "Test",
+    "ValueSet",
+    "canonical",
+    "canonical_json",
+    "to_data",
+]
+
+Scalar: TypeAlias = str | int | Decimal | bool
+Op = Literal["eq", "ne", "gt", "gte", "lt", "lte", "in", "present", "member"]
+Confidence = Literal["R", "S", "M"]
+
+# Marks attributes that say where something was written, not what it means;
+# they are left out of the canonical form and of equality.
+_LOCATION = {"canonical": False}
+
+
+def _location() -> Any:
+    return attrs.field(default=None, eq=False, repr=False, metadata=_LOCATION)
+
+
+@attrs.frozen
+class Ref:
+    """The value of ``field`` in the fact matched by the pattern named ``alias``."""
+
+    alias: str
+    field: str
+
+
+@attrs.frozen
+class Test:
+    """One test on one field of a fact.
+
+    ``member`` tests value-set membership: the fact's ``field`` (a set of value-set
+    ids) shares at least one id with ``value``. ``present`` tests that the field is
+    known (``value`` true) or unknown (``value`` false). Every other operator is
+    false when the field is unknown.
+    """
+
+    field: str
+    op: Op
+    value: Scalar | tuple[Scalar, ...] | Ref
+
+
+@attrs.frozen
+class Pattern:
+    """Matches one fact of type ``fact`` whose fields pass every test."""
+
+    fact: str
+    tests: tuple[Test, ...] = ()
+    alias: str | None = None
+
+
+@attrs.frozen
+class All:
+    """Every item holds (jointly, for one choice of facts)."""
+
+    items: tuple[Condition, ...]
+
+
+@attrs.frozen
+class AnyOf:
+    """At least one item holds."""
+
+    items: tuple[Condition, ...]
+
+
+@attrs.frozen
+class Not:
+    """No choice of facts satisfies ``item`` (negation as absence)."""
+
+    item: Condition
+
+
+Condition: TypeAlias = Pattern | All | AnyOf | Not
+
+
+@attrs.frozen
+class Evidence:
+    """A citation: a source id from the register and the section relied on."""
+
+    source: str
+    section: str | None = None
+
+
+@attrs.frozen
+class FindingSpec:
+    """What a rule says when it fires.
+
+    ``missing`` names the datum a data-gap finding is about (``weight``, ...).
+    ``timing`` says when a monitoring item applies.
+    """
+
+    message: str
+    management: str | None = None
+    missing: str | None = None
+    timing: str | None = None
+
+
+@attrs.frozen
+class DoseSpec:
+    """A dose option computed by the named pure function in ``ketacds.dosing``."""
+
+    function: str
+    label: str
+    params: tuple[tuple[str, Scalar], ...] = ()
+
+
+@attrs.frozen
+class Rule:
+    """One rule: when its condition holds, it reports a finding and/or derives flags."""
+
+    id: str
+    title: str
+    category: str
+    severity: str
+    routes: tuple[str, ...]
+    jurisdictions: tuple[str, ...]
+    when: Condition
+    confidence: Confidence
+    evidence: tuple[Evidence, ...]
+    rationale: str
+    finding: FindingSpec | None = None
+    flags: tuple[str, ...] = ()
+    dose: DoseSpec | None = None
+    file: str | None = _location()
+    line: int | None = _location()
+
+
+@attrs.frozen
+class Code:
+    """One code of a value set."""
+
+    system: str
+    code: str
+    display: str | None = None
+    source: str | None = None
+
+
+@attrs.frozen
+class ValueSet:
+    """A named set of codes (exact, or by prefix in hierarchical systems) and names."""
+
+    id: str
+    title: str
+    source: str
+    codes: tuple[Code, ...] = ()
+    prefixes: tuple[Code, ...] = ()
+    names: tuple[str, ...] = ()
+    description: str | None = None
+    file: str | None = _location()
+
+
+@attrs.frozen
+class Source:
+    """An entry of the sources register that rules cite."""
+
+    id: str
+    title: str
+    confidence_note: str | None = None
+
+
+@attrs.frozen
+class Jurisdiction:
+    """A jurisdiction; rules for ``parent`` apply to it too (DE is within EU)."""
+
+    id: str
+    title: str
+    parent: str | None = None
+
+
+@attrs.frozen
+class StatusLevel:
+    """One overall status, with what it means for the clinician."""
+
+    name: str
+    meaning: str
+
+
+@attrs.frozen
+class StatusTable:
+    """How findings add up to one status word.
+
+    ``levels`` run from the most to the least serious; a finding's severity maps to
+    a level through ``severities``; the most serious level reached wins, else
+    ``default``. ``blocking`` levels are never reached by M-confidence rules.
+    """
+
+    levels: tuple[StatusLevel, ...]
+    severities: tuple[tuple[str, str], ...]
+    default: str
+    blocking: tuple[str, ...]
+
+    def status_of(self, severity: str) -> str | None:
+        """Return the status a severity maps to, or ``None`` when it adds nothing."""
+        mapped = dict(self.severities).get(severity)
+        return None if mapped == self.default else mapped
+
+    def rank(self, status: str) -> int:
+        """Return the precedence of ``status``: 0 is the most serious."""
+        return [level.name for level in self.levels].index(status)
+
+
+@attrs.frozen
+class RuleSet:
+    """A complete, validated ruleset: what the digest identifies."""
+
+    name: str
+    version: str
+    description: str
+    routes: tuple[str, ...]
+    jurisdictions: tuple[Jurisdiction, ...]
+    sources: tuple[Source, ...]
+    status: StatusTable
+    rules: tuple[Rule, ...]
+    valuesets: tuple[ValueSet, ...]
+
+    @property
+    def digest(self) -> str:
+        """The sha256 (hex) of the canonical form (computed on each call: keep it)."""
+        return _digest(self)
+
+    def rule(self, rule_id: str) -> Rule:
+        """Return the rule with this id.
+
+        Raises:
+            KeyError: there is no such rule.
+        """
+        for rule in self.rules:
+            if rule.id == rule_id:
+                return rule
+        raise KeyError(rule_id)
+
+    def jurisdiction_scope(self, jurisdiction: str) -> tuple[str, ...]:
+        """Return ``jurisdiction`` and every jurisdiction it lies within, innermost first."""
+        parents = {j.id: j.parent for j in self.jurisdictions}
+        scope: list[str] = []
+        current: str | None = jurisdiction
+        while current is not None and current not in scope:
+            scope.append(current)
+            current = parents.get(current)
+        return tuple(scope)
+
+
+def _serialise(_inst: Any, field: attrs.Attribute[Any] | None, value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    return value
+
+
+def _filter(attribute: attrs.Attribute[Any], _value: Any) -> bool:
+    return attribute.metadata.get("canonical", True)
+
+
+def to_data(value: Any) -> Any:
+    """Return plain JSON data for any IR value; condition nodes carry their class in ``node``."""
+    if attrs.has(type(value)):
+        data = {
+            a.name: to_data(getattr(value, a.name))
+            for a in attrs.fields(type(value))
+            if _filter(a, None)
+        }
+        if isinstance(value, Pattern | All | AnyOf | Not | Ref):
+            data["node"] = type(value).__name__
+        return data
+    if isinstance(value, tuple | list):
+        return [to_data(item) for item in value]
+    return _serialise(None, None, value)
+
+
+def canonical(ruleset: RuleSet) -> dict[str, Any]:
+    """Return the canonical form: plain JSON data, no source locations."""
+    data: dict[str, Any] = to_data(ruleset)
+    data["format"] = "ketacds-ruleset/1"
+    return data
+
+
+def canonical_json(ruleset: RuleSet) -> str:
+    """Return the canonical form as compact JSON with sorted keys (what the digest hashes)."""
+    return json.dumps(canonical(ruleset), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def _digest(ruleset: RuleSet) -> str:
+    return hashlib.sha256(canonical_json(ruleset).encode("utf-8")).hexdigest()

@@ -1,0 +1,169 @@
+"""Engine-neutral analysis of a ruleset: strata, disjunctive normal form, absence keys.
+
+Both the durable_rules backend and the linter use this. The reference evaluator
+deliberately does not: it interprets the condition tree directly, so that the two
+engines are two independent readings of the same rules.
+
+Negation is handled without durable_rules' order-dependent ``none()``:
+
+* ``not`` over *input* facts is decided before assertion: the fact builder
+  evaluates the negated pattern against the input and asserts an ``absent``
+  marker when nothing matches (:attr:`Alternative.absent`);
+* ``not`` over a *derived flag* is a guard checked when the rule fires; it is
+  sound because every producer of that flag sits in a lower stratum and durable's
+  agenda runs lower ``pri`` first (:attr:`Alternative.missing_flags`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+
+import attrs
+
+from ketacds.errors import RulesetError
+from ketacds.models.facts import FLAG
+from ketacds.ruleset.ir import All, AnyOf, Condition, Not, Pattern, Rule, to_data
+
+__all__ = [
+    "MAX_ALTERNATIVES",
+    "Alternative",
+    "absence_key",
+    "alternatives",
+    "flag_name",
+    "flags_read",
+    "stratify",
+]
+
+#: A rule whose condition expands to more alternatives than this is refused.
+MAX_ALTERNATIVES = 16
+
+
+@attrs.frozen
+class Alternative:
+    """One conjunction of a rule's condition in disjunctive normal form."""
+
+    positive: tuple[Pattern, ...]
+    absent: tuple[Pattern, ...] = ()
+    missing_flags: tuple[str, ...] = ()
+
+
+def flag_name(pattern: Pattern) -> str | None:
+    """Return the flag a pattern matches, or ``None`` if it matches input facts."""
+    if pattern.fact != FLAG:
+        return None
+    return next(str(t.value) for t in pattern.tests if t.field == "name")
+
+
+def absence_key(pattern: Pattern) -> str:
+    """A stable key for "no input fact matches ``pattern``" (a digest of its canonical form)."""
+    data = canonical_pattern(pattern)
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def canonical_pattern(pattern: Pattern) -> object:
+    """The canonical data of one pattern, ignoring its alias."""
+    return to_data(attrs.evolve(pattern, alias=None))
+
+
+def _dnf(condition: Condition) -> list[tuple[tuple[Pattern, ...], tuple[Pattern, ...]]]:
+    """Expand to a list of (positive patterns, negated patterns)."""
+    if isinstance(condition, Pattern):
+        return [((condition,), ())]
+    if isinstance(condition, All):
+        combos: list[tuple[tuple[Pattern, ...], tuple[Pattern, ...]]] = [((), ())]
+        for item in condition.items:
+            combos = [
+                (pos + item_pos, neg + item_neg)
+                for (pos, neg), (item_pos, item_neg) in itertools.product(combos, _dnf(item))
+            ]
+        return combos
+    if isinstance(condition, AnyOf):
+        return [alt for item in condition.items for alt in _dnf(item)]
+    inner = condition.item
+    if isinstance(inner, Pattern):
+        return [((), (inner,))]
+    if isinstance(inner, Not):
+        return _dnf(inner.item)
+    if isinstance(inner, All) and len(inner.items) == 1:
+        return _dnf(Not(inner.items[0]))
+    if isinstance(inner, AnyOf):  # not (a or b) = not a and not b
+        return _dnf(All(tuple(Not(item) for item in inner.items)))
+    # not (a and b ...): only uncorrelated single patterns can be decided before assertion.
+    raise RulesetError("'not' may only contain one fact pattern, 'not', or 'any' of them")
+
+
+def alternatives(rule: Rule) -> tuple[Alternative, ...]:
+    """Return the rule's condition in disjunctive normal form.
+
+    Raises:
+        RulesetError: the condition has more than :data:`MAX_ALTERNATIVES` alternatives,
+            an alternative has no positive pattern, or ``not`` wraps an ``all``.
+    """
+    try:
+        expanded = _dnf(rule.when)
+    except RulesetError as error:
+        raise RulesetError(error.reason, file=rule.file, line=rule.line) from None
+    if len(expanded) > MAX_ALTERNATIVES:
+        raise RulesetError(
+            f"rule {rule.id} expands to {len(expanded)} alternatives (at most "
+            f"{MAX_ALTERNATIVES}); split it into several rules",
+            file=rule.file,
+            line=rule.line,
+        )
+    result = []
+    for positive, negated in expanded:
+        absent = tuple(p for p in negated if flag_name(p) is None)
+        missing = tuple(sorted({str(flag_name(p)) for p in negated if flag_name(p) is not None}))
+        result.append(Alternative(positive=positive, absent=absent, missing_flags=missing))
+    return tuple(result)
+
+
+def flags_read(rule: Rule) -> tuple[set[str], set[str]]:
+    """Return the flags a rule reads positively and under negation."""
+    positive: set[str] = set()
+    negative: set[str] = set()
+    for alternative in alternatives(rule):
+        positive.update(n for p in alternative.positive if (n := flag_name(p)) is not None)
+        negative.update(alternative.missing_flags)
+    return positive, negative
+
+
+def stratify(rules: tuple[Rule, ...]) -> dict[str, int]:
+    """Assign each rule a stratum (1, 2, ...) so that negated flags are complete first.
+
+    A rule sits at or above the strata of the producers of every flag it reads, and
+    strictly above the producers of every flag it reads under ``not``.
+
+    Raises:
+        RulesetError: a flag depends on its own absence (a cycle through ``not``).
+    """
+    producers: dict[str, list[str]] = {}
+    for rule in rules:
+        for flag in rule.flags:
+            producers.setdefault(flag, []).append(rule.id)
+    reads = {rule.id: flags_read(rule) for rule in rules}
+    by_id = {rule.id: rule for rule in rules}
+    stratum = dict.fromkeys(by_id, 1)
+    for _ in range(len(rules) + 1):
+        changed = False
+        for rule_id, (positive, negative) in reads.items():
+            needed = 1
+            for flag in positive:
+                needed = max([needed, *(stratum[p] for p in producers.get(flag, ()))])
+            for flag in negative:
+                needed = max([needed, *(stratum[p] + 1 for p in producers.get(flag, ()))])
+            if needed > stratum[rule_id]:
+                stratum[rule_id] = needed
+                changed = True
+        if not changed:
+            return stratum
+    culprit = max(stratum, key=lambda rule_id: (stratum[rule_id], rule_id))
+    rule = by_id[culprit]
+    raise RulesetError(
+        f"rule {culprit} takes part in a cycle through 'not': a flag depends on its own absence",
+        file=rule.file,
+        line=rule.line,
+    )
+

@@ -1,0 +1,53 @@
+"""Value-set membership: which value sets a code or a typed name belongs to.
+
+Matching is exact and predictable: a code matches when its system and code are
+listed, or when the code starts with a listed prefix in the same system (for
+hierarchical systems such as ICD-10-CM and ATC); a name matches when it equals a
+listed name after case and white space are folded. Nothing is fuzzy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from ketacds.models.inputs import Coding
+from ketacds.ruleset.ir import ValueSet
+
+__all__ = ["Terminology", "normalise_name"]
+
+
+def normalise_name(name: str) -> str:
+    """Fold case and white space: ``"  Klonopin "`` → ``"klonopin"``."""
+    return " ".join(name.lower().split())
+
+
+class Terminology:
+    """An in-memory index of the ruleset's value sets, built once per engine."""
+
+    def __init__(self, valuesets: Iterable[ValueSet]) -> None:
+        self._codes: dict[tuple[str, str], set[str]] = {}
+        self._prefixes: dict[str, list[tuple[str, str]]] = {}
+        self._names: dict[str, set[str]] = {}
+        self.ids: frozenset[str] = frozenset()
+        ids = set()
+        for vs in valuesets:
+            ids.add(vs.id)
+            for code in vs.codes:
+                self._codes.setdefault((code.system, code.code), set()).add(vs.id)
+            for prefix in vs.prefixes:
+                self._prefixes.setdefault(prefix.system, []).append((prefix.code, vs.id))
+            for name in vs.names:
+                self._names.setdefault(normalise_name(name), set()).add(vs.id)
+        self.ids = frozenset(ids)
+
+    def tag(self, code: Coding | None, name: str | None) -> tuple[str, ...]:
+        """Return the sorted ids of every value set the code or the name belongs to."""
+        found: set[str] = set()
+        if code is not None:
+            found |= self._codes.get((code.system, code.code), set())
+            for prefix, vs_id in self._prefixes.get(code.system, ()):
+                if code.code.startswith(prefix):
+                    found.add(vs_id)
+        if name:
+            found |= self._names.get(normalise_name(name), set())
+        return tuple(sorted(found))
