@@ -46,8 +46,14 @@ class Engine:
     .. versionadded:: 0.1.0
     """
 
-    def __init__(self, rules_dir: Path | str | None = None, *, expected_digest: str | None = None) -> None:
-        self.ruleset: RuleSet = load_ruleset(rules_dir)
+    def __init__(
+        self,
+        rules_dir: Path | str | None = None,
+        *,
+        expected_digest: str | None = None,
+        _ruleset: RuleSet | None = None,
+    ) -> None:
+        self.ruleset: RuleSet = _ruleset if _ruleset is not None else load_ruleset(rules_dir)
         self.digest: str = self.ruleset.digest
         if expected_digest is not None and expected_digest != self.digest:
             raise DigestMismatchError(
@@ -58,6 +64,11 @@ class Engine:
         self.strata = stratify(self.ruleset.rules)
         self._programs: dict[tuple[str, str], DurableProgram] = {}
         self._lock = threading.Lock()
+
+    @classmethod
+    def from_ruleset(cls, ruleset: RuleSet, *, expected_digest: str | None = None) -> Engine:
+        """Build an Engine from an already loaded ruleset (no files are read)."""
+        return cls(expected_digest=expected_digest, _ruleset=ruleset)
 
     def rules_for(self, route: str, jurisdiction: str) -> tuple[Rule, ...]:
         """The rules that apply to a route in a jurisdiction (and the jurisdictions it lies in)."""

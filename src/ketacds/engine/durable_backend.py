@@ -46,8 +46,8 @@ from ketacds.ruleset.plan import absence_key, alternatives, flag_name
 __all__ = [
     "ENGINE_NAME",
     "MAX_FACTS",
-    "MAX_RULES_PER_PROGRAM",
     "MAX_RULES_PER_FACT_TYPE",
+    "MAX_RULES_PER_PROGRAM",
     "DurableProgram",
     "fnv1a_32",
 ]
@@ -122,7 +122,9 @@ class DurableProgram:
         for rule in rules:
             for index, alt in enumerate(alternatives(rule)):
                 aliases: dict[str, str] = {}
-                durable_alias = {p.alias: f"a_{p.alias}" for p in alt.positive if p.alias}
+                durable_alias: dict[str | None, str] = {
+                    p.alias: f"a_{p.alias}" for p in alt.positive if p.alias
+                }
                 patterns = []
                 for position, pattern in enumerate(alt.positive):
                     alias = durable_alias.get(pattern.alias) or f"p{position}"
@@ -210,7 +212,9 @@ class DurableProgram:
                 markers.append({"t": _ABSENT, "id": f"absent:{key}", "key": key})
         return markers
 
-    def run(self, facts: Sequence[Mapping[str, Any]], *, action_hook: Callable[[str], None] | None = None) -> RawResult:
+    def run(
+        self, facts: Sequence[Mapping[str, Any]], *, action_hook: Callable[[str], None] | None = None
+    ) -> RawResult:
         """Assert ``facts`` into a fresh session, fire every rule, and return the firings.
 
         Args:
@@ -235,13 +239,15 @@ class DurableProgram:
                 self._broken = str(error)
                 raise EvaluationError(f"durable_rules failed: {error}") from error
 
-    def _run(self, facts: Sequence[Mapping[str, Any]], action_hook: Callable[[str], None] | None) -> RawResult:
+    def _run(
+        self, facts: Sequence[Mapping[str, Any]], action_hook: Callable[[str], None] | None
+    ) -> RawResult:
         self._sessions += 1
         sid = str(self._sessions)
         public: dict[str, str] = {}
         batch = []
         for number, fact in enumerate([*facts, *self.absence_markers(facts)]):
-            durable_id = str(number)
+            durable_id = self._durable_id(number)
             public[durable_id] = fact["id"]
             batch.append({**fact, "id": durable_id, "sid": sid})
         public.update({flag: flag for flag in self._flag_ids.values()})
@@ -250,29 +256,37 @@ class DurableProgram:
         derived: set[str] = set()
         failure: tuple[str, BaseException] | None = None
         if code != 0:
-            failure = ("(assertion)", EvaluationError(f"durable_rules return code {code} on assertion: a fact was dropped"))
+            failure = (
+                "(assertion)",
+                EvaluationError(f"durable_rules return code {code} on assertion: a fact was dropped"),
+            )
         result = _dre.start_action_for_state(self._handle, state)
         message = result[1] if result else None
         while message is not None:
             if failure is None:
                 try:
                     self._fire(json.loads(message), sid, public, firings, derived, action_hook)
-                except Exception as error:  # noqa: BLE001 - re-raised below, with the rule
-                    failure = (self._rule_of(message), error)
+                except Exception as action_error:
+                    failure = (self._rule_of(message), action_error)
             message = _dre.complete_and_start_action(self._handle, state)
         _dre.delete_state(self._handle, sid)  # the agenda is drained: safe to delete
         if failure is not None:
-            rule_id, error = failure
-            if isinstance(error, EvaluationError):
-                raise error
-            raise EvaluationError(f"{type(error).__name__}: {error}", rule_id=rule_id) from error
+            rule_id, cause = failure
+            if isinstance(cause, EvaluationError):
+                raise cause
+            raise EvaluationError(f"{type(cause).__name__}: {cause}", rule_id=rule_id) from cause
         return RawResult.of(firings)
+
+    @staticmethod
+    def _durable_id(number: int) -> str:
+        """The id a fact is asserted under: short, and checked collision-free up to MAX_FACTS."""
+        return str(number)
 
     def _rule_of(self, message: str) -> str:
         try:
             name = next(iter(json.loads(message)))
             return self._alternatives[name].rule.id
-        except Exception:  # noqa: BLE001 - only for the error message
+        except Exception:
             return "(unknown)"
 
     def _fire(
@@ -284,7 +298,7 @@ class DurableProgram:
         derived: set[str],
         action_hook: Callable[[str], None] | None,
     ) -> None:
-        (name, bound), = message.items()
+        ((name, bound),) = message.items()
         alt = self._alternatives[name]
         if action_hook is not None:
             action_hook(alt.rule.id)
@@ -298,7 +312,9 @@ class DurableProgram:
                 fact = {**flag_fact(flag), "sid": sid}
                 code, _ = _dre.assert_fact(self._handle, json.dumps(fact))
                 if code != 0:
-                    raise EvaluationError(f"durable_rules return code {code} asserting flag {flag!r}", rule_id=alt.rule.id)
+                    raise EvaluationError(
+                        f"durable_rules return code {code} asserting flag {flag!r}", rule_id=alt.rule.id
+                    )
 
     def close(self) -> None:
         """Free the C ruleset. The program cannot be used afterwards."""

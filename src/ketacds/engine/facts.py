@@ -32,7 +32,6 @@ from ketacds.models.inputs import (
     Context,
     Medication,
     Observation,
-    ObservationComponent,
     PatientRecord,
 )
 from ketacds.terminology.valuesets import Terminology, normalise_name
@@ -104,9 +103,7 @@ def _age(record: PatientRecord, now: dt.datetime) -> int | None:
     if (today.month, today.day) < (patient.birth_date.month, patient.birth_date.day):
         years -= 1
     if patient.age_years is not None and patient.age_years != years:
-        raise InputError(
-            "patient.age_years", f"is {patient.age_years} but birth_date gives {years} at 'now'"
-        )
+        raise InputError("patient.age_years", f"is {patient.age_years} but birth_date gives {years} at 'now'")
     return years
 
 
@@ -140,7 +137,7 @@ def build_facts(record: PatientRecord, context: Context, terminology: Terminolog
         labels[fact["id"]] = label
 
     patient_fact, dose_inputs = _patient_fact(record, context)
-    add(patient_fact, "patient", "patient")
+    add(patient_fact, _patient_label(patient_fact), "patient")
 
     for index, c in enumerate(record.conditions):
         fact: Fact = {
@@ -238,6 +235,19 @@ def _patient_fact(record: PatientRecord, context: Context) -> tuple[Fact, DoseIn
     return fact, DoseInputs(weight_kg=weight, height_cm=height, sex=p.sex)
 
 
+def _patient_label(fact: Fact) -> str:
+    parts = [
+        f"{fact['age_years']} y" if "age_years" in fact else "age unknown",
+        fact.get("sex", "sex unknown"),
+        f"{fact['weight_kg']} kg" if "weight_kg" in fact else "weight unknown",
+    ]
+    if "height_cm" in fact:
+        parts.append(f"{fact['height_cm']} cm")
+    if "bmi" in fact:
+        parts.append(f"BMI {fact['bmi']}")
+    return "patient: " + ", ".join(parts)
+
+
 def _medication_fact(m: Medication, terminology: Terminology, path: str) -> tuple[Fact, str]:
     fact: Fact = {
         "t": "medication",
@@ -277,8 +287,14 @@ def _observation_facts(
         for c_index, component in enumerate(o.components):
             child = f"{parent}/{_content_id('c', component).split(':')[1][:8]}"
             parts.append(
-                (child, component.code, component.name, component.value, component.unit,
-                 f"{path}.components[{c_index}]")
+                (
+                    child,
+                    component.code,
+                    component.name,
+                    component.value,
+                    component.unit,
+                    f"{path}.components[{c_index}]",
+                )
             )
         for fact_id, code, name, value, unit, where in parts:
             measured, fact_unit = _measure(value, unit, f"{where}.unit")
@@ -320,6 +336,4 @@ def _mark_latest(rows: list[tuple[Fact, str, str, dt.datetime | None]]) -> None:
             if vs not in newest or later(rank(moment), newest[vs]):
                 newest[vs] = rank(moment)
     for fact, _, _, moment in rows:
-        fact["latest"] = bool(fact["vs"]) and all(
-            not later(newest[vs], rank(moment)) for vs in fact["vs"]
-        )
+        fact["latest"] = bool(fact["vs"]) and all(not later(newest[vs], rank(moment)) for vs in fact["vs"])

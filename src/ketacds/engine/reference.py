@@ -34,9 +34,8 @@ def solve(
     elif isinstance(condition, AnyOf):
         for item in condition.items:
             yield from solve(item, env, facts_by_type)
-    elif isinstance(condition, Not):
-        if next(solve(condition.item, env, facts_by_type), None) is None:
-            yield env
+    elif isinstance(condition, Not) and next(solve(condition.item, env, facts_by_type), None) is None:
+        yield env
 
 
 def _solve_all(
@@ -59,7 +58,7 @@ def evaluate(
     by_type.setdefault("flag", [])
     flags: set[str] = set()
     firings: set[RawFiring] = set()
-    for stratum in sorted(set(strata[r.id] for r in rules)):
+    for stratum in sorted({strata[r.id] for r in rules}):
         layer = [r for r in rules if strata[r.id] == stratum]
         changed = True
         while changed:

@@ -75,9 +75,7 @@ CODE_SYSTEMS: dict[str, tuple[str, ...]] = {
     "http://www.whocc.no/atc": ("atc",),
     "http://loinc.org": ("loinc",),
 }
-_SYSTEM_BY_NAME = {
-    name: uri for uri, names in CODE_SYSTEMS.items() for name in (uri.lower(), *names)
-}
+_SYSTEM_BY_NAME = {name: uri for uri, names in CODE_SYSTEMS.items() for name in (uri.lower(), *names)}
 
 
 def canonical_system(system: str) -> str:
@@ -185,9 +183,7 @@ class Observation:
     name: str | None = attrs.field(default=None, validator=_text)
     value: Decimal | None = attrs.field(default=None, validator=_decimal)
     unit: str | None = attrs.field(default=None, validator=_text)
-    time: dt.datetime | None = attrs.field(
-        default=None, validator=[_opt(v.instance_of(dt.datetime)), _aware]
-    )
+    time: dt.datetime | None = attrs.field(default=None, validator=[_opt(v.instance_of(dt.datetime)), _aware])
     components: tuple[ObservationComponent, ...] = attrs.field(
         default=(), validator=v.deep_iterable(v.instance_of(ObservationComponent))
     )

@@ -43,6 +43,7 @@ from ketacds.models.inputs import (
 __all__ = ["load_case", "load_case_file", "load_context", "load_record", "read_document"]
 
 T = TypeVar("T")
+D = TypeVar("D")
 
 # Common dosing-frequency abbreviations, as administrations per day.
 _FREQUENCIES: dict[str, Decimal] = {
@@ -88,7 +89,7 @@ class _Reader:
             return f"{self.path}[{key}]"
         return f"{self.path}.{key}" if self.path else key
 
-    def get(self, key: str, parse: Callable[[Any, str], T], default: T) -> T:
+    def get(self, key: str, parse: Callable[[Any, str], T], default: D) -> T | D:
         self.used.add(key)
         value = self.data.get(key)
         if value is None:
@@ -192,11 +193,12 @@ def _quantity(dimension: str) -> Callable[[Any, str], Quantity]:
             number, unit = Decimal(match.group(1)), match.group(2)
         else:
             reader = _Reader(value, path)
-            number = reader.get("value", _non_negative, None)  # type: ignore[arg-type]
-            unit = reader.get("unit", _text, None)  # type: ignore[arg-type]
+            maybe_number = reader.get("value", _non_negative, None)
+            maybe_unit = reader.get("unit", _text, None)
             reader.finish()
-            if number is None or unit is None:
+            if maybe_number is None or maybe_unit is None:
                 raise InputError(path, "a quantity needs a value and a unit")
+            number, unit = maybe_number, maybe_unit
         if number < 0:
             raise InputError(path, f"must not be negative, got {number}")
         return Quantity(value=number, unit=_unit(unit, path, dimension))
@@ -216,9 +218,9 @@ def _choice(*allowed: str) -> Callable[[Any, str], str]:
 
 def _coding(value: Any, path: str) -> Coding:
     reader = _Reader(value, path)
-    system = reader.get("system", _text, None)  # type: ignore[arg-type]
-    code = reader.get("code", _text, None)  # type: ignore[arg-type]
-    display = reader.get("display", _text, None)  # type: ignore[arg-type]
+    system = reader.get("system", _text, None)
+    code = reader.get("code", _text, None)
+    display = reader.get("display", _text, None)
     reader.finish()
     if system is None or code is None:
         raise InputError(path, "a code needs a system and a code")
@@ -277,9 +279,7 @@ def _condition(value: Any, path: str) -> Condition:
         _choice("active", "recurrence", "relapse", "inactive", "remission", "resolved"),
         "active",
     )
-    return _build(
-        r, Condition, **_identity(r), clinical_status=status, onset=r.get("onset", _date, None)
-    )
+    return _build(r, Condition, **_identity(r), clinical_status=status, onset=r.get("onset", _date, None))
 
 
 def _frequency(value: Any, path: str) -> Decimal:
@@ -307,9 +307,7 @@ def _medication(value: Any, path: str) -> Medication:
         unit=r.get("unit", lambda v, p: _unit(v, p, "mass"), None),
         frequency_per_day=frequency if frequency is not None else per_day,
         as_needed=r.get("as_needed", _bool, False),
-        status=r.get(
-            "status", _choice("active", "on-hold", "intended", "stopped", "completed"), "active"
-        ),
+        status=r.get("status", _choice("active", "on-hold", "intended", "stopped", "completed"), "active"),
     )
 
 
@@ -352,9 +350,7 @@ def _trial(value: Any, path: str) -> AntidepressantTrial:
         dose=r.get("dose", _non_negative, None),
         unit=r.get("unit", lambda v, p: _unit(v, p, "mass"), None),
         weeks=r.get("weeks", _non_negative, None),
-        response=r.get(
-            "response", _choice("none", "partial", "response", "remission", "unknown"), "unknown"
-        ),
+        response=r.get("response", _choice("none", "partial", "response", "remission", "unknown"), "unknown"),
         episode=r.get("episode", _choice("current", "previous"), "current"),
         adequate_dose=r.get("adequate_dose", _bool, None),
     )
@@ -373,10 +369,11 @@ def load_record(data: Mapping[str, Any], *, path: str = "") -> PatientRecord:
         InputError: with the path of the first field that cannot be read.
     """
     r = _Reader(data, path)
-    if "patient" not in data:
+    patient = r.get("patient", _patient, None)
+    if patient is None:
         raise InputError(r.at("patient"), "is required")
     record = PatientRecord(
-        patient=r.get("patient", _patient, None),  # type: ignore[arg-type]
+        patient=patient,
         conditions=r.get("conditions", _list(_condition), ()),
         medications=r.get("medications", _list(_medication), ()),
         observations=r.get("observations", _list(_observation), ()),

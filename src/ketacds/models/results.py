@@ -172,7 +172,8 @@ class Assessment:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Assessment:
         """Rebuild an Assessment from :meth:`to_dict` data."""
-        return _structure(cls, data)
+        result: Assessment = _structure(cls, data)
+        return result
 
     @classmethod
     def from_json(cls, text: str) -> Assessment:

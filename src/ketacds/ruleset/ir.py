@@ -28,6 +28,7 @@ __all__ = [
     "FindingSpec",
     "Jurisdiction",
     "Not",
+    "Op",
     "Pattern",
     "Ref",
     "Rule",
@@ -286,16 +287,14 @@ def _serialise(_inst: Any, field: attrs.Attribute[Any] | None, value: Any) -> An
 
 
 def _filter(attribute: attrs.Attribute[Any], _value: Any) -> bool:
-    return attribute.metadata.get("canonical", True)
+    return bool(attribute.metadata.get("canonical", True))
 
 
 def to_data(value: Any) -> Any:
     """Return plain JSON data for any IR value; condition nodes carry their class in ``node``."""
     if attrs.has(type(value)):
         data = {
-            a.name: to_data(getattr(value, a.name))
-            for a in attrs.fields(type(value))
-            if _filter(a, None)
+            a.name: to_data(getattr(value, a.name)) for a in attrs.fields(type(value)) if _filter(a, None)
         }
         if isinstance(value, Pattern | All | AnyOf | Not | Ref):
             data["node"] = type(value).__name__

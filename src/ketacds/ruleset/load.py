@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import difflib
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import jsonschema
 
@@ -36,6 +36,7 @@ from ketacds.ruleset.ir import (
     FindingSpec,
     Jurisdiction,
     Not,
+    Op,
     Pattern,
     Ref,
     Rule,
@@ -76,7 +77,7 @@ def schema(name: str) -> dict[str, Any]:
     return data
 
 
-def _suggest(name: str, known: Sequence[str] | set[str]) -> str | None:
+def _suggest(name: str, known: Iterable[str]) -> str | None:
     matches = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.6)
     return matches[0] if matches else None
 
@@ -135,8 +136,7 @@ def load_ruleset(directory: Path | str | None = None) -> RuleSet:
         if j.parent is not None and j.parent not in known_jurisdictions:
             raise manifest.error(("jurisdictions", index, "parent"), f"unknown jurisdiction {j.parent!r}")
     sources = tuple(
-        Source(id=s["id"], title=s["title"], confidence_note=s.get("confidence_note"))
-        for s in m["sources"]
+        Source(id=s["id"], title=s["title"], confidence_note=s.get("confidence_note")) for s in m["sources"]
     )
     status = _status_table(manifest)
 
@@ -184,7 +184,9 @@ def load_ruleset(directory: Path | str | None = None) -> RuleSet:
 
 def _status_table(manifest: _Doc) -> StatusTable:
     data = manifest.data["status"]
-    levels = tuple(StatusLevel(name=x["name"], meaning=" ".join(x["meaning"].split())) for x in data["levels"])
+    levels = tuple(
+        StatusLevel(name=x["name"], meaning=" ".join(x["meaning"].split())) for x in data["levels"]
+    )
     names = [level.name for level in levels]
     if len(set(names)) != len(names):
         raise manifest.error(("status", "levels"), "status levels must be unique")
@@ -193,10 +195,14 @@ def _status_table(manifest: _Doc) -> StatusTable:
             raise manifest.error(("status", key), f"unknown status {data[key]!r}", _suggest(data[key], names))
     for index, name in enumerate(data["blocking"]):
         if name not in names:
-            raise manifest.error(("status", "blocking", index), f"unknown status {name!r}", _suggest(name, names))
+            raise manifest.error(
+                ("status", "blocking", index), f"unknown status {name!r}", _suggest(name, names)
+            )
     for severity, name in data["severities"].items():
         if name not in names:
-            raise manifest.error(("status", "severities", severity), f"unknown status {name!r}", _suggest(name, names))
+            raise manifest.error(
+                ("status", "severities", severity), f"unknown status {name!r}", _suggest(name, names)
+            )
     return StatusTable(
         levels=levels,
         severities=tuple(sorted(data["severities"].items())),
@@ -222,7 +228,9 @@ def _load_valuesets(root: Path) -> tuple[ValueSet, ...]:
                     system = canonical_system(c["system"])
                 except ValueError as error:
                     raise doc.error((key, index, "system"), str(error)) from None
-                out.append(Code(system=system, code=c["code"], display=c.get("display"), source=c.get("source")))
+                out.append(
+                    Code(system=system, code=c["code"], display=c.get("display"), source=c.get("source"))
+                )
             return tuple(out)
 
         result.append(
@@ -271,7 +279,9 @@ def _rule(doc: _Doc, at: DocPath, d: Mapping[str, Any], ctx: _Context) -> Rule:
         raise doc.error((*at, "jurisdictions"), f"{ANY_JURISDICTION!r} stands alone")
     severities = dict(ctx.status.severities)
     if d["severity"] not in severities:
-        raise doc.error((*at, "severity"), f"unknown severity {d['severity']!r}", _suggest(d["severity"], severities))
+        raise doc.error(
+            (*at, "severity"), f"unknown severity {d['severity']!r}", _suggest(d["severity"], severities)
+        )
     if d["confidence"] == "M" and severities[d["severity"]] in ctx.status.blocking:
         raise doc.error(
             (*at, "severity"),
@@ -341,7 +351,9 @@ def _dose(doc: _Doc, at: DocPath, d: Mapping[str, Any]) -> DoseSpec:
     spec = PARAMETERS[name]
     for key, value in params.items():
         if key not in spec:
-            raise doc.error((*at, "params", key), f"unknown parameter {key!r} of {name}", _suggest(key, set(spec)))
+            raise doc.error(
+                (*at, "params", key), f"unknown parameter {key!r} of {name}", _suggest(key, set(spec))
+            )
         allowed = spec[key][1]
         if allowed is None and (isinstance(value, bool) or not isinstance(value, int | Decimal)):
             raise doc.error((*at, "params", key), f"{key} must be a number")
@@ -368,7 +380,9 @@ class _ConditionParser:
         if key == "all":
             return self._all(node["all"], (*at, "all"), scope)
         if key == "any":
-            items = tuple(self.parse(item, (*at, "any", i), set(scope))[0] for i, item in enumerate(node["any"]))
+            items = tuple(
+                self.parse(item, (*at, "any", i), set(scope))[0] for i, item in enumerate(node["any"])
+            )
             return AnyOf(items), set()
         if key == "not":
             inner, _ = self.parse(node["not"], (*at, "not"), set())
@@ -388,7 +402,9 @@ class _ConditionParser:
             return items[0], visible - scope
         return All(tuple(items)), visible - scope
 
-    def _pattern(self, fact: str, tests: Mapping[str, Any], at: DocPath, scope: set[str]) -> tuple[Condition, set[str]]:
+    def _pattern(
+        self, fact: str, tests: Mapping[str, Any], at: DocPath, scope: set[str]
+    ) -> tuple[Condition, set[str]]:
         if fact not in FACT_TYPES or fact == FLAG:
             known = set(FACT_TYPES) - {FLAG}
             raise self.doc.error(at, f"unknown fact type {fact!r}", _suggest(fact, known))
@@ -407,7 +423,9 @@ class _ConditionParser:
                 ids = (value,) if isinstance(value, str) else tuple(value)
                 for vs in ids:
                     if vs not in self.ctx.valuesets:
-                        raise self.doc.error(where, f"unknown value set {vs!r}", _suggest(vs, self.ctx.valuesets))
+                        raise self.doc.error(
+                            where, f"unknown value set {vs!r}", _suggest(vs, self.ctx.valuesets)
+                        )
                 parsed.append(Test("vs", "member", tuple(sorted(ids))))
                 continue
             if name not in fields or fields[name] == "codes":
@@ -418,10 +436,13 @@ class _ConditionParser:
             for op, operand in ops.items():
                 if op not in _OPS_BY_KIND[kind]:
                     raise self.doc.error((*where, op), f"{op!r} does not apply to {kind} field {name!r}")
-                parsed.append(Test(name, op, self._operand(operand, kind, op, (*where, op), scope)))
+                operand_value = self._operand(operand, kind, op, (*where, op), scope)
+                parsed.append(Test(name, cast(Op, op), operand_value))
         return Pattern(fact=fact, tests=tuple(parsed), alias=alias), ({alias} if alias else set())
 
-    def _operand(self, operand: Any, kind: str, op: str, at: DocPath, scope: set[str]) -> Scalar | tuple[Scalar, ...] | Ref:
+    def _operand(
+        self, operand: Any, kind: str, op: str, at: DocPath, scope: set[str]
+    ) -> Scalar | tuple[Scalar, ...] | Ref:
         if op == "present":
             return bool(operand)
         if isinstance(operand, dict):

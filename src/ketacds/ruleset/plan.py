@@ -166,4 +166,3 @@ def stratify(rules: tuple[Rule, ...]) -> dict[str, int]:
         file=rule.file,
         line=rule.line,
     )
-

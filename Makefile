@@ -1,0 +1,40 @@
+# Two commands matter (see README.md):
+#   make demo   create .venv, install ketacds, assess every example patient
+#   make test   install the test and lint extras, run ruff, mypy and the test suite
+PYTHON ?= $(shell command -v python3.11 || command -v python3.12 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
+
+.PHONY: demo test lint typecheck unit bench golden clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+demo: $(BIN)/python
+	$(PIP) install .
+	$(BIN)/ketacds assess examples/*.yaml
+
+test: $(BIN)/python
+	$(PIP) install ".[test,lint]"
+	$(MAKE) --no-print-directory lint typecheck unit
+
+lint:
+	$(BIN)/ruff check src tests benchmarks
+
+typecheck:
+	$(BIN)/mypy
+
+unit:
+	$(BIN)/python -m coverage run -m pytest --hypothesis-profile=ci
+	$(BIN)/python -m coverage report
+
+bench: $(BIN)/python
+	$(PIP) install .
+	$(BIN)/python benchmarks/bench_slice.py
+
+golden: $(BIN)/python
+	$(BIN)/python -m pytest tests/unit/test_golden.py --update-golden
+
+clean:
+	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache .coverage

@@ -1,0 +1,97 @@
+"""The ``ketacds`` command line: parses arguments, prints, and holds no clinical logic.
+
+Exit status of ``ketacds assess``: 0 when every assessment completed (whatever its
+status), 2 for bad input (one line naming the field), 3 when the engine failed.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+
+from ketacds._version import __version__
+from ketacds.engine.api import Engine
+from ketacds.errors import EvaluationError, InputError, RulesetError
+from ketacds.models.load import load_case, read_document
+from ketacds.reporting import render
+
+__all__ = ["main"]
+
+EXIT_BAD_INPUT = 2
+EXIT_ENGINE = 3
+
+
+@click.group()
+@click.version_option(__version__, prog_name="ketacds")
+def main() -> None:
+    """Clinical decision support for ketamine and esketamine (advisory only)."""
+
+
+def _fail(message: str, code: int) -> None:
+    Console(stderr=True, highlight=False, soft_wrap=True).print(f"[bold red]error:[/] {message}", markup=True)
+    sys.exit(code)
+
+
+@main.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path, dir_okay=False))
+@click.option(
+    "--route",
+    type=click.Choice(["ketamine-iv", "esketamine-nasal", "ketamine-other"]),
+    help="Planned route (overrides the file's context).",
+)
+@click.option("--jurisdiction", help="Two-letter jurisdiction, e.g. US, EU, DE (overrides the file).")
+@click.option("--now", "now", help="Assessment time, ISO 8601 with timezone (overrides the file).")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json", "markdown"]),
+    default="text",
+    show_default=True,
+    help="Output format.",
+)
+@click.option(
+    "--rules",
+    "rules_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="A ruleset directory (default: the bundled rulesets).",
+)
+def assess(
+    files: tuple[Path, ...],
+    route: str | None,
+    jurisdiction: str | None,
+    now: str | None,
+    fmt: str,
+    rules_dir: Path | None,
+) -> None:
+    """Assess the patient in each FILE (YAML or JSON) and print a report."""
+    try:
+        engine = Engine(rules_dir)
+    except RulesetError as error:
+        _fail(f"rules: {error}", EXIT_BAD_INPUT)
+    overrides = {"route": route, "jurisdiction": jurisdiction, "now": now}
+    reports: list[str] = []
+    results: list[str] = []
+    for file in files:
+        try:
+            document = read_document(file)
+            record, context = load_case(document, overrides=overrides)
+            assessment = engine.assess(record, context)
+        except InputError as error:
+            _fail(f"{file}: {error}", EXIT_BAD_INPUT)
+        except EvaluationError as error:
+            _fail(f"{file}: the engine failed, no result: {error}", EXIT_ENGINE)
+        title = document.get("title")
+        reports.append(render(assessment, fmt, title=f"{file.name}: {title}" if title else file.name))
+        results.append(assessment.to_json(indent=2))
+    if fmt == "json":
+        text = results[0] if len(results) == 1 else "[\n" + ",\n".join(results) + "\n]"
+        click.echo(text)
+    else:
+        click.echo("\n".join(reports), nl=False)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,130 @@
+"""Render an Assessment as text (for people at a terminal), Markdown, or JSON.
+
+Renderers only format; every word of clinical content comes from the Assessment,
+and so from the rulesets.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Iterable
+
+from ketacds.models.results import Assessment, DoseOption, Finding
+
+__all__ = ["render", "to_markdown", "to_text"]
+
+_WIDTH = 88
+
+
+def _wrap(text: str, indent: str) -> list[str]:
+    return textwrap.wrap(text, width=_WIDTH, initial_indent=indent, subsequent_indent=indent) or [indent]
+
+
+def _dose_line(option: DoseOption) -> str:
+    if option.dose_mg is None:
+        return f"{option.label}: not calculated ({option.not_computed})"
+    minutes = f" over {option.infusion_minutes} min" if option.infusion_minutes else ""
+    return (
+        f"{option.label}: {option.dose_mg} mg{minutes} "
+        f"({option.mg_per_kg} mg/kg x {option.dosing_weight_kg} kg {option.weight_basis} weight"
+        f"{', ' + option.formula if option.formula else ''})"
+    )
+
+
+def _evidence(finding: Finding) -> str:
+    return "; ".join(f"{e.source}{' ' + e.section if e.section else ''}" for e in finding.evidence)
+
+
+def to_text(assessment: Assessment, *, title: str | None = None) -> str:
+    """A plain-text report a clinician can check line by line."""
+    p = assessment.provenance
+    lines: list[str] = []
+    if title:
+        lines += [title, "=" * min(len(title), _WIDTH)]
+    lines.append(f"Status: {assessment.status.upper()}")
+    lines += _wrap(assessment.status_meaning, "  ")
+    lines.append(f"Planned: {p.route} in {p.jurisdiction}, assessed at {p.now}")
+    if assessment.data_gaps:
+        lines += ["", "Data gaps (could change the answer):"]
+        for gap in assessment.data_gaps:
+            lines += _wrap(f"- {gap.missing}: {gap.message} [{gap.rule_id}]", "  ")
+    lines += ["", "Findings:" if assessment.findings else "Findings: none"]
+    for f in assessment.findings:
+        advisory = ", advisory" if f.advisory else ""
+        lines.append(
+            f"  [{f.severity}] {f.title} ({f.rule_id}, {f.category}, confidence {f.confidence}{advisory})"
+        )
+        lines += _wrap(f.message, "      ")
+        if f.management:
+            lines += _wrap(f"Management: {f.management}", "      ")
+        lines += _wrap(f"Evidence: {_evidence(f)}", "      ")
+        basis = "; ".join(b.label for b in f.basis) or "(none)"
+        lines += _wrap(f"Because of: {basis}", "      ")
+    if assessment.dose is not None:
+        lines += ["", "Dose:"]
+        for option in assessment.dose.options:
+            lines += _wrap(f"- {_dose_line(option)} [{option.rule_id}]", "  ")
+    if assessment.monitoring:
+        lines += ["", "Monitoring:"]
+        for item in assessment.monitoring:
+            timing = f" ({item.timing})" if item.timing else ""
+            lines += _wrap(f"- {item.title}{timing} [{item.rule_id}]", "  ")
+    lines += [
+        "",
+        f"Rules: {p.ruleset} {p.version}, digest {p.digest[:16]}..., ketacds {p.package_version}",
+        "Advisory only: this informs a clinician; it does not order treatment.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _md_escape(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def to_markdown(assessment: Assessment, *, title: str | None = None) -> str:
+    """A Markdown report (for notes, tickets, and documentation)."""
+    p = assessment.provenance
+    out: list[str] = []
+    if title:
+        out += [f"## {title}", ""]
+    out += [f"**Status: {assessment.status}** — {assessment.status_meaning}", ""]
+    out += [f"Planned: `{p.route}` in `{p.jurisdiction}`, assessed at {p.now}.", ""]
+    if assessment.data_gaps:
+        out += ["### Data gaps", ""]
+        out += [f"- **{g.missing}**: {g.message} (`{g.rule_id}`)" for g in assessment.data_gaps]
+        out.append("")
+    out += ["### Findings", ""]
+    if assessment.findings:
+        out += ["| rule | severity | finding | evidence | because of |", "|---|---|---|---|---|"]
+        for f in assessment.findings:
+            basis = "; ".join(b.label for b in f.basis) or "—"
+            cells: Iterable[str] = (
+                f"`{f.rule_id}`",
+                f.severity,
+                f"**{f.title}**. {f.message}",
+                _evidence(f),
+                basis,
+            )
+            out.append("| " + " | ".join(_md_escape(c) for c in cells) + " |")
+    else:
+        out.append("None.")
+    if assessment.dose is not None:
+        out += ["", "### Dose", ""]
+        out += [f"- {_dose_line(o)} (`{o.rule_id}`)" for o in assessment.dose.options]
+    if assessment.monitoring:
+        out += ["", "### Monitoring", ""]
+        out += [
+            f"- {m.instruction}{' — ' + m.timing if m.timing else ''} (`{m.rule_id}`)"
+            for m in assessment.monitoring
+        ]
+    out += ["", f"*Rules {p.ruleset} {p.version}, digest `{p.digest}`; ketacds {p.package_version}.*", ""]
+    return "\n".join(out)
+
+
+def render(assessment: Assessment, fmt: str, *, title: str | None = None) -> str:
+    """Render in ``text``, ``markdown`` or ``json``."""
+    if fmt == "json":
+        return assessment.to_json(indent=2) + "\n"
+    if fmt == "markdown":
+        return to_markdown(assessment, title=title)
+    return to_text(assessment, title=title)

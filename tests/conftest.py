@@ -1,0 +1,43 @@
+"""Shared fixtures and Hypothesis profiles.
+
+Profiles: ``dev`` (default, fast), ``ci`` (derandomised; what ``make test`` uses),
+``nightly`` (many more examples). Choose with ``--hypothesis-profile``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+from ketacds import Engine
+
+settings.register_profile("dev", max_examples=40, deadline=None)
+settings.register_profile(
+    "ci",
+    max_examples=150,
+    derandomize=True,
+    deadline=None,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.register_profile("nightly", max_examples=3000, deadline=None, print_blob=True)
+settings.load_profile("dev")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--update-golden", action="store_true", help="rewrite tests/golden/ from the current rules"
+    )
+
+
+@pytest.fixture(scope="session")
+def engine() -> Engine:
+    """One engine for the whole session, as an integrator would keep one."""
+    return Engine()
+
+
+@pytest.fixture
+def now() -> dt.datetime:
+    return dt.datetime(2026, 11, 21, 9, 0, tzinfo=dt.UTC)

@@ -1,0 +1,53 @@
+"""Properties of the engine over random patients (strategies in tests/strategies.py)."""
+
+from __future__ import annotations
+
+import attrs
+from hypothesis import given
+from hypothesis import strategies as st
+
+from ketacds import Engine, PatientRecord
+from strategies import contexts, records
+
+_ENGINE = Engine()  # module-level: Hypothesis runs many examples against one engine
+
+_LISTS = ("conditions", "medications", "observations", "allergies", "trials", "substance_use")
+
+
+@given(record=records, context=contexts, data=st.data())
+def test_permuting_input_facts_never_changes_the_assessment(record: PatientRecord, context, data):
+    """Any permutation of every input list gives an identical Assessment."""
+    shuffled = attrs.evolve(
+        record, **{name: tuple(data.draw(st.permutations(getattr(record, name)))) for name in _LISTS}
+    )
+
+    assert _ENGINE.assess(record, context) == _ENGINE.assess(shuffled, context)
+
+
+@given(record=records, context=contexts)
+def test_durable_and_reference_agree(record: PatientRecord, context):
+    """durable_rules and the reference evaluator fire the same rules on the same facts."""
+    _, durable = _ENGINE.evaluate(record, context)
+    _, reference = _ENGINE.evaluate(record, context, backend="reference")
+
+    assert reference == durable
+
+
+@given(first=records, second=records, context=contexts)
+def test_no_state_leaks_between_patients(first: PatientRecord, second: PatientRecord, context):
+    """Assessing A then B gives the same B as assessing B alone in a fresh engine."""
+    _ENGINE.assess(first, context)
+
+    assert Engine.from_ruleset(_ENGINE.ruleset).assess(second, context) == _ENGINE.assess(second, context)
+
+
+@given(record=records, context=contexts)
+def test_reassuring_status_only_without_gaps(record: PatientRecord, context):
+    """'no-concerns-found' and 'cautions' never come with a data gap or a blocking finding."""
+    result = _ENGINE.assess(record, context)
+    if result.status in ("no-concerns-found", "cautions"):
+        assert () == result.data_gaps
+        assert not any(
+            f.severity in ("absolute", "relative", "off-label", "defer", "not-indicated")
+            for f in result.findings
+        )

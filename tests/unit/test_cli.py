@@ -1,0 +1,79 @@
+"""The ketacds command line, run as a real process."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from support import EXAMPLES
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "ketacds.cli", *args], capture_output=True, text=True, check=False
+    )
+
+
+def test_text_report():
+    """The default report is readable text with the status, findings and their basis."""
+    result = run("assess", str(EXAMPLES / "04-esketamine-bp-defer.yaml"))
+
+    assert 0 == result.returncode
+    assert "Status: DEFER" in result.stdout
+    assert "KCDS-CI-004" in result.stdout
+    assert "Because of: diastolic 96 mmHg at 2026-11-21T08:55:00-08:00; systolic 152 mmHg" in result.stdout
+
+
+def test_json_report_round_trips():
+    """--format json prints the Assessment JSON."""
+    result = run("assess", "--format", "json", str(EXAMPLES / "03-esketamine-aortic-aneurysm.yaml"))
+
+    assert 0 == result.returncode
+    assert "contraindicated" == json.loads(result.stdout)["status"]
+
+
+def test_markdown_report():
+    """--format markdown prints a findings table."""
+    result = run("assess", "--format", "markdown", str(EXAMPLES / "02-trd-iv-ketamine-obese.yaml"))
+
+    assert 0 == result.returncode
+    assert "| `KCDS-DOSE-002` |" in result.stdout
+
+
+def test_overrides_change_the_route():
+    """--route and --jurisdiction override the file's context."""
+    result = run(
+        "assess",
+        "--route",
+        "ketamine-iv",
+        "--jurisdiction",
+        "EU",
+        str(EXAMPLES / "01-trd-esketamine-us.yaml"),
+    )
+
+    assert 0 == result.returncode
+    assert "Planned: ketamine-iv in EU" in result.stdout
+
+
+def test_bad_input_exits_2_with_one_line_naming_the_field(tmp_path: Path):
+    """Bad input: exit 2 and a single line that names the field."""
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "patient: {weight: 70 stone}\n"
+        "context: {route: ketamine-iv, jurisdiction: US, now: 2026-11-21T09:00:00Z}\n"
+    )
+    result = run("assess", str(bad))
+
+    assert 2 == result.returncode
+    assert "" == result.stdout
+    assert 1 == len(result.stderr.strip().splitlines())
+    assert "patient.weight" in result.stderr
+
+
+def test_missing_file_exits_2(tmp_path: Path):
+    """A file that does not exist is bad input."""
+    result = run("assess", str(tmp_path / "nope.yaml"))
+
+    assert 2 == result.returncode

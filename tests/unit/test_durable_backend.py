@@ -1,0 +1,161 @@
+"""The durable_rules driver: each measured hazard of durable_rules 2.0.28, handled.
+
+See ../shared/durable-rules-notes.md for the measurements behind each test.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+
+import attrs
+import pytest
+
+from ketacds import EvaluationError, load_case_file
+from ketacds.engine.durable_backend import MAX_FACTS, fnv1a_32
+from ketacds.engine.raw import flag_id
+from support import EXAMPLES
+
+
+@pytest.fixture
+def case():
+    return load_case_file(EXAMPLES / "02-trd-iv-ketamine-obese.yaml")
+
+
+class TestActionExceptions:
+    def test_an_action_that_raises_is_an_evaluation_error_naming_the_rule(self, engine, case):
+        """durable_rules swallows exceptions in actions; ours surface, naming the rule."""
+        record, context = case
+
+        def explode(rule_id: str) -> None:
+            if rule_id == "KCDS-INT-002":
+                raise ZeroDivisionError("boom")
+
+        with pytest.raises(EvaluationError, match="ZeroDivisionError: boom") as info:
+            engine.evaluate(record, context, _action_hook=explode)
+
+        assert "KCDS-INT-002" == info.value.rule_id
+
+    def test_the_engine_is_usable_after_a_failed_action(self, engine, case):
+        """A failed evaluation drains and deletes its session, so the next one is correct."""
+        record, context = case
+        expected = engine.assess(record, context)
+
+        def explode(rule_id: str) -> None:
+            raise RuntimeError(rule_id)
+
+        for _ in range(3):
+            with pytest.raises(EvaluationError):
+                engine.evaluate(record, context, _action_hook=explode)
+
+        assert expected == engine.assess(record, context)
+
+
+class TestNoDispatcher:
+    def test_no_threads_are_started(self, case):
+        """Our driver starts no timer threads (durable's Host starts two per instance)."""
+        from ketacds import Engine
+
+        record, context = case
+        before = threading.active_count()
+        with Engine() as fresh:
+            fresh.assess(record, context)
+            during = threading.active_count()
+
+        assert before == during
+
+
+class TestNegation:
+    def test_no_none_in_compiled_rules(self, engine):
+        """The compiled durable rules never use durable's order-dependent negation."""
+        for route in ("ketamine-iv", "esketamine-nasal"):
+            definition = json.dumps(engine._program(route, "US").definition)
+
+            assert "$not" not in definition
+
+    def test_flag_negation_is_sound_whatever_the_order(self, engine, case):
+        """'not indicated' never fires beside an indication, in every fact order."""
+        record, context = case
+        facts = engine.facts(record, context).facts
+        program = engine._program(context.route, context.jurisdiction)
+        for order in (facts, tuple(reversed(facts)), facts[1:] + facts[:1]):
+            result = program.run(order)
+            fired = {f.rule_id for f in result.firings}
+
+            assert "KCDS-CAND-003" in fired
+            assert "KCDS-CAND-004" not in fired
+
+
+class TestHashes:
+    def test_our_hash_is_durables(self):
+        """fnv1a_32 reproduces the collision measured in durable_rules' session lookup."""
+        assert fnv1a_32("patient-332789") == fnv1a_32("patient-529192")
+        assert fnv1a_32("patient-1") != fnv1a_32("patient-2")
+
+    def test_fact_ids_cannot_collide(self, engine):
+        """The ids facts are asserted under have distinct 32-bit hashes."""
+        program = engine._program("ketamine-iv", "US")
+        flags = {flag_id(f) for r in engine.ruleset.rules for f in r.flags}
+        ids = [str(n) for n in range(MAX_FACTS)] + sorted(flags)
+
+        assert len(ids) == len({fnv1a_32(i) for i in ids})
+        assert program is engine._program("ketamine-iv", "US")
+
+    def test_a_dropped_fact_is_an_error(self, engine, case, monkeypatch):
+        """If durable reports a fact as already seen (a hash collision), we raise."""
+        record, context = case
+        facts = engine.facts(record, context).facts
+        program = engine._program(context.route, context.jurisdiction)
+        monkeypatch.setattr(program, "_durable_id", lambda number: "0")
+
+        with pytest.raises(EvaluationError, match="dropped"):
+            program.run(facts)
+        monkeypatch.undo()
+        assert program.run(facts).firings
+
+    def test_duplicate_input_items_collapse(self, engine, case):
+        """Two identical medication entries become one fact, not a durable error."""
+        record, context = case
+        doubled = attrs.evolve(record, medications=record.medications * 2)
+
+        assert engine.assess(record, context) == engine.assess(doubled, context)
+
+
+class TestSessions:
+    def test_sessions_do_not_leak(self, engine, case):
+        """More assessments than durable's 1024 live sessions: each session is deleted."""
+        record, context = case
+        expected = engine.assess(record, context)
+        for _ in range(1100):
+            result = engine.assess(record, context)
+
+        assert expected == result
+
+    def test_unread_facts_are_harmless(self, engine, case):
+        """Facts no rule reads (allergies, substance use) neither raise nor change the result."""
+        from ketacds import Allergy, SubstanceUse
+
+        record, context = case
+        extra = attrs.evolve(
+            record, allergies=(Allergy(name="penicillin"),), substance_use=(SubstanceUse(name="alcohol"),)
+        )
+
+        assert engine.assess(record, context).findings == engine.assess(extra, context).findings
+
+    def test_every_rule_reading_a_fact_fires(self, engine, case):
+        """Facts, not events: one lorazepam fact fires both benzodiazepine rules."""
+        record, context = case
+
+        assert {"KCDS-INT-002", "KCDS-INT-003"} <= set(engine.assess(record, context).rule_ids)
+
+
+def test_python_313_is_refused_with_one_sentence():
+    """On Python 3.13+, importing ketacds fails with a clear sentence, not a C traceback."""
+    code = "import sys; sys.version_info = (3, 13, 0, 'final', 0); import ketacds"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+
+    assert 0 != result.returncode
+    assert "ImportError: ketacds needs Python 3.11 or 3.12" in result.stderr
+    assert "durable_rules 2.0.28 does not import on Python 3.13" in result.stderr

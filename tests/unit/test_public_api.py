@@ -1,0 +1,48 @@
+"""The public namespace and the package metadata."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import tomllib
+
+import ketacds
+from support import ROOT
+
+
+def test_all_is_sorted_and_complete():
+    """__all__ is sorted and lists exactly the public names of the package."""
+    public = sorted(name for name in vars(ketacds) if not name.startswith("_") or name == "__version__")
+    modules = {"cli", "dosing", "engine", "errors", "models", "reporting", "ruleset", "terminology", "sys"}
+
+    assert sorted(ketacds.__all__) == ketacds.__all__
+    assert sorted(set(public) - modules) == ketacds.__all__
+
+
+def test_version_matches_pyproject():
+    """The package version is the one pyproject.toml declares."""
+    declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+
+    assert declared == ketacds.__version__ == importlib.metadata.version("ketacds")
+
+
+def test_errors_share_one_root_and_builtins():
+    """Every error is a KetacdsError and also the matching builtin."""
+    assert issubclass(ketacds.InputError, ketacds.KetacdsError)
+    assert issubclass(ketacds.InputError, ValueError)
+    assert issubclass(ketacds.RulesetError, ValueError)
+    assert issubclass(ketacds.TerminologyError, LookupError)
+    assert issubclass(ketacds.EvaluationError, RuntimeError)
+    assert issubclass(ketacds.DigestMismatchError, ketacds.RulesetError)
+
+
+def test_rulesets_are_shipped_inside_the_package():
+    """The installed package carries its rulesets (not only the source tree)."""
+    from importlib import resources
+    from pathlib import Path
+
+    packaged = Path(str(resources.files("ketacds"))) / "rulesets"
+
+    assert (packaged / "manifest.yaml").is_file()
+    assert sorted(p.name for p in (ROOT / "rulesets").rglob("*.yaml")) == sorted(
+        p.name for p in packaged.rglob("*.yaml")
+    )

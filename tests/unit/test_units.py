@@ -1,0 +1,41 @@
+"""Exact unit conversion."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from ketacds import TerminologyError
+from ketacds.dosing.units import canonical_unit, convert
+
+
+@pytest.mark.parametrize(
+    ("value", "unit", "to", "expected"),
+    [
+        ("154", "[lb_av]", "kg", "69.85322498"),
+        ("500", "mcg", "mg", "0.5"),
+        ("70", "[in_i]", "cm", "177.8"),
+        ("1.65", "m", "cm", "165"),
+        ("70", "kg", "kg", "70"),
+    ],
+)
+def test_known_conversions(value, unit, to, expected):
+    """Conversions are exact decimals, written without exponents."""
+    assert Decimal(expected) == convert(Decimal(value), unit, to)
+    assert "E" not in str(convert(Decimal(value), unit, to))
+
+
+@given(st.decimals(min_value=0, max_value=100000, places=3))
+def test_mg_mcg_round_trip_is_exact(value):
+    """mg to mcg and back returns the same number, with no float drift."""
+    assert value == convert(convert(value, "mg", "mcg"), "mcg", "mg")
+
+
+@pytest.mark.parametrize(("unit", "dimension"), [("stone", None), ("kg", "length"), ("mmHg", "mass")])
+def test_unknown_or_wrong_units_are_errors(unit, dimension):
+    """An unknown unit, or one that measures something else, is refused."""
+    with pytest.raises(TerminologyError):
+        canonical_unit(unit, dimension)
