@@ -7,13 +7,33 @@ import subprocess
 import sys
 from pathlib import Path
 
+from click.testing import CliRunner
+
+from ketacds.cli import main
 from support import EXAMPLES
 
 
-def run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "ketacds.cli", *args], capture_output=True, text=True, check=False
+class Result:
+    def __init__(self, returncode: int, stdout: str, stderr: str) -> None:
+        self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
+
+
+def run(*args: str) -> Result:
+    """Run the CLI in-process (click's runner), with stdout and stderr apart."""
+    outcome = CliRunner().invoke(main, list(args))
+    if outcome.exception is not None and not isinstance(outcome.exception, SystemExit):
+        raise outcome.exception
+    return Result(outcome.exit_code, outcome.stdout, outcome.stderr)
+
+
+def test_installed_command_runs_as_a_process():
+    """The `ketacds` console script is installed and runs."""
+    result = subprocess.run(
+        [sys.executable, "-m", "ketacds.cli", "--version"], capture_output=True, text=True, check=False
     )
+
+    assert 0 == result.returncode
+    assert "ketacds, version" in result.stdout
 
 
 def test_text_report():
@@ -77,3 +97,24 @@ def test_missing_file_exits_2(tmp_path: Path):
     result = run("assess", str(tmp_path / "nope.yaml"))
 
     assert 2 == result.returncode
+
+
+def test_several_files_in_json_make_a_list():
+    """Two files with --format json print a JSON list of two Assessments."""
+    result = run(
+        "assess",
+        "--format",
+        "json",
+        str(EXAMPLES / "01-trd-esketamine-us.yaml"),
+        str(EXAMPLES / "05-iv-incomplete-record.yaml"),
+    )
+
+    assert ["cautions", "incomplete"] == [a["status"] for a in json.loads(result.stdout)]
+
+
+def test_broken_rules_exit_2(tmp_path: Path):
+    """A ruleset directory that does not load is reported in one line, exit 2."""
+    result = run("assess", "--rules", str(tmp_path), str(EXAMPLES / "01-trd-esketamine-us.yaml"))
+
+    assert 2 == result.returncode
+    assert "no manifest.yaml" in result.stderr

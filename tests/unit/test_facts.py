@@ -1,0 +1,122 @@
+"""Facts: normalised units, derived quantities, identities and gaps left as gaps."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+
+from ketacds import (
+    Context,
+    InputError,
+    Observation,
+    ObservationComponent,
+    Patient,
+    PatientRecord,
+    Quantity,
+    load_record,
+)
+
+NOW = dt.datetime(2026, 11, 21, 9, 0, tzinfo=dt.UTC)
+CONTEXT = Context(route="ketamine-iv", jurisdiction="US", now=NOW)
+
+
+def facts(engine, record):
+    return engine.facts(record, CONTEXT).by_id()
+
+
+def test_unknown_fields_are_left_out(engine):
+    """A patient with nothing known has a fact with no clinical fields at all."""
+    assert {"t": "patient", "id": "patient"} == facts(engine, PatientRecord(patient=Patient()))["patient"]
+
+
+def test_units_and_bmi(engine):
+    """Pounds and inches become kg and cm exactly; BMI is derived to one decimal."""
+    record = PatientRecord(
+        patient=Patient(
+            weight=Quantity(value=Decimal(154), unit="lb"), height=Quantity(value=Decimal(65), unit="in")
+        )
+    )
+    patient = facts(engine, record)["patient"]
+
+    assert (69.85, 165.1, 25.6) == (patient["weight_kg"], patient["height_cm"], patient["bmi"])
+
+
+def test_latest_reading_per_value_set(engine):
+    """Only the newest reading of each kind is marked latest; an untimed one ranks last."""
+    old = Observation(name="systolic", value=Decimal(120), unit="mmHg", time=NOW - dt.timedelta(days=7))
+    new = Observation(name="systolic", value=Decimal(150), unit="mmHg", time=NOW - dt.timedelta(hours=1))
+    untimed = Observation(name="systolic", value=Decimal(130), unit="mmHg")
+    found = facts(engine, PatientRecord(patient=Patient(), observations=(old, new, untimed)))
+    readings = sorted(
+        (f["value"], f["latest"], f.get("hours_ago")) for f in found.values() if f["t"] == "observation"
+    )
+
+    assert [(120, False, 168), (130, False, None), (150, True, 1)] == readings
+
+
+def test_lone_untimed_reading_is_latest(engine):
+    """A reading without a time is still checked when it is the only one."""
+    bp = Observation(
+        name="blood pressure",
+        components=(
+            ObservationComponent(name="systolic", value=Decimal(150), unit="mmHg"),
+            ObservationComponent(name="diastolic", value=Decimal(95), unit="mmHg"),
+        ),
+    )
+    found = facts(engine, PatientRecord(patient=Patient(), observations=(bp,)))
+
+    assert [True, True] == [f["latest"] for f in found.values() if f["t"] == "observation"]
+
+
+def test_ids_come_from_content_or_input(engine):
+    """Ids are the input's own when given, else a digest of the content."""
+    record = load_record(
+        {"patient": {}, "conditions": [{"id": "c1", "name": "depression"}, {"name": "depression"}]}
+    )
+    ids = sorted(i for i in facts(engine, record) if i.startswith("condition:"))
+
+    assert "condition:c1" in ids
+    assert 2 == len(ids)
+
+
+def test_two_different_items_with_one_id_are_refused(engine):
+    """The same explicit id on two different items is an input error."""
+    record = load_record(
+        {"patient": {}, "conditions": [{"id": "c1", "name": "depression"}, {"id": "c1", "name": "psychosis"}]}
+    )
+
+    with pytest.raises(InputError, match="used by two different items"):
+        facts(engine, record)
+
+
+@pytest.mark.parametrize(
+    ("patient", "message"),
+    [
+        ({"birth_date": "2030-01-01"}, "after the assessment time"),
+        ({"birth_date": "1980-01-01", "age_years": 30}, "birth_date gives 46"),
+        ({"weight": "70 kg", "height": "0 cm"}, "more than zero"),
+    ],
+)
+def test_contradictions_are_input_errors(engine, patient, message):
+    """A record that contradicts itself is refused, naming the field."""
+    with pytest.raises(InputError, match=message):
+        facts(engine, load_record({"patient": patient}))
+
+
+def test_daily_dose(engine):
+    """Daily dose is dose × frequency, in mg (mcg converted)."""
+    record = load_record(
+        {
+            "patient": {},
+            "medications": [{"name": "clonazepam", "dose": 500, "unit": "mcg", "frequency": "tid"}],
+        }
+    )
+    medication = next(f for f in facts(engine, record).values() if f["t"] == "medication")
+
+    assert (0.5, 1.5, ["benzodiazepines"]) == (
+        medication["dose_mg"],
+        medication["daily_mg"],
+        medication["vs"],
+    )
