@@ -63,6 +63,7 @@ class Engine:
         self.terminology = Terminology(self.ruleset.valuesets)
         self.strata = stratify(self.ruleset.rules)
         self._programs: dict[tuple[str, str], DurableProgram] = {}
+        self._scoped: dict[tuple[str, str], tuple[Rule, ...]] = {}
         self._lock = threading.Lock()
 
     @classmethod
@@ -72,13 +73,18 @@ class Engine:
 
     def rules_for(self, route: str, jurisdiction: str) -> tuple[Rule, ...]:
         """The rules that apply to a route in a jurisdiction (and the jurisdictions it lies in)."""
-        scope = set(self.ruleset.jurisdiction_scope(jurisdiction))
-        return tuple(
-            rule
-            for rule in self.ruleset.rules
-            if route in rule.routes
-            and (ANY_JURISDICTION in rule.jurisdictions or scope & set(rule.jurisdictions))
-        )
+        key = (route, jurisdiction)
+        scoped = self._scoped.get(key)
+        if scoped is None:
+            scope = set(self.ruleset.jurisdiction_scope(jurisdiction))
+            scoped = tuple(
+                rule
+                for rule in self.ruleset.rules
+                if route in rule.routes
+                and (ANY_JURISDICTION in rule.jurisdictions or scope & set(rule.jurisdictions))
+            )
+            self._scoped[key] = scoped
+        return scoped
 
     def _program(self, route: str, jurisdiction: str) -> DurableProgram:
         key = (route, jurisdiction)

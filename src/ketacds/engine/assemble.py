@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+import attrs
+
 from ketacds._version import __version__
 from ketacds.dosing.functions import FUNCTIONS
 from ketacds.engine.facts import FactSet
@@ -129,13 +131,7 @@ def assemble(
                     rule_id=rule.id,
                     label=rule.dose.label,
                     function=rule.dose.function,
-                    mg_per_kg=result.mg_per_kg,
-                    weight_basis=result.weight_basis,
-                    dosing_weight_kg=result.dosing_weight_kg,
-                    dose_mg=result.dose_mg,
-                    infusion_minutes=result.infusion_minutes,
-                    formula=result.formula,
-                    not_computed=result.not_computed,
+                    **attrs.asdict(result, recurse=False),
                 )
             )
 
