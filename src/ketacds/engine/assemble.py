@@ -85,9 +85,10 @@ def assemble(
         for firing in fired[rule_id]:
             basis_ids |= _input_basis(firing, producers)
         basis = tuple(
-            FactRef(id=i, type=facts_by_id[i]["t"], label=facts.labels[i])
-            for i in sorted(basis_ids)
-            if i in facts_by_id
+            sorted(
+                (FactRef(id=i, type=facts_by_id[i]["t"], label=facts.labels[i]) for i in basis_ids),
+                key=lambda ref: (ref.type, ref.label, ref.id),
+            )
         )
         findings.append(
             Finding(
