@@ -212,3 +212,16 @@ def test_too_many_rules_on_one_fact_type_is_refused(rules_dir: Path):
 
     with pytest.raises(EngineCapacityError, match="read 'medication' facts"):
         DurableProgram("capacity_test", rules, stratify(ruleset.rules))
+
+
+def test_references_must_name_a_field_of_the_same_kind(rules_dir: Path):
+    """A reference to a field the bound fact lacks (or of another kind) is refused."""
+    joined = GOOD_RULE.replace(
+        "      - medication: {in: benzodiazepines, active: true}",
+        "      - medication: {as: first, in: benzodiazepines}\n"
+        "      - medication: {drug: {ne: {ref: first.dose_mg}}}",
+    )
+    add_rule(rules_dir, joined)
+
+    with pytest.raises(RulesetError, match="no text field 'dose_mg'"):
+        load_ruleset(rules_dir)

@@ -297,7 +297,7 @@ def _rule(doc: _Doc, at: DocPath, d: Mapping[str, Any], ctx: _Context) -> Rule:
                 _suggest(e["source"], ctx.sources),
             )
         evidence.append(Evidence(source=e["source"], section=e.get("section")))
-    when = _ConditionParser(doc, ctx).parse(d["when"], (*at, "when"), set())[0]
+    when = _ConditionParser(doc, ctx).parse(d["when"], (*at, "when"), {})[0]
     then = d["then"]
     finding = None
     if "finding" in then:
@@ -365,6 +365,10 @@ def _dose(doc: _Doc, at: DocPath, d: Mapping[str, Any]) -> DoseSpec:
     return DoseSpec(function=name, label=d["label"], params=tuple(sorted(params.items())))
 
 
+#: The aliases visible at a point of a condition, with the fact type each names.
+Scope = dict[str, str]
+
+
 class _ConditionParser:
     """Turns a ``when`` tree into IR, checking names and the scope of references."""
 
@@ -372,7 +376,7 @@ class _ConditionParser:
         self.doc = doc
         self.ctx = ctx
 
-    def parse(self, node: Any, at: DocPath, scope: set[str]) -> tuple[Condition, set[str]]:
+    def parse(self, node: Any, at: DocPath, scope: Scope) -> tuple[Condition, Scope]:
         """Return the condition and the aliases it makes visible to later items."""
         if isinstance(node, list):
             return self._all(node, at, scope)
@@ -381,30 +385,31 @@ class _ConditionParser:
             return self._all(node["all"], (*at, "all"), scope)
         if key == "any":
             items = tuple(
-                self.parse(item, (*at, "any", i), set(scope))[0] for i, item in enumerate(node["any"])
+                self.parse(item, (*at, "any", i), dict(scope))[0] for i, item in enumerate(node["any"])
             )
-            return AnyOf(items), set()
+            return AnyOf(items), {}
         if key == "not":
-            inner, _ = self.parse(node["not"], (*at, "not"), set())
-            return Not(inner), set()
+            inner, _ = self.parse(node["not"], (*at, "not"), {})
+            return Not(inner), {}
         if key == FLAG and isinstance(node[key], str):
-            return Pattern(fact=FLAG, tests=(Test("name", "eq", node[key]),)), set()
+            return Pattern(fact=FLAG, tests=(Test("name", "eq", node[key]),)), {}
         return self._pattern(key, node[key] or {}, (*at, key), scope)
 
-    def _all(self, nodes: list[Any], at: DocPath, scope: set[str]) -> tuple[Condition, set[str]]:
-        visible = set(scope)
+    def _all(self, nodes: list[Any], at: DocPath, scope: Scope) -> tuple[Condition, Scope]:
+        visible = dict(scope)
         items = []
         for index, item in enumerate(nodes):
             condition, defined = self.parse(item, (*at, index), visible)
             items.append(condition)
             visible |= defined
+        defined_here = {alias: fact for alias, fact in visible.items() if alias not in scope}
         if len(items) == 1:
-            return items[0], visible - scope
-        return All(tuple(items)), visible - scope
+            return items[0], defined_here
+        return All(tuple(items)), defined_here
 
     def _pattern(
-        self, fact: str, tests: Mapping[str, Any], at: DocPath, scope: set[str]
-    ) -> tuple[Condition, set[str]]:
+        self, fact: str, tests: Mapping[str, Any], at: DocPath, scope: Scope
+    ) -> tuple[Condition, Scope]:
         if fact not in FACT_TYPES or fact == FLAG:
             known = set(FACT_TYPES) - {FLAG}
             raise self.doc.error(at, f"unknown fact type {fact!r}", _suggest(fact, known))
@@ -438,10 +443,10 @@ class _ConditionParser:
                     raise self.doc.error((*where, op), f"{op!r} does not apply to {kind} field {name!r}")
                 operand_value = self._operand(operand, kind, op, (*where, op), scope)
                 parsed.append(Test(name, cast(Op, op), operand_value))
-        return Pattern(fact=fact, tests=tuple(parsed), alias=alias), ({alias} if alias else set())
+        return Pattern(fact=fact, tests=tuple(parsed), alias=alias), ({alias: fact} if alias else {})
 
     def _operand(
-        self, operand: Any, kind: str, op: str, at: DocPath, scope: set[str]
+        self, operand: Any, kind: str, op: str, at: DocPath, scope: Scope
     ) -> Scalar | tuple[Scalar, ...] | Ref:
         if op == "present":
             return bool(operand)
@@ -450,6 +455,11 @@ class _ConditionParser:
             if alias not in scope:
                 raise self.doc.error(
                     at, f"reference to {alias!r}, which no earlier pattern of this 'all' defines with 'as'"
+                )
+            target_kind = FACT_TYPES[scope[alias]].get(field)
+            if target_kind != kind:
+                raise self.doc.error(
+                    at, f"{scope[alias]} facts have no {kind} field {field!r} to compare with"
                 )
             return Ref(alias, field)
         values = tuple(operand) if op == "in" else (operand,)
