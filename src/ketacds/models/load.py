@@ -438,12 +438,13 @@ def load_case(
     return record, load_context(merged)
 
 
-def read_document(path: Path) -> Any:
+def read_document(path: Path | str) -> Any:
     """Read a JSON (``.json``) or YAML file into plain data with exact decimals.
 
     Raises:
         InputError: the file cannot be read or parsed.
     """
+    path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as error:
@@ -461,7 +462,7 @@ def read_document(path: Path) -> Any:
 
 
 def load_case_file(
-    path: Path, *, overrides: Mapping[str, Any] | None = None
+    path: Path | str, *, overrides: Mapping[str, Any] | None = None
 ) -> tuple[PatientRecord, Context]:
     """Read a patient case from a JSON or YAML file (see :func:`load_case`)."""
     return load_case(read_document(path), overrides=overrides)
