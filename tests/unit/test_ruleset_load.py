@@ -225,3 +225,12 @@ def test_references_must_name_a_field_of_the_same_kind(rules_dir: Path):
 
     with pytest.raises(RulesetError, match="no text field 'dose_mg'"):
         load_ruleset(rules_dir)
+
+
+def test_too_many_rules_in_one_program_is_refused(monkeypatch):
+    """A program with more durable rules than the limit is refused with a clear message."""
+    monkeypatch.setattr("ketacds.engine.durable_backend.MAX_RULES_PER_PROGRAM", 5)
+    ruleset = load_ruleset()
+
+    with pytest.raises(EngineCapacityError, match="exceed durable_rules' limit of about 512"):
+        DurableProgram("capacity_test", ruleset.rules, stratify(ruleset.rules))
