@@ -24,11 +24,15 @@ def _dose_line(option: DoseOption) -> str:
     if option.dose_mg is None:
         return f"{option.label}: not calculated ({option.not_computed})"
     minutes = f" over {option.infusion_minutes} min" if option.infusion_minutes else ""
-    return (
-        f"{option.label}: {option.dose_mg} mg{minutes} "
-        f"({option.mg_per_kg} mg/kg x {option.dosing_weight_kg} kg {option.weight_basis} weight"
-        f"{', ' + option.formula if option.formula else ''})"
-    )
+    text = f"{option.label}: {option.dose_mg} mg{minutes}"
+    if option.mg_per_kg is not None:
+        text += (
+            f" ({option.mg_per_kg} mg/kg x {option.dosing_weight_kg} kg {option.weight_basis} weight"
+            f"{', ' + option.formula if option.formula else ''})"
+        )
+    if option.schedule:
+        text += f"; {option.schedule}"
+    return text
 
 
 def _evidence(finding: Finding) -> str:

@@ -19,6 +19,7 @@ __all__ = [
     "DoseInputs",
     "DoseResult",
     "devine_ideal_body_weight_kg",
+    "fixed",
     "weight_based",
 ]
 
@@ -37,13 +38,19 @@ class DoseInputs:
 
 @attrs.frozen(kw_only=True)
 class DoseResult:
-    """A computed dose, or the reason it could not be computed."""
+    """A computed dose, or the reason it could not be computed.
 
-    mg_per_kg: Decimal
-    weight_basis: str
-    dosing_weight_kg: Decimal | None
+    Weight-based doses fill ``mg_per_kg``, ``weight_basis`` and ``dosing_weight_kg``;
+    fixed doses leave them ``None``. ``schedule`` is the rule's wording of the schedule.
+    """
+
     dose_mg: Decimal | None
-    infusion_minutes: int | None
+    mg_per_kg: Decimal | None = None
+    weight_basis: str | None = None
+    dosing_weight_kg: Decimal | None = None
+    infusion_minutes: int | None = None
+    sessions_per_week: Decimal | None = None
+    schedule: str | None = None
     formula: str | None = None
     not_computed: str | None = None
 
@@ -94,22 +101,50 @@ def weight_based(params: Mapping[str, object], patient: DoseInputs) -> DoseResul
         dosing_weight_kg=None if weight is None else weight.quantize(_TENTH, ROUND_HALF_EVEN),
         dose_mg=dose,
         infusion_minutes=infusion,
+        schedule=_text(params.get("schedule")),
         formula=formula,
         not_computed=reason,
     )
 
 
+def fixed(params: Mapping[str, object], patient: DoseInputs) -> DoseResult:
+    """A fixed dose in mg (e.g. esketamine 56 mg), with the rule's frequency and schedule.
+
+    Params:
+        mg: the dose per session (number).
+        sessions_per_week: how many sessions a week (number, optional).
+        schedule: the schedule in words (optional).
+    """
+    del patient  # a fixed dose does not depend on the patient's measurements
+    per_week = params.get("sessions_per_week")
+    return DoseResult(
+        dose_mg=Decimal(str(params["mg"])),
+        sessions_per_week=Decimal(str(per_week)) if per_week is not None else None,
+        schedule=_text(params.get("schedule")),
+    )
+
+
+def _text(value: object) -> str | None:
+    return None if value is None else " ".join(str(value).split())
+
+
 DoseFunction = Callable[[Mapping[str, object], DoseInputs], DoseResult]
 
 #: The functions rules may name in ``then.dose.function``.
-FUNCTIONS: dict[str, DoseFunction] = {"weight-based": weight_based}
+FUNCTIONS: dict[str, DoseFunction] = {"weight-based": weight_based, "fixed": fixed}
 
-#: For each function: its parameters, whether each is required, and the values allowed
-#: (``None`` = any number).
-PARAMETERS: dict[str, dict[str, tuple[bool, tuple[str, ...] | None]]] = {
+#: For each function: its parameters, whether each is required, and what is allowed:
+#: ``"number"``, ``"text"``, or a tuple of the allowed words.
+PARAMETERS: dict[str, dict[str, tuple[bool, str | tuple[str, ...]]]] = {
     "weight-based": {
-        "mg_per_kg": (True, None),
-        "infusion_minutes": (False, None),
+        "mg_per_kg": (True, "number"),
+        "infusion_minutes": (False, "number"),
         "weight": (True, ("actual", "ideal-body-weight")),
+        "schedule": (False, "text"),
+    },
+    "fixed": {
+        "mg": (True, "number"),
+        "sessions_per_week": (False, "number"),
+        "schedule": (False, "text"),
     },
 }

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
@@ -33,6 +33,7 @@ from ketacds.models.inputs import (
     Observation,
     PatientRecord,
 )
+from ketacds.ruleset.ir import Table
 from ketacds.terminology.valuesets import Terminology, normalise_name
 
 __all__ = ["FactSet", "build_facts", "to_json_number"]
@@ -115,8 +116,15 @@ def _measure(value: Decimal, unit: str | None, path: str) -> tuple[Decimal, str]
         raise InputError(path, str(error)) from None
 
 
-def build_facts(record: PatientRecord, context: Context, terminology: Terminology) -> FactSet:
+def build_facts(
+    record: PatientRecord,
+    context: Context,
+    terminology: Terminology,
+    tables: Sequence[Table] = (),
+) -> FactSet:
     """Build the facts of one assessment.
+
+    ``tables`` are the ruleset's conversion tables (e.g. diazepam equivalents).
 
     Raises:
         InputError: the record contradicts itself (age vs birth date, duplicated ids, ...).
@@ -190,8 +198,67 @@ def build_facts(record: PatientRecord, context: Context, terminology: Terminolog
     for fact, label, path in _observation_facts(record.observations, context, terminology):
         add(fact, label, path)
 
+    plan_fact = _plan_fact(context, dose_inputs)
+    add(plan_fact, _plan_label(plan_fact), "context.plan")
+    _apply_tables(tables, facts, patient_fact)
+
     ordered = tuple(facts[key] for key in sorted(facts))
     return FactSet(facts=ordered, labels=labels, dose_inputs=dose_inputs)
+
+
+def _apply_tables(tables: Sequence[Table], facts: Mapping[str, Fact], patient: Fact) -> None:
+    """Derive each table's output on matching facts, and its total on the patient fact."""
+    for table in tables:
+        factors = {entry.valueset: entry.factor for entry in table.entries}
+        total: Decimal | None = None
+        for fact in facts.values():
+            if fact["t"] != table.fact or table.input not in fact:
+                continue
+            matched = sorted({factors[vs] for vs in fact["vs"] if vs in factors})
+            if len(matched) != 1:
+                continue  # no row, or rows that disagree: leave the value unknown
+            value = Decimal(str(fact[table.input])) * matched[0]
+            fact[table.output] = to_json_number(value)
+            if fact.get("active", True):
+                total = value if total is None else total + value
+        if table.total and total is not None:
+            patient[table.total] = to_json_number(total)
+
+
+def _plan_fact(context: Context, dose_inputs: DoseInputs) -> Fact:
+    fact: Fact = {"t": "plan", "id": "plan"}
+    plan = context.plan
+    if plan is None:
+        return fact
+    weight = dose_inputs.weight_kg
+    mg, per_kg = plan.dose_mg, plan.dose_mg_per_kg
+    if mg is None and per_kg is not None and weight is not None:
+        mg = (per_kg * weight).quantize(_TENTH, ROUND_HALF_EVEN)
+    if per_kg is None and mg is not None and weight is not None and weight > 0:
+        per_kg = (mg / weight).quantize(Decimal("0.001"), ROUND_HALF_EVEN)
+    for name, value in (
+        ("dose_mg", mg),
+        ("dose_mg_per_kg", per_kg),
+        ("sessions_per_week", plan.sessions_per_week),
+    ):
+        if value is not None:
+            fact[name] = to_json_number(value)
+    if plan.treatment_week is not None:
+        fact["treatment_week"] = plan.treatment_week
+    return fact
+
+
+def _plan_label(fact: Fact) -> str:
+    parts = []
+    if "dose_mg" in fact:
+        parts.append(f"{fact['dose_mg']} mg")
+    if "dose_mg_per_kg" in fact:
+        parts.append(f"{fact['dose_mg_per_kg']} mg/kg")
+    if "sessions_per_week" in fact:
+        parts.append(f"{fact['sessions_per_week']} sessions/week")
+    if "treatment_week" in fact:
+        parts.append(f"week {fact['treatment_week']}")
+    return "planned session: " + (", ".join(parts) if parts else "no dose or schedule given")
 
 
 def _measure_dose(value: Decimal, unit: str, path: str) -> Decimal:

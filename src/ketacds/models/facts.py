@@ -1,6 +1,8 @@
 """The fact vocabulary: which fact types rules may match, and their fields.
 
-A patient record becomes a handful of flat facts (``engine/facts.py``); rules
+A patient record becomes a handful of flat facts (``engine/facts.py``); a ruleset's
+conversion tables (``rulesets/tables/``) may add number fields (see
+:func:`ketacds.ruleset.load.fact_vocabulary`); rules
 (``rulesets/*.yaml``) test their fields. This table is the contract between the
 two: the ruleset loader rejects a rule that names a field not listed here, and
 the fact builder produces exactly these fields (omitting those it does not know,
@@ -76,6 +78,12 @@ FACT_TYPES: dict[str, dict[str, FieldKind]] = {
     "substance": {
         "vs": "codes",
         "status": "text",
+    },
+    "plan": {
+        "dose_mg": "number",
+        "dose_mg_per_kg": "number",
+        "sessions_per_week": "number",
+        "treatment_week": "number",
     },
     FLAG: {
         "name": "text",

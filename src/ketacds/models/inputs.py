@@ -27,6 +27,7 @@ __all__ = [
     "ObservationComponent",
     "Patient",
     "PatientRecord",
+    "Plan",
     "Quantity",
     "SubstanceUse",
     "canonical_system",
@@ -264,6 +265,20 @@ class PatientRecord:
 
 
 @attrs.frozen(kw_only=True)
+class Plan:
+    """The planned session, when one is being ordered: dose, frequency, week of treatment.
+
+    A dose may be given in mg, in mg/kg, or both; the rules check it against the
+    protocol. Everything is optional: without a plan, the rules advise a dose instead.
+    """
+
+    dose_mg: Decimal | None = attrs.field(default=None, validator=_decimal)
+    dose_mg_per_kg: Decimal | None = attrs.field(default=None, validator=_decimal)
+    sessions_per_week: Decimal | None = attrs.field(default=None, validator=_decimal)
+    treatment_week: int | None = attrs.field(default=None, validator=_opt(v.instance_of(int)))
+
+
+@attrs.frozen(kw_only=True)
 class Context:
     """The planned treatment and the moment of assessment.
 
@@ -274,3 +289,4 @@ class Context:
     jurisdiction: str = attrs.field(validator=v.matches_re(r"^[A-Z]{2}$"))
     now: dt.datetime = attrs.field(validator=[v.instance_of(dt.datetime), _aware])
     setting: str | None = attrs.field(default=None, validator=_text)
+    plan: Plan | None = attrs.field(default=None, validator=_opt(v.instance_of(Plan)))

@@ -36,6 +36,7 @@ from ketacds.models.inputs import (
     ObservationComponent,
     Patient,
     PatientRecord,
+    Plan,
     Quantity,
     SubstanceUse,
 )
@@ -390,7 +391,10 @@ _EXTRA_TOP_LEVEL = ("title", "description")
 
 
 def load_context(data: Mapping[str, Any], *, path: str = "context") -> Context:
-    """Build a :class:`Context` from plain data (``route``, ``jurisdiction``, ``now``, ``setting``).
+    """Build a :class:`Context` from plain data.
+
+    Keys: ``route``, ``jurisdiction``, ``now`` (required), ``setting``, and ``plan``
+    (``dose`` as ``'56 mg'`` or ``'0.5 mg/kg'``, ``sessions_per_week``, ``treatment_week``).
 
     Raises:
         InputError: with the path of the first field that cannot be read.
@@ -406,6 +410,33 @@ def load_context(data: Mapping[str, Any], *, path: str = "context") -> Context:
         jurisdiction=r.get("jurisdiction", _jurisdiction, None),
         now=r.get("now", _datetime, None),
         setting=r.get("setting", _text, None),
+        plan=r.get("plan", _plan, None),
+    )
+
+
+def _plan(value: Any, path: str) -> Plan:
+    r = _Reader(value, path)
+    dose_mg = dose_per_kg = None
+    dose = r.get("dose", _text, None)
+    if dose is not None:
+        match = _QUANTITY_TEXT.match(dose)
+        unit = match.group(2).replace(" ", "").lower() if match else ""
+        if not match or unit not in ("mg", "mg/kg"):
+            raise InputError(r.at("dose"), f"expected a dose like '56 mg' or '0.5 mg/kg', got {dose!r}")
+        if unit == "mg":
+            dose_mg = Decimal(match.group(1))
+        else:
+            dose_per_kg = Decimal(match.group(1))
+    week = r.get("treatment_week", _int, None)
+    if week is not None and week < 1:
+        raise InputError(r.at("treatment_week"), f"weeks count from 1, got {week}")
+    return _build(
+        r,
+        Plan,
+        dose_mg=dose_mg,
+        dose_mg_per_kg=dose_per_kg,
+        sessions_per_week=r.get("sessions_per_week", _non_negative, None),
+        treatment_week=week,
     )
 
 

@@ -92,16 +92,22 @@ class MonitoringItem:
 
 @attrs.frozen(kw_only=True)
 class DoseOption:
-    """One computed dose; ``not_computed`` says why the dose is missing, when it is."""
+    """One dose option; ``not_computed`` says why the dose is missing, when it is.
+
+    Weight-based options fill ``mg_per_kg``, ``weight_basis`` and ``dosing_weight_kg``;
+    fixed doses (esketamine) leave them empty and give ``sessions_per_week``.
+    """
 
     rule_id: str
     label: str
     function: str
-    mg_per_kg: Decimal
-    weight_basis: str
-    dosing_weight_kg: Decimal | None
     dose_mg: Decimal | None
-    infusion_minutes: int | None
+    mg_per_kg: Decimal | None = None
+    weight_basis: str | None = None
+    dosing_weight_kg: Decimal | None = None
+    infusion_minutes: int | None = None
+    sessions_per_week: Decimal | None = None
+    schedule: str | None = None
     formula: str | None = None
     not_computed: str | None = None
 

@@ -37,6 +37,8 @@ __all__ = [
     "Source",
     "StatusLevel",
     "StatusTable",
+    "Table",
+    "TableEntry",
     "Test",
     "ValueSet",
     "canonical",
@@ -190,6 +192,35 @@ class ValueSet:
 
 
 @attrs.frozen
+class TableEntry:
+    """One row of a conversion table: items in ``valueset`` convert with ``factor``."""
+
+    valueset: str
+    factor: Decimal
+    note: str | None = None
+
+
+@attrs.frozen
+class Table:
+    """A conversion table: derives ``output`` = ``input`` × factor on facts of type ``fact``.
+
+    With ``total``, the sum of ``output`` over the active items is also set on the
+    patient fact under that name (e.g. the daily diazepam-equivalent dose of all
+    benzodiazepines).
+    """
+
+    id: str
+    title: str
+    source: str
+    fact: str
+    input: str
+    output: str
+    entries: tuple[TableEntry, ...]
+    total: str | None = None
+    file: str | None = _location()
+
+
+@attrs.frozen
 class Source:
     """An entry of the sources register that rules cite."""
 
@@ -252,6 +283,7 @@ class RuleSet:
     status: StatusTable
     rules: tuple[Rule, ...]
     valuesets: tuple[ValueSet, ...]
+    tables: tuple[Table, ...] = ()
 
     @property
     def digest(self) -> str:

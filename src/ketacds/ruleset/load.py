@@ -23,7 +23,7 @@ from ketacds._yaml import Path as DocPath
 from ketacds._yaml import YamlProblem, load_yaml
 from ketacds.dosing.functions import FUNCTIONS, PARAMETERS
 from ketacds.errors import RulesetError
-from ketacds.models.facts import FACT_TYPES, FLAG
+from ketacds.models.facts import FACT_TYPES, FLAG, FieldKind
 from ketacds.models.inputs import ROUTES, canonical_system
 from ketacds.ruleset import plan
 from ketacds.ruleset.ir import (
@@ -45,11 +45,13 @@ from ketacds.ruleset.ir import (
     Source,
     StatusLevel,
     StatusTable,
+    Table,
+    TableEntry,
     Test,
     ValueSet,
 )
 
-__all__ = ["ANY_JURISDICTION", "bundled_rules_dir", "load_ruleset", "schema"]
+__all__ = ["ANY_JURISDICTION", "bundled_rules_dir", "fact_vocabulary", "load_ruleset", "schema"]
 
 #: Written in a rule's ``jurisdictions`` to mean "wherever the engine is used".
 ANY_JURISDICTION = "any"
@@ -141,7 +143,9 @@ def load_ruleset(directory: Path | str | None = None) -> RuleSet:
     status = _status_table(manifest)
 
     valuesets = _load_valuesets(root)
+    tables = _load_tables(root, {v.id for v in valuesets})
     context = _Context(
+        vocabulary=fact_vocabulary(tables),
         routes=set(routes),
         jurisdictions=known_jurisdictions,
         sources={s.id for s in sources},
@@ -176,6 +180,7 @@ def load_ruleset(directory: Path | str | None = None) -> RuleSet:
         status=status,
         rules=tuple(sorted(rules, key=lambda r: r.id)),
         valuesets=valuesets,
+        tables=tables,
     )
     _check_flags(ruleset)
     plan.stratify(ruleset.rules)
@@ -248,18 +253,78 @@ def _load_valuesets(root: Path) -> tuple[ValueSet, ...]:
     return tuple(result)
 
 
+def fact_vocabulary(tables: Iterable[Table]) -> dict[str, dict[str, FieldKind]]:
+    """The fact types and fields rules may test: the built-in ones plus table outputs."""
+    vocabulary = {fact: dict(fields) for fact, fields in FACT_TYPES.items()}
+    for table in tables:
+        vocabulary[table.fact][table.output] = "number"
+        if table.total:
+            vocabulary["patient"][table.total] = "number"
+    return vocabulary
+
+
+def _load_tables(root: Path, valuesets: set[str]) -> tuple[Table, ...]:
+    folder = root / "tables"
+    result = []
+    outputs: set[tuple[str, str]] = set()
+    for path in sorted(folder.glob("*.yaml")) if folder.is_dir() else []:
+        doc = _Doc(path, root)
+        doc.validate("table")
+        d = doc.data
+        if d["id"] != path.stem:
+            raise doc.error(("id",), f"table id {d['id']!r} must match its file name {path.stem!r}")
+        fields = FACT_TYPES.get(d["fact"])
+        if fields is None or "vs" not in fields:
+            raise doc.error(("fact",), f"tables apply to coded facts, not {d['fact']!r}")
+        if fields.get(d["input"]) != "number":
+            raise doc.error(("input",), f"{d['fact']} facts have no number field {d['input']!r}")
+        for target in ((d["fact"], d["output"]), ("patient", d.get("total"))):
+            if target[1] is None:
+                continue
+            if target[1] in FACT_TYPES[target[0]] or target in outputs:
+                raise doc.error(("output",), f"{target[0]} facts already have a field {target[1]!r}")
+            outputs.add((target[0], target[1]))
+        entries = []
+        for index, entry in enumerate(d["entries"]):
+            if entry["in"] not in valuesets:
+                raise doc.error(
+                    ("entries", index, "in"),
+                    f"unknown value set {entry['in']!r}",
+                    _suggest(entry["in"], valuesets),
+                )
+            entries.append(
+                TableEntry(valueset=entry["in"], factor=Decimal(entry["factor"]), note=entry.get("note"))
+            )
+        result.append(
+            Table(
+                id=d["id"],
+                title=d["title"],
+                source=" ".join(d["source"].split()),
+                fact=d["fact"],
+                input=d["input"],
+                output=d["output"],
+                total=d.get("total"),
+                entries=tuple(entries),
+                file=doc.name,
+            )
+        )
+    return tuple(result)
+
+
 class _Context:
     """What a rule may refer to."""
 
     def __init__(
         self,
         *,
+        vocabulary: dict[str, dict[str, FieldKind]],
         routes: set[str],
         jurisdictions: set[str],
         sources: set[str],
         valuesets: set[str],
         status: StatusTable,
     ) -> None:
+        self.vocabulary = vocabulary
         self.routes = routes
         self.jurisdictions = jurisdictions
         self.sources = sources
@@ -355,9 +420,11 @@ def _dose(doc: _Doc, at: DocPath, d: Mapping[str, Any]) -> DoseSpec:
                 (*at, "params", key), f"unknown parameter {key!r} of {name}", _suggest(key, set(spec))
             )
         allowed = spec[key][1]
-        if allowed is None and (isinstance(value, bool) or not isinstance(value, int | Decimal)):
+        if allowed == "number" and (isinstance(value, bool) or not isinstance(value, int | Decimal)):
             raise doc.error((*at, "params", key), f"{key} must be a number")
-        if allowed is not None and value not in allowed:
+        if allowed == "text" and not isinstance(value, str):
+            raise doc.error((*at, "params", key), f"{key} must be text")
+        if isinstance(allowed, tuple) and value not in allowed:
             raise doc.error((*at, "params", key), f"{key} must be one of {', '.join(allowed)}")
     for key, (required, _) in spec.items():
         if required and key not in params:
@@ -410,10 +477,11 @@ class _ConditionParser:
     def _pattern(
         self, fact: str, tests: Mapping[str, Any], at: DocPath, scope: Scope
     ) -> tuple[Condition, Scope]:
-        if fact not in FACT_TYPES or fact == FLAG:
-            known = set(FACT_TYPES) - {FLAG}
+        vocabulary = self.ctx.vocabulary
+        if fact not in vocabulary or fact == FLAG:
+            known = set(vocabulary) - {FLAG}
             raise self.doc.error(at, f"unknown fact type {fact!r}", _suggest(fact, known))
-        fields = FACT_TYPES[fact]
+        fields = vocabulary[fact]
         alias = tests.get("as")
         if alias is not None and alias in scope:
             raise self.doc.error((*at, "as"), f"alias {alias!r} is already used in this condition")
@@ -456,7 +524,7 @@ class _ConditionParser:
                 raise self.doc.error(
                     at, f"reference to {alias!r}, which no earlier pattern of this 'all' defines with 'as'"
                 )
-            target_kind = FACT_TYPES[scope[alias]].get(field)
+            target_kind = self.ctx.vocabulary[scope[alias]].get(field)
             if target_kind != kind:
                 raise self.doc.error(
                     at, f"{scope[alias]} facts have no {kind} field {field!r} to compare with"
