@@ -209,15 +209,17 @@ def build_facts(
 def _apply_tables(tables: Sequence[Table], facts: Mapping[str, Fact], patient: Fact) -> None:
     """Derive each table's output on matching facts, and its total on the patient fact."""
     for table in tables:
-        factors = {entry.valueset: entry.factor for entry in table.entries}
+        values = {entry.valueset: entry.value for entry in table.entries}
         total: Decimal | None = None
         for fact in facts.values():
             if fact["t"] != table.fact or table.input not in fact:
                 continue
-            matched = sorted({factors[vs] for vs in fact["vs"] if vs in factors})
+            matched = sorted({values[vs] for vs in fact["vs"] if vs in values})
             if len(matched) != 1:
                 continue  # no row, or rows that disagree: leave the value unknown
-            value = Decimal(str(fact[table.input])) * matched[0]
+            given = Decimal(str(fact[table.input]))
+            raw = given * matched[0] if table.operation == "multiply" else given / matched[0]
+            value = (raw * table.scale).quantize(_HUNDREDTH, ROUND_HALF_EVEN)
             fact[table.output] = to_json_number(value)
             if fact.get("active", True):
                 total = value if total is None else total + value

@@ -193,20 +193,21 @@ class ValueSet:
 
 @attrs.frozen
 class TableEntry:
-    """One row of a conversion table: items in ``valueset`` convert with ``factor``."""
+    """One row of a conversion table: the ``value`` for items in ``valueset``."""
 
     valueset: str
-    factor: Decimal
+    value: Decimal
     note: str | None = None
 
 
 @attrs.frozen
 class Table:
-    """A conversion table: derives ``output`` = ``input`` × factor on facts of type ``fact``.
+    """A conversion table, deriving the number field ``output`` on facts of type ``fact``.
 
-    With ``total``, the sum of ``output`` over the active items is also set on the
-    patient fact under that name (e.g. the daily diazepam-equivalent dose of all
-    benzodiazepines).
+    ``output`` = ``input`` × value × ``scale`` (operation ``multiply``) or
+    ``input`` ÷ value × ``scale`` (operation ``divide``, e.g. daily dose ÷ the dose
+    equivalent to 10 mg diazepam × 10). With ``total``, the sum of ``output`` over the
+    active items is also set on the patient fact under that name.
     """
 
     id: str
@@ -216,6 +217,8 @@ class Table:
     input: str
     output: str
     entries: tuple[TableEntry, ...]
+    operation: Literal["multiply", "divide"] = "multiply"
+    scale: Decimal = Decimal(1)
     total: str | None = None
     file: str | None = _location()
 

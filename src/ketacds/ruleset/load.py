@@ -293,7 +293,7 @@ def _load_tables(root: Path, valuesets: set[str]) -> tuple[Table, ...]:
                     _suggest(entry["in"], valuesets),
                 )
             entries.append(
-                TableEntry(valueset=entry["in"], factor=Decimal(entry["factor"]), note=entry.get("note"))
+                TableEntry(valueset=entry["in"], value=Decimal(entry["value"]), note=entry.get("note"))
             )
         result.append(
             Table(
@@ -304,6 +304,8 @@ def _load_tables(root: Path, valuesets: set[str]) -> tuple[Table, ...]:
                 input=d["input"],
                 output=d["output"],
                 total=d.get("total"),
+                operation=d.get("operation", "multiply"),
+                scale=Decimal(d.get("scale", 1)),
                 entries=tuple(entries),
                 file=doc.name,
             )
