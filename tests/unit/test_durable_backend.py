@@ -134,12 +134,12 @@ class TestSessions:
         assert expected == result
 
     def test_unread_facts_are_harmless(self, engine, case):
-        """Facts no rule reads (allergies, substance use) neither raise nor change the result."""
+        """Facts no rule reads (a penicillin allergy, cannabis use) neither raise nor change the result."""
         from ketacds import Allergy, SubstanceUse
 
         record, context = case
         extra = attrs.evolve(
-            record, allergies=(Allergy(name="penicillin"),), substance_use=(SubstanceUse(name="alcohol"),)
+            record, allergies=(Allergy(name="penicillin"),), substance_use=(SubstanceUse(name="cannabis"),)
         )
 
         assert engine.assess(record, context).findings == engine.assess(extra, context).findings

@@ -106,17 +106,19 @@ def test_contradictions_are_input_errors(engine, patient, message):
 
 
 def test_daily_dose(engine):
-    """Daily dose is dose × frequency, in mg (mcg converted)."""
+    """Daily dose is dose × frequency, in mg (mcg converted), and its diazepam equivalent (Ashton)."""
     record = load_record(
         {
             "patient": {},
             "medications": [{"name": "clonazepam", "dose": 500, "unit": "mcg", "frequency": "tid"}],
         }
     )
-    medication = next(f for f in facts(engine, record).values() if f["t"] == "medication")
+    found = facts(engine, record)
+    medication = next(f for f in found.values() if f["t"] == "medication")
 
-    assert (0.5, 1.5, ["benzodiazepines"]) == (
+    assert (0.5, 1.5, ["benzodiazepines", "clonazepam"]) == (
         medication["dose_mg"],
         medication["daily_mg"],
         medication["vs"],
     )
+    assert (30, 30) == (medication["diazepam_eq_mg_day"], found["patient"]["benzodiazepine_diazepam_eq_mg_day"])

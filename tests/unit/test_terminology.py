@@ -18,11 +18,12 @@ def terminology() -> Terminology:
     [
         (Coding(system="icd-10-cm", code="F33.2"), None, ("depressive-disorders",)),
         (Coding(system="icd-10-cm", code="F32.A"), None, ("depressive-disorders",)),  # by prefix
-        (Coding(system="atc", code="N05BA12"), None, ("benzodiazepines",)),
-        (Coding(system="rxnorm", code="2598"), None, ("benzodiazepines",)),
-        (None, "  Klonopin ", ("benzodiazepines",)),
+        (Coding(system="atc", code="N05BA12"), None, ("alprazolam", "benzodiazepines")),
+        (Coding(system="rxnorm", code="2598"), None, ("benzodiazepines", "clonazepam")),
+        (None, "  Klonopin ", ("benzodiazepines", "clonazepam")),
         (Coding(system="loinc", code="8480-6"), None, ("systolic-blood-pressure",)),
-        (Coding(system="icd-10-cm", code="I10"), None, ()),
+        (Coding(system="icd-10-cm", code="I10"), None, ("hypertension",)),
+        (Coding(system="icd-10-cm", code="J45.909"), None, ()),
         (None, "clonazepam 0.5 mg tablet", ()),  # matching is exact, never fuzzy
     ],
 )
