@@ -153,3 +153,23 @@ contexts = st.builds(
     jurisdiction=st.sampled_from(JURISDICTIONS),
     now=st.just(NOW),
 )
+
+# Trials that often meet the TRD criteria and often share a drug, so that the join in
+# KCDS-CAND-001 ("two *different* drugs") is exercised both ways.
+adequate_trials = st.builds(
+    AntidepressantTrial,
+    name=st.sampled_from(["sertraline", "escitalopram"]),
+    weeks=st.sampled_from([Decimal(4), Decimal(6), Decimal(8)]),
+    response=st.sampled_from(["none", "partial", "response"]),
+    episode=st.sampled_from(["current", "current", "previous"]),
+    adequate_dose=st.sampled_from([True, True, None]),
+)
+
+trd_records = st.builds(
+    PatientRecord,
+    patient=patients,
+    conditions=st.just((Condition(code=Coding(system="icd-10-cm", code="F33.2")),)),
+    medications=_tuples(medications, 3),
+    trials=_tuples(adequate_trials, 4),
+    observations=_tuples(blood_pressures, 2),
+)

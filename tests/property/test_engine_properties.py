@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ketacds import Engine, PatientRecord
-from strategies import contexts, records
+from strategies import contexts, records, trd_records
 
 _ENGINE = Engine()  # module-level: Hypothesis runs many examples against one engine
 
@@ -54,3 +54,12 @@ def test_reassuring_status_only_without_gaps(record: PatientRecord, context):
             f.severity in ("absolute", "relative", "off-label", "defer", "not-indicated")
             for f in result.findings
         )
+
+
+@given(record=trd_records, context=contexts)
+def test_engines_agree_on_joins(record: PatientRecord, context):
+    """The engines agree where rules compare facts with each other (two different drugs)."""
+    _, durable = _ENGINE.evaluate(record, context)
+    _, reference = _ENGINE.evaluate(record, context, backend="reference")
+
+    assert reference == durable

@@ -132,7 +132,7 @@ class TestDataGaps:
             assert {"KCDS-GAP-002", "KCDS-GAP-003", "KCDS-GAP-006"} <= {g.rule_id for g in result.data_gaps}
 
     def test_trial_of_unknown_adequacy_is_a_gap(self, engine):
-        """A current-episode trial without dose adequacy is reported, not silently ignored."""
+        """A trial without dose adequacy is a gap: the status is incomplete, never 'not indicated'."""
         record, context = load_case_file(EXAMPLES / "01-trd-esketamine-us.yaml")
         unknown = attrs.evolve(
             record, trials=(attrs.evolve(record.trials[0], adequate_dose=None), record.trials[1])
@@ -140,7 +140,8 @@ class TestDataGaps:
         result = engine.assess(unknown, context)
 
         assert "KCDS-GAP-004" in result.rule_ids
-        assert "not-indicated" == result.status
+        assert "KCDS-CAND-004" not in result.rule_ids
+        assert "incomplete" == result.status
 
     def test_obese_patient_without_sex_gets_a_gap_and_no_ibw_dose(self, engine):
         """BMI ≥30 with sex unknown: the IBW alternative cannot be computed, and says so."""

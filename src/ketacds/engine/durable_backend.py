@@ -37,7 +37,7 @@ from typing import Any
 
 import durable_rules_engine as _dre  # noqa: TID251 - the one sanctioned importer
 
-from ketacds.engine.match import matches
+from ketacds.engine.match import matches, passes
 from ketacds.engine.raw import RawFiring, RawResult, flag_fact, flag_id
 from ketacds.errors import EngineCapacityError, EvaluationError
 from ketacds.ruleset.ir import Pattern, Ref, Rule, Test
@@ -83,11 +83,21 @@ def _number(value: Any) -> Any:
 class _Alternative:
     """A compiled alternative: which durable aliases are ours to report, and the guards."""
 
-    def __init__(self, rule: Rule, index: int, aliases: dict[str, str], missing_flags: Sequence[str]) -> None:
+    def __init__(
+        self,
+        rule: Rule,
+        index: int,
+        aliases: dict[str, str],
+        missing_flags: Sequence[str],
+        joins: Sequence[tuple[str, str | None, tuple[Test, ...]]],
+    ) -> None:
         self.rule = rule
         self.index = index
         self.report_aliases = aliases  # durable alias -> fact kind ("input" or "flag")
         self.missing_flags = tuple(missing_flags)
+        # (durable alias, rule alias, tests comparing with earlier facts), checked when firing
+        self.joins = tuple(joins)
+        self.rule_aliases = {rule_alias: durable for durable, rule_alias, _ in joins if rule_alias}
 
 
 class DurableProgram:
@@ -126,10 +136,13 @@ class DurableProgram:
                     p.alias: f"a_{p.alias}" for p in alt.positive if p.alias
                 }
                 patterns = []
+                joins: list[tuple[str, str | None, tuple[Test, ...]]] = []
                 for position, pattern in enumerate(alt.positive):
                     alias = durable_alias.get(pattern.alias) or f"p{position}"
                     aliases[alias] = "flag" if flag_name(pattern) else "input"
-                    patterns.append({alias: self._expression(pattern, durable_alias)})
+                    patterns.append({alias: self._expression(pattern)})
+                    refs = tuple(t for t in pattern.tests if isinstance(t.value, Ref))
+                    joins.append((alias, pattern.alias, refs))
                 for position, pattern in enumerate(alt.absent):
                     key = absence_key(pattern)
                     self._absent[key] = pattern
@@ -138,19 +151,23 @@ class DurableProgram:
                     patterns.append({_ANCHOR: {"t": "patient"}})
                 name = f"{rule.id}#{index}"
                 definition[name] = {"all": patterns, "pri": strata[rule.id]}
-                self._alternatives[name] = _Alternative(rule, index, aliases, alt.missing_flags)
+                self._alternatives[name] = _Alternative(rule, index, aliases, alt.missing_flags, joins)
             for flag in rule.flags:
                 self._flag_ids[flag] = flag_id(flag)
         definition[_SINK] = {"all": [{"a": {"$ex": {"t": 1}}}, {"b": {"t": "__never__"}}]}
         return definition
 
-    def _expression(self, pattern: Pattern, aliases: Mapping[str | None, str]) -> dict[str, Any]:
+    def _expression(self, pattern: Pattern) -> dict[str, Any]:
+        # Tests that compare with another pattern's fact are not given to durable_rules:
+        # its compiler mishandles them beside constant tests (measured: a reference after
+        # an `$or` is silently ignored, and after a plain comparison it crashes the
+        # process). They are checked in Python when the rule fires (`_joins_hold`).
         terms: list[dict[str, Any]] = [{"t": pattern.fact}]
-        terms.extend(self._test(test, aliases) for test in pattern.tests)
+        terms.extend(self._test(test) for test in pattern.tests if not isinstance(test.value, Ref))
         return terms[0] if len(terms) == 1 else {"$and": terms}
 
     @staticmethod
-    def _test(test: Test, aliases: Mapping[str | None, str]) -> dict[str, Any]:
+    def _test(test: Test) -> dict[str, Any]:
         field = test.field
         if test.op == "present":
             return {"$ex" if test.value else "$nex": {field: 1}}
@@ -162,11 +179,11 @@ class DurableProgram:
             assert isinstance(test.value, tuple)
             options = [{field: _number(v)} for v in test.value]
             return options[0] if len(options) == 1 else {"$or": options}
-        value: Any
-        if isinstance(test.value, Ref):
-            value = {aliases[test.value.alias]: test.value.field}
-        else:
-            value = _number(test.value)
+        if test.op == "not_in":
+            assert isinstance(test.value, tuple)
+            excluded = [{"$neq": {field: _number(v)}} for v in test.value]
+            return excluded[0] if len(excluded) == 1 else {"$and": excluded}
+        value = _number(test.value)
         if test.op == "eq":
             return {field: value}
         op = {"ne": "$neq", "gt": "$gt", "gte": "$gte", "lt": "$lt", "lte": "$lte"}[test.op]
@@ -304,6 +321,8 @@ class DurableProgram:
             action_hook(alt.rule.id)
         if any(flag in derived for flag in alt.missing_flags):
             return  # a flag this alternative needs absent has been derived: it does not hold
+        if not self._joins_hold(alt, bound):
+            return
         ids = sorted(public[bound[alias]["id"]] for alias in alt.report_aliases)
         firings.add(RawFiring(alt.rule.id, tuple(sorted(set(ids)))))
         for flag in alt.rule.flags:
@@ -315,6 +334,12 @@ class DurableProgram:
                     raise EvaluationError(
                         f"durable_rules return code {code} asserting flag {flag!r}", rule_id=alt.rule.id
                     )
+
+    @staticmethod
+    def _joins_hold(alt: _Alternative, bound: Mapping[str, Mapping[str, Any]]) -> bool:
+        """Check the tests that compare one matched fact with another."""
+        env = {rule_alias: bound[durable] for rule_alias, durable in alt.rule_aliases.items()}
+        return all(passes(test, bound[durable], env) for durable, _, tests in alt.joins for test in tests)
 
     def close(self) -> None:
         """Free the C ruleset. The program cannot be used afterwards."""

@@ -13,7 +13,7 @@ from typing import Any
 
 from ketacds.ruleset.ir import Pattern, Ref, Scalar, Test
 
-__all__ = ["matches", "operand_value"]
+__all__ = ["matches", "operand_value", "passes"]
 
 
 def operand_value(value: Scalar | tuple[Scalar, ...] | Ref, env: Mapping[str, Mapping[str, Any]]) -> Any:
@@ -36,7 +36,8 @@ def _same_kind(a: Any, b: Any) -> bool:
     return type(a) is type(b)
 
 
-def _test(test: Test, fact: Mapping[str, Any], env: Mapping[str, Mapping[str, Any]]) -> bool:
+def passes(test: Test, fact: Mapping[str, Any], env: Mapping[str, Mapping[str, Any]]) -> bool:
+    """Whether one field test holds on ``fact``; references are resolved in ``env``."""
     if test.op == "present":
         return (test.field in fact) == bool(test.value)
     if test.field not in fact:
@@ -47,6 +48,8 @@ def _test(test: Test, fact: Mapping[str, Any], env: Mapping[str, Mapping[str, An
         return any(vs in actual for vs in expected)
     if test.op == "in":
         return any(_same_kind(actual, e) and actual == e for e in expected)
+    if test.op == "not_in":
+        return all(not (_same_kind(actual, e) and actual == e) for e in expected)
     if expected is None or not _same_kind(actual, expected):
         return test.op == "ne" and expected is not None
     if test.op == "eq":
@@ -64,4 +67,4 @@ def _test(test: Test, fact: Mapping[str, Any], env: Mapping[str, Mapping[str, An
 
 def matches(pattern: Pattern, fact: Mapping[str, Any], env: Mapping[str, Mapping[str, Any]]) -> bool:
     """Whether ``fact`` is of the pattern's type and passes all its tests."""
-    return fact.get("t") == pattern.fact and all(_test(t, fact, env) for t in pattern.tests)
+    return fact.get("t") == pattern.fact and all(passes(t, fact, env) for t in pattern.tests)

@@ -25,16 +25,20 @@ def solve(
 ) -> Iterator[Env]:
     """Yield every binding of pattern names to facts under which ``condition`` holds."""
     if isinstance(condition, Pattern):
+        # The patterns of one conjunction bind distinct facts (as durable_rules does).
         key = condition.alias or f"#{id(condition)}"
+        bound = {id(fact) for fact in env.values()}
         for fact in facts_by_type.get(condition.fact, ()):
-            if matches(condition, fact, env):
+            if id(fact) not in bound and matches(condition, fact, env):
                 yield {**env, key: fact}
     elif isinstance(condition, All):
         yield from _solve_all(condition.items, env, facts_by_type)
     elif isinstance(condition, AnyOf):
         for item in condition.items:
             yield from solve(item, env, facts_by_type)
-    elif isinstance(condition, Not) and next(solve(condition.item, env, facts_by_type), None) is None:
+    elif isinstance(condition, Not) and next(solve(condition.item, {}, facts_by_type), None) is None:
+        # Negation is uncorrelated (the loader refuses references into a 'not'), so it is
+        # decided over all facts, whatever the rest of the condition has bound.
         yield env
 
 

@@ -47,7 +47,7 @@ __all__ = [
 ]
 
 Scalar: TypeAlias = str | int | Decimal | bool
-Op = Literal["eq", "ne", "gt", "gte", "lt", "lte", "in", "present", "member"]
+Op = Literal["eq", "ne", "gt", "gte", "lt", "lte", "in", "not_in", "present", "member"]
 Confidence = Literal["R", "S", "M"]
 
 # Marks attributes that say where something was written, not what it means;
@@ -74,7 +74,7 @@ class Test:
     ``member`` tests value-set membership: the fact's ``field`` (a set of value-set
     ids) shares at least one id with ``value``. ``present`` tests that the field is
     known (``value`` true) or unknown (``value`` false). Every other operator is
-    false when the field is unknown.
+    false when the field is unknown (``not_in`` too: unknown is not "none of these").
     """
 
     field: str

@@ -57,8 +57,8 @@ __all__ = ["ANY_JURISDICTION", "bundled_rules_dir", "fact_vocabulary", "load_rul
 ANY_JURISDICTION = "any"
 
 _OPS_BY_KIND: dict[str, set[str]] = {
-    "number": {"eq", "ne", "gt", "gte", "lt", "lte", "in", "present"},
-    "text": {"eq", "ne", "in", "present"},
+    "number": {"eq", "ne", "gt", "gte", "lt", "lte", "in", "not_in", "present"},
+    "text": {"eq", "ne", "in", "not_in", "present"},
     "bool": {"eq", "ne", "present"},
 }
 
@@ -532,10 +532,11 @@ class _ConditionParser:
                     at, f"{scope[alias]} facts have no {kind} field {field!r} to compare with"
                 )
             return Ref(alias, field)
-        values = tuple(operand) if op == "in" else (operand,)
+        many = op in ("in", "not_in")
+        values = tuple(operand) if many else (operand,)
         for value in values:
             _check_kind(value, kind, lambda reason: self.doc.error(at, reason))
-        return values if op == "in" else values[0]
+        return values if many else values[0]
 
 
 def _check_kind(value: Any, kind: str, fail: Callable[[str], RulesetError]) -> None:

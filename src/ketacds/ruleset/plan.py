@@ -28,6 +28,7 @@ from ketacds.ruleset.ir import All, AnyOf, Condition, Not, Pattern, Rule, to_dat
 
 __all__ = [
     "MAX_ALTERNATIVES",
+    "SINGLE_FACT_TYPES",
     "Alternative",
     "absence_key",
     "alternatives",
@@ -38,6 +39,9 @@ __all__ = [
 
 #: A rule whose condition expands to more alternatives than this is refused.
 MAX_ALTERNATIVES = 16
+
+#: Fact types of which every assessment has exactly one.
+SINGLE_FACT_TYPES = frozenset({"patient", "plan"})
 
 
 @attrs.frozen
@@ -114,6 +118,15 @@ def alternatives(rule: Rule) -> tuple[Alternative, ...]:
         )
     result = []
     for positive, negated in expanded:
+        singles = [p.fact for p in positive if p.fact in SINGLE_FACT_TYPES]
+        repeated = sorted({fact for fact in singles if singles.count(fact) > 1})
+        if repeated:
+            raise RulesetError(
+                f"rule {rule.id} has two patterns on {repeated[0]!r}, of which there is only one fact; "
+                "patterns of one condition match different facts, so merge their tests into one pattern",
+                file=rule.file,
+                line=rule.line,
+            )
         absent = tuple(p for p in negated if flag_name(p) is None)
         missing = tuple(sorted({str(flag_name(p)) for p in negated if flag_name(p) is not None}))
         result.append(Alternative(positive=positive, absent=absent, missing_flags=missing))
