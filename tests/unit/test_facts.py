@@ -121,4 +121,7 @@ def test_daily_dose(engine):
         medication["daily_mg"],
         medication["vs"],
     )
-    assert (30, 30) == (medication["diazepam_eq_mg_day"], found["patient"]["benzodiazepine_diazepam_eq_mg_day"])
+    assert (30, 30) == (
+        medication["diazepam_eq_mg_day"],
+        found["patient"]["benzodiazepine_diazepam_eq_mg_day"],
+    )

@@ -35,3 +35,15 @@ def test_durable_program(engine, request, route, jurisdiction):
     """The durable_rules JSON of a program equals the committed golden file."""
     definition = engine._program(route, jurisdiction).definition
     _check(request, f"durable.{route}.{jurisdiction}.json", definition)
+
+
+def test_rule_counts_page(engine, request):
+    """docs/rule-counts.md equals the counts of the bundled rules."""
+    from ketacds.ruleset.stats import rule_counts_markdown
+    from support import ROOT
+
+    path = ROOT / "docs" / "rule-counts.md"
+    text = rule_counts_markdown(engine.ruleset)
+    if request.config.getoption("--update-golden"):
+        path.write_text(text, encoding="utf-8")
+    assert path.read_text(encoding="utf-8") == text, "docs/rule-counts.md is stale: run `make golden`"
