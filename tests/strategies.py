@@ -173,3 +173,215 @@ trd_records = st.builds(
     trials=_tuples(adequate_trials, 4),
     observations=_tuples(blood_pressures, 2),
 )
+
+
+# ----------------------------------------------------------------------------------
+# Adversarial input: empty, duplicated, conflicting, extreme and sparse records.
+
+
+def _duplicated(record: PatientRecord) -> PatientRecord:
+    return PatientRecord(
+        patient=record.patient,
+        conditions=record.conditions * 2,
+        medications=record.medications * 2,
+        observations=record.observations * 2,
+        allergies=record.allergies,
+        trials=record.trials * 2,
+        substance_use=record.substance_use,
+    )
+
+
+extreme_patients = st.builds(
+    Patient,
+    age_years=st.sampled_from([0, 1, 17, 18, 64, 65, 110]),
+    sex=st.sampled_from(["female", "male", "other", "unknown", None]),
+    weight=st.sampled_from(
+        [
+            None,
+            Quantity(value=Decimal("0.5"), unit="kg"),
+            Quantity(value=Decimal(400), unit="kg"),
+            Quantity(value=Decimal(900), unit="lb"),
+        ]
+    ),
+    height=st.sampled_from(
+        [None, Quantity(value=Decimal(30), unit="cm"), Quantity(value=Decimal(250), unit="cm")]
+    ),
+    pregnant=st.sampled_from([None, True, False]),
+    lactating=st.sampled_from([None, True, False]),
+)
+
+adversarial_records = st.one_of(
+    st.just(PatientRecord(patient=Patient())),
+    records.map(_duplicated),
+    st.builds(
+        PatientRecord,
+        patient=extreme_patients,
+        conditions=_tuples(conditions, 6),
+        medications=_tuples(medications, 6),
+    ),
+    # conflicting: the same item active and stopped, the same condition active and resolved
+    st.builds(
+        lambda cond, med: PatientRecord(
+            patient=Patient(),
+            conditions=(cond, Condition(code=cond.code, name=cond.name, clinical_status="resolved")),
+            medications=(med, Medication(code=med.code, name=med.name, status="stopped")),
+        ),
+        conditions,
+        medications,
+    ),
+)
+
+
+# ----------------------------------------------------------------------------------
+# Codes that only contraindication rules read (for the monotonicity of harm).
+
+
+def _value_sets_read(categories: set[str], *, inside: bool) -> set[str]:
+    from ketacds.ruleset.ir import All, AnyOf, Not, Pattern
+
+    found: set[str] = set()
+
+    def walk(node: object) -> None:
+        if isinstance(node, Pattern):
+            found.update(str(v) for t in node.tests if t.op == "member" for v in t.value)  # type: ignore[union-attr]
+        elif isinstance(node, Not):
+            walk(node.item)
+        elif isinstance(node, All | AnyOf):
+            for item in node.items:
+                walk(item)
+
+    for rule in _RULESET.rules:
+        if (rule.category in categories) == inside:
+            walk(rule.when)
+    return found
+
+
+def _harm_codes() -> list[Coding]:
+    from ketacds.terminology.valuesets import Terminology
+
+    terminology = Terminology(_RULESET.valuesets)
+    elsewhere = _value_sets_read({"contraindication"}, inside=False)
+    harmful = _value_sets_read({"contraindication"}, inside=True)
+    result = []
+    for system, code in _CODES:
+        tags = set(terminology.tag(Coding(system=system, code=code), None))
+        if tags & harmful and not tags & elsewhere:
+            result.append(Coding(system=system, code=code))
+    return result
+
+
+HARM_CODES = _harm_codes()
+harm_conditions = st.builds(
+    Condition, code=st.sampled_from(HARM_CODES), clinical_status=st.sampled_from(["active", "resolved"])
+)
+
+
+# ----------------------------------------------------------------------------------
+# Random rulesets over the fact vocabulary, for the differential test of the engines.
+
+
+def _random_pattern(draw: st.DrawFn, alias: str | None, refs: list[tuple[str, str]], *, multi: bool = False):
+    from ketacds.ruleset.ir import Pattern, Ref, Test
+
+    types = ["condition", "medication", "trial", "observation"] + ([] if multi else ["patient"])
+    fact = draw(st.sampled_from(types))
+    tests = []
+    vs_ids = sorted(vs.id for vs in _RULESET.valuesets)
+    if fact != "patient" and draw(st.booleans()):
+        tests.append(
+            Test(
+                "vs",
+                "member",
+                tuple(draw(st.lists(st.sampled_from(vs_ids), min_size=1, max_size=2, unique=True))),
+            )
+        )
+    numeric = {
+        "patient": "age_years",
+        "medication": "daily_mg",
+        "trial": "weeks",
+        "observation": "value",
+        "condition": "onset_days_ago",
+    }[fact]
+    if draw(st.booleans()):
+        op = draw(st.sampled_from(["gt", "gte", "lt", "lte", "eq", "ne"]))
+        tests.append(Test(numeric, op, draw(st.integers(0, 200))))
+    if draw(st.booleans()):
+        field, values = {
+            "patient": ("sex", ["female", "male"]),
+            "condition": ("clinical_status", ["active", "resolved"]),
+            "medication": ("status", ["active", "stopped"]),
+            "trial": ("response", ["none", "partial", "response"]),
+            "observation": ("unit", ["mmHg", ""]),
+        }[fact]
+        op = draw(st.sampled_from(["eq", "ne", "in", "not_in", "present"]))
+        value = (
+            draw(st.booleans())
+            if op == "present"
+            else tuple(draw(st.lists(st.sampled_from(values), min_size=1, max_size=2, unique=True)))
+            if op in ("in", "not_in")
+            else draw(st.sampled_from(values))
+        )
+        tests.append(Test(field, op, value))
+    ref_fields = {"trial": "drug", "medication": "drug"}
+    same_type = [a for a, f in refs if f == fact]
+    if fact in ref_fields and same_type and draw(st.booleans()):
+        tests.append(
+            Test(ref_fields[fact], draw(st.sampled_from(["eq", "ne"])), Ref(same_type[0], ref_fields[fact]))
+        )
+    return Pattern(fact=fact, tests=tuple(tests), alias=alias)
+
+
+@st.composite
+def random_rulesets(draw: st.DrawFn):
+    """A valid RuleSet of 1–8 random rules: joins, any, not over facts and over earlier flags."""
+    import attrs as _attrs
+
+    from ketacds.ruleset.ir import All, AnyOf, Evidence, FindingSpec, Not, Pattern, Rule, Test
+    from ketacds.ruleset.plan import SINGLE_FACT_TYPES
+
+    rules = []
+    flags: list[str] = []
+    for index in range(draw(st.integers(1, 8))):
+        items = []
+        refs: list[tuple[str, str]] = []
+        singles: set[str] = set()
+        for position in range(draw(st.integers(1, 3))):
+            kind = draw(st.sampled_from(["pattern", "pattern", "any", "not", "flag", "notflag"]))
+            if kind in ("flag", "notflag") and flags:
+                flag = Pattern(fact="flag", tests=(Test("name", "eq", draw(st.sampled_from(flags))),))
+                items.append(flag if kind == "flag" else Not(flag))
+                continue
+            if kind == "not":
+                items.append(Not(_random_pattern(draw, None, [])))
+                continue
+            if kind == "any":
+                items.append(AnyOf(tuple(_random_pattern(draw, None, [], multi=True) for _ in range(2))))
+                continue
+            pattern = _random_pattern(draw, f"x{position}", refs)
+            if pattern.fact in singles:
+                continue
+            if pattern.fact in SINGLE_FACT_TYPES:
+                singles.add(pattern.fact)
+            refs.append((f"x{position}", pattern.fact))
+            items.append(pattern)
+        if not items:
+            items.append(Pattern(fact="patient"))
+        derives = (f"f{index}",) if draw(st.booleans()) else ()
+        flags.extend(derives)
+        rules.append(
+            Rule(
+                id=f"KCDS-RND-{index:03d}",
+                title=f"random rule {index}",
+                category="interaction",
+                severity=draw(st.sampled_from(["info", "caution", "relative", "absolute"])),
+                routes=("ketamine-iv", "esketamine-nasal", "ketamine-other"),
+                jurisdictions=("any",),
+                when=All(tuple(items)) if len(items) > 1 else items[0],
+                confidence="R",
+                evidence=(Evidence(source="KETACDS-ENG"),),
+                rationale="random rule for the differential test",
+                finding=FindingSpec(message="random"),
+                flags=derives,
+            )
+        )
+    return _attrs.evolve(_RULESET, rules=tuple(rules))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import attrs
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ketacds import Engine, PatientRecord
@@ -33,6 +33,7 @@ def test_durable_and_reference_agree(record: PatientRecord, context):
     assert reference == durable
 
 
+@settings(max_examples=50)
 @given(first=records, second=records, context=contexts)
 def test_no_state_leaks_between_patients(first: PatientRecord, second: PatientRecord, context):
     """Assessing A then B gives the same B as assessing B alone in a fresh engine."""

@@ -61,6 +61,7 @@ MAX_RULES_PER_FACT_TYPE = 60
 MAX_FACTS = 4096
 
 _SINK = "__sink"
+_SESSION = "__session"
 _ABSENT = "absent"
 _ANCHOR = "__anchor"
 
@@ -122,8 +123,12 @@ class DurableProgram:
         self._sessions = 0
         with DurableProgram._counter_lock:
             DurableProgram._counter += 1
-            unique = f"{name}_{DurableProgram._counter}"
-        self._handle: int | None = _dre.create_ruleset(unique, json.dumps(self.definition))
+            # durable_rules keeps pointers into the name and definition strings it is given
+            # (found here: a temporary name string freed after create_ruleset corrupts the
+            # heap at the next delete_state). Both are kept alive as long as the program.
+            self._durable_name = f"{name}_{DurableProgram._counter}"
+        self._definition_json = json.dumps(self.definition)
+        self._handle: int | None = _dre.create_ruleset(self._durable_name, self._definition_json)
 
     # ----------------------------------------------------------------- compile
 
@@ -155,6 +160,12 @@ class DurableProgram:
             for flag in rule.flags:
                 self._flag_ids[flag] = flag_id(flag)
         definition[_SINK] = {"all": [{"a": {"$ex": {"t": 1}}}, {"b": {"t": "__never__"}}]}
+        # durable_rules leaves a session's action context uninitialised until an action
+        # runs, and delete_state frees it regardless (found here: a session in which no
+        # rule fires corrupts the heap). A marker fact asserted into every session fires
+        # this no-op rule, last, so that every session runs at least one action.
+        last = max((rule["pri"] for rule in definition.values() if "pri" in rule), default=1)
+        definition[_SESSION] = {"all": [{"s": {"t": _SESSION}}], "pri": last + 1}
         return definition
 
     def _expression(self, pattern: Pattern) -> dict[str, Any]:
@@ -246,7 +257,7 @@ class DurableProgram:
         with self._lock:
             if self._broken is not None:
                 raise EvaluationError(f"engine unusable after an earlier failure: {self._broken}")
-            if len(facts) + len(self._absent) > MAX_FACTS:
+            if len(facts) + len(self._absent) + 1 > MAX_FACTS:
                 raise EvaluationError(f"{len(facts)} facts exceed the {MAX_FACTS} one assessment may assert")
             try:
                 return self._run(facts, action_hook)
@@ -263,7 +274,8 @@ class DurableProgram:
         sid = str(self._sessions)
         public: dict[str, str] = {}
         batch = []
-        for number, fact in enumerate([*facts, *self.absence_markers(facts)]):
+        session_marker = {"t": _SESSION, "id": _SESSION}
+        for number, fact in enumerate([*facts, *self.absence_markers(facts), session_marker]):
             durable_id = self._durable_id(number)
             public[durable_id] = fact["id"]
             batch.append({**fact, "id": durable_id, "sid": sid})
@@ -294,6 +306,20 @@ class DurableProgram:
             raise EvaluationError(f"{type(cause).__name__}: {cause}", rule_id=rule_id) from cause
         return RawResult.of(firings)
 
+    def live_sessions(self) -> int:
+        """How many durable_rules sessions of this program are alive (0 between assessments)."""
+        with self._lock:
+            if self._handle is None:
+                return 0
+            live = 0
+            for number in range(1, self._sessions + 1):
+                try:
+                    _dre.get_state(self._handle, str(number))
+                    live += 1
+                except _dre.error:
+                    pass  # error 309: the session was deleted, as it should be
+            return live
+
     @staticmethod
     def _durable_id(number: int) -> str:
         """The id a fact is asserted under: short, and checked collision-free up to MAX_FACTS."""
@@ -316,6 +342,8 @@ class DurableProgram:
         action_hook: Callable[[str], None] | None,
     ) -> None:
         ((name, bound),) = message.items()
+        if name == _SESSION:
+            return
         alt = self._alternatives[name]
         if action_hook is not None:
             action_hook(alt.rule.id)

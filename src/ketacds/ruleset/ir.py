@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from decimal import Decimal
-from typing import Any, Literal, TypeAlias
+import types
+from collections.abc import Mapping
+from decimal import Decimal, InvalidOperation
+from typing import Any, Literal, TypeAlias, Union, get_args, get_origin, get_type_hints
 
 import attrs
 
@@ -43,6 +45,7 @@ __all__ = [
     "ValueSet",
     "canonical",
     "canonical_json",
+    "from_canonical",
     "to_data",
 ]
 
@@ -317,7 +320,8 @@ class RuleSet:
 
 def _serialise(_inst: Any, field: attrs.Attribute[Any] | None, value: Any) -> Any:
     if isinstance(value, Decimal):
-        return str(value)
+        # Tagged, so that "0.5" the number and "0.5" the text read back as themselves.
+        return {"decimal": str(value)}
     return value
 
 
@@ -346,9 +350,66 @@ def canonical(ruleset: RuleSet) -> dict[str, Any]:
     return data
 
 
+def from_canonical(data: Mapping[str, Any]) -> RuleSet:
+    """Rebuild a RuleSet from its canonical form (the inverse of :func:`canonical`).
+
+    Raises:
+        ValueError: the data is not the canonical form of a ruleset.
+    """
+    if data.get("format") != "ketacds-ruleset/1":
+        raise ValueError("not a ketacds canonical ruleset (format ketacds-ruleset/1)")
+    try:
+        ruleset: RuleSet = _structure(RuleSet, {k: v for k, v in data.items() if k != "format"})
+    except (KeyError, TypeError, AttributeError, InvalidOperation) as error:
+        raise ValueError(f"not a ketacds canonical ruleset: {error}") from error
+    return ruleset
+
+
+_NODES: dict[str, type] = {}
+
+
+def _structure(kind: Any, data: Any) -> Any:
+    """Build an IR value of type ``kind`` from :func:`to_data` output."""
+    if isinstance(data, dict) and "node" in data:
+        cls = _NODES[data["node"]]
+        return _structure_attrs(cls, {k: v for k, v in data.items() if k != "node"})
+    if isinstance(data, dict) and set(data) == {"decimal"}:
+        return Decimal(data["decimal"])
+    origin = get_origin(kind)
+    if origin in (Union, types.UnionType) or kind is Any:
+        # Scalars and tagged values carry their own type; a mapping is the attrs member,
+        # a list the tuple member.
+        members = [arg for arg in get_args(kind) if isinstance(arg, type) and attrs.has(arg)]
+        if isinstance(data, dict) and len(members) == 1:
+            return _structure_attrs(members[0], data)
+        if isinstance(data, list):
+            return tuple(_structure(Any, item) for item in data)
+        return data
+    if origin is tuple:
+        args = get_args(kind)
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_structure(args[0], item) for item in data)
+        return tuple(_structure(arg, item) for arg, item in zip(args, data, strict=True))
+    if isinstance(kind, type) and attrs.has(kind):
+        return _structure_attrs(kind, data)
+    return data
+
+
+def _structure_attrs(cls: type, data: Mapping[str, Any]) -> Any:
+    hints = get_type_hints(cls)
+    fields = [a for a in attrs.fields(cls) if _filter(a, None)]
+    unknown = set(data) - {a.name for a in fields}
+    if unknown:
+        raise TypeError(f"unknown fields {sorted(unknown)} for {cls.__name__}")
+    return cls(**{a.name: _structure(hints[a.name], data[a.name]) for a in fields if a.name in data})
+
+
 def canonical_json(ruleset: RuleSet) -> str:
     """Return the canonical form as compact JSON with sorted keys (what the digest hashes)."""
     return json.dumps(canonical(ruleset), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+_NODES.update({cls.__name__: cls for cls in (Pattern, All, AnyOf, Not, Ref)})
 
 
 def _digest(ruleset: RuleSet) -> str:

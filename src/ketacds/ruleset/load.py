@@ -9,6 +9,7 @@ that names the file and line, with a did-you-mean suggestion where a name is clo
 from __future__ import annotations
 
 import difflib
+import hashlib
 import json
 from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
@@ -79,6 +80,11 @@ def schema(name: str) -> dict[str, Any]:
     return data
 
 
+@cache
+def _validator(name: str) -> jsonschema.Draft202012Validator:
+    return jsonschema.Draft202012Validator(schema(name))
+
+
 def _suggest(name: str, known: Iterable[str]) -> str | None:
     matches = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.6)
     return matches[0] if matches else None
@@ -105,7 +111,7 @@ class _Doc:
         return RulesetError(reason, file=self.name, line=self.line(path), suggestion=suggestion)
 
     def validate(self, schema_name: str) -> None:
-        validator = jsonschema.Draft202012Validator(schema(schema_name))
+        validator = _validator(schema_name)
         errors = sorted(validator.iter_errors(self.data), key=lambda e: (len(e.path), list(map(str, e.path))))
         if errors:
             best = jsonschema.exceptions.best_match(errors)
@@ -113,13 +119,41 @@ class _Doc:
             raise self.error(tuple(best.absolute_path), f"{where}: {best.message}")
 
 
+_CACHE: dict[str, RuleSet] = {}
+_CACHE_SIZE = 8
+
+
+def _content_key(root: Path) -> str:
+    """A digest of every YAML file under ``root``, by relative path and bytes."""
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*.yaml")):
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
 def load_ruleset(directory: Path | str | None = None) -> RuleSet:
     """Load, validate and return the ruleset in ``directory`` (default: the bundled one).
+
+    Parsing YAML is slow, so rulesets are cached by the exact bytes of their files: a
+    changed file is always loaded afresh, and an unchanged one is not parsed twice.
 
     Raises:
         RulesetError: with the file and line of the first problem found.
     """
     root = Path(directory) if directory is not None else bundled_rules_dir()
+    key = _content_key(root) if root.is_dir() else ""
+    cached = _CACHE.get(key)
+    if cached is not None:
+        return cached
+    ruleset = _load(root)
+    if key:
+        if len(_CACHE) >= _CACHE_SIZE:
+            _CACHE.pop(next(iter(_CACHE)))
+        _CACHE[key] = ruleset
+    return ruleset
+
+
+def _load(root: Path) -> RuleSet:
     manifest_path = root / "manifest.yaml"
     if not manifest_path.is_file():
         raise RulesetError("no manifest.yaml here", file=str(root))
