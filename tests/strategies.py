@@ -158,11 +158,13 @@ contexts = st.builds(
 # KCDS-CAND-001 ("two *different* drugs") is exercised both ways.
 adequate_trials = st.builds(
     AntidepressantTrial,
-    name=st.sampled_from(["sertraline", "escitalopram"]),
-    weeks=st.sampled_from([Decimal(4), Decimal(6), Decimal(8)]),
-    response=st.sampled_from(["none", "partial", "response"]),
-    episode=st.sampled_from(["current", "current", "previous"]),
-    adequate_dose=st.sampled_from([True, True, None]),
+    name=st.sampled_from(["sertraline", "escitalopram", "sertraline"]),
+    dose=st.sampled_from([None, Decimal(50), Decimal(100)]),
+    unit=st.just("mg"),
+    weeks=st.sampled_from([Decimal(8), Decimal(8), Decimal(4)]),
+    response=st.sampled_from(["none", "partial", "none", "response"]),
+    episode=st.sampled_from(["current", "current", "current", "previous"]),
+    adequate_dose=st.sampled_from([True, True, True, None]),
 )
 
 trd_records = st.builds(
@@ -170,7 +172,7 @@ trd_records = st.builds(
     patient=patients,
     conditions=st.just((Condition(code=Coding(system="icd-10-cm", code="F33.2")),)),
     medications=_tuples(medications, 3),
-    trials=_tuples(adequate_trials, 4),
+    trials=st.lists(adequate_trials, min_size=2, max_size=4).map(tuple),
     observations=_tuples(blood_pressures, 2),
 )
 
