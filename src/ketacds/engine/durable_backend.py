@@ -40,6 +40,7 @@ import durable_rules_engine as _dre  # noqa: TID251 - the one sanctioned importe
 from ketacds.engine.match import matches
 from ketacds.engine.raw import RawFiring, RawResult, flag_fact, flag_id
 from ketacds.errors import EngineCapacityError, EvaluationError
+from ketacds.ruleset.capacity import ABSENT, MAX_RULES_PER_FACT_TYPE, MAX_RULES_PER_PROGRAM, program_load
 from ketacds.ruleset.ir import Pattern, Ref, Rule, Test
 from ketacds.ruleset.plan import absence_key, alternatives, flag_name
 
@@ -54,14 +55,10 @@ __all__ = [
 
 ENGINE_NAME = "durable_rules 2.0.28 (ketacds direct driver)"
 
-#: durable_rules' measured hard limits, kept with a margin.
-MAX_RULES_PER_PROGRAM = 500
-MAX_RULES_PER_FACT_TYPE = 60
 #: Facts one assessment may assert; their ids are checked collision-free up to here.
 MAX_FACTS = 4096
 
 _SINK = "__sink"
-_ABSENT = "absent"
 _ANCHOR = "__anchor"
 
 
@@ -133,7 +130,7 @@ class DurableProgram:
                 for position, pattern in enumerate(alt.absent):
                     key = absence_key(pattern)
                     self._absent[key] = pattern
-                    patterns.append({f"n{position}": {"$and": [{"t": _ABSENT}, {"key": key}]}})
+                    patterns.append({f"n{position}": {"$and": [{"t": ABSENT}, {"key": key}]}})
                 if not patterns:
                     patterns.append({_ANCHOR: {"t": "patient"}})
                 name = f"{rule.id}#{index}"
@@ -179,14 +176,10 @@ class DurableProgram:
                 f"{self.name}: {count} durable rules exceed durable_rules' limit of about 512 "
                 f"per ruleset (ketacds keeps {MAX_RULES_PER_PROGRAM}); narrow rule scopes"
             )
-        readers: dict[str, set[str]] = {}
-        for name, alt in self._alternatives.items():
-            for pattern in alternatives(alt.rule)[alt.index].positive:
-                readers.setdefault(pattern.fact, set()).add(name)
-        for fact, names in sorted(readers.items()):
-            if len(names) > MAX_RULES_PER_FACT_TYPE:
+        for fact, readers in program_load(rules).readers.items():
+            if readers > MAX_RULES_PER_FACT_TYPE:
                 raise EngineCapacityError(
-                    f"{self.name}: {len(names)} durable rules read {fact!r} facts; durable_rules "
+                    f"{self.name}: {readers} durable rules read {fact!r} facts; durable_rules "
                     f"allows 64 rules to match one fact (ketacds keeps {MAX_RULES_PER_FACT_TYPE})"
                 )
 
@@ -209,7 +202,7 @@ class DurableProgram:
         markers = []
         for key, pattern in sorted(self._absent.items()):
             if not any(matches(pattern, fact, {}) for fact in facts):
-                markers.append({"t": _ABSENT, "id": f"absent:{key}", "key": key})
+                markers.append({"t": ABSENT, "id": f"absent:{key}", "key": key})
         return markers
 
     def run(

@@ -24,6 +24,7 @@ import attrs
 
 from ketacds.errors import RulesetError
 from ketacds.models.facts import FLAG
+from ketacds.ruleset import checks
 from ketacds.ruleset.ir import All, AnyOf, Condition, Not, Pattern, Rule, to_data
 
 __all__ = [
@@ -91,7 +92,9 @@ def _dnf(condition: Condition) -> list[tuple[tuple[Pattern, ...], tuple[Pattern,
     if isinstance(inner, AnyOf):  # not (a or b) = not a and not b
         return _dnf(All(tuple(Not(item) for item in inner.items)))
     # not (a and b ...): only uncorrelated single patterns can be decided before assertion.
-    raise RulesetError("'not' may only contain one fact pattern, 'not', or 'any' of them")
+    raise RulesetError(
+        "'not' may only contain one fact pattern, 'not', or 'any' of them", code=checks.UNSUPPORTED_CONDITION
+    )
 
 
 def alternatives(rule: Rule) -> tuple[Alternative, ...]:
@@ -104,13 +107,14 @@ def alternatives(rule: Rule) -> tuple[Alternative, ...]:
     try:
         expanded = _dnf(rule.when)
     except RulesetError as error:
-        raise RulesetError(error.reason, file=rule.file, line=rule.line) from None
+        raise RulesetError(error.reason, file=rule.file, line=rule.line, code=error.code) from None
     if len(expanded) > MAX_ALTERNATIVES:
         raise RulesetError(
             f"rule {rule.id} expands to {len(expanded)} alternatives (at most "
             f"{MAX_ALTERNATIVES}); split it into several rules",
             file=rule.file,
             line=rule.line,
+            code=checks.UNSUPPORTED_CONDITION,
         )
     result = []
     for positive, negated in expanded:
@@ -165,4 +169,5 @@ def stratify(rules: tuple[Rule, ...]) -> dict[str, int]:
         f"rule {culprit} takes part in a cycle through 'not': a flag depends on its own absence",
         file=rule.file,
         line=rule.line,
+        code=checks.NEGATION_CYCLE,
     )
