@@ -29,6 +29,7 @@ class Check:
 
 
 _ALL = (
+    Check("KL000", "load", "error", "a problem the loader reports without a more specific code"),
     # Files and structure
     Check("KL001", "yaml", "error", "the file is not valid YAML, has a duplicate key, or cannot be read"),
     Check("KL002", "schema", "error", "the file does not match its JSON Schema"),
@@ -120,6 +121,7 @@ _ALL = (
 #: Every check, by code.
 CHECKS: dict[str, Check] = {check.code: check for check in _ALL}
 
+LOAD = "KL000"
 YAML = "KL001"
 SCHEMA = "KL002"
 UNKNOWN_KEY = "KL003"
