@@ -153,12 +153,9 @@ class Describer:
         )
         return [link(self.links("valueset", vs_id), em(vs.title)), f" ({counted or 'empty'})"]
 
-    def scope(self, rule: Rule) -> str:
-        """Routes and jurisdictions in words."""
-        where = (
-            "any jurisdiction" if ANY_JURISDICTION in rule.jurisdictions else ", ".join(rule.jurisdictions)
-        )
-        return f"{', '.join(rule.routes)} in {where}"
+    def jurisdictions(self, rule: Rule) -> str:
+        """Where a rule applies: ``US, EU`` or ``any jurisdiction``."""
+        return "any jurisdiction" if ANY_JURISDICTION in rule.jurisdictions else ", ".join(rule.jurisdictions)
 
     def status_of(self, rule: Rule) -> str | None:
         """The status a rule's severity leads to, or ``None`` when it adds nothing to the status."""
