@@ -225,6 +225,11 @@ class CaseImpact:
         """The one-word status differs (or one version could not assess the case)."""
         return (self.old_status, self.old_error is None) != (self.new_status, self.new_error is None)
 
+    def transition(self) -> str:
+        """``defer → no-concerns-found``, or ``cautions (unchanged)``."""
+        old, new = _status(self.old_status, self.old_error), _status(self.new_status, self.new_error)
+        return f"{old} → {new}" if old != new else f"{old} (unchanged)"
+
     @property
     def changed(self) -> bool:
         """Anything the clinician would see differs."""
@@ -477,7 +482,7 @@ def _impact_blocks(result: Impact) -> list[Block]:
                     (
                         (code(c.source),),
                         (c.label,),
-                        (_transition(c),),
+                        (c.transition(),),
                         (", ".join(c.appeared) or "—",),
                         (", ".join(c.vanished) or "—",),
                         (", ".join([*c.altered, *(["dose"] if c.dose_changed else [])]) or "—",),
@@ -493,8 +498,3 @@ def _impact_blocks(result: Impact) -> list[Block]:
             Bullets(tuple(Item((code(c.source), ": ", c.new_error or c.old_error or "")) for c in errors)),
         ]
     return blocks
-
-
-def _transition(case: CaseImpact) -> str:
-    old, new = _status(case.old_status, case.old_error), _status(case.new_status, case.new_error)
-    return f"{old} → {new}" if old != new else f"{old} (unchanged)"

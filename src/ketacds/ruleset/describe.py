@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from decimal import Decimal
 
-from ketacds.markup import Inline, Item, Target, code, em, link, strong
+from ketacds.markup import Inline, Item, Target, code, em, link, strong, to_text
 from ketacds.models.facts import FACT_TYPES, SINGLETON_FACT_TYPES
 from ketacds.ruleset.ir import All, AnyOf, Condition, DoseSpec, Not, Pattern, Ref, Rule, RuleSet, Scalar, Test
 from ketacds.ruleset.load import ANY_JURISDICTION
@@ -181,6 +181,10 @@ class Describer:
             return Item(("not: ", *nested.content), nested.children)
         return Item(tuple(self.pattern(condition)))
 
+    def sentence(self, condition: Condition) -> str:
+        """The condition as one line of plain text (for a terminal): ``any of: (a; b)``."""
+        return _flat(self.condition(condition))
+
     def pattern(self, pattern: Pattern, *, negated: bool = False) -> list[Inline]:
         """One fact pattern: "the latest observation in the value set *X* (...), with value above 140"."""
         flag = flag_name(pattern)
@@ -305,3 +309,8 @@ class Describer:
             code(dose.function),
             f" ({params})" if params else "",
         ]
+
+
+def _flat(item: Item) -> str:
+    inner = "; ".join(_flat(child) for child in item.children)
+    return to_text(item.content) + (f" ({inner})" if inner else "")

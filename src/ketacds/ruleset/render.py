@@ -49,7 +49,7 @@ from ketacds.ruleset.ir import Rule, RuleSet, ValueSet
 from ketacds.ruleset.load import RuleFile
 from ketacds.ruleset.plan import alternatives
 
-__all__ = ["HTML_FILE", "MARKER", "Written", "render", "write"]
+__all__ = ["HTML_FILE", "MARKER", "Written", "render", "stale", "write"]
 
 #: The single-file rendering.
 HTML_FILE = "ruleset.html"
@@ -437,6 +437,20 @@ def write(files: Mapping[str, str], folder: Path) -> Written:
             path.unlink()
             removed.append(relative)
     return Written(written=tuple(written), removed=tuple(removed))
+
+
+def stale(files: Mapping[str, str], folder: Path) -> list[str]:
+    """The files under ``folder`` that differ from ``files``: missing, different, or obsolete."""
+    found = [
+        relative
+        for relative, text in files.items()
+        if not (folder / relative).is_file() or (folder / relative).read_text(encoding="utf-8") != text
+    ]
+    for path in sorted(folder.rglob("*")) if folder.is_dir() else []:
+        relative = path.relative_to(folder).as_posix()
+        if path.suffix in (".md", ".html") and relative not in files and _generated(path):
+            found.append(relative)
+    return sorted(found)
 
 
 def _generated(path: Path) -> bool:
