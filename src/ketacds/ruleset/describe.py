@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable
 from decimal import Decimal
 
 from ketacds.markup import Inline, Item, Target, code, em, link, strong, to_text
-from ketacds.models.facts import FACT_TYPES, SINGLETON_FACT_TYPES
+from ketacds.models.facts import SINGLETON_FACT_TYPES
 from ketacds.ruleset.ir import All, AnyOf, Condition, DoseSpec, Not, Pattern, Ref, Rule, RuleSet, Scalar, Test
 from ketacds.ruleset.load import ANY_JURISDICTION
 from ketacds.ruleset.plan import flag_name, flags_read
@@ -38,6 +38,7 @@ _NOUNS = {
     "trial": "antidepressant trial",
     "allergy": "allergy",
     "substance": "substance use",
+    "plan": "planned session",
 }
 
 #: How each field of the fact vocabulary is named, and its unit.
@@ -73,6 +74,10 @@ FIELD_LABELS: dict[tuple[str, str], tuple[str, str | None]] = {
     ("trial", "adequate_dose"): ("adequate dose", None),
     ("allergy", "active"): ("active", None),
     ("substance", "status"): ("status", None),
+    ("plan", "dose_mg"): ("planned dose", "mg"),
+    ("plan", "dose_mg_per_kg"): ("planned dose", "mg/kg"),
+    ("plan", "sessions_per_week"): ("planned sessions per week", None),
+    ("plan", "treatment_week"): ("week of treatment", None),
 }
 
 # Yes/no fields read best as words before the noun ("an active condition").
@@ -231,7 +236,6 @@ class Describer:
 
     def _test(self, fact: str, test: Test) -> list[Inline]:
         label, unit = FIELD_LABELS.get((fact, test.field), (test.field.replace("_", " "), None))
-        kind = FACT_TYPES.get(fact, {}).get(test.field)
         if test.op == "present":
             return [f"{label} {'recorded' if test.value else 'not recorded'}"]
         if isinstance(test.value, Ref):
@@ -242,10 +246,10 @@ class Describer:
         if isinstance(test.value, tuple):  # op "in"
             return [f"{label}: {_or(_scalar(v) for v in test.value)}{suffix}"]
         value = _scalar(test.value)
-        if kind == "bool":
-            yes = (test.op == "eq") == bool(test.value)
+        if isinstance(test.value, bool):
+            yes = (test.op == "eq") == test.value
             return [f"{label}: {'yes' if yes else 'no'}"]
-        if kind == "number":
+        if isinstance(test.value, int | Decimal):
             return [f"{label} {_COMPARE[test.op]} {value}{suffix}"]
         return [f"{label}: {value}" if test.op == "eq" else f"{label} other than {value}"]
 

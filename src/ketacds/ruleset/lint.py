@@ -211,22 +211,26 @@ def _jurisdictions_within(ruleset: RuleSet, inner: Rule, outer: Rule) -> bool:
     return all(set(ruleset.jurisdiction_scope(j)) & set(outer.jurisdictions) for j in inner.jurisdictions)
 
 
-def _overlap(ruleset: RuleSet, a: Rule, b: Rule) -> bool:
-    """Some program (route, jurisdiction) runs both rules."""
-    programs = (scope.rules_for(ruleset, *program) for program in scope.programs(ruleset))
-    return any(a in rules and b in rules for rules in programs)
-
-
 def _duplicates_and_shadows(ruleset: RuleSet, rules: list[Rule]) -> list[LintFinding]:
+    """Pairs of rules of one category where one adds nothing the other does not say.
+
+    Cheap tests (category, effect, scope) come before the implication between conditions.
+    """
+    programs = [set(scope.rules_for(ruleset, *program)) for program in scope.programs(ruleset)]
+    live = {rule.id: logic.live_alternatives(rule) for rule in rules}
+
+    def implies(b: Rule, a: Rule) -> bool:
+        return logic.alternatives_imply(live[b.id], live[a.id])
+
     findings = []
     for b in rules:
         for a in rules:
-            if a is b or not logic.implies(b, a):
+            if a is b or a.category != b.category:
                 continue
-            if logic.implies(a, b) and _effect(a) == _effect(b) and a.severity == b.severity:
-                if (a.file or "", a.line or 0, a.id) < (b.file or "", b.line or 0, b.id) and _overlap(
-                    ruleset, a, b
-                ):
+            same = _effect(a) == _effect(b) and a.severity == b.severity
+            if same and (a.file or "", a.line or 0, a.id) < (b.file or "", b.line or 0, b.id):
+                overlap = any(a in program and b in program for program in programs)
+                if overlap and implies(a, b) and implies(b, a):
                     where = f" ({a.file}:{a.line})" if a.file else ""
                     findings.append(
                         _finding(
@@ -236,9 +240,15 @@ def _duplicates_and_shadows(ruleset: RuleSet, rules: list[Rule]) -> list[LintFin
                         )
                     )
                 continue
-            within = set(b.routes) <= set(a.routes) and _jurisdictions_within(ruleset, b, a)
             contributes = b.flags or b.dose or ruleset.status.status_of(b.severity)
-            if within and contributes and _covers(a, b, ruleset):
+            if (
+                not same
+                and contributes
+                and set(b.routes) <= set(a.routes)
+                and _jurisdictions_within(ruleset, b, a)
+                and _covers(a, b, ruleset)
+                and implies(b, a)
+            ):
                 findings.append(
                     _finding(
                         checks.SHADOWED_RULE,

@@ -26,7 +26,16 @@ from ketacds.models.facts import FACT_TYPES, SINGLETON_FACT_TYPES
 from ketacds.ruleset.ir import Pattern, Ref, Rule, Scalar, Test
 from ketacds.ruleset.plan import Alternative, alternatives, flag_name
 
-__all__ = ["Space", "dead_reason", "equivalent", "implies", "pattern_implies", "space"]
+__all__ = [
+    "Space",
+    "alternatives_imply",
+    "dead_reason",
+    "equivalent",
+    "implies",
+    "live_alternatives",
+    "pattern_implies",
+    "space",
+]
 
 _OP_WORDS = {"gt": ">", "gte": "≥", "lt": "<", "lte": "≤", "eq": "=", "ne": "≠", "in": "in"}
 
@@ -329,14 +338,19 @@ def _alternative_implies(b: Alternative, a: Alternative) -> bool:
     )
 
 
+def live_alternatives(rule: Rule) -> tuple[Alternative, ...]:
+    """The alternatives of a rule's condition that can hold."""
+    return tuple(alt for alt in alternatives(rule) if dead_reason(alt) is None)
+
+
+def alternatives_imply(mine: Sequence[Alternative], theirs: Sequence[Alternative]) -> bool:
+    """Whenever one of ``mine`` holds, one of ``theirs`` does."""
+    return all(any(_alternative_implies(b, a) for a in theirs) for b in mine)
+
+
 def implies(b: Rule, a: Rule) -> bool:
     """Whenever ``b``'s condition holds, ``a``'s does (a conservative answer)."""
-    targets = [alt for alt in alternatives(a) if dead_reason(alt) is None]
-    return all(
-        any(_alternative_implies(mine, theirs) for theirs in targets)
-        for mine in alternatives(b)
-        if dead_reason(mine) is None
-    )
+    return alternatives_imply(live_alternatives(b), live_alternatives(a))
 
 
 def equivalent(a: Rule, b: Rule) -> bool:
