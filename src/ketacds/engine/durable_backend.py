@@ -24,7 +24,9 @@ actions. How each measured hazard (../shared/durable-rules-notes.md) is handled:
   ``delete_state``; after an engine error the program is marked broken and refuses
   further work rather than touch a corrupt session;
 * **events and limits**: facts only, never events; at most 512 durable rules per
-  program and 64 rules reading one fact type, checked when compiling.
+  program and 64 rules reading one fact type, checked when compiling; a fact of 255
+  properties or more is refused before durable_rules sees it (it would reject it,
+  then crash on the next call).
 """
 
 from __future__ import annotations
@@ -40,7 +42,13 @@ import durable_rules_engine as _dre  # noqa: TID251 - the one sanctioned importe
 from ketacds.engine.match import matches
 from ketacds.engine.raw import RawFiring, RawResult, flag_fact, flag_id
 from ketacds.errors import EngineCapacityError, EvaluationError
-from ketacds.ruleset.capacity import ABSENT, MAX_RULES_PER_FACT_TYPE, MAX_RULES_PER_PROGRAM, program_load
+from ketacds.ruleset.capacity import (
+    ABSENT,
+    MAX_FACT_PROPERTIES,
+    MAX_RULES_PER_FACT_TYPE,
+    MAX_RULES_PER_PROGRAM,
+    program_load,
+)
 from ketacds.ruleset.ir import Pattern, Ref, Rule, Test
 from ketacds.ruleset.plan import absence_key, alternatives, flag_name
 
@@ -224,6 +232,12 @@ class DurableProgram:
                 raise EvaluationError(f"engine unusable after an earlier failure: {self._broken}")
             if len(facts) + len(self._absent) > MAX_FACTS:
                 raise EvaluationError(f"{len(facts)} facts exceed the {MAX_FACTS} one assessment may assert")
+            for fact in facts:  # durable_rules refuses a wider fact and then crashes the process
+                if len(fact) + 1 > MAX_FACT_PROPERTIES:  # + the session id
+                    raise EvaluationError(
+                        f"fact {fact.get('id')!r} has {len(fact) + 1} properties; durable_rules "
+                        f"accepts at most {MAX_FACT_PROPERTIES}"
+                    )
             try:
                 return self._run(facts, action_hook)
             except EvaluationError:

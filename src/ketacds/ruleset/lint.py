@@ -27,10 +27,10 @@ from ketacds.ruleset.capacity import (
 )
 from ketacds.ruleset.checks import CHECKS, Severity
 from ketacds.ruleset.ir import Rule, RuleSet
-from ketacds.ruleset.load import ANY_JURISDICTION, load_checked
+from ketacds.ruleset.load import ANY_JURISDICTION, Checked, load_checked
 from ketacds.ruleset.plan import alternatives, flag_name
 
-__all__ = ["LintFinding", "LintReport", "lint"]
+__all__ = ["LintFinding", "LintReport", "lint", "lint_checked"]
 
 
 @attrs.frozen
@@ -90,7 +90,11 @@ class LintReport:
 
 def lint(directory: Path | str | None = None) -> LintReport:
     """Check the ruleset in ``directory`` (default: the bundled one) and report every problem found."""
-    checked = load_checked(directory)
+    return lint_checked(load_checked(directory))
+
+
+def lint_checked(checked: Checked) -> LintReport:
+    """Lint what :func:`~ketacds.ruleset.load.load_checked` found."""
     findings = [_from_error(error) for error in checked.problems]
     ruleset = checked.ruleset
     if ruleset is not None:
@@ -228,9 +232,9 @@ def _duplicates_and_shadows(ruleset: RuleSet, rules: list[Rule]) -> list[LintFin
             if a is b or a.category != b.category:
                 continue
             same = _effect(a) == _effect(b) and a.severity == b.severity
-            if same and (a.file or "", a.line or 0, a.id) < (b.file or "", b.line or 0, b.id):
-                overlap = any(a in program and b in program for program in programs)
-                if overlap and implies(a, b) and implies(b, a):
+            if same and implies(a, b) and implies(b, a):
+                first = (a.file or "", a.line or 0, a.id) < (b.file or "", b.line or 0, b.id)
+                if first and any(a in program and b in program for program in programs):
                     where = f" ({a.file}:{a.line})" if a.file else ""
                     findings.append(
                         _finding(
@@ -239,11 +243,10 @@ def _duplicates_and_shadows(ruleset: RuleSet, rules: list[Rule]) -> list[LintFin
                             rule=b,
                         )
                     )
-                continue
+                continue  # a duplicate is reported once, on the later rule
             contributes = b.flags or b.dose or ruleset.status.status_of(b.severity)
             if (
-                not same
-                and contributes
+                contributes
                 and set(b.routes) <= set(a.routes)
                 and _jurisdictions_within(ruleset, b, a)
                 and _covers(a, b, ruleset)

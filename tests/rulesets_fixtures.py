@@ -1,0 +1,54 @@
+"""Copies of the bundled rulesets under tmp_path, with one mistake each, for loader and lint tests."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from support import ROOT
+
+RULES = ROOT / "rulesets"
+
+#: A rule that loads and lints clean; each fixture changes one thing in it.
+GOOD_RULE = """
+  - id: KCDS-TEST-001
+    title: A test rule
+    category: interaction
+    severity: caution
+    routes: [ketamine-iv]
+    jurisdictions: [any]
+    when:
+      - medication: {in: benzodiazepines, active: true, daily_mg: {gt: 1000}}
+    then:
+      finding: {message: A test finding.}
+    rationale: Only for the lint tests.
+    evidence: [{source: KETAMAX, section: Interactions}]
+    confidence: R
+"""
+
+
+def copy_rules(tmp_path: Path) -> Path:
+    """A fresh copy of the source tree's rulesets."""
+    target = tmp_path / "rulesets"
+    shutil.copytree(RULES, target)
+    return target
+
+
+def add_rule(rules_dir: Path, text: str, file: str = "interactions.yaml") -> None:
+    """Append rule text to a rule file."""
+    path = rules_dir / file
+    path.write_text(path.read_text(encoding="utf-8") + text, encoding="utf-8")
+
+
+def replace(rules_dir: Path, file: str, old: str, new: str) -> None:
+    """Replace text in a ruleset file; the text must be there."""
+    path = rules_dir / file
+    text = path.read_text(encoding="utf-8")
+    assert old in text, f"{old!r} not in {file}"
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+
+
+def line_of(rules_dir: Path, needle: str, file: str = "interactions.yaml") -> int:
+    """The last line of ``file`` containing ``needle``."""
+    lines = (rules_dir / file).read_text(encoding="utf-8").splitlines()
+    return max(i for i, line in enumerate(lines, 1) if needle in line)
