@@ -270,7 +270,7 @@ class _Renderer:
                 (
                     *((file.description, " ") if file.description else ()),
                     "Part of ",
-                    link(Target(_INDEX), f"{self.ruleset.name} {self.ruleset.version}"),
+                    link(Target(_INDEX), self.ruleset.name),
                     ".",
                 )
             ),
@@ -332,7 +332,7 @@ class _Renderer:
                     code(vs.id),
                     f" ({vs.file})" if vs.file else "",
                     " of ",
-                    link(Target(_INDEX), f"{self.ruleset.name} {self.ruleset.version}"),
+                    link(Target(_INDEX), self.ruleset.name),
                     ". Used by: ",
                     *self._rule_refs(self.used_by.get(vs.id, [])),
                     ".",
@@ -400,10 +400,8 @@ def _valuesets_of(rule: Rule) -> set[str]:
 def render(ruleset: RuleSet, files: Iterable[RuleFile] = ()) -> dict[str, str]:
     """Every generated file, by its path relative to the output folder."""
     pages = _Renderer(ruleset, files).pages()
-    comment = (
-        f"{MARKER} from ruleset {ruleset.name} {ruleset.version} "
-        f"(sha256 {ruleset.digest[:16]}...). Do not edit: run `make docs`. -->"
-    )
+    # Pages name neither version nor digest (the index does), so a change touches only the pages it concerns.
+    comment = f"{MARKER} from the ruleset {ruleset.name}. Do not edit: run `make docs`. -->"
     out = {page.path: to_markdown(page, preamble=comment) for page in pages}
     out[HTML_FILE] = to_html(pages, title=f"Ruleset {ruleset.name} {ruleset.version}", preamble=comment)
     return dict(sorted(out.items()))
