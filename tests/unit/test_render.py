@@ -144,3 +144,29 @@ def test_a_changed_threshold_makes_the_docs_stale(tmp_path: Path, files):
     outdated = stale(render(checked.ruleset, checked.files), out)
 
     assert ["contraindications.md", "index.md", HTML_FILE] == outdated
+
+
+def test_the_html_file_is_well_formed(files):
+    """Every element of the HTML file is closed, in order."""
+    from html.parser import HTMLParser
+
+    class Checker(HTMLParser):
+        def __init__(self) -> None:
+            super().__init__()
+            self.open: list[str] = []
+            self.mismatched: list[str] = []
+
+        def handle_starttag(self, tag, attrs):
+            if tag != "meta":
+                self.open.append(tag)
+
+        def handle_endtag(self, tag):
+            if self.open and self.open[-1] == tag:
+                self.open.pop()
+            else:
+                self.mismatched.append(tag)
+
+    checker = Checker()
+    checker.feed(files[HTML_FILE])
+
+    assert ([], []) == (checker.open, checker.mismatched)
