@@ -257,5 +257,9 @@ def _print_diff(result: RulesetDiff, old_label: str, new_label: str, effect: Imp
         details += [f"{what}: {', '.join(ids)}" for what, ids in listed if ids]
         details += ["dose changed"] if case.dose_changed else []
         out(f"      {'; '.join(details)}")
+    failed = [case for case in effect.cases if case.old_error or case.new_error]
+    if failed:
+        out(f"[bold red]{len(failed)} cases could not be assessed:[/]")
+    for case in failed:
         for error in sorted({e for e in (case.old_error, case.new_error) if e is not None}):
-            out(f"      [red]{error}[/]")
+            out(f"  {case.source}: {error}")

@@ -47,6 +47,10 @@ EXPECTED = {
         "contraindicated",
         {"KCDS-CI-002", "KCDS-CAND-002", "KCDS-MON-001", "KCDS-MON-002"},
     ),
+    "08-esketamine-systolic-only.yaml": (
+        "defer",
+        {"KCDS-CI-004", "KCDS-CAND-002", "KCDS-MON-001", "KCDS-MON-002"},
+    ),
 }
 
 
