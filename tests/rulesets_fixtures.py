@@ -10,6 +10,7 @@ from support import ROOT
 RULES = ROOT / "rulesets"
 
 #: A rule that loads and lints clean; each fixture changes one thing in it.
+#: (It says something of its own, so it neither duplicates nor shadows KCDS-INT-002.)
 GOOD_RULE = """
   - id: KCDS-TEST-001
     title: A test rule
@@ -18,10 +19,10 @@ GOOD_RULE = """
     routes: [ketamine-iv]
     jurisdictions: [any]
     when:
-      - medication: {in: benzodiazepines, active: true, daily_mg: {gt: 1000}}
+      - medication: {in: benzodiazepines, active: true}
     then:
       finding: {message: A test finding.}
-    rationale: Only for the lint tests.
+    rationale: Only for the loader and lint tests.
     evidence: [{source: KETAMAX, section: Interactions}]
     confidence: R
 """

@@ -10,30 +10,14 @@ from pathlib import Path
 import pytest
 
 from ketacds.audit.corpus import Case, read_corpus, readers, register
-from ketacds.audit.diff import MISSING, Change, changes, compare, flatten, impact, report
+from ketacds.audit.diff import MISSING, Change, Impact, changes, compare, flatten, impact, report
 from ketacds.audit.revisions import ruleset_dir
 from ketacds.engine.api import Engine
 from ketacds.errors import InputError, RulesetError
 from ketacds.models.load import load_case_file
 from ketacds.ruleset.load import load_ruleset
-from rulesets_fixtures import RULES, add_rule, copy_rules, replace
+from rulesets_fixtures import GOOD_RULE, RULES, add_rule, copy_rules, replace
 from support import EXAMPLES
-
-NEW_RULE = """
-  - id: KCDS-INT-099
-    title: Opioid with IV ketamine
-    category: interaction
-    severity: caution
-    routes: [ketamine-iv]
-    jurisdictions: [any]
-    when:
-      - medication: {in: benzodiazepines, active: true, daily_mg: {gt: 1000}}
-    then:
-      finding: {message: A new finding.}
-    rationale: Only for the diff tests.
-    evidence: [{source: KETAMAX, section: Interactions}]
-    confidence: S
-"""
 
 
 @pytest.fixture(scope="module")
@@ -47,6 +31,12 @@ def systolic_150(tmp_path_factory):
     rules_dir = copy_rules(tmp_path_factory.mktemp("new"))
     replace(rules_dir, "contraindications.yaml", "value: {gt: 140}", "value: {gt: 150}")
     return load_ruleset(rules_dir)
+
+
+def assess_both(old, new, paths: list[Path]) -> Impact:
+    """The impact of going from ``old`` to ``new`` on the cases under ``paths``."""
+    with Engine.from_ruleset(old) as before, Engine.from_ruleset(new) as after:
+        return impact(before, after, read_corpus(paths))
 
 
 def test_flatten_names_every_leaf():
@@ -82,7 +72,7 @@ def test_a_threshold_change_is_one_field(old, systolic_150):
 def test_rules_added_removed_and_value_sets_changed(tmp_path: Path, old):
     """Added and removed rules, value-set codes and names, and manifest fields are all listed."""
     rules_dir = copy_rules(tmp_path)
-    add_rule(rules_dir, NEW_RULE)
+    add_rule(rules_dir, GOOD_RULE)
     replace(rules_dir, "monitoring.yaml", "  - id: KCDS-MON-003", "  - id: KCDS-MON-004")
     replace(rules_dir, "valuesets/phq-9.yaml", '  - "phq9"\n', '  - "phq 9"\n')
     replace(rules_dir, "valuesets/phq-9.yaml", 'code: "44261-6"', 'code: "44261-7"')
@@ -93,7 +83,7 @@ def test_rules_added_removed_and_value_sets_changed(tmp_path: Path, old):
 
     diff = compare(old, new)
 
-    assert ["KCDS-INT-099", "KCDS-MON-004"] == [r.id for r in diff.added]
+    assert ["KCDS-MON-004", "KCDS-TEST-001"] == [r.id for r in diff.added]
     assert ["KCDS-MON-003"] == [r.id for r in diff.removed]
     assert ["phq-9b"] == [v.id for v in diff.valuesets_added]
     (phq,) = diff.valuesets_changed
@@ -105,9 +95,7 @@ def test_rules_added_removed_and_value_sets_changed(tmp_path: Path, old):
 
 def test_impact_of_the_threshold_change_on_the_examples(old, systolic_150):
     """Raising the systolic threshold to 150 changes one example patient: 146/84 is no longer deferred."""
-    cases = read_corpus([EXAMPLES])
-    with Engine.from_ruleset(old) as before, Engine.from_ruleset(systolic_150) as after:
-        result = impact(before, after, cases)
+    result = assess_both(old, systolic_150, [EXAMPLES])
 
     (affected,) = result.affected
     assert "examples/08-esketamine-systolic-only.yaml" == affected.source
@@ -121,11 +109,8 @@ def test_impact_of_the_threshold_change_on_the_examples(old, systolic_150):
 
 def test_the_markdown_report_names_rules_fields_and_patients(old, systolic_150):
     """The report shows the field change, the condition before and after, and the affected patient."""
-    cases = read_corpus(
-        [EXAMPLES / "08-esketamine-systolic-only.yaml", EXAMPLES / "04-esketamine-bp-defer.yaml"]
-    )
-    with Engine.from_ruleset(old) as before, Engine.from_ruleset(systolic_150) as after:
-        result = impact(before, after, cases)
+    cases = [EXAMPLES / "08-esketamine-systolic-only.yaml", EXAMPLES / "04-esketamine-bp-defer.yaml"]
+    result = assess_both(old, systolic_150, cases)
 
     text = report(compare(old, systolic_150), "HEAD", "proposal", result)
 
@@ -144,9 +129,7 @@ def test_a_finding_that_changes_wording_is_altered_not_new(tmp_path: Path, old):
     rules_dir = copy_rules(tmp_path)
     replace(rules_dir, "contraindications.yaml", "Do not give esketamine.", "Do not give esketamine, ever.")
     new = load_ruleset(rules_dir)
-    cases = read_corpus([EXAMPLES / "03-esketamine-aortic-aneurysm.yaml"])
-    with Engine.from_ruleset(old) as before, Engine.from_ruleset(new) as after:
-        (case,) = impact(before, after, cases).cases
+    (case,) = assess_both(old, new, [EXAMPLES / "03-esketamine-aortic-aneurysm.yaml"]).cases
 
     assert ("KCDS-CI-001",) == case.altered
     assert not case.status_changed
@@ -159,9 +142,7 @@ def test_cases_that_cannot_be_assessed_are_reported_not_fatal(tmp_path: Path, ol
     rules_dir = copy_rules(tmp_path)
     replace(rules_dir, "manifest.yaml", "  - {id: CA, title: Canada}\n", "")
     new = load_ruleset(rules_dir)
-    cases = read_corpus([EXAMPLES / "05-iv-incomplete-record.yaml"])
-    with Engine.from_ruleset(old) as before, Engine.from_ruleset(new) as after:
-        result = impact(before, after, cases)
+    result = assess_both(old, new, [EXAMPLES / "05-iv-incomplete-record.yaml"])
 
     (case,) = result.cases
     assert case.new_error is not None
