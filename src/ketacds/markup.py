@@ -31,6 +31,7 @@ __all__ = [
     "Target",
     "code",
     "em",
+    "join",
     "link",
     "page_anchor",
     "strong",
@@ -73,6 +74,15 @@ def strong(*parts: Inline) -> Span:
 def code(text: str) -> Span:
     """Literal text: an id, a file name, a field."""
     return Span("code", (text,))
+
+
+def join(pieces: Iterable[Sequence[Inline]], separator: str = ", ") -> list[Inline]:
+    """The pieces one after another, with ``separator`` between them."""
+    out: list[Inline] = []
+    for index, piece in enumerate(pieces):
+        out += [separator] if index else []
+        out += piece
+    return out
 
 
 def link(target: Target | None, *parts: Inline) -> Inline:

@@ -30,6 +30,7 @@ from ketacds.markup import (
     Table,
     code,
     em,
+    join,
     strong,
     to_markdown,
 )
@@ -372,11 +373,7 @@ def _changed_rule(change: RuleChange, old: Describer, new: Describer) -> list[Bl
 
 
 def _patients(cases: Sequence[CaseImpact]) -> list[Inline]:
-    out: list[Inline] = []
-    for index, case in enumerate(cases):
-        out += ["; "] if index else []
-        out += [code(case.source), f" ({case.label})"]
-    return out
+    return join(([code(case.source), f" ({case.label})"] for case in cases), "; ")
 
 
 def report(diff: RulesetDiff, old_label: str, new_label: str, result: Impact | None = None) -> str:

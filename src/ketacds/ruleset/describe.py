@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from decimal import Decimal
 
-from ketacds.markup import Inline, Item, Target, code, em, link, strong, to_text
+from ketacds.markup import Inline, Item, Target, code, em, join, link, strong, to_text
 from ketacds.models.facts import SINGLETON_FACT_TYPES
 from ketacds.ruleset.ir import All, AnyOf, Condition, DoseSpec, Not, Pattern, Ref, Rule, RuleSet, Scalar, Test
 from ketacds.ruleset.load import ANY_JURISDICTION
@@ -138,12 +138,9 @@ class Describer:
         """A rule id, linked to its card."""
         return link(self.links("rule", rule_id), code(rule_id))
 
-    def _rule_list(self, rule_ids: list[str]) -> list[Inline]:
-        out: list[Inline] = []
-        for index, rule_id in enumerate(rule_ids):
-            out += [", "] if index else []
-            out.append(self.rule_ref(rule_id))
-        return out
+    def rule_list(self, rule_ids: Iterable[str]) -> list[Inline]:
+        """Rule ids, linked, separated by commas."""
+        return join([self.rule_ref(rule_id)] for rule_id in rule_ids)
 
     def valueset_ref(self, vs_id: str) -> list[Inline]:
         """A value set's title (linked) and its size: *Benzodiazepines* (12 codes, 30 names)."""
@@ -217,10 +214,7 @@ class Describer:
         if pattern.alias:
             out += [" (call it ", em(pattern.alias), ")"]
         if clauses:
-            out.append(", with ")
-            for index, clause in enumerate(clauses):
-                out += ["; "] if index else []
-                out += clause
+            out += [", with ", *join(clauses, "; ")]
         elif pattern.fact in SINGLETON_FACT_TYPES and not member and not negated:
             out.append(" (true in every assessment)")
         return out
@@ -228,11 +222,8 @@ class Describer:
     def _member(self, test: Test) -> list[Inline]:
         assert isinstance(test.value, tuple)
         ids = [str(v) for v in test.value]
-        out: list[Inline] = [" in the value set " if len(ids) == 1 else " in one of the value sets "]
-        for index, vs_id in enumerate(ids):
-            out += [", "] if index else []
-            out += self.valueset_ref(vs_id)
-        return out
+        lead = " in the value set " if len(ids) == 1 else " in one of the value sets "
+        return [lead, *join(self.valueset_ref(vs_id) for vs_id in ids)]
 
     def _test(self, fact: str, test: Test) -> list[Inline]:
         label, unit = FIELD_LABELS.get((fact, test.field), (test.field.replace("_", " "), None))
@@ -261,7 +252,7 @@ class Describer:
             " has not been derived" if negated else " has been derived",
         ]
         if producers:
-            out += [" (derived by ", *self._rule_list(producers), ")"]
+            out += [" (derived by ", *self.rule_list(producers), ")"]
         else:
             out.append(" (no rule derives it)")
         return out
@@ -296,7 +287,7 @@ class Describer:
         for flag in rule.flags:
             readers = [r.id for r in self.ruleset.rules if flag in set().union(*flags_read(r))]
             read: list[Inline] = (
-                [" (read by ", *self._rule_list(readers), ")"] if readers else [" (read by no rule)"]
+                [" (read by ", *self.rule_list(readers), ")"] if readers else [" (read by no rule)"]
             )
             items.append(Item(("derives the flag ", strong(flag), *read)))
         if rule.dose is not None:

@@ -28,7 +28,7 @@ from ketacds.ruleset.capacity import (
 from ketacds.ruleset.checks import CHECKS, Severity
 from ketacds.ruleset.ir import Rule, RuleSet
 from ketacds.ruleset.load import ANY_JURISDICTION, Checked, load_checked
-from ketacds.ruleset.plan import alternatives, flag_name
+from ketacds.ruleset.plan import alternatives, flag_name, valuesets_read
 
 __all__ = ["LintFinding", "LintReport", "lint", "lint_checked"]
 
@@ -308,15 +308,7 @@ def _programs(programs: list[tuple[str, str]]) -> str:
 
 
 def _unused_valuesets(ruleset: RuleSet) -> Iterator[LintFinding]:
-    used = {
-        str(vs)
-        for rule in ruleset.rules
-        for alternative in alternatives(rule)
-        for pattern in (*alternative.positive, *alternative.absent)
-        for test in pattern.tests
-        if test.op == "member" and isinstance(test.value, tuple)
-        for vs in test.value
-    }
+    used = set().union(*(valuesets_read(rule) for rule in ruleset.rules))
     for valueset in ruleset.valuesets:
         if valueset.id not in used:
             yield _finding(

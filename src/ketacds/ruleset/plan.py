@@ -35,6 +35,7 @@ __all__ = [
     "flag_name",
     "flags_read",
     "stratify",
+    "valuesets_read",
 ]
 
 #: A rule whose condition expands to more alternatives than this is refused.
@@ -132,6 +133,18 @@ def flags_read(rule: Rule) -> tuple[set[str], set[str]]:
         positive.update(n for p in alternative.positive if (n := flag_name(p)) is not None)
         negative.update(alternative.missing_flags)
     return positive, negative
+
+
+def valuesets_read(rule: Rule) -> set[str]:
+    """The value sets a rule tests membership in, under ``not`` or not."""
+    return {
+        str(vs)
+        for alternative in alternatives(rule)
+        for pattern in (*alternative.positive, *alternative.absent)
+        for test in pattern.tests
+        if test.op == "member" and isinstance(test.value, tuple)
+        for vs in test.value
+    }
 
 
 def stratify(rules: tuple[Rule, ...]) -> dict[str, int]:

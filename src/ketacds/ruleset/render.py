@@ -38,6 +38,7 @@ from ketacds.markup import (
     Target,
     code,
     em,
+    join,
     link,
     strong,
     to_html,
@@ -47,7 +48,7 @@ from ketacds.models.inputs import CODE_SYSTEMS
 from ketacds.ruleset.describe import CONFIDENCE, Describer
 from ketacds.ruleset.ir import Rule, RuleSet, ValueSet
 from ketacds.ruleset.load import RuleFile
-from ketacds.ruleset.plan import alternatives
+from ketacds.ruleset.plan import alternatives, valuesets_read
 
 __all__ = ["HTML_FILE", "MARKER", "Written", "render", "stale", "write"]
 
@@ -100,7 +101,7 @@ class _Renderer:
         self.sources = {s.id: s for s in ruleset.sources}
         self.used_by: dict[str, list[str]] = {}
         for rule in ruleset.rules:
-            for vs in sorted(_valuesets_of(rule)):
+            for vs in sorted(valuesets_read(rule)):
                 self.used_by.setdefault(vs, []).append(rule.id)
 
     def _link(self, kind: str, ident: str) -> Target | None:
@@ -115,11 +116,7 @@ class _Renderer:
         return sorted(rules, key=lambda r: (r.line or 0, r.id))
 
     def _rule_refs(self, rule_ids: Iterable[str]) -> list[Inline]:
-        out: list[Inline] = []
-        for index, rule_id in enumerate(rule_ids):
-            out += [", "] if index else []
-            out.append(self.describe.rule_ref(rule_id))
-        return out or ["—"]
+        return self.describe.rule_list(rule_ids) or ["—"]
 
     # ------------------------------------------------------------------ pages
 
@@ -162,7 +159,7 @@ class _Renderer:
             Paragraph(
                 (
                     "Confidence: ",
-                    *_join([[strong(c), f" {meaning}"] for c, meaning in CONFIDENCE.items()], "; "),
+                    *join([[strong(c), f" {meaning}"] for c, meaning in CONFIDENCE.items()], "; "),
                     ". M-confidence rules can never lead to a blocking status.",
                 )
             ),
@@ -370,31 +367,12 @@ class _Renderer:
                 Paragraph(
                     (
                         "Matched exactly, after folding case and white space: ",
-                        *_join([[code(n)] for n in vs.names], ", "),
+                        *join([code(n)] for n in vs.names),
                         ".",
                     )
                 ),
             ]
         return Page(path, vs.title, tuple(blocks))
-
-
-def _join(pieces: list[list[Inline]], separator: str) -> list[Inline]:
-    out: list[Inline] = []
-    for index, piece in enumerate(pieces):
-        out += [separator] if index else []
-        out += piece
-    return out
-
-
-def _valuesets_of(rule: Rule) -> set[str]:
-    return {
-        str(vs)
-        for alternative in alternatives(rule)
-        for pattern in (*alternative.positive, *alternative.absent)
-        for test in pattern.tests
-        if test.op == "member" and isinstance(test.value, tuple)
-        for vs in test.value
-    }
 
 
 def render(ruleset: RuleSet, files: Iterable[RuleFile] = ()) -> dict[str, str]:
