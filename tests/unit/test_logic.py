@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 import attrs
 import pytest
 
 from ketacds.ruleset.ir import All, AnyOf, Evidence, Not, Pattern, Ref, Rule
 from ketacds.ruleset.ir import Test as T
 from ketacds.ruleset.logic import dead_reason, equivalent, implies, pattern_implies, space
-from ketacds.ruleset.plan import alternatives
+from ketacds.ruleset.plan import Alternative, alternatives
 
 
 def make_rule(when, rule_id: str = "KCDS-TEST-001") -> Rule:
@@ -98,13 +100,8 @@ class TestDeadAlternatives:
                 "would itself match the pattern it needs absent",
             ),
             (
-                All(
-                    (
-                        Pattern("patient", (T("age_years", "lt", 18),)),
-                        Pattern("patient", (T("age_years", "gt", 65),)),
-                    )
-                ),
-                "the one patient fact cannot have age_years < 18 and age_years > 65",
+                Pattern("patient", (T("age_years", "lt", 18), T("age_years", "gt", 65))),
+                "no patient fact can have age_years < 18 and age_years > 65",
             ),
             (
                 Pattern("patient", (T("sex", "in", ("a",)), T("sex", "in", ("b",)))),
@@ -124,6 +121,12 @@ class TestDeadAlternatives:
 
         assert found is not None
         assert reason in found
+
+    def test_two_patterns_on_the_one_patient_fact(self):
+        """Patterns of one condition match different facts; there is only one patient fact."""
+        two = Alternative(positive=(Pattern("patient", ()), Pattern("patient", (T("bmi", "gte", 30),))))
+
+        assert "it needs two patient facts, but there is only one" in str(dead_reason(two))
 
     def test_negated_patterns_with_references_are_left_alone(self):
         """Absence of a pattern that refers to another fact is not judged."""
@@ -172,13 +175,19 @@ class TestImplication:
         assert implies(two, one)
         assert not implies(one, two)
 
-    def test_the_patient_is_one_fact(self):
-        """Two patient patterns combine: age ≥ 18 and BMI ≥ 30 ⇒ patient with BMI ≥ 30."""
-        both = make_rule(
-            All(
-                (Pattern("patient", (T("age_years", "gte", 18),)), Pattern("patient", (T("bmi", "gte", 30),)))
-            )
-        )
+    def test_tests_on_several_fields(self):
+        """Age ≥ 18 and BMI ≥ 30 ⇒ BMI ≥ 30; a trial implies nothing about the patient."""
+        both = make_rule(Pattern("patient", (T("age_years", "gte", 18), T("bmi", "gte", 30))))
 
         assert implies(both, make_rule(Pattern("patient", (T("bmi", "gte", 30),))))
         assert not implies(make_rule(Pattern("trial", ())), make_rule(Pattern("patient", ())))
+
+    def test_unknown_operators_are_never_read_as_allowing_more(self):
+        """A test with an operator the logic does not know proves no implication, and no contradiction."""
+        unknown = T("drug", cast(Any, "not_in"), ("diazepam",))
+        guarded = Pattern("medication", (unknown,))
+
+        assert space("text", [unknown]).opaque
+        assert not space("text", [unknown]).empty
+        assert not pattern_implies(Pattern("medication", ()), guarded)
+        assert pattern_implies(guarded, Pattern("medication", ()))

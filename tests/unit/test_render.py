@@ -80,7 +80,7 @@ def test_flags_link_producers_and_readers(files):
 
     assert (
         "the flag **indicated** has not been derived (derived by [`KCDS-CAND-002`](#kcds-cand-002), "
-        "[`KCDS-CAND-003`](#kcds-cand-003))"
+        "[`KCDS-CAND-003`](#kcds-cand-003)"
     ) in page
     assert "derives the flag **trd-trial-criteria** (read by [`KCDS-CAND-002`](#kcds-cand-002)" in page
 

@@ -8,7 +8,7 @@ import pytest
 
 from ketacds.audit.history import RECORD_FILE, check, clinical_text, next_version, read_record
 from ketacds.ruleset.load import load_ruleset
-from rulesets_fixtures import RULES, copy_rules, replace
+from rulesets_fixtures import RULES, copy_rules, replace, set_version
 from support import ROOT
 
 CHANGELOG = """# Changelog
@@ -17,7 +17,7 @@ CHANGELOG = """# Changelog
 
 ### Clinical
 
-- Ruleset `ketacds-core` 0.1.0, the first slice.
+- Ruleset `ketacds-core` {version}, the first slice.
 
 ### Added
 
@@ -38,9 +38,12 @@ def test_the_bundled_rules_match_their_record_and_changelog():
 
 @pytest.fixture
 def setup(tmp_path: Path):
+    """A copy of the rules whose record and changelog agree with them."""
     rules_dir = copy_rules(tmp_path)
+    ruleset = load_ruleset(rules_dir)
+    (rules_dir / RECORD_FILE).write_text(f"{ruleset.name}:\n  {ruleset.version}: {ruleset.digest}\n")
     changelog = tmp_path / "CHANGELOG.md"
-    changelog.write_text(CHANGELOG, encoding="utf-8")
+    changelog.write_text(CHANGELOG.format(version=ruleset.version), encoding="utf-8")
     return rules_dir, changelog
 
 
@@ -61,7 +64,7 @@ def test_changed_rules_without_a_new_version_fail_with_instructions(setup):
 
     assert "the rules of ketacds-core changed" in problem
     assert "Bump `version`" in problem
-    assert f"`  0.1.1: {ruleset.digest}`" in problem
+    assert f"`  {next_version(ruleset.version)}: {ruleset.digest}`" in problem
     assert "### Clinical" in problem
 
 
@@ -69,19 +72,22 @@ def test_a_new_version_needs_a_record_line_and_a_clinical_entry(setup):
     """A bumped version also needs its digest recorded and a Clinical entry naming it."""
     rules_dir, changelog = setup
     replace(rules_dir, "contraindications.yaml", "value: {gt: 140}", "value: {gt: 150}")
-    replace(rules_dir, "manifest.yaml", "version: 0.1.0", "version: 0.2.0")
+    old_version = set_version(rules_dir, "9.0.0")
     ruleset = load_ruleset(rules_dir)
 
     problems = check(ruleset, rules_dir / RECORD_FILE, changelog)
 
     assert 2 == len(problems)
-    assert f"add the line `  0.2.0: {ruleset.digest}`" in problems[0]
-    assert "names version 0.2.0" in problems[1]
+    assert f"add the line `  9.0.0: {ruleset.digest}`" in problems[0]
+    assert "names version 9.0.0" in problems[1]
 
     (rules_dir / RECORD_FILE).write_text(
-        (rules_dir / RECORD_FILE).read_text() + f"  0.2.0: {ruleset.digest}\n", encoding="utf-8"
+        (rules_dir / RECORD_FILE).read_text() + f"  9.0.0: {ruleset.digest}\n", encoding="utf-8"
     )
-    changelog.write_text(CHANGELOG.replace("the first slice.", "the first slice.\n- 0.2.0: CI-004 at 150."))
+    clinical = CHANGELOG.format(version=old_version)
+    changelog.write_text(
+        clinical.replace("the first slice.", "the first slice.\n- 9.0.0: KCDS-CI-004 at 150.")
+    )
 
     assert [] == check(ruleset, rules_dir / RECORD_FILE, changelog)
 
@@ -90,17 +96,17 @@ def test_a_version_never_goes_back(setup):
     """A manifest version older than a recorded one is refused."""
     rules_dir, changelog = setup
     record = rules_dir / RECORD_FILE
-    record.write_text(record.read_text() + "  0.3.0: abc\n", encoding="utf-8")
-    changelog.write_text(CHANGELOG.replace("0.1.0,", "0.1.0 and 0.3.0,"), encoding="utf-8")
+    record.write_text(record.read_text() + "  99.0.0: abc\n", encoding="utf-8")
+    changelog.write_text(changelog.read_text().replace("the first slice", "the first slice; 99.0.0"))
 
     (problem,) = check(load_ruleset(rules_dir), record, changelog)
 
-    assert "older than the recorded 0.3.0" in problem
+    assert "older than the recorded 99.0.0" in problem
 
 
 def test_only_clinical_sections_count():
     """A version named under Added, not Clinical, does not count."""
-    text = clinical_text(CHANGELOG)
+    text = clinical_text(CHANGELOG.format(version="0.1.0"))
 
     assert "0.1.0" in text
     assert "9.9.9" not in text

@@ -18,12 +18,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-__all__ = ["FACT_TYPES", "FLAG", "SINGLETON_FACT_TYPES", "FieldKind"]
+__all__ = ["FACT_TYPES", "FLAG", "FieldKind"]
 
 FieldKind = Literal["number", "text", "bool", "codes"]
-
-#: Fact types of which every assessment has exactly one fact (the builder always asserts it).
-SINGLETON_FACT_TYPES = frozenset({"patient"})
 
 #: The fact type of derived flags (``then: {flag: NAME}``); its one field is ``name``.
 FLAG = "flag"

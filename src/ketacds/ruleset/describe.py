@@ -16,10 +16,22 @@ from collections.abc import Callable, Iterable
 from decimal import Decimal
 
 from ketacds.markup import Inline, Item, Target, code, em, join, link, strong, to_text
-from ketacds.models.facts import SINGLETON_FACT_TYPES
-from ketacds.ruleset.ir import All, AnyOf, Condition, DoseSpec, Not, Pattern, Ref, Rule, RuleSet, Scalar, Test
+from ketacds.ruleset.ir import (
+    All,
+    AnyOf,
+    Condition,
+    DoseSpec,
+    Not,
+    Pattern,
+    Ref,
+    Rule,
+    RuleSet,
+    Scalar,
+    Test,
+    to_data,
+)
 from ketacds.ruleset.load import ANY_JURISDICTION
-from ketacds.ruleset.plan import flag_name, flags_read
+from ketacds.ruleset.plan import SINGLE_FACT_TYPES, flag_name, flags_read
 
 __all__ = ["CONFIDENCE", "FIELD_LABELS", "Describer"]
 
@@ -206,7 +218,7 @@ class Describer:
         words = " ".join([*adjectives, noun])
         if negated:
             lead = f"no {words}"
-        elif pattern.fact in SINGLETON_FACT_TYPES or "latest" in adjectives:
+        elif pattern.fact in SINGLE_FACT_TYPES or "latest" in adjectives:
             lead = f"the {words}"
         else:
             lead = f"{_article(words)} {words}"
@@ -215,7 +227,7 @@ class Describer:
             out += [" (call it ", em(pattern.alias), ")"]
         if clauses:
             out += [", with ", *join(clauses, "; ")]
-        elif pattern.fact in SINGLETON_FACT_TYPES and not member and not negated:
+        elif pattern.fact in SINGLE_FACT_TYPES and not member and not negated:
             out.append(" (true in every assessment)")
         return out
 
@@ -227,22 +239,24 @@ class Describer:
 
     def _test(self, fact: str, test: Test) -> list[Inline]:
         label, unit = FIELD_LABELS.get((fact, test.field), (test.field.replace("_", " "), None))
+        suffix = f" {unit}" if unit else ""
         if test.op == "present":
             return [f"{label} {'recorded' if test.value else 'not recorded'}"]
-        if isinstance(test.value, Ref):
+        if isinstance(test.value, Ref) and test.op in _COMPARE:
             other, _ = FIELD_LABELS.get((fact, test.value.field), (test.value.field.replace("_", " "), None))
             word = {"eq": "the same as", "ne": "different from"}.get(test.op, _COMPARE[test.op])
             return [f"{label} {word} the {other} of ", em(test.value.alias)]
-        suffix = f" {unit}" if unit else ""
-        if isinstance(test.value, tuple):  # op "in"
+        if test.op == "in" and isinstance(test.value, tuple):
             return [f"{label}: {_or(_scalar(v) for v in test.value)}{suffix}"]
-        value = _scalar(test.value)
-        if isinstance(test.value, bool):
+        if test.op in ("eq", "ne") and isinstance(test.value, bool):
             yes = (test.op == "eq") == test.value
             return [f"{label}: {'yes' if yes else 'no'}"]
-        if isinstance(test.value, int | Decimal):
-            return [f"{label} {_COMPARE[test.op]} {value}{suffix}"]
-        return [f"{label}: {value}" if test.op == "eq" else f"{label} other than {value}"]
+        if test.op in _COMPARE and isinstance(test.value, int | Decimal):
+            return [f"{label} {_COMPARE[test.op]} {_scalar(test.value)}{suffix}"]
+        if test.op in ("eq", "ne") and isinstance(test.value, str):
+            return [f"{label}: {test.value}" if test.op == "eq" else f"{label} other than {test.value}"]
+        # An operator this module does not know yet: say it literally rather than guess its meaning.
+        return [f"{label} ", code(f"{test.op} {to_data(test.value)}")]
 
     def _flag(self, flag: str, *, negated: bool) -> list[Inline]:
         producers = self.producers.get(flag, [])

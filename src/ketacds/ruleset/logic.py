@@ -22,9 +22,9 @@ from decimal import Decimal
 
 import attrs
 
-from ketacds.models.facts import FACT_TYPES, SINGLETON_FACT_TYPES
+from ketacds.models.facts import FACT_TYPES
 from ketacds.ruleset.ir import Pattern, Ref, Rule, Scalar, Test
-from ketacds.ruleset.plan import Alternative, alternatives, flag_name
+from ketacds.ruleset.plan import SINGLE_FACT_TYPES, Alternative, alternatives, flag_name
 
 __all__ = [
     "Space",
@@ -61,6 +61,7 @@ class Space:
     allowed: frozenset[Scalar] | None = None
     excluded: frozenset[Scalar] = frozenset()
     contradiction: bool = False  # present: true and present: false together
+    opaque: bool = False  # a test this module does not read (a reference, an operator it does not know)
 
     def admits(self, value: Scalar) -> bool:
         """Whether a known ``value`` passes every test."""
@@ -125,7 +126,7 @@ class Space:
             return False
         if not self.admits_known():
             return True
-        if other.known is False or other.contradiction:
+        if other.known is False or other.contradiction or other.opaque:
             return False
         finite = self._finite()
         if finite is not None:
@@ -176,6 +177,7 @@ def space(kind: str, tests: Iterable[Test]) -> Space:
     high: _Bound | None = None
     allowed: frozenset[Scalar] | None = None
     excluded: set[Scalar] = set()
+    opaque = False
     for test in tests:
         if test.op == "present":
             needs_known |= bool(test.value)
@@ -183,8 +185,8 @@ def space(kind: str, tests: Iterable[Test]) -> Space:
             continue
         needs_known = True  # every comparison is false on an unknown field
         if isinstance(test.value, Ref):
-            continue
-        if test.op in ("eq", "in"):
+            opaque = True
+        elif test.op in ("eq", "in"):
             values = frozenset(test.value) if isinstance(test.value, tuple) else frozenset({test.value})
             allowed = values if allowed is None else allowed & values
         elif test.op == "ne":
@@ -193,6 +195,8 @@ def space(kind: str, tests: Iterable[Test]) -> Space:
             low = _tighter_low(low, _Bound(Decimal(_number(test.value)), test.op == "gte"))
         elif test.op in ("lt", "lte"):
             high = _tighter_high(high, _Bound(Decimal(_number(test.value)), test.op == "lte"))
+        else:  # an operator added after this module was written: never claim to know what it allows
+            opaque = True
     return Space(
         kind=kind,
         known=True
@@ -205,6 +209,7 @@ def space(kind: str, tests: Iterable[Test]) -> Space:
         allowed=allowed,
         excluded=frozenset(excluded),
         contradiction=needs_known and needs_unknown,
+        opaque=opaque,
     )
 
 
@@ -222,9 +227,10 @@ def _number(value: object) -> int | Decimal:
 
 
 def _fields(pattern: Pattern) -> dict[str, list[Test]]:
+    """A pattern's tests by field, leaving out membership and references (compared apart)."""
     by_field: dict[str, list[Test]] = {}
     for test in pattern.tests:
-        if test.op != "member":
+        if test.op != "member" and not isinstance(test.value, Ref):
             by_field.setdefault(test.field, []).append(test)
     return by_field
 
@@ -282,10 +288,6 @@ def pattern_implies(p: Pattern, q: Pattern) -> bool:
     return True
 
 
-def _merge(patterns: Sequence[Pattern]) -> Pattern:
-    return Pattern(fact=patterns[0].fact, tests=tuple(t for p in patterns for t in p.tests))
-
-
 # ------------------------------------------------------------ alternatives
 
 
@@ -295,18 +297,16 @@ def dead_reason(alternative: Alternative) -> str | None:
         reason = _empty_field(pattern)
         if reason is not None:
             return f"no {pattern.fact} fact can have {reason}"
-    for fact in sorted(SINGLETON_FACT_TYPES):
-        alike = [p for p in alternative.positive if p.fact == fact]
-        if len(alike) > 1:
-            reason = _empty_field(_merge(alike))
-            if reason is not None:
-                return f"the one {fact} fact cannot have {reason}"
+    for fact in sorted(SINGLE_FACT_TYPES):
+        # The patterns of one condition match different facts, and there is only one of these.
+        if sum(p.fact == fact for p in alternative.positive) > 1:
+            return f"it needs two {fact} facts, but there is only one: merge the tests into one pattern"
     read = {flag_name(p) for p in alternative.positive} - {None}
     for flag in alternative.missing_flags:
         if flag in read:
             return f"it needs flag {flag!r} both derived and not derived"
     for negated in alternative.absent:
-        if negated.fact in SINGLETON_FACT_TYPES and not negated.tests:
+        if negated.fact in SINGLE_FACT_TYPES and not negated.tests:
             return f"it needs no {negated.fact} fact, but there is always one"
         if _refs(negated):
             continue
@@ -322,13 +322,7 @@ def _alternative_implies(b: Alternative, a: Alternative) -> bool:
         return False
     if not all(any(pattern_implies(na, nb) for nb in b.absent) for na in a.absent):
         return False
-    singles = [q for q in a.positive if q.fact in SINGLETON_FACT_TYPES]
-    for q in singles:
-        alike = [p for p in b.positive if p.fact == q.fact]
-        if not alike or not pattern_implies(_merge(alike), q):
-            return False
-    needed = [q for q in a.positive if q.fact not in SINGLETON_FACT_TYPES]
-    offered = [p for p in b.positive if p.fact not in SINGLETON_FACT_TYPES]
+    needed, offered = a.positive, b.positive
     if len(needed) > len(offered) or len(offered) > 8:
         return False
     # Distinct facts of b must stand for distinct patterns of a.

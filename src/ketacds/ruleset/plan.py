@@ -29,6 +29,7 @@ from ketacds.ruleset.ir import All, AnyOf, Condition, Not, Pattern, Rule, to_dat
 
 __all__ = [
     "MAX_ALTERNATIVES",
+    "SINGLE_FACT_TYPES",
     "Alternative",
     "absence_key",
     "alternatives",
@@ -40,6 +41,9 @@ __all__ = [
 
 #: A rule whose condition expands to more alternatives than this is refused.
 MAX_ALTERNATIVES = 16
+
+#: Fact types of which every assessment has exactly one fact (the builder always asserts it).
+SINGLE_FACT_TYPES = frozenset({"patient"})
 
 
 @attrs.frozen
