@@ -180,13 +180,13 @@ class TestDiff:
         """Every kind of change has a line in the summary."""
         rules_dir = copy_rules(tmp_path)
         add_rule(rules_dir, GOOD_RULE)
-        replace(rules_dir, "monitoring.yaml", "  - id: KCDS-MON-003", "  - id: KCDS-MON-004")
+        replace(rules_dir, "monitoring.yaml", "  - id: KCDS-MON-003", "  - id: KCDS-MON-999")
         replace(rules_dir, "valuesets/phq-9.yaml", '  - "phq9"\n', "")
         old_version = set_version(rules_dir, "9.0.0")
 
         out = run("rules", "diff", RULES, rules_dir).stdout
 
-        assert "+ KCDS-MON-004" in out
+        assert "+ KCDS-MON-999" in out
         assert "+ KCDS-TEST-001" in out
         assert "- KCDS-MON-003" in out
         assert "~ value set phq-9: +0/-0 codes, +0/-1 names" in out

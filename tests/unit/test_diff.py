@@ -73,7 +73,7 @@ def test_rules_added_removed_and_value_sets_changed(tmp_path: Path, old):
     """Added and removed rules, value-set codes and names, and manifest fields are all listed."""
     rules_dir = copy_rules(tmp_path)
     add_rule(rules_dir, GOOD_RULE)
-    replace(rules_dir, "monitoring.yaml", "  - id: KCDS-MON-003", "  - id: KCDS-MON-004")
+    replace(rules_dir, "monitoring.yaml", "  - id: KCDS-MON-003", "  - id: KCDS-MON-999")
     replace(rules_dir, "valuesets/phq-9.yaml", '  - "phq9"\n', '  - "phq 9"\n')
     replace(rules_dir, "valuesets/phq-9.yaml", 'code: "44261-6"', 'code: "44261-7"')
     set_version(rules_dir, "9.0.0")
@@ -83,7 +83,7 @@ def test_rules_added_removed_and_value_sets_changed(tmp_path: Path, old):
 
     diff = compare(old, new)
 
-    assert ["KCDS-MON-004", "KCDS-TEST-001"] == [r.id for r in diff.added]
+    assert ["KCDS-MON-999", "KCDS-TEST-001"] == [r.id for r in diff.added]
     assert ["KCDS-MON-003"] == [r.id for r in diff.removed]
     assert ["phq-9b"] == [v.id for v in diff.valuesets_added]
     (phq,) = diff.valuesets_changed
