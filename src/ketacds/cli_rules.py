@@ -217,6 +217,8 @@ def _print_diff(result: RulesetDiff, old_label: str, new_label: str, effect: Imp
     out = console.print
     for side, label, ruleset in (("old", old_label, result.old), ("new", new_label, result.new)):
         out(f"[bold]{side}[/] {label}: {ruleset.name} {ruleset.version}, sha256 {ruleset.digest[:16]}...")
+    if result.identical:
+        out("The two rulesets are identical (same digest).")
     out(
         f"Rules: {len(result.added)} added, {len(result.removed)} removed, {len(result.changed)} changed. "
         f"Value sets: {len(result.valuesets_added)} added, {len(result.valuesets_removed)} removed, "

@@ -206,6 +206,7 @@ class TestDiff:
         result = run("rules", "diff", RULES, RULES, "--corpus", tmp_path)
 
         assert 0 == result.returncode
+        assert "The two rulesets are identical (same digest)." in result.stdout
         assert "the status changes for 0" in result.stdout
         assert "1 cases could not be assessed:" in result.stdout
         assert "bad.yaml: patient.weight" in result.stdout
