@@ -1,12 +1,13 @@
 # Two commands matter (see README.md):
 #   make demo   create .venv, install ketacds, assess every example patient
-#   make test   install the test and lint extras, run ruff, mypy and the test suite
+#   make test   install the test and lint extras, run ruff, the ruleset linter, mypy and the tests
+# After a change to rulesets/: make docs (regenerate docs/rules/) and make golden.
 PYTHON ?= $(shell command -v python3.11 || command -v python3.12 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
 
-.PHONY: demo test lint typecheck unit bench golden clean
+.PHONY: demo test lint typecheck unit bench golden docs clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +22,7 @@ test: $(BIN)/python
 
 lint:
 	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ketacds rules lint rulesets
 
 typecheck:
 	$(BIN)/mypy
@@ -35,6 +37,10 @@ bench: $(BIN)/python
 
 golden: $(BIN)/python
 	$(BIN)/python -m pytest tests/unit/test_golden.py --update-golden
+
+docs: $(BIN)/python
+	$(PIP) install .
+	$(BIN)/ketacds rules docs rulesets --out docs/rules
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache .coverage

@@ -26,6 +26,7 @@ from ketacds import (
     SubstanceUse,
     load_ruleset,
 )
+from ketacds.ruleset import ir
 
 NOW = dt.datetime(2026, 11, 21, 9, 0, tzinfo=dt.UTC)
 _RULESET = load_ruleset()
@@ -387,3 +388,18 @@ def random_rulesets(draw: st.DrawFn):
             )
         )
     return _attrs.evolve(_RULESET, rules=tuple(rules))
+
+
+# Tests on one number field, for the linter's logic (tests/property/test_logic_properties.py).
+# Small integer bounds: every interval between them contains a half-integer of the grid below.
+_bounds = st.integers(min_value=-3, max_value=3)
+number_tests = st.lists(
+    st.one_of(
+        st.builds(ir.Test, st.just("x"), st.sampled_from(["eq", "ne", "gt", "gte", "lt", "lte"]), _bounds),
+        st.builds(ir.Test, st.just("x"), st.just("in"), st.lists(_bounds, min_size=1, max_size=3).map(tuple)),
+        st.builds(ir.Test, st.just("x"), st.just("present"), st.booleans()),
+    ),
+    max_size=4,
+)
+#: The values (None: unknown) against which a set of number tests is checked by brute force.
+NUMBER_GRID = (None, *(Decimal(n) / 2 for n in range(-9, 10)))

@@ -13,6 +13,7 @@ import click
 from rich.console import Console
 
 from ketacds._version import __version__
+from ketacds.cli_rules import rules
 from ketacds.engine.api import Engine
 from ketacds.errors import EvaluationError, InputError, RulesetError
 from ketacds.models.load import load_case, read_document
@@ -58,6 +59,11 @@ def _fail(message: str, code: int) -> None:
     type=click.Path(path_type=Path, file_okay=False),
     help="A ruleset directory (default: the bundled rulesets).",
 )
+@click.option(
+    "--expect-digest",
+    metavar="SHA256",
+    help="Refuse to run unless the rules have this digest (see `ketacds rules digest`).",
+)
 def assess(
     files: tuple[Path, ...],
     route: str | None,
@@ -65,10 +71,11 @@ def assess(
     now: str | None,
     fmt: str,
     rules_dir: Path | None,
+    expect_digest: str | None,
 ) -> None:
     """Assess the patient in each FILE (YAML or JSON) and print a report."""
     try:
-        engine = Engine(rules_dir)
+        engine = Engine(rules_dir, expected_digest=expect_digest)
     except RulesetError as error:
         _fail(f"rules: {error}", EXIT_BAD_INPUT)
     overrides = {"route": route, "jurisdiction": jurisdiction, "now": now}
@@ -92,6 +99,8 @@ def assess(
     else:
         click.echo("\n".join(reports), nl=False)
 
+
+main.add_command(rules)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -61,6 +61,8 @@ class RulesetError(KetacdsError, ValueError):
         file: the ruleset file, when known.
         line: the 1-based line in that file, when known.
         suggestion: a likely intended name, when one is close.
+        code: the stable code of the check that failed (``KL012``; see
+            ``docs/lint.md``), when one applies.
 
     .. versionadded:: 0.1.0
     """
@@ -72,11 +74,13 @@ class RulesetError(KetacdsError, ValueError):
         file: str | None = None,
         line: int | None = None,
         suggestion: str | None = None,
+        code: str | None = None,
     ) -> None:
         self.reason = reason
         self.file = file
         self.line = line
         self.suggestion = suggestion
+        self.code = code
         where = ""
         if file is not None:
             where = f"{file}:{line}: " if line is not None else f"{file}: "

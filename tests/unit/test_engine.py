@@ -47,6 +47,11 @@ EXPECTED = {
     ),
     "06-esketamine-not-indicated.yaml": ("not-indicated", {"KCDS-CAND-004"}, {"KCDS-CAND-002"}),
     "07-esketamine-avm-us.yaml": ("contraindicated", {"KCDS-CI-002", "KCDS-CAND-009"}, {"KCDS-CI-001"}),
+    "08-esketamine-systolic-only.yaml": (
+        "defer",
+        {"KCDS-CI-004", "KCDS-CAND-002", "KCDS-MON-001", "KCDS-MON-002"},
+        {"KCDS-CI-012"},
+    ),
 }
 
 

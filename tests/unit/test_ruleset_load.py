@@ -2,49 +2,19 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
 
 from ketacds import EngineCapacityError, RulesetError, load_ruleset
 from ketacds.engine.durable_backend import DurableProgram
-from ketacds.ruleset.load import bundled_rules_dir
 from ketacds.ruleset.plan import stratify
-
-GOOD_RULE = """
-  - id: KCDS-TEST-001
-    title: A test rule
-    category: interaction
-    severity: caution
-    routes: [ketamine-iv]
-    jurisdictions: [any]
-    when:
-      - medication: {in: benzodiazepines, active: true}
-    then:
-      finding: {message: A test finding.}
-    rationale: Only for the loader tests.
-    evidence: [{source: KETAMAX}]
-    confidence: R
-"""
+from rulesets_fixtures import GOOD_RULE, add_rule, copy_rules, line_of
 
 
 @pytest.fixture
 def rules_dir(tmp_path: Path) -> Path:
-    target = tmp_path / "rulesets"
-    shutil.copytree(bundled_rules_dir(), target)
-    return target
-
-
-def add_rule(rules_dir: Path, text: str) -> None:
-    path = rules_dir / "interactions.yaml"
-    path.write_text(path.read_text() + text)
-
-
-def line_of(rules_dir: Path, needle: str, file: str = "interactions.yaml") -> int:
-    """The last line containing ``needle`` (the test rule is appended at the end)."""
-    lines = (rules_dir / file).read_text().splitlines()
-    return max(i for i, line in enumerate(lines, 1) if needle in line)
+    return copy_rules(tmp_path)
 
 
 def test_bundled_ruleset_loads():
@@ -97,7 +67,7 @@ def test_errors_point_at_file_and_line(rules_dir: Path, change, message, suggest
 
 def test_schema_error_names_the_field(rules_dir: Path):
     """A rule without evidence fails the JSON Schema, at the rule's line."""
-    add_rule(rules_dir, GOOD_RULE.replace("    evidence: [{source: KETAMAX}]\n", ""))
+    add_rule(rules_dir, GOOD_RULE.replace("    evidence: [{source: KETAMAX, section: Interactions}]\n", ""))
 
     with pytest.raises(RulesetError, match="evidence") as info:
         load_ruleset(rules_dir)

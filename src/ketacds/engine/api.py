@@ -15,8 +15,9 @@ from ketacds.engine.reference import evaluate
 from ketacds.errors import DigestMismatchError, InputError
 from ketacds.models.inputs import Context, PatientRecord
 from ketacds.models.results import Assessment
+from ketacds.ruleset import scope
 from ketacds.ruleset.ir import Rule, RuleSet
-from ketacds.ruleset.load import ANY_JURISDICTION, load_ruleset
+from ketacds.ruleset.load import load_ruleset
 from ketacds.ruleset.plan import stratify
 from ketacds.terminology.valuesets import Terminology
 
@@ -76,14 +77,7 @@ class Engine:
         key = (route, jurisdiction)
         scoped = self._scoped.get(key)
         if scoped is None:
-            scope = set(self.ruleset.jurisdiction_scope(jurisdiction))
-            scoped = tuple(
-                rule
-                for rule in self.ruleset.rules
-                if route in rule.routes
-                and (ANY_JURISDICTION in rule.jurisdictions or scope & set(rule.jurisdictions))
-            )
-            self._scoped[key] = scoped
+            scoped = self._scoped[key] = scope.rules_for(self.ruleset, route, jurisdiction)
         return scoped
 
     def _program(self, route: str, jurisdiction: str) -> DurableProgram:

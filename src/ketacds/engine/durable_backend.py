@@ -24,7 +24,9 @@ actions. How each measured hazard (../shared/durable-rules-notes.md) is handled:
   ``delete_state``; after an engine error the program is marked broken and refuses
   further work rather than touch a corrupt session;
 * **events and limits**: facts only, never events; at most 512 durable rules per
-  program and 64 rules reading one fact type, checked when compiling.
+  program and 64 rules reading one fact type, checked when compiling; a fact of 255
+  properties or more is refused before durable_rules sees it (it would reject it,
+  then crash on the next call).
 """
 
 from __future__ import annotations
@@ -40,6 +42,14 @@ import durable_rules_engine as _dre  # noqa: TID251 - the one sanctioned importe
 from ketacds.engine.match import matches, passes
 from ketacds.engine.raw import RawFiring, RawResult, flag_fact, flag_id
 from ketacds.errors import EngineCapacityError, EvaluationError
+from ketacds.ruleset.capacity import (
+    ABSENT,
+    MAX_FACT_PROPERTIES,
+    MAX_RULES_PER_FACT_TYPE,
+    MAX_RULES_PER_PROGRAM,
+    SESSION,
+    program_load,
+)
 from ketacds.ruleset.ir import Pattern, Ref, Rule, Test
 from ketacds.ruleset.plan import absence_key, alternatives, flag_name
 
@@ -54,15 +64,10 @@ __all__ = [
 
 ENGINE_NAME = "durable_rules 2.0.28 (ketacds direct driver)"
 
-#: durable_rules' measured hard limits, kept with a margin.
-MAX_RULES_PER_PROGRAM = 500
-MAX_RULES_PER_FACT_TYPE = 60
 #: Facts one assessment may assert; their ids are checked collision-free up to here.
 MAX_FACTS = 4096
 
 _SINK = "__sink"
-_SESSION = "__session"
-_ABSENT = "absent"
 _ANCHOR = "__anchor"
 
 
@@ -151,7 +156,7 @@ class DurableProgram:
                 for position, pattern in enumerate(alt.absent):
                     key = absence_key(pattern)
                     self._absent[key] = pattern
-                    patterns.append({f"n{position}": {"$and": [{"t": _ABSENT}, {"key": key}]}})
+                    patterns.append({f"n{position}": {"$and": [{"t": ABSENT}, {"key": key}]}})
                 if not patterns:
                     patterns.append({_ANCHOR: {"t": "patient"}})
                 name = f"{rule.id}#{index}"
@@ -165,7 +170,7 @@ class DurableProgram:
         # rule fires corrupts the heap). A marker fact asserted into every session fires
         # this no-op rule, last, so that every session runs at least one action.
         last = max((rule["pri"] for rule in definition.values() if "pri" in rule), default=1)
-        definition[_SESSION] = {"all": [{"s": {"t": _SESSION}}], "pri": last + 1}
+        definition[SESSION] = {"all": [{"s": {"t": SESSION}}], "pri": last + 1}
         return definition
 
     def _expression(self, pattern: Pattern) -> dict[str, Any]:
@@ -207,14 +212,10 @@ class DurableProgram:
                 f"{self.name}: {count} durable rules exceed durable_rules' limit of about 512 "
                 f"per ruleset (ketacds keeps {MAX_RULES_PER_PROGRAM}); narrow rule scopes"
             )
-        readers: dict[str, set[str]] = {}
-        for name, alt in self._alternatives.items():
-            for pattern in alternatives(alt.rule)[alt.index].positive:
-                readers.setdefault(pattern.fact, set()).add(name)
-        for fact, names in sorted(readers.items()):
-            if len(names) > MAX_RULES_PER_FACT_TYPE:
+        for fact, readers in program_load(rules).readers.items():
+            if readers > MAX_RULES_PER_FACT_TYPE:
                 raise EngineCapacityError(
-                    f"{self.name}: {len(names)} durable rules read {fact!r} facts; durable_rules "
+                    f"{self.name}: {readers} durable rules read {fact!r} facts; durable_rules "
                     f"allows 64 rules to match one fact (ketacds keeps {MAX_RULES_PER_FACT_TYPE})"
                 )
 
@@ -237,7 +238,7 @@ class DurableProgram:
         markers = []
         for key, pattern in sorted(self._absent.items()):
             if not any(matches(pattern, fact, {}) for fact in facts):
-                markers.append({"t": _ABSENT, "id": f"absent:{key}", "key": key})
+                markers.append({"t": ABSENT, "id": f"absent:{key}", "key": key})
         return markers
 
     def run(
@@ -259,6 +260,12 @@ class DurableProgram:
                 raise EvaluationError(f"engine unusable after an earlier failure: {self._broken}")
             if len(facts) + len(self._absent) + 1 > MAX_FACTS:
                 raise EvaluationError(f"{len(facts)} facts exceed the {MAX_FACTS} one assessment may assert")
+            for fact in facts:  # durable_rules refuses a wider fact and then crashes the process
+                if len(fact) + 1 > MAX_FACT_PROPERTIES:  # + the session id
+                    raise EvaluationError(
+                        f"fact {fact.get('id')!r} has {len(fact) + 1} properties; durable_rules "
+                        f"accepts at most {MAX_FACT_PROPERTIES}"
+                    )
             try:
                 return self._run(facts, action_hook)
             except EvaluationError:
@@ -274,7 +281,7 @@ class DurableProgram:
         sid = str(self._sessions)
         public: dict[str, str] = {}
         batch = []
-        session_marker = {"t": _SESSION, "id": _SESSION}
+        session_marker = {"t": SESSION, "id": SESSION}
         for number, fact in enumerate([*facts, *self.absence_markers(facts), session_marker]):
             durable_id = self._durable_id(number)
             public[durable_id] = fact["id"]
@@ -342,7 +349,7 @@ class DurableProgram:
         action_hook: Callable[[str], None] | None,
     ) -> None:
         ((name, bound),) = message.items()
-        if name == _SESSION:
+        if name == SESSION:
             return
         alt = self._alternatives[name]
         if action_hook is not None:

@@ -3,7 +3,11 @@
 A ruleset directory holds ``manifest.yaml`` (name, version, routes, jurisdictions,
 sources register, status table, and the list of rule files), the rule files, and
 ``valuesets/*.yaml``. Every problem is a :class:`~ketacds.errors.RulesetError`
-that names the file and line, with a did-you-mean suggestion where a name is close.
+that names the file and line, with a did-you-mean suggestion where a name is close,
+and the stable code of the check that failed (``ruleset/checks.py``).
+
+:func:`load_ruleset` stops at the first problem; :func:`load_checked` runs the same
+checks but goes on past each problem it can, for the linter (``ruleset/lint.py``).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, cast
 
+import attrs
 import jsonschema
 
 from ketacds._yaml import Path as DocPath
@@ -26,7 +31,7 @@ from ketacds.dosing.functions import FUNCTIONS, PARAMETERS
 from ketacds.errors import RulesetError
 from ketacds.models.facts import FACT_TYPES, FLAG, FieldKind
 from ketacds.models.inputs import ROUTES, canonical_system
-from ketacds.ruleset import plan
+from ketacds.ruleset import checks, plan
 from ketacds.ruleset.ir import (
     All,
     AnyOf,
@@ -52,7 +57,16 @@ from ketacds.ruleset.ir import (
     ValueSet,
 )
 
-__all__ = ["ANY_JURISDICTION", "bundled_rules_dir", "fact_vocabulary", "load_ruleset", "schema"]
+__all__ = [
+    "ANY_JURISDICTION",
+    "Checked",
+    "RuleFile",
+    "bundled_rules_dir",
+    "fact_vocabulary",
+    "load_checked",
+    "load_ruleset",
+    "schema",
+]
 
 #: Written in a rule's ``jurisdictions`` to mean "wherever the engine is used".
 ANY_JURISDICTION = "any"
@@ -80,11 +94,6 @@ def schema(name: str) -> dict[str, Any]:
     return data
 
 
-@cache
-def _validator(name: str) -> jsonschema.Draft202012Validator:
-    return jsonschema.Draft202012Validator(schema(name))
-
-
 def _suggest(name: str, known: Iterable[str]) -> str | None:
     matches = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.6)
     return matches[0] if matches else None
@@ -98,25 +107,58 @@ class _Doc:
         try:
             self.data, self.lines = load_yaml(path.read_text(encoding="utf-8"))
         except OSError as error:
-            raise RulesetError(f"cannot read: {error.strerror}", file=self.name) from None
+            raise RulesetError(f"cannot read: {error.strerror}", file=self.name, code=checks.YAML) from None
         except YamlProblem as problem:
-            raise RulesetError(problem.reason, file=self.name, line=problem.line) from None
+            raise RulesetError(problem.reason, file=self.name, line=problem.line, code=checks.YAML) from None
 
     def line(self, path: DocPath) -> int | None:
         while path and path not in self.lines:
             path = path[:-1]
         return self.lines.get(path)
 
-    def error(self, path: DocPath, reason: str, suggestion: str | None = None) -> RulesetError:
-        return RulesetError(reason, file=self.name, line=self.line(path), suggestion=suggestion)
+    def error(self, path: DocPath, reason: str, suggestion: str | None = None, *, code: str) -> RulesetError:
+        return RulesetError(reason, file=self.name, line=self.line(path), suggestion=suggestion, code=code)
+
+    def _schema_errors(self, schema_name: str) -> list[jsonschema.ValidationError]:
+        validator = _validator(schema_name)
+        return sorted(validator.iter_errors(self.data), key=lambda e: (len(e.path), list(map(str, e.path))))
 
     def validate(self, schema_name: str) -> None:
-        validator = _validator(schema_name)
-        errors = sorted(validator.iter_errors(self.data), key=lambda e: (len(e.path), list(map(str, e.path))))
+        """Raise the most relevant schema error, if any."""
+        errors = self._schema_errors(schema_name)
         if errors:
-            best = jsonschema.exceptions.best_match(errors)
-            where = ".".join(map(str, best.absolute_path)) or "(top level)"
-            raise self.error(tuple(best.absolute_path), f"{where}: {best.message}")
+            raise self._schema_error(jsonschema.exceptions.best_match(errors))
+
+    def schema_errors(self, schema_name: str) -> list[tuple[DocPath, RulesetError]]:
+        """Every schema error (the most relevant reading of each), with where it is."""
+        found = []
+        for error in self._schema_errors(schema_name):
+            best = jsonschema.exceptions.best_match([error])
+            found.append((tuple(error.absolute_path), self._schema_error(best)))
+        return found
+
+    def _schema_error(self, error: jsonschema.ValidationError) -> RulesetError:
+        at: DocPath = tuple(error.absolute_path)
+        where = ".".join(map(str, at)) or "(top level)"
+        instance = error.instance
+        if error.validator == "additionalProperties" and isinstance(instance, dict):
+            known = set(cast(dict[str, Any], error.schema).get("properties", {}))
+            unknown = sorted(set(instance) - known)
+            if unknown:
+                key = unknown[0]
+                return self.error(
+                    (*at, key), f"{where}: unknown key {key!r}", _suggest(key, known), code=checks.UNKNOWN_KEY
+                )
+        no_evidence = (error.validator == "required" and "evidence" in error.message) or (
+            at[-1:] == ("evidence",) and error.validator == "minItems"
+        )
+        code = checks.NO_EVIDENCE if no_evidence else checks.SCHEMA
+        return self.error(at, f"{where}: {error.message}", code=code)
+
+
+@cache
+def _validator(name: str) -> jsonschema.Draft202012Validator:
+    return jsonschema.Draft202012Validator(schema(name))
 
 
 _CACHE: dict[str, RuleSet] = {}
@@ -145,7 +187,8 @@ def load_ruleset(directory: Path | str | None = None) -> RuleSet:
     cached = _CACHE.get(key)
     if cached is not None:
         return cached
-    ruleset = _load(root)
+    ruleset = _load(root, _Problems(collect=False)).ruleset
+    assert ruleset is not None  # a problem would have raised
     if key:
         if len(_CACHE) >= _CACHE_SIZE:
             _CACHE.pop(next(iter(_CACHE)))
@@ -153,72 +196,200 @@ def load_ruleset(directory: Path | str | None = None) -> RuleSet:
     return ruleset
 
 
-def _load(root: Path) -> RuleSet:
-    manifest_path = root / "manifest.yaml"
-    if not manifest_path.is_file():
-        raise RulesetError("no manifest.yaml here", file=str(root))
-    manifest = _Doc(manifest_path, root)
-    manifest.validate("manifest")
-    m = manifest.data
+@attrs.frozen
+class RuleFile:
+    """A rule file of a ruleset, as the manifest lists it: its name and description."""
 
-    routes = tuple(r["id"] for r in m["routes"])
-    if set(routes) != set(ROUTES):
-        raise manifest.error(("routes",), f"routes must be exactly {', '.join(ROUTES)}")
-    jurisdictions = tuple(
-        Jurisdiction(id=j["id"], title=j["title"], parent=j.get("parent")) for j in m["jurisdictions"]
-    )
-    known_jurisdictions = {j.id for j in jurisdictions}
-    for index, j in enumerate(jurisdictions):
-        if j.parent is not None and j.parent not in known_jurisdictions:
-            raise manifest.error(("jurisdictions", index, "parent"), f"unknown jurisdiction {j.parent!r}")
-    sources = tuple(
-        Source(id=s["id"], title=s["title"], confidence_note=s.get("confidence_note")) for s in m["sources"]
-    )
-    status = _status_table(manifest)
+    name: str
+    description: str | None
 
-    valuesets = _load_valuesets(root)
-    tables = _load_tables(root, {v.id for v in valuesets})
-    context = _Context(
-        vocabulary=fact_vocabulary(tables),
-        routes=set(routes),
-        jurisdictions=known_jurisdictions,
-        sources={s.id for s in sources},
-        valuesets={v.id for v in valuesets},
-        status=status,
-    )
+
+@attrs.frozen
+class Checked:
+    """What :func:`load_checked` found: the rules that loaded, and every problem met.
+
+    ``ruleset`` holds every rule and value set that loaded without a problem; it is
+    ``None`` when the manifest itself could not be read. ``files`` lists the rule
+    files in the manifest's order.
+    """
+
+    root: Path
+    ruleset: RuleSet | None
+    files: tuple[RuleFile, ...]
+    problems: tuple[RulesetError, ...]
+
+
+def load_checked(directory: Path | str | None = None) -> Checked:
+    """Load a ruleset as :func:`load_ruleset` does, but collect problems instead of stopping.
+
+    Each value set and each rule is checked on its own, so one mistake hides no other;
+    what depends on a broken part (the rules of a file that is not YAML, everything
+    when the manifest is broken) is left out rather than guessed.
+    """
+    root = Path(directory) if directory is not None else bundled_rules_dir()
+    return _load(root, _Problems(collect=True))
+
+
+class _Problems:
+    """Where problems go: raised at once (:func:`load_ruleset`) or collected (:func:`load_checked`)."""
+
+    def __init__(self, *, collect: bool) -> None:
+        self.collect = collect
+        self.found: list[RulesetError] = []
+
+    def report(self, error: RulesetError) -> None:
+        if not self.collect:
+            raise error
+        self.found.append(error)
+
+
+class _Manifest:
+    """The manifest, read and checked: everything rules are checked against."""
+
+    def __init__(self, root: Path) -> None:
+        manifest_path = root / "manifest.yaml"
+        if not manifest_path.is_file():
+            raise RulesetError("no manifest.yaml here", file=str(root), code=checks.MANIFEST)
+        doc = self.doc = _Doc(manifest_path, root)
+        doc.validate("manifest")
+        m = self.data = doc.data
+        self.routes = tuple(r["id"] for r in m["routes"])
+        if set(self.routes) != set(ROUTES):
+            raise doc.error(("routes",), f"routes must be exactly {', '.join(ROUTES)}", code=checks.MANIFEST)
+        self.jurisdictions = tuple(
+            Jurisdiction(id=j["id"], title=j["title"], parent=j.get("parent")) for j in m["jurisdictions"]
+        )
+        known = {j.id for j in self.jurisdictions}
+        for index, j in enumerate(self.jurisdictions):
+            if j.parent is not None and j.parent not in known:
+                raise doc.error(
+                    ("jurisdictions", index, "parent"),
+                    f"unknown jurisdiction {j.parent!r}",
+                    _suggest(j.parent, known),
+                    code=checks.MANIFEST,
+                )
+        self.sources = tuple(
+            Source(id=s["id"], title=s["title"], confidence_note=s.get("confidence_note"))
+            for s in m["sources"]
+        )
+        self.status = _status_table(doc)
+
+    def context(self, valuesets: set[str], tables: Iterable[Table]) -> _Context:
+        return _Context(
+            vocabulary=fact_vocabulary(tables),
+            routes=set(self.routes),
+            jurisdictions={j.id for j in self.jurisdictions},
+            sources={s.id for s in self.sources},
+            valuesets=valuesets,
+            status=self.status,
+        )
+
+    def ruleset(
+        self, rules: Iterable[Rule], valuesets: Iterable[ValueSet], tables: Iterable[Table]
+    ) -> RuleSet:
+        return RuleSet(
+            name=self.data["name"],
+            version=self.data["version"],
+            description=" ".join(self.data["description"].split()),
+            routes=self.routes,
+            jurisdictions=self.jurisdictions,
+            sources=self.sources,
+            status=self.status,
+            rules=tuple(sorted(rules, key=lambda r: r.id)),
+            valuesets=tuple(valuesets),
+            tables=tuple(tables),
+        )
+
+
+def _load(root: Path, problems: _Problems) -> Checked:
+    try:
+        manifest = _Manifest(root)
+    except RulesetError as error:
+        problems.report(error)
+        return Checked(root=root, ruleset=None, files=(), problems=tuple(problems.found))
+
+    valuesets: list[ValueSet] = []
+    folder = root / "valuesets"
+    paths = sorted(folder.glob("*.yaml")) if folder.is_dir() else []
+    for path in paths:
+        try:
+            valuesets.append(_valueset(_Doc(path, root), path))
+        except RulesetError as error:
+            problems.report(error)
+    tables: tuple[Table, ...] = ()
+    try:
+        tables = _load_tables(root, {path.stem for path in paths})
+    except RulesetError as error:
+        problems.report(error)
+    # A value set that failed is still known by name, so that rules citing it add no noise.
+    context = manifest.context({path.stem for path in paths}, tables)
+
     rules: list[Rule] = []
+    files: list[RuleFile] = []
     seen: dict[str, Rule] = {}
-    for index, file_name in enumerate(m["files"]):
+    for index, file_name in enumerate(manifest.data["files"]):
         path = root / file_name
         if not path.is_file():
-            raise manifest.error(("files", index), f"rule file {file_name} does not exist")
-        doc = _Doc(path, root)
-        doc.validate("rules")
-        for position, data in enumerate(doc.data["rules"]):
-            rule = _rule(doc, ("rules", position), data, context)
+            problems.report(
+                manifest.doc.error(
+                    ("files", index), f"rule file {file_name} does not exist", code=checks.MANIFEST
+                )
+            )
+            continue
+        try:
+            doc = _Doc(path, root)
+            if not problems.collect:
+                doc.validate("rules")
+        except RulesetError as error:
+            problems.report(error)
+            continue
+        description = doc.data.get("description") if isinstance(doc.data, dict) else None
+        files.append(
+            RuleFile(name=doc.name, description=" ".join(description.split()) if description else None)
+        )
+        for position, data in _valid_rules(doc, problems):
+            try:
+                rule = _rule(doc, ("rules", position), data, context)
+            except RulesetError as error:
+                problems.report(error)
+                continue
             if rule.id in seen:
                 first = seen[rule.id]
-                raise doc.error(
-                    ("rules", position, "id"),
-                    f"duplicate rule id {rule.id} (first defined at {first.file}:{first.line})",
+                problems.report(
+                    doc.error(
+                        ("rules", position, "id"),
+                        f"duplicate rule id {rule.id} (first defined at {first.file}:{first.line})",
+                        code=checks.DUPLICATE_ID,
+                    )
                 )
+                continue
             seen[rule.id] = rule
             rules.append(rule)
-    ruleset = RuleSet(
-        name=m["name"],
-        version=m["version"],
-        description=" ".join(m["description"].split()),
-        routes=routes,
-        jurisdictions=jurisdictions,
-        sources=sources,
-        status=status,
-        rules=tuple(sorted(rules, key=lambda r: r.id)),
-        valuesets=valuesets,
-        tables=tables,
-    )
-    _check_flags(ruleset)
-    plan.stratify(ruleset.rules)
-    return ruleset
+    ruleset = manifest.ruleset(rules, valuesets, tables)
+    for problem in _flag_problems(ruleset):
+        problems.report(problem)
+    try:
+        plan.stratify(ruleset.rules)
+    except RulesetError as error:
+        problems.report(error)
+    return Checked(root=root, ruleset=ruleset, files=tuple(files), problems=tuple(problems.found))
+
+
+def _valid_rules(doc: _Doc, problems: _Problems) -> list[tuple[int, Any]]:
+    """The rules of a file that pass the schema (all of them when loading strictly: it was validated)."""
+    if not problems.collect:
+        return list(enumerate(doc.data["rules"]))
+    broken: set[int] = set()
+    whole_file = False
+    for at, error in doc.schema_errors("rules"):
+        problems.report(error)
+        if len(at) >= 2 and at[0] == "rules" and isinstance(at[1], int):
+            broken.add(at[1])
+        elif at[:1] in ((), ("rules",)):
+            whole_file = True
+    if whole_file or not isinstance(doc.data, dict) or not isinstance(doc.data.get("rules"), list):
+        return []
+    return [(position, data) for position, data in enumerate(doc.data["rules"]) if position not in broken]
 
 
 def _status_table(manifest: _Doc) -> StatusTable:
@@ -228,20 +399,13 @@ def _status_table(manifest: _Doc) -> StatusTable:
     )
     names = [level.name for level in levels]
     if len(set(names)) != len(names):
-        raise manifest.error(("status", "levels"), "status levels must be unique")
-    for key in ("default",):
-        if data[key] not in names:
-            raise manifest.error(("status", key), f"unknown status {data[key]!r}", _suggest(data[key], names))
-    for index, name in enumerate(data["blocking"]):
+        raise manifest.error(("status", "levels"), "status levels must be unique", code=checks.MANIFEST)
+    places: list[tuple[DocPath, str]] = [(("status", "default"), data["default"])]
+    places += [(("status", "blocking", index), name) for index, name in enumerate(data["blocking"])]
+    places += [(("status", "severities", severity), name) for severity, name in data["severities"].items()]
+    for at, name in places:
         if name not in names:
-            raise manifest.error(
-                ("status", "blocking", index), f"unknown status {name!r}", _suggest(name, names)
-            )
-    for severity, name in data["severities"].items():
-        if name not in names:
-            raise manifest.error(
-                ("status", "severities", severity), f"unknown status {name!r}", _suggest(name, names)
-            )
+            raise manifest.error(at, f"unknown status {name!r}", _suggest(name, names), code=checks.MANIFEST)
     return StatusTable(
         levels=levels,
         severities=tuple(sorted(data["severities"].items())),
@@ -250,41 +414,34 @@ def _status_table(manifest: _Doc) -> StatusTable:
     )
 
 
-def _load_valuesets(root: Path) -> tuple[ValueSet, ...]:
-    folder = root / "valuesets"
-    result = []
-    for path in sorted(folder.glob("*.yaml")) if folder.is_dir() else []:
-        doc = _Doc(path, root)
-        doc.validate("valueset")
-        d = doc.data
-        if d["id"] != path.stem:
-            raise doc.error(("id",), f"value set id {d['id']!r} must match its file name {path.stem!r}")
-
-        def codes(key: str, doc: _Doc = doc, d: dict[str, Any] = d) -> tuple[Code, ...]:
-            out = []
-            for index, c in enumerate(d.get(key, [])):
-                try:
-                    system = canonical_system(c["system"])
-                except ValueError as error:
-                    raise doc.error((key, index, "system"), str(error)) from None
-                out.append(
-                    Code(system=system, code=c["code"], display=c.get("display"), source=c.get("source"))
-                )
-            return tuple(out)
-
-        result.append(
-            ValueSet(
-                id=d["id"],
-                title=d["title"],
-                description=" ".join(d["description"].split()) if d.get("description") else None,
-                source=" ".join(d["source"].split()),
-                codes=codes("codes"),
-                prefixes=codes("prefixes"),
-                names=tuple(sorted({n.strip().lower() for n in d.get("names", [])})),
-                file=doc.name,
-            )
+def _valueset(doc: _Doc, path: Path) -> ValueSet:
+    doc.validate("valueset")
+    d = doc.data
+    if d["id"] != path.stem:
+        raise doc.error(
+            ("id",), f"value set id {d['id']!r} must match its file name {path.stem!r}", code=checks.VALUESET
         )
-    return tuple(result)
+
+    def codes(key: str) -> tuple[Code, ...]:
+        out = []
+        for index, c in enumerate(d.get(key, [])):
+            try:
+                system = canonical_system(c["system"])
+            except ValueError as error:
+                raise doc.error((key, index, "system"), str(error), code=checks.VALUESET) from None
+            out.append(Code(system=system, code=c["code"], display=c.get("display"), source=c.get("source")))
+        return tuple(out)
+
+    return ValueSet(
+        id=d["id"],
+        title=d["title"],
+        description=" ".join(d["description"].split()) if d.get("description") else None,
+        source=" ".join(d["source"].split()),
+        codes=codes("codes"),
+        prefixes=codes("prefixes"),
+        names=tuple(sorted({n.strip().lower() for n in d.get("names", [])})),
+        file=doc.name,
+    )
 
 
 def fact_vocabulary(tables: Iterable[Table]) -> dict[str, dict[str, FieldKind]]:
@@ -306,17 +463,23 @@ def _load_tables(root: Path, valuesets: set[str]) -> tuple[Table, ...]:
         doc.validate("table")
         d = doc.data
         if d["id"] != path.stem:
-            raise doc.error(("id",), f"table id {d['id']!r} must match its file name {path.stem!r}")
+            raise doc.error(
+                ("id",), f"table id {d['id']!r} must match its file name {path.stem!r}", code=checks.TABLE
+            )
         fields = FACT_TYPES.get(d["fact"])
         if fields is None or "vs" not in fields:
-            raise doc.error(("fact",), f"tables apply to coded facts, not {d['fact']!r}")
+            raise doc.error(("fact",), f"tables apply to coded facts, not {d['fact']!r}", code=checks.TABLE)
         if fields.get(d["input"]) != "number":
-            raise doc.error(("input",), f"{d['fact']} facts have no number field {d['input']!r}")
+            raise doc.error(
+                ("input",), f"{d['fact']} facts have no number field {d['input']!r}", code=checks.TABLE
+            )
         for target in ((d["fact"], d["output"]), ("patient", d.get("total"))):
             if target[1] is None:
                 continue
             if target[1] in FACT_TYPES[target[0]] or target in outputs:
-                raise doc.error(("output",), f"{target[0]} facts already have a field {target[1]!r}")
+                raise doc.error(
+                    ("output",), f"{target[0]} facts already have a field {target[1]!r}", code=checks.TABLE
+                )
             outputs.add((target[0], target[1]))
         entries = []
         for index, entry in enumerate(d["entries"]):
@@ -325,6 +488,7 @@ def _load_tables(root: Path, valuesets: set[str]) -> tuple[Table, ...]:
                     ("entries", index, "in"),
                     f"unknown value set {entry['in']!r}",
                     _suggest(entry["in"], valuesets),
+                    code=checks.UNKNOWN_VALUESET,
                 )
             entries.append(
                 TableEntry(valueset=entry["in"], value=Decimal(entry["value"]), note=entry.get("note"))
@@ -371,23 +535,39 @@ class _Context:
 def _rule(doc: _Doc, at: DocPath, d: Mapping[str, Any], ctx: _Context) -> Rule:
     for index, route in enumerate(d["routes"]):
         if route not in ctx.routes:
-            raise doc.error((*at, "routes", index), f"unknown route {route!r}", _suggest(route, ctx.routes))
+            raise doc.error(
+                (*at, "routes", index),
+                f"unknown route {route!r}",
+                _suggest(route, ctx.routes),
+                code=checks.UNKNOWN_SCOPE,
+            )
     for index, j in enumerate(d["jurisdictions"]):
         if j != ANY_JURISDICTION and j not in ctx.jurisdictions:
             known = ctx.jurisdictions | {ANY_JURISDICTION}
-            raise doc.error((*at, "jurisdictions", index), f"unknown jurisdiction {j!r}", _suggest(j, known))
+            raise doc.error(
+                (*at, "jurisdictions", index),
+                f"unknown jurisdiction {j!r}",
+                _suggest(j, known),
+                code=checks.UNKNOWN_SCOPE,
+            )
     if ANY_JURISDICTION in d["jurisdictions"] and len(d["jurisdictions"]) > 1:
-        raise doc.error((*at, "jurisdictions"), f"{ANY_JURISDICTION!r} stands alone")
+        raise doc.error(
+            (*at, "jurisdictions"), f"{ANY_JURISDICTION!r} stands alone", code=checks.UNKNOWN_SCOPE
+        )
     severities = dict(ctx.status.severities)
     if d["severity"] not in severities:
         raise doc.error(
-            (*at, "severity"), f"unknown severity {d['severity']!r}", _suggest(d["severity"], severities)
+            (*at, "severity"),
+            f"unknown severity {d['severity']!r}",
+            _suggest(d["severity"], severities),
+            code=checks.UNKNOWN_SEVERITY,
         )
     if d["confidence"] == "M" and severities[d["severity"]] in ctx.status.blocking:
         raise doc.error(
             (*at, "severity"),
             f"an M-confidence (unconfirmed) rule is advisory only and cannot have severity "
             f"{d['severity']!r}, which leads to status {severities[d['severity']]!r}",
+            code=checks.UNCONFIRMED_BLOCKS,
         )
     evidence = []
     for index, e in enumerate(d["evidence"]):
@@ -396,6 +576,7 @@ def _rule(doc: _Doc, at: DocPath, d: Mapping[str, Any], ctx: _Context) -> Rule:
                 (*at, "evidence", index, "source"),
                 f"unknown source {e['source']!r}",
                 _suggest(e["source"], ctx.sources),
+                code=checks.UNKNOWN_SOURCE,
             )
         evidence.append(Evidence(source=e["source"], section=e.get("section")))
     when = _ConditionParser(doc, ctx).parse(d["when"], (*at, "when"), {})[0]
@@ -411,18 +592,24 @@ def _rule(doc: _Doc, at: DocPath, d: Mapping[str, Any], ctx: _Context) -> Rule:
         )
     category = d["category"]
     if category == "derivation" and finding is not None:
-        raise doc.error((*at, "then", "finding"), "a derivation rule only derives flags; it has no finding")
+        raise doc.error(
+            (*at, "then", "finding"),
+            "a derivation rule only derives flags; it has no finding",
+            code=checks.CONSEQUENCE,
+        )
     if category != "derivation" and finding is None:
-        raise doc.error((*at, "then"), f"a {category} rule needs then.finding")
+        raise doc.error((*at, "then"), f"a {category} rule needs then.finding", code=checks.CONSEQUENCE)
     if category == "data-gap" and (finding is None or not finding.missing):
-        raise doc.error((*at, "then"), "a data-gap rule needs then.finding.missing (the datum)")
+        raise doc.error(
+            (*at, "then"), "a data-gap rule needs then.finding.missing (the datum)", code=checks.CONSEQUENCE
+        )
     raw_flags = then.get("flag", [])
     flags = (raw_flags,) if isinstance(raw_flags, str) else tuple(raw_flags)
     if category == "derivation" and not flags:
-        raise doc.error((*at, "then"), "a derivation rule needs then.flag")
+        raise doc.error((*at, "then"), "a derivation rule needs then.flag", code=checks.CONSEQUENCE)
     dose = _dose(doc, (*at, "then", "dose"), then["dose"]) if "dose" in then else None
     if dose is not None and category != "dosing":
-        raise doc.error((*at, "then", "dose"), "only dosing rules compute a dose")
+        raise doc.error((*at, "then", "dose"), "only dosing rules compute a dose", code=checks.CONSEQUENCE)
     rule = Rule(
         id=d["id"],
         title=d["title"],
@@ -447,24 +634,34 @@ def _rule(doc: _Doc, at: DocPath, d: Mapping[str, Any], ctx: _Context) -> Rule:
 def _dose(doc: _Doc, at: DocPath, d: Mapping[str, Any]) -> DoseSpec:
     name = d["function"]
     if name not in FUNCTIONS:
-        raise doc.error((*at, "function"), f"unknown dose function {name!r}", _suggest(name, set(FUNCTIONS)))
+        raise doc.error(
+            (*at, "function"),
+            f"unknown dose function {name!r}",
+            _suggest(name, set(FUNCTIONS)),
+            code=checks.DOSE_SPEC,
+        )
     params = d.get("params", {})
     spec = PARAMETERS[name]
     for key, value in params.items():
         if key not in spec:
             raise doc.error(
-                (*at, "params", key), f"unknown parameter {key!r} of {name}", _suggest(key, set(spec))
+                (*at, "params", key),
+                f"unknown parameter {key!r} of {name}",
+                _suggest(key, set(spec)),
+                code=checks.DOSE_SPEC,
             )
         allowed = spec[key][1]
         if allowed == "number" and (isinstance(value, bool) or not isinstance(value, int | Decimal)):
-            raise doc.error((*at, "params", key), f"{key} must be a number")
+            raise doc.error((*at, "params", key), f"{key} must be a number", code=checks.DOSE_SPEC)
         if allowed == "text" and not isinstance(value, str):
-            raise doc.error((*at, "params", key), f"{key} must be text")
+            raise doc.error((*at, "params", key), f"{key} must be text", code=checks.DOSE_SPEC)
         if isinstance(allowed, tuple) and value not in allowed:
-            raise doc.error((*at, "params", key), f"{key} must be one of {', '.join(allowed)}")
+            raise doc.error(
+                (*at, "params", key), f"{key} must be one of {', '.join(allowed)}", code=checks.DOSE_SPEC
+            )
     for key, (required, _) in spec.items():
         if required and key not in params:
-            raise doc.error((*at, "params"), f"{name} needs parameter {key!r}")
+            raise doc.error((*at, "params"), f"{name} needs parameter {key!r}", code=checks.DOSE_SPEC)
     return DoseSpec(function=name, label=d["label"], params=tuple(sorted(params.items())))
 
 
@@ -516,11 +713,15 @@ class _ConditionParser:
         vocabulary = self.ctx.vocabulary
         if fact not in vocabulary or fact == FLAG:
             known = set(vocabulary) - {FLAG}
-            raise self.doc.error(at, f"unknown fact type {fact!r}", _suggest(fact, known))
+            raise self.doc.error(
+                at, f"unknown fact type {fact!r}", _suggest(fact, known), code=checks.UNKNOWN_FACT_TYPE
+            )
         fields = vocabulary[fact]
         alias = tests.get("as")
         if alias is not None and alias in scope:
-            raise self.doc.error((*at, "as"), f"alias {alias!r} is already used in this condition")
+            raise self.doc.error(
+                (*at, "as"), f"alias {alias!r} is already used in this condition", code=checks.BAD_REFERENCE
+            )
         parsed: list[Test] = []
         for name, value in tests.items():
             where = (*at, name)
@@ -528,23 +729,37 @@ class _ConditionParser:
                 continue
             if name == "in":
                 if "vs" not in fields:
-                    raise self.doc.error(where, f"{fact} facts have no codes to test with 'in'")
+                    raise self.doc.error(
+                        where, f"{fact} facts have no codes to test with 'in'", code=checks.UNKNOWN_FIELD
+                    )
                 ids = (value,) if isinstance(value, str) else tuple(value)
                 for vs in ids:
                     if vs not in self.ctx.valuesets:
                         raise self.doc.error(
-                            where, f"unknown value set {vs!r}", _suggest(vs, self.ctx.valuesets)
+                            where,
+                            f"unknown value set {vs!r}",
+                            _suggest(vs, self.ctx.valuesets),
+                            code=checks.UNKNOWN_VALUESET,
                         )
                 parsed.append(Test("vs", "member", tuple(sorted(ids))))
                 continue
             if name not in fields or fields[name] == "codes":
                 usable = {f for f, kind in fields.items() if kind != "codes"}
-                raise self.doc.error(where, f"{fact} facts have no field {name!r}", _suggest(name, usable))
+                raise self.doc.error(
+                    where,
+                    f"{fact} facts have no field {name!r}",
+                    _suggest(name, usable),
+                    code=checks.UNKNOWN_FIELD,
+                )
             kind = fields[name]
             ops = value if isinstance(value, dict) else {"eq": value}
             for op, operand in ops.items():
                 if op not in _OPS_BY_KIND[kind]:
-                    raise self.doc.error((*where, op), f"{op!r} does not apply to {kind} field {name!r}")
+                    raise self.doc.error(
+                        (*where, op),
+                        f"{op!r} does not apply to {kind} field {name!r}",
+                        code=checks.TYPE_MISMATCH,
+                    )
                 operand_value = self._operand(operand, kind, op, (*where, op), scope)
                 parsed.append(Test(name, cast(Op, op), operand_value))
         return Pattern(fact=fact, tests=tuple(parsed), alias=alias), ({alias: fact} if alias else {})
@@ -558,18 +773,22 @@ class _ConditionParser:
             alias, _, field = operand["ref"].partition(".")
             if alias not in scope:
                 raise self.doc.error(
-                    at, f"reference to {alias!r}, which no earlier pattern of this 'all' defines with 'as'"
+                    at,
+                    f"reference to {alias!r}, which no earlier pattern of this 'all' defines with 'as'",
+                    code=checks.BAD_REFERENCE,
                 )
             target_kind = self.ctx.vocabulary[scope[alias]].get(field)
             if target_kind != kind:
                 raise self.doc.error(
-                    at, f"{scope[alias]} facts have no {kind} field {field!r} to compare with"
+                    at,
+                    f"{scope[alias]} facts have no {kind} field {field!r} to compare with",
+                    code=checks.BAD_REFERENCE,
                 )
             return Ref(alias, field)
         many = op in ("in", "not_in")
         values = tuple(operand) if many else (operand,)
         for value in values:
-            _check_kind(value, kind, lambda reason: self.doc.error(at, reason))
+            _check_kind(value, kind, lambda reason: self.doc.error(at, reason, code=checks.TYPE_MISMATCH))
         return values if many else values[0]
 
 
@@ -583,15 +802,20 @@ def _check_kind(value: Any, kind: str, fail: Callable[[str], RulesetError]) -> N
         raise fail(f"expected a {kind}, got {value!r}")
 
 
-def _check_flags(ruleset: RuleSet) -> None:
+def _flag_problems(ruleset: RuleSet) -> list[RulesetError]:
+    """A problem for each flag a rule reads that no rule derives."""
     produced = {flag for rule in ruleset.rules for flag in rule.flags}
+    found = []
     for rule in ruleset.rules:
         positive, negative = plan.flags_read(rule)
-        for flag in sorted(positive | negative):
-            if flag not in produced:
-                raise RulesetError(
+        for flag in sorted((positive | negative) - produced):
+            found.append(
+                RulesetError(
                     f"rule {rule.id} reads flag {flag!r}, which no rule derives",
                     file=rule.file,
                     line=rule.line,
                     suggestion=_suggest(flag, produced),
+                    code=checks.UNKNOWN_FLAG,
                 )
+            )
+    return found

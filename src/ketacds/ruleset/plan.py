@@ -24,6 +24,7 @@ import attrs
 
 from ketacds.errors import RulesetError
 from ketacds.models.facts import FLAG
+from ketacds.ruleset import checks
 from ketacds.ruleset.ir import All, AnyOf, Condition, Not, Pattern, Rule, to_data
 
 __all__ = [
@@ -35,12 +36,13 @@ __all__ = [
     "flag_name",
     "flags_read",
     "stratify",
+    "valuesets_read",
 ]
 
 #: A rule whose condition expands to more alternatives than this is refused.
 MAX_ALTERNATIVES = 16
 
-#: Fact types of which every assessment has exactly one.
+#: Fact types of which every assessment has exactly one fact (the builder always asserts it).
 SINGLE_FACT_TYPES = frozenset({"patient", "plan"})
 
 
@@ -95,7 +97,9 @@ def _dnf(condition: Condition) -> list[tuple[tuple[Pattern, ...], tuple[Pattern,
     if isinstance(inner, AnyOf):  # not (a or b) = not a and not b
         return _dnf(All(tuple(Not(item) for item in inner.items)))
     # not (a and b ...): only uncorrelated single patterns can be decided before assertion.
-    raise RulesetError("'not' may only contain one fact pattern, 'not', or 'any' of them")
+    raise RulesetError(
+        "'not' may only contain one fact pattern, 'not', or 'any' of them", code=checks.UNSUPPORTED_CONDITION
+    )
 
 
 def alternatives(rule: Rule) -> tuple[Alternative, ...]:
@@ -108,13 +112,14 @@ def alternatives(rule: Rule) -> tuple[Alternative, ...]:
     try:
         expanded = _dnf(rule.when)
     except RulesetError as error:
-        raise RulesetError(error.reason, file=rule.file, line=rule.line) from None
+        raise RulesetError(error.reason, file=rule.file, line=rule.line, code=error.code) from None
     if len(expanded) > MAX_ALTERNATIVES:
         raise RulesetError(
             f"rule {rule.id} expands to {len(expanded)} alternatives (at most "
             f"{MAX_ALTERNATIVES}); split it into several rules",
             file=rule.file,
             line=rule.line,
+            code=checks.UNSUPPORTED_CONDITION,
         )
     result = []
     for positive, negated in expanded:
@@ -141,6 +146,18 @@ def flags_read(rule: Rule) -> tuple[set[str], set[str]]:
         positive.update(n for p in alternative.positive if (n := flag_name(p)) is not None)
         negative.update(alternative.missing_flags)
     return positive, negative
+
+
+def valuesets_read(rule: Rule) -> set[str]:
+    """The value sets a rule tests membership in, under ``not`` or not."""
+    return {
+        str(vs)
+        for alternative in alternatives(rule)
+        for pattern in (*alternative.positive, *alternative.absent)
+        for test in pattern.tests
+        if test.op == "member" and isinstance(test.value, tuple)
+        for vs in test.value
+    }
 
 
 def stratify(rules: tuple[Rule, ...]) -> dict[str, int]:
@@ -178,4 +195,5 @@ def stratify(rules: tuple[Rule, ...]) -> dict[str, int]:
         f"rule {culprit} takes part in a cycle through 'not': a flag depends on its own absence",
         file=rule.file,
         line=rule.line,
+        code=checks.NEGATION_CYCLE,
     )

@@ -1,0 +1,325 @@
+"""Rules in plain English, for auditors: conditions, consequences, scopes.
+
+``{condition: {in: aneurysmal-vascular-disease, active: true}}`` reads as "an active
+condition in the value set *Aneurysmal vascular disease* (7 codes, 2 code prefixes,
+7 names)". Only the wording of the fact vocabulary lives here (what ``age_years`` is
+called); every clinical word comes from the ruleset itself: value-set titles, rule
+titles, messages.
+
+Descriptions are built as :mod:`ketacds.markup` content, so the same sentence appears
+in the Markdown pages, the HTML file, the diff report and the terminal.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from decimal import Decimal
+
+from ketacds.markup import Inline, Item, Target, code, em, join, link, strong, to_text
+from ketacds.ruleset.ir import (
+    All,
+    AnyOf,
+    Condition,
+    DoseSpec,
+    Not,
+    Pattern,
+    Ref,
+    Rule,
+    RuleSet,
+    Scalar,
+    Test,
+    to_data,
+)
+from ketacds.ruleset.load import ANY_JURISDICTION
+from ketacds.ruleset.plan import SINGLE_FACT_TYPES, flag_name, flags_read
+
+__all__ = ["CONFIDENCE", "FIELD_LABELS", "Describer"]
+
+#: What each confidence code means (docs/safety-model.md).
+CONFIDENCE = {
+    "R": "read in the primary source",
+    "S": "from a secondary source or summary",
+    "M": "unconfirmed: advisory only",
+}
+
+_NOUNS = {
+    "patient": "patient",
+    "condition": "condition",
+    "medication": "medication",
+    "observation": "observation",
+    "trial": "antidepressant trial",
+    "allergy": "allergy",
+    "substance": "substance use",
+    "plan": "planned session",
+}
+
+#: How each field of the fact vocabulary is named, and its unit.
+FIELD_LABELS: dict[tuple[str, str], tuple[str, str | None]] = {
+    ("patient", "age_years"): ("age", "years"),
+    ("patient", "sex"): ("sex", None),
+    ("patient", "weight_kg"): ("weight", "kg"),
+    ("patient", "height_cm"): ("height", "cm"),
+    ("patient", "bmi"): ("BMI", "kg/m²"),
+    ("patient", "pregnant"): ("pregnant", None),
+    ("patient", "lactating"): ("breastfeeding", None),
+    ("patient", "hepatic_class"): ("Child-Pugh class", None),
+    ("patient", "setting"): ("care setting", None),
+    ("condition", "clinical_status"): ("clinical status", None),
+    ("condition", "active"): ("active", None),
+    ("condition", "onset_days_ago"): ("days since onset", "days"),
+    ("medication", "drug"): ("drug", None),
+    ("medication", "status"): ("status", None),
+    ("medication", "active"): ("active", None),
+    ("medication", "dose_mg"): ("dose", "mg"),
+    ("medication", "daily_mg"): ("daily dose", "mg/day"),
+    ("medication", "frequency_per_day"): ("doses per day", None),
+    ("medication", "as_needed"): ("taken as needed", None),
+    ("observation", "value"): ("value", None),
+    ("observation", "unit"): ("unit", None),
+    ("observation", "hours_ago"): ("time since the reading", "hours"),
+    ("observation", "latest"): ("latest of its kind", None),
+    ("trial", "drug"): ("drug", None),
+    ("trial", "dose_mg"): ("dose", "mg"),
+    ("trial", "weeks"): ("duration", "weeks"),
+    ("trial", "response"): ("response", None),
+    ("trial", "episode"): ("episode", None),
+    ("trial", "adequate_dose"): ("adequate dose", None),
+    ("allergy", "active"): ("active", None),
+    ("substance", "status"): ("status", None),
+    ("plan", "dose_mg"): ("planned dose", "mg"),
+    ("plan", "dose_mg_per_kg"): ("planned dose", "mg/kg"),
+    ("plan", "sessions_per_week"): ("planned sessions per week", None),
+    ("plan", "treatment_week"): ("week of treatment", None),
+}
+
+# Yes/no fields read best as words before the noun ("an active condition").
+_ADJECTIVES = {"active": "active", "latest": "latest"}
+
+_COMPARE = {
+    "gt": "above",
+    "gte": "at least",
+    "lt": "below",
+    "lte": "at most",
+    "eq": "equal to",
+    "ne": "other than",
+}
+
+#: Where a value set and a rule are shown, for links; ``None`` means "do not link".
+Links = Callable[[str, str], Target | None]
+
+
+def _no_links(_kind: str, _id: str) -> Target | None:
+    return None
+
+
+def _scalar(value: Scalar) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    return str(value)
+
+
+def _or(words: Iterable[str]) -> str:
+    listed = list(words)
+    return ", ".join(listed[:-1]) + " or " + listed[-1] if len(listed) > 1 else "".join(listed)
+
+
+def _article(word: str) -> str:
+    return "an" if word[:1].lower() in "aeiou" else "a"
+
+
+class Describer:
+    """Describes the rules of one ruleset.
+
+    ``links(kind, id)`` says where the page of a ``valueset`` or a ``rule`` is.
+    """
+
+    def __init__(self, ruleset: RuleSet, links: Links = _no_links) -> None:
+        self.ruleset = ruleset
+        self.links = links
+        self.valuesets = {vs.id: vs for vs in ruleset.valuesets}
+        self.producers: dict[str, list[str]] = {}
+        for rule in ruleset.rules:
+            for flag in rule.flags:
+                self.producers.setdefault(flag, []).append(rule.id)
+
+    # ------------------------------------------------------------- pieces
+
+    def rule_ref(self, rule_id: str) -> Inline:
+        """A rule id, linked to its card."""
+        return link(self.links("rule", rule_id), code(rule_id))
+
+    def rule_list(self, rule_ids: Iterable[str]) -> list[Inline]:
+        """Rule ids, linked, separated by commas."""
+        return join([self.rule_ref(rule_id)] for rule_id in rule_ids)
+
+    def valueset_ref(self, vs_id: str) -> list[Inline]:
+        """A value set's title (linked) and its size: *Benzodiazepines* (12 codes, 30 names)."""
+        vs = self.valuesets.get(vs_id)
+        if vs is None:
+            return [code(vs_id)]
+        sizes = [(len(vs.codes), "code"), (len(vs.prefixes), "code prefix"), (len(vs.names), "name")]
+        counted = ", ".join(
+            f"{n} {word}{'es' if word.endswith('x') else 's'}" if n != 1 else f"1 {word}"
+            for n, word in sizes
+            if n
+        )
+        return [link(self.links("valueset", vs_id), em(vs.title)), f" ({counted or 'empty'})"]
+
+    def jurisdictions(self, rule: Rule) -> str:
+        """Where a rule applies: ``US, EU`` or ``any jurisdiction``."""
+        return "any jurisdiction" if ANY_JURISDICTION in rule.jurisdictions else ", ".join(rule.jurisdictions)
+
+    def status_of(self, rule: Rule) -> str | None:
+        """The status a rule's severity leads to, or ``None`` when it adds nothing to the status."""
+        return self.ruleset.status.status_of(rule.severity)
+
+    # ---------------------------------------------------------- conditions
+
+    def condition(self, condition: Condition) -> Item:
+        """The condition as a sentence, with sub-items for ``all``, ``any`` and ``none``."""
+        if isinstance(condition, All):
+            return Item(("all of:",), tuple(self.condition(c) for c in condition.items))
+        if isinstance(condition, AnyOf):
+            return Item(("any of:",), tuple(self.condition(c) for c in condition.items))
+        if isinstance(condition, Not):
+            inner = condition.item
+            if isinstance(inner, Pattern):
+                return Item(tuple(self.pattern(inner, negated=True)))
+            if isinstance(inner, Not):
+                return self.condition(inner.item)
+            nested = self.condition(inner)
+            if isinstance(inner, AnyOf):
+                return Item(("none of:",), nested.children)
+            return Item(("not: ", *nested.content), nested.children)
+        return Item(tuple(self.pattern(condition)))
+
+    def sentence(self, condition: Condition) -> str:
+        """The condition as one line of plain text (for a terminal): ``any of: (a; b)``."""
+        return _flat(self.condition(condition))
+
+    def pattern(self, pattern: Pattern, *, negated: bool = False) -> list[Inline]:
+        """One fact pattern: "the latest observation in the value set *X* (...), with value above 140"."""
+        flag = flag_name(pattern)
+        if flag is not None:
+            return self._flag(flag, negated=negated)
+        adjectives: list[str] = []
+        clauses: list[list[Inline]] = []
+        member: list[Inline] = []
+        for test in pattern.tests:
+            if test.op == "member":
+                member = self._member(test)
+            elif test.field in _ADJECTIVES and test.op == "eq" and test.value is True:
+                adjectives.append(_ADJECTIVES[test.field])
+            else:
+                clauses.append(self._test(pattern.fact, test))
+        noun = _NOUNS.get(pattern.fact, pattern.fact)
+        words = " ".join([*adjectives, noun])
+        if negated:
+            lead = f"no {words}"
+        elif pattern.fact in SINGLE_FACT_TYPES or "latest" in adjectives:
+            lead = f"the {words}"
+        else:
+            lead = f"{_article(words)} {words}"
+        out: list[Inline] = [lead, *member]
+        if pattern.alias:
+            out += [" (call it ", em(pattern.alias), ")"]
+        if clauses:
+            out += [", with ", *join(clauses, "; ")]
+        elif pattern.fact in SINGLE_FACT_TYPES and not member and not negated:
+            out.append(" (true in every assessment)")
+        return out
+
+    def _member(self, test: Test) -> list[Inline]:
+        assert isinstance(test.value, tuple)
+        ids = [str(v) for v in test.value]
+        lead = " in the value set " if len(ids) == 1 else " in one of the value sets "
+        return [lead, *join(self.valueset_ref(vs_id) for vs_id in ids)]
+
+    def _test(self, fact: str, test: Test) -> list[Inline]:
+        label, unit = FIELD_LABELS.get((fact, test.field), (test.field.replace("_", " "), None))
+        suffix = f" {unit}" if unit else ""
+        if test.op == "present":
+            return [f"{label} {'recorded' if test.value else 'not recorded'}"]
+        if isinstance(test.value, Ref) and test.op in _COMPARE:
+            other, _ = FIELD_LABELS.get((fact, test.value.field), (test.value.field.replace("_", " "), None))
+            word = {"eq": "the same as", "ne": "different from"}.get(test.op, _COMPARE[test.op])
+            return [f"{label} {word} the {other} of ", em(test.value.alias)]
+        if test.op == "in" and isinstance(test.value, tuple):
+            return [f"{label}: {_or(_scalar(v) for v in test.value)}{suffix}"]
+        if test.op in ("eq", "ne") and isinstance(test.value, bool):
+            yes = (test.op == "eq") == test.value
+            return [f"{label}: {'yes' if yes else 'no'}"]
+        if test.op in _COMPARE and isinstance(test.value, int | Decimal):
+            return [f"{label} {_COMPARE[test.op]} {_scalar(test.value)}{suffix}"]
+        if test.op in ("eq", "ne") and isinstance(test.value, str):
+            return [f"{label}: {test.value}" if test.op == "eq" else f"{label} other than {test.value}"]
+        # An operator this module does not know yet: say it literally rather than guess its meaning.
+        return [f"{label} ", code(f"{test.op} {to_data(test.value)}")]
+
+    def _flag(self, flag: str, *, negated: bool) -> list[Inline]:
+        producers = self.producers.get(flag, [])
+        out: list[Inline] = [
+            "the flag ",
+            strong(flag),
+            " has not been derived" if negated else " has been derived",
+        ]
+        if producers:
+            out += [" (derived by ", *self.rule_list(producers), ")"]
+        else:
+            out.append(" (no rule derives it)")
+        return out
+
+    # --------------------------------------------------------- consequences
+
+    def consequence(self, rule: Rule) -> list[Item]:
+        """What the rule does when it fires: the finding, the flags it derives, the dose it computes."""
+        items: list[Item] = []
+        status = self.status_of(rule)
+        if rule.finding is not None:
+            effect: list[Inline] = (
+                [" (leads to status ", em(status), ")"] if status else [" (no effect on status)"]
+            )
+            items.append(
+                Item(
+                    (
+                        "reports a finding of severity ",
+                        strong(rule.severity),
+                        *effect,
+                        ": ",
+                        rule.finding.message,
+                    )
+                )
+            )
+            if rule.finding.management:
+                items.append(Item(("management: ", rule.finding.management)))
+            if rule.finding.missing:
+                items.append(Item(("missing datum: ", em(rule.finding.missing))))
+            if rule.finding.timing:
+                items.append(Item(("timing: ", rule.finding.timing)))
+        for flag in rule.flags:
+            readers = [r.id for r in self.ruleset.rules if flag in set().union(*flags_read(r))]
+            read: list[Inline] = (
+                [" (read by ", *self.rule_list(readers), ")"] if readers else [" (read by no rule)"]
+            )
+            items.append(Item(("derives the flag ", strong(flag), *read)))
+        if rule.dose is not None:
+            items.append(Item(tuple(self.dose(rule.dose))))
+        return items
+
+    def dose(self, dose: DoseSpec) -> list[Inline]:
+        """A dose spec: the function, its label and parameters."""
+        params = ", ".join(f"{key} {_scalar(value)}" for key, value in dose.params)
+        return [
+            "computes the dose ",
+            em(dose.label),
+            " with ",
+            code(dose.function),
+            f" ({params})" if params else "",
+        ]
+
+
+def _flat(item: Item) -> str:
+    inner = "; ".join(_flat(child) for child in item.children)
+    return to_text(item.content) + (f" ({inner})" if inner else "")
