@@ -440,8 +440,6 @@ class TestCapacity:
         """A fact type with more fields than durable_rules accepts on one fact is an error."""
         from ketacds.ruleset import capacity
 
-        from ketacds.ruleset import lint as lint_module
-
         wide = {**capacity.FACT_TYPES, "patient": {f"field_{n}": "number" for n in range(252)}}
         monkeypatch.setattr(lint_module, "fact_vocabulary", lambda tables: wide)
 
