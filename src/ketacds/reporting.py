@@ -9,6 +9,7 @@ from __future__ import annotations
 import textwrap
 from collections.abc import Iterable
 
+from ketacds.models.quality import DataQualityIssue
 from ketacds.models.results import Assessment, DoseOption, Finding
 
 __all__ = ["render", "to_markdown", "to_text"]
@@ -23,12 +24,19 @@ def _wrap(text: str, indent: str) -> list[str]:
 def _dose_line(option: DoseOption) -> str:
     if option.dose_mg is None:
         return f"{option.label}: not calculated ({option.not_computed})"
+    if option.mg_per_kg is None:
+        return f"{option.label}: {option.dose_mg} mg ({option.formula or option.weight_basis})"
     minutes = f" over {option.infusion_minutes} min" if option.infusion_minutes else ""
     return (
         f"{option.label}: {option.dose_mg} mg{minutes} "
         f"({option.mg_per_kg} mg/kg x {option.dosing_weight_kg} kg {option.weight_basis} weight"
         f"{', ' + option.formula if option.formula else ''})"
     )
+
+
+def _where(issue: DataQualityIssue) -> str:
+    parts = [part for part in (issue.resource, issue.path) if part]
+    return f" [{' '.join(parts)}]" if parts else ""
 
 
 def _evidence(finding: Finding) -> str:
@@ -69,6 +77,10 @@ def to_text(assessment: Assessment, *, title: str | None = None) -> str:
         for item in assessment.monitoring:
             timing = f" ({item.timing})" if item.timing else ""
             lines += _wrap(f"- {item.title}{timing} [{item.rule_id}]", "  ")
+    if assessment.data_quality:
+        lines += ["", "Data quality (what the record did not let us read):"]
+        for issue in assessment.data_quality:
+            lines += _wrap(f"- {issue.severity}: {issue.message}{_where(issue)}", "  ")
     lines += [
         "",
         f"Rules: {p.ruleset} {p.version}, digest {p.digest[:16]}..., ketacds {p.package_version}",
@@ -117,6 +129,9 @@ def to_markdown(assessment: Assessment, *, title: str | None = None) -> str:
             f"- {m.instruction}{' — ' + m.timing if m.timing else ''} (`{m.rule_id}`)"
             for m in assessment.monitoring
         ]
+    if assessment.data_quality:
+        out += ["", "### Data quality", ""]
+        out += [f"- **{i.severity}**: {i.message}{_where(i)}" for i in assessment.data_quality]
     out += ["", f"*Rules {p.ruleset} {p.version}, digest `{p.digest}`; ketacds {p.package_version}.*", ""]
     return "\n".join(out)
 

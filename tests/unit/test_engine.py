@@ -47,6 +47,14 @@ EXPECTED = {
         "contraindicated",
         {"KCDS-CI-002", "KCDS-CAND-002", "KCDS-MON-001", "KCDS-MON-002"},
     ),
+    "08-esketamine-order-above-maximum.yaml": (
+        "defer",
+        {"KCDS-ORD-001", "KCDS-ORD-002", "KCDS-CAND-002", "KCDS-MON-001", "KCDS-MON-002"},
+    ),
+    "09-iv-ketamine-order-high-dose.yaml": (
+        "specialist-review",
+        {"KCDS-CAND-003", "KCDS-ORD-003", "KCDS-DOSE-001", "KCDS-MON-003"},
+    ),
 }
 
 
@@ -79,7 +87,15 @@ def test_every_slice_rule_fires_in_some_example(engine):
         fired |= set(engine.assess(record, context).rule_ids)
     reporting = {r.id for r in engine.ruleset.rules if r.finding is not None}
     # Reached by the unit tests below instead: an example each would add little.
-    untested_by_examples = {"KCDS-CI-003", "KCDS-GAP-004", "KCDS-GAP-005", "KCDS-GAP-006", "KCDS-GAP-007"}
+    untested_by_examples = {
+        "KCDS-CI-003",
+        "KCDS-GAP-004",
+        "KCDS-GAP-005",
+        "KCDS-GAP-006",
+        "KCDS-GAP-007",
+        "KCDS-GAP-008",
+        "KCDS-ORD-004",
+    }
 
     assert reporting - untested_by_examples == fired
 
@@ -232,7 +248,16 @@ class TestDeterminism:
         record, context = load_case_file(EXAMPLES / "01-trd-esketamine-us.yaml")
         data = engine.assess(record, context).to_dict()
 
-        assert {"status", "findings", "dose", "monitoring", "data_gaps", "provenance", "trace"} <= set(data)
+        assert {
+            "status",
+            "findings",
+            "dose",
+            "monitoring",
+            "data_gaps",
+            "data_quality",
+            "provenance",
+            "trace",
+        } <= set(data)
         assert {"rule_id", "evidence", "basis"} <= set(data["findings"][0])
         assert engine.digest == data["provenance"]["digest"]
 

@@ -9,7 +9,7 @@ own: mg/kg, infusion time and the weight basis all come from the rule.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
 
 import attrs
 
@@ -19,6 +19,7 @@ __all__ = [
     "DoseInputs",
     "DoseResult",
     "devine_ideal_body_weight_kg",
+    "stepped",
     "weight_based",
 ]
 
@@ -33,13 +34,18 @@ class DoseInputs:
     weight_kg: Decimal | None
     height_cm: Decimal | None
     sex: str | None
+    #: The dose of the drafted order in mg (``Context.order``), when there is one.
+    ordered_mg: Decimal | None = None
 
 
 @attrs.frozen(kw_only=True)
 class DoseResult:
-    """A computed dose, or the reason it could not be computed."""
+    """A computed dose, or the reason it could not be computed.
 
-    mg_per_kg: Decimal
+    ``mg_per_kg`` is ``None`` for a fixed dose (``weight_basis`` ``fixed``).
+    """
+
+    mg_per_kg: Decimal | None
     weight_basis: str
     dosing_weight_kg: Decimal | None
     dose_mg: Decimal | None
@@ -99,10 +105,44 @@ def weight_based(params: Mapping[str, object], patient: DoseInputs) -> DoseResul
     )
 
 
+def stepped(params: Mapping[str, object], patient: DoseInputs) -> DoseResult:
+    """The largest multiple of ``step_mg`` not above the ordered dose, capped at ``max_mg``.
+
+    For products given in fixed device doses: an order between steps, or above the
+    maximum, gets the nearest allowed dose below it. An order below one step gets
+    none (a smaller dose cannot be given), and neither does a rule without an order.
+
+    Params:
+        step_mg: the dose of one device or step (number).
+        max_mg: the largest allowed dose (number).
+    """
+    step = Decimal(str(params["step_mg"]))
+    ceiling = Decimal(str(params["max_mg"]))
+    formula = f"largest multiple of {step} mg not above the order, at most {ceiling} mg"
+    ordered = patient.ordered_mg
+    dose = None
+    reason = None
+    if ordered is None:
+        reason = "no ordered dose to adjust"
+    elif ordered < step:
+        reason = f"the order is below the smallest allowed dose ({step} mg)"
+    else:
+        dose = min(ceiling, (ordered / step).to_integral_value(ROUND_FLOOR) * step)
+    return DoseResult(
+        mg_per_kg=None,
+        weight_basis="fixed",
+        dosing_weight_kg=None,
+        dose_mg=dose,
+        infusion_minutes=None,
+        formula=formula,
+        not_computed=reason,
+    )
+
+
 DoseFunction = Callable[[Mapping[str, object], DoseInputs], DoseResult]
 
 #: The functions rules may name in ``then.dose.function``.
-FUNCTIONS: dict[str, DoseFunction] = {"weight-based": weight_based}
+FUNCTIONS: dict[str, DoseFunction] = {"weight-based": weight_based, "stepped": stepped}
 
 #: For each function: its parameters, whether each is required, and the values allowed
 #: (``None`` = any number).
@@ -111,5 +151,9 @@ PARAMETERS: dict[str, dict[str, tuple[bool, tuple[str, ...] | None]]] = {
         "mg_per_kg": (True, None),
         "infusion_minutes": (False, None),
         "weight": (True, ("actual", "ideal-body-weight")),
+    },
+    "stepped": {
+        "step_mg": (True, None),
+        "max_mg": (True, None),
     },
 }

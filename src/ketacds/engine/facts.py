@@ -5,7 +5,9 @@ Done once per assessment, in Python, before any engine sees the data:
 * value-set tagging of every code and name (``vs``);
 * units normalised exactly (kg, cm, mg, mmHg);
 * derived quantities: age at ``now``, BMI, daily dose, hours since a reading,
-  which reading of each kind is the latest;
+  which reading of each kind is the latest, the ordered dose per kg;
+* data-quality issues of severity error or warning, as ``quality`` facts (rules
+  must see that part of the record could not be read);
 * identity: every fact gets an id from its own content (or from the input's ``id``),
   so ids never depend on the order of the input lists, and exact duplicates collapse.
 
@@ -31,6 +33,7 @@ from ketacds.models.inputs import (
     Context,
     Medication,
     Observation,
+    Order,
     PatientRecord,
 )
 from ketacds.terminology.valuesets import Terminology, normalise_name
@@ -190,8 +193,54 @@ def build_facts(record: PatientRecord, context: Context, terminology: Terminolog
     for fact, label, path in _observation_facts(record.observations, context, terminology):
         add(fact, label, path)
 
+    for index, issue in enumerate(record.data_quality):
+        if issue.severity == "info":
+            continue  # left out by design; reported in the Assessment, not a fact
+        fact = {
+            "t": "quality",
+            "id": _content_id("quality", issue),
+            "severity": issue.severity,
+            "code": issue.code,
+        }
+        if issue.resource:
+            fact["resource_type"] = issue.resource.split("/", 1)[0]
+        where = f" ({issue.resource})" if issue.resource else ""
+        add(fact, f"data quality {issue.severity}: {issue.message}{where}", f"data_quality[{index}]")
+
+    if context.order is not None:
+        fact, label, ordered_mg = _order_fact(context.order, dose_inputs, terminology)
+        add(fact, label, "context.order")
+        dose_inputs = attrs.evolve(dose_inputs, ordered_mg=ordered_mg)
+
     ordered = tuple(facts[key] for key in sorted(facts))
     return FactSet(facts=ordered, labels=labels, dose_inputs=dose_inputs)
+
+
+def _order_fact(
+    order: Order, dose_inputs: DoseInputs, terminology: Terminology
+) -> tuple[Fact, str, Decimal | None]:
+    fact: Fact = {
+        "t": "order",
+        "id": _fact_id("order", order),
+        "vs": list(terminology.tag(order.code, order.name)),
+        "drug": _drug_key(order.code, order.name),
+    }
+    parts = [f"ordered: {_describe(order.code, order.name)}"]
+    dose_mg = None
+    if order.dose is not None and order.unit is not None:
+        dose_mg = _measure_dose(order.dose, order.unit, "context.order.unit")
+        fact["dose_mg"] = to_json_number(dose_mg)
+        parts.append(f"{order.dose} {order.unit}")
+        if dose_inputs.weight_kg is not None and dose_inputs.weight_kg > 0:
+            per_kg = (dose_mg / dose_inputs.weight_kg).quantize(_HUNDREDTH, ROUND_HALF_EVEN)
+            fact["mg_per_kg"] = to_json_number(per_kg)
+            parts.append(f"({per_kg} mg/kg)")
+    else:
+        parts.append("dose not stated")
+    if order.per_week is not None:
+        fact["per_week"] = to_json_number(order.per_week)
+        parts.append(f"{order.per_week} times a week")
+    return fact, " ".join(parts), dose_mg
 
 
 def _measure_dose(value: Decimal, unit: str, path: str) -> Decimal:

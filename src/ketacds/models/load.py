@@ -34,6 +34,7 @@ from ketacds.models.inputs import (
     Medication,
     Observation,
     ObservationComponent,
+    Order,
     Patient,
     PatientRecord,
     Quantity,
@@ -406,6 +407,19 @@ def load_context(data: Mapping[str, Any], *, path: str = "context") -> Context:
         jurisdiction=r.get("jurisdiction", _jurisdiction, None),
         now=r.get("now", _datetime, None),
         setting=r.get("setting", _text, None),
+        order=r.get("order", _order, None),
+    )
+
+
+def _order(value: Any, path: str) -> Order:
+    r = _Reader(value, path)
+    return _build(
+        r,
+        Order,
+        **_identity(r),
+        dose=r.get("dose", _non_negative, None),
+        unit=r.get("unit", lambda v, p: _unit(v, p, "mass"), None),
+        per_week=r.get("per_week", _non_negative, None),
     )
 
 
