@@ -66,7 +66,7 @@ def assess(
     fmt: str,
     rules_dir: Path | None,
 ) -> None:
-    """Assess the patient in each FILE (YAML or JSON) and print a report."""
+    """Assess each FILE: a YAML or JSON case, or a FHIR R4 Bundle (with --route, --jurisdiction, --now)."""
     try:
         engine = Engine(rules_dir)
     except RulesetError as error:
@@ -77,7 +77,14 @@ def assess(
     for file in files:
         try:
             document = read_document(file)
-            record, context = load_case(document, overrides=overrides)
+            if isinstance(document, dict) and document.get("resourceType") == "Bundle":
+                from ketacds.adapters.fhir import read_bundle_case  # FHIR is imported only when needed
+
+                record, context = read_bundle_case(
+                    document, overrides=overrides, terminology=engine.terminology
+                )
+            else:
+                record, context = load_case(document, overrides=overrides)
             assessment = engine.assess(record, context)
         except InputError as error:
             _fail(f"{file}: {error}", EXIT_BAD_INPUT)
