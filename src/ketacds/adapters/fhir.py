@@ -420,6 +420,7 @@ class _Reader:
                 refs.add(url)
         if pid:
             refs.add(f"Patient/{pid}")
+            refs.add(f"urn:uuid:{pid}")  # a transaction bundle's reference to the same resource id
 
         patient = self._patient(chosen[0][0], chosen[0][2]) if chosen else Patient(id=pid)
         conditions: list[Condition] = []

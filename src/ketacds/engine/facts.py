@@ -193,19 +193,8 @@ def build_facts(record: PatientRecord, context: Context, terminology: Terminolog
     for fact, label, path in _observation_facts(record.observations, context, terminology):
         add(fact, label, path)
 
-    for index, issue in enumerate(record.data_quality):
-        if issue.severity == "info":
-            continue  # left out by design; reported in the Assessment, not a fact
-        fact = {
-            "t": "quality",
-            "id": _content_id("quality", issue),
-            "severity": issue.severity,
-            "code": issue.code,
-        }
-        if issue.resource:
-            fact["resource_type"] = issue.resource.split("/", 1)[0]
-        where = f" ({issue.resource})" if issue.resource else ""
-        add(fact, f"data quality {issue.severity}: {issue.message}{where}", f"data_quality[{index}]")
+    for fact, label in _quality_facts(record):
+        add(fact, label, "data_quality")
 
     if context.order is not None:
         fact, label, ordered_mg = _order_fact(context.order, dose_inputs, terminology)
@@ -214,6 +203,33 @@ def build_facts(record: PatientRecord, context: Context, terminology: Terminolog
 
     ordered = tuple(facts[key] for key in sorted(facts))
     return FactSet(facts=ordered, labels=labels, dose_inputs=dose_inputs)
+
+
+def _quality_facts(record: PatientRecord) -> list[tuple[Fact, str]]:
+    """One fact per kind of error or warning (severity, code, resource type), with a count in its label.
+
+    Info issues (left out by design) are reported in the Assessment, not asserted.
+    """
+    groups: dict[tuple[str, str, str], list[str]] = {}
+    for issue in record.data_quality:
+        if issue.severity == "info":
+            continue
+        kind = issue.resource.split("/", 1)[0].split("[", 1)[0] if issue.resource else ""
+        groups.setdefault((issue.severity, issue.code, kind), []).append(issue.message)
+    out = []
+    for (severity, code, kind), messages in sorted(groups.items()):
+        fact: Fact = {
+            "t": "quality",
+            "id": f"quality:{severity}:{code}:{kind}",
+            "severity": severity,
+            "code": code,
+        }
+        if kind:
+            fact["resource_type"] = kind
+        times = f" ({len(messages)} times)" if len(messages) > 1 else ""
+        where = f" {kind}:" if kind else ""
+        out.append((fact, f"data quality {severity}{times}:{where} {sorted(messages)[0]}"))
+    return out
 
 
 def _order_fact(
