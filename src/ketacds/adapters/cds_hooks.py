@@ -27,6 +27,7 @@ from typing import Any
 
 import attrs
 
+from ketacds.engine.facts import to_json_number
 from ketacds.models.quality import DataQualityIssue
 from ketacds.models.results import Assessment, DoseOption, Finding
 from ketacds.ruleset.ir import Rule, RuleSet
@@ -267,12 +268,13 @@ def _suggestions(ctx: CardContext, finding: Finding, assessment: Assessment) -> 
 
 def _with_dose(resource: Mapping[str, Any], option: DoseOption) -> dict[str, Any]:
     """The drafted MedicationRequest with its first dosage's dose replaced (R4 doseAndRate)."""
+    assert option.dose_mg is not None  # only computed doses are suggested
     updated: dict[str, Any] = copy.deepcopy(dict(resource))
     dosages = updated.get("dosageInstruction")
     if not isinstance(dosages, list) or not dosages or not isinstance(dosages[0], dict):
         dosages = [{}]
     first = {k: v for k, v in dosages[0].items() if k not in ("doseQuantity", "rateQuantity")}
-    quantity = {"value": option.dose_mg, "unit": "mg", "system": _UCUM, "code": "mg"}
+    quantity = {"value": to_json_number(option.dose_mg), "unit": "mg", "system": _UCUM, "code": "mg"}
     rates = first.get("doseAndRate")
     rate = dict(rates[0]) if isinstance(rates, list) and rates and isinstance(rates[0], dict) else {}
     rate.pop("doseRange", None)

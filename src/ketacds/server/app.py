@@ -45,6 +45,7 @@ from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ketacds._version import __version__
 from ketacds.adapters.cds_hooks import (
@@ -305,8 +306,8 @@ def _install_error_handlers(app: FastAPI) -> None:
             {"error": "the request does not match the CDS Hooks schema", "problems": problems[:20]}, 422
         )
 
-    @app.exception_handler(HTTPException)
-    async def http_error(_request: Request, error: HTTPException) -> JSONResponse:
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_request: Request, error: StarletteHTTPException) -> JSONResponse:
         return JSONResponse({"error": str(error.detail)}, error.status_code, headers=error.headers)
 
     @app.exception_handler(Exception)
@@ -353,7 +354,12 @@ def _install_routes(app: FastAPI, service: _Service) -> None:
             raise HTTPException(404, f"no service {service_id!r}; see GET /cds-services")
         return entry
 
-    @app.get("/cds-services", response_model=DiscoveryResponse, tags=["CDS Hooks"])
+    @app.get(
+        "/cds-services",
+        response_model=DiscoveryResponse,
+        responses={503: {"model": Problem}},
+        tags=["CDS Hooks"],
+    )
     async def discovery() -> dict[str, Any]:
         """The CDS services offered, with their prefetch templates."""
         _, mapping, _, _ = service.ready()
@@ -479,7 +485,7 @@ def _install_routes(app: FastAPI, service: _Service) -> None:
         )
         return {"feedback": rows}
 
-    @app.get("/health", tags=["operations"])
+    @app.get("/health", responses={503: {"model": Problem}}, tags=["operations"])
     async def health() -> dict[str, Any]:
         """Whether this worker can assess, and with which rules."""
         engine, mapping, _, _ = service.ready()
@@ -492,7 +498,18 @@ def _install_routes(app: FastAPI, service: _Service) -> None:
             "fhir_mapping_digest": mapping.digest,
         }
 
-    @app.get("/docs/rules/{page}", response_class=PlainTextResponse, tags=["documentation"])
+    @app.get(
+        "/docs/rules/{page}",
+        responses={
+            200: {
+                "description": "The page, in Markdown",
+                "content": {"text/markdown": {"schema": {"type": "string"}}},
+            },
+            404: {"model": Problem},
+            503: {"model": Problem},
+        },
+        tags=["documentation"],
+    )
     async def rule_docs(page: str = PathParam(max_length=100)) -> PlainTextResponse:
         """The rendered rule docs the cards link to (Markdown)."""
         engine, _, _, _ = service.ready()
@@ -642,7 +659,7 @@ def _evaluate(
         for route in settings.patient_view_routes:
             ctx = Context(route=route, jurisdiction=settings.jurisdiction, now=now)  # type: ignore[arg-type]
             rendered += assess(record, ctx, card_context)
-        return rendered
+        return _most_serious_first(rendered)
 
     drafts = read_draft_orders(context["draftOrders"], mapping=mapping, terminology=engine.terminology)
     selected = context.get("selections")
@@ -678,7 +695,12 @@ def _evaluate(
         rendered += assess(
             order_record, ctx, attrs.evolve(card_context, order_resource=order.resource, order_key=order.key)
         )
-    return rendered
+    return _most_serious_first(rendered)
+
+
+def _most_serious_first(rendered: list[RenderedCard]) -> list[RenderedCard]:
+    rank = {"critical": 0, "warning": 1, "info": 2}
+    return sorted(rendered, key=lambda r: rank[r.card["indicator"]])
 
 
 def _rule_page(settings: ServiceSettings, engine: Engine, page: str) -> str | None:

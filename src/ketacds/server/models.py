@@ -103,6 +103,7 @@ class _Source(BaseModel):
 
     label: str
     url: str | None = None
+    icon: str | None = None
     topic: dict[str, str] | None = None
 
 
@@ -112,6 +113,7 @@ class _Link(BaseModel):
     label: str
     url: str
     type: Literal["absolute", "smart"]
+    appContext: str | None = None
 
 
 class _Action(BaseModel):
@@ -132,11 +134,14 @@ class _CardSuggestion(BaseModel):
 
 
 class Card(BaseModel):
-    """One card (summary < 140 characters, Markdown detail, the service as source)."""
+    """One card (summary < 140 characters, Markdown detail, the service as source).
+
+    The specification makes ``uuid`` optional; this service always gives one (feedback needs it).
+    """
 
     model_config = ConfigDict(extra="forbid")
 
-    uuid: str
+    uuid: str | None = None
     summary: str = Field(max_length=139)
     indicator: Literal["info", "warning", "critical"]
     detail: str | None = None
