@@ -171,7 +171,9 @@ class StubFhirServer:
                 self.wfile.write(data)
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        self.thread = threading.Thread(target=self.httpd.serve_forever, name="stub-fhir", daemon=True)
+        self.thread = threading.Thread(
+            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="stub-fhir", daemon=True
+        )
 
     def add(self, resources: list[dict[str, Any]]) -> None:
         for r in resources:

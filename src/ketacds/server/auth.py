@@ -77,7 +77,7 @@ class _KeySource:
             response = await client.get(self.issuer.jwks_url, timeout=5.0)
             response.raise_for_status()
             self.keys = _parse_jwks(response.text)
-        except (httpx.HTTPError, ValueError, jwt.PyJWKError):
+        except (httpx.HTTPError, ValueError, jwt.PyJWTError):
             pass  # keep the keys we had; an unknown kid is then refused
         self.fetched_at = time.monotonic()
 
@@ -98,7 +98,7 @@ def _parse_jwks(text: str) -> dict[str, _Key]:
             continue
         try:
             keys[str(item["kid"])] = _Key(jwt.PyJWK(item), item.get("alg"))
-        except jwt.PyJWKError:
+        except jwt.PyJWTError:
             continue  # a key type or curve PyJWT cannot use is skipped, never guessed at
     return keys
 
