@@ -108,10 +108,10 @@ class TestSynthea:
         assert "Observation (other codes) ×" in entry.message
 
     def test_only_the_newest_readings_of_a_kind_are_kept(self):
-        """Long series keep their newest 10 readings per code; the rest are counted."""
+        """Long series keep their newest 5 readings per code; the rest are counted."""
         record = read_bundle(json.loads(synthea("09").read_text()))
 
-        assert 10 == sum(1 for o in record.observations if o.code.code == "55284-4")
+        assert 5 == sum(1 for o in record.observations if o.code.code == "55284-4")
         assert ("info", "older-readings") in codes(record)
 
     @pytest.mark.parametrize(
@@ -199,6 +199,27 @@ class TestConditions:
         assert ("error", "invalid-resource", "Condition/c1") == (issue.severity, issue.code, issue.resource)
         assert "onsetDateTime" in issue.message
         assert "SECRET" not in issue.message
+
+    def test_a_modifier_extension_means_not_read(self):
+        """A resource with a modifierExtension (or implicitRules) may mean something else: not read."""
+        record = read(
+            condition(modifierExtension=[{"url": "http://example.org/negated", "valueBoolean": True}])
+        )
+
+        assert () == record.conditions
+        assert [("error", "modifier")] == codes(record)
+
+    def test_a_cached_outcome_is_reported_again(self):
+        """The same invalid resource sent twice is reported both times (outcomes are cached, not lost)."""
+        bad = condition(onsetDateTime="never")
+
+        assert codes(read(bad)) == codes(read(bad)) == [("error", "invalid-resource")]
+
+    def test_elements_that_are_not_read_are_not_validated(self):
+        """An invalid element ketacds never reads (a note) does not stop the condition being read."""
+        record = read(condition(note=[{"text": 7}]))
+
+        assert (1, ()) == (len(record.conditions), record.data_quality)
 
     def test_active_pregnancy_condition_means_pregnant(self):
         """An active 'Normal pregnancy' condition makes the patient pregnant."""
@@ -627,7 +648,7 @@ class TestDraftOrders:
 
     def test_an_invalid_draft_is_still_checked_as_far_as_it_can_be(self):
         """A drafted esketamine order that does not validate: an error, nasal assumed, no dose."""
-        invalid = {**self.order({"text": "esketamine"}), "authoredOn": "yesterday"}
+        invalid = {**self.order({"text": "esketamine"}), "subject": "Patient/p1"}
         (order,) = read_draft_orders({"resourceType": "Bundle", "entry": [{"resource": invalid}]}).orders
 
         assert ("esketamine-nasal", None) == (order.route, order.order.dose)

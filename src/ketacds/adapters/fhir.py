@@ -34,7 +34,9 @@ Entry points: :func:`read_bundle`, :func:`read_resources` (a record) and
 from __future__ import annotations
 
 import datetime as dt
-from collections import Counter
+import json
+import threading
+from collections import Counter, OrderedDict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from decimal import ROUND_HALF_EVEN, Decimal
 from fractions import Fraction
@@ -77,12 +79,14 @@ from ketacds.terminology.mapping import FhirMapping, Ingredient, PlannedRoute, l
 from ketacds.terminology.valuesets import Terminology
 
 __all__ = [
+    "VALIDATION_CACHE_SIZE",
     "DraftOrder",
     "DraftOrders",
     "bundle_resources",
     "read_bundle",
     "read_draft_orders",
     "read_resources",
+    "validation_cache_stats",
 ]
 
 Resource = Mapping[str, Any]
@@ -131,6 +135,117 @@ _CURRENT = ("active", "on-hold", "intended")
 _CONDITION_STATUS = {"active", "recurrence", "relapse", "inactive", "remission", "resolved"}
 _ALLERGY_STATUS = {"active", "inactive", "resolved"}
 _OBSERVATION_EXCLUDED = {"entered-in-error", "cancelled"}
+
+
+# The elements read of each resource type: only these are validated (see _Reader._validate).
+_READ_ELEMENTS: dict[str, frozenset[str]] = {
+    "Patient": frozenset(
+        {"resourceType", "id", "gender", "birthDate", "deceasedBoolean", "deceasedDateTime"}
+    ),
+    "Condition": frozenset(
+        {
+            "resourceType",
+            "id",
+            "clinicalStatus",
+            "verificationStatus",
+            "code",
+            "subject",
+            "onsetDateTime",
+            "onsetPeriod",
+        }
+    ),
+    "Observation": frozenset(
+        {
+            "resourceType",
+            "id",
+            "status",
+            "code",
+            "subject",
+            "effectiveDateTime",
+            "effectiveInstant",
+            "effectivePeriod",
+            "issued",
+            "valueQuantity",
+            "valueCodeableConcept",
+            "dataAbsentReason",
+            "component",
+        }
+    ),
+    "MedicationRequest": frozenset(
+        {
+            "resourceType",
+            "id",
+            "status",
+            "intent",
+            "subject",
+            "medicationCodeableConcept",
+            "medicationReference",
+            "dosageInstruction",
+            "contained",
+        }
+    ),
+    "MedicationStatement": frozenset(
+        {
+            "resourceType",
+            "id",
+            "status",
+            "subject",
+            "medicationCodeableConcept",
+            "medicationReference",
+            "dosage",
+            "contained",
+        }
+    ),
+    "AllergyIntolerance": frozenset(
+        {"resourceType", "id", "clinicalStatus", "verificationStatus", "code", "patient"}
+    ),
+    "Medication": frozenset({"resourceType", "id", "code"}),
+}
+
+
+class _ValidationCache:
+    """Validation outcomes by resource content (least recently used out first), shared by one process."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.entries: OrderedDict[str, tuple[Any, str | None, bool]] = OrderedDict()
+        self.lock = threading.Lock()
+        self.hits = self.misses = 0
+
+    def validate(self, model: type[M], resource: Mapping[str, Any]) -> tuple[M | None, str | None, bool]:
+        """``(model or None, the problem if invalid, whether the STU3 dose was read leniently)``."""
+        key = f"{model.__name__}\0{json.dumps(resource, sort_keys=True, separators=(',', ':'), default=str)}"
+        with self.lock:
+            found = self.entries.get(key)
+            if found is not None:
+                self.entries.move_to_end(key)
+                self.hits += 1
+                return cast(tuple[M | None, str | None, bool], found)
+            self.misses += 1
+        outcome = _validate_uncached(model, resource)
+        with self.lock:
+            self.entries[key] = outcome
+            if len(self.entries) > self.size:
+                self.entries.popitem(last=False)
+        return outcome
+
+
+def _validate_uncached(model: type[M], resource: Mapping[str, Any]) -> tuple[M | None, str | None, bool]:
+    try:
+        return model.model_validate(resource), None, False
+    except ValidationError as error:
+        lenient = _stu3_dosage(resource)
+        if lenient is not None:
+            try:
+                return model.model_validate(lenient), None, True
+            except ValidationError:
+                pass
+        return None, _summarise(error), False
+
+
+#: Validated resources are kept per process, up to this many (the models are never changed after).
+VALIDATION_CACHE_SIZE = 20_000
+_VALIDATED = _ValidationCache(VALIDATION_CACHE_SIZE)
 
 
 @attrs.frozen(kw_only=True)
@@ -194,6 +309,11 @@ def _flatten(item: Any, full_url: str | None) -> Iterator[tuple[str | None, Any]
                 yield None, entry
     else:
         yield full_url, item
+
+
+def validation_cache_stats() -> dict[str, int]:
+    """How often a resource's validation was found in the per-process cache (for operations)."""
+    return {"hits": _VALIDATED.hits, "misses": _VALIDATED.misses, "size": len(_VALIDATED.entries)}
 
 
 def read_bundle(
@@ -335,27 +455,40 @@ class _Reader:
             self.issue("info", "not-read", f"Left out because no rule reads them: {counts}.", None)
 
     def _validate(self, model: type[M], raw: Resource, key: str) -> M | None:
-        try:
-            return model.model_validate(raw)
-        except ValidationError as error:
-            lenient = _stu3_dosage(raw)
-            if lenient is not None:
-                try:
-                    parsed = model.model_validate(lenient)
-                except ValidationError:
-                    pass
-                else:
-                    self.issue(
-                        "warning",
-                        "lenient-parse",
-                        "The dose is written the STU3 way (dosage doseQuantity), not in R4 doseAndRate; "
-                        "read as if it were R4.",
-                        key,
-                        "dosageInstruction.doseQuantity",
-                    )
-                    return parsed
-            self.issue("error", "invalid-resource", f"Not valid FHIR R4: {_summarise(error)}.", key)
+        """The resource as a validated R4B model, or ``None`` (and an issue) when it cannot be read.
+
+        Only the elements ketacds reads are validated (:data:`_READ_ELEMENTS`): one that
+        is never read cannot change an answer, and validation is the costly part of
+        reading. A modifier (``modifierExtension``, ``implicitRules``) can change the
+        meaning of everything else, so a resource that has one is not read at all.
+        Outcomes are cached by content, so a resource sent again (the same patient's
+        next hook call) is not validated again.
+        """
+        modifiers = sorted(set(raw) & {"modifierExtension", "implicitRules"})
+        if modifiers:
+            self.issue(
+                "error",
+                "modifier",
+                f"Not read: it carries {modifiers[0]}, which may change its meaning in unknown ways.",
+                key,
+                modifiers[0],
+            )
             return None
+        elements = _READ_ELEMENTS[model.__name__]
+        projected = {name: value for name, value in raw.items() if name in elements}
+        parsed, problem, lenient = _VALIDATED.validate(model, projected)
+        if lenient:
+            self.issue(
+                "warning",
+                "lenient-parse",
+                "The dose is written the STU3 way (dosage doseQuantity), not in R4 doseAndRate; "
+                "read as if it were R4.",
+                key,
+                "dosageInstruction.doseQuantity",
+            )
+        if problem is not None:
+            self.issue("error", "invalid-resource", f"Not valid FHIR R4: {problem}.", key)
+        return parsed
 
     # -- the record ----------------------------------------------------------------
 
@@ -428,9 +561,10 @@ class _Reader:
         observations: list[tuple[str, Observation]] = []
         allergies: list[Allergy] = []
         pregnancy_conditions: list[str] = []
+        older = self._older_readings(items)
         for key, _, raw in items:
             kind = raw["resourceType"]
-            if kind == "Patient":
+            if kind == "Patient" or key in older:
                 continue
             if refs and not self._belongs(raw, refs, key):
                 continue
@@ -770,6 +904,34 @@ class _Reader:
             "valueCodeableConcept",
         )
         return None
+
+    def _older_readings(self, items: Sequence[tuple[str, str | None, Resource]]) -> set[str]:
+        """Keys of the readings beyond the newest ``keep_latest`` of each code, found before validating.
+
+        Validating a resource is the costly part of reading a record; a long series need
+        only have its newest readings validated. Readings whose time cannot be read rank
+        last, as they do after validation.
+        """
+        by_code: dict[str, list[tuple[tuple[int, float], str]]] = {}
+        for key, _, raw in items:
+            if raw["resourceType"] != "Observation":
+                continue
+            read = [c for c in _raw_loinc_codes(raw.get("code")) if c in self.mapping.observations]
+            if read:
+                by_code.setdefault(read[0], []).append((_raw_time_rank(raw), key))
+        older: set[str] = set()
+        for readings in by_code.values():
+            readings.sort()
+            older.update(key for _, key in readings[self.mapping.keep_latest :])
+        if older:
+            self.issue(
+                "info",
+                "older-readings",
+                f"{len(older)} older readings left out "
+                f"(the newest {self.mapping.keep_latest} of each kind are read).",
+                None,
+            )
+        return older
 
     def _keep_latest(self, observations: list[tuple[str, Observation]]) -> list[tuple[str, Observation]]:
         by_code: dict[str, list[tuple[str, Observation]]] = {}
@@ -1159,6 +1321,25 @@ def _raw_loinc_codes(concept: Any) -> list[str]:
         ):
             codes.append(coding["code"])
     return codes
+
+
+def _raw_time_rank(raw: Resource) -> tuple[int, float]:
+    """Newest first, untimed last, from the unvalidated resource (for choosing what to validate)."""
+    period = raw.get("effectivePeriod")
+    candidates = [raw.get("effectiveDateTime"), raw.get("effectiveInstant")]
+    if isinstance(period, Mapping):
+        candidates += [period.get("end"), period.get("start")]
+    candidates.append(raw.get("issued"))
+    for value in candidates:
+        if isinstance(value, str):
+            try:
+                moment = dt.datetime.fromisoformat(value)
+            except ValueError:
+                continue
+            if moment.tzinfo is None:
+                moment = moment.replace(tzinfo=dt.UTC)
+            return (0, -moment.timestamp())
+    return (1, 0.0)
 
 
 def _newest_first(item: tuple[str, Observation]) -> tuple[int, float, str]:

@@ -57,7 +57,7 @@ from ketacds.adapters.cds_hooks import (
     prefetch_templates,
     render_template,
 )
-from ketacds.adapters.fhir import read_draft_orders, read_resources
+from ketacds.adapters.fhir import read_draft_orders, read_resources, validation_cache_stats
 from ketacds.engine.api import Engine
 from ketacds.errors import EvaluationError, InputError
 from ketacds.models.inputs import Context, Medication, PatientRecord
@@ -496,6 +496,7 @@ def _install_routes(app: FastAPI, service: _Service) -> None:
             "digest": engine.digest,
             "fhir_mapping": mapping.version,
             "fhir_mapping_digest": mapping.digest,
+            "fhir_validation_cache": validation_cache_stats(),
         }
 
     @app.get(
