@@ -39,7 +39,7 @@ def test_loading_from_a_directory_gives_the_same_digest(tmp_path):
     [
         (
             "fhir-r4.yaml",
-            "keep_latest: 10",
+            "keep_latest: 5",
             "keep_latest: 0",
             r"fhir-r4.yaml:\d+: keep_latest: 0 is less than the minimum of 1",
         ),
