@@ -12,7 +12,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -128,6 +128,39 @@ def prefetch_for(
     }
 
 
+class LoopbackHTTP:
+    """A real HTTP server on 127.0.0.1 (a thread of this process) whose GET answers a function gives.
+
+    ``answer(path, headers)`` returns ``(status, body bytes)``; every path asked is kept in ``requests``.
+    """
+
+    def __init__(self, answer: Callable[[str, Mapping[str, str]], tuple[int, bytes]]) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.requests: list[str] = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *_args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                outer.requests.append(self.path)
+                status, body = answer(self.path, dict(self.headers))
+                self.send_response(status)
+                self.send_header("Content-Type", "application/fhir+json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
 class StubFhirServer:
     """A small FHIR R4 server on loopback: reads, searches by patient (and code), pages of ``page_size``."""
 
@@ -135,45 +168,24 @@ class StubFhirServer:
         self.token = token
         self.page_size = page_size
         self.resources: dict[str, dict[str, Any]] = {}
-        self.requests: list[str] = []
         self.jwks: dict[str, Any] = {"keys": []}
+        self.http: LoopbackHTTP | None = None
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/fhir"
-        stub = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *_args: Any) -> None:
-                pass
+    @property
+    def requests(self) -> list[str]:
+        assert self.http is not None
+        return self.http.requests
 
-            def do_GET(self) -> None:
-                stub.requests.append(self.path)
-                if self.path == "/fhir/jwks.json":
-                    self._send(200, stub.jwks)
-                    return
-                if self.headers.get("Authorization") != f"Bearer {stub.token}":
-                    self._send(
-                        401,
-                        {
-                            "resourceType": "OperationOutcome",
-                            "issue": [{"severity": "error", "code": "login"}],
-                        },
-                    )
-                    return
-                status, body = stub.answer(self.path)
-                self._send(status, body)
-
-            def _send(self, status: int, body: Any) -> None:
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/fhir+json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        self.thread = threading.Thread(
-            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="stub-fhir", daemon=True
-        )
+    def _handle(self, path: str, headers: Mapping[str, str]) -> tuple[int, bytes]:
+        if path == "/fhir/jwks.json":
+            return 200, json.dumps(self.jwks).encode()
+        if headers.get("Authorization") != f"Bearer {self.token}":
+            outcome = {"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": "login"}]}
+            return 401, json.dumps(outcome).encode()
+        status, body = self.answer(path)
+        return status, json.dumps(body).encode()
 
     def add(self, resources: list[dict[str, Any]]) -> None:
         for r in resources:
@@ -209,12 +221,14 @@ class StubFhirServer:
         return 200, bundle
 
     def __enter__(self) -> StubFhirServer:
-        self.thread.start()
+        self.http = LoopbackHTTP(self._handle)
+        self.port = self.http.port
+        self.url = f"{self.http.url}/fhir"
         return self
 
     def __exit__(self, *_exc: object) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        assert self.http is not None
+        self.http.close()
 
 
 def example_private_key() -> jwt.PyJWK:

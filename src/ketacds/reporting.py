@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from ketacds.models.quality import DataQualityIssue
 from ketacds.models.results import Assessment, DoseOption, Finding
 
-__all__ = ["render", "to_markdown", "to_text"]
+__all__ = ["dose_line", "render", "to_markdown", "to_text"]
 
 _WIDTH = 88
 
@@ -21,7 +21,8 @@ def _wrap(text: str, indent: str) -> list[str]:
     return textwrap.wrap(text, width=_WIDTH, initial_indent=indent, subsequent_indent=indent) or [indent]
 
 
-def _dose_line(option: DoseOption) -> str:
+def dose_line(option: DoseOption) -> str:
+    """One dose option in words, e.g. ``standard (actual body weight): 35.0 mg over 40 min (...)``."""
     if option.dose_mg is None:
         return f"{option.label}: not calculated ({option.not_computed})"
     if option.mg_per_kg is None:
@@ -71,7 +72,7 @@ def to_text(assessment: Assessment, *, title: str | None = None) -> str:
     if assessment.dose is not None:
         lines += ["", "Dose:"]
         for option in assessment.dose.options:
-            lines += _wrap(f"- {_dose_line(option)} [{option.rule_id}]", "  ")
+            lines += _wrap(f"- {dose_line(option)} [{option.rule_id}]", "  ")
     if assessment.monitoring:
         lines += ["", "Monitoring:"]
         for item in assessment.monitoring:
@@ -122,7 +123,7 @@ def to_markdown(assessment: Assessment, *, title: str | None = None) -> str:
         out.append("None.")
     if assessment.dose is not None:
         out += ["", "### Dose", ""]
-        out += [f"- {_dose_line(o)} (`{o.rule_id}`)" for o in assessment.dose.options]
+        out += [f"- {dose_line(o)} (`{o.rule_id}`)" for o in assessment.dose.options]
     if assessment.monitoring:
         out += ["", "### Monitoring", ""]
         out += [

@@ -136,7 +136,7 @@ def test_patient_view_with_synthea_prefetch(client, service):
         re.search(r"ketacds-core 0\.2\.0 \(rules sha256 [0-9a-f]{12}\)", c["source"]["label"]) for c in cards
     )
     assert "IV ketamine 0.5 mg/kg over 40 minutes (KCDS-DOSE-001)" in cards[3]["detail"]
-    assert "standard (actual body weight): **49.2 mg** over 40 min" in cards[3]["detail"]
+    assert "standard (actual body weight): 49.2 mg over 40 min" in cards[3]["detail"]
     assert "**Missing data that could change the answer**" in gaps[0]["detail"]
     assert "Advisory only" in gaps[0]["detail"]
 

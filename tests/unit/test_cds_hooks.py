@@ -107,7 +107,7 @@ def test_summary_card_has_dose_and_monitoring_but_not_at_order_sign(engine):
         summary["indicator"],
         summary["summary"],
     )
-    assert "alternative (ideal body weight, Devine): **36.5 mg**" in summary["detail"]
+    assert "alternative (ideal body weight, Devine): 36.5 mg over 40 min" in summary["detail"]
     assert "**Monitoring:**" in summary["detail"]
     assert not [
         c

@@ -5,10 +5,8 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
-import threading
 import time
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
@@ -20,40 +18,18 @@ from ketacds.server.app import BodyLimit
 from ketacds.server.auth import AuthError, TokenVerifier
 from ketacds.server.settings import ENVIRONMENT_VARIABLE, Issuer, ServiceSettings, load_issuers
 from ketacds.server.store import Store
-from servers import EXAMPLE_ISSUER, free_port, token
+from servers import EXAMPLE_ISSUER, LoopbackHTTP, token
 from support import CDS_HOOKS
 
 NOW = dt.datetime(2026, 11, 21, 14, 0, tzinfo=dt.UTC)
 ISSUER = Issuer(iss=EXAMPLE_ISSUER, jwks_file=str(CDS_HOOKS / "jwks-public.json"))
 
 
-class Loopback:
-    """A real HTTP server on 127.0.0.1 whose answers the test decides, path by path."""
+class Loopback(LoopbackHTTP):
+    """A loopback server whose answers the test decides, path by path (query strings ignored)."""
 
     def __init__(self, routes: dict[str, Callable[[], tuple[int, bytes]]]) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.hits: list[str] = []
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *_args: Any) -> None:
-                pass
-
-            def do_GET(self) -> None:
-                outer.hits.append(self.path)
-                status, body = routes.get(self.path.split("?")[0], lambda: (404, b"{}"))()
-                self.send_response(status)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        super().__init__(lambda path, _headers: routes.get(path.split("?")[0], lambda: (404, b"{}"))())
 
 
 @pytest.fixture

@@ -30,6 +30,7 @@ import attrs
 from ketacds.engine.facts import to_json_number
 from ketacds.models.quality import DataQualityIssue
 from ketacds.models.results import Assessment, DoseOption, Finding
+from ketacds.reporting import dose_line
 from ketacds.ruleset.ir import Rule, RuleSet
 
 __all__ = [
@@ -227,19 +228,6 @@ def _finding_detail(ctx: CardContext, finding: Finding, assessment: Assessment) 
     return "\n".join(lines + _footer(ctx, assessment))
 
 
-def _dose_text(option: DoseOption) -> str:
-    if option.dose_mg is None:
-        return f"{option.label}: not calculated ({option.not_computed})"
-    if option.mg_per_kg is None:
-        return f"{option.label}: **{option.dose_mg} mg** ({option.formula or option.weight_basis})"
-    minutes = f" over {option.infusion_minutes} min" if option.infusion_minutes else ""
-    formula = f", {option.formula}" if option.formula else ""
-    return (
-        f"{option.label}: **{option.dose_mg} mg**{minutes} ({option.mg_per_kg} mg/kg × "
-        f"{option.dosing_weight_kg} kg {option.weight_basis} weight{formula})"
-    )
-
-
 def _suggestions(ctx: CardContext, finding: Finding, assessment: Assessment) -> list[dict[str, Any]]:
     if ctx.order_resource is None or assessment.dose is None:
         return []
@@ -368,7 +356,7 @@ def _summary_card(ctx: CardContext, assessment: Assessment, infos: Sequence[Find
     if ctx.order_key:
         lines += [f"Assessed for the drafted order `{_md(ctx.order_key)}`.", ""]
     if assessment.dose is not None:
-        lines += ["**Dose:**"] + [f"- {_dose_text(o)} ({o.rule_id})" for o in assessment.dose.options] + [""]
+        lines += ["**Dose:**"] + [f"- {dose_line(o)} ({o.rule_id})" for o in assessment.dose.options] + [""]
     if assessment.monitoring:
         lines += ["**Monitoring:**"]
         lines += [

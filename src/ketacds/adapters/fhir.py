@@ -699,12 +699,23 @@ class _Reader:
             name = name or next((c.display for c in concept.coding if c.display), None)
         return codings, name
 
-    def _condition(self, key: str, raw: Resource) -> tuple[list[Condition], bool]:
-        model = self._validate(FhirCondition, raw, key)
-        if model is None or not self._verification(key, model.verificationStatus, "condition"):
-            return [], False
+    def _clinical(
+        self,
+        key: str,
+        model: FhirCondition | AllergyIntolerance,
+        statuses: set[str],
+        what: str,
+    ) -> tuple[str, list[Coding | None], str | None] | None:
+        """Verification, clinical status and codes of a Condition or AllergyIntolerance.
+
+        Returns ``(status, one entry per code, name)``, or ``None`` when the item is not
+        read (refuted, entered-in-error, or naming nothing). A missing clinical status
+        is read as active.
+        """
+        if not self._verification(key, model.verificationStatus, what):
+            return None
         status = _code_of(model.clinicalStatus)
-        if status not in _CONDITION_STATUS:
+        if status not in statuses:
             self.issue(
                 "warning",
                 "assumed-active",
@@ -713,51 +724,45 @@ class _Reader:
                 "clinicalStatus",
             )
             status = "active"
-        codings, name = self._codings(key, model.code, "condition")
+        codings, name = self._codings(key, model.code, what)
+        if not codings and not name:
+            self.issue("error", "no-code", f"The {what} has neither a code nor a name.", key, "code")
+            return None
+        return status, list(codings) or [None], name
+
+    def _condition(self, key: str, raw: Resource) -> tuple[list[Condition], bool]:
+        model = self._validate(FhirCondition, raw, key)
+        read = self._clinical(key, model, _CONDITION_STATUS, "condition") if model else None
+        if model is None or read is None:
+            return [], False
+        status, items, name = read
         onset = _date_of(model.onsetDateTime) or _date_of(
             model.onsetPeriod.start if model.onsetPeriod else None
         )
-        if not codings and not name:
-            self.issue("error", "no-code", "The condition has neither a code nor a name.", key, "code")
-            return [], False
-        items: list[Coding | None] = list(codings) or [None]
         conditions = [
             Condition(
-                id=key if len(items) == 1 else f"{key}#{index}",
+                id=_item_id(key, items, index),
                 code=code,
                 name=name,
-                clinical_status=status,  # type: ignore[arg-type]
+                clinical_status=cast(Any, status),
                 onset=onset,
             )
             for index, code in enumerate(items)
         ]
         pregnant = status in ("active", "recurrence", "relapse") and any(
-            (c.system, c.code) in self.mapping.pregnancy_conditions for c in codings
+            (c.system, c.code) in self.mapping.pregnancy_conditions for c in items if c is not None
         )
         return conditions, pregnant
 
     def _allergy(self, key: str, raw: Resource) -> list[Allergy]:
         model = self._validate(AllergyIntolerance, raw, key)
-        if model is None or not self._verification(key, model.verificationStatus, "allergy"):
+        read = self._clinical(key, model, _ALLERGY_STATUS, "allergy") if model else None
+        if read is None:
             return []
-        status = _code_of(model.clinicalStatus)
-        if status not in _ALLERGY_STATUS:
-            self.issue(
-                "warning",
-                "assumed-active",
-                "No clinical status is given; read as active.",
-                key,
-                "clinicalStatus",
-            )
-            status = "active"
-        codings, name = self._codings(key, model.code, "allergy")
-        if not codings and not name:
-            self.issue("error", "no-code", "The allergy names no substance.", key, "code")
-            return []
-        items: list[Coding | None] = list(codings) or [None]
+        status, items, name = read
         return [
-            Allergy(id=key if len(items) == 1 else f"{key}#{i}", code=code, name=name, status=status)  # type: ignore[arg-type]
-            for i, code in enumerate(items)
+            Allergy(id=_item_id(key, items, index), code=code, name=name, status=cast(Any, status))
+            for index, code in enumerate(items)
         ]
 
     # -- Observation ---------------------------------------------------------------
@@ -1292,6 +1297,11 @@ def _known_system(system: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def _item_id(key: str, items: Sequence[object], index: int) -> str:
+    """The id of one item read from a resource: the resource's own, or numbered when it gives several."""
+    return key if len(items) == 1 else f"{key}#{index}"
 
 
 def _code_of(concept: CodeableConcept | None) -> str | None:
