@@ -105,6 +105,7 @@ def serve(
             fhir_servers=fhir_servers,
             rules_dir=str(rules_dir) if rules_dir else None,
             rules_docs_url=rules_docs_url,
+            log_level=log_level,
         )
     except (InputError, RulesetError, ValueError) as error:
         _fail(str(error))

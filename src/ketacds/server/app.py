@@ -288,7 +288,16 @@ def create_app(
 
 def app_from_environment() -> BodyLimit:
     """The app of one uvicorn worker, from the settings ``ketacds serve`` put in the environment."""
-    return create_app(ServiceSettings.from_environment())
+    settings = ServiceSettings.from_environment()
+    logger = logging.getLogger("ketacds")
+    if not logger.handlers:  # uvicorn configures its own loggers only
+        handler = logging.StreamHandler()
+        handler.setFormatter(
+            logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(process)d] %(message)s")
+        )
+        logger.addHandler(handler)
+    logger.setLevel(settings.log_level.upper())
+    return create_app(settings)
 
 
 def _install_error_handlers(app: FastAPI) -> None:

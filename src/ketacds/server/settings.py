@@ -69,6 +69,7 @@ class ServiceSettings:
         rules_docs_dir: where the rendered docs are, to serve them at ``/docs/rules``.
         leeway_seconds: clock skew allowed on ``exp`` and ``iat``.
         max_token_lifetime: longest ``exp - iat`` accepted, in seconds.
+        log_level: of the service's own log (``ketacds.server``), which never holds patient data.
     """
 
     public_url: str
@@ -85,6 +86,7 @@ class ServiceSettings:
     rules_docs_dir: str | None = None
     leeway_seconds: int = 60
     max_token_lifetime: int = 3600
+    log_level: str = "info"
 
     def __attrs_post_init__(self) -> None:
         if not self.public_url.startswith(("http://", "https://")):
