@@ -7,7 +7,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
 
-.PHONY: demo test lint typecheck unit bench golden docs clean
+.PHONY: demo test lint typecheck unit bench load golden docs clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,10 @@ unit:
 bench: $(BIN)/python
 	$(PIP) install .
 	$(BIN)/python benchmarks/bench_slice.py
+
+load: $(BIN)/python
+	$(PIP) install ".[server]"
+	$(BIN)/python benchmarks/load_cds.py
 
 golden: $(BIN)/python
 	$(BIN)/python -m pytest tests/unit/test_golden.py --update-golden

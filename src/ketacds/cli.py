@@ -14,6 +14,7 @@ from rich.console import Console
 
 from ketacds._version import __version__
 from ketacds.cli_rules import rules
+from ketacds.cli_serve import feedback, serve
 from ketacds.engine.api import Engine
 from ketacds.errors import EvaluationError, InputError, RulesetError
 from ketacds.models.load import load_case, read_document
@@ -73,7 +74,7 @@ def assess(
     rules_dir: Path | None,
     expect_digest: str | None,
 ) -> None:
-    """Assess the patient in each FILE (YAML or JSON) and print a report."""
+    """Assess each FILE: a YAML or JSON case, or a FHIR R4 Bundle (with --route, --jurisdiction, --now)."""
     try:
         engine = Engine(rules_dir, expected_digest=expect_digest)
     except RulesetError as error:
@@ -84,7 +85,14 @@ def assess(
     for file in files:
         try:
             document = read_document(file)
-            record, context = load_case(document, overrides=overrides)
+            if isinstance(document, dict) and document.get("resourceType") == "Bundle":
+                from ketacds.adapters.fhir import read_bundle_case  # FHIR is imported only when needed
+
+                record, context = read_bundle_case(
+                    document, overrides=overrides, terminology=engine.terminology
+                )
+            else:
+                record, context = load_case(document, overrides=overrides)
             assessment = engine.assess(record, context)
         except InputError as error:
             _fail(f"{file}: {error}", EXIT_BAD_INPUT)
@@ -101,6 +109,8 @@ def assess(
 
 
 main.add_command(rules)
+main.add_command(serve)
+main.add_command(feedback)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -9,9 +9,10 @@ from __future__ import annotations
 import textwrap
 from collections.abc import Iterable
 
+from ketacds.models.quality import DataQualityIssue
 from ketacds.models.results import Assessment, DoseOption, Finding
 
-__all__ = ["render", "to_markdown", "to_text"]
+__all__ = ["dose_line", "render", "to_markdown", "to_text"]
 
 _WIDTH = 88
 
@@ -20,9 +21,12 @@ def _wrap(text: str, indent: str) -> list[str]:
     return textwrap.wrap(text, width=_WIDTH, initial_indent=indent, subsequent_indent=indent) or [indent]
 
 
-def _dose_line(option: DoseOption) -> str:
+def dose_line(option: DoseOption) -> str:
+    """One dose option in words, e.g. ``standard (actual body weight): 35.0 mg over 40 min (...)``."""
     if option.dose_mg is None:
         return f"{option.label}: not calculated ({option.not_computed})"
+    if option.mg_per_kg is None:
+        return f"{option.label}: {option.dose_mg} mg ({option.formula or option.weight_basis})"
     minutes = f" over {option.infusion_minutes} min" if option.infusion_minutes else ""
     text = f"{option.label}: {option.dose_mg} mg{minutes}"
     if option.mg_per_kg is not None:
@@ -33,6 +37,11 @@ def _dose_line(option: DoseOption) -> str:
     if option.schedule:
         text += f"; {option.schedule}"
     return text
+
+
+def _where(issue: DataQualityIssue) -> str:
+    parts = [part for part in (issue.resource, issue.path) if part]
+    return f" [{' '.join(parts)}]" if parts else ""
 
 
 def _evidence(finding: Finding) -> str:
@@ -67,12 +76,16 @@ def to_text(assessment: Assessment, *, title: str | None = None) -> str:
     if assessment.dose is not None:
         lines += ["", "Dose:"]
         for option in assessment.dose.options:
-            lines += _wrap(f"- {_dose_line(option)} [{option.rule_id}]", "  ")
+            lines += _wrap(f"- {dose_line(option)} [{option.rule_id}]", "  ")
     if assessment.monitoring:
         lines += ["", "Monitoring:"]
         for item in assessment.monitoring:
             timing = f" ({item.timing})" if item.timing else ""
             lines += _wrap(f"- {item.title}{timing} [{item.rule_id}]", "  ")
+    if assessment.data_quality:
+        lines += ["", "Data quality (what the record did not let us read):"]
+        for issue in assessment.data_quality:
+            lines += _wrap(f"- {issue.severity}: {issue.message}{_where(issue)}", "  ")
     lines += [
         "",
         f"Rules: {p.ruleset} {p.version}, digest {p.digest[:16]}..., ketacds {p.package_version}",
@@ -114,13 +127,16 @@ def to_markdown(assessment: Assessment, *, title: str | None = None) -> str:
         out.append("None.")
     if assessment.dose is not None:
         out += ["", "### Dose", ""]
-        out += [f"- {_dose_line(o)} (`{o.rule_id}`)" for o in assessment.dose.options]
+        out += [f"- {dose_line(o)} (`{o.rule_id}`)" for o in assessment.dose.options]
     if assessment.monitoring:
         out += ["", "### Monitoring", ""]
         out += [
             f"- {m.instruction}{' — ' + m.timing if m.timing else ''} (`{m.rule_id}`)"
             for m in assessment.monitoring
         ]
+    if assessment.data_quality:
+        out += ["", "### Data quality", ""]
+        out += [f"- **{i.severity}**: {i.message}{_where(i)}" for i in assessment.data_quality]
     out += ["", f"*Rules {p.ruleset} {p.version}, digest `{p.digest}`; ketacds {p.package_version}.*", ""]
     return "\n".join(out)
 

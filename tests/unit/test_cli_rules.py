@@ -171,7 +171,7 @@ class TestDiff:
         assert 0 == result.returncode
         assert "~ KCDS-CI-004" in result.stdout
         assert "when.items[0].tests[2].value: 140 → 150" in result.stdout
-        assert "the status changes for 1, something changes for 1, 7 are unchanged" in result.stdout
+        assert "the status changes for 1, something changes for 1, 9 are unchanged" in result.stdout
         assert "examples/08-esketamine-systolic-only.yaml" in result.stdout
         assert "status defer → no-concerns-found; vanished: KCDS-CI-004" in result.stdout
         assert "## Impact on the corpus" in markdown.read_text()

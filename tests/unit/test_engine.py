@@ -52,6 +52,16 @@ EXPECTED = {
         {"KCDS-CI-004", "KCDS-CAND-002", "KCDS-MON-001", "KCDS-MON-002"},
         {"KCDS-CI-012"},
     ),
+    "10-esketamine-order-above-maximum.yaml": (
+        "defer",
+        {"KCDS-ORD-001", "KCDS-ORD-002", "KCDS-CAND-002", "KCDS-MON-001", "KCDS-MON-002"},
+        {"KCDS-ORD-003", "KCDS-CI-004"},
+    ),
+    "11-iv-ketamine-order-high-dose.yaml": (
+        "specialist-review",
+        {"KCDS-CAND-003", "KCDS-ORD-003", "KCDS-DOSE-001", "KCDS-MON-003"},
+        {"KCDS-ORD-001", "KCDS-CAND-004"},
+    ),
 }
 
 
@@ -240,7 +250,16 @@ class TestDeterminism:
         record, context = load_case_file(EXAMPLES / "01-trd-esketamine-us.yaml")
         data = engine.assess(record, context).to_dict()
 
-        assert {"status", "findings", "dose", "monitoring", "data_gaps", "provenance", "trace"} <= set(data)
+        assert {
+            "status",
+            "findings",
+            "dose",
+            "monitoring",
+            "data_gaps",
+            "data_quality",
+            "provenance",
+            "trace",
+        } <= set(data)
         assert {"rule_id", "evidence", "basis"} <= set(data["findings"][0])
         assert engine.digest == data["provenance"]["digest"]
 

@@ -9,7 +9,7 @@ own: mg/kg, infusion time and the weight basis all come from the rule.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
 
 import attrs
 
@@ -20,6 +20,7 @@ __all__ = [
     "DoseResult",
     "devine_ideal_body_weight_kg",
     "fixed",
+    "stepped",
     "weight_based",
 ]
 
@@ -34,6 +35,8 @@ class DoseInputs:
     weight_kg: Decimal | None
     height_cm: Decimal | None
     sex: str | None
+    #: The dose of the drafted order in mg (``Context.order``), when there is one.
+    ordered_mg: Decimal | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -128,10 +131,40 @@ def _text(value: object) -> str | None:
     return None if value is None else " ".join(str(value).split())
 
 
+def stepped(params: Mapping[str, object], patient: DoseInputs) -> DoseResult:
+    """The largest multiple of ``step_mg`` not above the ordered dose, capped at ``max_mg``.
+
+    For products given in fixed device doses: an order between steps, or above the
+    maximum, gets the nearest allowed dose below it. An order below one step gets
+    none (a smaller dose cannot be given), and neither does a rule without an order.
+
+    Params:
+        step_mg: the dose of one device or step (number).
+        max_mg: the largest allowed dose (number).
+    """
+    step = Decimal(str(params["step_mg"]))
+    ceiling = Decimal(str(params["max_mg"]))
+    formula = f"largest multiple of {step} mg not above the order, at most {ceiling} mg"
+    ordered = patient.ordered_mg
+    dose = None
+    reason = None
+    if ordered is None:
+        reason = "no ordered dose to adjust"
+    elif ordered < step:
+        reason = f"the order is below the smallest allowed dose ({step} mg)"
+    else:
+        dose = min(ceiling, (ordered / step).to_integral_value(ROUND_FLOOR) * step)
+    return DoseResult(dose_mg=dose, formula=formula, not_computed=reason)
+
+
 DoseFunction = Callable[[Mapping[str, object], DoseInputs], DoseResult]
 
 #: The functions rules may name in ``then.dose.function``.
-FUNCTIONS: dict[str, DoseFunction] = {"weight-based": weight_based, "fixed": fixed}
+FUNCTIONS: dict[str, DoseFunction] = {
+    "weight-based": weight_based,
+    "fixed": fixed,
+    "stepped": stepped,
+}
 
 #: For each function: its parameters, whether each is required, and what is allowed:
 #: ``"number"``, ``"text"``, or a tuple of the allowed words.
@@ -146,5 +179,9 @@ PARAMETERS: dict[str, dict[str, tuple[bool, str | tuple[str, ...]]]] = {
         "mg": (True, "number"),
         "sessions_per_week": (False, "number"),
         "schedule": (False, "text"),
+    },
+    "stepped": {
+        "step_mg": (True, "number"),
+        "max_mg": (True, "number"),
     },
 }

@@ -123,8 +123,10 @@ class Engine:
         """Assess one patient for one planned treatment.
 
         Args:
-            record: what is known about the patient.
-            context: the planned route, the jurisdiction, and ``now``.
+            record: what is known about the patient (its ``data_quality`` issues are
+                carried into the Assessment, and errors among them are facts the rules see).
+            context: the planned route, the jurisdiction, ``now``, and optionally the
+                ordered dose.
             backend: ``"durable"`` (durable_rules, the default) or ``"reference"``
                 (the pure-Python oracle; same answers, slower).
 
@@ -141,6 +143,7 @@ class Engine:
             raw=raw,
             context=context,
             engine=ENGINE_NAME if backend == "durable" else REFERENCE_ENGINE_NAME,
+            data_quality=record.data_quality,
         )
 
     def close(self) -> None:

@@ -16,6 +16,7 @@ from ketacds.dosing.functions import FUNCTIONS
 from ketacds.engine.facts import FactSet
 from ketacds.engine.raw import RawFiring, RawResult, flag_id
 from ketacds.models.inputs import Context
+from ketacds.models.quality import QUALITY_SEVERITIES, DataQualityIssue
 from ketacds.models.results import (
     Assessment,
     DataGap,
@@ -60,6 +61,7 @@ def assemble(
     raw: RawResult,
     context: Context,
     engine: str,
+    data_quality: Sequence[DataQualityIssue] = (),
 ) -> Assessment:
     """Build the Assessment for one evaluation."""
     by_id = {rule.id: rule for rule in rules}
@@ -147,6 +149,7 @@ def assemble(
         dose=DoseAdvice(route=context.route, options=tuple(options)) if options else None,
         monitoring=tuple(monitoring),
         data_gaps=tuple(gaps),
+        data_quality=tuple(sorted(set(data_quality), key=_quality_order)),
         provenance=Provenance(
             ruleset=ruleset.name,
             version=ruleset.version,
@@ -166,6 +169,16 @@ def assemble(
             )
             for f in raw.firings
         ),
+    )
+
+
+def _quality_order(issue: DataQualityIssue) -> tuple[int, str, str, str, str]:
+    return (
+        QUALITY_SEVERITIES.index(issue.severity),
+        issue.resource or "",
+        issue.path or "",
+        issue.code,
+        issue.message,
     )
 
 

@@ -5,7 +5,9 @@ Done once per assessment, in Python, before any engine sees the data:
 * value-set tagging of every code and name (``vs``);
 * units normalised exactly (kg, cm, mg, mmHg);
 * derived quantities: age at ``now``, BMI, daily dose, hours since a reading,
-  which reading of each kind is the latest;
+  which reading of each kind is the latest, the ordered dose per kg;
+* data-quality issues of severity error or warning, as ``quality`` facts (rules
+  must see that part of the record could not be read);
 * identity: every fact gets an id from its own content (or from the input's ``id``),
   so ids never depend on the order of the input lists, and exact duplicates collapse.
 
@@ -31,6 +33,7 @@ from ketacds.models.inputs import (
     Context,
     Medication,
     Observation,
+    Order,
     PatientRecord,
 )
 from ketacds.ruleset.ir import Table
@@ -198,6 +201,13 @@ def build_facts(
     for fact, label, path in _observation_facts(record.observations, context, terminology):
         add(fact, label, path)
 
+    for fact, label in _quality_facts(record):
+        add(fact, label, "data_quality")
+
+    if context.order is not None:
+        fact, label, ordered_mg = _order_fact(context.order, dose_inputs, terminology)
+        add(fact, label, "context.order")
+        dose_inputs = attrs.evolve(dose_inputs, ordered_mg=ordered_mg)
     plan_fact = _plan_fact(context, dose_inputs)
     add(plan_fact, _plan_label(plan_fact), "context.plan")
     _apply_tables(tables, facts, patient_fact)
@@ -261,6 +271,60 @@ def _plan_label(fact: Fact) -> str:
     if "treatment_week" in fact:
         parts.append(f"week {fact['treatment_week']}")
     return "planned session: " + (", ".join(parts) if parts else "no dose or schedule given")
+
+
+def _quality_facts(record: PatientRecord) -> list[tuple[Fact, str]]:
+    """One fact per kind of error or warning (severity, code, resource type), with a count in its label.
+
+    Info issues (left out by design) are reported in the Assessment, not asserted.
+    """
+    groups: dict[tuple[str, str, str], list[str]] = {}
+    for issue in record.data_quality:
+        if issue.severity == "info":
+            continue
+        kind = issue.resource.split("/", 1)[0].split("[", 1)[0] if issue.resource else ""
+        groups.setdefault((issue.severity, issue.code, kind), []).append(issue.message)
+    out = []
+    for (severity, code, kind), messages in sorted(groups.items()):
+        fact: Fact = {
+            "t": "quality",
+            "id": f"quality:{severity}:{code}:{kind}",
+            "severity": severity,
+            "code": code,
+        }
+        if kind:
+            fact["resource_type"] = kind
+        times = f" ({len(messages)} times)" if len(messages) > 1 else ""
+        where = f" {kind}:" if kind else ""
+        out.append((fact, f"data quality {severity}{times}:{where} {sorted(messages)[0]}"))
+    return out
+
+
+def _order_fact(
+    order: Order, dose_inputs: DoseInputs, terminology: Terminology
+) -> tuple[Fact, str, Decimal | None]:
+    fact: Fact = {
+        "t": "order",
+        "id": _fact_id("order", order),
+        "vs": list(terminology.tag(order.code, order.name)),
+        "drug": _drug_key(order.code, order.name),
+    }
+    parts = [f"ordered: {_describe(order.code, order.name)}"]
+    dose_mg = None
+    if order.dose is not None and order.unit is not None:
+        dose_mg = _measure_dose(order.dose, order.unit, "context.order.unit")
+        fact["dose_mg"] = to_json_number(dose_mg)
+        parts.append(f"{order.dose} {order.unit}")
+        if dose_inputs.weight_kg is not None and dose_inputs.weight_kg > 0:
+            per_kg = (dose_mg / dose_inputs.weight_kg).quantize(_HUNDREDTH, ROUND_HALF_EVEN)
+            fact["mg_per_kg"] = to_json_number(per_kg)
+            parts.append(f"({per_kg} mg/kg)")
+    else:
+        parts.append("dose not stated")
+    if order.per_week is not None:
+        fact["per_week"] = to_json_number(order.per_week)
+        parts.append(f"{order.per_week} times a week")
+    return fact, " ".join(parts), dose_mg
 
 
 def _measure_dose(value: Decimal, unit: str, path: str) -> Decimal:

@@ -85,6 +85,20 @@ FACT_TYPES: dict[str, dict[str, FieldKind]] = {
         "sessions_per_week": "number",
         "treatment_week": "number",
     },
+    # The ordered dose of the planned treatment (Context.order), at most one.
+    "order": {
+        "vs": "codes",
+        "drug": "text",
+        "dose_mg": "number",
+        "mg_per_kg": "number",
+        "per_week": "number",
+    },
+    # A data-quality issue of severity error or warning (PatientRecord.data_quality).
+    "quality": {
+        "severity": "text",
+        "code": "text",
+        "resource_type": "text",
+    },
     FLAG: {
         "name": "text",
     },

@@ -14,6 +14,8 @@ from typing import Any, Literal, get_args
 import attrs
 from attrs import validators as v
 
+from ketacds.models.quality import DataQualityIssue
+
 __all__ = [
     "CODE_SYSTEMS",
     "ROUTES",
@@ -25,6 +27,7 @@ __all__ = [
     "Medication",
     "Observation",
     "ObservationComponent",
+    "Order",
     "Patient",
     "PatientRecord",
     "Plan",
@@ -262,6 +265,32 @@ class PatientRecord:
     allergies: tuple[Allergy, ...] = _tuple_of(Allergy)
     trials: tuple[AntidepressantTrial, ...] = _tuple_of(AntidepressantTrial)
     substance_use: tuple[SubstanceUse, ...] = _tuple_of(SubstanceUse)
+    #: What an adapter (FHIR) could not read or read with an assumption; never silent.
+    data_quality: tuple[DataQualityIssue, ...] = _tuple_of(DataQualityIssue)
+
+
+@attrs.frozen(kw_only=True)
+class Order:
+    """The ordered dose of the planned treatment, checked against the dosing rules.
+
+    It comes from a drafted order (a CDS Hooks ``order-select`` or ``order-sign``
+    request) or from a case file's ``context.order``. ``per_week`` is the number of
+    administrations per week (twice weekly is 2, daily is 7).
+
+    .. versionadded:: 0.1.0
+    """
+
+    id: str | None = attrs.field(default=None, validator=_text)
+    code: Coding | None = attrs.field(default=None, validator=_coding)
+    name: str | None = attrs.field(default=None, validator=_text)
+    dose: Decimal | None = attrs.field(default=None, validator=_decimal)
+    unit: str | None = attrs.field(default=None, validator=_text)
+    per_week: Decimal | None = attrs.field(default=None, validator=_decimal)
+
+    def __attrs_post_init__(self) -> None:
+        _needs_code_or_name(self)
+        if self.dose is not None and self.unit is None:
+            raise ValueError("an ordered dose needs a unit")
 
 
 @attrs.frozen(kw_only=True)
@@ -283,6 +312,7 @@ class Context:
     """The planned treatment and the moment of assessment.
 
     ``now`` is required and must be timezone-aware: nothing in ketacds reads the clock.
+    ``order``, when given, is the ordered dose to check against the dosing rules.
     """
 
     route: Route = attrs.field(validator=_in(Route))
@@ -290,3 +320,4 @@ class Context:
     now: dt.datetime = attrs.field(validator=[v.instance_of(dt.datetime), _aware])
     setting: str | None = attrs.field(default=None, validator=_text)
     plan: Plan | None = attrs.field(default=None, validator=_opt(v.instance_of(Plan)))
+    order: Order | None = attrs.field(default=None, validator=_opt(v.instance_of(Order)))

@@ -34,6 +34,7 @@ from ketacds.models.inputs import (
     Medication,
     Observation,
     ObservationComponent,
+    Order,
     Patient,
     PatientRecord,
     Plan,
@@ -411,6 +412,7 @@ def load_context(data: Mapping[str, Any], *, path: str = "context") -> Context:
         now=r.get("now", _datetime, None),
         setting=r.get("setting", _text, None),
         plan=r.get("plan", _plan, None),
+        order=r.get("order", _order, None),
     )
 
 
@@ -437,6 +439,18 @@ def _plan(value: Any, path: str) -> Plan:
         dose_mg_per_kg=dose_per_kg,
         sessions_per_week=r.get("sessions_per_week", _non_negative, None),
         treatment_week=week,
+    )
+
+
+def _order(value: Any, path: str) -> Order:
+    r = _Reader(value, path)
+    return _build(
+        r,
+        Order,
+        **_identity(r),
+        dose=r.get("dose", _non_negative, None),
+        unit=r.get("unit", lambda v, p: _unit(v, p, "mass"), None),
+        per_week=r.get("per_week", _non_negative, None),
     )
 
 

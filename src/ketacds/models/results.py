@@ -3,8 +3,9 @@
 An Assessment is deterministic: the same record, ruleset digest and ``now`` give an
 equal Assessment and byte-identical JSON. Its JSON (:meth:`Assessment.to_json`)
 has the top-level keys ``status``, ``findings``, ``dose``, ``monitoring``,
-``data_gaps``, ``provenance`` and ``trace``, writes decimals as strings so that no
-digit is lost, and reads back exactly (:meth:`Assessment.from_json`).
+``data_gaps``, ``data_quality``, ``provenance`` and ``trace``, writes decimals as
+strings so that no digit is lost, and reads back exactly (:meth:`Assessment.from_json`;
+JSON written before ``data_quality`` existed reads back with none).
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from decimal import Decimal
 from typing import Any, TypeVar, Union, get_args, get_origin, get_type_hints
 
 import attrs
+
+from ketacds.models.quality import DataQualityIssue
 
 __all__ = [
     "Assessment",
@@ -156,6 +159,8 @@ class Assessment:
     data_gaps: tuple[DataGap, ...]
     provenance: Provenance
     trace: tuple[Firing, ...]
+    #: What the adapter could not read or read with an assumption (see ``models.quality``).
+    data_quality: tuple[DataQualityIssue, ...] = ()
 
     def finding(self, rule_id: str) -> Finding | None:
         """Return the finding of ``rule_id``, or ``None`` if that rule did not fire."""
@@ -200,7 +205,13 @@ def _structure(kind: Any, data: Any) -> Any:
         return tuple(_structure(get_args(kind)[0], item) for item in data)
     if isinstance(kind, type) and attrs.has(kind):
         hints = get_type_hints(kind)
-        return kind(**{a.name: _structure(hints[a.name], data[a.name]) for a in attrs.fields(kind)})
+        return kind(
+            **{
+                a.name: _structure(hints[a.name], data[a.name])
+                for a in attrs.fields(kind)
+                if a.name in data or a.default is attrs.NOTHING
+            }
+        )
     if kind is Decimal:
         return Decimal(data)
     return data

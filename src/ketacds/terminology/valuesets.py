@@ -8,6 +8,7 @@ listed name after case and white space are folded. Nothing is fuzzy.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 
 from ketacds.models.inputs import Coding
@@ -51,3 +52,24 @@ class Terminology:
         if name:
             found |= self._names.get(normalise_name(name), set())
         return tuple(sorted(found))
+
+    def tag_words(self, text: str) -> tuple[str, ...]:
+        """Return the sorted ids of every value set one of whose names occurs in ``text`` as whole words.
+
+        Words are runs of letters and digits, case folded: ``"Spravato 28 MG nasal spray"``
+        contains the name ``spravato``, and ``"esketamine"`` never contains ``ketamine``.
+        For recognising a product from its free text where no code is known; ``tag``
+        stays the exact match the rules rely on.
+        """
+        padded = f" {_words(text)} "
+        found = {
+            vs_id
+            for name, ids in self._names.items()
+            if (words := _words(name)) and f" {words} " in padded
+            for vs_id in ids
+        }
+        return tuple(sorted(found))
+
+
+def _words(text: str) -> str:
+    return " ".join(re.findall(r"[a-z0-9]+", text.lower()))

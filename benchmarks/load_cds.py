@@ -1,0 +1,361 @@
+"""Loopback load test of the CDS Hooks service: a constant request rate from a second process.
+
+Usage::
+
+    make load                                          # 200 requests/s for 60 s, 2 workers
+    .venv/bin/python benchmarks/load_cds.py --rate 200 --duration 60 --workers 2 --out report.md
+
+What happens:
+
+1. ``ketacds serve`` starts as its own process (``--workers`` uvicorn workers, JWT
+   authentication on, trusting the CDS Hooks specification's example issuer) on a free
+   port of 127.0.0.1, and is warmed up.
+2. This process builds the requests beforehand: ``patient-view`` calls with each of the
+   ten Synthea patients as prefetch (what an EHR would prefetch for the service's
+   templates), and ``order-sign`` calls for an esketamine order; and one fresh ES384
+   token per request (a token is refused the second time: replay protection).
+3. It sends them open-loop at a constant rate (request *i* is due at ``i / rate`` s,
+   whatever happened to earlier ones) over keep-alive connections (a minimal HTTP/1.1
+   client, so that the generator's own CPU use stays small beside the service's), and
+   times each from its due time to the last byte of the answer, so queueing shows.
+
+It reports the rate of answers, p50 / p90 / p99 / max latency, and the status codes.
+Bounded in count and time, and on loopback only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+import jwt
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data"
+ISSUER = "https://fhir-ehr.example.com/"
+READ_CODES = {"55284-4", "85354-9", "8480-6", "8462-4", "29463-7", "8302-2", "39156-5", "44261-6", "82810-3"}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def server_view(bundle: dict[str, Any]) -> list[dict[str, Any]]:
+    """A transaction bundle's resources as a FHIR server holds them (``urn:uuid:`` → ``Type/id``)."""
+    ids = {e["fullUrl"]: f"{e['resource']['resourceType']}/{e['resource']['id']}" for e in bundle["entry"]}
+
+    def rewrite(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: rewrite(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [rewrite(v) for v in value]
+        return ids.get(value, value) if isinstance(value, str) else value
+
+    return [rewrite(e["resource"]) for e in bundle["entry"]]
+
+
+def prefetch(resources: list[dict[str, Any]]) -> tuple[str, dict[str, Any]]:
+    by_type: dict[str, list[dict[str, Any]]] = {}
+    for r in resources:
+        by_type.setdefault(r["resourceType"], []).append(r)
+    (patient,) = by_type["Patient"]
+
+    def search(items: list[dict[str, Any]]) -> dict[str, Any]:
+        return {"resourceType": "Bundle", "type": "searchset", "entry": [{"resource": r} for r in items]}
+
+    observations = [
+        o for o in by_type.get("Observation", []) if {c.get("code") for c in o["code"]["coding"]} & READ_CODES
+    ]
+    return patient["id"], {
+        "patient": patient,
+        "conditions": search(by_type.get("Condition", [])),
+        "medications": search(by_type.get("MedicationRequest", [])),
+        "observations": search(observations),
+        "allergies": search(by_type.get("AllergyIntolerance", [])),
+    }
+
+
+def bodies() -> list[tuple[str, bytes]]:
+    """(service id, JSON body) pairs: patient-view per Synthea patient, and an esketamine order-sign each."""
+    out = []
+    for path in sorted((SHARED / "fhir").glob("synthea-r4-*.json")):
+        patient_id, data = prefetch(server_view(json.loads(path.read_text())))
+        context = {"userId": "Practitioner/load", "patientId": patient_id}
+        out.append(("ketacds-patient-view", {"hook": "patient-view", "context": context, "prefetch": data}))
+        order = {
+            "resourceType": "MedicationRequest",
+            "id": "load-order",
+            "status": "draft",
+            "intent": "order",
+            "subject": {"reference": f"Patient/{patient_id}"},
+            "medicationCodeableConcept": {"text": "esketamine 28 MG nasal spray (Spravato)"},
+            "dosageInstruction": [
+                {
+                    "route": {"coding": [{"system": "http://snomed.info/sct", "code": "46713006"}]},
+                    "timing": {"repeat": {"frequency": 2, "period": 1, "periodUnit": "wk"}},
+                    "doseAndRate": [
+                        {
+                            "doseQuantity": {
+                                "value": 112,
+                                "unit": "mg",
+                                "system": "http://unitsofmeasure.org",
+                                "code": "mg",
+                            }
+                        }
+                    ],
+                }
+            ],
+        }
+        draft = {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": order}]}
+        out.append(
+            (
+                "ketacds-order-sign",
+                {"hook": "order-sign", "context": {**context, "draftOrders": draft}, "prefetch": data},
+            )
+        )
+    return [(service, json.dumps({**body, "hookInstance": "{instance}"}).encode()) for service, body in out]
+
+
+def start_server(port: int, workers: int, directory: Path) -> subprocess.Popen[bytes]:
+    issuers = directory / "issuers.yaml"
+    issuers.write_text(
+        f"issuers:\n  - iss: {ISSUER}\n    jwks_file: {SHARED / 'cds-hooks/normalized/jwks-public.json'}\n"
+    )
+    command = [
+        sys.executable,
+        "-m",
+        "ketacds.cli",
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--issuers",
+        str(issuers),
+        "--database",
+        str(directory / "cds.sqlite3"),
+        "--log-level",
+        "warning",
+    ]
+    log = (directory / "serve.log").open("wb")
+    return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def wait_ready(base: str, process: subprocess.Popen[bytes], seconds: float = 120) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit("the service exited during start-up")
+        try:
+            if httpx.get(f"{base}/health", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    raise SystemExit("the service did not start")
+
+
+def tokens(base: str, services: list[str]) -> list[str]:
+    key = jwt.PyJWK(
+        json.loads((SHARED / "cds-hooks" / "normalized" / "jwk-private-EXAMPLE-ONLY.json").read_text())
+    ).key
+    now = int(time.time())
+    return [
+        jwt.encode(
+            {
+                "iss": ISSUER,
+                "aud": f"{base}/cds-services/{service}",
+                "iat": now,
+                "exp": now + 600,
+                "jti": str(uuid.uuid4()),
+            },
+            key,
+            algorithm="ES384",
+            headers={"kid": "example-kid"},
+        )
+        for service in services
+    ]
+
+
+#: Status recorded for a request that could not even be sent within ``--max-wait`` of its due time.
+NOT_SENT = -1
+
+
+class _Connection:
+    """One keep-alive HTTP/1.1 connection: a minimal client, so the load generator stays cheap."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def post(self, path: str, body: bytes, bearer: str) -> int:
+        if self.writer is None or self.writer.is_closing():
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        assert self.reader is not None
+        head = (
+            f"POST {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\nAuthorization: Bearer {bearer}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+        )
+        self.writer.write(head.encode() + body)
+        await self.writer.drain()
+        header = await self.reader.readuntil(b"\r\n\r\n")
+        lines = header.decode("latin-1").split("\r\n")
+        status = int(lines[0].split()[1])
+        fields = {
+            k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:] if line)
+        }
+        await self.reader.readexactly(int(fields.get("content-length", "0")))
+        if fields.get("connection", "").lower() == "close":
+            self.writer.close()
+        return status
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+async def run_load(
+    base: str, plan: list[tuple[str, bytes, str]], rate: float, connections: int, max_wait: float = 30.0
+) -> list[tuple[float, int]]:
+    """Send ``plan`` open-loop at ``rate``/s over at most ``connections`` keep-alive connections.
+
+    A request waits for a free connection (that wait counts in its latency); one still
+    waiting ``max_wait`` s after its due time is not sent and counted as NOT_SENT, so an
+    overloaded service shows as such instead of the run never ending.
+    """
+    host, port = base.removeprefix("http://").split(":")
+    pool: asyncio.Queue[_Connection] = asyncio.Queue()
+    for _ in range(connections):
+        pool.put_nowait(_Connection(host, int(port)))
+    results: list[tuple[float, int]] = [(0.0, NOT_SENT)] * len(plan)
+    start = time.perf_counter() + 0.5
+
+    async def one(index: int, service: str, body: bytes, bearer: str) -> None:
+        due = start + index / rate
+        delay = due - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        connection = await pool.get()
+        try:
+            if time.perf_counter() - due > max_wait:
+                results[index] = (time.perf_counter() - due, NOT_SENT)
+                return
+            payload = body.replace(b"{instance}", str(uuid.uuid4()).encode())
+            try:
+                status = await asyncio.wait_for(
+                    connection.post(f"/cds-services/{service}", payload, bearer), 30
+                )
+            except (TimeoutError, OSError, asyncio.IncompleteReadError, ValueError):
+                connection.close()
+                status = 0
+            results[index] = (time.perf_counter() - due, status)
+        finally:
+            pool.put_nowait(connection)
+
+    await asyncio.gather(*(one(i, s, b, t) for i, (s, b, t) in enumerate(plan)))
+    while not pool.empty():
+        pool.get_nowait().close()
+    return results
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered)) - 1))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rate", type=float, default=200.0, help="requests per second (open loop)")
+    parser.add_argument("--duration", type=float, default=60.0, help="seconds of load")
+    parser.add_argument("--workers", type=int, default=2, help="uvicorn worker processes")
+    parser.add_argument("--connections", type=int, default=32, help="client connections")
+    parser.add_argument(
+        "--max-wait", type=float, default=30.0, help="drop a request not sent this long after due"
+    )
+    parser.add_argument("--out", type=Path, help="also write the report (Markdown) here")
+    args = parser.parse_args()
+    if args.rate * args.duration > 30_000:
+        raise SystemExit("bounded: at most 30,000 requests per run")
+
+    with tempfile.TemporaryDirectory() as temp:
+        port = free_port()
+        base = f"http://127.0.0.1:{port}"
+        process = start_server(port, args.workers, Path(temp))
+        try:
+            wait_ready(base, process)
+            requests = bodies()
+            count = int(args.rate * args.duration)
+            chosen = [requests[i % len(requests)] for i in range(count)]
+            warm = [requests[i % len(requests)] for i in range(40)]
+            asyncio.run(
+                run_load(
+                    base,
+                    [(s, b, t) for (s, b), t in zip(warm, tokens(base, [s for s, _ in warm]), strict=True)],
+                    20,
+                    8,
+                )
+            )
+            plan = [(s, b, t) for (s, b), t in zip(chosen, tokens(base, [s for s, _ in chosen]), strict=True)]
+            began = time.perf_counter()
+            results = asyncio.run(run_load(base, plan, args.rate, args.connections, args.max_wait))
+            health = httpx.get(f"{base}/health", timeout=10).json()
+            elapsed = time.perf_counter() - began
+        finally:
+            os.killpg(process.pid, signal.SIGTERM)  # the process group this script started
+            process.wait(timeout=30)
+
+    latencies = [seconds * 1000 for seconds, status in results if status == 200] or [float("nan")]
+    served = sum(1 for _, status in results if status == 200)
+    statuses: dict[int, int] = {}
+    for _, status in results:
+        statuses[status] = statuses.get(status, 0) + 1
+    sizes = sorted(len(b) for _, b in requests)
+    report = "\n".join(
+        [
+            f"# CDS Hooks service under load ({time.strftime('%Y-%m-%d')})",
+            "",
+            f"{os.cpu_count()} CPUs, Python {platform.python_version()}, load average before "
+            f"{os.getloadavg()[0]:.2f}; `ketacds serve --workers {args.workers}`, JWT on; "
+            f"open loop at {args.rate:g} requests/s for {args.duration:g} s from a second process.",
+            f"Requests: patient-view (10 Synthea patients as prefetch) and order-sign (an esketamine order), "
+            f"alternating; bodies {sizes[0] // 1000}–{sizes[-1] // 1000} kB.",
+            "",
+            "| requests | answered 200/s | p50 ms | p90 ms | p99 ms | max ms | statuses |",
+            "|---:|---:|---:|---:|---:|---:|---|",
+            f"| {len(results)} | {served / elapsed:.0f} | {percentile(latencies, 50):.1f} | "
+            f"{percentile(latencies, 90):.1f} | {percentile(latencies, 99):.1f} | {max(latencies):.1f} | "
+            f"{', '.join(f'{k}: {v}' for k, v in sorted(statuses.items()))} |",
+            "",
+            "Latency is from each request's due time to the end of its answer "
+            f"(mean {statistics.mean(latencies):.1f} ms); answered/s counts status 200; "
+            f"status {NOT_SENT} = not sent within {args.max_wait:g} s of its due time (client-side backlog). "
+            f"FHIR validation cache of the worker that answered /health: {health['fhir_validation_cache']}.",
+            "",
+        ]
+    )
+    print(report)
+    if args.out:
+        args.out.write_text(report, encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()

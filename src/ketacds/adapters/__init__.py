@@ -1,0 +1,1 @@
+"""Adapters from the formats integrators hold (FHIR R4) to ketacds' models."""

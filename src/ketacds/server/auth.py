@@ -1,0 +1,205 @@
+"""JWT bearer authentication of CDS clients, as the CDS Hooks specification asks.
+
+A request carries ``Authorization: Bearer <JWT>`` signed by the CDS client. The
+service accepts it only when every check below holds; otherwise it answers 401 with
+the reason (and never a hint of patient data):
+
+* the header names ``alg`` ES384 or RS384 (so ``none`` and every HMAC algorithm are
+  refused before any key is looked at) and a ``kid``;
+* ``iss`` is on the allow-list, and the key ``kid`` is in that issuer's JWK Set,
+  read from a pinned file or fetched from its ``jwks_url`` (a ``jku`` header must
+  then equal that URL: keys are never fetched from where a token says);
+* the key is of the algorithm's type (EC P-384 for ES384, RSA for RS384) and the
+  signature verifies;
+* ``aud`` equals the URL of the endpoint called; ``exp``, ``iat`` and ``jti`` are
+  present, the token has not expired, was not issued in the future, and lives no
+  longer than the configured maximum;
+* the ``jti`` was not seen before from that issuer (checked by the caller against the
+  durable store, so a replay to another worker process is refused too).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+import jwt
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+from ketacds.server.settings import Issuer
+
+__all__ = ["ALGORITHMS", "AuthError", "Claims", "TokenVerifier"]
+
+#: The only signature algorithms accepted.
+ALGORITHMS: tuple[str, ...] = ("ES384", "RS384")
+
+Claims = dict[str, Any]
+
+_JWKS_TTL = 300.0
+_JWKS_MIN_REFRESH = 30.0
+
+
+class AuthError(Exception):
+    """The request is not authenticated; ``str(error)`` says why (safe to return to the client)."""
+
+
+class _KeySource:
+    """One issuer's JWK Set: pinned from a file, or fetched from a URL and cached."""
+
+    def __init__(self, issuer: Issuer) -> None:
+        self.issuer = issuer
+        self.keys: dict[str, _Key] = {}
+        self.fetched_at = 0.0
+        self.lock = asyncio.Lock()
+        if issuer.jwks_file is not None:
+            self.keys = _parse_jwks(Path(issuer.jwks_file).read_text(encoding="utf-8"))
+
+    async def key(self, kid: str, client: httpx.AsyncClient) -> _Key | None:
+        if self.issuer.jwks_url is None:
+            return self.keys.get(kid)
+        age = time.monotonic() - self.fetched_at
+        if kid in self.keys and age < _JWKS_TTL:
+            return self.keys[kid]
+        if age >= _JWKS_MIN_REFRESH or not self.fetched_at:
+            async with self.lock:
+                if time.monotonic() - self.fetched_at >= _JWKS_MIN_REFRESH or not self.fetched_at:
+                    await self._fetch(client)
+        return self.keys.get(kid)
+
+    async def _fetch(self, client: httpx.AsyncClient) -> None:
+        assert self.issuer.jwks_url is not None
+        try:
+            response = await client.get(self.issuer.jwks_url, timeout=5.0)
+            response.raise_for_status()
+            self.keys = _parse_jwks(response.text)
+        except (httpx.HTTPError, ValueError, jwt.PyJWTError):
+            pass  # keep the keys we had; an unknown kid is then refused
+        self.fetched_at = time.monotonic()
+
+
+class _Key:
+    """A public key from a JWK Set, with the algorithm its JWK declares (if any)."""
+
+    def __init__(self, jwk: jwt.PyJWK, declared_alg: str | None) -> None:
+        self.jwk = jwk
+        self.declared_alg = declared_alg
+
+
+def _parse_jwks(text: str) -> dict[str, _Key]:
+    data = json.loads(text)
+    keys: dict[str, _Key] = {}
+    for item in data.get("keys", []) if isinstance(data, dict) else []:
+        if not isinstance(item, dict) or "kid" not in item or item.get("use", "sig") != "sig":
+            continue
+        try:
+            keys[str(item["kid"])] = _Key(jwt.PyJWK(item), item.get("alg"))
+        except jwt.PyJWTError:
+            continue  # a key type or curve PyJWT cannot use is skipped, never guessed at
+    return keys
+
+
+class TokenVerifier:
+    """Checks bearer tokens against the trusted issuers.
+
+    Args:
+        issuers: the allow-list.
+        client: for fetching JWK Sets from ``jwks_url``.
+        leeway_seconds: clock skew allowed on ``exp`` and ``iat``.
+        max_lifetime: longest ``exp - iat`` accepted, in seconds.
+    """
+
+    def __init__(
+        self,
+        issuers: Sequence[Issuer],
+        client: httpx.AsyncClient,
+        *,
+        leeway_seconds: int = 60,
+        max_lifetime: int = 3600,
+    ) -> None:
+        self.sources = {issuer.iss: _KeySource(issuer) for issuer in issuers}
+        self.client = client
+        self.leeway = leeway_seconds
+        self.max_lifetime = max_lifetime
+
+    async def verify(self, authorization: str | None, audiences: Sequence[str]) -> Claims:
+        """Return the claims of a valid token for one of ``audiences``.
+
+        Raises:
+            AuthError: the token is missing or fails a check.
+        """
+        if not authorization:
+            raise AuthError("an Authorization: Bearer token is required")
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise AuthError("the Authorization header must be 'Bearer <JWT>'")
+        token = token.strip()
+        try:
+            header = jwt.get_unverified_header(token)
+            unverified = jwt.decode(token, options={"verify_signature": False})
+        except jwt.PyJWTError:
+            raise AuthError("the bearer token is not a well-formed JWT") from None
+        alg = header.get("alg")
+        if alg not in ALGORITHMS:
+            raise AuthError(f"token algorithm {alg!r} is refused; only {', '.join(ALGORITHMS)} are accepted")
+        kid = header.get("kid")
+        if not isinstance(kid, str) or not kid:
+            raise AuthError("the token header has no kid")
+        iss = unverified.get("iss")
+        source = self.sources.get(iss) if isinstance(iss, str) else None
+        if source is None or not isinstance(iss, str):
+            raise AuthError("the token's issuer (iss) is not trusted by this service")
+        jku = header.get("jku")
+        if source.issuer.jwks_url is not None and jku is not None and jku != source.issuer.jwks_url:
+            raise AuthError("the token's jku is not the JWK Set URL configured for its issuer")
+        key = await source.key(kid, self.client)
+        if key is None:
+            raise AuthError("the token's key (kid) is not in its issuer's JWK Set")
+        _check_key_type(key, alg)
+        claims = self._decode(token, key, alg, iss, audiences)
+        if claims["exp"] - claims["iat"] > self.max_lifetime:
+            raise AuthError(f"the token lives longer than {self.max_lifetime} seconds (exp - iat)")
+        if not isinstance(claims["jti"], str) or not claims["jti"]:
+            raise AuthError("the token's jti must be a non-empty string")
+        return claims
+
+    def _decode(self, token: str, key: _Key, alg: str, iss: str, audiences: Sequence[str]) -> Claims:
+        try:
+            claims: Claims = jwt.decode(
+                token,
+                key=key.jwk.key,
+                algorithms=[alg],
+                audience=list(audiences),
+                issuer=iss,
+                leeway=self.leeway,
+                options={"require": ["iss", "aud", "exp", "iat", "jti"], "verify_iat": True},
+            )
+        except jwt.ExpiredSignatureError:
+            raise AuthError("the token has expired") from None
+        except jwt.InvalidAudienceError:
+            raise AuthError(f"the token's aud must be this endpoint's URL ({audiences[0]})") from None
+        except jwt.MissingRequiredClaimError as error:
+            raise AuthError(f"the token has no {error.claim} claim") from None
+        except jwt.ImmatureSignatureError:
+            raise AuthError("the token was issued in the future (iat)") from None
+        except jwt.InvalidSignatureError:
+            raise AuthError("the token's signature does not verify") from None
+        except jwt.PyJWTError as error:
+            raise AuthError(f"the token is not valid: {type(error).__name__}") from None
+        if not isinstance(claims.get("exp"), int | float) or not isinstance(claims.get("iat"), int | float):
+            raise AuthError("the token's exp and iat must be numbers")
+        return claims
+
+
+def _check_key_type(key: _Key, alg: str) -> None:
+    material: Any = key.jwk.key
+    if alg == "ES384":
+        ok = isinstance(material, ec.EllipticCurvePublicKey) and material.curve.name == "secp384r1"
+    else:
+        ok = isinstance(material, rsa.RSAPublicKey)
+    if not ok or (key.declared_alg is not None and key.declared_alg != alg):
+        raise AuthError(f"the key (kid) is not a public key for {alg}")
