@@ -146,7 +146,11 @@ class DurableProgram:
 
     def _expression(self, pattern: Pattern, aliases: Mapping[str | None, str]) -> dict[str, Any]:
         terms: list[dict[str, Any]] = [{"t": pattern.fact}]
-        terms.extend(self._test(test, aliases) for test in pattern.tests)
+        # durable_rules 2.0.28 silently drops a test against another fact ({ref: ...}) that
+        # follows an $or in the same $and (measured: `response in [none, partial]` then
+        # `drug ne first.drug` matched two trials of the same drug), so references go first.
+        ordered = sorted(pattern.tests, key=lambda test: not isinstance(test.value, Ref))
+        terms.extend(self._test(test, aliases) for test in ordered)
         return terms[0] if len(terms) == 1 else {"$and": terms}
 
     @staticmethod
