@@ -13,7 +13,7 @@ from typing import Any
 
 from ketacds.ruleset.ir import Pattern, Ref, Scalar, Test
 
-__all__ = ["matches", "operand_value"]
+__all__ = ["matches", "operand_value", "passes"]
 
 
 def operand_value(value: Scalar | tuple[Scalar, ...] | Ref, env: Mapping[str, Mapping[str, Any]]) -> Any:
@@ -36,7 +36,8 @@ def _same_kind(a: Any, b: Any) -> bool:
     return type(a) is type(b)
 
 
-def _test(test: Test, fact: Mapping[str, Any], env: Mapping[str, Mapping[str, Any]]) -> bool:
+def passes(test: Test, fact: Mapping[str, Any], env: Mapping[str, Mapping[str, Any]]) -> bool:
+    """Whether one field test holds for ``fact`` (used by explanations to judge tests one by one)."""
     if test.op == "present":
         return (test.field in fact) == bool(test.value)
     if test.field not in fact:
@@ -64,4 +65,4 @@ def _test(test: Test, fact: Mapping[str, Any], env: Mapping[str, Mapping[str, An
 
 def matches(pattern: Pattern, fact: Mapping[str, Any], env: Mapping[str, Mapping[str, Any]]) -> bool:
     """Whether ``fact`` is of the pattern's type and passes all its tests."""
-    return fact.get("t") == pattern.fact and all(_test(t, fact, env) for t in pattern.tests)
+    return fact.get("t") == pattern.fact and all(passes(t, fact, env) for t in pattern.tests)
