@@ -13,6 +13,7 @@ import click
 from rich.console import Console
 
 from ketacds._version import __version__
+from ketacds.cli_scenarios import explain, scenarios, what_if_outputs, whatif_options
 from ketacds.engine.api import Engine
 from ketacds.errors import EvaluationError, InputError, RulesetError
 from ketacds.models.load import load_case, read_document
@@ -58,6 +59,7 @@ def _fail(message: str, code: int) -> None:
     type=click.Path(path_type=Path, file_okay=False),
     help="A ruleset directory (default: the bundled rulesets).",
 )
+@whatif_options
 def assess(
     files: tuple[Path, ...],
     route: str | None,
@@ -65,8 +67,12 @@ def assess(
     now: str | None,
     fmt: str,
     rules_dir: Path | None,
+    **edits: tuple[str, ...],
 ) -> None:
-    """Assess the patient in each FILE (YAML or JSON) and print a report."""
+    """Assess the patient in each FILE (YAML or JSON) and print a report.
+
+    With --set, --add-* or --remove-* (docs/what-if.md), assess an edited copy too and show what changed.
+    """
     try:
         engine = Engine(rules_dir)
     except RulesetError as error:
@@ -79,19 +85,23 @@ def assess(
             document = read_document(file)
             record, context = load_case(document, overrides=overrides)
             assessment = engine.assess(record, context)
+            label = f"{file.name}: {document['title']}" if document.get("title") else file.name
+            what_if = what_if_outputs(engine, record, context, assessment, edits, fmt, title=label)
         except InputError as error:
             _fail(f"{file}: {error}", EXIT_BAD_INPUT)
         except EvaluationError as error:
             _fail(f"{file}: the engine failed, no result: {error}", EXIT_ENGINE)
-        title = document.get("title")
-        reports.append(render(assessment, fmt, title=f"{file.name}: {title}" if title else file.name))
-        results.append(assessment.to_json(indent=2))
+        reports.append(what_if[0] if what_if else render(assessment, fmt, title=label))
+        results.append(what_if[1] if what_if else assessment.to_json(indent=2))
     if fmt == "json":
         text = results[0] if len(results) == 1 else "[\n" + ",\n".join(results) + "\n]"
         click.echo(text)
     else:
         click.echo("\n".join(reports), nl=False)
 
+
+main.add_command(scenarios)
+main.add_command(explain)
 
 if __name__ == "__main__":  # pragma: no cover
     main()
