@@ -42,6 +42,9 @@ __all__ = ["explain", "scenarios", "what_if_outputs", "whatif_options"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+_LOG_WIDTH = 150
+_QUIET = click.option("-q", "--quiet", is_flag=True, help="Print only problems and the summary line.")
+
 _PATHS = click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 _RULES = click.option(
     "--rules",
@@ -129,7 +132,10 @@ def what_if_outputs(
 
 
 def _console(*, stderr: bool = False) -> Console:
-    return Console(stderr=stderr, highlight=False, soft_wrap=True)
+    console = Console(stderr=stderr, highlight=False, soft_wrap=True)
+    if not console.is_terminal:
+        console.width = max(console.width, _LOG_WIDTH)  # CI logs: do not squeeze tables into 80 columns
+    return console
 
 
 def _fail(message: str, code: int) -> NoReturn:
@@ -170,12 +176,14 @@ def scenarios() -> None:
     "--junit-xml", type=click.Path(path_type=Path, dir_okay=False), help="Also write JUnit XML here."
 )
 @click.option("-k", "keyword", help="Only scenarios whose title contains this text (case-insensitive).")
+@_QUIET
 def run_command(
     paths: tuple[Path, ...],
     rules_dir: Path | None,
     backend: Backend,
     junit_xml: Path | None,
     keyword: str | None,
+    quiet: bool,
 ) -> None:
     """Run the scenarios in PATHS (files, or directories searched for *.scenario.yaml)."""
     engine = _engine(rules_dir)
@@ -192,13 +200,16 @@ def run_command(
     table.add_column("where")
     style = {"pass": "[green]pass[/]", "fail": "[bold red]FAIL[/]", "error": "[bold red]ERROR[/]"}
     for result in suite.results:
-        table.add_row(style[result.outcome], result.scenario.title, result.scenario.where)
-    out.print(table)
+        if not (quiet and result.outcome == "pass"):
+            table.add_row(style[result.outcome], result.scenario.title, result.scenario.where)
+    if table.row_count:
+        out.print(table)
     for result in suite.results:
         if result.outcome != "pass":
             out.print()
             out.print(result.report, markup=False, end="")
-    out.print()
+    if table.row_count:
+        out.print()
     summary = (
         f"{suite.count('pass')} passed, {suite.count('fail')} failed, {suite.count('error')} in error"
         f"{f', {len(errors)} bad file(s)' if errors else ''} in {suite.seconds:.2f} s"
@@ -220,8 +231,13 @@ def run_command(
     type=click.FloatRange(0, 100),
     help="Exit 1 unless at least this % of the R and S confidence rules fired in some scenario.",
 )
+@_QUIET
 def coverage_command(
-    paths: tuple[Path, ...], rules_dir: Path | None, markdown: Path | None, fail_under_rs: float | None
+    paths: tuple[Path, ...],
+    rules_dir: Path | None,
+    markdown: Path | None,
+    fail_under_rs: float | None,
+    quiet: bool,
 ) -> None:
     """Which rules the scenarios in PATHS make fire, nearly fire (near miss), or never exercise."""
     engine = _engine(rules_dir)
@@ -244,7 +260,8 @@ def coverage_command(
             f"[{colour[rule.state]}]{rule.state}[/]",
         )
     out = _console()
-    out.print(table)
+    if not quiet:
+        out.print(table)
     out.print(report.summary(), markup=False)
     if markdown is not None:
         markdown.parent.mkdir(parents=True, exist_ok=True)
@@ -276,6 +293,7 @@ def coverage_command(
 @click.option(
     "--fail-under", type=click.FloatRange(0, 100), help="Exit 1 when the mutation score is below this %."
 )
+@_QUIET
 def mutate_command(
     paths: tuple[Path, ...],
     rules_dir: Path | None,
@@ -284,6 +302,7 @@ def mutate_command(
     rule_ids: tuple[str, ...],
     operators: tuple[str, ...],
     fail_under: float | None,
+    quiet: bool,
 ) -> None:
     """Change each rule in small ways and report the changes the scenarios in PATHS do not catch."""
     engine = _engine(rules_dir)
@@ -299,7 +318,8 @@ def mutate_command(
         table.add_column(column)
     for name, total, killed in report.by_file():
         table.add_row(name, str(total), str(killed), str(total - killed), f"{100 * killed / total:.0f}%")
-    out.print(table)
+    if not quiet:
+        out.print(table)
     if report.survivors:
         out.print("Surviving mutants (changes no scenario notices):", markup=False)
         for result in report.survivors:
