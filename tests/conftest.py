@@ -13,6 +13,9 @@ from hypothesis import HealthCheck, settings
 
 from ketacds import Engine
 
+# pytester runs pytest inside pytest: the tests of the scenario plugin need it.
+pytest_plugins = ["pytester"]
+
 settings.register_profile("dev", max_examples=40, deadline=None)
 settings.register_profile(
     "ci",

@@ -8,3 +8,23 @@ ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
 GOLDEN = Path(__file__).resolve().parent / "golden"
 SHARED_DATA = ROOT.parent / "shared" / "data"
+SCENARIOS = Path(__file__).resolve().parent / "scenarios"
+
+#: One valid scenario (esketamine, US, TRD, nothing of concern), as YAML text to vary in tests.
+SCENARIO = """\
+title: TRD, esketamine in the US
+patient: {birth_date: 1981-03-14, sex: female, weight: 68 kg, height: 165 cm}
+conditions:
+  - {code: {system: icd-10-cm, code: F33.2}}
+trials:
+  - {name: escitalopram, dose: 20, unit: mg, weeks: 8, response: none, adequate_dose: true}
+  - {name: venlafaxine, dose: 225, unit: mg, weeks: 10, response: partial, adequate_dose: true}
+observations:
+  - {name: systolic, value: 128, unit: mmHg, time: 2026-11-21T08:30:00-05:00}
+  - {name: diastolic, value: 78, unit: mmHg, time: 2026-11-21T08:30:00-05:00}
+context: {route: esketamine-nasal, jurisdiction: US, now: 2026-11-21T09:00:00-05:00}
+expect:
+  status: no-concerns-found
+  findings: [KCDS-CAND-002]
+  absent: [KCDS-CI-004]
+"""

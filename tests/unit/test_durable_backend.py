@@ -97,7 +97,14 @@ class TestJoins:
                 "conditions": [{"code": {"system": "icd-10-cm", "code": "F33.2"}}],
                 "trials": [
                     {"name": "sertraline", "weeks": 8, "response": "none", "adequate_dose": True},
-                    {"name": "sertraline", "dose": 200, "unit": "mg", "weeks": 8, "response": "none", "adequate_dose": True},
+                    {
+                        "name": "sertraline",
+                        "dose": 200,
+                        "unit": "mg",
+                        "weeks": 8,
+                        "response": "none",
+                        "adequate_dose": True,
+                    },
                 ],
                 "context": {"route": "esketamine-nasal", "jurisdiction": "US", "now": "2026-11-21T09:00:00Z"},
             }

@@ -256,6 +256,10 @@ def parse_scenarios(data: Any, lines: Mapping[DocPath, int], *, file: str) -> Sc
             line=1,
         )
     if "scenarios" not in data and "expect" not in data:
+        for key in data:
+            close = _suggest(key, ("expect", "scenarios"))
+            if close is not None:
+                raise doc.error((key,), f"unknown key {key!r}", close)
         raise ScenarioError(
             "a scenario file needs 'expect' (one scenario) or 'scenarios' (a list of scenarios)",
             file=file,

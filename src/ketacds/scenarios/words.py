@@ -9,7 +9,6 @@ knows no clinical threshold: every number it prints comes from a rule or a fact.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from decimal import Decimal
 from typing import Any
 
 from ketacds.models.facts import FLAG
@@ -72,12 +71,10 @@ def fact_noun(fact_type: str) -> str:
 
 
 def format_number(value: Any) -> str:
-    """A number as written: ``140``, ``0.5``, ``30.0`` stays ``30.0`` only when it came as a Decimal."""
+    """A number as written: ``140``, ``0.5``; a Decimal keeps its digits (``30.0``)."""
     if isinstance(value, float):
         text = repr(value)
         return text[:-2] if text.endswith(".0") else text
-    if isinstance(value, Decimal):
-        return str(value)
     return str(value)
 
 
