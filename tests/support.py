@@ -28,3 +28,10 @@ expect:
   findings: [KCDS-CAND-002]
   absent: [KCDS-CI-004]
 """
+
+
+def write_scenario(directory: Path, text: str = SCENARIO, name: str = "case.scenario.yaml") -> Path:
+    """Write a scenario file into ``directory`` and return its path."""
+    path = directory / name
+    path.write_text(text, encoding="utf-8")
+    return path

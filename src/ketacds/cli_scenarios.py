@@ -150,11 +150,17 @@ def _engine(rules_dir: Path | None) -> Engine:
         _fail(f"rules: {error}", EXIT_BAD_SCENARIO)
 
 
-def _load(paths: tuple[Path, ...]) -> tuple[list[Scenario], list[ScenarioError]]:
+def _load(
+    rules_dir: Path | None, paths: tuple[Path, ...], *, strict: bool
+) -> tuple[Engine, list[Scenario], list[ScenarioError]]:
+    """The engine and the scenarios; bad files are printed, and with ``strict`` end the command (exit 2)."""
+    engine = _engine(rules_dir)
     found, errors = load_suite(paths)
     for problem in errors:
         _console(stderr=True).print(f"[bold red]bad scenario file:[/] {problem}", markup=True)
-    return found, errors
+    if errors and strict:
+        sys.exit(EXIT_BAD_SCENARIO)
+    return engine, found, errors
 
 
 @click.group("scenarios")
@@ -186,8 +192,7 @@ def run_command(
     quiet: bool,
 ) -> None:
     """Run the scenarios in PATHS (files, or directories searched for *.scenario.yaml)."""
-    engine = _engine(rules_dir)
-    found, errors = _load(paths)
+    engine, found, errors = _load(rules_dir, paths, strict=False)
     if keyword:
         found = [s for s in found if keyword.lower() in s.title.lower()]
     suite = run_suite(engine, found, backend=backend, file_errors=errors)
@@ -240,10 +245,7 @@ def coverage_command(
     quiet: bool,
 ) -> None:
     """Which rules the scenarios in PATHS make fire, nearly fire (near miss), or never exercise."""
-    engine = _engine(rules_dir)
-    found, errors = _load(paths)
-    if errors:
-        sys.exit(EXIT_BAD_SCENARIO)
+    engine, found, _ = _load(rules_dir, paths, strict=True)
     report = measure_coverage(engine, found)
     table = Table(title=f"Rule coverage ({report.ruleset} {report.version})", title_justify="left")
     for column in ("rule", "conf.", "title", "fired in", "near-missed in", "state"):
@@ -305,10 +307,7 @@ def mutate_command(
     quiet: bool,
 ) -> None:
     """Change each rule in small ways and report the changes the scenarios in PATHS do not catch."""
-    engine = _engine(rules_dir)
-    found, errors = _load(paths)
-    if errors:
-        sys.exit(EXIT_BAD_SCENARIO)
+    engine, found, _ = _load(rules_dir, paths, strict=True)
     report = run_mutation(
         engine, found, max_mutants=max_mutants, rule_ids=rule_ids or None, operators=operators or None
     )

@@ -33,6 +33,31 @@ __all__ = [
 ]
 
 
+def _located(reason: str, file: str | None, line: int | None, suggestion: str | None) -> str:
+    """``file:line: reason (did you mean 'x'?)``, leaving out what is not known."""
+    where = "" if file is None else f"{file}:{line}: " if line is not None else f"{file}: "
+    hint = f" (did you mean {suggestion!r}?)" if suggestion else ""
+    return f"{where}{reason}{hint}"
+
+
+class _Located(Exception):
+    """An error that says where it is: ``reason``, ``file``, ``line`` and a ``suggestion``."""
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        file: str | None = None,
+        line: int | None = None,
+        suggestion: str | None = None,
+    ) -> None:
+        self.reason = reason
+        self.file = file
+        self.line = line
+        self.suggestion = suggestion
+        super().__init__(_located(reason, file, line, suggestion))
+
+
 class KetacdsError(Exception):
     """Root of every exception raised by ketacds.
 
@@ -56,7 +81,7 @@ class InputError(KetacdsError, ValueError):
         super().__init__(f"{path}: {reason}" if path else reason)
 
 
-class RulesetError(KetacdsError, ValueError):
+class RulesetError(_Located, KetacdsError, ValueError):
     """A ruleset that cannot be loaded, validated or compiled.
 
     Attributes:
@@ -68,26 +93,8 @@ class RulesetError(KetacdsError, ValueError):
     .. versionadded:: 0.1.0
     """
 
-    def __init__(
-        self,
-        reason: str,
-        *,
-        file: str | None = None,
-        line: int | None = None,
-        suggestion: str | None = None,
-    ) -> None:
-        self.reason = reason
-        self.file = file
-        self.line = line
-        self.suggestion = suggestion
-        where = ""
-        if file is not None:
-            where = f"{file}:{line}: " if line is not None else f"{file}: "
-        hint = f" (did you mean {suggestion!r}?)" if suggestion else ""
-        super().__init__(f"{where}{reason}{hint}")
 
-
-class ScenarioError(KetacdsError, ValueError):
+class ScenarioError(_Located, KetacdsError, ValueError):
     """A scenario file that cannot be read, or an expectation the rules cannot meet by construction.
 
     Attributes:
@@ -98,22 +105,6 @@ class ScenarioError(KetacdsError, ValueError):
 
     .. versionadded:: 0.1.0
     """
-
-    def __init__(
-        self,
-        reason: str,
-        *,
-        file: str,
-        line: int | None = None,
-        suggestion: str | None = None,
-    ) -> None:
-        self.reason = reason
-        self.file = file
-        self.line = line
-        self.suggestion = suggestion
-        where = f"{file}:{line}" if line is not None else file
-        hint = f" (did you mean {suggestion!r}?)" if suggestion else ""
-        super().__init__(f"{where}: {reason}{hint}")
 
 
 class DigestMismatchError(RulesetError):

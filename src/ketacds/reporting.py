@@ -11,7 +11,7 @@ from collections.abc import Iterable
 
 from ketacds.models.results import Assessment, DoseOption, Finding
 
-__all__ = ["render", "to_markdown", "to_text"]
+__all__ = ["dose_text", "render", "to_markdown", "to_text"]
 
 _WIDTH = 88
 
@@ -20,15 +20,20 @@ def _wrap(text: str, indent: str) -> list[str]:
     return textwrap.wrap(text, width=_WIDTH, initial_indent=indent, subsequent_indent=indent) or [indent]
 
 
-def _dose_line(option: DoseOption) -> str:
+def dose_text(option: DoseOption) -> str:
+    """One dose option without its label: ``54.4 mg over 40 min (0.5 mg/kg x 108.9 kg actual weight)``."""
     if option.dose_mg is None:
-        return f"{option.label}: not calculated ({option.not_computed})"
+        return f"not calculated ({option.not_computed})"
     minutes = f" over {option.infusion_minutes} min" if option.infusion_minutes else ""
     return (
-        f"{option.label}: {option.dose_mg} mg{minutes} "
+        f"{option.dose_mg} mg{minutes} "
         f"({option.mg_per_kg} mg/kg x {option.dosing_weight_kg} kg {option.weight_basis} weight"
         f"{', ' + option.formula if option.formula else ''})"
     )
+
+
+def _dose_line(option: DoseOption) -> str:
+    return f"{option.label}: {dose_text(option)}"
 
 
 def _evidence(finding: Finding) -> str:

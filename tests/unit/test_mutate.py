@@ -10,7 +10,7 @@ import attrs
 from ketacds.ruleset import ir
 from ketacds.scenarios import OPERATORS, load_scenario_file, mutants, run_mutation
 from ketacds.scenarios.mutate import _step
-from support import SCENARIO
+from support import SCENARIO, write_scenario
 
 
 def by_rule(engine, rule_id):
@@ -79,10 +79,8 @@ class TestOperators:
 
 
 def suite(tmp_path: Path, *expectations: str):
-    path = tmp_path / "one.scenario.yaml"
     body = SCENARIO.split("expect:")[0] + "expect:\n" + "".join(expectations)
-    path.write_text(body)
-    return load_scenario_file(path).scenarios
+    return load_scenario_file(write_scenario(tmp_path, body)).scenarios
 
 
 class TestRun:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from ketacds.scenarios import load_scenario_file, load_suite, measure_coverage
 from ketacds.scenarios.coverage import REQUIRED_CONFIDENCES, near_miss_possible
-from support import SCENARIO, SCENARIOS
+from support import SCENARIOS, write_scenario
 
 
 def test_the_starter_suite_fires_every_rule(engine):
@@ -20,9 +20,7 @@ def test_the_starter_suite_fires_every_rule(engine):
 
 def test_one_scenario_fires_some_rules_and_near_misses_others(tmp_path: Path, engine):
     """One esketamine case: its rules fire, IV rules are scope near misses, others are not exercised."""
-    path = tmp_path / "one.scenario.yaml"
-    path.write_text(SCENARIO)
-    report = measure_coverage(engine, load_scenario_file(path).scenarios)
+    report = measure_coverage(engine, load_scenario_file(write_scenario(tmp_path)).scenarios)
     state = {r.rule_id: r.state for r in report.rules}
 
     assert "fired" == state["KCDS-CAND-002"]
@@ -44,8 +42,7 @@ def test_single_check_rules_that_apply_everywhere_cannot_be_near_missed(engine):
 
 def test_markdown_report(tmp_path: Path, engine):
     """The Markdown report has a summary and a row per rule, with where each fired."""
-    path = tmp_path / "one.scenario.yaml"
-    path.write_text(SCENARIO)
+    path = write_scenario(tmp_path)
     text = measure_coverage(engine, load_scenario_file(path).scenarios).to_markdown()
 
     assert text.startswith("# Rule coverage: ketacds-core 0.1.0\n")

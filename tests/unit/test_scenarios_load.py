@@ -13,12 +13,7 @@ from ketacds._yaml import load_yaml
 from ketacds.scenarios import find_scenario_files, load_scenario_file, scenario_schema
 from ketacds.scenarios.load import input_path
 from support import EXAMPLES, SCENARIO, SCENARIOS
-
-
-def write(tmp_path: Path, text: str, name: str = "case.scenario.yaml") -> Path:
-    path = tmp_path / name
-    path.write_text(text, encoding="utf-8")
-    return path
+from support import write_scenario as write
 
 
 def error_of(tmp_path: Path, text: str) -> ScenarioError:

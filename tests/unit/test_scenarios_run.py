@@ -9,13 +9,11 @@ import pytest
 
 from ketacds import ScenarioError
 from ketacds.scenarios import load_scenario_file, load_suite, run_scenario, run_suite, validate, write_junit
-from support import SCENARIO, SCENARIOS
+from support import SCENARIO, SCENARIOS, write_scenario
 
 
 def scenario(tmp_path: Path, text: str = SCENARIO):
-    path = tmp_path / "case.scenario.yaml"
-    path.write_text(text, encoding="utf-8")
-    return load_scenario_file(path).scenarios[0]
+    return load_scenario_file(write_scenario(tmp_path, text)).scenarios[0]
 
 
 def with_expect(expect: str) -> str:

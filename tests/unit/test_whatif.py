@@ -191,8 +191,10 @@ class TestChanges:
         case = load_case_file(EXAMPLES / "02-trd-iv-ketamine-obese.yaml")
 
         assert (
-            "Dose “standard (actual body weight)”: 54.4 mg (0.5 mg/kg × 108.9 kg) → "
-            "60.0 mg (0.5 mg/kg × 120.0 kg)" in (changes(engine, case, ("set", "", "weight=120 kg")))
+            "Dose “standard (actual body weight)”: "
+            "54.4 mg over 40 min (0.5 mg/kg x 108.9 kg actual weight) → "
+            "60.0 mg over 40 min (0.5 mg/kg x 120.0 kg actual weight)"
+            in (changes(engine, case, ("set", "", "weight=120 kg")))
         )
 
     def test_no_change(self, engine, case):
@@ -205,8 +207,10 @@ class TestChanges:
 class TestEdgeCases:
     def test_a_dose_that_appears(self, engine, case):
         """Switching to IV ketamine brings a dose where there was none."""
-        assert "Dose “standard (actual body weight)”: none → 34.0 mg (0.5 mg/kg × 68.0 kg)" in changes(
-            engine, case, ("set", "", "route=ketamine-iv")
+        assert (
+            "Dose “standard (actual body weight)”: none → "
+            "34.0 mg over 40 min (0.5 mg/kg x 68.0 kg actual weight)"
+            in changes(engine, case, ("set", "", "route=ketamine-iv"))
         )
 
     def test_a_dose_not_calculated(self):

@@ -17,6 +17,7 @@ import attrs
 
 from ketacds.errors import ScenarioError
 from ketacds.models.results import Assessment, DoseOption, Finding
+from ketacds.reporting import dose_text
 from ketacds.ruleset.ir import RuleSet
 from ketacds.ruleset.load import ANY_JURISDICTION
 from ketacds.scenarios.model import DoseExpectation, FindingExpectation, Scenario
@@ -83,56 +84,42 @@ def validate(scenario: Scenario, ruleset: RuleSet) -> None:
     Raises:
         ScenarioError: at the line of the first unknown name, with a did-you-mean.
     """
-    file = scenario.file
     expect = scenario.expect
+
+    def fail(reason: str, line: int | None, name: str = "", known: Iterable[str] = ()) -> ScenarioError:
+        return ScenarioError(reason, file=scenario.file, line=line, suggestion=_suggest(name, known))
+
     rule_ids = {rule.id for rule in ruleset.rules}
     levels = [level.name for level in ruleset.status.levels]
     if expect.status is not None and expect.status.status not in levels:
-        raise ScenarioError(
-            f"unknown status {expect.status.status!r}; the statuses are {', '.join(levels)}",
-            file=file,
-            line=expect.status.line,
-            suggestion=_suggest(expect.status.status, levels),
+        status = expect.status.status
+        raise fail(
+            f"unknown status {status!r}; the statuses are {', '.join(levels)}",
+            expect.status.line,
+            status,
+            levels,
         )
     severities = dict(ruleset.status.severities)
     for item in (*expect.findings, *expect.absent):
         if item.rule_id is not None and item.rule_id not in rule_ids:
-            raise ScenarioError(
-                f"no rule {item.rule_id} in {ruleset.name} {ruleset.version}",
-                file=file,
-                line=item.line,
-                suggestion=_suggest(item.rule_id, rule_ids),
-            )
+            reason = f"no rule {item.rule_id} in {ruleset.name} {ruleset.version}"
+            raise fail(reason, item.line, item.rule_id, rule_ids)
         if item.severity is not None and item.severity not in severities:
-            raise ScenarioError(
-                f"unknown severity {item.severity!r}",
-                file=file,
-                line=item.line,
-                suggestion=_suggest(item.severity, severities),
-            )
+            raise fail(f"unknown severity {item.severity!r}", item.line, item.severity, severities)
         matching = _rules_for(item, ruleset)
         if not matching:
-            raise ScenarioError(
-                f"no rule has the {item.category or ''} title {item.title!r}".replace("  ", " "),
-                file=file,
-                line=item.line,
-                suggestion=_suggest(item.title or "", (rule.title for rule in ruleset.rules)),
-            )
+            reason = f"no rule has the {item.category or ''} title {item.title!r}".replace("  ", " ")
+            raise fail(reason, item.line, item.title or "", (rule.title for rule in ruleset.rules))
         if all(ruleset.rule(rule_id).finding is None for rule_id in matching):
-            raise ScenarioError(
+            raise fail(
                 f"{item.describe()} is a derivation rule: it derives flags and never reports a finding",
-                file=file,
-                line=item.line,
+                item.line,
             )
+    monitoring = [rule.id for rule in ruleset.rules if rule.category == "monitoring"]
     for named in expect.monitoring:
-        if named.name not in rule_ids or ruleset.rule(named.name).category != "monitoring":
-            monitoring = [rule.id for rule in ruleset.rules if rule.category == "monitoring"]
-            raise ScenarioError(
-                f"{named.name} is not a monitoring rule; monitoring rules are {', '.join(monitoring)}",
-                file=file,
-                line=named.line,
-                suggestion=_suggest(named.name, monitoring),
-            )
+        if named.name not in monitoring:
+            reason = f"{named.name} is not a monitoring rule; monitoring rules are {', '.join(monitoring)}"
+            raise fail(reason, named.line, named.name, monitoring)
     gap_names = {
         name
         for rule in ruleset.rules
@@ -141,22 +128,15 @@ def validate(scenario: Scenario, ruleset: RuleSet) -> None:
     }
     for named in expect.data_gaps:
         if _fold(named.name) not in {_fold(name) for name in gap_names}:
-            raise ScenarioError(
-                f"no data-gap rule is about {named.name!r}; known: "
-                + ", ".join(sorted(n for n in gap_names if not n.startswith("KCDS-"))),
-                file=file,
-                line=named.line,
-                suggestion=_suggest(named.name, gap_names),
+            known = ", ".join(sorted(n for n in gap_names if not n.startswith("KCDS-")))
+            raise fail(
+                f"no data-gap rule is about {named.name!r}; known: {known}", named.line, named.name, gap_names
             )
     if expect.dose is not None and expect.dose.label is not None:
         labels = [rule.dose.label for rule in ruleset.rules if rule.dose is not None]
         if _fold(expect.dose.label) not in {_fold(label) for label in labels}:
-            raise ScenarioError(
-                f"no dosing rule has the label {expect.dose.label!r}; labels: {', '.join(labels)}",
-                file=file,
-                line=expect.dose.line,
-                suggestion=_suggest(expect.dose.label, labels),
-            )
+            reason = f"no dosing rule has the label {expect.dose.label!r}; labels: {', '.join(labels)}"
+            raise fail(reason, expect.dose.line, expect.dose.label, labels)
 
 
 def _finding_text(finding: Finding) -> str:
@@ -287,13 +267,7 @@ def _missing_finding(item: FindingExpectation, assessment: Assessment, ruleset: 
 
 
 def _option_text(option: DoseOption) -> str:
-    if option.dose_mg is None:
-        return f"“{option.label}”: not calculated ({option.not_computed})"
-    minutes = f" over {option.infusion_minutes} min" if option.infusion_minutes else ""
-    return (
-        f"“{option.label}”: {option.dose_mg} mg{minutes} = {option.mg_per_kg} mg/kg × "
-        f"{option.dosing_weight_kg} kg ({option.weight_basis} weight)"
-    )
+    return f"“{option.label}”: {dose_text(option)}"
 
 
 def _expected_dose_text(dose: DoseExpectation) -> str:

@@ -47,17 +47,9 @@ __all__ = [
 #: Scenario files are found by this suffix when a directory is given.
 SCENARIO_SUFFIX = ".scenario.yaml"
 
-# The keys of a scenario that make up the case (the shape `ketacds assess` reads).
-_CASE_KEYS = (
-    "patient",
-    "conditions",
-    "medications",
-    "observations",
-    "allergies",
-    "trials",
-    "substance_use",
-    "context",
-)
+# The keys of a scenario about the scenario itself; every other key is the case, read by
+# the same loader as `ketacds assess` (the schema has already refused unknown keys).
+_SCENARIO_KEYS = {"title", "description", "author", "source", "expect"}
 
 _KINDS = {
     "array": "a list",
@@ -301,7 +293,7 @@ def _get(data: Any, path: DocPath) -> Any:
 
 def _scenario(doc: _Doc, at: DocPath, defaults: Mapping[str, Any]) -> Scenario:
     d = _get(doc.data, at)
-    case = {key: d[key] for key in _CASE_KEYS if key in d}
+    case = {key: value for key, value in d.items() if key not in _SCENARIO_KEYS}
     try:
         record, context = load_case(case)
     except InputError as error:

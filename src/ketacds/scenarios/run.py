@@ -161,7 +161,7 @@ def write_junit(suite: SuiteResult, path: Path | str) -> None:
     )
     for problem in suite.file_errors:
         case = ET.SubElement(
-            suite_element, "testcase", classname=problem.file, name="(scenario file)", time="0"
+            suite_element, "testcase", classname=problem.file or "", name="(scenario file)", time="0"
         )
         ET.SubElement(case, "error", message=problem.reason).text = str(problem)
     for result in suite.results:

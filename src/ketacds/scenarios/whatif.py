@@ -40,6 +40,7 @@ from ketacds.errors import InputError
 from ketacds.models.inputs import Coding, Context, PatientRecord, canonical_system
 from ketacds.models.load import load_context, load_record
 from ketacds.models.results import Assessment, DoseOption
+from ketacds.reporting import dose_text
 from ketacds.terminology.valuesets import Terminology, normalise_name
 
 __all__ = [
@@ -338,11 +339,7 @@ class Changes:
 
 
 def _dose_text(option: DoseOption | None) -> str:
-    if option is None:
-        return "none"
-    if option.dose_mg is None:
-        return f"not calculated ({option.not_computed})"
-    return f"{option.dose_mg} mg ({option.mg_per_kg} mg/kg × {option.dosing_weight_kg} kg)"
+    return "none" if option is None else dose_text(option)
 
 
 def compare_assessments(before: Assessment, after: Assessment) -> Changes:
