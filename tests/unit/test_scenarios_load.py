@@ -163,11 +163,40 @@ class TestErrors:
 
         assert (2, "patient.weight: unknown unit 'stone'") == (error.line, error.reason)
 
-    def test_enumerations_suggest_the_closest_word(self, tmp_path):
-        """A misspelt route gets a did-you-mean."""
-        error = error_of(tmp_path, SCENARIO.replace("route: esketamine-nasal", "route: esketamine-nasl"))
+    @pytest.mark.parametrize(
+        ("old", "new", "line", "message", "suggestion"),
+        [
+            ("route: esketamine-nasal", "route: esketamine-nasl", 11, "expected one of", None),
+            (
+                "{code: {system",
+                "{clinical_stats: active, code: {system",
+                4,
+                "conditions[0].clinical_stats",
+                "clinical_status",
+            ),
+            (
+                "jurisdiction: US,",
+                "jurisdiction: US, setings: home,",
+                11,
+                "context.setings: unknown field",
+                "setting",
+            ),
+            (
+                "{name: systolic,",
+                "{name: systolic, codes: x,",
+                9,
+                "observations[0].codes: unknown field",
+                "code",
+            ),
+        ],
+    )
+    def test_the_case_loader_judges_the_case_with_a_did_you_mean(
+        self, tmp_path, old, new, line, message, suggestion
+    ):
+        """Case keys and values are judged by the same loader as `ketacds assess`, at their line."""
+        error = error_of(tmp_path, SCENARIO.replace(old, new))
 
-        assert ("esketamine-nasal", 11) == (error.suggestion, error.line)
+        assert (line, True, suggestion) == (error.line, message in error.reason, error.suggestion)
 
     def test_titles_must_differ(self, tmp_path):
         """Two scenarios with one title are refused, naming the first."""

@@ -32,6 +32,7 @@ def words(engine) -> Vocabulary:
         (ir.Test("response", "in", ("none", "partial")), "response is none or partial"),
         (ir.Test("dose_mg", "gt", ir.Ref("first", "dose_mg")), "dose above the dose of ‘first’"),
         (ir.Test("new_flag", "eq", True), "new flag is yes"),
+        (ir.Test("response", "not_in", ("none", "partial")), "response not in none or partial"),  # type: ignore[arg-type]
     ],
 )
 def test_requirements_in_words(words, test, text):

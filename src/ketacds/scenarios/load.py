@@ -285,6 +285,25 @@ def parse_scenarios(data: Any, lines: Mapping[DocPath, int], *, file: str) -> Sc
     )
 
 
+def _case_keys(path: DocPath) -> set[str]:
+    """The keys the schema lists for the case object at ``path`` (for a did-you-mean)."""
+    defs = scenario_schema()["$defs"]
+
+    def resolve(node: Any) -> Any:
+        while "$ref" in node:
+            node = defs[node["$ref"].rsplit("/", 1)[-1]]
+        return node.get("else", node)  # a quantity: text, or a mapping
+
+    node: Any = defs["scenario"]
+    try:
+        for part in path:
+            node = resolve(node)["items" if isinstance(part, int) else "properties"]
+            node = node if isinstance(part, int) else node[part]
+        return set(resolve(node).get("properties", {}))
+    except KeyError:  # pragma: no cover - the loader only reports paths it knows
+        return set()
+
+
 def _get(data: Any, path: DocPath) -> Any:
     for part in path:
         data = data[part]
@@ -297,7 +316,11 @@ def _scenario(doc: _Doc, at: DocPath, defaults: Mapping[str, Any]) -> Scenario:
     try:
         record, context = load_case(case)
     except InputError as error:
-        raise doc.error((*at, *input_path(error.path)), error.reason) from None
+        where = input_path(error.path)
+        suggestion = None
+        if error.reason == "unknown field" and where:
+            suggestion = _suggest(str(where[-1]), _case_keys(where[:-1]))
+        raise doc.error((*at, *where), error.reason, suggestion) from None
     title = " ".join(str(d["title"]).split())
     return Scenario(
         title=title,

@@ -109,7 +109,7 @@ def _test_variants(test: Test, words: Vocabulary) -> Iterator[tuple[str, Test, s
     if isinstance(value, bool) and test.op in ("eq", "ne", "present"):
         changed = attrs.evolve(test, value=not value)
         yield "flip", changed, f"{before} → {words.test(changed)}"
-    if test.op in ("in", "member") and isinstance(value, tuple) and len(value) > 1:
+    if isinstance(value, tuple) and len(value) > 1:  # in, member, and any other list operator
         for index in range(len(value)):
             changed = attrs.evolve(test, value=value[:index] + value[index + 1 :])
             yield "drop-value", changed, f"{before} → {words.test(changed)}"

@@ -130,9 +130,9 @@ class Vocabulary:
                 if not isinstance(test.value, Ref)
                 else f"{label} differs from {operand}"
             )
-        if test.op == "in":
+        if test.op in ("eq", "in"):
             return f"{label} is {operand}"
-        return f"{label} is {operand}"
+        return f"{label} {test.op.replace('_', ' ')} {operand}"  # an operator added since: still readable
 
     def flag(self, name: str) -> str:
         """``the flag “indicated” (derived by KCDS-CAND-002, KCDS-CAND-003)``."""
