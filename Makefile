@@ -31,7 +31,7 @@ unit:
 
 # The project's scenario suite through the CLI (pytest has already run it, one item per
 # scenario): JUnit XML, rule coverage (every R and S rule must fire in some scenario) and
-# rule mutation testing, with Markdown reports in build/reports/. About 5 s.
+# rule mutation testing, with Markdown reports in build/reports/. A few seconds.
 REPORTS := build/reports
 scenarios:
 	$(BIN)/ketacds scenarios run --quiet --junit-xml $(REPORTS)/scenarios.xml tests/scenarios

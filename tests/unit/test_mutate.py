@@ -175,27 +175,52 @@ def test_nested_conditions_are_described_and_names_are_respected(engine):
 
 
 def test_errors_count_as_failures_and_kills(tmp_path, engine, monkeypatch):
-    """A scenario the real rules cannot assess is left out; a mutant that makes assessing fail is killed."""
+    """A mutant that makes assessing fail is killed; a scenario the real rules cannot assess is left out."""
     from ketacds import EvaluationError
     from ketacds.engine.api import Engine
+    from ketacds.scenarios import mutate
 
     scenarios = suite(tmp_path, "  status: no-concerns-found\n")
-    real = Engine.assess
 
-    def explode_on_mutants(self, record, context, **kwargs):
-        if self is not engine:
-            raise EvaluationError("boom")
-        return real(self, record, context, **kwargs)
+    def explode(*_args, **_kwargs):
+        raise EvaluationError("boom")
 
-    monkeypatch.setattr(Engine, "assess", explode_on_mutants)
-    report = run_mutation(engine, scenarios, rule_ids=["KCDS-MON-001"], operators=["severity-up"])
-    text = report.to_markdown()
+    monkeypatch.setattr(mutate, "evaluate", explode)  # only mutants are evaluated through this name
+    report = run_mutation(engine, scenarios, rule_ids=["KCDS-MON-001"], operators=["flip", "severity-up"])
 
     assert [True] == [r.killed for r in report.results]
-    assert "None: every mutant was caught by a scenario." in text
+    assert "None: every mutant was caught by a scenario." in report.to_markdown()
 
-    monkeypatch.setattr(Engine, "assess", lambda *a, **k: (_ for _ in ()).throw(EvaluationError("boom")))
+    monkeypatch.setattr(Engine, "assess", explode)
     left_out = run_mutation(engine, scenarios, rule_ids=["KCDS-MON-001"], operators=["severity-up"])
 
     assert (1, 0) == (len(left_out.baseline_failures), left_out.scenarios)
     assert "Scenarios left out because they fail on the real rules:" in left_out.to_markdown()
+
+
+def test_incremental_runs_give_the_verdicts_of_full_re_evaluation(engine):
+    """Re-evaluating only the mutated rule's cone kills exactly the mutants a full re-run kills."""
+    from ketacds import KetacdsError
+    from ketacds.engine.api import Engine
+    from ketacds.scenarios import compare, load_suite
+    from support import SCENARIOS
+
+    scenarios, _ = load_suite([SCENARIOS])
+    chosen = [m for m in mutants(engine.ruleset) if m.rule_id.startswith("KCDS-CAND")]  # flags: cones
+    chosen += [m for m in mutants(engine.ruleset) if m.operator in ("severity-up", "scope-widen")]
+    report = run_mutation(engine, scenarios, rule_ids=sorted({m.rule_id for m in chosen}))
+    fast = {r.mutant.key: r.killed for r in report.results if r.mutant in chosen}
+
+    def killed_by_full_run(mutant) -> bool:
+        rules = tuple(mutant.rule if r.id == mutant.rule_id else r for r in engine.ruleset.rules)
+        changed = Engine.from_ruleset(attrs.evolve(engine.ruleset, rules=rules))
+        for scenario in scenarios:
+            try:
+                assessment = changed.assess(scenario.record, scenario.context, backend="reference")
+            except KetacdsError:
+                return True
+            if compare(scenario, assessment, changed.ruleset):
+                return True
+        return False
+
+    assert {m.key: killed_by_full_run(m) for m in chosen} == fast

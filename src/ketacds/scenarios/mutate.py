@@ -35,18 +35,23 @@ from __future__ import annotations
 import hashlib
 import time
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from decimal import Decimal
 from typing import Any
 
 import attrs
 
-from ketacds.engine.api import Engine
+from ketacds.engine.api import REFERENCE_ENGINE_NAME, Engine
+from ketacds.engine.assemble import assemble
+from ketacds.engine.facts import FactSet
+from ketacds.engine.raw import RawResult, flag_fact
+from ketacds.engine.reference import evaluate
 from ketacds.errors import KetacdsError, RulesetError
 from ketacds.models.inputs import ROUTES
 from ketacds.ruleset.ir import All, Condition, Not, Op, Pattern, Ref, Rule, RuleSet, Test
 from ketacds.ruleset.load import ANY_JURISDICTION
-from ketacds.ruleset.plan import alternatives, flag_name
+from ketacds.ruleset.plan import alternatives, flag_name, flags_read, stratify
 from ketacds.scenarios.check import compare
 from ketacds.scenarios.model import Scenario
 from ketacds.scenarios.words import Vocabulary
@@ -328,7 +333,7 @@ class MutationReport:
         return "\n".join(out) + "\n"
 
 
-def _in_scope(rule: Rule, route: str, scope: set[str]) -> bool:
+def _in_scope(rule: Rule, route: str, scope: AbstractSet[str]) -> bool:
     return route in rule.routes and (
         ANY_JURISDICTION in rule.jurisdictions or bool(scope & set(rule.jurisdictions))
     )
@@ -340,6 +345,17 @@ def _sample(found: list[Mutant], limit: int | None) -> list[Mutant]:
     ranked = sorted(found, key=lambda m: hashlib.sha256(m.key.encode()).hexdigest())
     chosen = {m.key for m in ranked[:limit]}
     return [m for m in found if m.key in chosen]
+
+
+@attrs.frozen
+class _Baseline:
+    """One scenario on the real rules: its facts and firings, computed once for all mutants."""
+
+    scenario: Scenario
+    facts: FactSet
+    scope: frozenset[str]
+    raw: RawResult
+    fired: frozenset[str]
 
 
 def run_mutation(
@@ -361,28 +377,28 @@ def run_mutation(
     """
     started = time.perf_counter()
     ruleset = engine.ruleset
-    baseline: list[Scenario] = []
+    baselines: list[_Baseline] = []
     failing: list[str] = []
     for scenario in scenarios:
         try:
+            facts, raw = engine.evaluate(scenario.record, scenario.context, backend="reference")
             assessment = engine.assess(scenario.record, scenario.context, backend="reference")
         except KetacdsError:
             failing.append(scenario.where)
             continue
         if compare(scenario, assessment, ruleset):
             failing.append(scenario.where)
-        else:
-            baseline.append(scenario)
+            continue
+        scope = frozenset(ruleset.jurisdiction_scope(scenario.context.jurisdiction))
+        fired = frozenset(firing.rule_id for firing in raw.firings)
+        baselines.append(_Baseline(scenario=scenario, facts=facts, scope=scope, raw=raw, fired=fired))
     found = [
         m
         for m in mutants(ruleset)
         if (rule_ids is None or m.rule_id in rule_ids) and (operators is None or m.operator in operators)
     ]
-    chosen = _sample(found, max_mutants)
-    scopes = {
-        s.context.jurisdiction: set(ruleset.jurisdiction_scope(s.context.jurisdiction)) for s in baseline
-    }
-    results = [_run_one(ruleset, mutant, baseline, scopes) for mutant in chosen]
+    reads = {rule.id: set().union(*flags_read(rule)) for rule in ruleset.rules}
+    results = [_run_one(engine, mutant, baselines, reads) for mutant in _sample(found, max_mutants)]
     return MutationReport(
         ruleset=ruleset.name,
         version=ruleset.version,
@@ -390,32 +406,80 @@ def run_mutation(
         rule_files={rule.id: rule.file or "?" for rule in ruleset.rules},
         rule_lines={rule.id: rule.line for rule in ruleset.rules},
         total_mutants=len(found),
-        scenarios=len(baseline),
+        scenarios=len(baselines),
         baseline_failures=tuple(failing),
         seconds=time.perf_counter() - started,
     )
 
 
+def _cone(rule_id: str, rules: Sequence[Rule], reads: Mapping[str, set[str]]) -> set[str]:
+    """The rule and every rule that reads, directly or through others, a flag it derives."""
+    flags = {rule.id: set(rule.flags) for rule in rules}
+    cone, frontier = {rule_id}, {rule_id}
+    while frontier:
+        derived = set().union(*(flags[r] for r in frontier))
+        frontier = {r for r, read in reads.items() if read & derived} - cone
+        cone |= frontier
+    return cone
+
+
 def _run_one(
-    ruleset: RuleSet, mutant: Mutant, scenarios: Sequence[Scenario], scopes: dict[str, set[str]]
+    engine: Engine, mutant: Mutant, baselines: Sequence[_Baseline], base_reads: Mapping[str, set[str]]
 ) -> MutantResult:
+    """Run the scenarios on one mutant, re-evaluating only what the change can reach.
+
+    Rules outside the mutated rule's cone fire as on the real rules (nothing they read
+    changed), so each scenario re-evaluates only the cone, with the flags the other rules
+    derived; an Assessment is built only when the firings, or the mutated rule's own
+    finding, differ from the real rules'. A test checks this against full re-evaluation.
+    """
+    ruleset = engine.ruleset
     original = ruleset.rule(mutant.rule_id)
     rules = tuple(mutant.rule if rule.id == mutant.rule_id else rule for rule in ruleset.rules)
     try:
         alternatives(mutant.rule)
-        engine = Engine.from_ruleset(attrs.evolve(ruleset, rules=rules))
+        strata = stratify(rules)
+        reads = {**base_reads, mutant.rule_id: set().union(*flags_read(mutant.rule))}
     except RulesetError as error:
         return MutantResult(mutant=mutant, killed=False, invalid=error.reason)
+    changed = attrs.evolve(ruleset, rules=rules)
+    cone = _cone(mutant.rule_id, rules, reads)
+    own_finding_changed = mutant.rule.severity != original.severity
+    by_id = {rule.id: rule for rule in rules}
+    scoped: dict[tuple[str, frozenset[str]], list[Rule]] = {}
     run = 0
-    for scenario in scenarios:
-        route, scope = scenario.context.route, scopes[scenario.context.jurisdiction]
-        if not (_in_scope(original, route, scope) or _in_scope(mutant.rule, route, scope)):
+    for base in baselines:
+        context = base.scenario.context
+        if not (
+            _in_scope(original, context.route, base.scope)
+            or _in_scope(mutant.rule, context.route, base.scope)
+        ):
             continue
         run += 1
+        key = (context.route, base.scope)
+        if key not in scoped:
+            scoped[key] = [rule for rule in rules if _in_scope(rule, context.route, base.scope)]
+        in_scope = scoped[key]
+        kept = {firing for firing in base.raw.firings if firing.rule_id not in cone}
+        seeded = sorted({flag for firing in kept for flag in by_id[firing.rule_id].flags})
+        facts = [*base.facts.facts, *(flag_fact(name) for name in seeded)]
         try:
-            assessment = engine.assess(scenario.record, scenario.context, backend="reference")
+            firings = kept | set(evaluate([r for r in in_scope if r.id in cone], strata, facts).firings)
+            if firings == set(base.raw.firings) and not (
+                own_finding_changed and mutant.rule_id in base.fired
+            ):
+                continue  # the same answer as on the real rules, where this scenario passes
+            assessment = assemble(
+                ruleset=changed,
+                digest=engine.digest,  # provenance only: a digest per mutant would cost more than the run
+                rules=in_scope,
+                facts=base.facts,
+                raw=RawResult.of(firings),
+                context=context,
+                engine=REFERENCE_ENGINE_NAME,
+            )
         except KetacdsError:
-            return MutantResult(mutant=mutant, killed=True, killed_by=scenario.where, scenarios_run=run)
-        if compare(scenario, assessment, engine.ruleset):
-            return MutantResult(mutant=mutant, killed=True, killed_by=scenario.where, scenarios_run=run)
+            return MutantResult(mutant=mutant, killed=True, killed_by=base.scenario.where, scenarios_run=run)
+        if compare(base.scenario, assessment, changed):
+            return MutantResult(mutant=mutant, killed=True, killed_by=base.scenario.where, scenarios_run=run)
     return MutantResult(mutant=mutant, killed=False, scenarios_run=run)
