@@ -41,6 +41,20 @@ def engine() -> Engine:
     return Engine()
 
 
+@pytest.fixture(scope="session")
+def bundled_engine() -> Engine:
+    """The bundled rules, for modules whose `engine` is the frozen slice."""
+    return Engine()
+
+
+@pytest.fixture(scope="session")
+def slice_engine() -> Engine:
+    """An engine on the frozen 0.1.0 rules, for tests that assert exact rule content."""
+    from support import SLICE_RULES
+
+    return Engine(SLICE_RULES)
+
+
 @pytest.fixture
 def now() -> dt.datetime:
     return dt.datetime(2026, 11, 21, 9, 0, tzinfo=dt.UTC)

@@ -9,6 +9,8 @@ EXAMPLES = ROOT / "examples"
 GOLDEN = Path(__file__).resolve().parent / "golden"
 SHARED_DATA = ROOT.parent / "shared" / "data"
 SCENARIOS = Path(__file__).resolve().parent / "scenarios"
+#: A frozen copy of ketacds-core 0.1.0 (23 rules) for the scenario tooling's tests (see fixtures/README.md).
+SLICE_RULES = Path(__file__).resolve().parent / "fixtures" / "ketacds-core-0.1.0"
 
 #: One valid scenario (esketamine, US, TRD, nothing of concern), as YAML text to vary in tests.
 SCENARIO = """\

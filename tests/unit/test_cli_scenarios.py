@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from ketacds.cli import main
-from support import EXAMPLES, SCENARIO, SCENARIOS
+from support import EXAMPLES, SCENARIO, SLICE_RULES, write_scenario
 
 
 class Result:
@@ -19,10 +19,29 @@ class Result:
 
 
 def run(*args: str | Path) -> Result:
-    outcome = CliRunner().invoke(main, [str(a) for a in args])
+    """Run a command on the frozen 0.1.0 rules (a later --rules in ``args`` wins)."""
+    words = [str(a) for a in args]
+    at = 2 if words[0] == "scenarios" else 1
+    outcome = CliRunner().invoke(main, [*words[:at], "--rules", str(SLICE_RULES), *words[at:]])
     if outcome.exception is not None and not isinstance(outcome.exception, SystemExit):
         raise outcome.exception
     return Result(outcome.exit_code, outcome.stdout, outcome.stderr)
+
+
+@pytest.fixture
+def suite(tmp_path: Path) -> Path:
+    """A directory with two passing scenarios in one file."""
+    body = SCENARIO.replace("\n", "\n    ").rstrip()
+    high = body.replace("title: TRD, esketamine in the US", "title: Systolic 150 defers").replace(
+        "value: 128", "value: 150"
+    )
+    high = high.replace("status: no-concerns-found", "status: defer").replace(
+        "absent: [KCDS-CI-004]", "absent: []"
+    )
+    folder = tmp_path / "suite"
+    folder.mkdir()
+    write_scenario(folder, f"scenarios:\n  - {body}\n  - {high}\n", "pair.scenario.yaml")
+    return folder
 
 
 @pytest.fixture
@@ -34,14 +53,14 @@ def wrong(tmp_path: Path) -> Path:
 
 
 class TestRun:
-    def test_the_starter_suite_passes(self, tmp_path):
+    def test_a_passing_suite(self, tmp_path, suite):
         """All scenarios pass: exit 0, a table and a summary; JUnit XML on request."""
         junit = tmp_path / "junit.xml"
-        result = run("scenarios", "run", SCENARIOS, "--junit-xml", junit)
+        result = run("scenarios", "run", suite, "--junit-xml", junit)
 
         assert 0 == result.returncode
         assert "| pass" in result.stdout.replace("│", "|")
-        assert "52 passed, 0 failed, 0 in error" in result.stdout
+        assert "2 passed, 0 failed, 0 in error" in result.stdout
         assert "0" == ET.parse(junit).getroot().find("testsuite").get("failures")
 
     def test_a_failure_prints_the_clinical_diff_and_exits_1(self, wrong):
@@ -64,28 +83,28 @@ class TestRun:
         )
         assert "0 passed, 1 failed, 0 in error, 1 bad file(s)" in result.stdout
 
-    def test_keyword_and_backend(self):
+    def test_keyword_and_backend(self, suite):
         """-k selects scenarios by title; --backend reference runs the oracle."""
-        result = run("scenarios", "run", "-k", "exactly 6 weeks", "--backend", "reference", SCENARIOS)
+        result = run("scenarios", "run", "-k", "systolic 150", "--backend", "reference", suite)
 
         assert "1 passed, 0 failed" in result.stdout
         assert "reference" in result.stdout
 
-    def test_broken_rules_exit_2(self, tmp_path):
+    def test_broken_rules_exit_2(self, tmp_path, suite):
         """A ruleset directory that does not load is one line on stderr, exit 2."""
-        result = run("scenarios", "run", "--rules", tmp_path, SCENARIOS)
+        result = run("scenarios", "run", "--rules", tmp_path, suite)
 
         assert (2, True) == (result.returncode, "no manifest.yaml" in result.stderr)
 
 
 class TestCoverage:
-    def test_report_and_markdown(self, tmp_path):
+    def test_report_and_markdown(self, tmp_path, suite):
         """The table, the summary line, and a Markdown file."""
         markdown = tmp_path / "reports" / "coverage.md"
-        result = run("scenarios", "coverage", SCENARIOS, "--fail-under-rs", "100", "--markdown", markdown)
+        result = run("scenarios", "coverage", suite, "--fail-under-rs", "10", "--markdown", markdown)
 
         assert 0 == result.returncode
-        assert "R/S rules fired: 23/23 (100%)" in result.stdout
+        assert "2 scenarios · R/S rules fired: 5/23 (22%)" in result.stdout
         assert "KCDS-CAND-001" in result.stdout
         assert markdown.read_text().startswith("# Rule coverage")
 
@@ -195,26 +214,11 @@ class TestExplain:
 
         assert ["KCDS-CI-001", "KCDS-CI-004"] == [e["rule_id"] for e in json.loads(result.stdout)]
 
-    def test_a_scenario_in_a_scenario_file(self):
+    def test_a_scenario_in_a_scenario_file(self, suite):
         """In a file of several scenarios, --scenario picks one by title or number; overrides apply."""
-        by_title = run(
-            "explain",
-            SCENARIOS / "slice.scenario.yaml",
-            "--scenario",
-            "Systolic 141 mmHg defers the session",
-            "--rule",
-            "KCDS-CI-004",
-        )
-        by_number = run(
-            "explain",
-            SCENARIOS / "slice.scenario.yaml",
-            "--scenario",
-            "5",
-            "--rule",
-            "KCDS-CI-004",
-            "--jurisdiction",
-            "EU",
-        )
+        pair = suite / "pair.scenario.yaml"
+        by_title = run("explain", pair, "--scenario", "systolic 150 defers", "--rule", "KCDS-CI-004")
+        by_number = run("explain", pair, "--scenario", "1", "--rule", "KCDS-CI-004", "--jurisdiction", "EU")
 
         assert "FIRED for esketamine-nasal in US." in by_title.stdout
         assert "DID NOT FIRE for esketamine-nasal in EU." in by_number.stdout
@@ -230,13 +234,17 @@ class TestExplain:
         ("file", "args", "message"),
         [
             (EXAMPLES / "04-esketamine-bp-defer.yaml", ("--rule", "KCDS-CI-04"), "did you mean KCDS-CI-004?"),
-            (SCENARIOS / "slice.scenario.yaml", ("--scenario", "nope"), "no scenario titled 'nope'"),
-            (SCENARIOS / "slice.scenario.yaml", (), "holds 52 scenarios; choose one"),
+            ("pair.scenario.yaml", ("--scenario", "nope"), "no scenario titled 'nope'"),
+            (
+                "pair.scenario.yaml",
+                (),
+                "holds 2 scenarios; choose one: 1. TRD, esketamine in the US; 2. Systolic",
+            ),
         ],
     )
-    def test_errors_exit_2(self, file, args, message):
+    def test_errors_exit_2(self, suite, file, args, message):
         """An unknown rule or scenario is one line on stderr, exit 2."""
-        result = run("explain", file, "--rule", "KCDS-CI-004", *args)
+        result = run("explain", suite / file, "--rule", "KCDS-CI-004", *args)
 
         assert 2 == result.returncode
         assert message in result.stderr.replace("\n", "")

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from support import SCENARIO
+from support import SCENARIO, SLICE_RULES
+
+# The scenarios here assert exact outcomes of the frozen 0.1.0 rules.
+RULES = ("--ketacds-rules", str(SLICE_RULES))
 
 
 @pytest.fixture
@@ -36,7 +39,7 @@ def test_items_per_scenario_with_a_marker(files):
 
 def test_a_failure_shows_the_clinical_diff_and_the_yaml_line(files):
     """The failing scenario reports the diff, and its location is the scenario's line."""
-    result = files.runpytest("-v", "-p", "no:cacheprovider")
+    result = files.runpytest("-v", "-p", "no:cacheprovider", *RULES)
 
     result.assert_outcomes(passed=2, failed=1)
     result.stdout.fnmatch_lines(
@@ -80,7 +83,9 @@ def test_options_choose_the_engine_and_the_rules(pytester: pytest.Pytester):
     pytester.makefile(".scenario.yaml", good=SCENARIO)
     (pytester.path / "norules").mkdir()
 
-    pytester.runpytest("--ketacds-backend", "reference", "-p", "no:cacheprovider").assert_outcomes(passed=1)
+    pytester.runpytest("--ketacds-backend", "reference", "-p", "no:cacheprovider", *RULES).assert_outcomes(
+        passed=1
+    )
     broken = pytester.runpytest("--ketacds-rules", "norules", "-p", "no:cacheprovider")
 
     broken.assert_outcomes(failed=1)

@@ -13,6 +13,12 @@ from support import EXAMPLES
 
 
 @pytest.fixture
+def engine(slice_engine):
+    """These tests assert exact rule content: they run on the frozen 0.1.0 rules."""
+    return slice_engine
+
+
+@pytest.fixture
 def case():
     return load_case_file(EXAMPLES / "01-trd-esketamine-us.yaml")
 

@@ -11,6 +11,12 @@ from ketacds.scenarios.words import Vocabulary, fact_noun, format_number
 
 
 @pytest.fixture
+def engine(slice_engine):
+    """These tests assert exact rule content: they run on the frozen 0.1.0 rules."""
+    return slice_engine
+
+
+@pytest.fixture
 def words(engine) -> Vocabulary:
     return Vocabulary(engine.ruleset)
 

@@ -13,7 +13,8 @@ The elementary conditions (*checks*) of one alternative are:
 * each negated pattern ("no such fact is recorded") and each negated flag.
 
 For every alternative the analysis picks the assignment of facts to its positive
-patterns with the fewest failing checks (ties go to the first in fact order). A rule
+patterns (a different fact for each, as in durable_rules) with the fewest failing
+checks (ties go to the first in fact order). A rule
 **fired** when some alternative has none failing. It is a **near miss** when it did
 not fire but some alternative of at least two checks has exactly one failing — or
 when the rule is out of scope for the route or jurisdiction but would fire if it
@@ -339,36 +340,31 @@ class CaseAnalysis:
     def _assignments(self, alternative: Alternative, *, exact: bool) -> list[tuple[Fact | None, ...]]:
         """The best assignments of facts to the positive patterns (all exact ones, or the closest).
 
-        The closest has the fewest failing checks; among those, the fewest facts used
-        twice (two patterns rarely mean the same record), then the first in fact order.
+        Each pattern takes a different fact, as in durable_rules; the closest assignment has
+        the fewest failing checks, the first in fact order on ties.
         """
         positive = alternative.positive
-        best: tuple[float, float] = (0, 0) if exact else (math.inf, math.inf)
+        bound = 0 if exact else math.inf
         found: list[tuple[Fact | None, ...]] = []
 
-        def search(
-            index: int, env: dict[str, Fact], chosen: tuple[Fact | None, ...], cost: tuple[int, int]
-        ) -> None:
-            nonlocal best
-            if cost[0] > best[0] or len(found) >= _MAX_MATCHES:
-                return
-            if not exact and found and cost >= best:
+        def search(index: int, env: dict[str, Fact], chosen: tuple[Fact | None, ...], failures: int) -> None:
+            nonlocal bound
+            if failures > bound or (found and not exact and failures >= bound) or len(found) >= _MAX_MATCHES:
                 return
             if index == len(positive):
                 if exact:
                     found.append(chosen)
                 else:
                     found[:] = [chosen]
-                    best = cost
+                    bound = failures
                 return
             pattern = positive[index]
-            for fact in self._candidates(pattern):
+            free = [f for f in self._candidates(pattern) if f is None or all(f is not c for c in chosen)]
+            for fact in free or [None]:
                 bound_env = {**env, pattern.alias: fact} if pattern.alias and fact is not None else env
-                repeated = fact is not None and any(fact is other for other in chosen)
-                step = (cost[0] + self._failures(pattern, fact, env), cost[1] + repeated)
-                search(index + 1, bound_env, (*chosen, fact), step)
+                search(index + 1, bound_env, (*chosen, fact), failures + self._failures(pattern, fact, env))
 
-        search(0, {}, (), (self._negated_failures(alternative), 0))
+        search(0, {}, (), self._negated_failures(alternative))
         return found
 
     def _matches(self, alternative: Alternative, index: int, *, exact: bool, depth: int) -> list[Match]:

@@ -52,7 +52,7 @@ from ketacds.models.inputs import ROUTES
 from ketacds.ruleset.ir import All, Condition, Not, Op, Pattern, Ref, Rule, RuleSet, Test
 from ketacds.ruleset.load import ANY_JURISDICTION
 from ketacds.ruleset.plan import alternatives, flag_name, flags_read, stratify
-from ketacds.scenarios.check import compare
+from ketacds.scenarios.check import compare, validate
 from ketacds.scenarios.model import Scenario
 from ketacds.scenarios.words import Vocabulary
 
@@ -381,6 +381,7 @@ def run_mutation(
     failing: list[str] = []
     for scenario in scenarios:
         try:
+            validate(scenario, ruleset)
             facts, raw = engine.evaluate(scenario.record, scenario.context, backend="reference")
             assessment = engine.assess(scenario.record, scenario.context, backend="reference")
         except KetacdsError:
