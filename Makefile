@@ -7,7 +7,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
 
-.PHONY: demo test lint typecheck unit bench load golden docs clean
+.PHONY: demo test lint typecheck unit scenarios bench load golden docs clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -18,7 +18,7 @@ demo: $(BIN)/python
 
 test: $(BIN)/python
 	$(PIP) install ".[test,lint]"
-	$(MAKE) --no-print-directory lint typecheck unit
+	$(MAKE) --no-print-directory lint typecheck unit scenarios
 
 lint:
 	$(BIN)/ruff check src tests benchmarks
@@ -30,6 +30,15 @@ typecheck:
 unit:
 	$(BIN)/python -m coverage run -m pytest --hypothesis-profile=ci
 	$(BIN)/python -m coverage report
+
+# The project's scenario suite through the CLI (pytest has already run it, one item per
+# scenario): JUnit XML, rule coverage (every R and S rule must fire in some scenario) and
+# rule mutation testing, with Markdown reports in build/reports/. A few seconds.
+REPORTS := build/reports
+scenarios:
+	$(BIN)/ketacds scenarios run --quiet --junit-xml $(REPORTS)/scenarios.xml tests/scenarios
+	$(BIN)/ketacds scenarios coverage --quiet --fail-under-rs 100 --markdown $(REPORTS)/rule-coverage.md tests/scenarios
+	$(BIN)/ketacds scenarios mutate --quiet --markdown $(REPORTS)/rule-mutation.md tests/scenarios
 
 bench: $(BIN)/python
 	$(PIP) install .

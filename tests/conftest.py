@@ -13,6 +13,9 @@ from hypothesis import HealthCheck, settings
 
 from ketacds import Engine
 
+# pytester runs pytest inside pytest: the tests of the scenario plugin need it.
+pytest_plugins = ["pytester"]
+
 settings.register_profile("dev", max_examples=40, deadline=None)
 settings.register_profile(
     "ci",
@@ -36,6 +39,20 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def engine() -> Engine:
     """One engine for the whole session, as an integrator would keep one."""
     return Engine()
+
+
+@pytest.fixture(scope="session")
+def bundled_engine() -> Engine:
+    """The bundled rules, for modules whose `engine` is the frozen slice."""
+    return Engine()
+
+
+@pytest.fixture(scope="session")
+def slice_engine() -> Engine:
+    """An engine on the frozen 0.1.0 rules, for tests that assert exact rule content."""
+    from support import SLICE_RULES
+
+    return Engine(SLICE_RULES)
 
 
 @pytest.fixture

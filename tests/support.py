@@ -18,3 +18,34 @@ def synthea(number: str) -> Path:
     """The Synthea bundle whose file name starts with ``synthea-r4-{number}-``."""
     (path,) = FHIR_BUNDLES.glob(f"synthea-r4-{number}-*.json")
     return path
+
+
+SCENARIOS = Path(__file__).resolve().parent / "scenarios"
+#: A frozen copy of ketacds-core 0.1.0 (23 rules) for the scenario tooling's tests (see fixtures/README.md).
+SLICE_RULES = Path(__file__).resolve().parent / "fixtures" / "ketacds-core-0.1.0"
+
+#: One valid scenario (esketamine, US, TRD, nothing of concern), as YAML text to vary in tests.
+SCENARIO = """\
+title: TRD, esketamine in the US
+patient: {birth_date: 1981-03-14, sex: female, weight: 68 kg, height: 165 cm}
+conditions:
+  - {code: {system: icd-10-cm, code: F33.2}}
+trials:
+  - {name: escitalopram, dose: 20, unit: mg, weeks: 8, response: none, adequate_dose: true}
+  - {name: venlafaxine, dose: 225, unit: mg, weeks: 10, response: partial, adequate_dose: true}
+observations:
+  - {name: systolic, value: 128, unit: mmHg, time: 2026-11-21T08:30:00-05:00}
+  - {name: diastolic, value: 78, unit: mmHg, time: 2026-11-21T08:30:00-05:00}
+context: {route: esketamine-nasal, jurisdiction: US, now: 2026-11-21T09:00:00-05:00}
+expect:
+  status: no-concerns-found
+  findings: [KCDS-CAND-002]
+  absent: [KCDS-CI-004]
+"""
+
+
+def write_scenario(directory: Path, text: str = SCENARIO, name: str = "case.scenario.yaml") -> Path:
+    """Write a scenario file into ``directory`` and return its path."""
+    path = directory / name
+    path.write_text(text, encoding="utf-8")
+    return path

@@ -26,6 +26,7 @@ from ketacds.errors import (
     InputError,
     KetacdsError,
     RulesetError,
+    ScenarioError,
     TerminologyError,
 )
 from ketacds.models.inputs import (
@@ -57,6 +58,7 @@ from ketacds.models.results import (
 )
 from ketacds.ruleset.ir import RuleSet
 from ketacds.ruleset.load import load_ruleset
+from ketacds.scenarios.explain import Explanation, explain
 
 __all__ = [
     "Allergy",
@@ -73,6 +75,7 @@ __all__ = [
     "EngineCapacityError",
     "EvaluationError",
     "EvidenceRef",
+    "Explanation",
     "FactRef",
     "Finding",
     "Firing",
@@ -88,10 +91,12 @@ __all__ = [
     "Quantity",
     "RuleSet",
     "RulesetError",
+    "ScenarioError",
     "SubstanceUse",
     "TerminologyError",
     "__version__",
     "assess",
+    "explain",
     "load_case",
     "load_case_file",
     "load_context",

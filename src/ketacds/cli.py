@@ -14,6 +14,7 @@ from rich.console import Console
 
 from ketacds._version import __version__
 from ketacds.cli_rules import rules
+from ketacds.cli_scenarios import explain, scenarios, what_if_outputs, whatif_options
 from ketacds.cli_serve import feedback, serve
 from ketacds.engine.api import Engine
 from ketacds.errors import EvaluationError, InputError, RulesetError
@@ -65,6 +66,7 @@ def _fail(message: str, code: int) -> None:
     metavar="SHA256",
     help="Refuse to run unless the rules have this digest (see `ketacds rules digest`).",
 )
+@whatif_options
 def assess(
     files: tuple[Path, ...],
     route: str | None,
@@ -73,8 +75,12 @@ def assess(
     fmt: str,
     rules_dir: Path | None,
     expect_digest: str | None,
+    **edits: tuple[str, ...],
 ) -> None:
-    """Assess each FILE: a YAML or JSON case, or a FHIR R4 Bundle (with --route, --jurisdiction, --now)."""
+    """Assess each FILE: a YAML or JSON case, or a FHIR R4 Bundle (with --route, --jurisdiction, --now).
+
+    With --set, --add-* or --remove-* (docs/what-if.md), assess an edited copy too and show what changed.
+    """
     try:
         engine = Engine(rules_dir, expected_digest=expect_digest)
     except RulesetError as error:
@@ -94,13 +100,14 @@ def assess(
             else:
                 record, context = load_case(document, overrides=overrides)
             assessment = engine.assess(record, context)
+            label = f"{file.name}: {document['title']}" if document.get("title") else file.name
+            what_if = what_if_outputs(engine, record, context, assessment, edits, fmt, title=label)
         except InputError as error:
             _fail(f"{file}: {error}", EXIT_BAD_INPUT)
         except EvaluationError as error:
             _fail(f"{file}: the engine failed, no result: {error}", EXIT_ENGINE)
-        title = document.get("title")
-        reports.append(render(assessment, fmt, title=f"{file.name}: {title}" if title else file.name))
-        results.append(assessment.to_json(indent=2))
+        reports.append(what_if[0] if what_if else render(assessment, fmt, title=label))
+        results.append(what_if[1] if what_if else assessment.to_json(indent=2))
     if fmt == "json":
         text = results[0] if len(results) == 1 else "[\n" + ",\n".join(results) + "\n]"
         click.echo(text)
@@ -111,6 +118,8 @@ def assess(
 main.add_command(rules)
 main.add_command(serve)
 main.add_command(feedback)
+main.add_command(scenarios)
+main.add_command(explain)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -9,6 +9,8 @@ The tree::
     │   │                              ``file`` and ``line`` say where
     │   ├── DigestMismatchError        the rules are not the version the deployment pinned
     │   └── EngineCapacityError        the rules would exceed a durable_rules hard limit
+    ├── ScenarioError (ValueError)     a scenario file that cannot be read or names
+    │                                  an unknown rule; ``file`` and ``line`` say where
     ├── TerminologyError (LookupError) an unknown value set, unit or code system
     └── EvaluationError (RuntimeError) the engine failed while assessing;
                                        ``rule_id`` names the rule when one is to blame
@@ -26,8 +28,34 @@ __all__ = [
     "InputError",
     "KetacdsError",
     "RulesetError",
+    "ScenarioError",
     "TerminologyError",
 ]
+
+
+def _located(reason: str, file: str | None, line: int | None, suggestion: str | None) -> str:
+    """``file:line: reason (did you mean 'x'?)``, leaving out what is not known."""
+    where = "" if file is None else f"{file}:{line}: " if line is not None else f"{file}: "
+    hint = f" (did you mean {suggestion!r}?)" if suggestion else ""
+    return f"{where}{reason}{hint}"
+
+
+class _Located(Exception):
+    """An error that says where it is: ``reason``, ``file``, ``line`` and a ``suggestion``."""
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        file: str | None = None,
+        line: int | None = None,
+        suggestion: str | None = None,
+    ) -> None:
+        self.reason = reason
+        self.file = file
+        self.line = line
+        self.suggestion = suggestion
+        super().__init__(_located(reason, file, line, suggestion))
 
 
 class KetacdsError(Exception):
@@ -86,6 +114,19 @@ class RulesetError(KetacdsError, ValueError):
             where = f"{file}:{line}: " if line is not None else f"{file}: "
         hint = f" (did you mean {suggestion!r}?)" if suggestion else ""
         super().__init__(f"{where}{reason}{hint}")
+
+
+class ScenarioError(_Located, KetacdsError, ValueError):
+    """A scenario file that cannot be read, or an expectation the rules cannot meet by construction.
+
+    Attributes:
+        reason: what is wrong, in one sentence.
+        file: the scenario file.
+        line: the 1-based line in that file, when known.
+        suggestion: a likely intended name, when one is close.
+
+    .. versionadded:: 0.1.0
+    """
 
 
 class DigestMismatchError(RulesetError):

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from ketacds.models.quality import DataQualityIssue
 from ketacds.models.results import Assessment, DoseOption, Finding
 
-__all__ = ["dose_line", "render", "to_markdown", "to_text"]
+__all__ = ["dose_line", "dose_text", "render", "to_markdown", "to_text"]
 
 _WIDTH = 88
 
@@ -42,6 +42,17 @@ def dose_line(option: DoseOption) -> str:
 def _where(issue: DataQualityIssue) -> str:
     parts = [part for part in (issue.resource, issue.path) if part]
     return f" [{' '.join(parts)}]" if parts else ""
+
+
+def dose_text(option: DoseOption) -> str:
+    """One dose option without its label: ``54.4 mg over 40 min (0.5 mg/kg x 108.9 kg actual weight)``."""
+    line = dose_line(option)
+    prefix = f"{option.label}: "
+    return line[len(prefix) :] if line.startswith(prefix) else line
+
+
+def _dose_line(option: DoseOption) -> str:
+    return f"{option.label}: {dose_text(option)}"
 
 
 def _evidence(finding: Finding) -> str:

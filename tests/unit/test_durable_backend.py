@@ -13,7 +13,7 @@ import threading
 import attrs
 import pytest
 
-from ketacds import EvaluationError, load_case_file
+from ketacds import EvaluationError, load_case, load_case_file
 from ketacds.engine.durable_backend import MAX_FACTS, fnv1a_32
 from ketacds.engine.raw import flag_id
 from support import EXAMPLES
@@ -86,6 +86,52 @@ class TestNegation:
 
             assert "KCDS-CAND-003" in fired
             assert "KCDS-CAND-004" not in fired
+
+
+class TestJoins:
+    def test_a_reference_after_a_disjunction_is_honoured(self, engine):
+        """Two trials of one drug are not two drugs, although `response in [...]` precedes the reference."""
+        record, context = load_case(
+            {
+                "patient": {"age_years": 40},
+                "conditions": [{"code": {"system": "icd-10-cm", "code": "F33.2"}}],
+                "trials": [
+                    {"name": "sertraline", "weeks": 8, "response": "none", "adequate_dose": True},
+                    {
+                        "name": "sertraline",
+                        "dose": 200,
+                        "unit": "mg",
+                        "weeks": 8,
+                        "response": "none",
+                        "adequate_dose": True,
+                    },
+                ],
+                "context": {"route": "esketamine-nasal", "jurisdiction": "US", "now": "2026-11-21T09:00:00Z"},
+            }
+        )
+        _, durable = engine.evaluate(record, context)
+        _, reference = engine.evaluate(record, context, backend="reference")
+
+        assert reference == durable
+        assert "KCDS-CAND-001" not in {firing.rule_id for firing in durable.firings}
+
+    def test_references_are_compiled_before_disjunctions(self, engine):
+        """In every compiled pattern, no test against another fact follows an $or."""
+
+        def refers(term: dict) -> bool:
+            op, body = next(iter(term.items()))
+            if op in ("$or", "$iany", "$ex", "$nex"):
+                return False
+            inner = body if not op.startswith("$") else next(iter(body.values()))
+            return isinstance(inner, dict)
+
+        for route, jurisdiction in [("ketamine-iv", "US"), ("esketamine-nasal", "US")]:
+            for rule in engine._program(route, jurisdiction).definition.values():
+                for pattern in rule["all"]:
+                    terms = next(iter(pattern.values())).get("$and", [])
+                    first_or = next((i for i, t in enumerate(terms) if "$or" in t), len(terms))
+
+                    assert not any(refers(t) for t in terms[first_or:])
 
 
 class TestHashes:

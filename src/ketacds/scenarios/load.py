@@ -1,0 +1,392 @@
+"""Read ``*.scenario.yaml`` files, checking them against the shipped JSON Schema.
+
+Every problem is a :class:`~ketacds.errors.ScenarioError` naming the file and line
+(and a did-you-mean where a key or value is close to a known one), so that a
+pharmacist can fix the file without reading Python. The case part of a scenario is
+read by the same loader as ``ketacds assess`` (:func:`ketacds.models.load.load_case`).
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from decimal import Decimal
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+
+from ketacds._yaml import Path as DocPath
+from ketacds._yaml import YamlProblem, load_yaml
+from ketacds.errors import InputError, ScenarioError
+from ketacds.models.load import load_case
+from ketacds.scenarios.model import (
+    DoseExpectation,
+    Expectations,
+    FindingExpectation,
+    NamedExpectation,
+    Scenario,
+    ScenarioFile,
+    StatusExpectation,
+)
+
+__all__ = [
+    "SCENARIO_SUFFIX",
+    "display_path",
+    "find_scenario_files",
+    "input_path",
+    "load_scenario_file",
+    "parse_scenarios",
+    "scenario_schema",
+]
+
+#: Scenario files are found by this suffix when a directory is given.
+SCENARIO_SUFFIX = ".scenario.yaml"
+
+# The keys of a scenario about the scenario itself; every other key is the case, read by
+# the same loader as `ketacds assess` (the schema has already refused unknown keys).
+_SCENARIO_KEYS = {"title", "description", "author", "source", "expect"}
+
+_KINDS = {
+    "array": "a list",
+    "object": "a mapping",
+    "string": "text",
+    "number": "a number",
+    "integer": "a whole number",
+    "boolean": "true or false",
+    "null": "nothing",
+}
+
+
+@cache
+def scenario_schema() -> dict[str, Any]:
+    """Return the JSON Schema of scenario files (``ketacds/scenarios/schemas/scenario.schema.json``)."""
+    text = resources.files("ketacds.scenarios").joinpath("schemas/scenario.schema.json").read_text()
+    data: dict[str, Any] = json.loads(text)
+    return data
+
+
+def display_path(path: Path) -> str:
+    """The path relative to the working directory when it lies below it, else as given."""
+    try:
+        return path.resolve().relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return path.as_posix()
+
+
+def find_scenario_files(paths: Iterable[Path | str]) -> list[Path]:
+    """Expand files and directories (recursively, ``*.scenario.yaml``) into a sorted list.
+
+    A file named explicitly is taken whatever its name.
+
+    Raises:
+        ScenarioError: a path does not exist.
+    """
+    found: list[Path] = []
+    for item in map(Path, paths):
+        if item.is_dir():
+            found.extend(sorted(p for p in item.rglob(f"*{SCENARIO_SUFFIX}") if p.is_file()))
+        elif item.is_file():
+            found.append(item)
+        else:
+            raise ScenarioError("no such file or directory", file=item.as_posix())
+    unique: dict[Path, Path] = {}
+    for path in found:
+        unique.setdefault(path.resolve(), path)
+    return list(unique.values())
+
+
+def load_scenario_file(path: Path | str) -> ScenarioFile:
+    """Read one scenario file.
+
+    Raises:
+        ScenarioError: with the file and line of the first problem.
+    """
+    path = Path(path)
+    name = display_path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise ScenarioError(f"cannot read: {error.strerror}", file=name) from None
+    except UnicodeDecodeError:
+        raise ScenarioError("not a UTF-8 text file", file=name) from None
+    try:
+        data, lines = load_yaml(text)
+    except YamlProblem as problem:
+        duplicate = _DUPLICATE.search(problem.reason)
+        reason = f"the key {duplicate.group(1)!r} appears twice" if duplicate else problem.reason
+        raise ScenarioError(f"not valid YAML: {reason}", file=name, line=problem.line) from None
+    return parse_scenarios(data, lines, file=name)
+
+
+_DUPLICATE = re.compile(r'found duplicate key "([^"]*)"')
+
+
+class _Doc:
+    """The data of one file with its line map."""
+
+    def __init__(self, data: Any, lines: Mapping[DocPath, int], file: str) -> None:
+        self.data = data
+        self.lines = lines
+        self.file = file
+
+    def line(self, path: DocPath) -> int | None:
+        while path and path not in self.lines:
+            path = path[:-1]
+        return self.lines.get(path)
+
+    def error(self, path: DocPath, reason: str, suggestion: str | None = None) -> ScenarioError:
+        where = _dotted(path)
+        text = f"{where}: {reason}" if where else reason
+        return ScenarioError(text, file=self.file, line=self.line(path), suggestion=suggestion)
+
+
+def _dotted(path: Sequence[str | int]) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true or false"
+    if isinstance(value, int | Decimal):
+        return "a number"
+    if isinstance(value, str):
+        return "text"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return "nothing"
+
+
+def _suggest(name: str, known: Iterable[str]) -> str | None:
+    matches = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.6)
+    return matches[0] if matches else None
+
+
+def _friendly(error: jsonschema.ValidationError) -> tuple[DocPath, str, str | None]:
+    """Turn a schema error into (where, what, did-you-mean) a pharmacist can act on."""
+    path: DocPath = tuple(error.absolute_path)
+    validator = error.validator
+    value: Any = error.validator_value
+    instance: Any = error.instance
+    schema: Any = error.schema
+    if validator == "additionalProperties" and isinstance(instance, dict):
+        known = set(schema.get("properties", {}))
+        extra = sorted(set(instance) - known)[0]
+        return (*path, extra), f"unknown key {extra!r}", _suggest(extra, known)
+    if validator == "required" and isinstance(instance, dict):
+        missing = next(key for key in value if key not in instance)
+        return path, f"{missing!r} is required", None
+    if validator == "anyOf" and all(set(branch) == {"required"} for branch in value):
+        names = " or ".join(repr(branch["required"][0]) for branch in value)
+        return path, f"needs {names}", None
+    if validator == "enum":
+        allowed = ", ".join(map(str, value))
+        return path, f"expected one of {allowed}; got {instance!r}", _suggest(str(instance), map(str, value))
+    if validator == "const":
+        return path, f"expected {value!r} or a mapping; got {instance!r}", None
+    if validator == "type":
+        wanted = " or ".join(_KINDS[t] for t in ([value] if isinstance(value, str) else value))
+        return path, f"expected {wanted}, got {_kind(instance)}", None
+    if validator == "pattern":
+        return path, f"{instance!r} is not a rule id like KCDS-CI-001", None
+    if validator == "minLength" and instance:
+        return path, f"is too short ({value} characters at least)", None
+    if validator in ("minLength", "minItems", "minProperties"):
+        return path, "must not be empty", None
+    if validator == "minimum":
+        return path, f"must not be negative, got {instance}", None
+    return path, error.message, None  # pragma: no cover - every validator the schema uses is above
+
+
+def _validate(doc: _Doc) -> None:
+    validator = jsonschema.Draft202012Validator(scenario_schema())
+    errors = list(validator.iter_errors(doc.data))
+    if not errors:
+        return
+    # The first problem in the file, by line; the most specific one on that line.
+    best = min(
+        errors,
+        key=lambda e: (
+            doc.line(tuple(e.absolute_path)) or 0,
+            -len(e.absolute_path),
+            e.validator != "required",
+        ),
+    )
+    raise doc.error(*_friendly(best))
+
+
+_SEGMENT = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
+
+
+def input_path(text: str) -> DocPath:
+    """``medications[2].unit`` → ``("medications", 2, "unit")``."""
+    if text.startswith("("):
+        return ()
+    return tuple(name if name else int(index) for name, index in _SEGMENT.findall(text))
+
+
+def parse_scenarios(data: Any, lines: Mapping[DocPath, int], *, file: str) -> ScenarioFile:
+    """Build a :class:`ScenarioFile` from parsed YAML data and its line map.
+
+    Raises:
+        ScenarioError: with the file and line of the first problem.
+    """
+    doc = _Doc(data, lines, file)
+    if not isinstance(data, dict):
+        raise ScenarioError(
+            "a scenario file is a mapping: one scenario (with 'expect') or 'scenarios:' and a list",
+            file=file,
+            line=1,
+        )
+    if "scenarios" not in data and "expect" not in data:
+        for key in data:
+            close = _suggest(key, ("expect", "scenarios"))
+            if close is not None:
+                raise doc.error((key,), f"unknown key {key!r}", close)
+        raise ScenarioError(
+            "a scenario file needs 'expect' (one scenario) or 'scenarios' (a list of scenarios)",
+            file=file,
+            line=doc.line(()),
+        )
+    _validate(doc)
+    if "scenarios" in data:
+        places: list[DocPath] = [("scenarios", index) for index in range(len(data["scenarios"]))]
+        defaults = {key: data.get(key) for key in ("author", "source")}
+    else:
+        places = [()]
+        defaults = {}
+    scenarios: list[Scenario] = []
+    seen: dict[str, int | None] = {}
+    for at in places:
+        scenario = _scenario(doc, at, defaults)
+        if scenario.title in seen:
+            raise doc.error(
+                (*at, "title"),
+                f"two scenarios have the title {scenario.title!r} "
+                f"(the first at line {seen[scenario.title]}); "
+                "titles name the tests, so they must differ",
+            )
+        seen[scenario.title] = scenario.line
+        scenarios.append(scenario)
+    return ScenarioFile(
+        path=file,
+        scenarios=tuple(scenarios),
+        title=data.get("title") if "scenarios" in data else None,
+        description=data.get("description") if "scenarios" in data else None,
+    )
+
+
+def _case_keys(path: DocPath) -> set[str]:
+    """The keys the schema lists for the case object at ``path`` (for a did-you-mean)."""
+    defs = scenario_schema()["$defs"]
+
+    def resolve(node: Any) -> Any:
+        while "$ref" in node:
+            node = defs[node["$ref"].rsplit("/", 1)[-1]]
+        return node.get("else", node)  # a quantity: text, or a mapping
+
+    node: Any = defs["scenario"]
+    try:
+        for part in path:
+            node = resolve(node)["items" if isinstance(part, int) else "properties"]
+            node = node if isinstance(part, int) else node[part]
+        return set(resolve(node).get("properties", {}))
+    except KeyError:  # pragma: no cover - the loader only reports paths it knows
+        return set()
+
+
+def _get(data: Any, path: DocPath) -> Any:
+    for part in path:
+        data = data[part]
+    return data
+
+
+def _scenario(doc: _Doc, at: DocPath, defaults: Mapping[str, Any]) -> Scenario:
+    d = _get(doc.data, at)
+    case = {key: value for key, value in d.items() if key not in _SCENARIO_KEYS}
+    try:
+        record, context = load_case(case)
+    except InputError as error:
+        where = input_path(error.path)
+        suggestion = None
+        if error.reason == "unknown field" and where:
+            suggestion = _suggest(str(where[-1]), _case_keys(where[:-1]))
+        raise doc.error((*at, *where), error.reason, suggestion) from None
+    title = " ".join(str(d["title"]).split())
+    return Scenario(
+        title=title,
+        record=record,
+        context=context,
+        expect=_expectations(doc, (*at, "expect")),
+        file=doc.file,
+        line=doc.line((*at, "title")) or 1,
+        description=" ".join(d["description"].split()) if d.get("description") else None,
+        author=d.get("author", defaults.get("author")),
+        source=d.get("source", defaults.get("source")),
+        data=case,
+        lines={path[len(at) :]: line for path, line in doc.lines.items() if path[: len(at)] == at},
+    )
+
+
+def _number(value: Any) -> Decimal:
+    return value if isinstance(value, Decimal) else Decimal(value)
+
+
+def _expectations(doc: _Doc, at: DocPath) -> Expectations:
+    e = _get(doc.data, at) or {}
+
+    def line(*parts: str | int) -> int | None:
+        return doc.line((*at, *parts))
+
+    def finding(key: str, index: int, item: Any) -> FindingExpectation:
+        if isinstance(item, str):
+            return FindingExpectation(rule_id=item, line=line(key, index))
+        return FindingExpectation(
+            rule_id=item.get("rule"),
+            category=item.get("category"),
+            title=" ".join(item["title"].split()) if item.get("title") else None,
+            severity=item.get("severity"),
+            line=line(key, index),
+        )
+
+    dose = None
+    if "dose" in e:
+        raw = e["dose"]
+        if raw == "none":
+            dose = DoseExpectation(none=True, line=line("dose"))
+        else:
+            dose = DoseExpectation(
+                label=raw.get("label"),
+                mg=_number(raw["mg"]) if "mg" in raw else None,
+                mg_per_kg=_number(raw["mg_per_kg"]) if "mg_per_kg" in raw else None,
+                dosing_weight_kg=_number(raw["dosing_weight_kg"]) if "dosing_weight_kg" in raw else None,
+                infusion_minutes=int(raw["infusion_minutes"]) if "infusion_minutes" in raw else None,
+                tolerance=_number(raw.get("tolerance", 0)),
+                line=line("dose"),
+            )
+    return Expectations(
+        status=StatusExpectation(status=e["status"], line=line("status")) if "status" in e else None,
+        findings=tuple(finding("findings", i, item) for i, item in enumerate(e.get("findings", []))),
+        absent=tuple(finding("absent", i, item) for i, item in enumerate(e.get("absent", []))),
+        dose=dose,
+        monitoring=tuple(
+            NamedExpectation(name=name, line=line("monitoring", i))
+            for i, name in enumerate(e.get("monitoring", []))
+        ),
+        data_gaps=tuple(
+            NamedExpectation(name=" ".join(str(name).split()), line=line("data_gaps", i))
+            for i, name in enumerate(e.get("data_gaps", []))
+        ),
+        no_data_gaps=bool(e.get("no_data_gaps", False)),
+        no_data_gaps_line=line("no_data_gaps") if "no_data_gaps" in e else None,
+        line=line(),
+    )
