@@ -81,7 +81,7 @@ class InputError(KetacdsError, ValueError):
         super().__init__(f"{path}: {reason}" if path else reason)
 
 
-class RulesetError(KetacdsError, ValueError):
+class RulesetError(_Located, KetacdsError, ValueError):
     """A ruleset that cannot be loaded, validated or compiled.
 
     Attributes:
@@ -104,16 +104,8 @@ class RulesetError(KetacdsError, ValueError):
         suggestion: str | None = None,
         code: str | None = None,
     ) -> None:
-        self.reason = reason
-        self.file = file
-        self.line = line
-        self.suggestion = suggestion
         self.code = code
-        where = ""
-        if file is not None:
-            where = f"{file}:{line}: " if line is not None else f"{file}: "
-        hint = f" (did you mean {suggestion!r}?)" if suggestion else ""
-        super().__init__(f"{where}{reason}{hint}")
+        super().__init__(reason, file=file, line=line, suggestion=suggestion)
 
 
 class ScenarioError(_Located, KetacdsError, ValueError):
