@@ -25,11 +25,26 @@ actions. How each measured hazard (../shared/durable-rules-notes.md) is handled:
   further work rather than touch a corrupt session;
 * **events and limits**: facts only, never events; at most 512 durable rules per
   program and 64 rules reading one fact type, checked when compiling.
+
+What crosses into the C engine is kept small, because its cost grows with every
+fact, property and firing (measured in ``docs/performance.md``):
+
+* facts are encoded per program: only the fields some durable test reads, and
+  value-set membership as one boolean property per value set (``vs:ID``) instead of
+  an array that every ``$iany`` test would scan; facts of a type no rule reads are
+  not asserted at all (the reference evaluator and the absence markers still see
+  every fact);
+* the ``absent`` markers of one assessment are properties of one fact;
+* activations are not parsed as JSON: durable echoes each matched fact's JSON
+  verbatim and ours start with ``id``, so the fact ids are read from the message
+  text and the Python facts are looked up by id (anything unexpected falls back to
+  ``json.loads``).
 """
 
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
@@ -45,6 +60,7 @@ from ketacds.ruleset.plan import absence_key, alternatives, flag_name
 
 __all__ = [
     "ENGINE_NAME",
+    "MAX_ABSENT_KEYS",
     "MAX_FACTS",
     "MAX_RULES_PER_FACT_TYPE",
     "MAX_RULES_PER_PROGRAM",
@@ -59,10 +75,21 @@ MAX_RULES_PER_PROGRAM = 500
 MAX_RULES_PER_FACT_TYPE = 60
 #: Facts one assessment may assert; their ids are checked collision-free up to here.
 MAX_FACTS = 4096
+#: Negated input patterns per program: each is one property of the ``absent`` fact,
+#: and durable_rules reads at most 255 properties of one fact.
+MAX_ABSENT_KEYS = 200
 
 _SINK = "__sink"
 _ABSENT = "absent"
+_ABSENT_ID = "absent"
 _ANCHOR = "__anchor"
+_ABSENT_ALIAS = "n0"
+
+# Compact JSON, made once (json.dumps with options builds an encoder per call).
+_encode_json = json.JSONEncoder(separators=(",", ":"), check_circular=False).encode
+# An activation is '{"RULE#n":{"alias":{"id":"3",...},"alias2":{"id":"flag:x",...}}}'.
+_RULE_NAME = re.compile(r'\{"([^"]+)":')
+_BOUND = re.compile(r'"([^"]+)":\{"id":"([^"]*)"')
 
 
 def fnv1a_32(text: str) -> int:
@@ -80,23 +107,51 @@ def _number(value: Any) -> Any:
     return value
 
 
+def _member_property(field: str, valueset: str) -> str:
+    """The boolean property that stands for "``field`` includes ``valueset``"."""
+    return f"{field}:{valueset}"
+
+
+def _absent_property(key: str) -> str:
+    return f"no:{key}"
+
+
 class _Alternative:
     """A compiled alternative: which durable aliases are ours to report, and the guards."""
+
+    __slots__ = (
+        "flags",
+        "index",
+        "joins",
+        "missing_flags",
+        "pattern_count",
+        "report_aliases",
+        "rule",
+        "rule_aliases",
+        "rule_id",
+        "types",
+    )
 
     def __init__(
         self,
         rule: Rule,
         index: int,
-        aliases: dict[str, str],
+        report_aliases: Sequence[str],
+        pattern_count: int,
+        types: Sequence[str],
         missing_flags: Sequence[str],
         joins: Sequence[tuple[str, str | None, tuple[Test, ...]]],
     ) -> None:
         self.rule = rule
+        self.rule_id = rule.id
+        self.flags = rule.flags
         self.index = index
-        self.report_aliases = aliases  # durable alias -> fact kind ("input" or "flag")
+        self.report_aliases = tuple(report_aliases)  # durable aliases of the positive patterns
+        self.pattern_count = pattern_count  # every durable alias, markers and anchor included
+        self.types = tuple(types)  # the fact type each durable pattern reads
         self.missing_flags = tuple(missing_flags)
         # (durable alias, rule alias, tests comparing with earlier facts), checked when firing
-        self.joins = tuple(joins)
+        self.joins = tuple(j for j in joins if j[2])
         self.rule_aliases = {rule_alias: durable for durable, rule_alias, _ in joins if rule_alias}
 
 
@@ -114,9 +169,22 @@ class DurableProgram:
         self._alternatives: dict[str, _Alternative] = {}
         self._absent: dict[str, Pattern] = {}
         self._flag_ids: dict[str, str] = {}
+        # What a fact of each type is encoded with: the fields durable tests read, and
+        # the codes fields read by value-set membership (sent as boolean properties).
+        self._fields: dict[str, set[str]] = {}
+        self._codes: dict[str, set[str]] = {}
+        self._members: set[str] = set()
         self.definition = self._compile(rules, strata)
-        self._check_capacity(rules)
+        self._check_capacity()
         self._check_ids()
+        self._plain = {kind: tuple(sorted(fields)) for kind, fields in self._fields.items()}
+        self._codes_of = {kind: tuple(sorted(self._codes.get(kind, ()))) for kind in self._fields}
+        self._absent_items = tuple(sorted(self._absent.items()))
+        self._flag_facts = {fid: flag_fact(flag) for flag, fid in self._flag_ids.items()}
+        self._flag_json = {
+            flag: ('{"id":' + json.dumps(fid) + ',"sid":"', '","t":"flag","name":' + json.dumps(flag) + "}")
+            for flag, fid in self._flag_ids.items()
+        }
         self._lock = threading.Lock()
         self._broken: str | None = None
         self._sessions = 0
@@ -131,27 +199,37 @@ class DurableProgram:
         definition: dict[str, Any] = {}
         for rule in rules:
             for index, alt in enumerate(alternatives(rule)):
-                aliases: dict[str, str] = {}
                 durable_alias: dict[str | None, str] = {
                     p.alias: f"a_{p.alias}" for p in alt.positive if p.alias
                 }
-                patterns = []
+                patterns: list[dict[str, Any]] = []
+                report: list[str] = []
+                types: list[str] = []
                 joins: list[tuple[str, str | None, tuple[Test, ...]]] = []
                 for position, pattern in enumerate(alt.positive):
                     alias = durable_alias.get(pattern.alias) or f"p{position}"
-                    aliases[alias] = "flag" if flag_name(pattern) else "input"
+                    report.append(alias)
+                    types.append(pattern.fact)
                     patterns.append({alias: self._expression(pattern)})
                     refs = tuple(t for t in pattern.tests if isinstance(t.value, Ref))
                     joins.append((alias, pattern.alias, refs))
-                for position, pattern in enumerate(alt.absent):
-                    key = absence_key(pattern)
-                    self._absent[key] = pattern
-                    patterns.append({f"n{position}": {"$and": [{"t": _ABSENT}, {"key": key}]}})
+                if alt.absent:
+                    # Every negated input pattern of the alternative is one property of the
+                    # single `absent` fact (patterns of one rule must match different facts).
+                    keys = sorted({absence_key(p) for p in alt.absent})
+                    self._absent.update((absence_key(p), p) for p in alt.absent)
+                    terms = [{"t": _ABSENT}, *({_absent_property(key): True} for key in keys)]
+                    patterns.append({_ABSENT_ALIAS: {"$and": terms}})
+                    types.append(_ABSENT)
                 if not patterns:
+                    self._fields.setdefault("patient", set())
                     patterns.append({_ANCHOR: {"t": "patient"}})
+                    types.append("patient")
                 name = f"{rule.id}#{index}"
                 definition[name] = {"all": patterns, "pri": strata[rule.id]}
-                self._alternatives[name] = _Alternative(rule, index, aliases, alt.missing_flags, joins)
+                self._alternatives[name] = _Alternative(
+                    rule, index, report, len(patterns), types, alt.missing_flags, joins
+                )
             for flag in rule.flags:
                 self._flag_ids[flag] = flag_id(flag)
         definition[_SINK] = {"all": [{"a": {"$ex": {"t": 1}}}, {"b": {"t": "__never__"}}]}
@@ -163,7 +241,17 @@ class DurableProgram:
         # an `$or` is silently ignored, and after a plain comparison it crashes the
         # process). They are checked in Python when the rule fires (`_joins_hold`).
         terms: list[dict[str, Any]] = [{"t": pattern.fact}]
-        terms.extend(self._test(test) for test in pattern.tests if not isinstance(test.value, Ref))
+        fields = self._fields.setdefault(pattern.fact, set())
+        for test in pattern.tests:
+            if isinstance(test.value, Ref):
+                continue
+            if test.op == "member":
+                assert isinstance(test.value, tuple)
+                self._codes.setdefault(pattern.fact, set()).add(test.field)
+                self._members.update(_member_property(test.field, str(vs)) for vs in test.value)
+            else:
+                fields.add(test.field)
+            terms.append(self._test(test))
         return terms[0] if len(terms) == 1 else {"$and": terms}
 
     @staticmethod
@@ -173,7 +261,7 @@ class DurableProgram:
             return {"$ex" if test.value else "$nex": {field: 1}}
         if test.op == "member":
             assert isinstance(test.value, tuple)
-            members = [{"$iany": {field: {"$i": vs}}} for vs in test.value]
+            members = [{_member_property(field, str(vs)): True} for vs in test.value]
             return members[0] if len(members) == 1 else {"$or": members}
         if test.op == "in":
             assert isinstance(test.value, tuple)
@@ -189,7 +277,7 @@ class DurableProgram:
         op = {"ne": "$neq", "gt": "$gt", "gte": "$gte", "lt": "$lt", "lte": "$lte"}[test.op]
         return {op: {field: value}}
 
-    def _check_capacity(self, rules: Sequence[Rule]) -> None:
+    def _check_capacity(self) -> None:
         count = len(self.definition)
         if count > MAX_RULES_PER_PROGRAM:
             raise EngineCapacityError(
@@ -198,18 +286,22 @@ class DurableProgram:
             )
         readers: dict[str, set[str]] = {}
         for name, alt in self._alternatives.items():
-            for pattern in alternatives(alt.rule)[alt.index].positive:
-                readers.setdefault(pattern.fact, set()).add(name)
+            for kind in alt.types:
+                readers.setdefault(kind, set()).add(name)
         for fact, names in sorted(readers.items()):
             if len(names) > MAX_RULES_PER_FACT_TYPE:
                 raise EngineCapacityError(
                     f"{self.name}: {len(names)} durable rules read {fact!r} facts; durable_rules "
                     f"allows 64 rules to match one fact (ketacds keeps {MAX_RULES_PER_FACT_TYPE})"
                 )
+        if len(self._absent) > MAX_ABSENT_KEYS:
+            raise EngineCapacityError(
+                f"{self.name}: {len(self._absent)} negated fact patterns exceed the "
+                f"{MAX_ABSENT_KEYS} one program may hold; narrow rule scopes"
+            )
 
     def _check_ids(self) -> None:
-        ids = [str(n) for n in range(MAX_FACTS)] + list(self._flag_ids.values())
-        ids += [f"absent:{key}" for key in self._absent]
+        ids = [str(n) for n in range(MAX_FACTS)] + list(self._flag_ids.values()) + [_ABSENT_ID]
         hashes = {fnv1a_32(i) for i in ids}
         if len(hashes) != len(ids):  # pragma: no cover - a property of the names, checked in tests
             raise EngineCapacityError(f"{self.name}: fact ids collide in durable_rules' 32-bit hash")
@@ -221,13 +313,33 @@ class DurableProgram:
         """The negated input patterns, by absence key."""
         return self._absent
 
-    def absence_markers(self, facts: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-        """An ``absent`` fact for each negated pattern that no input fact matches."""
-        markers = []
-        for key, pattern in sorted(self._absent.items()):
-            if not any(matches(pattern, fact, {}) for fact in facts):
-                markers.append({"t": _ABSENT, "id": f"absent:{key}", "key": key})
-        return markers
+    def absent_keys(self, facts: Sequence[Mapping[str, Any]]) -> list[str]:
+        """The keys of the negated patterns that no input fact matches, sorted."""
+        by_type: dict[str, list[Mapping[str, Any]]] = {}
+        for fact in facts:
+            by_type.setdefault(fact["t"], []).append(fact)
+        return [
+            key
+            for key, pattern in self._absent_items
+            if not any(matches(pattern, fact, {}) for fact in by_type.get(pattern.fact, ()))
+        ]
+
+    def encode(self, durable_id: str, fact: Mapping[str, Any], sid: str) -> dict[str, Any] | None:
+        """The fact as durable sees it (``None`` when no rule of this program reads its type)."""
+        kind = fact["t"]
+        plain = self._plain.get(kind)
+        if plain is None:
+            return None
+        encoded: dict[str, Any] = {"id": durable_id, "sid": sid, "t": kind}
+        for name in plain:
+            if name in fact:
+                encoded[name] = fact[name]
+        for name in self._codes_of[kind]:
+            for valueset in fact.get(name, ()):
+                prop = _member_property(name, valueset)
+                if prop in self._members:
+                    encoded[prop] = True
+        return encoded
 
     def run(
         self, facts: Sequence[Mapping[str, Any]], *, action_hook: Callable[[str], None] | None = None
@@ -246,7 +358,7 @@ class DurableProgram:
         with self._lock:
             if self._broken is not None:
                 raise EvaluationError(f"engine unusable after an earlier failure: {self._broken}")
-            if len(facts) + len(self._absent) > MAX_FACTS:
+            if len(facts) > MAX_FACTS:
                 raise EvaluationError(f"{len(facts)} facts exceed the {MAX_FACTS} one assessment may assert")
             try:
                 return self._run(facts, action_hook)
@@ -261,14 +373,22 @@ class DurableProgram:
     ) -> RawResult:
         self._sessions += 1
         sid = str(self._sessions)
-        public: dict[str, str] = {}
         batch = []
-        for number, fact in enumerate([*facts, *self.absence_markers(facts)]):
+        asserted: dict[str, Mapping[str, Any]] = dict(self._flag_facts)
+        for number, fact in enumerate(facts):
             durable_id = self._durable_id(number)
-            public[durable_id] = fact["id"]
-            batch.append({**fact, "id": durable_id, "sid": sid})
-        public.update({flag: flag for flag in self._flag_ids.values()})
-        code, state = _dre.assert_facts(self._handle, json.dumps(batch))
+            encoded = self.encode(durable_id, fact, sid)
+            if encoded is not None:
+                batch.append(encoded)
+                asserted[durable_id] = fact
+        absent = self.absent_keys(facts)
+        if absent:
+            marker: dict[str, Any] = {"id": _ABSENT_ID, "sid": sid, "t": _ABSENT}
+            marker.update((_absent_property(key), True) for key in absent)
+            batch.append(marker)
+        if not batch:
+            return RawResult(())  # nothing any rule reads: no session is needed
+        code, state = _dre.assert_facts(self._handle, _encode_json(batch))
         firings: set[RawFiring] = set()
         derived: set[str] = set()
         failure: tuple[str, BaseException] | None = None
@@ -282,7 +402,7 @@ class DurableProgram:
         while message is not None:
             if failure is None:
                 try:
-                    self._fire(json.loads(message), sid, public, firings, derived, action_hook)
+                    self._fire(message, sid, asserted, firings, derived, action_hook)
                 except Exception as action_error:
                     failure = (self._rule_of(message), action_error)
             message = _dre.complete_and_start_action(self._handle, state)
@@ -299,47 +419,59 @@ class DurableProgram:
         """The id a fact is asserted under: short, and checked collision-free up to MAX_FACTS."""
         return str(number)
 
+    def _parse(self, message: str) -> tuple[_Alternative, dict[str, str]]:
+        """The alternative an activation is for, and the durable fact id bound to each alias."""
+        match = _RULE_NAME.match(message)
+        alt = self._alternatives.get(match.group(1)) if match else None
+        if alt is not None and match is not None:
+            bound = dict(_BOUND.findall(message, match.end()))
+            if len(bound) == alt.pattern_count:
+                return alt, bound
+        # Not the shape we expect: read it as JSON (slower, but exact).
+        ((name, facts),) = json.loads(message).items()
+        return self._alternatives[name], {alias: str(fact["id"]) for alias, fact in facts.items()}
+
     def _rule_of(self, message: str) -> str:
         try:
-            name = next(iter(json.loads(message)))
-            return self._alternatives[name].rule.id
+            return self._parse(message)[0].rule_id
         except Exception:
             return "(unknown)"
 
     def _fire(
         self,
-        message: dict[str, Any],
+        message: str,
         sid: str,
-        public: Mapping[str, str],
+        asserted: Mapping[str, Mapping[str, Any]],
         firings: set[RawFiring],
         derived: set[str],
         action_hook: Callable[[str], None] | None,
     ) -> None:
-        ((name, bound),) = message.items()
-        alt = self._alternatives[name]
+        alt, bound = self._parse(message)
         if action_hook is not None:
-            action_hook(alt.rule.id)
-        if any(flag in derived for flag in alt.missing_flags):
+            action_hook(alt.rule_id)
+        if alt.missing_flags and any(flag in derived for flag in alt.missing_flags):
             return  # a flag this alternative needs absent has been derived: it does not hold
-        if not self._joins_hold(alt, bound):
+        if alt.joins and not self._joins_hold(alt, bound, asserted):
             return
-        ids = sorted(public[bound[alias]["id"]] for alias in alt.report_aliases)
-        firings.add(RawFiring(alt.rule.id, tuple(sorted(set(ids)))))
-        for flag in alt.rule.flags:
+        ids = sorted({asserted[bound[alias]]["id"] for alias in alt.report_aliases})
+        firings.add(RawFiring(alt.rule_id, tuple(ids)))
+        for flag in alt.flags:
             if flag not in derived:
                 derived.add(flag)
-                fact = {**flag_fact(flag), "sid": sid}
-                code, _ = _dre.assert_fact(self._handle, json.dumps(fact))
+                head, tail = self._flag_json[flag]
+                code, _ = _dre.assert_fact(self._handle, head + sid + tail)
                 if code != 0:
                     raise EvaluationError(
-                        f"durable_rules return code {code} asserting flag {flag!r}", rule_id=alt.rule.id
+                        f"durable_rules return code {code} asserting flag {flag!r}", rule_id=alt.rule_id
                     )
 
     @staticmethod
-    def _joins_hold(alt: _Alternative, bound: Mapping[str, Mapping[str, Any]]) -> bool:
-        """Check the tests that compare one matched fact with another."""
-        env = {rule_alias: bound[durable] for rule_alias, durable in alt.rule_aliases.items()}
-        return all(passes(test, bound[durable], env) for durable, _, tests in alt.joins for test in tests)
+    def _joins_hold(
+        alt: _Alternative, bound: Mapping[str, str], asserted: Mapping[str, Mapping[str, Any]]
+    ) -> bool:
+        """Check the tests that compare one matched fact with another, on our own facts."""
+        env = {rule_alias: asserted[bound[durable]] for rule_alias, durable in alt.rule_aliases.items()}
+        return all(passes(test, asserted[bound[durable]], env) for durable, _, tests in alt.joins for test in tests)
 
     def close(self) -> None:
         """Free the C ruleset. The program cannot be used afterwards."""
