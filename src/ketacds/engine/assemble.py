@@ -76,7 +76,9 @@ class _RuleParts:
         )
         finding = rule.finding
         self.monitoring = (
-            MonitoringItem(rule_id=rule.id, title=rule.title, instruction=finding.message, timing=finding.timing)
+            MonitoringItem(
+                rule_id=rule.id, title=rule.title, instruction=finding.message, timing=finding.timing
+            )
             if finding is not None and rule.category == "monitoring"
             else None
         )
@@ -208,4 +210,3 @@ def _fact_ref_key(ref: FactRef) -> tuple[str, str, str]:
 
 def _reported_key(item: tuple[int, str, Finding]) -> tuple[int, str]:
     return item[0], item[1]
-

@@ -23,6 +23,10 @@ actions. How each measured hazard (../shared/durable-rules-notes.md) is handled:
 * **deleting a session with pending actions**: the agenda is always drained before
   ``delete_state``; after an engine error the program is marked broken and refuses
   further work rather than touch a corrupt session;
+* **found here: deleting a session in which no action ever ran** frees an
+  uninitialised pointer (``createStateNode`` never sets ``context.messages``) and
+  crashes the process; a program's session is therefore opened with a warm-up fact
+  that fires an internal rule once, which leaves those pointers cleared;
 * **events and limits**: facts only, never events; at most 512 durable rules per
   program and 64 rules reading one fact type, checked when compiling.
 
@@ -35,6 +39,11 @@ fact, property and firing (measured in ``docs/performance.md``):
   not asserted at all (the reference evaluator and the absence markers still see
   every fact);
 * the ``absent`` markers of one assessment are properties of one fact;
+* one session per program is reused: creating one costs about 8 KB of memset per
+  beta node (measured: half of ``assert_facts``), so after each assessment every
+  fact asserted (inputs, marker, flags) is retracted instead, and the session is
+  checked empty with ``get_facts``; if anything were left, the session is deleted
+  and the next assessment opens a fresh one;
 * activations are not parsed as JSON: durable echoes each matched fact's JSON
   verbatim and ours start with ``id``, so the fact ids are read from the message
   text and the Python facts are looked up by id (anything unexpected falls back to
@@ -56,7 +65,7 @@ from ketacds.engine.match import matches, passes
 from ketacds.engine.raw import RawFiring, RawResult, flag_fact, flag_id
 from ketacds.errors import EngineCapacityError, EvaluationError
 from ketacds.ruleset.ir import Pattern, Ref, Rule, Test
-from ketacds.ruleset.plan import absence_key, alternatives, flag_name
+from ketacds.ruleset.plan import absence_key, alternatives
 
 __all__ = [
     "ENGINE_NAME",
@@ -83,6 +92,8 @@ _SINK = "__sink"
 _ABSENT = "absent"
 _ABSENT_ID = "absent"
 _ANCHOR = "__anchor"
+_WARMUP = "__warmup"
+_WARMUP_ID = "__warmup"
 _ABSENT_ALIAS = "n0"
 
 # Compact JSON, made once (json.dumps with options builds an encoder per call).
@@ -187,7 +198,9 @@ class DurableProgram:
         }
         self._lock = threading.Lock()
         self._broken: str | None = None
-        self._sessions = 0
+        self._sessions = 0  # sessions opened so far (each gets the next number as its sid)
+        self._sid: str | None = None  # the open session, reused by every assessment
+        self.session_resets = 0  # sessions found not empty after an assessment (expected: 0)
         with DurableProgram._counter_lock:
             DurableProgram._counter += 1
             unique = f"{name}_{DurableProgram._counter}"
@@ -233,6 +246,7 @@ class DurableProgram:
             for flag in rule.flags:
                 self._flag_ids[flag] = flag_id(flag)
         definition[_SINK] = {"all": [{"a": {"$ex": {"t": 1}}}, {"b": {"t": "__never__"}}]}
+        definition[_WARMUP] = {"all": [{"w": {"t": _WARMUP}}]}
         return definition
 
     def _expression(self, pattern: Pattern) -> dict[str, Any]:
@@ -301,7 +315,7 @@ class DurableProgram:
             )
 
     def _check_ids(self) -> None:
-        ids = [str(n) for n in range(MAX_FACTS)] + list(self._flag_ids.values()) + [_ABSENT_ID]
+        ids = [str(n) for n in range(MAX_FACTS)] + list(self._flag_ids.values()) + [_ABSENT_ID, _WARMUP_ID]
         hashes = {fnv1a_32(i) for i in ids}
         if len(hashes) != len(ids):  # pragma: no cover - a property of the names, checked in tests
             raise EngineCapacityError(f"{self.name}: fact ids collide in durable_rules' 32-bit hash")
@@ -344,7 +358,7 @@ class DurableProgram:
     def run(
         self, facts: Sequence[Mapping[str, Any]], *, action_hook: Callable[[str], None] | None = None
     ) -> RawResult:
-        """Assert ``facts`` into a fresh session, fire every rule, and return the firings.
+        """Assert ``facts`` into the (empty) session, fire every rule, and return the firings.
 
         Args:
             facts: input facts with unique ``id``s (see ``engine/facts.py``).
@@ -371,10 +385,9 @@ class DurableProgram:
     def _run(
         self, facts: Sequence[Mapping[str, Any]], action_hook: Callable[[str], None] | None
     ) -> RawResult:
-        self._sessions += 1
-        sid = str(self._sessions)
         batch = []
         asserted: dict[str, Mapping[str, Any]] = dict(self._flag_facts)
+        sid = self._sid if self._sid is not None else self._open_session()
         for number, fact in enumerate(facts):
             durable_id = self._durable_id(number)
             encoded = self.encode(durable_id, fact, sid)
@@ -387,8 +400,9 @@ class DurableProgram:
             marker.update((_absent_property(key), True) for key in absent)
             batch.append(marker)
         if not batch:
-            return RawResult(())  # nothing any rule reads: no session is needed
-        code, state = _dre.assert_facts(self._handle, _encode_json(batch))
+            return RawResult(())  # nothing any rule reads: nothing can fire
+        payload = _encode_json(batch)
+        code, state = _dre.assert_facts(self._handle, payload)
         firings: set[RawFiring] = set()
         derived: set[str] = set()
         failure: tuple[str, BaseException] | None = None
@@ -406,13 +420,45 @@ class DurableProgram:
                 except Exception as action_error:
                     failure = (self._rule_of(message), action_error)
             message = _dre.complete_and_start_action(self._handle, state)
-        _dre.delete_state(self._handle, sid)  # the agenda is drained: safe to delete
+        self._clear_session(sid, payload, derived)  # the agenda is drained: safe to clean
         if failure is not None:
             rule_id, cause = failure
             if isinstance(cause, EvaluationError):
                 raise cause
             raise EvaluationError(f"{type(cause).__name__}: {cause}", rule_id=rule_id) from cause
         return RawResult.of(firings)
+
+    def _open_session(self) -> str:
+        """Open the session assessments reuse, with one warm-up firing (see the module notes)."""
+        self._sessions += 1
+        sid = str(self._sessions)
+        warmup = _encode_json({"id": _WARMUP_ID, "sid": sid, "t": _WARMUP})
+        code, state = _dre.assert_fact(self._handle, warmup)
+        result = _dre.start_action_for_state(self._handle, state)
+        fired = 0
+        while result is not None:
+            fired += 1
+            result = _dre.complete_and_start_action(self._handle, state)
+        _dre.retract_fact(self._handle, warmup)
+        if (code, fired) != (0, 1):  # pragma: no cover - durable_rules changed under us
+            self._broken = f"the warm-up of a new session fired {fired} actions (code {code})"
+            raise EvaluationError(f"durable_rules failed: {self._broken}")
+        self._sid = sid
+        return sid
+
+    def _clear_session(self, sid: str, payload: str, derived: set[str]) -> None:
+        """Retract everything one assessment asserted, so the session is empty again."""
+        _dre.retract_facts(self._handle, payload)
+        if derived:
+            flags = ",".join(self._flag_json[flag][0] + sid + self._flag_json[flag][1] for flag in derived)
+            _dre.retract_facts(self._handle, f"[{flags}]")
+        if _dre.get_facts(self._handle, sid) != "[]":
+            # Retraction missed something (it fails silently on content it cannot find):
+            # never carry it into the next patient. Deleting is safe: the agenda is drained
+            # and an action has run in this session (the warm-up).
+            _dre.delete_state(self._handle, sid)
+            self._sid = None
+            self.session_resets += 1
 
     @staticmethod
     def _durable_id(number: int) -> str:
@@ -471,12 +517,20 @@ class DurableProgram:
     ) -> bool:
         """Check the tests that compare one matched fact with another, on our own facts."""
         env = {rule_alias: asserted[bound[durable]] for rule_alias, durable in alt.rule_aliases.items()}
-        return all(passes(test, asserted[bound[durable]], env) for durable, _, tests in alt.joins for test in tests)
+        return all(
+            passes(test, asserted[bound[durable]], env) for durable, _, tests in alt.joins for test in tests
+        )
 
     def close(self) -> None:
-        """Free the C ruleset. The program cannot be used afterwards."""
+        """Free the session and the C ruleset. The program cannot be used afterwards."""
         with self._lock:
             if self._handle is not None:
+                # delete_ruleset does not free sessions. Ours is empty, drained and warmed up,
+                # so deleting it is safe, unless an engine error left it in an unknown state:
+                # then it is left alone (a leak is better than a crash).
+                if self._sid is not None and self._broken is None:
+                    _dre.delete_state(self._handle, self._sid)
+                    self._sid = None
                 _dre.delete_ruleset(self._handle)
                 self._handle = None
                 self._broken = "closed"
