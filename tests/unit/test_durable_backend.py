@@ -154,7 +154,7 @@ class TestSessions:
         assert (resets + 1, opened + 1) == (program.session_resets, program._sessions)
 
     def test_first_assessment_that_fires_nothing_is_safe(self):
-        """A program whose first assessment fires nothing closes cleanly (durable would free a wild pointer)."""
+        """A program whose first assessment fires nothing closes cleanly (durable frees a wild pointer)."""
         code = (
             "from ketacds import load_ruleset\n"
             "from ketacds.engine.durable_backend import DurableProgram\n"
