@@ -63,3 +63,27 @@ def test_engines_agree_on_joins(record: PatientRecord, context):
     _, reference = _ENGINE.evaluate(record, context, backend="reference")
 
     assert reference == durable
+
+
+@given(record=records, context=contexts)
+def test_compiled_patterns_match_like_the_reference(record: PatientRecord, context):
+    """The compiled absence patterns give the reference's answer on every fact."""
+    from ketacds.engine.match import compile_pattern, matches
+
+    facts = _ENGINE.facts(record, context).facts
+    for program in (_ENGINE._program(route, "US") for route in ("ketamine-iv", "esketamine-nasal")):
+        for pattern in program.absent_patterns.values():
+            check = compile_pattern(pattern)
+
+            assert [matches(pattern, f, {}) for f in facts] == [check(f) for f in facts]
+
+
+def test_a_pattern_with_references_cannot_be_compiled_alone():
+    """Compiling a pattern that refers to another fact is refused."""
+    import pytest
+
+    from ketacds.engine.match import compile_pattern
+    from ketacds.ruleset.ir import Pattern, Ref, Test
+
+    with pytest.raises(ValueError, match="references"):
+        compile_pattern(Pattern("trial", (Test("drug", "ne", Ref("first", "drug")),)))

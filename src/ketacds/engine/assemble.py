@@ -13,13 +13,14 @@ built.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import attrs
 
 from ketacds._version import __version__
-from ketacds.dosing.functions import FUNCTIONS
+from ketacds.dosing.functions import FUNCTIONS, DoseResult
 from ketacds.engine.facts import FactSet
 from ketacds.engine.raw import RawFiring, RawResult, flag_id
 from ketacds.models.inputs import Context
@@ -37,7 +38,13 @@ from ketacds.models.results import (
 )
 from ketacds.ruleset.ir import Rule, RuleSet
 
-__all__ = ["Assembler"]
+__all__ = ["TRACE_CACHE_SIZE", "Assembler"]
+
+#: Trace entries an Assembler remembers: many firings recur from patient to patient
+#: (a monitoring rule on the plan fact), so each is built once; emptied when full.
+TRACE_CACHE_SIZE = 20_000
+
+_DOSE_FIELDS = tuple(a.name for a in attrs.fields(DoseResult))
 
 
 def _input_basis(
@@ -61,7 +68,17 @@ def _input_basis(
 class _RuleParts:
     """What an Assessment says about one rule, whatever the patient."""
 
-    __slots__ = ("dose_params", "evidence", "flag_ids", "gap", "monitoring", "rank", "rule", "status")
+    __slots__ = (
+        "dose_params",
+        "evidence",
+        "finding",
+        "flag_ids",
+        "gap",
+        "monitoring",
+        "rank",
+        "rule",
+        "status",
+    )
 
     def __init__(self, rule: Rule, ruleset: RuleSet) -> None:
         table = ruleset.status
@@ -75,6 +92,22 @@ class _RuleParts:
             for e in rule.evidence
         )
         finding = rule.finding
+        # Every field of the rule's Finding but its basis, which depends on the patient.
+        self.finding: dict[str, Any] | None = (
+            {
+                "rule_id": rule.id,
+                "category": rule.category,
+                "severity": rule.severity,
+                "title": rule.title,
+                "message": finding.message,
+                "management": finding.management,
+                "evidence": self.evidence,
+                "confidence": rule.confidence,
+                "advisory": rule.confidence == "M",
+            }
+            if finding is not None
+            else None
+        )
         self.monitoring = (
             MonitoringItem(
                 rule_id=rule.id, title=rule.title, instruction=finding.message, timing=finding.timing
@@ -116,6 +149,8 @@ class Assembler:
         self._parts = {rule.id: _RuleParts(rule, ruleset) for rule in rules}
         self._meanings = {level.name: level.meaning for level in ruleset.status.levels}
         self._ranks = {level.name: index for index, level in enumerate(ruleset.status.levels)}
+        self._trace: dict[RawFiring, Firing] = {}
+        self._now: tuple[dt.datetime | None, str] = (None, "")
 
     def assemble(self, facts: FactSet, raw: RawResult, context: Context) -> Assessment:
         """Build the Assessment for one evaluation."""
@@ -136,8 +171,7 @@ class Assembler:
         status: str | None = None
         for rule_id in sorted(fired):
             part = parts[rule_id]
-            rule = part.rule
-            if rule.finding is None:
+            if part.finding is None:
                 continue
             basis_ids: set[str] = set()
             for firing in fired[rule_id]:
@@ -145,35 +179,23 @@ class Assembler:
             for i in basis_ids:
                 if i not in refs:
                     refs[i] = FactRef(id=i, type=facts_by_id[i]["t"], label=facts.labels[i])
-            basis = tuple(sorted((refs[i] for i in basis_ids), key=_fact_ref_key))
-            finding = Finding(
-                rule_id=rule.id,
-                category=rule.category,
-                severity=rule.severity,
-                title=rule.title,
-                message=rule.finding.message,
-                management=rule.finding.management,
-                evidence=part.evidence,
-                confidence=rule.confidence,
-                advisory=rule.confidence == "M",
-                basis=basis,
-            )
-            reported.append((part.rank, rule_id, finding))
+            if len(basis_ids) == 1:
+                basis: tuple[FactRef, ...] = (refs[next(iter(basis_ids))],)
+            else:
+                basis = tuple(sorted((refs[i] for i in basis_ids), key=_fact_ref_key))
+            reported.append((part.rank, rule_id, Finding(**part.finding, basis=basis)))
             if part.status is not None and (status is None or part.rank < self._ranks[status]):
                 status = part.status
             if part.monitoring is not None:
                 monitoring.append(part.monitoring)
             if part.gap is not None:
                 gaps.append(part.gap)
-            if rule.dose is not None and part.dose_params is not None:
-                result = FUNCTIONS[rule.dose.function](part.dose_params, facts.dose_inputs)
+            dose = part.rule.dose
+            if dose is not None and part.dose_params is not None:
+                result = FUNCTIONS[dose.function](part.dose_params, facts.dose_inputs)
+                computed = {name: getattr(result, name) for name in _DOSE_FIELDS}
                 options.append(
-                    DoseOption(
-                        rule_id=rule.id,
-                        label=rule.dose.label,
-                        function=rule.dose.function,
-                        **attrs.asdict(result, recurse=False),
-                    )
+                    DoseOption(rule_id=rule_id, label=dose.label, function=dose.function, **computed)
                 )
 
         if status is None:
@@ -192,16 +214,30 @@ class Assembler:
                 digest=self._digest,
                 package_version=__version__,
                 engine=self._engine,
-                now=context.now.isoformat(),
+                now=self._isoformat(context.now),
                 route=context.route,
                 jurisdiction=context.jurisdiction,
                 jurisdiction_scope=self._scope,
             ),
-            trace=tuple(
-                Firing(rule_id=f.rule_id, facts=f.facts, derived=parts[f.rule_id].rule.flags)
-                for f in raw.firings
-            ),
+            trace=tuple(self._firing(f) for f in raw.firings),
         )
+
+    def _firing(self, raw: RawFiring) -> Firing:
+        firing = self._trace.get(raw)
+        if firing is None:
+            if len(self._trace) >= TRACE_CACHE_SIZE:
+                self._trace.clear()
+            firing = Firing(rule_id=raw.rule_id, facts=raw.facts, derived=self._parts[raw.rule_id].rule.flags)
+            self._trace[raw] = firing
+        return firing
+
+    def _isoformat(self, now: dt.datetime) -> str:
+        # A batch assesses everyone at one `now`: format it once (same object, same text).
+        last, text = self._now
+        if now is not last:
+            text = now.isoformat()
+            self._now = (now, text)
+        return text
 
 
 def _fact_ref_key(ref: FactRef) -> tuple[str, str, str]:

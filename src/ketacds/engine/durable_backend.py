@@ -61,7 +61,7 @@ from typing import Any
 
 import durable_rules_engine as _dre  # noqa: TID251 - the one sanctioned importer
 
-from ketacds.engine.match import matches, passes
+from ketacds.engine.match import compile_pattern, passes
 from ketacds.engine.raw import RawFiring, RawResult, flag_fact, flag_id
 from ketacds.errors import EngineCapacityError, EvaluationError
 from ketacds.ruleset.ir import Pattern, Ref, Rule, Test
@@ -190,7 +190,9 @@ class DurableProgram:
         self._check_ids()
         self._plain = {kind: tuple(sorted(fields)) for kind, fields in self._fields.items()}
         self._codes_of = {kind: tuple(sorted(self._codes.get(kind, ()))) for kind in self._fields}
-        self._absent_items = tuple(sorted(self._absent.items()))
+        self._absent_checks = tuple(
+            (key, pattern.fact, compile_pattern(pattern)) for key, pattern in sorted(self._absent.items())
+        )
         self._flag_facts = {fid: flag_fact(flag) for flag, fid in self._flag_ids.items()}
         self._flag_json = {
             flag: ('{"id":' + json.dumps(fid) + ',"sid":"', '","t":"flag","name":' + json.dumps(flag) + "}")
@@ -332,11 +334,7 @@ class DurableProgram:
         by_type: dict[str, list[Mapping[str, Any]]] = {}
         for fact in facts:
             by_type.setdefault(fact["t"], []).append(fact)
-        return [
-            key
-            for key, pattern in self._absent_items
-            if not any(matches(pattern, fact, {}) for fact in by_type.get(pattern.fact, ()))
-        ]
+        return [key for key, kind, check in self._absent_checks if not any(map(check, by_type.get(kind, ())))]
 
     def encode(self, durable_id: str, fact: Mapping[str, Any], sid: str) -> dict[str, Any] | None:
         """The fact as durable sees it (``None`` when no rule of this program reads its type)."""
@@ -403,7 +401,7 @@ class DurableProgram:
             return RawResult(())  # nothing any rule reads: nothing can fire
         payload = _encode_json(batch)
         code, state = _dre.assert_facts(self._handle, payload)
-        firings: set[RawFiring] = set()
+        firings: set[tuple[str, tuple[str, ...]]] = set()
         derived: set[str] = set()
         failure: tuple[str, BaseException] | None = None
         if code != 0:
@@ -426,7 +424,7 @@ class DurableProgram:
             if isinstance(cause, EvaluationError):
                 raise cause
             raise EvaluationError(f"{type(cause).__name__}: {cause}", rule_id=rule_id) from cause
-        return RawResult.of(firings)
+        return RawResult(tuple(RawFiring(rule_id, ids) for rule_id, ids in sorted(firings)))
 
     def _open_session(self) -> str:
         """Open the session assessments reuse, with one warm-up firing (see the module notes)."""
@@ -488,7 +486,7 @@ class DurableProgram:
         message: str,
         sid: str,
         asserted: Mapping[str, Mapping[str, Any]],
-        firings: set[RawFiring],
+        firings: set[tuple[str, tuple[str, ...]]],
         derived: set[str],
         action_hook: Callable[[str], None] | None,
     ) -> None:
@@ -500,7 +498,7 @@ class DurableProgram:
         if alt.joins and not self._joins_hold(alt, bound, asserted):
             return
         ids = sorted({asserted[bound[alias]]["id"] for alias in alt.report_aliases})
-        firings.add(RawFiring(alt.rule_id, tuple(ids)))
+        firings.add((alt.rule_id, tuple(ids)))
         for flag in alt.flags:
             if flag not in derived:
                 derived.add(flag)
