@@ -87,3 +87,13 @@ def test_a_pattern_with_references_cannot_be_compiled_alone():
 
     with pytest.raises(ValueError, match="references"):
         compile_pattern(Pattern("trial", (Test("drug", "ne", Ref("first", "drug")),)))
+
+
+@given(record=records, context=contexts)
+def test_to_dict_is_attrs_asdict(record: PatientRecord, context):
+    """The fast serialiser gives exactly what attrs.asdict gives (decimals as strings)."""
+    from ketacds.models.results import _serialise
+
+    result = _ENGINE.assess(record, context)
+
+    assert attrs.asdict(result, value_serializer=_serialise) == result.to_dict()
