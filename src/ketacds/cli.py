@@ -13,6 +13,7 @@ import click
 from rich.console import Console
 
 from ketacds._version import __version__
+from ketacds.cli_batch import batch
 from ketacds.engine.api import Engine
 from ketacds.errors import EvaluationError, InputError, RulesetError
 from ketacds.models.load import load_case, read_document
@@ -92,6 +93,8 @@ def assess(
     else:
         click.echo("\n".join(reports), nl=False)
 
+
+main.add_command(batch)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -156,6 +156,18 @@ class Engine:
             self._assemblers[key] = assembler
         return assembler
 
+    @property
+    def usable(self) -> bool:
+        """False once an engine error has left a compiled program unusable.
+
+        The program then refuses every assessment (fail closed); a long-running
+        process should build a new Engine. Batch workers do this by themselves.
+
+        .. versionadded:: 0.1.0
+        """
+        with self._lock:
+            return all(program.usable for program in self._programs.values())
+
     def close(self) -> None:
         """Free the compiled durable_rules programs."""
         with self._lock:

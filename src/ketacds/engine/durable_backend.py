@@ -325,6 +325,11 @@ class DurableProgram:
     # -------------------------------------------------------------------- run
 
     @property
+    def usable(self) -> bool:
+        """False once an engine error (or :meth:`close`) has made this program refuse work."""
+        return self._broken is None
+
+    @property
     def absent_patterns(self) -> Mapping[str, Pattern]:
         """The negated input patterns, by absence key."""
         return self._absent

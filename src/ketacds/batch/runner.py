@@ -1,0 +1,400 @@
+"""Run a batch: read the input in chunks, assess them on workers, commit, summarise.
+
+Three ways to run the same work (:func:`ketacds.batch.work.assess_chunk`):
+
+* ``workers=1``: in this process;
+* ``workers=N``: N local worker processes (``spawn``), each with its own Engine;
+* ``dask="local"`` or ``dask="tcp://host:8786"``: a Dask cluster, one Engine per
+  worker process (a local cluster is started with processes and one thread each).
+
+Chunks are dispatched as workers free up, at most two per worker in flight, so the
+input is read lazily and memory stays flat however large it is. Each finished chunk
+is committed at once (:mod:`ketacds.batch.store`). If a worker process dies (the C
+engine can crash the process), its chunk is retried once; if it dies again, the
+chunk's records are assessed one at a time, and only a record that kills its worker
+twice is reported as an error, so one poisonous record never stops the run. If
+workers die without any chunk ever succeeding, the run stops with an error instead.
+
+Ctrl-C stops dispatching, lets the chunks in progress finish and commits them, then
+stops (a second Ctrl-C stops at once); ``--resume`` carries on from there.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import time
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
+from typing import Any, Protocol
+
+import attrs
+
+from ketacds._version import __version__
+from ketacds.batch.readers import Item, Reader
+from ketacds.batch.store import FORMAT, RunStore, fingerprint
+from ketacds.batch.summary import Summary, Tally
+from ketacds.batch.work import Chunk, ChunkResult, WorkerConfig, assess_chunk, error_line, prepare
+from ketacds.errors import KetacdsError
+from ketacds.ruleset.load import load_ruleset
+
+__all__ = ["BatchError", "BatchOptions", "BatchResult", "Interrupted", "Progress", "run_batch"]
+
+#: Records per chunk: the unit of dispatch, of commit and of what a kill can lose.
+DEFAULT_CHUNK_SIZE = 250
+# Worker-pool restarts in a row, without any chunk succeeding, before giving up.
+_MAX_FRUITLESS_RESTARTS = 3
+
+
+class BatchError(KetacdsError, RuntimeError):
+    """The run cannot go on (its workers keep dying, or the cluster is unreachable).
+
+    .. versionadded:: 0.1.0
+    """
+
+
+class Interrupted(KetacdsError, RuntimeError):  # a stop, not an error of the data
+    """The run was stopped (Ctrl-C) after committing the chunks in progress.
+
+    .. versionadded:: 0.1.0
+    """
+
+
+@attrs.frozen
+class BatchOptions:
+    """What to run: see ``ketacds batch --help`` for each option."""
+
+    input: Path
+    out: Path
+    reader: Reader
+    workers: int = 1
+    chunk_size: int = DEFAULT_CHUNK_SIZE
+    resume: bool = False
+    dask: str | None = None
+    rules_dir: Path | None = None
+    context: tuple[tuple[str, Any], ...] = ()
+    override: bool = False
+
+
+@attrs.frozen
+class BatchResult:
+    """What a finished run produced."""
+
+    summary: Summary
+    out: Path
+    records: int  #: records assessed (or found bad) by this invocation
+    seconds: float  #: wall time of this invocation
+
+
+class Progress(Protocol):
+    """Where the runner reports progress (the CLI draws a rich progress bar)."""
+
+    def start(self, total: int | None, done: int) -> None:
+        """The run begins: ``total`` records (if known), ``done`` already committed."""
+
+    def advance(self, records: int) -> None:
+        """``records`` more were committed."""
+
+
+class _Silent:
+    def start(self, total: int | None, done: int) -> None:
+        pass
+
+    def advance(self, records: int) -> None:
+        pass
+
+
+def run_batch(options: BatchOptions, progress: Progress | None = None) -> BatchResult:
+    """Assess every record of ``options.input`` into ``options.out``.
+
+    Raises:
+        RulesetError: the rules cannot be loaded.
+        InputError: the output directory holds another run, or the run to resume differs.
+        BatchError: the workers keep dying, or the Dask cluster cannot be reached.
+        Interrupted: Ctrl-C; the chunks finished so far are kept for ``--resume``.
+    """
+    began = time.perf_counter()
+    progress = progress or _Silent()
+    ruleset = load_ruleset(options.rules_dir)
+    digest = ruleset.digest
+    store = RunStore(options.out)
+    manifest = store.start(
+        {
+            "format": FORMAT,
+            "input": str(options.input),
+            "input_sha256": fingerprint(options.input),
+            "reader": options.reader.name,
+            "chunk_size": options.chunk_size,
+            "digest": digest,
+            "context": dict(options.context),
+            "override": options.override,
+            "package_version": __version__,
+            "total": options.reader.count(options.input),
+        },
+        resume=options.resume,
+    )
+    if manifest.get("complete"):
+        return BatchResult(store.summary(ruleset, digest), options.out, 0, time.perf_counter() - began)
+    done = store.done()
+    progress.start(manifest.get("total"), store.tally(done)[1])
+    config = WorkerConfig(
+        reader=options.reader,
+        digest=digest,
+        rules_dir=str(options.rules_dir) if options.rules_dir is not None else None,
+        context=options.context,
+        override=options.override,
+    )
+    source = _ChunkSource(options.reader.items(options.input), options.chunk_size)
+    todo = (chunk for chunk in source if chunk.number not in done)
+    records = 0
+    try:
+        with _executor(options, config) as run:
+            for result in run(todo):
+                store.write(result)
+                committed = len(result.assessments) + len(result.errors)
+                records += committed
+                progress.advance(committed)
+    except KeyboardInterrupt:
+        raise Interrupted(f"stopped after {len(store.done())} of {source.count or '?'} chunks") from None
+    summary = store.finish(source.count, ruleset, digest)
+    return BatchResult(summary, options.out, records, time.perf_counter() - began)
+
+
+class _ChunkSource:
+    """Groups items into chunks of ``size``, counting the chunks it has produced."""
+
+    def __init__(self, items: Iterable[Item], size: int) -> None:
+        self._items = items
+        self._size = size
+        self.count = 0
+
+    def __iter__(self) -> Iterator[Chunk]:
+        batch: list[Item] = []
+        for item in self._items:
+            batch.append(item)
+            if len(batch) == self._size:
+                yield self._chunk(batch)
+                batch = []
+        if batch:
+            yield self._chunk(batch)
+
+    def _chunk(self, items: list[Item]) -> Chunk:
+        chunk = Chunk(self.count, tuple(items))
+        self.count += 1
+        return chunk
+
+
+# --------------------------------------------------------------------- executors
+
+Runner = Callable[[Iterator[Chunk]], Iterator[ChunkResult]]
+
+
+class _executor:  # used like a function, as a context manager
+    """The way to run chunks that ``options`` ask for, as a context manager yielding a runner."""
+
+    def __init__(self, options: BatchOptions, config: WorkerConfig) -> None:
+        self.options = options
+        self.config = config
+        self.close: Callable[[], None] = lambda: None
+
+    def __enter__(self) -> Runner:
+        if self.options.dask is not None:
+            return self._dask()
+        if self.options.workers <= 1:
+            prepare(self.config)
+            return lambda chunks: (assess_chunk(self.config, chunk) for chunk in chunks)
+        pool = _Pool(self.options.workers, self.config)
+        self.close = pool.close
+        return _Dispatcher(pool.submit, _wait_first, (BrokenProcessPool,), pool.recover, 2 * pool.size).run
+
+    def _dask(self) -> Runner:
+        try:
+            from distributed import Client, KilledWorker, LocalCluster
+            from distributed import wait as dask_wait
+        except ImportError:  # pragma: no cover - exercised without the extra installed
+            raise BatchError("--dask needs the batch extra: pip install 'ketacds[batch]'") from None
+        address = self.options.dask
+        try:
+            if address == "local":
+                cluster = LocalCluster(
+                    n_workers=max(1, self.options.workers),
+                    threads_per_worker=1,
+                    processes=True,
+                    dashboard_address=None,
+                )
+                client = Client(cluster)
+            else:
+                cluster = None
+                client = Client(address, timeout="20s")
+        except OSError as error:
+            raise BatchError(f"cannot reach the Dask scheduler {address}: {error}") from None
+
+        def close() -> None:
+            client.close()
+            if cluster is not None:
+                cluster.close()
+
+        self.close = close
+        size = max(1, sum(client.nthreads().values()))
+
+        def submit(chunk: Chunk) -> Any:
+            return client.submit(assess_chunk, self.config, chunk, pure=False)
+
+        def wait_first(futures: Iterable[Any]) -> set[Any]:
+            return set(dask_wait(list(futures), return_when="FIRST_COMPLETED").done)
+
+        # Dask replaces dead workers by itself; a task is retried on another worker
+        # before it fails with KilledWorker.
+        return _Dispatcher(submit, wait_first, (KilledWorker,), lambda _future: None, 2 * size).run
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+
+def _wait_first(futures: Iterable[Future[ChunkResult]]) -> set[Future[ChunkResult]]:
+    return wait(list(futures), return_when=FIRST_COMPLETED).done
+
+
+def _worker_init(config: WorkerConfig) -> None:
+    # Ctrl-C is the main process's to handle: it lets running chunks finish, then stops us.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    prepare(config)
+
+
+class _Pool:
+    """Local worker processes; rebuilt when one dies (a dead worker breaks the whole pool)."""
+
+    def __init__(self, size: int, config: WorkerConfig) -> None:
+        self.size = size
+        self.config = config
+        self.generation = 0
+        self._pool = self._new()
+
+    def _new(self) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(
+            self.size,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_worker_init,
+            initargs=(self.config,),
+        )
+
+    def submit(self, chunk: Chunk) -> Future[ChunkResult]:
+        future = self._pool.submit(assess_chunk, self.config, chunk)
+        future.generation = self.generation  # type: ignore[attr-defined]
+        return future
+
+    def recover(self, failed: Future[ChunkResult]) -> None:
+        """After ``failed`` came back from a dead worker: start a new pool, once per pool."""
+        if getattr(failed, "generation", None) == self.generation:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = self._new()
+            self.generation += 1
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+class _Dispatcher:
+    """Keeps chunks in flight, retries those whose worker died, isolates poisonous records."""
+
+    def __init__(
+        self,
+        submit: Callable[[Chunk], Any],
+        wait_first: Callable[[Iterable[Any]], set[Any]],
+        died: tuple[type[BaseException], ...],
+        recover: Callable[[Any], None],
+        limit: int,
+    ) -> None:
+        self.submit = submit
+        self.wait_first = wait_first
+        self.died = died
+        self.recover = recover
+        self.limit = limit
+
+    def run(self, chunks: Iterator[Chunk]) -> Iterator[ChunkResult]:
+        in_flight: dict[Any, Chunk] = {}
+        retry: list[Chunk] = []
+        suspects: list[Chunk] = []
+        tries: dict[int, int] = {}
+        fruitless = 0
+        stopping = False
+
+        def fill() -> None:
+            while not stopping and len(in_flight) < self.limit:
+                chunk = retry.pop() if retry else next(chunks, None)
+                if chunk is None:
+                    return
+                in_flight[self.submit(chunk)] = chunk
+
+        fill()
+        while in_flight:
+            try:
+                finished = self.wait_first(in_flight)
+            except KeyboardInterrupt:
+                if stopping:
+                    raise
+                stopping = True  # let running chunks finish and be committed
+                for future in in_flight:
+                    future.cancel()
+                continue
+            died = False
+            for future in finished:
+                chunk = in_flight.pop(future)
+                if future.cancelled():
+                    continue
+                try:
+                    result = future.result()
+                except self.died:
+                    died = True
+                    self.recover(future)
+                    tries[chunk.number] = tries.get(chunk.number, 0) + 1
+                    (suspects if tries[chunk.number] >= 2 else retry).append(chunk)
+                    continue
+                fruitless = 0
+                yield result
+            if died:
+                fruitless += 1
+                if fruitless > _MAX_FRUITLESS_RESTARTS:
+                    raise BatchError(
+                        "worker processes keep dying before finishing any chunk; see the log above"
+                    )
+            fill()
+        if stopping:
+            raise KeyboardInterrupt
+        for chunk in suspects:
+            yield self._isolate(chunk)
+
+    def _isolate(self, chunk: Chunk) -> ChunkResult:
+        """Assess a chunk that killed its worker twice, one record at a time."""
+        assessments: list[str] = []
+        errors: list[str] = []
+        tally = Tally()
+        for item in chunk.items:
+            for _ in range(2):
+                future = self.submit(Chunk(chunk.number, (item,)))
+                self.wait_first([future])
+                try:
+                    result = future.result()
+                except self.died:
+                    self.recover(future)
+                    continue
+                assessments += result.assessments
+                errors += result.errors
+                tally.update(result.tally)
+                break
+            else:
+                reason = "the worker process died while assessing this record (twice)"
+                errors.append(error_line(item, None, "WorkerDied", reason))
+                tally.add_error(reason)
+        return ChunkResult(chunk.number, tuple(assessments), tuple(errors), tally)
+
+
+def default_workers() -> int:
+    """One worker per core available to this process."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not on Linux
+        return os.cpu_count() or 1
