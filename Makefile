@@ -16,7 +16,7 @@ demo: $(BIN)/python
 	$(BIN)/ketacds assess examples/*.yaml
 
 test: $(BIN)/python
-	$(PIP) install ".[test,lint]"
+	$(PIP) install ".[test,lint,batch]"
 	$(MAKE) --no-print-directory lint typecheck unit
 
 lint:

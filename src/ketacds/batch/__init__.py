@@ -19,8 +19,8 @@ from ketacds.batch.readers import (
     Item,
     NdjsonReader,
     Reader,
+    known_readers,
     reader_for,
-    readers,
     register_reader,
 )
 from ketacds.batch.runner import (
@@ -47,8 +47,8 @@ __all__ = [
     "Summary",
     "Tally",
     "default_workers",
+    "known_readers",
     "reader_for",
-    "readers",
     "register_reader",
     "run_batch",
 ]

@@ -46,8 +46,8 @@ __all__ = [
     "Item",
     "NdjsonReader",
     "Reader",
+    "known_readers",
     "reader_for",
-    "readers",
     "register_reader",
 ]
 
@@ -212,7 +212,7 @@ def _load_plugins() -> None:
         register_reader(loaded() if isinstance(loaded, type) else loaded)
 
 
-def readers() -> tuple[Reader, ...]:
+def known_readers() -> tuple[Reader, ...]:
     """Every known reader, in the order they are tried: plug-ins, then built-in."""
     _load_plugins()
     return (*_registered, *_BUILT_IN)
@@ -224,7 +224,7 @@ def reader_for(path: Path, name: str | None = None) -> Reader:
     Raises:
         InputError: no reader has that name, or none can read ``path``.
     """
-    known = readers()
+    known = known_readers()
     if name is not None:
         for reader in known:
             if reader.name == name:

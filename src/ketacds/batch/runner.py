@@ -10,10 +10,11 @@ Three ways to run the same work (:func:`ketacds.batch.work.assess_chunk`):
 Chunks are dispatched as workers free up, at most two per worker in flight, so the
 input is read lazily and memory stays flat however large it is. Each finished chunk
 is committed at once (:mod:`ketacds.batch.store`). If a worker process dies (the C
-engine can crash the process), its chunk is retried once; if it dies again, the
-chunk's records are assessed one at a time, and only a record that kills its worker
-twice is reported as an error, so one poisonous record never stops the run. If
-workers die without any chunk ever succeeding, the run stops with an error instead.
+engine can crash the process), the records of the chunks it took down with it are
+assessed again one at a time, with nothing else running, so that a record that
+kills its worker is known for certain: it is reported as an error, and one poisonous
+record never stops the run. If workers die without any chunk ever succeeding (rules
+missing on a Dask worker, say), the run stops with an error instead.
 
 Ctrl-C stops dispatching, lets the chunks in progress finish and commits them, then
 stops (a second Ctrl-C stops at once); ``--resume`` carries on from there.
@@ -39,6 +40,7 @@ from ketacds.batch.store import FORMAT, RunStore, fingerprint
 from ketacds.batch.summary import Summary, Tally
 from ketacds.batch.work import Chunk, ChunkResult, WorkerConfig, assess_chunk, error_line, prepare
 from ketacds.errors import KetacdsError
+from ketacds.ruleset.ir import RuleSet
 from ketacds.ruleset.load import load_ruleset
 
 __all__ = ["BatchError", "BatchOptions", "BatchResult", "Interrupted", "Progress", "run_batch"]
@@ -121,7 +123,7 @@ def run_batch(options: BatchOptions, progress: Progress | None = None) -> BatchR
     ruleset = load_ruleset(options.rules_dir)
     digest = ruleset.digest
     store = RunStore(options.out)
-    manifest = store.start(
+    manifest = store.check(
         {
             "format": FORMAT,
             "input": str(options.input),
@@ -138,8 +140,6 @@ def run_batch(options: BatchOptions, progress: Progress | None = None) -> BatchR
     )
     if manifest.get("complete"):
         return BatchResult(store.summary(ruleset, digest), options.out, 0, time.perf_counter() - began)
-    done = store.done()
-    progress.start(manifest.get("total"), store.tally(done)[1])
     config = WorkerConfig(
         reader=options.reader,
         digest=digest,
@@ -148,11 +148,14 @@ def run_batch(options: BatchOptions, progress: Progress | None = None) -> BatchR
         override=options.override,
     )
     source = _ChunkSource(options.reader.items(options.input), options.chunk_size)
-    todo = (chunk for chunk in source if chunk.number not in done)
     records = 0
     try:
-        with _executor(options, config) as run:
-            for result in run(todo):
+        # Workers (or the cluster) first: if they cannot start, nothing has been written.
+        with _executor(options, config, ruleset) as run:
+            store.begin(manifest, resume=options.resume)
+            done = store.done()
+            progress.start(manifest.get("total"), store.tally(done)[1])
+            for result in run(chunk for chunk in source if chunk.number not in done):
                 store.write(result)
                 committed = len(result.assessments) + len(result.errors)
                 records += committed
@@ -195,20 +198,23 @@ Runner = Callable[[Iterator[Chunk]], Iterator[ChunkResult]]
 class _executor:  # used like a function, as a context manager
     """The way to run chunks that ``options`` ask for, as a context manager yielding a runner."""
 
-    def __init__(self, options: BatchOptions, config: WorkerConfig) -> None:
+    def __init__(self, options: BatchOptions, config: WorkerConfig, ruleset: RuleSet) -> None:
         self.options = options
         self.config = config
+        self.ruleset = ruleset
         self.close: Callable[[], None] = lambda: None
 
     def __enter__(self) -> Runner:
         if self.options.dask is not None:
             return self._dask()
         if self.options.workers <= 1:
-            prepare(self.config)
+            prepare(self.config, self.ruleset)
             return lambda chunks: (assess_chunk(self.config, chunk) for chunk in chunks)
         pool = _Pool(self.options.workers, self.config)
         self.close = pool.close
-        return _Dispatcher(pool.submit, _wait_first, (BrokenProcessPool,), pool.recover, 2 * pool.size).run
+        dispatcher = _Dispatcher(pool.submit, _wait_first, (BrokenProcessPool,), pool.recover, 2 * pool.size)
+        pool.on_restart = dispatcher.count_death
+        return dispatcher.run
 
     def _dask(self) -> Runner:
         try:
@@ -219,16 +225,19 @@ class _executor:  # used like a function, as a context manager
         address = self.options.dask
         try:
             if address == "local":
+                # No dashboard; the scheduler's small HTTP server (health checks) takes
+                # any free port rather than 8787, which another cluster may hold.
                 cluster = LocalCluster(
                     n_workers=max(1, self.options.workers),
                     threads_per_worker=1,
                     processes=True,
-                    dashboard_address=None,
+                    dashboard_address=":0",
+                    scheduler_kwargs={"dashboard": False},
                 )
                 client = Client(cluster)
             else:
                 cluster = None
-                client = Client(address, timeout="20s")
+                client = Client(address)  # timeout: distributed.comm.timeouts.connect
         except OSError as error:
             raise BatchError(f"cannot reach the Dask scheduler {address}: {error}") from None
 
@@ -247,8 +256,10 @@ class _executor:  # used like a function, as a context manager
             return set(dask_wait(list(futures), return_when="FIRST_COMPLETED").done)
 
         # Dask replaces dead workers by itself; a task is retried on another worker
-        # before it fails with KilledWorker.
-        return _Dispatcher(submit, wait_first, (KilledWorker,), lambda _future: None, 2 * size).run
+        # before it fails with KilledWorker: each of those is a death to count.
+        dispatcher = _Dispatcher(submit, wait_first, (KilledWorker,), lambda _future: None, 2 * size)
+        dispatcher.recover = lambda _future: dispatcher.count_death()
+        return dispatcher.run
 
     def __exit__(self, *_exc: object) -> None:
         self.close()
@@ -271,6 +282,7 @@ class _Pool:
         self.size = size
         self.config = config
         self.generation = 0
+        self.on_restart: Callable[[], None] = lambda: None
         self._pool = self._new()
 
     def _new(self) -> ProcessPoolExecutor:
@@ -281,24 +293,32 @@ class _Pool:
             initargs=(self.config,),
         )
 
+    def _restart(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._pool = self._new()
+        self.generation += 1
+        self.on_restart()
+
     def submit(self, chunk: Chunk) -> Future[ChunkResult]:
-        future = self._pool.submit(assess_chunk, self.config, chunk)
+        try:
+            future = self._pool.submit(assess_chunk, self.config, chunk)
+        except BrokenProcessPool:  # a worker died since we last looked
+            self._restart()
+            future = self._pool.submit(assess_chunk, self.config, chunk)
         future.generation = self.generation  # type: ignore[attr-defined]
         return future
 
     def recover(self, failed: Future[ChunkResult]) -> None:
-        """After ``failed`` came back from a dead worker: start a new pool, once per pool."""
+        """After ``failed`` came back from a dead worker: a new pool, unless one was started since."""
         if getattr(failed, "generation", None) == self.generation:
-            self._pool.shutdown(wait=False, cancel_futures=True)
-            self._pool = self._new()
-            self.generation += 1
+            self._restart()
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
 
 class _Dispatcher:
-    """Keeps chunks in flight, retries those whose worker died, isolates poisonous records."""
+    """Keeps chunks in flight; a chunk whose worker died is assessed again record by record."""
 
     def __init__(
         self,
@@ -313,18 +333,22 @@ class _Dispatcher:
         self.died = died
         self.recover = recover
         self.limit = limit
+        self.fruitless = 0  # worker deaths since the last chunk that succeeded
+
+    def count_death(self) -> None:
+        """A worker died (once per death, not per future it took down)."""
+        self.fruitless += 1
+        if self.fruitless > _MAX_FRUITLESS_RESTARTS:
+            raise BatchError("worker processes keep dying before finishing any chunk; see the log above")
 
     def run(self, chunks: Iterator[Chunk]) -> Iterator[ChunkResult]:
         in_flight: dict[Any, Chunk] = {}
-        retry: list[Chunk] = []
         suspects: list[Chunk] = []
-        tries: dict[int, int] = {}
-        fruitless = 0
         stopping = False
 
         def fill() -> None:
             while not stopping and len(in_flight) < self.limit:
-                chunk = retry.pop() if retry else next(chunks, None)
+                chunk = next(chunks, None)
                 if chunk is None:
                     return
                 in_flight[self.submit(chunk)] = chunk
@@ -340,7 +364,6 @@ class _Dispatcher:
                 for future in in_flight:
                     future.cancel()
                 continue
-            died = False
             for future in finished:
                 chunk = in_flight.pop(future)
                 if future.cancelled():
@@ -348,47 +371,37 @@ class _Dispatcher:
                 try:
                     result = future.result()
                 except self.died:
-                    died = True
+                    suspects.append(chunk)
                     self.recover(future)
-                    tries[chunk.number] = tries.get(chunk.number, 0) + 1
-                    (suspects if tries[chunk.number] >= 2 else retry).append(chunk)
                     continue
-                fruitless = 0
+                self.fruitless = 0
                 yield result
-            if died:
-                fruitless += 1
-                if fruitless > _MAX_FRUITLESS_RESTARTS:
-                    raise BatchError(
-                        "worker processes keep dying before finishing any chunk; see the log above"
-                    )
             fill()
         if stopping:
             raise KeyboardInterrupt
-        for chunk in suspects:
+        for chunk in sorted(suspects, key=lambda c: c.number):
             yield self._isolate(chunk)
 
     def _isolate(self, chunk: Chunk) -> ChunkResult:
-        """Assess a chunk that killed its worker twice, one record at a time."""
+        """Assess a chunk whose worker died, one record at a time, with nothing else running."""
         assessments: list[str] = []
         errors: list[str] = []
         tally = Tally()
         for item in chunk.items:
-            for _ in range(2):
-                future = self.submit(Chunk(chunk.number, (item,)))
-                self.wait_first([future])
-                try:
-                    result = future.result()
-                except self.died:
-                    self.recover(future)
-                    continue
-                assessments += result.assessments
-                errors += result.errors
-                tally.update(result.tally)
-                break
-            else:
-                reason = "the worker process died while assessing this record (twice)"
+            future = self.submit(Chunk(chunk.number, (item,)))
+            self.wait_first([future])
+            try:
+                result = future.result()
+            except self.died:
+                self.recover(future)
+                reason = "the worker process died while assessing this record"
                 errors.append(error_line(item, None, "WorkerDied", reason))
                 tally.add_error(reason)
+                continue
+            self.fruitless = 0
+            assessments += result.assessments
+            errors += result.errors
+            tally.update(result.tally)
         return ChunkResult(chunk.number, tuple(assessments), tuple(errors), tally)
 
 

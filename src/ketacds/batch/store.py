@@ -103,8 +103,8 @@ class RunStore:
         data: dict[str, Any] = json.loads(self.manifest_path.read_text(encoding="utf-8"))
         return data
 
-    def start(self, manifest: dict[str, Any], *, resume: bool) -> dict[str, Any]:
-        """Begin a run, or check that a resumed run is the same run. Returns the manifest.
+    def check(self, manifest: dict[str, Any], *, resume: bool) -> dict[str, Any]:
+        """Check that a run can start (or resume) here, writing nothing; returns its manifest.
 
         Raises:
             InputError: the directory holds another run (without ``resume``), or the
@@ -121,17 +121,21 @@ class RunStore:
                     f"cannot resume: the run differs in {', '.join(changed)} "
                     "(same input, rules and options are needed; or start afresh with another --out)",
                 )
-            self.parts.mkdir(parents=True, exist_ok=True)
-            for stale in self.parts.glob(".*.tmp"):
-                stale.unlink()  # a chunk being written when the run stopped: it is redone
             return previous
         if previous is not None or (self.out.exists() and any(self.out.iterdir())):
             raise InputError(
                 str(self.out), "is not empty (an earlier run?): use --resume to finish it, or another --out"
             )
-        self.parts.mkdir(parents=True, exist_ok=True)
-        _write_atomic(self.manifest_path, [json.dumps(manifest, indent=1, sort_keys=True) + "\n"])
         return manifest
+
+    def begin(self, manifest: dict[str, Any], *, resume: bool) -> None:
+        """Start writing: the manifest of a new run; or, resuming, discard half-written chunks."""
+        self.parts.mkdir(parents=True, exist_ok=True)
+        if resume:
+            for stale in self.parts.glob(".*.tmp"):
+                stale.unlink()  # a chunk being written when the run stopped: it is redone
+        else:
+            _write_atomic(self.manifest_path, [json.dumps(manifest, indent=1, sort_keys=True) + "\n"])
 
     # ----------------------------------------------------------------- chunks
 

@@ -27,6 +27,7 @@ from ketacds.engine.api import Engine
 from ketacds.errors import KetacdsError
 from ketacds.models.load import load_context
 from ketacds.models.results import Assessment
+from ketacds.ruleset.ir import RuleSet
 
 __all__ = ["Chunk", "ChunkResult", "WorkerConfig", "assess_chunk", "assessment_line", "error_line", "prepare"]
 
@@ -77,12 +78,18 @@ class ChunkResult:
 _engines: dict[tuple[str, str | None], Engine] = {}
 
 
-def prepare(config: WorkerConfig) -> Engine:
-    """This process's Engine for ``config`` (built, and the heap frozen, on first use)."""
+def prepare(config: WorkerConfig, ruleset: RuleSet | None = None) -> Engine:
+    """This process's Engine for ``config`` (built, and the heap frozen, on first use).
+
+    ``ruleset``: the rules already loaded (by the main process), to build it from.
+    """
     key = (config.digest, config.rules_dir)
     engine = _engines.get(key)
     if engine is None:
-        engine = Engine(config.rules_dir, expected_digest=config.digest)
+        if ruleset is not None:
+            engine = Engine.from_ruleset(ruleset, expected_digest=config.digest)
+        else:
+            engine = Engine(config.rules_dir, expected_digest=config.digest)
         _engines[key] = engine
         gc.collect()
         gc.freeze()
