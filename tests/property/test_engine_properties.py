@@ -97,3 +97,18 @@ def test_to_dict_is_attrs_asdict(record: PatientRecord, context):
     result = _ENGINE.assess(record, context)
 
     assert attrs.asdict(result, value_serializer=_serialise) == result.to_dict()
+
+
+@given(record=records, context=contexts)
+def test_to_json_is_sorted_json_of_attrs_asdict(record: PatientRecord, context):
+    """to_json is exactly json.dumps of attrs.asdict with sorted keys (no key order is left to chance)."""
+    import json
+
+    from ketacds.models.results import _serialise
+
+    result = _ENGINE.assess(record, context)
+    data = attrs.asdict(result, value_serializer=_serialise)
+    expected = json.dumps(data, sort_keys=True, ensure_ascii=False)
+
+    assert expected == result.to_json()
+    assert expected == json.dumps(result.to_dict(), ensure_ascii=False)

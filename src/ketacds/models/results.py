@@ -173,7 +173,8 @@ class Assessment:
 
     def to_json(self, *, indent: int | None = None) -> str:
         """Return stable JSON: sorted keys, so equal Assessments give equal text."""
-        return json.dumps(self.to_dict(), sort_keys=True, indent=indent, ensure_ascii=False)
+        # to_dict already writes every mapping's keys in sorted order (see _converter).
+        return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Assessment:
@@ -213,7 +214,7 @@ def _converter(kind: type) -> Any:
     hints = get_type_hints(kind)
     namespace: dict[str, Any] = {"_plain": _plain, "_decimal_or_same": _decimal_or_same}
     items = []
-    for attribute in attrs.fields(kind):
+    for attribute in sorted(attrs.fields(kind), key=lambda a: a.name):  # keys in sorted order
         name = attribute.name
         expression = _field_expression(hints[name], f"o.{name}")
         items.append(f"{name!r}: {expression}")
