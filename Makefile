@@ -1,12 +1,12 @@
 # Two commands matter (see README.md):
 #   make demo   create .venv, install ketacds, assess every example patient
-#   make test   install the test and lint extras, run ruff, mypy and the test suite
+#   make test   install the test, lint and batch extras, run ruff, mypy and the test suite
 PYTHON ?= $(shell command -v python3.11 || command -v python3.12 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
 
-.PHONY: demo test lint typecheck unit bench golden clean
+.PHONY: demo test lint typecheck unit bench bench-memory bench-compare golden clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,9 +29,21 @@ unit:
 	$(BIN)/python -m coverage run -m pytest --hypothesis-profile=ci
 	$(BIN)/python -m coverage report
 
+# The performance report (a few minutes); rewrites the generated part of docs/performance.md.
 bench: $(BIN)/python
+	$(PIP) install ".[batch]"
+	$(BIN)/python benchmarks/bench.py --write docs/performance.md
+
+# Memory over 10^6 assessments (about 10 minutes).
+bench-memory: $(BIN)/python
 	$(PIP) install .
-	$(BIN)/python benchmarks/bench_slice.py
+	$(BIN)/python benchmarks/bench_memory.py --write docs/performance.md
+
+# The engine at git revision BASE and now, side by side: make bench-compare BASE=440fec0
+BASE ?= 440fec0
+bench-compare: $(BIN)/python
+	$(PIP) install .
+	$(BIN)/python benchmarks/compare.py --base $(BASE) --write docs/performance.md
 
 golden: $(BIN)/python
 	$(BIN)/python -m pytest tests/unit/test_golden.py --update-golden

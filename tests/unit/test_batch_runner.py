@@ -143,7 +143,7 @@ class TestResume:
     ):
         """Ctrl-C after two chunks keeps them; --resume does the rest; the output is the uninterrupted one."""
         out = tmp_path / "results"
-        with pytest.raises(Interrupted, match="stopped after 2 of"):
+        with pytest.raises(Interrupted, match="stopped after 2 of 7 chunks"):
             run_batch(options(source, out), StopAfter(2))
         progress = StopAfter(0)
         run_batch(options(source, out, resume=True), progress)

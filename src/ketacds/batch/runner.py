@@ -7,6 +7,11 @@ Three ways to run the same work (:func:`ketacds.batch.work.assess_chunk`):
 * ``dask="local"`` or ``dask="tcp://host:8786"``: a Dask cluster, one Engine per
   worker process (a local cluster is started with processes and one thread each).
 
+Workers build their Engine from the rules the main process loaded (pickled to them
+once), pinned to its digest. Local workers commit their own chunks, so results never
+travel back through a pipe; Dask workers (perhaps on other machines) send them back
+and the main process commits them.
+
 Chunks are dispatched as workers free up, at most two per worker in flight, so the
 input is read lazily and memory stays flat however large it is. Each finished chunk
 is committed at once (:mod:`ketacds.batch.store`). If a worker process dies (the C
@@ -36,7 +41,7 @@ import attrs
 
 from ketacds._version import __version__
 from ketacds.batch.readers import Item, Reader
-from ketacds.batch.store import FORMAT, RunStore, fingerprint
+from ketacds.batch.store import FORMAT, RunStore, fingerprint, write_part
 from ketacds.batch.summary import Summary, Tally
 from ketacds.batch.work import Chunk, ChunkResult, WorkerConfig, assess_chunk, error_line, prepare
 from ketacds.errors import KetacdsError
@@ -156,12 +161,14 @@ def run_batch(options: BatchOptions, progress: Progress | None = None) -> BatchR
             done = store.done()
             progress.start(manifest.get("total"), store.tally(done)[1])
             for result in run(chunk for chunk in source if chunk.number not in done):
-                store.write(result)
-                committed = len(result.assessments) + len(result.errors)
-                records += committed
-                progress.advance(committed)
+                if not result.committed:
+                    store.write(result)
+                records += result.records
+                progress.advance(result.records)
     except KeyboardInterrupt:
-        raise Interrupted(f"stopped after {len(store.done())} of {source.count or '?'} chunks") from None
+        total = manifest.get("total")
+        chunks = -(-total // options.chunk_size) if total is not None else "?"
+        raise Interrupted(f"stopped after {len(store.done())} of {chunks} chunks") from None
     summary = store.finish(source.count, ruleset, digest)
     return BatchResult(summary, options.out, records, time.perf_counter() - began)
 
@@ -210,7 +217,7 @@ class _executor:  # used like a function, as a context manager
         if self.options.workers <= 1:
             prepare(self.config, self.ruleset)
             return lambda chunks: (assess_chunk(self.config, chunk) for chunk in chunks)
-        pool = _Pool(self.options.workers, self.config)
+        pool = _Pool(self.options.workers, self.config, self.ruleset, RunStore(self.options.out).parts)
         self.close = pool.close
         dispatcher = _Dispatcher(pool.submit, _wait_first, (BrokenProcessPool,), pool.recover, 2 * pool.size)
         pool.on_restart = dispatcher.count_death
@@ -248,9 +255,11 @@ class _executor:  # used like a function, as a context manager
 
         self.close = close
         size = max(1, sum(client.nthreads().values()))
+        # The loaded rules travel to each worker once, so workers need no ruleset on disk.
+        rules = client.scatter(self.ruleset, broadcast=True, hash=False)
 
         def submit(chunk: Chunk) -> Any:
-            return client.submit(assess_chunk, self.config, chunk, pure=False)
+            return client.submit(assess_chunk, self.config, chunk, rules, pure=False)
 
         def wait_first(futures: Iterable[Any]) -> set[Any]:
             return set(dask_wait(list(futures), return_when="FIRST_COMPLETED").done)
@@ -269,18 +278,29 @@ def _wait_first(futures: Iterable[Future[ChunkResult]]) -> set[Future[ChunkResul
     return wait(list(futures), return_when=FIRST_COMPLETED).done
 
 
-def _worker_init(config: WorkerConfig) -> None:
+def _worker_init(config: WorkerConfig, ruleset: RuleSet) -> None:
     # Ctrl-C is the main process's to handle: it lets running chunks finish, then stops us.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    prepare(config)
+    prepare(config, ruleset)  # from the rules the main process loaded: no YAML to read again
+
+
+def _assess_and_commit(config: WorkerConfig, parts: Path, chunk: Chunk) -> ChunkResult:
+    """Assess a chunk and, in a local worker, write its part file: the lines stay here."""
+    result = assess_chunk(config, chunk)
+    if not chunk.commit:
+        return result
+    write_part(parts, result)
+    return attrs.evolve(result, assessments=(), errors=(), committed=True)
 
 
 class _Pool:
     """Local worker processes; rebuilt when one dies (a dead worker breaks the whole pool)."""
 
-    def __init__(self, size: int, config: WorkerConfig) -> None:
+    def __init__(self, size: int, config: WorkerConfig, ruleset: RuleSet, parts: Path) -> None:
         self.size = size
         self.config = config
+        self.ruleset = ruleset
+        self.parts = parts
         self.generation = 0
         self.on_restart: Callable[[], None] = lambda: None
         self._pool = self._new()
@@ -290,7 +310,7 @@ class _Pool:
             self.size,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=_worker_init,
-            initargs=(self.config,),
+            initargs=(self.config, self.ruleset),
         )
 
     def _restart(self) -> None:
@@ -301,10 +321,10 @@ class _Pool:
 
     def submit(self, chunk: Chunk) -> Future[ChunkResult]:
         try:
-            future = self._pool.submit(assess_chunk, self.config, chunk)
+            future = self._pool.submit(_assess_and_commit, self.config, self.parts, chunk)
         except BrokenProcessPool:  # a worker died since we last looked
             self._restart()
-            future = self._pool.submit(assess_chunk, self.config, chunk)
+            future = self._pool.submit(_assess_and_commit, self.config, self.parts, chunk)
         future.generation = self.generation  # type: ignore[attr-defined]
         return future
 
@@ -388,7 +408,7 @@ class _Dispatcher:
         errors: list[str] = []
         tally = Tally()
         for item in chunk.items:
-            future = self.submit(Chunk(chunk.number, (item,)))
+            future = self.submit(Chunk(chunk.number, (item,), commit=False))
             self.wait_first([future])
             try:
                 result = future.result()

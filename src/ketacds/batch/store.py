@@ -35,7 +35,7 @@ from ketacds.batch.work import ChunkResult
 from ketacds.errors import InputError
 from ketacds.ruleset.ir import RuleSet
 
-__all__ = ["FORMAT", "RunStore", "fingerprint"]
+__all__ = ["FORMAT", "RunStore", "fingerprint", "write_part"]
 
 FORMAT = "ketacds-batch/1"
 ASSESSMENTS = "assessments.ndjson"
@@ -76,14 +76,37 @@ def _fsync_dir(path: Path) -> None:
 
 
 def _write_atomic(path: Path, lines: Iterator[str] | list[str]) -> None:
-    """Write ``lines`` to ``path`` so that it is either complete or absent."""
-    temporary = path.with_name(f".{path.name}.tmp")
+    """Write ``lines`` to ``path`` so that it is either complete or absent.
+
+    The temporary name is the writer's own (process id), so that a worker left over from
+    a killed run and a resumed run never write into one temporary file.
+    """
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with temporary.open("w", encoding="utf-8") as handle:
         handle.writelines(lines)
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(temporary, path)
     _fsync_dir(path.parent)
+
+
+def part_name(number: int) -> str:
+    """The file name of a chunk's part."""
+    return f"{number:06d}.part"
+
+
+def write_part(parts: Path, result: ChunkResult) -> None:
+    """Commit one chunk's output to ``parts`` (atomically): a header line, then its lines."""
+    header = {
+        "chunk": result.number,
+        "assessments": len(result.assessments),
+        "errors": len(result.errors),
+        "tally": result.tally.to_data(),
+    }
+    lines = [json.dumps(header, sort_keys=True) + "\n"]
+    lines += [line + "\n" for line in result.assessments]
+    lines += [line + "\n" for line in result.errors]
+    _write_atomic(parts / part_name(result.number), lines)
 
 
 class RunStore:
@@ -140,7 +163,7 @@ class RunStore:
     # ----------------------------------------------------------------- chunks
 
     def _part(self, number: int) -> Path:
-        return self.parts / f"{number:06d}.part"
+        return self.parts / part_name(number)
 
     def done(self) -> set[int]:
         """The chunks whose part file is written."""
@@ -150,16 +173,7 @@ class RunStore:
 
     def write(self, result: ChunkResult) -> None:
         """Commit one chunk's output (atomically)."""
-        header = {
-            "chunk": result.number,
-            "assessments": len(result.assessments),
-            "errors": len(result.errors),
-            "tally": result.tally.to_data(),
-        }
-        lines = [json.dumps(header, sort_keys=True) + "\n"]
-        lines += [line + "\n" for line in result.assessments]
-        lines += [line + "\n" for line in result.errors]
-        _write_atomic(self._part(result.number), lines)
+        write_part(self.parts, result)
 
     def _read_header(self, number: int) -> dict[str, Any]:
         with self._part(number).open(encoding="utf-8") as handle:

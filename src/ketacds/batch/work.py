@@ -59,20 +59,35 @@ class WorkerConfig:
 
 @attrs.frozen
 class Chunk:
-    """Consecutive items, assessed together and stored together."""
+    """Consecutive items, assessed together and stored together.
+
+    ``commit``: a worker that can write the output directory commits the chunk itself;
+    false for the single records of a chunk assessed one at a time.
+    """
 
     number: int
     items: tuple[Item, ...]
+    commit: bool = True
 
 
 @attrs.frozen
 class ChunkResult:
-    """One output line per item (assessments and errors apart, each in input order)."""
+    """One output line per item (assessments and errors apart, each in input order).
+
+    ``committed``: the worker already wrote the chunk's part file (the lines are then
+    left out, so that they do not travel back to the main process).
+    """
 
     number: int
     assessments: tuple[str, ...]
     errors: tuple[str, ...]
     tally: Tally
+    committed: bool = False
+
+    @property
+    def records(self) -> int:
+        """How many input records this result covers."""
+        return sum(self.tally.statuses.values()) + sum(self.tally.errors.values())
 
 
 _engines: dict[tuple[str, str | None], Engine] = {}
@@ -96,9 +111,12 @@ def prepare(config: WorkerConfig, ruleset: RuleSet | None = None) -> Engine:
     return engine
 
 
-def assess_chunk(config: WorkerConfig, chunk: Chunk) -> ChunkResult:
-    """Assess every item of ``chunk``; bad records become error lines."""
-    engine = prepare(config)
+def assess_chunk(config: WorkerConfig, chunk: Chunk, ruleset: RuleSet | None = None) -> ChunkResult:
+    """Assess every item of ``chunk``; bad records become error lines.
+
+    ``ruleset``: the rules the main process loaded, for this process's first Engine.
+    """
+    engine = prepare(config, ruleset)
     assessments: list[str] = []
     errors: list[str] = []
     tally = Tally()
