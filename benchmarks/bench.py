@@ -50,7 +50,7 @@ from ketacds.engine.reference import evaluate
 from ketacds.models.load import load_context
 from ketacds.ruleset.plan import stratify
 from ketacds.synthetic import synthetic_cases
-from report import Table, percentile, replace_section
+from report import Table, percentile, publish
 from workloads import FLOOR_RULES, PlainFloor, synthetic_rules
 
 
@@ -358,9 +358,7 @@ def main() -> int:
         "",
     ]
     report = "\n".join(header + sections) + "\n"
-    print(report)
-    if args.write:
-        replace_section(args.write, "bench", report)
+    publish(report, args.write, "bench")
     pipeline = results["pipeline: record → Assessment (durable_rules)"]
     print(f"pipeline: {pipeline['rate']:,.0f}/s, p50 {pipeline['p50']:.0f} µs", file=sys.stderr)
     return 0

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from ketacds import Engine, load_case, load_ruleset
 from ketacds.synthetic import synthetic_cases
-from report import Table, replace_section
+from report import Table, publish
 
 
 def rss_mb() -> float:
@@ -84,9 +84,7 @@ def main() -> int:
             *table.lines(),
         ]
     )
-    print(text)
-    if args.write:
-        replace_section(args.write, "memory", text)
+    publish(text, args.write, "memory")
     return 0 if mismatches == 0 else 1
 
 

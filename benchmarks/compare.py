@@ -33,7 +33,7 @@ from typing import Any
 import ketacds
 from bench import timed
 from ketacds.synthetic import synthetic_cases
-from report import Table, replace_section
+from report import Table, publish
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -106,9 +106,7 @@ def main() -> int:
             *table.lines(),
         ]
     )
-    print(text)
-    if args.write:
-        replace_section(args.write, "compare", text)
+    publish(text, args.write, "compare")
     return 0
 
 

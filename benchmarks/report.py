@@ -26,6 +26,13 @@ class Table:
         return ["| " + " | ".join(cells) + " |" for cells in (self.head, rule, *self.rows)]
 
 
+def publish(text: str, path: Path | None, name: str) -> None:
+    """Print a report, and put it in its section of ``path`` (when given)."""
+    print(text)
+    if path is not None:
+        replace_section(path, name, text)
+
+
 def replace_section(path: Path, name: str, text: str) -> None:
     """Replace what lies between ``<!-- NAME:begin -->`` and ``<!-- NAME:end -->`` in ``path``."""
     begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"

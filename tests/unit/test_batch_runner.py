@@ -195,3 +195,23 @@ class TestResume:
         """--resume where no run was started is an input error."""
         with pytest.raises(InputError, match="no run to resume"):
             run_batch(options(source, tmp_path / "empty", resume=True))
+
+
+class TestWorker:
+    def test_an_engine_left_unusable_is_rebuilt_for_the_next_record(self, tmp_path: Path):
+        """A durable_rules failure makes its record an error; the worker builds a new Engine for the next."""
+        from batch_support import bundled_rules
+        from ketacds.batch.work import Chunk, WorkerConfig, assess_chunk, prepare
+
+        source = write_cases(tmp_path / "cases.ndjson", 2)
+        items = tuple(NdjsonReader().items(source))
+        config = WorkerConfig(reader=NdjsonReader(), digest=bundled_rules().digest, context=(("now", NOW),))
+        broken = prepare(config, bundled_rules())
+        context = json.loads(items[0].payload)["context"]
+        broken._program(context["route"], context["jurisdiction"])._broken = "a simulated engine error"
+        result = assess_chunk(config, Chunk(0, (items[0], items[0])))
+
+        assert 1 == len(result.errors)
+        assert "a simulated engine error" in result.errors[0]
+        assert 1 == len(result.assessments)
+        assert broken is not prepare(config)
