@@ -1,13 +1,13 @@
 # Two commands matter (see README.md):
 #   make demo   create .venv, install ketacds, assess every example patient
-#   make test   install the test and lint extras, run ruff, the ruleset linter, mypy and the tests
+#   make test   install the test, lint and batch extras, run ruff, the ruleset linter, mypy and the tests
 # After a change to rulesets/: make docs (regenerate docs/rules/) and make golden.
 PYTHON ?= $(shell command -v python3.11 || command -v python3.12 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
 
-.PHONY: demo test lint typecheck unit scenarios bench load golden docs clean
+.PHONY: demo test lint typecheck unit scenarios bench bench-memory bench-compare load golden docs clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -17,7 +17,7 @@ demo: $(BIN)/python
 	$(BIN)/ketacds assess examples/*.yaml
 
 test: $(BIN)/python
-	$(PIP) install ".[test,lint]"
+	$(PIP) install ".[test,lint,batch]"
 	$(MAKE) --no-print-directory lint typecheck unit scenarios
 
 lint:
@@ -40,9 +40,21 @@ scenarios:
 	$(BIN)/ketacds scenarios coverage --quiet --fail-under-rs 100 --markdown $(REPORTS)/rule-coverage.md tests/scenarios
 	$(BIN)/ketacds scenarios mutate --quiet --markdown $(REPORTS)/rule-mutation.md tests/scenarios
 
+# The performance report (a few minutes); rewrites the generated part of docs/performance.md.
 bench: $(BIN)/python
+	$(PIP) install ".[batch]"
+	$(BIN)/python benchmarks/bench.py --write docs/performance.md
+
+# Memory over 10^6 assessments (about 10 minutes).
+bench-memory: $(BIN)/python
 	$(PIP) install .
-	$(BIN)/python benchmarks/bench_slice.py
+	$(BIN)/python benchmarks/bench_memory.py --write docs/performance.md
+
+# The engine at git revision BASE and now, side by side: make bench-compare BASE=440fec0
+BASE ?= 440fec0
+bench-compare: $(BIN)/python
+	$(PIP) install .
+	$(BIN)/python benchmarks/compare.py --base $(BASE) --write docs/performance.md
 
 load: $(BIN)/python
 	$(PIP) install ".[server]"

@@ -13,6 +13,8 @@ import click
 from rich.console import Console
 
 from ketacds._version import __version__
+from ketacds.cli_batch import batch
+from ketacds.cli_options import RULES_DIR
 from ketacds.cli_rules import rules
 from ketacds.cli_scenarios import explain, scenarios, what_if_outputs, whatif_options
 from ketacds.cli_serve import feedback, serve
@@ -55,12 +57,7 @@ def _fail(message: str, code: int) -> None:
     show_default=True,
     help="Output format.",
 )
-@click.option(
-    "--rules",
-    "rules_dir",
-    type=click.Path(path_type=Path, file_okay=False),
-    help="A ruleset directory (default: the bundled rulesets).",
-)
+@RULES_DIR
 @click.option(
     "--expect-digest",
     metavar="SHA256",
@@ -120,6 +117,7 @@ main.add_command(serve)
 main.add_command(feedback)
 main.add_command(scenarios)
 main.add_command(explain)
+main.add_command(batch)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -24,6 +24,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from ketacds.cli_options import RULES_DIR
 from ketacds.engine.api import Backend, Engine
 from ketacds.errors import InputError, KetacdsError, RulesetError, ScenarioError
 from ketacds.models.inputs import Context, PatientRecord
@@ -46,12 +47,6 @@ _LOG_WIDTH = 150
 _QUIET = click.option("-q", "--quiet", is_flag=True, help="Print only problems and the summary line.")
 
 _PATHS = click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
-_RULES = click.option(
-    "--rules",
-    "rules_dir",
-    type=click.Path(path_type=Path, file_okay=False),
-    help="A ruleset directory (default: the bundled rulesets).",
-)
 
 # (option, what it does): each may be given several times.
 _EDIT_OPTIONS = (
@@ -170,7 +165,7 @@ def scenarios() -> None:
 
 @scenarios.command("run")
 @_PATHS
-@_RULES
+@RULES_DIR
 @click.option(
     "--backend",
     type=click.Choice(["durable", "reference"]),
@@ -227,7 +222,7 @@ def run_command(
 
 @scenarios.command("coverage")
 @_PATHS
-@_RULES
+@RULES_DIR
 @click.option(
     "--markdown", type=click.Path(path_type=Path, dir_okay=False), help="Also write a Markdown report here."
 )
@@ -279,7 +274,7 @@ def coverage_command(
 
 @scenarios.command("mutate")
 @_PATHS
-@_RULES
+@RULES_DIR
 @click.option(
     "--markdown", type=click.Path(path_type=Path, dir_okay=False), help="Also write a Markdown report here."
 )
@@ -371,7 +366,7 @@ def _pick(file: Path, choice: str | None) -> Scenario:
 @click.option("--jurisdiction", help="Two-letter jurisdiction (overrides the file's context).")
 @click.option("--now", help="Assessment time, ISO 8601 with timezone (overrides the file's context).")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
-@_RULES
+@RULES_DIR
 @whatif_options
 def explain(
     file: Path,

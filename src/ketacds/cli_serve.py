@@ -13,6 +13,7 @@ from pathlib import Path
 
 import click
 
+from ketacds.cli_options import RULES_DIR
 from ketacds.errors import InputError, RulesetError
 
 __all__ = ["feedback", "serve"]
@@ -55,9 +56,7 @@ def _fail(message: str) -> None:
     "--max-body-mb", default=5.0, show_default=True, type=click.FloatRange(0.01, 500), help="Body limit."
 )
 @click.option("--fhir-server", "fhir_servers", multiple=True, help="URL prefix the service may fetch from.")
-@click.option(
-    "--rules", "rules_dir", type=click.Path(path_type=Path, file_okay=False), help="A ruleset directory."
-)
+@RULES_DIR
 @click.option(
     "--rules-docs-url", help="Base URL of the rendered rule docs (default {public-url}/docs/rules)."
 )

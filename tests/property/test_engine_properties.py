@@ -64,3 +64,52 @@ def test_engines_agree_on_joins(record: PatientRecord, context):
     _, reference = _ENGINE.evaluate(record, context, backend="reference")
 
     assert reference == durable
+
+
+@given(record=records, context=contexts)
+def test_compiled_patterns_match_like_the_reference(record: PatientRecord, context):
+    """The compiled absence patterns give the reference's answer on every fact."""
+    from ketacds.engine.match import compile_pattern, matches
+
+    facts = _ENGINE.facts(record, context).facts
+    for program in (_ENGINE._program(route, "US") for route in ("ketamine-iv", "esketamine-nasal")):
+        for pattern in program.absent_patterns.values():
+            check = compile_pattern(pattern)
+
+            assert [matches(pattern, f, {}) for f in facts] == [check(f) for f in facts]
+
+
+def test_a_pattern_with_references_cannot_be_compiled_alone():
+    """Compiling a pattern that refers to another fact is refused."""
+    import pytest
+
+    from ketacds.engine.match import compile_pattern
+    from ketacds.ruleset.ir import Pattern, Ref, Test
+
+    with pytest.raises(ValueError, match="references"):
+        compile_pattern(Pattern("trial", (Test("drug", "ne", Ref("first", "drug")),)))
+
+
+@given(record=records, context=contexts)
+def test_to_dict_is_attrs_asdict(record: PatientRecord, context):
+    """The fast serialiser gives exactly what attrs.asdict gives (decimals as strings)."""
+    from ketacds.models.results import _serialise
+
+    result = _ENGINE.assess(record, context)
+
+    assert attrs.asdict(result, value_serializer=_serialise) == result.to_dict()
+
+
+@given(record=records, context=contexts)
+def test_to_json_is_sorted_json_of_attrs_asdict(record: PatientRecord, context):
+    """to_json is exactly json.dumps of attrs.asdict with sorted keys (no key order is left to chance)."""
+    import json
+
+    from ketacds.models.results import _serialise
+
+    result = _ENGINE.assess(record, context)
+    data = attrs.asdict(result, value_serializer=_serialise)
+    expected = json.dumps(data, sort_keys=True, ensure_ascii=False)
+
+    assert expected == result.to_json()
+    assert expected == json.dumps(result.to_dict(), ensure_ascii=False)

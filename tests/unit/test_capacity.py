@@ -8,9 +8,8 @@ import sys
 import pytest
 
 from ketacds.engine.durable_backend import DurableProgram
-from ketacds.errors import EvaluationError
 from ketacds.ruleset import scope
-from ketacds.ruleset.capacity import MAX_FACT_PROPERTIES, RESERVED_PROPERTIES, fact_properties, program_load
+from ketacds.ruleset.capacity import MAX_FACT_PROPERTIES, RESERVED_PROPERTIES, program_load
 from ketacds.ruleset.load import load_ruleset
 from ketacds.ruleset.plan import stratify
 from rulesets_fixtures import RULES
@@ -31,19 +30,37 @@ def _patient(extra: int) -> dict[str, object]:
     return fact
 
 
-def test_the_widest_fact_allowed_is_accepted(program):
-    """A fact of MAX_FACT_PROPERTIES properties (t, id and sid included) is asserted."""
-    extra = MAX_FACT_PROPERTIES - len(RESERVED_PROPERTIES)
+def test_a_wide_input_fact_never_reaches_durable_rules(program):
+    """Only the fields some durable test reads are asserted, so extra fields cost nothing."""
+    wide = _patient(2 * MAX_FACT_PROPERTIES)
 
-    program.run([_patient(extra)])
+    assert program.run([wide]) == program.run([_patient(0)])
+    assert len(program.encode("0", wide, "1") or {}) <= program_load(program_rules()).widths["patient"]
 
 
-def test_one_property_more_is_refused_before_durable_rules_sees_it(program):
-    """A wider fact is an EvaluationError from our driver (durable would reject it, then crash)."""
-    with pytest.raises(EvaluationError, match="durable_rules accepts at most 254"):
-        program.run([_patient(MAX_FACT_PROPERTIES - len(RESERVED_PROPERTIES) + 1)])
+@pytest.mark.parametrize(("route", "jurisdiction"), [("esketamine-nasal", "US"), ("ketamine-iv", "CA")])
+def test_program_load_counts_the_widest_fact_the_engine_asserts(route, jurisdiction):
+    """A fact with every field and value set a program reads is encoded as wide as counted."""
+    ruleset = load_ruleset(RULES)
+    rules = scope.rules_for(ruleset, route, jurisdiction)
+    compiled = DurableProgram(f"width_{route}_{jurisdiction}", rules, stratify(ruleset.rules))
+    try:
+        widths = program_load(rules).widths
+        for kind, fields in compiled._plain.items():
+            fact: dict[str, object] = {"t": kind, "id": "x", **dict.fromkeys(fields, 1)}
+            for codes in compiled._codes_of[kind]:
+                prefix = f"{codes}:"
+                members = compiled._members_of[kind]
+                fact[codes] = [m.removeprefix(prefix) for m in members if m.startswith(prefix)]
+            assert len(compiled.encode("0", fact, "1") or {}) == widths[kind], kind
+        absent = {"id": "absent", "sid": "1", "t": "absent"} | dict.fromkeys(compiled.absent_patterns, True)
+        assert len(absent) == widths.get("absent", len(RESERVED_PROPERTIES))
+    finally:
+        compiled.close()
 
-    program.run([_patient(1)])  # the program is still usable
+
+def program_rules():
+    return scope.rules_for(load_ruleset(RULES), "esketamine-nasal", "US")
 
 
 _PROBE = """
@@ -82,6 +99,9 @@ def test_the_linter_counts_the_durable_rules_the_engine_compiles(route, jurisdic
         compiled.close()
 
 
-def test_the_vocabulary_fits_in_a_durable_fact():
-    """Every fact type of the vocabulary fits durable_rules' limit on properties."""
-    assert all(count <= MAX_FACT_PROPERTIES for count in fact_properties().values())
+@pytest.mark.parametrize(("route", "jurisdiction"), [("esketamine-nasal", "US"), ("ketamine-iv", "CA")])
+def test_the_bundled_programs_fit_in_a_durable_fact(route, jurisdiction):
+    """Every fact the bundled programs assert fits durable_rules' limit on properties."""
+    rules = scope.rules_for(load_ruleset(RULES), route, jurisdiction)
+
+    assert all(width <= MAX_FACT_PROPERTIES for width in program_load(rules).widths.values())

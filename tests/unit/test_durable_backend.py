@@ -170,6 +170,51 @@ class TestHashes:
 
 
 class TestSessions:
+    def test_one_session_is_reused_and_left_empty(self, engine, case):
+        """Assessments reuse one session per program, and each leaves it empty."""
+        from ketacds.engine import durable_backend
+
+        record, context = case
+        program = engine._program(context.route, context.jurisdiction)
+        engine.assess(record, context)
+        opened = program._sessions
+        for _ in range(3):
+            engine.assess(record, context)
+
+        assert (opened, 0) == (program._sessions, program.session_resets)
+        assert "[]" == durable_backend._dre.get_facts(program._handle, program._sid)
+
+    def test_a_session_left_not_empty_is_replaced(self, engine, case, monkeypatch):
+        """If retraction leaves anything behind, the session is deleted and replaced."""
+        from ketacds.engine import durable_backend
+
+        record, context = case
+        expected = engine.assess(record, context)
+        program = engine._program(context.route, context.jurisdiction)
+        resets, opened = program.session_resets, program._sessions
+        monkeypatch.setattr(durable_backend._dre, "retract_facts", lambda handle, facts: (0, 0))
+
+        assert expected == engine.assess(record, context)
+        monkeypatch.undo()
+        assert expected == engine.assess(record, context)
+        assert (resets + 1, opened + 1) == (program.session_resets, program._sessions)
+
+    def test_first_assessment_that_fires_nothing_is_safe(self):
+        """A program whose first assessment fires nothing closes cleanly (durable frees a wild pointer)."""
+        code = (
+            "from ketacds import load_ruleset\n"
+            "from ketacds.engine.durable_backend import DurableProgram\n"
+            "rule = load_ruleset().rule('KCDS-CAND-013')\n"
+            "program = DurableProgram('quiet', [rule], {rule.id: 1})\n"
+            "fact = {'t': 'condition', 'id': 'c', 'vs': [], 'clinical_status': 'active', 'active': True}\n"
+            "assert () == program.run([fact]).firings\n"
+            "program.close()\n"
+            "print('closed')\n"
+        )
+        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+
+        assert (0, "closed") == (result.returncode, result.stdout.strip()), result.stderr
+
     def test_sessions_do_not_leak(self, engine, case):
         """More assessments than durable's 1024 live sessions: each session is deleted."""
         record, context = case
@@ -195,6 +240,52 @@ class TestSessions:
         record, context = case
 
         assert {"KCDS-INT-002", "KCDS-INT-003"} <= set(engine.assess(record, context).rule_ids)
+
+
+class TestEncoding:
+    def test_value_sets_become_boolean_properties(self, engine):
+        """Durable sees membership as one property per value set some rule reads, and only read fields."""
+        program = engine._program("ketamine-iv", "US")
+        fact = {"t": "condition", "id": "c", "vs": ["depressive-disorders", "no-such-set"], "note": "x"}
+        encoded = program.encode("0", fact, "1")
+
+        assert encoded is not None
+        assert {"id": "0", "sid": "1", "t": "condition", "vs:depressive-disorders": True} == {
+            k: v for k, v in encoded.items() if k not in ("active", "clinical_status", "onset_days_ago")
+        }
+
+    def test_facts_no_rule_reads_are_not_asserted(self, engine):
+        """A fact of a type no rule of the program reads is not sent to durable at all."""
+        program = engine._program("ketamine-iv", "US")
+
+        assert program.encode("0", {"t": "nothing-reads-this", "id": "x"}, "1") is None
+
+    def test_an_unexpected_activation_is_read_as_json(self, engine):
+        """An activation in an unexpected layout falls back to a JSON parse with the same result."""
+        program = engine._program("ketamine-iv", "US")
+        name = next(iter(program._alternatives))
+        aliases = [next(iter(p)) for p in program.definition[name]["all"]]
+        compact = (
+            "{" + json.dumps(name) + ":{" + ",".join(f'"{a}":{{"id":"{n}"}}' for n, a in enumerate(aliases))
+        )
+        compact += "}}"
+        spaced = json.dumps({name: {a: {"t": "x", "id": str(n)} for n, a in enumerate(aliases)}}, indent=1)
+
+        assert program._parse(compact) == program._parse(spaced)
+        assert "(unknown)" == program._rule_of("not json")
+
+    def test_too_wide_a_fact_is_refused_at_compile_time(self, engine, monkeypatch):
+        """A program whose facts would carry more properties than durable accepts is not built."""
+        from ketacds import EngineCapacityError
+        from ketacds.engine import durable_backend
+        from ketacds.ruleset.capacity import program_load
+
+        rules = engine.rules_for("ketamine-iv", "US")
+        widest = max(program_load(rules).widths.values())
+        monkeypatch.setattr(durable_backend, "MAX_FACT_PROPERTIES", widest - 1)
+
+        with pytest.raises(EngineCapacityError, match=f"would carry {widest} properties"):
+            durable_backend.DurableProgram("capacity_test", rules, engine.strata)
 
 
 def test_python_313_is_refused_with_one_sentence():

@@ -437,16 +437,14 @@ class TestCapacity:
         assert any(f.code == "KL041" and expected in f.message for f in report.errors)
 
     def test_too_many_properties_on_one_fact_type(self, monkeypatch):
-        """A fact type with more fields than durable_rules accepts on one fact is an error."""
-        from ketacds.ruleset import capacity
-
-        wide = {**capacity.FACT_TYPES, "patient": {f"field_{n}": "number" for n in range(252)}}
-        monkeypatch.setattr(lint_module, "fact_vocabulary", lambda tables: wide)
+        """A fact type a program would assert wider than durable_rules accepts is an error."""
+        widths = program_load(scope.rules_for(load_ruleset(RULES), "ketamine-iv", "US")).widths
+        monkeypatch.setattr(lint_module, "MAX_FACT_PROPERTIES", widths["condition"] - 1)
 
         report = lint(RULES)
 
-        assert ["KL042"] == [f.code for f in report.errors]
-        assert "'patient' facts carry up to 255 properties" in report.errors[0].message
+        expected = f"ketamine-iv in US, 'condition' facts would carry {widths['condition']} properties"
+        assert any(f.code == "KL042" and expected in f.message for f in report.errors)
 
 
 def test_the_catalogue_names_are_unique_and_constants_match():

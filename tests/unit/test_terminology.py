@@ -37,3 +37,15 @@ def test_value_sets_cite_their_sources():
     for vs in load_ruleset().valuesets:
         assert vs.source
         assert all(code.source for code in vs.codes)
+
+
+def test_the_tag_cache_stays_bounded(terminology, monkeypatch):
+    """Tags are remembered per code and name, and the memory is emptied when full."""
+    from ketacds.terminology import valuesets
+
+    monkeypatch.setattr(valuesets, "TAG_CACHE_SIZE", 2)
+    fresh = Terminology(load_ruleset().valuesets)
+    names = ["klonopin", "lorazepam", "sertraline", "klonopin"]
+
+    assert [terminology.tag(None, n) for n in names] == [fresh.tag(None, n) for n in names]
+    assert 2 >= len(fresh._cache)

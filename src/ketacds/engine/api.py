@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
-from ketacds.engine.assemble import assemble
+from ketacds.engine.assemble import Assembler
 from ketacds.engine.durable_backend import ENGINE_NAME, DurableProgram
 from ketacds.engine.facts import FactSet, build_facts
 from ketacds.engine.raw import RawResult
@@ -65,6 +65,7 @@ class Engine:
         self.strata = stratify(self.ruleset.rules)
         self._programs: dict[tuple[str, str], DurableProgram] = {}
         self._scoped: dict[tuple[str, str], tuple[Rule, ...]] = {}
+        self._assemblers: dict[tuple[str, str, Backend], Assembler] = {}
         self._lock = threading.Lock()
 
     @classmethod
@@ -135,16 +136,34 @@ class Engine:
             EvaluationError: the engine failed; no partial result is returned.
         """
         facts, raw = self.evaluate(record, context, backend=backend)
-        return assemble(
-            ruleset=self.ruleset,
-            digest=self.digest,
-            rules=self.rules_for(context.route, context.jurisdiction),
-            facts=facts,
-            raw=raw,
-            context=context,
-            engine=ENGINE_NAME if backend == "durable" else REFERENCE_ENGINE_NAME,
-            data_quality=record.data_quality,
-        )
+        assembler = self._assembler(context.route, context.jurisdiction, backend)
+        return assembler.assemble(facts, raw, context, record.data_quality)
+
+    def _assembler(self, route: str, jurisdiction: str, backend: Backend) -> Assembler:
+        key = (route, jurisdiction, backend)
+        assembler = self._assemblers.get(key)
+        if assembler is None:
+            assembler = Assembler(
+                ruleset=self.ruleset,
+                digest=self.digest,
+                rules=self.rules_for(route, jurisdiction),
+                engine=ENGINE_NAME if backend == "durable" else REFERENCE_ENGINE_NAME,
+                jurisdiction=jurisdiction,
+            )
+            self._assemblers[key] = assembler
+        return assembler
+
+    @property
+    def usable(self) -> bool:
+        """False once an engine error has left a compiled program unusable.
+
+        The program then refuses every assessment (fail closed); a long-running
+        process should build a new Engine. Batch workers do this by themselves.
+
+        .. versionadded:: 0.1.0
+        """
+        with self._lock:
+            return all(program.usable for program in self._programs.values())
 
     def close(self) -> None:
         """Free the compiled durable_rules programs."""

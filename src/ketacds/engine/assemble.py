@@ -3,16 +3,24 @@
 Everything here is a pure function of (ruleset, rules in scope, facts, firings,
 context), with every collection sorted, so the Assessment never depends on the
 order in which an engine happened to fire.
+
+An :class:`Assembler` is built once per set of rules in scope (one route and
+jurisdiction) and keeps what does not depend on the patient: each rule's evidence
+citations, monitoring item, data gap, dose parameters and status precedence. Per
+assessment, only the basis of each finding, the dose arithmetic and the trace are
+built.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import attrs
 
 from ketacds._version import __version__
-from ketacds.dosing.functions import FUNCTIONS
+from ketacds.dosing.functions import FUNCTIONS, DoseResult
 from ketacds.engine.facts import FactSet
 from ketacds.engine.raw import RawFiring, RawResult, flag_id
 from ketacds.models.inputs import Context
@@ -29,9 +37,15 @@ from ketacds.models.results import (
     MonitoringItem,
     Provenance,
 )
-from ketacds.ruleset.ir import Rule, RuleSet, StatusTable
+from ketacds.ruleset.ir import Rule, RuleSet
 
-__all__ = ["assemble"]
+__all__ = ["TRACE_CACHE_SIZE", "Assembler"]
+
+#: Trace entries an Assembler remembers: many firings recur from patient to patient
+#: (a monitoring rule on the plan fact), so each is built once; emptied when full.
+TRACE_CACHE_SIZE = 20_000
+
+_DOSE_FIELDS = tuple(a.name for a in attrs.fields(DoseResult))
 
 
 def _input_basis(
@@ -52,124 +66,194 @@ def _input_basis(
     return ids
 
 
-def assemble(
-    *,
-    ruleset: RuleSet,
-    digest: str,
-    rules: Sequence[Rule],
-    facts: FactSet,
-    raw: RawResult,
-    context: Context,
-    engine: str,
-    data_quality: Sequence[DataQualityIssue] = (),
-) -> Assessment:
-    """Build the Assessment for one evaluation."""
-    by_id = {rule.id: rule for rule in rules}
-    fired: dict[str, list[RawFiring]] = {}
-    producers: dict[str, list[RawFiring]] = {}
-    for firing in raw.firings:
-        fired.setdefault(firing.rule_id, []).append(firing)
-        for flag in by_id[firing.rule_id].flags:
-            producers.setdefault(flag_id(flag), []).append(firing)
+class _RuleParts:
+    """What an Assessment says about one rule, whatever the patient."""
 
-    facts_by_id = facts.by_id()
-    sources = {source.id: source for source in ruleset.sources}
-    status_table = ruleset.status
-    findings: list[Finding] = []
-    monitoring: list[MonitoringItem] = []
-    gaps: list[DataGap] = []
-    options: list[DoseOption] = []
-    for rule_id in sorted(fired):
-        rule = by_id[rule_id]
-        if rule.finding is None:
-            continue
-        basis_ids: set[str] = set()
-        for firing in fired[rule_id]:
-            basis_ids |= _input_basis(firing, producers)
-        basis = tuple(
-            sorted(
-                (FactRef(id=i, type=facts_by_id[i]["t"], label=facts.labels[i]) for i in basis_ids),
-                key=lambda ref: (ref.type, ref.label, ref.id),
-            )
-        )
-        findings.append(
-            Finding(
-                rule_id=rule.id,
-                category=rule.category,
-                severity=rule.severity,
-                title=rule.title,
-                message=rule.finding.message,
-                management=rule.finding.management,
-                evidence=tuple(
-                    EvidenceRef(source=e.source, title=sources[e.source].title, section=e.section)
-                    for e in rule.evidence
-                ),
-                confidence=rule.confidence,
-                advisory=rule.confidence == "M",
-                basis=basis,
-            )
-        )
-        if rule.category == "monitoring":
-            monitoring.append(
-                MonitoringItem(
-                    rule_id=rule.id,
-                    title=rule.title,
-                    instruction=rule.finding.message,
-                    timing=rule.finding.timing,
-                )
-            )
-        if rule.category == "data-gap":
-            gaps.append(
-                DataGap(
-                    rule_id=rule.id,
-                    missing=rule.finding.missing or rule.title,
-                    message=rule.finding.message,
-                    management=rule.finding.management,
-                )
-            )
-        if rule.dose is not None:
-            result = FUNCTIONS[rule.dose.function](dict(rule.dose.params), facts.dose_inputs)
-            options.append(
-                DoseOption(
-                    rule_id=rule.id,
-                    label=rule.dose.label,
-                    function=rule.dose.function,
-                    **attrs.asdict(result, recurse=False),
-                )
-            )
-
-    reached = [s for f in findings if (s := status_table.status_of(f.severity)) is not None]
-    status = min(reached, key=status_table.rank) if reached else status_table.default
-    meaning = next(level.meaning for level in status_table.levels if level.name == status)
-    findings.sort(key=lambda f: (_rank(status_table, f.severity), f.rule_id))
-    return Assessment(
-        status=status,
-        status_meaning=meaning,
-        findings=tuple(findings),
-        dose=DoseAdvice(route=context.route, options=tuple(options)) if options else None,
-        monitoring=tuple(monitoring),
-        data_gaps=tuple(gaps),
-        data_quality=tuple(sorted(set(data_quality), key=_quality_order)),
-        provenance=Provenance(
-            ruleset=ruleset.name,
-            version=ruleset.version,
-            digest=digest,
-            package_version=__version__,
-            engine=engine,
-            now=context.now.isoformat(),
-            route=context.route,
-            jurisdiction=context.jurisdiction,
-            jurisdiction_scope=ruleset.jurisdiction_scope(context.jurisdiction),
-        ),
-        trace=tuple(
-            Firing(
-                rule_id=f.rule_id,
-                facts=tuple(i for i in f.facts if not i.startswith("absent:")),
-                derived=by_id[f.rule_id].flags,
-            )
-            for f in raw.firings
-        ),
+    __slots__ = (
+        "dose_params",
+        "evidence",
+        "finding",
+        "flag_ids",
+        "gap",
+        "monitoring",
+        "rank",
+        "rule",
+        "status",
     )
+
+    def __init__(self, rule: Rule, ruleset: RuleSet) -> None:
+        table = ruleset.status
+        sources = {source.id: source for source in ruleset.sources}
+        self.rule = rule
+        self.flag_ids = tuple(flag_id(flag) for flag in rule.flags)
+        self.status = table.status_of(rule.severity)
+        self.rank = table.rank(self.status) if self.status is not None else len(table.levels)
+        self.evidence = tuple(
+            EvidenceRef(source=e.source, title=sources[e.source].title, section=e.section)
+            for e in rule.evidence
+        )
+        finding = rule.finding
+        # Every field of the rule's Finding but its basis, which depends on the patient.
+        self.finding: dict[str, Any] | None = (
+            {
+                "rule_id": rule.id,
+                "category": rule.category,
+                "severity": rule.severity,
+                "title": rule.title,
+                "message": finding.message,
+                "management": finding.management,
+                "evidence": self.evidence,
+                "confidence": rule.confidence,
+                "advisory": rule.confidence == "M",
+            }
+            if finding is not None
+            else None
+        )
+        self.monitoring = (
+            MonitoringItem(
+                rule_id=rule.id, title=rule.title, instruction=finding.message, timing=finding.timing
+            )
+            if finding is not None and rule.category == "monitoring"
+            else None
+        )
+        self.gap = (
+            DataGap(
+                rule_id=rule.id,
+                missing=finding.missing or rule.title,
+                message=finding.message,
+                management=finding.management,
+            )
+            if finding is not None and rule.category == "data-gap"
+            else None
+        )
+        self.dose_params: dict[str, Any] | None = dict(rule.dose.params) if rule.dose is not None else None
+
+
+class Assembler:
+    """Builds Assessments for one set of rules in scope (one route and jurisdiction).
+
+    Args:
+        ruleset: the loaded ruleset (sources, status table).
+        digest: the ruleset's digest, recorded in every result.
+        rules: the rules in scope; every firing must be of one of them.
+        engine: the engine name recorded in the provenance.
+        jurisdiction: the jurisdiction these rules were scoped to.
+    """
+
+    def __init__(
+        self, *, ruleset: RuleSet, digest: str, rules: Sequence[Rule], engine: str, jurisdiction: str
+    ) -> None:
+        self._ruleset = ruleset
+        self._digest = digest
+        self._engine = engine
+        self._scope = ruleset.jurisdiction_scope(jurisdiction)
+        self._parts = {rule.id: _RuleParts(rule, ruleset) for rule in rules}
+        self._meanings = {level.name: level.meaning for level in ruleset.status.levels}
+        self._ranks = {level.name: index for index, level in enumerate(ruleset.status.levels)}
+        self._trace: dict[RawFiring, Firing] = {}
+        self._now: tuple[dt.datetime | None, str] = (None, "")
+
+    def assemble(
+        self,
+        facts: FactSet,
+        raw: RawResult,
+        context: Context,
+        data_quality: Sequence[DataQualityIssue] = (),
+    ) -> Assessment:
+        """Build the Assessment for one evaluation (``data_quality``: the adapter's notes on the input)."""
+        parts = self._parts
+        fired: dict[str, list[RawFiring]] = {}
+        producers: dict[str, list[RawFiring]] = {}
+        for firing in raw.firings:
+            fired.setdefault(firing.rule_id, []).append(firing)
+            for produced in parts[firing.rule_id].flag_ids:
+                producers.setdefault(produced, []).append(firing)
+
+        facts_by_id = facts.by_id()
+        refs: dict[str, FactRef] = {}
+        reported: list[tuple[int, str, Finding]] = []
+        monitoring: list[MonitoringItem] = []
+        gaps: list[DataGap] = []
+        options: list[DoseOption] = []
+        status: str | None = None
+        for rule_id in sorted(fired):
+            part = parts[rule_id]
+            if part.finding is None:
+                continue
+            basis_ids: set[str] = set()
+            for firing in fired[rule_id]:
+                basis_ids |= _input_basis(firing, producers)
+            for i in basis_ids:
+                if i not in refs:
+                    refs[i] = FactRef(id=i, type=facts_by_id[i]["t"], label=facts.labels[i])
+            if len(basis_ids) == 1:
+                basis: tuple[FactRef, ...] = (refs[next(iter(basis_ids))],)
+            else:
+                basis = tuple(sorted((refs[i] for i in basis_ids), key=_fact_ref_key))
+            reported.append((part.rank, rule_id, Finding(**part.finding, basis=basis)))
+            if part.status is not None and (status is None or part.rank < self._ranks[status]):
+                status = part.status
+            if part.monitoring is not None:
+                monitoring.append(part.monitoring)
+            if part.gap is not None:
+                gaps.append(part.gap)
+            dose = part.rule.dose
+            if dose is not None and part.dose_params is not None:
+                result = FUNCTIONS[dose.function](part.dose_params, facts.dose_inputs)
+                computed = {name: getattr(result, name) for name in _DOSE_FIELDS}
+                options.append(
+                    DoseOption(rule_id=rule_id, label=dose.label, function=dose.function, **computed)
+                )
+
+        if status is None:
+            status = self._ruleset.status.default
+        reported.sort(key=_reported_key)
+        return Assessment(
+            status=status,
+            status_meaning=self._meanings[status],
+            findings=tuple(finding for _, _, finding in reported),
+            dose=DoseAdvice(route=context.route, options=tuple(options)) if options else None,
+            monitoring=tuple(monitoring),
+            data_gaps=tuple(gaps),
+            data_quality=tuple(sorted(set(data_quality), key=_quality_order)) if data_quality else (),
+            provenance=Provenance(
+                ruleset=self._ruleset.name,
+                version=self._ruleset.version,
+                digest=self._digest,
+                package_version=__version__,
+                engine=self._engine,
+                now=self._isoformat(context.now),
+                route=context.route,
+                jurisdiction=context.jurisdiction,
+                jurisdiction_scope=self._scope,
+            ),
+            trace=tuple(self._firing(f) for f in raw.firings),
+        )
+
+    def _firing(self, raw: RawFiring) -> Firing:
+        firing = self._trace.get(raw)
+        if firing is None:
+            if len(self._trace) >= TRACE_CACHE_SIZE:
+                self._trace.clear()
+            firing = Firing(rule_id=raw.rule_id, facts=raw.facts, derived=self._parts[raw.rule_id].rule.flags)
+            self._trace[raw] = firing
+        return firing
+
+    def _isoformat(self, now: dt.datetime) -> str:
+        # A batch assesses everyone at one `now`: format it once (same object, same text).
+        last, text = self._now
+        if now is not last:
+            text = now.isoformat()
+            self._now = (now, text)
+        return text
+
+
+def _fact_ref_key(ref: FactRef) -> tuple[str, str, str]:
+    return ref.type, ref.label, ref.id
+
+
+def _reported_key(item: tuple[int, str, Finding]) -> tuple[int, str]:
+    return item[0], item[1]
 
 
 def _quality_order(issue: DataQualityIssue) -> tuple[int, str, str, str, str]:
@@ -180,8 +264,3 @@ def _quality_order(issue: DataQualityIssue) -> tuple[int, str, str, str, str]:
         issue.code,
         issue.message,
     )
-
-
-def _rank(table: StatusTable, severity: str) -> int:
-    status = table.status_of(severity)
-    return table.rank(status) if status is not None else len(table.levels)

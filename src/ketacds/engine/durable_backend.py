@@ -23,15 +23,44 @@ actions. How each measured hazard (../shared/durable-rules-notes.md) is handled:
 * **deleting a session with pending actions**: the agenda is always drained before
   ``delete_state``; after an engine error the program is marked broken and refuses
   further work rather than touch a corrupt session;
+* **found here: deleting a session in which no action ever ran** frees an
+  uninitialised pointer (``createStateNode`` never sets ``context.messages``) and
+  crashes the process; a program's session is therefore opened with a warm-up fact
+  that fires an internal rule once, which leaves those pointers cleared;
+* **found here: durable_rules keeps pointers into the name and definition strings**
+  given to ``create_ruleset``; a temporary name freed afterwards corrupts the heap at
+  the next ``delete_state``, so both strings live as long as the program;
 * **events and limits**: facts only, never events; at most 512 durable rules per
-  program and 64 rules reading one fact type, checked when compiling; a fact of 255
-  properties or more is refused before durable_rules sees it (it would reject it,
-  then crash on the next call).
+  program, 64 rules reading one fact type, and 254 properties per fact (durable
+  refuses a wider fact, then crashes on the next call), all checked when compiling,
+  with the limits and the counting shared with the ruleset linter
+  (``ruleset/capacity.py``).
+
+What crosses into the C engine is kept small, because its cost grows with every
+fact, property and firing (measured in ``docs/performance.md``):
+
+* facts are encoded per program: only the fields some durable test reads, and
+  value-set membership as one boolean property per value set (``vs:ID``) instead of
+  an array that every ``$iany`` test would scan; facts of a type no rule reads are
+  not asserted at all (the reference evaluator and the absence markers still see
+  every fact);
+* the ``absent`` markers of one assessment are properties of one fact;
+* one session per program is reused: creating one costs about 8 KB of memset per
+  beta node (measured: half of ``assert_facts``), so after each assessment every
+  fact asserted (inputs, marker, flags) is retracted instead, and the session is
+  checked empty with ``get_facts``; if anything were left, the session is deleted
+  and the next assessment opens a fresh one;
+* activations are not parsed as JSON: durable echoes each matched fact's JSON
+  verbatim and ours start with ``id``, so the fact ids are read from the message
+  text and the Python facts are looked up by id (anything unexpected falls back to
+  ``json.loads``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import re
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
@@ -39,7 +68,7 @@ from typing import Any
 
 import durable_rules_engine as _dre  # noqa: TID251 - the one sanctioned importer
 
-from ketacds.engine.match import matches, passes
+from ketacds.engine.match import compile_pattern, passes
 from ketacds.engine.raw import RawFiring, RawResult, flag_fact, flag_id
 from ketacds.errors import EngineCapacityError, EvaluationError
 from ketacds.ruleset.capacity import (
@@ -48,16 +77,16 @@ from ketacds.ruleset.capacity import (
     MAX_RULES_PER_FACT_TYPE,
     MAX_RULES_PER_PROGRAM,
     SESSION,
+    absent_property,
+    member_property,
     program_load,
 )
 from ketacds.ruleset.ir import Pattern, Ref, Rule, Test
-from ketacds.ruleset.plan import absence_key, alternatives, flag_name
+from ketacds.ruleset.plan import absence_key, alternatives
 
 __all__ = [
     "ENGINE_NAME",
     "MAX_FACTS",
-    "MAX_RULES_PER_FACT_TYPE",
-    "MAX_RULES_PER_PROGRAM",
     "DurableProgram",
     "fnv1a_32",
 ]
@@ -68,7 +97,16 @@ ENGINE_NAME = "durable_rules 2.0.28 (ketacds direct driver)"
 MAX_FACTS = 4096
 
 _SINK = "__sink"
+_ABSENT_ID = "absent"
 _ANCHOR = "__anchor"
+_WARMUP_ID = "__warmup"
+_ABSENT_ALIAS = "n0"
+
+# Compact JSON, made once (json.dumps with options builds an encoder per call).
+_encode_json = json.JSONEncoder(separators=(",", ":"), check_circular=False).encode
+# An activation is '{"RULE#n":{"alias":{"id":"3",...},"alias2":{"id":"flag:x",...}}}'.
+_RULE_NAME = re.compile(r'\{"([^"]+)":')
+_BOUND = re.compile(r'"([^"]+)":\{"id":"([^"]*)"')
 
 
 def fnv1a_32(text: str) -> int:
@@ -89,20 +127,39 @@ def _number(value: Any) -> Any:
 class _Alternative:
     """A compiled alternative: which durable aliases are ours to report, and the guards."""
 
+    __slots__ = (
+        "flags",
+        "index",
+        "joins",
+        "missing_flags",
+        "pattern_count",
+        "report_aliases",
+        "rule",
+        "rule_aliases",
+        "rule_id",
+        "types",
+    )
+
     def __init__(
         self,
         rule: Rule,
         index: int,
-        aliases: dict[str, str],
+        report_aliases: Sequence[str],
+        pattern_count: int,
+        types: Sequence[str],
         missing_flags: Sequence[str],
         joins: Sequence[tuple[str, str | None, tuple[Test, ...]]],
     ) -> None:
         self.rule = rule
+        self.rule_id = rule.id
+        self.flags = rule.flags
         self.index = index
-        self.report_aliases = aliases  # durable alias -> fact kind ("input" or "flag")
+        self.report_aliases = tuple(report_aliases)  # durable aliases of the positive patterns
+        self.pattern_count = pattern_count  # every durable alias, markers and anchor included
+        self.types = tuple(types)  # the fact type each durable pattern reads
         self.missing_flags = tuple(missing_flags)
         # (durable alias, rule alias, tests comparing with earlier facts), checked when firing
-        self.joins = tuple(joins)
+        self.joins = tuple(j for j in joins if j[2])
         self.rule_aliases = {rule_alias: durable for durable, rule_alias, _ in joins if rule_alias}
 
 
@@ -120,17 +177,33 @@ class DurableProgram:
         self._alternatives: dict[str, _Alternative] = {}
         self._absent: dict[str, Pattern] = {}
         self._flag_ids: dict[str, str] = {}
+        # What a fact of each type is encoded with: the fields durable tests read, and
+        # the codes fields read by value-set membership (sent as boolean properties).
+        self._fields: dict[str, set[str]] = {}
+        self._codes: dict[str, set[str]] = {}
+        self._members: dict[str, set[str]] = {}  # per fact type: the value-set properties read
         self.definition = self._compile(rules, strata)
         self._check_capacity(rules)
         self._check_ids()
+        self._plain = {kind: tuple(sorted(fields)) for kind, fields in self._fields.items()}
+        self._codes_of = {kind: tuple(sorted(self._codes.get(kind, ()))) for kind in self._fields}
+        self._members_of = {kind: frozenset(self._members.get(kind, ())) for kind in self._fields}
+        self._absent_checks = tuple(
+            (key, pattern.fact, compile_pattern(pattern)) for key, pattern in sorted(self._absent.items())
+        )
+        self._flag_facts = {fid: flag_fact(flag) for flag, fid in self._flag_ids.items()}
+        self._flag_json = {
+            flag: ('{"id":' + json.dumps(fid) + ',"sid":"', '","t":"flag","name":' + json.dumps(flag) + "}")
+            for flag, fid in self._flag_ids.items()
+        }
         self._lock = threading.Lock()
         self._broken: str | None = None
-        self._sessions = 0
+        self._sessions = 0  # sessions opened so far (each gets the next number as its sid)
+        self._sid: str | None = None  # the open session, reused by every assessment
+        self.session_resets = 0  # sessions found not empty after an assessment (expected: 0)
         with DurableProgram._counter_lock:
             DurableProgram._counter += 1
-            # durable_rules keeps pointers into the name and definition strings it is given
-            # (found here: a temporary name string freed after create_ruleset corrupts the
-            # heap at the next delete_state). Both are kept alive as long as the program.
+            # durable_rules keeps pointers into both strings (see the module notes).
             self._durable_name = f"{name}_{DurableProgram._counter}"
         self._definition_json = json.dumps(self.definition)
         self._handle: int | None = _dre.create_ruleset(self._durable_name, self._definition_json)
@@ -141,36 +214,41 @@ class DurableProgram:
         definition: dict[str, Any] = {}
         for rule in rules:
             for index, alt in enumerate(alternatives(rule)):
-                aliases: dict[str, str] = {}
                 durable_alias: dict[str | None, str] = {
                     p.alias: f"a_{p.alias}" for p in alt.positive if p.alias
                 }
-                patterns = []
+                patterns: list[dict[str, Any]] = []
+                report: list[str] = []
+                types: list[str] = []
                 joins: list[tuple[str, str | None, tuple[Test, ...]]] = []
                 for position, pattern in enumerate(alt.positive):
                     alias = durable_alias.get(pattern.alias) or f"p{position}"
-                    aliases[alias] = "flag" if flag_name(pattern) else "input"
+                    report.append(alias)
+                    types.append(pattern.fact)
                     patterns.append({alias: self._expression(pattern)})
                     refs = tuple(t for t in pattern.tests if isinstance(t.value, Ref))
                     joins.append((alias, pattern.alias, refs))
-                for position, pattern in enumerate(alt.absent):
-                    key = absence_key(pattern)
-                    self._absent[key] = pattern
-                    patterns.append({f"n{position}": {"$and": [{"t": ABSENT}, {"key": key}]}})
+                if alt.absent:
+                    # Every negated input pattern of the alternative is one property of the
+                    # single `absent` fact (patterns of one rule must match different facts).
+                    keys = sorted({absence_key(p) for p in alt.absent})
+                    self._absent.update((absence_key(p), p) for p in alt.absent)
+                    terms = [{"t": ABSENT}, *({absent_property(key): True} for key in keys)]
+                    patterns.append({_ABSENT_ALIAS: {"$and": terms}})
+                    types.append(ABSENT)
                 if not patterns:
+                    self._fields.setdefault("patient", set())
                     patterns.append({_ANCHOR: {"t": "patient"}})
+                    types.append("patient")
                 name = f"{rule.id}#{index}"
                 definition[name] = {"all": patterns, "pri": strata[rule.id]}
-                self._alternatives[name] = _Alternative(rule, index, aliases, alt.missing_flags, joins)
+                self._alternatives[name] = _Alternative(
+                    rule, index, report, len(patterns), types, alt.missing_flags, joins
+                )
             for flag in rule.flags:
                 self._flag_ids[flag] = flag_id(flag)
         definition[_SINK] = {"all": [{"a": {"$ex": {"t": 1}}}, {"b": {"t": "__never__"}}]}
-        # durable_rules leaves a session's action context uninitialised until an action
-        # runs, and delete_state frees it regardless (found here: a session in which no
-        # rule fires corrupts the heap). A marker fact asserted into every session fires
-        # this no-op rule, last, so that every session runs at least one action.
-        last = max((rule["pri"] for rule in definition.values() if "pri" in rule), default=1)
-        definition[SESSION] = {"all": [{"s": {"t": SESSION}}], "pri": last + 1}
+        definition[SESSION] = {"all": [{"w": {"t": SESSION}}]}
         return definition
 
     def _expression(self, pattern: Pattern) -> dict[str, Any]:
@@ -179,7 +257,18 @@ class DurableProgram:
         # an `$or` is silently ignored, and after a plain comparison it crashes the
         # process). They are checked in Python when the rule fires (`_joins_hold`).
         terms: list[dict[str, Any]] = [{"t": pattern.fact}]
-        terms.extend(self._test(test) for test in pattern.tests if not isinstance(test.value, Ref))
+        fields = self._fields.setdefault(pattern.fact, set())
+        for test in pattern.tests:
+            if isinstance(test.value, Ref):
+                continue
+            if test.op == "member":
+                assert isinstance(test.value, tuple)
+                self._codes.setdefault(pattern.fact, set()).add(test.field)
+                members = self._members.setdefault(pattern.fact, set())
+                members.update(member_property(test.field, str(vs)) for vs in test.value)
+            else:
+                fields.add(test.field)
+            terms.append(self._test(test))
         return terms[0] if len(terms) == 1 else {"$and": terms}
 
     @staticmethod
@@ -189,7 +278,7 @@ class DurableProgram:
             return {"$ex" if test.value else "$nex": {field: 1}}
         if test.op == "member":
             assert isinstance(test.value, tuple)
-            members = [{"$iany": {field: {"$i": vs}}} for vs in test.value]
+            members = [{member_property(field, str(vs)): True} for vs in test.value]
             return members[0] if len(members) == 1 else {"$or": members}
         if test.op == "in":
             assert isinstance(test.value, tuple)
@@ -212,16 +301,23 @@ class DurableProgram:
                 f"{self.name}: {count} durable rules exceed durable_rules' limit of about 512 "
                 f"per ruleset (ketacds keeps {MAX_RULES_PER_PROGRAM}); narrow rule scopes"
             )
-        for fact, readers in program_load(rules).readers.items():
+        load = program_load(rules)
+        for fact, readers in load.readers.items():
             if readers > MAX_RULES_PER_FACT_TYPE:
                 raise EngineCapacityError(
                     f"{self.name}: {readers} durable rules read {fact!r} facts; durable_rules "
                     f"allows 64 rules to match one fact (ketacds keeps {MAX_RULES_PER_FACT_TYPE})"
                 )
+        for fact, width in load.widths.items():
+            if width > MAX_FACT_PROPERTIES:
+                raise EngineCapacityError(
+                    f"{self.name}: {fact!r} facts would carry {width} properties; durable_rules "
+                    f"accepts at most {MAX_FACT_PROPERTIES} (fewer value sets or negated patterns "
+                    f"per fact type)"
+                )
 
     def _check_ids(self) -> None:
-        ids = [str(n) for n in range(MAX_FACTS)] + list(self._flag_ids.values())
-        ids += [f"absent:{key}" for key in self._absent]
+        ids = [str(n) for n in range(MAX_FACTS)] + list(self._flag_ids.values()) + [_ABSENT_ID, _WARMUP_ID]
         hashes = {fnv1a_32(i) for i in ids}
         if len(hashes) != len(ids):  # pragma: no cover - a property of the names, checked in tests
             raise EngineCapacityError(f"{self.name}: fact ids collide in durable_rules' 32-bit hash")
@@ -229,22 +325,44 @@ class DurableProgram:
     # -------------------------------------------------------------------- run
 
     @property
+    def usable(self) -> bool:
+        """False once an engine error (or :meth:`close`) has made this program refuse work."""
+        return self._broken is None
+
+    @property
     def absent_patterns(self) -> Mapping[str, Pattern]:
         """The negated input patterns, by absence key."""
         return self._absent
 
-    def absence_markers(self, facts: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-        """An ``absent`` fact for each negated pattern that no input fact matches."""
-        markers = []
-        for key, pattern in sorted(self._absent.items()):
-            if not any(matches(pattern, fact, {}) for fact in facts):
-                markers.append({"t": ABSENT, "id": f"absent:{key}", "key": key})
-        return markers
+    def absent_keys(self, facts: Sequence[Mapping[str, Any]]) -> list[str]:
+        """The keys of the negated patterns that no input fact matches, sorted."""
+        by_type: dict[str, list[Mapping[str, Any]]] = {}
+        for fact in facts:
+            by_type.setdefault(fact["t"], []).append(fact)
+        return [key for key, kind, check in self._absent_checks if not any(map(check, by_type.get(kind, ())))]
+
+    def encode(self, durable_id: str, fact: Mapping[str, Any], sid: str) -> dict[str, Any] | None:
+        """The fact as durable sees it (``None`` when no rule of this program reads its type)."""
+        kind = fact["t"]
+        plain = self._plain.get(kind)
+        if plain is None:
+            return None
+        encoded: dict[str, Any] = {"id": durable_id, "sid": sid, "t": kind}
+        for name in plain:
+            if name in fact:
+                encoded[name] = fact[name]
+        members = self._members_of[kind]
+        for name in self._codes_of[kind]:
+            for valueset in fact.get(name, ()):
+                prop = member_property(name, valueset)
+                if prop in members:
+                    encoded[prop] = True
+        return encoded
 
     def run(
         self, facts: Sequence[Mapping[str, Any]], *, action_hook: Callable[[str], None] | None = None
     ) -> RawResult:
-        """Assert ``facts`` into a fresh session, fire every rule, and return the firings.
+        """Assert ``facts`` into the (empty) session, fire every rule, and return the firings.
 
         Args:
             facts: input facts with unique ``id``s (see ``engine/facts.py``).
@@ -258,14 +376,8 @@ class DurableProgram:
         with self._lock:
             if self._broken is not None:
                 raise EvaluationError(f"engine unusable after an earlier failure: {self._broken}")
-            if len(facts) + len(self._absent) + 1 > MAX_FACTS:
+            if len(facts) > MAX_FACTS:
                 raise EvaluationError(f"{len(facts)} facts exceed the {MAX_FACTS} one assessment may assert")
-            for fact in facts:  # durable_rules refuses a wider fact and then crashes the process
-                if len(fact) + 1 > MAX_FACT_PROPERTIES:  # + the session id
-                    raise EvaluationError(
-                        f"fact {fact.get('id')!r} has {len(fact) + 1} properties; durable_rules "
-                        f"accepts at most {MAX_FACT_PROPERTIES}"
-                    )
             try:
                 return self._run(facts, action_hook)
             except EvaluationError:
@@ -277,18 +389,25 @@ class DurableProgram:
     def _run(
         self, facts: Sequence[Mapping[str, Any]], action_hook: Callable[[str], None] | None
     ) -> RawResult:
-        self._sessions += 1
-        sid = str(self._sessions)
-        public: dict[str, str] = {}
         batch = []
-        session_marker = {"t": SESSION, "id": SESSION}
-        for number, fact in enumerate([*facts, *self.absence_markers(facts), session_marker]):
+        asserted: dict[str, Mapping[str, Any]] = dict(self._flag_facts)
+        sid = self._sid if self._sid is not None else self._open_session()
+        for number, fact in enumerate(facts):
             durable_id = self._durable_id(number)
-            public[durable_id] = fact["id"]
-            batch.append({**fact, "id": durable_id, "sid": sid})
-        public.update({flag: flag for flag in self._flag_ids.values()})
-        code, state = _dre.assert_facts(self._handle, json.dumps(batch))
-        firings: set[RawFiring] = set()
+            encoded = self.encode(durable_id, fact, sid)
+            if encoded is not None:
+                batch.append(encoded)
+                asserted[durable_id] = fact
+        absent = self.absent_keys(facts)
+        if absent:
+            marker: dict[str, Any] = {"id": _ABSENT_ID, "sid": sid, "t": ABSENT}
+            marker.update((absent_property(key), True) for key in absent)
+            batch.append(marker)
+        if not batch:
+            return RawResult(())  # nothing any rule reads: nothing can fire
+        payload = _encode_json(batch)
+        code, state = _dre.assert_facts(self._handle, payload)
+        firings: set[tuple[str, tuple[str, ...]]] = set()
         derived: set[str] = set()
         failure: tuple[str, BaseException] | None = None
         if code != 0:
@@ -301,30 +420,64 @@ class DurableProgram:
         while message is not None:
             if failure is None:
                 try:
-                    self._fire(json.loads(message), sid, public, firings, derived, action_hook)
+                    self._fire(message, sid, asserted, firings, derived, action_hook)
                 except Exception as action_error:
                     failure = (self._rule_of(message), action_error)
             message = _dre.complete_and_start_action(self._handle, state)
-        _dre.delete_state(self._handle, sid)  # the agenda is drained: safe to delete
+        self._clear_session(sid, payload, derived)  # the agenda is drained: safe to clean
         if failure is not None:
             rule_id, cause = failure
             if isinstance(cause, EvaluationError):
                 raise cause
             raise EvaluationError(f"{type(cause).__name__}: {cause}", rule_id=rule_id) from cause
-        return RawResult.of(firings)
+        return RawResult(tuple(RawFiring(rule_id, ids) for rule_id, ids in sorted(firings)))
 
-    def live_sessions(self) -> int:
-        """How many durable_rules sessions of this program are alive (0 between assessments)."""
+    def _open_session(self) -> str:
+        """Open the session assessments reuse, with one warm-up firing (see the module notes)."""
+        self._sessions += 1
+        sid = str(self._sessions)
+        warmup = _encode_json({"id": _WARMUP_ID, "sid": sid, "t": SESSION})
+        code, state = _dre.assert_fact(self._handle, warmup)
+        result = _dre.start_action_for_state(self._handle, state)
+        fired = 0
+        while result is not None:
+            fired += 1
+            result = _dre.complete_and_start_action(self._handle, state)
+        _dre.retract_fact(self._handle, warmup)
+        if (code, fired) != (0, 1):  # pragma: no cover - durable_rules changed under us
+            self._broken = f"the warm-up of a new session fired {fired} actions (code {code})"
+            raise EvaluationError(f"durable_rules failed: {self._broken}")
+        self._sid = sid
+        return sid
+
+    def _clear_session(self, sid: str, payload: str, derived: set[str]) -> None:
+        """Retract everything one assessment asserted, so the session is empty again."""
+        _dre.retract_facts(self._handle, payload)
+        if derived:
+            flags = ",".join(self._flag_json[flag][0] + sid + self._flag_json[flag][1] for flag in derived)
+            _dre.retract_facts(self._handle, f"[{flags}]")
+        if _dre.get_facts(self._handle, sid) != "[]":
+            # Retraction missed something (it fails silently on content it cannot find):
+            # never carry it into the next patient. Deleting is safe: the agenda is drained
+            # and an action has run in this session (the warm-up).
+            _dre.delete_state(self._handle, sid)
+            self._sid = None
+            self.session_resets += 1
+
+    def live_sessions(self) -> dict[str, int]:
+        """Each live durable_rules session of this program, with how many facts it holds.
+
+        Between assessments there is at most one (the reused session) and it holds
+        nothing; property tests check this after every step.
+        """
         with self._lock:
             if self._handle is None:
-                return 0
-            live = 0
+                return {}
+            live: dict[str, int] = {}
             for number in range(1, self._sessions + 1):
-                try:
-                    _dre.get_state(self._handle, str(number))
-                    live += 1
-                except _dre.error:
-                    pass  # error 309: the session was deleted, as it should be
+                sid = str(number)
+                with contextlib.suppress(_dre.error):  # error 309: the session was deleted
+                    live[sid] = len(json.loads(_dre.get_facts(self._handle, sid)))
             return live
 
     @staticmethod
@@ -332,54 +485,72 @@ class DurableProgram:
         """The id a fact is asserted under: short, and checked collision-free up to MAX_FACTS."""
         return str(number)
 
+    def _parse(self, message: str) -> tuple[_Alternative, dict[str, str]]:
+        """The alternative an activation is for, and the durable fact id bound to each alias."""
+        match = _RULE_NAME.match(message)
+        alt = self._alternatives.get(match.group(1)) if match else None
+        if alt is not None and match is not None:
+            bound = dict(_BOUND.findall(message, match.end()))
+            if len(bound) == alt.pattern_count:
+                return alt, bound
+        # Not the shape we expect: read it as JSON (slower, but exact).
+        ((name, facts),) = json.loads(message).items()
+        return self._alternatives[name], {alias: str(fact["id"]) for alias, fact in facts.items()}
+
     def _rule_of(self, message: str) -> str:
         try:
-            name = next(iter(json.loads(message)))
-            return self._alternatives[name].rule.id
+            return self._parse(message)[0].rule_id
         except Exception:
             return "(unknown)"
 
     def _fire(
         self,
-        message: dict[str, Any],
+        message: str,
         sid: str,
-        public: Mapping[str, str],
-        firings: set[RawFiring],
+        asserted: Mapping[str, Mapping[str, Any]],
+        firings: set[tuple[str, tuple[str, ...]]],
         derived: set[str],
         action_hook: Callable[[str], None] | None,
     ) -> None:
-        ((name, bound),) = message.items()
-        if name == SESSION:
-            return
-        alt = self._alternatives[name]
+        alt, bound = self._parse(message)
         if action_hook is not None:
-            action_hook(alt.rule.id)
-        if any(flag in derived for flag in alt.missing_flags):
+            action_hook(alt.rule_id)
+        if alt.missing_flags and any(flag in derived for flag in alt.missing_flags):
             return  # a flag this alternative needs absent has been derived: it does not hold
-        if not self._joins_hold(alt, bound):
+        if alt.joins and not self._joins_hold(alt, bound, asserted):
             return
-        ids = sorted(public[bound[alias]["id"]] for alias in alt.report_aliases)
-        firings.add(RawFiring(alt.rule.id, tuple(sorted(set(ids)))))
-        for flag in alt.rule.flags:
+        ids = sorted({asserted[bound[alias]]["id"] for alias in alt.report_aliases})
+        firings.add((alt.rule_id, tuple(ids)))
+        for flag in alt.flags:
             if flag not in derived:
                 derived.add(flag)
-                fact = {**flag_fact(flag), "sid": sid}
-                code, _ = _dre.assert_fact(self._handle, json.dumps(fact))
+                head, tail = self._flag_json[flag]
+                code, _ = _dre.assert_fact(self._handle, head + sid + tail)
                 if code != 0:
                     raise EvaluationError(
-                        f"durable_rules return code {code} asserting flag {flag!r}", rule_id=alt.rule.id
+                        f"durable_rules return code {code} asserting flag {flag!r}", rule_id=alt.rule_id
                     )
 
     @staticmethod
-    def _joins_hold(alt: _Alternative, bound: Mapping[str, Mapping[str, Any]]) -> bool:
-        """Check the tests that compare one matched fact with another."""
-        env = {rule_alias: bound[durable] for rule_alias, durable in alt.rule_aliases.items()}
-        return all(passes(test, bound[durable], env) for durable, _, tests in alt.joins for test in tests)
+    def _joins_hold(
+        alt: _Alternative, bound: Mapping[str, str], asserted: Mapping[str, Mapping[str, Any]]
+    ) -> bool:
+        """Check the tests that compare one matched fact with another, on our own facts."""
+        env = {rule_alias: asserted[bound[durable]] for rule_alias, durable in alt.rule_aliases.items()}
+        return all(
+            passes(test, asserted[bound[durable]], env) for durable, _, tests in alt.joins for test in tests
+        )
 
     def close(self) -> None:
-        """Free the C ruleset. The program cannot be used afterwards."""
+        """Free the session and the C ruleset. The program cannot be used afterwards."""
         with self._lock:
             if self._handle is not None:
+                # delete_ruleset does not free sessions. Ours is empty, drained and warmed up,
+                # so deleting it is safe, unless an engine error left it in an unknown state:
+                # then it is left alone (a leak is better than a crash).
+                if self._sid is not None and self._broken is None:
+                    _dre.delete_state(self._handle, self._sid)
+                    self._sid = None
                 _dre.delete_ruleset(self._handle)
                 self._handle = None
                 self._broken = "closed"

@@ -7,13 +7,13 @@ false, except ``present: false``, which is exactly that case.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any
 
 from ketacds.ruleset.ir import Pattern, Ref, Scalar, Test
 
-__all__ = ["matches", "operand_value", "passes"]
+__all__ = ["compile_pattern", "matches", "operand_value", "passes"]
 
 
 def operand_value(value: Scalar | tuple[Scalar, ...] | Ref, env: Mapping[str, Mapping[str, Any]]) -> Any:
@@ -42,25 +42,28 @@ def passes(test: Test, fact: Mapping[str, Any], env: Mapping[str, Mapping[str, A
         return (test.field in fact) == bool(test.value)
     if test.field not in fact:
         return False
-    actual = fact[test.field]
-    expected = operand_value(test.value, env)
-    if test.op == "member":
+    return _compare(test.op, fact[test.field], operand_value(test.value, env))
+
+
+def _compare(op: str, actual: Any, expected: Any) -> bool:
+    """Whether a known field value passes a test whose operand is resolved."""
+    if op == "member":
         return any(vs in actual for vs in expected)
-    if test.op == "in":
+    if op == "in":
         return any(_same_kind(actual, e) and actual == e for e in expected)
-    if test.op == "not_in":
+    if op == "not_in":
         return all(not (_same_kind(actual, e) and actual == e) for e in expected)
     if expected is None or not _same_kind(actual, expected):
-        return test.op == "ne" and expected is not None
-    if test.op == "eq":
+        return op == "ne" and expected is not None
+    if op == "eq":
         return bool(actual == expected)
-    if test.op == "ne":
+    if op == "ne":
         return bool(actual != expected)
-    if test.op == "gt":
+    if op == "gt":
         return bool(actual > expected)
-    if test.op == "gte":
+    if op == "gte":
         return bool(actual >= expected)
-    if test.op == "lt":
+    if op == "lt":
         return bool(actual < expected)
     return bool(actual <= expected)
 
@@ -68,3 +71,34 @@ def passes(test: Test, fact: Mapping[str, Any], env: Mapping[str, Mapping[str, A
 def matches(pattern: Pattern, fact: Mapping[str, Any], env: Mapping[str, Mapping[str, Any]]) -> bool:
     """Whether ``fact`` is of the pattern's type and passes all its tests."""
     return fact.get("t") == pattern.fact and all(passes(t, fact, env) for t in pattern.tests)
+
+
+def compile_pattern(pattern: Pattern) -> Callable[[Mapping[str, Any]], bool]:
+    """:func:`matches` for a pattern without references, with its operands resolved once.
+
+    For the absence markers, which test the facts of every assessment against every
+    negated pattern. Same semantics as :func:`passes`: the comparison is shared.
+
+    Raises:
+        ValueError: the pattern refers to another pattern's fact.
+    """
+    if any(isinstance(test.value, Ref) for test in pattern.tests):
+        raise ValueError("a pattern with references depends on other facts and cannot be compiled alone")
+    kind = pattern.fact
+    prepared = tuple(
+        (test.op, test.field, test.value if test.op == "present" else operand_value(test.value, {}))
+        for test in pattern.tests
+    )
+
+    def check(fact: Mapping[str, Any]) -> bool:
+        if fact.get("t") != kind:
+            return False
+        for op, field, expected in prepared:
+            if op == "present":
+                if (field in fact) != bool(expected):
+                    return False
+            elif field not in fact or not _compare(op, fact[field], expected):
+                return False
+        return True
+
+    return check

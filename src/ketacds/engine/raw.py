@@ -41,4 +41,10 @@ class RawResult:
     @classmethod
     def of(cls, firings: set[RawFiring]) -> RawResult:
         """Build from an unordered set of firings."""
-        return cls(tuple(sorted(firings)))
+        # Sorting by an explicit key is the same order as attrs' generated comparison
+        # (rule_id, then facts), without building a tuple per comparison.
+        return cls(tuple(sorted(firings, key=_firing_key)))
+
+
+def _firing_key(firing: RawFiring) -> tuple[str, tuple[str, ...]]:
+    return firing.rule_id, firing.facts

@@ -13,9 +13,8 @@ from collections.abc import Iterable, Mapping
 
 import attrs
 
-from ketacds.models.facts import FACT_TYPES
-from ketacds.ruleset.ir import Rule
-from ketacds.ruleset.plan import alternatives
+from ketacds.ruleset.ir import Pattern, Ref, Rule
+from ketacds.ruleset.plan import absence_key, alternatives
 
 __all__ = [
     "ABSENT",
@@ -23,8 +22,11 @@ __all__ = [
     "MAX_RULES_PER_FACT_TYPE",
     "MAX_RULES_PER_PROGRAM",
     "RESERVED_PROPERTIES",
+    "SESSION",
     "ProgramLoad",
-    "fact_properties",
+    "absent_property",
+    "durable_properties",
+    "member_property",
     "program_load",
 ]
 
@@ -40,7 +42,8 @@ MAX_FACT_PROPERTIES = 254
 RESERVED_PROPERTIES = ("t", "id", "sid")
 #: The fact type of the markers that stand for "no input fact matches this pattern".
 ABSENT = "absent"
-#: The fact type of the marker every session gets, so that every session runs an action.
+#: The fact type of the warm-up fact every durable session is opened with, so that an
+#: action has run in every session before it can be deleted.
 SESSION = "__session"
 
 
@@ -51,35 +54,70 @@ class ProgramLoad:
     ``durable_rules`` counts one durable rule per alternative of each rule's condition
     (its disjunctive normal form) plus the sink rule and the session rule. ``readers`` counts, per fact
     type, the durable rules with a pattern on that type (the sink, which reads every
-    fact, included).
+    fact, included). ``widths`` is the most properties a fact of each type can carry
+    as the engine asserts it: ``t``, ``id`` and ``sid``, each field a durable test
+    reads, one boolean property per value set a membership test names, and for the
+    ``absent`` fact one property per negated pattern.
     """
 
     durable_rules: int
     readers: Mapping[str, int]
+    widths: Mapping[str, int]
 
 
 def program_load(rules: Iterable[Rule]) -> ProgramLoad:
     """Count the durable rules of a program holding ``rules``, in total and per fact type."""
     total = 2  # the sink, and the session rule (every session runs at least one action)
     readers: dict[str, int] = {SESSION: 1}
+    properties: dict[str, set[str]] = {SESSION: set()}
+    absent: set[str] = set()
     for rule in rules:
         for alternative in alternatives(rule):
             total += 1
             types = {pattern.fact for pattern in alternative.positive}
+            for pattern in alternative.positive:
+                properties.setdefault(pattern.fact, set()).update(durable_properties(pattern))
             if alternative.absent:
                 types.add(ABSENT)
+                absent.update(absence_key(pattern) for pattern in alternative.absent)
             if not alternative.positive and not alternative.absent:
                 types.add("patient")  # anchored on the patient fact
+                properties.setdefault("patient", set())
             for fact in types:
                 readers[fact] = readers.get(fact, 0) + 1
     for fact in readers:
         readers[fact] += 1  # the sink
-    return ProgramLoad(durable_rules=total, readers=dict(sorted(readers.items())))
+    widths = {fact: len(props) + len(RESERVED_PROPERTIES) for fact, props in properties.items()}
+    if absent:
+        widths[ABSENT] = len(absent) + len(RESERVED_PROPERTIES)
+    return ProgramLoad(
+        durable_rules=total, readers=dict(sorted(readers.items())), widths=dict(sorted(widths.items()))
+    )
 
 
-def fact_properties(vocabulary: Mapping[str, Mapping[str, object]] | None = None) -> dict[str, int]:
-    """The most properties a fact of each type can carry when asserted (tables add fields)."""
-    types = vocabulary if vocabulary is not None else FACT_TYPES
-    counts = {fact: len(fields) + len(RESERVED_PROPERTIES) for fact, fields in types.items()}
-    counts[ABSENT] = 1 + len(RESERVED_PROPERTIES)  # its one field: the absence key
-    return counts
+def member_property(field: str, valueset: str) -> str:
+    """The boolean property that stands for "``field`` includes a code of ``valueset``"."""
+    return f"{field}:{valueset}"
+
+
+def absent_property(key: str) -> str:
+    """The property of the ``absent`` fact that stands for "no fact matches pattern ``key``"."""
+    return f"no:{key}"
+
+
+def durable_properties(pattern: Pattern) -> set[str]:
+    """The properties of a fact that the durable tests of ``pattern`` read.
+
+    Tests comparing with another pattern's fact are not given to durable_rules (they
+    are checked in Python when the rule fires), so their fields are not counted.
+    """
+    props: set[str] = set()
+    for test in pattern.tests:
+        if isinstance(test.value, Ref):
+            continue
+        if test.op == "member":
+            assert isinstance(test.value, tuple)
+            props.update(member_property(test.field, str(valueset)) for valueset in test.value)
+        else:
+            props.add(test.field)
+    return props

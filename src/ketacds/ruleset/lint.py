@@ -11,7 +11,7 @@ Engine may compile. Codes are listed in :mod:`ketacds.ruleset.checks` and explai
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import attrs
@@ -22,12 +22,11 @@ from ketacds.ruleset.capacity import (
     MAX_FACT_PROPERTIES,
     MAX_RULES_PER_FACT_TYPE,
     MAX_RULES_PER_PROGRAM,
-    fact_properties,
     program_load,
 )
 from ketacds.ruleset.checks import CHECKS, Severity
-from ketacds.ruleset.ir import Rule, RuleSet, Table
-from ketacds.ruleset.load import ANY_JURISDICTION, Checked, fact_vocabulary, load_checked
+from ketacds.ruleset.ir import Rule, RuleSet
+from ketacds.ruleset.load import ANY_JURISDICTION, Checked, load_checked
 from ketacds.ruleset.plan import alternatives, flag_name, valuesets_read
 
 __all__ = ["LintFinding", "LintReport", "lint", "lint_checked"]
@@ -100,7 +99,6 @@ def lint_checked(checked: Checked) -> LintReport:
     if ruleset is not None:
         # What a broken rule would have used or derived is unknown: judge it only when all loaded.
         findings += _whole_ruleset(ruleset, complete=not checked.problems)
-    findings += _vocabulary(ruleset.tables if ruleset is not None else ())
     ordered = sorted(set(findings), key=lambda f: (f.file or "", f.line or 0, f.code, f.message))
     return LintReport(
         root=str(checked.root),
@@ -338,13 +336,12 @@ def _capacity(ruleset: RuleSet) -> Iterator[LintFinding]:
                     f"{fact!r} facts (at most {MAX_RULES_PER_FACT_TYPE})",
                     file="manifest.yaml",
                 )
-
-
-def _vocabulary(tables: Iterable[Table]) -> Iterator[LintFinding]:
-    for fact, count in sorted(fact_properties(fact_vocabulary(tables)).items()):
-        if count > MAX_FACT_PROPERTIES:
-            yield _finding(
-                checks.FACT_TOO_WIDE,
-                f"{fact!r} facts carry up to {count} properties; durable_rules refuses more than "
-                f"{MAX_FACT_PROPERTIES}",
-            )
+        for fact, width in load.widths.items():
+            if width > MAX_FACT_PROPERTIES:
+                yield _finding(
+                    checks.FACT_TOO_WIDE,
+                    f"in the program for {route} in {jurisdiction}, {fact!r} facts would carry "
+                    f"{width} properties (durable_rules refuses more than {MAX_FACT_PROPERTIES}): "
+                    f"fewer value sets or negated patterns on that fact type",
+                    file="manifest.yaml",
+                )

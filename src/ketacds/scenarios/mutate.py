@@ -43,7 +43,7 @@ from typing import Any
 import attrs
 
 from ketacds.engine.api import REFERENCE_ENGINE_NAME, Engine
-from ketacds.engine.assemble import assemble
+from ketacds.engine.assemble import Assembler
 from ketacds.engine.facts import FactSet
 from ketacds.engine.raw import RawResult, flag_fact
 from ketacds.engine.reference import evaluate
@@ -448,6 +448,7 @@ def _run_one(
     own_finding_changed = mutant.rule.severity != original.severity
     by_id = {rule.id: rule for rule in rules}
     scoped: dict[tuple[str, frozenset[str]], list[Rule]] = {}
+    assemblers: dict[tuple[tuple[str, frozenset[str]], str], Assembler] = {}
     run = 0
     for base in baselines:
         context = base.scenario.context
@@ -470,15 +471,16 @@ def _run_one(
                 own_finding_changed and mutant.rule_id in base.fired
             ):
                 continue  # the same answer as on the real rules, where this scenario passes
-            assessment = assemble(
-                ruleset=changed,
-                digest=engine.digest,  # provenance only: a digest per mutant would cost more than the run
-                rules=in_scope,
-                facts=base.facts,
-                raw=RawResult.of(firings),
-                context=context,
-                engine=REFERENCE_ENGINE_NAME,
-            )
+            assembler = assemblers.get((key, context.jurisdiction))
+            if assembler is None:
+                assembler = assemblers[(key, context.jurisdiction)] = Assembler(
+                    ruleset=changed,
+                    digest=engine.digest,  # provenance only: a digest per mutant would cost more than the run
+                    rules=in_scope,
+                    engine=REFERENCE_ENGINE_NAME,
+                    jurisdiction=context.jurisdiction,
+                )
+            assessment = assembler.assemble(base.facts, RawResult.of(firings), context)
         except KetacdsError:
             return MutantResult(mutant=mutant, killed=True, killed_by=base.scenario.where, scenarios_run=run)
         if compare(base.scenario, assessment, changed):

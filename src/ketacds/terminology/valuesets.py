@@ -14,7 +14,12 @@ from collections.abc import Iterable
 from ketacds.models.inputs import Coding
 from ketacds.ruleset.ir import ValueSet
 
-__all__ = ["Terminology", "normalise_name"]
+__all__ = ["TAG_CACHE_SIZE", "Terminology", "normalise_name"]
+
+#: Distinct (code, name) pairs whose tags one Terminology remembers. A population
+#: has far fewer distinct codes than items, so tagging is done once per code; the
+#: cache is emptied when full, so free-text names cannot make it grow without bound.
+TAG_CACHE_SIZE = 50_000
 
 
 def normalise_name(name: str) -> str:
@@ -40,9 +45,19 @@ class Terminology:
             for name in vs.names:
                 self._names.setdefault(normalise_name(name), set()).add(vs.id)
         self.ids = frozenset(ids)
+        self._cache: dict[tuple[str | None, str | None, str | None], tuple[str, ...]] = {}
 
     def tag(self, code: Coding | None, name: str | None) -> tuple[str, ...]:
         """Return the sorted ids of every value set the code or the name belongs to."""
+        key = (code.system, code.code, name) if code is not None else (None, None, name)
+        tags = self._cache.get(key)
+        if tags is None:
+            if len(self._cache) >= TAG_CACHE_SIZE:
+                self._cache.clear()
+            tags = self._cache[key] = self._tag(code, name)
+        return tags
+
+    def _tag(self, code: Coding | None, name: str | None) -> tuple[str, ...]:
         found: set[str] = set()
         if code is not None:
             found |= self._codes.get((code.system, code.code), set())

@@ -1,0 +1,161 @@
+"""The work of a batch worker: assess one chunk of items with the process's Engine.
+
+The same function runs in the main process (``--workers 1``), in local worker
+processes and on Dask workers. Each process builds one Engine (pinned to the
+ruleset digest the run started with, so that every worker runs the same rules),
+then calls :func:`gc.freeze`: the compiled rules are never garbage, and full
+collections would otherwise walk them again and again.
+
+A record that cannot be assessed becomes an error line with its reason; it never
+stops the chunk. If the engine itself fails (a durable_rules error leaves its
+program unusable), that record is an error and the process builds a new Engine
+for the next one.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+
+from ketacds.batch.readers import Item, Reader, decode_case
+from ketacds.batch.summary import Tally
+from ketacds.engine.api import Engine
+from ketacds.errors import KetacdsError
+from ketacds.models.load import load_context
+from ketacds.models.results import Assessment
+from ketacds.ruleset.ir import RuleSet
+
+__all__ = ["Chunk", "ChunkResult", "WorkerConfig", "assess_chunk", "assessment_line", "error_line", "prepare"]
+
+
+@attrs.frozen
+class WorkerConfig:
+    """Everything a worker needs besides its items (pickled to every worker).
+
+    Attributes:
+        reader: decodes each item's payload.
+        digest: the ruleset digest every worker must run.
+        rules_dir: the ruleset directory (``None``: the bundled rules).
+        context: default context fields (``route``, ``jurisdiction``, ``now``, ...).
+        override: the defaults replace each case's own context fields, rather than
+            only filling in the ones it lacks.
+    """
+
+    reader: Reader
+    digest: str
+    rules_dir: str | None = None
+    context: tuple[tuple[str, Any], ...] = ()
+    override: bool = False
+
+    def context_for(self, own: Mapping[str, Any]) -> dict[str, Any]:
+        """A case's context data with the run's defaults applied."""
+        defaults = dict(self.context)
+        return {**own, **defaults} if self.override else {**defaults, **own}
+
+
+@attrs.frozen
+class Chunk:
+    """Consecutive items, assessed together and stored together.
+
+    ``commit``: a worker that can write the output directory commits the chunk itself;
+    false for the single records of a chunk assessed one at a time.
+    """
+
+    number: int
+    items: tuple[Item, ...]
+    commit: bool = True
+
+
+@attrs.frozen
+class ChunkResult:
+    """One output line per item (assessments and errors apart, each in input order).
+
+    ``committed``: the worker already wrote the chunk's part file (the lines are then
+    left out, so that they do not travel back to the main process).
+    """
+
+    number: int
+    assessments: tuple[str, ...]
+    errors: tuple[str, ...]
+    tally: Tally
+    committed: bool = False
+
+    @property
+    def records(self) -> int:
+        """How many input records this result covers."""
+        return sum(self.tally.statuses.values()) + sum(self.tally.errors.values())
+
+
+_engines: dict[tuple[str, str | None], Engine] = {}
+
+
+def prepare(config: WorkerConfig, ruleset: RuleSet | None = None) -> Engine:
+    """This process's Engine for ``config`` (built, and the heap frozen, on first use).
+
+    ``ruleset``: the rules already loaded (by the main process), to build it from.
+    """
+    key = (config.digest, config.rules_dir)
+    engine = _engines.get(key)
+    if engine is None:
+        if ruleset is not None:
+            engine = Engine.from_ruleset(ruleset, expected_digest=config.digest)
+        else:
+            engine = Engine(config.rules_dir, expected_digest=config.digest)
+        _engines[key] = engine
+        gc.collect()
+        gc.freeze()
+    return engine
+
+
+def assess_chunk(config: WorkerConfig, chunk: Chunk, ruleset: RuleSet | None = None) -> ChunkResult:
+    """Assess every item of ``chunk``; bad records become error lines.
+
+    ``ruleset``: the rules the main process loaded, for this process's first Engine.
+    """
+    engine = prepare(config, ruleset)
+    assessments: list[str] = []
+    errors: list[str] = []
+    tally = Tally()
+    for item in chunk.items:
+        patient: str | None = None
+        try:
+            record, own = decode_case(config.reader, item.payload, engine)
+            patient = record.patient.id
+            assessment = engine.assess(record, load_context(config.context_for(own)))
+        except Exception as error:  # one bad record must not stop a night's run
+            reason = str(error) if isinstance(error, KetacdsError) else f"{type(error).__name__}: {error}"
+            errors.append(error_line(item, patient, type(error).__name__, reason))
+            tally.add_error(reason)
+            if not engine.usable:
+                _engines.clear()
+                engine = prepare(config)
+            continue
+        assessments.append(assessment_line(item, patient, assessment))
+        tally.add(assessment)
+    return ChunkResult(chunk.number, tuple(assessments), tuple(errors), tally)
+
+
+def assessment_line(item: Item, patient: str | None, assessment: Assessment) -> str:
+    """One line of ``assessments.ndjson``: the record's place, its patient id and the Assessment.
+
+    The same text as ``json.dumps`` of the whole with sorted keys; built around
+    :meth:`Assessment.to_json` so the assessment is encoded once.
+    """
+    return (
+        f'{{"assessment": {assessment.to_json()}, "patient": {_text(patient)}, '
+        f'"record": {item.index}, "source": {_text(item.source)}}}'
+    )
+
+
+def error_line(item: Item, patient: str | None, kind: str, reason: str) -> str:
+    """One line of ``errors.ndjson``: the record's place, the error type and the reason."""
+    data = {"error": kind, "patient": patient, "reason": reason, "record": item.index, "source": item.source}
+    return json.dumps(data, sort_keys=True, ensure_ascii=False)
+
+
+def _text(value: str | None) -> str:
+    return json.dumps(value, ensure_ascii=False)
