@@ -50,8 +50,8 @@ bench-memory: $(BIN)/python
 	$(PIP) install .
 	$(BIN)/python benchmarks/bench_memory.py --write docs/performance.md
 
-# The engine at git revision BASE and now, side by side: make bench-compare BASE=440fec0
-BASE ?= 440fec0
+# The engine at git revision BASE and now, side by side (default: main before issue 8 merged)
+BASE ?= 901b33d
 bench-compare: $(BIN)/python
 	$(PIP) install .
 	$(BIN)/python benchmarks/compare.py --base $(BASE) --write docs/performance.md

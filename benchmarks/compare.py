@@ -2,8 +2,8 @@
 
 Usage::
 
-    make bench-compare BASE=440fec0
-    .venv/bin/python benchmarks/compare.py --base 440fec0 --patients 3000 --write docs/performance.md
+    make bench-compare BASE=901b33d
+    .venv/bin/python benchmarks/compare.py --base 901b33d --patients 3000 --write docs/performance.md
 
 The package as it was at ``--base`` (``git archive`` of ``src/`` and ``rulesets/``) is
 unpacked into a temporary directory under the name ``ketacds_before``, so that both
