@@ -40,12 +40,12 @@ scenarios:
 	$(BIN)/ketacds scenarios coverage --quiet --fail-under-rs 100 --markdown $(REPORTS)/rule-coverage.md tests/scenarios
 	$(BIN)/ketacds scenarios mutate --quiet --markdown $(REPORTS)/rule-mutation.md tests/scenarios
 
-# The performance report (a few minutes); rewrites the generated part of docs/performance.md.
+# The performance report (about 10 minutes); rewrites the generated part of docs/performance.md.
 bench: $(BIN)/python
 	$(PIP) install ".[batch]"
 	$(BIN)/python benchmarks/bench.py --write docs/performance.md
 
-# Memory over 10^6 assessments (about 10 minutes).
+# Memory over 10^6 assessments (10 to 20 minutes).
 bench-memory: $(BIN)/python
 	$(PIP) install .
 	$(BIN)/python benchmarks/bench_memory.py --write docs/performance.md
