@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from ketacds.batch.readers import Case, Item
+from ketacds.batch.readers import Case, Item, files_in
 from ketacds.errors import InputError
 
 if TYPE_CHECKING:
@@ -70,7 +70,7 @@ class FhirBundlesReader:
 
     @staticmethod
     def _files(path: Path) -> list[Path]:
-        return sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() == ".json")
+        return files_in(path, (".json",))
 
     def detect(self, path: Path) -> bool:
         """Directories whose first ``*.json`` file is a FHIR Bundle."""
@@ -148,7 +148,7 @@ class FhirBulkReader:
 
     @staticmethod
     def _files(path: Path) -> list[Path]:
-        return sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() == ".ndjson")
+        return files_in(path, (".ndjson",))
 
     def detect(self, path: Path) -> bool:
         """Directories of ``*.ndjson`` files, one of which starts with a Patient resource."""

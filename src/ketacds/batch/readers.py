@@ -41,10 +41,9 @@ from typing import Any, Protocol, runtime_checkable
 
 import attrs
 
-from ketacds._yaml import YamlProblem, load_yaml
 from ketacds.errors import InputError
 from ketacds.models.inputs import PatientRecord
-from ketacds.models.load import load_record
+from ketacds.models.load import load_record, parse_document
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -147,6 +146,11 @@ class NdjsonReader:
         return _case_from_data(data, "(line)")
 
 
+def files_in(directory: Path, suffixes: tuple[str, ...]) -> list[Path]:
+    """The files directly in ``directory`` whose suffix is one of ``suffixes`` (any case), by name."""
+    return sorted(p for p in directory.iterdir() if p.is_file() and p.suffix.lower() in suffixes)
+
+
 class CaseFilesReader:
     """A directory of case files (YAML or JSON), one case per file, in file-name order."""
 
@@ -154,7 +158,7 @@ class CaseFilesReader:
     suffixes = (".yaml", ".yml", ".json")
 
     def _files(self, path: Path) -> list[Path]:
-        return sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in self.suffixes)
+        return files_in(path, self.suffixes)
 
     def detect(self, path: Path) -> bool:
         """Directories holding at least one case file."""
@@ -180,18 +184,7 @@ class CaseFilesReader:
         suffix, text, problem = payload
         if text is None:
             raise InputError("(file)", problem)
-        if suffix == ".json":
-            try:
-                data = json.loads(text, parse_float=Decimal)
-            except json.JSONDecodeError as error:
-                raise InputError(f"(file):{error.lineno}", f"invalid JSON: {error.msg}") from None
-        else:
-            try:
-                data = load_yaml(text)[0]
-            except YamlProblem as error:
-                where = f"(file):{error.line}" if error.line else "(file)"
-                raise InputError(where, f"invalid YAML: {error.reason}") from None
-        return _case_from_data(data, "(file)")
+        return _case_from_data(parse_document(text, suffix, "(file)"), "(file)")
 
 
 _registered: list[Reader] = []

@@ -42,7 +42,7 @@ from ketacds.models.inputs import (
     SubstanceUse,
 )
 
-__all__ = ["load_case", "load_case_file", "load_context", "load_record", "read_document"]
+__all__ = ["load_case", "load_case_file", "load_context", "load_record", "parse_document", "read_document"]
 
 T = TypeVar("T")
 D = TypeVar("D")
@@ -494,16 +494,28 @@ def read_document(path: Path | str) -> Any:
         text = path.read_text(encoding="utf-8")
     except OSError as error:
         raise InputError(str(path), f"cannot read file: {error.strerror}") from None
-    if path.suffix.lower() == ".json":
+    return parse_document(text, path.suffix, str(path))
+
+
+def parse_document(text: str, suffix: str, where: str) -> Any:
+    """Parse JSON (``suffix`` ``.json``) or YAML text into plain data with exact decimals.
+
+    ``where`` names the document in errors (its path, say), followed by the line.
+
+    Raises:
+        InputError: the text cannot be parsed.
+    """
+    if suffix.lower() == ".json":
         try:
             return json.loads(text, parse_float=Decimal)
         except json.JSONDecodeError as error:
-            raise InputError(f"{path}:{error.lineno}", f"invalid JSON: {error.msg}") from None
+            raise InputError(f"{where}:{error.lineno}", f"invalid JSON: {error.msg}") from None
     try:
         return load_yaml(text)[0]
     except YamlProblem as error:
-        where = f"{path}:{error.line}" if error.line else str(path)
-        raise InputError(where, f"invalid YAML: {error.reason}") from None
+        raise InputError(
+            f"{where}:{error.line}" if error.line else where, f"invalid YAML: {error.reason}"
+        ) from None
 
 
 def load_case_file(
