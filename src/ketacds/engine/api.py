@@ -137,7 +137,7 @@ class Engine:
         """
         facts, raw = self.evaluate(record, context, backend=backend)
         assembler = self._assembler(context.route, context.jurisdiction, backend)
-        return assembler.assemble(facts, raw, context, record.data_quality)
+        return assembler.assemble(facts, raw, context, (*record.data_quality, *facts.quality))
 
     def _assembler(self, route: str, jurisdiction: str, backend: Backend) -> Assembler:
         key = (route, jurisdiction, backend)

@@ -36,6 +36,7 @@ from ketacds.models.inputs import (
     Order,
     PatientRecord,
 )
+from ketacds.models.quality import DataQualityIssue
 from ketacds.ruleset.ir import Table
 from ketacds.terminology.valuesets import Terminology, normalise_name
 
@@ -52,11 +53,18 @@ _HUNDREDTH = Decimal("0.01")
 
 @attrs.frozen
 class FactSet:
-    """The facts of one assessment, in a canonical order (sorted by id)."""
+    """The facts of one assessment, in a canonical order (sorted by id).
+
+    ``quality`` holds what building the facts found it could not read as given (an
+    unknown code or name, an implausible, future, stale or untimed value): reported in
+    the Assessment beside the record's own ``data_quality``, and, for errors and
+    warnings, asserted as ``quality`` facts the rules see.
+    """
 
     facts: tuple[Fact, ...]
     labels: dict[str, str]
     dose_inputs: DoseInputs
+    quality: tuple[DataQualityIssue, ...] = ()
 
     def by_id(self) -> dict[str, Fact]:
         """Return the facts keyed by id."""
@@ -134,6 +142,8 @@ def build_facts(
     """
     facts: dict[str, Fact] = {}
     labels: dict[str, str] = {}
+    # What this function finds it cannot read as given; each step appends here.
+    issues: list[DataQualityIssue] = []
 
     def add(fact: Fact, label: str, path: str) -> None:
         existing = facts.get(fact["id"])
@@ -201,9 +211,6 @@ def build_facts(
     for fact, label, path in _observation_facts(record.observations, context, terminology):
         add(fact, label, path)
 
-    for fact, label in _quality_facts(record):
-        add(fact, label, "data_quality")
-
     if context.order is not None:
         fact, label, ordered_mg = _order_fact(context.order, dose_inputs, terminology)
         add(fact, label, "context.order")
@@ -212,8 +219,12 @@ def build_facts(
     add(plan_fact, _plan_label(plan_fact), "context.plan")
     _apply_tables(tables, facts, patient_fact)
 
+    # Last, so that every step above may have added to ``issues``.
+    for fact, label in _quality_facts((*record.data_quality, *issues)):
+        add(fact, label, "data_quality")
+
     ordered = tuple(facts[key] for key in sorted(facts))
-    return FactSet(facts=ordered, labels=labels, dose_inputs=dose_inputs)
+    return FactSet(facts=ordered, labels=labels, dose_inputs=dose_inputs, quality=tuple(issues))
 
 
 def _apply_tables(tables: Sequence[Table], facts: Mapping[str, Fact], patient: Fact) -> None:
@@ -273,13 +284,13 @@ def _plan_label(fact: Fact) -> str:
     return "planned session: " + (", ".join(parts) if parts else "no dose or schedule given")
 
 
-def _quality_facts(record: PatientRecord) -> list[tuple[Fact, str]]:
+def _quality_facts(issues: Iterable[DataQualityIssue]) -> list[tuple[Fact, str]]:
     """One fact per kind of error or warning (severity, code, resource type), with a count in its label.
 
     Info issues (left out by design) are reported in the Assessment, not asserted.
     """
     groups: dict[tuple[str, str, str], list[str]] = {}
-    for issue in record.data_quality:
+    for issue in issues:
         if issue.severity == "info":
             continue
         kind = issue.resource.split("/", 1)[0].split("[", 1)[0] if issue.resource else ""

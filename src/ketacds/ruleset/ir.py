@@ -166,6 +166,8 @@ class Rule:
     finding: FindingSpec | None = None
     flags: tuple[str, ...] = ()
     dose: DoseSpec | None = None
+    #: The safety concepts this rule assesses (ids declared in the manifest).
+    concepts: tuple[str, ...] = ()
     file: str | None = _location()
     line: int | None = _location()
 

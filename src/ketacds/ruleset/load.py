@@ -624,6 +624,7 @@ def _rule(doc: _Doc, at: DocPath, d: Mapping[str, Any], ctx: _Context) -> Rule:
         finding=finding,
         flags=tuple(sorted(set(flags))),
         dose=dose,
+        concepts=tuple(sorted(d.get("concepts", ()))),
         file=doc.name,
         line=doc.line(at),
     )
