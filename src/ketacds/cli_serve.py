@@ -87,12 +87,18 @@ def serve(
     except ImportError as error:  # pragma: no cover - depends on the installed extras
         _fail(f"the service needs the server extra (pip install 'ketacds[server]'): {error}")
     from ketacds.ruleset.load import load_ruleset
+    from ketacds.ruleset.scope import coverage
 
     try:
         ruleset = load_ruleset(rules_dir)
         issuers = load_issuers(issuers_file) if issuers_file is not None else ()
         if jurisdiction.upper() not in {j.id for j in ruleset.jurisdictions}:
             raise InputError("--jurisdiction", f"unknown jurisdiction {jurisdiction!r}")
+        for route in routes or ("esketamine-nasal",):
+            # A patient-view route the rules refuse here would fail every call: say so now.
+            found = coverage(ruleset, route, jurisdiction.upper())
+            if found.state != "covered":
+                raise InputError("--patient-view-route", found.describe())
         settings = ServiceSettings(
             public_url=public_url or f"http://{host}:{port}",
             issuers=issuers,

@@ -4,7 +4,9 @@ The tree::
 
     KetacdsError                       anything from ketacds
     ├── InputError (ValueError)        a patient or context that cannot be read;
-    │                                  ``path`` names the field, e.g. ``medications[2].dose``
+    │   │                              ``path`` names the field, e.g. ``medications[2].dose``
+    │   └── ProgramRefusedError        the rules refuse this route in this jurisdiction
+    │                                  (a safety concept is not assessed there)
     ├── RulesetError (ValueError)      a ruleset that cannot be loaded or compiled;
     │   │                              ``file`` and ``line`` say where
     │   ├── DigestMismatchError        the rules are not the version the deployment pinned
@@ -27,6 +29,7 @@ __all__ = [
     "EvaluationError",
     "InputError",
     "KetacdsError",
+    "ProgramRefusedError",
     "RulesetError",
     "ScenarioError",
     "TerminologyError",
@@ -79,6 +82,32 @@ class InputError(KetacdsError, ValueError):
         self.path = path
         self.reason = reason
         super().__init__(f"{path}: {reason}" if path else reason)
+
+
+class ProgramRefusedError(InputError):
+    """The ruleset refuses to assess this route in this jurisdiction.
+
+    Scoping never leaves a hole: when a safety concept the ruleset declares for the
+    route has no rule in scope there, and the jurisdiction follows no label that has
+    one, the engine refuses rather than assess with fewer rules.
+
+    Attributes:
+        route: the planned route.
+        jurisdiction: the jurisdiction.
+        missing: the concepts (clinical-reference fact ids) no rule in scope assesses.
+        declared: whether the ruleset declares the refusal (``False``: an undeclared gap).
+
+    .. versionadded:: 0.4.0
+    """
+
+    def __init__(
+        self, route: str, jurisdiction: str, reason: str, *, missing: tuple[str, ...] = (), declared: bool
+    ) -> None:
+        self.route = route
+        self.jurisdiction = jurisdiction
+        self.missing = missing
+        self.declared = declared
+        super().__init__("context.route", reason)
 
 
 class RulesetError(_Located, KetacdsError, ValueError):

@@ -68,6 +68,8 @@ def to_text(assessment: Assessment, *, title: str | None = None) -> str:
     lines.append(f"Status: {assessment.status.upper()}")
     lines += _wrap(assessment.status_meaning, "  ")
     lines.append(f"Planned: {p.route} in {p.jurisdiction}, assessed at {p.now}")
+    if p.follows:
+        lines += _wrap(f"Label followed: {p.follows} ({p.follows_basis})", "  ")
     if assessment.data_gaps:
         lines += ["", "Data gaps (could change the answer):"]
         for gap in assessment.data_gaps:
@@ -117,6 +119,8 @@ def to_markdown(assessment: Assessment, *, title: str | None = None) -> str:
         out += [f"## {title}", ""]
     out += [f"**Status: {assessment.status}** — {assessment.status_meaning}", ""]
     out += [f"Planned: `{p.route}` in `{p.jurisdiction}`, assessed at {p.now}.", ""]
+    if p.follows:
+        out += [f"Label followed: **{p.follows}** — {p.follows_basis}", ""]
     if assessment.data_gaps:
         out += ["### Data gaps", ""]
         out += [f"- **{g.missing}**: {g.message} (`{g.rule_id}`)" for g in assessment.data_gaps]

@@ -130,6 +130,20 @@ FIXTURES: list[tuple[str, Mutation, str | None, str | None, str | None]] = [
         "weightbased",
         "weight-based",
     ),
+    (
+        "KL018",
+        with_rule(rule(**{"    confidence: R\n": "    confidence: R\n    concepts: [CI_HYPERSENSE]\n"})),
+        None,
+        "CI_HYPERSENSE",
+        "CI_HYPERSENS",
+    ),
+    (
+        "KL018",
+        with_rule(rule(**{"    confidence: R\n": "    confidence: R\n    concepts: [CI_ANEURYSM]\n"})),
+        None,
+        "concepts: [CI_ANEURYSM]",
+        None,
+    ),
     ("KL020", with_rule(rule(**{"KCDS-TEST-001": "KCDS-INT-001"})), None, "id: KCDS-INT-001", None),
     (
         "KL021",
@@ -284,6 +298,31 @@ FIXTURES: list[tuple[str, Mutation, str | None, str | None, str | None]] = [
         ),
         None,
         "KCDS-TEST-001",
+        None,
+    ),
+    (
+        "KL050",
+        with_replacement("contraindications.yaml", "    concepts: [CI_ANEURYSM]\n", ""),
+        "manifest.yaml",
+        "{id: CI_ANEURYSM, title",
+        None,
+    ),
+    (
+        "KL050",
+        with_replacement("manifest.yaml", "  - {route: ketamine-iv, jurisdiction: US, reason", "  - {route: ketamine-iv, jurisdiction: CH, reason"),
+        "manifest.yaml",
+        "id: CI_BP_ICP_RISK",
+        None,
+    ),
+    (
+        "KL051",
+        with_replacement(
+            "manifest.yaml",
+            "refusals:\n",
+            "refusals:\n  - {route: esketamine-nasal, jurisdiction: US, reason: A test refusal.}\n",
+        ),
+        "manifest.yaml",
+        "A test refusal",
         None,
     ),
     (

@@ -197,7 +197,8 @@ def _footer(ctx: CardContext, assessment: Assessment) -> list[str]:
         quality = f" {count} data-quality issue(s): see the data-quality card."
     return [
         "",
-        f"Overall: **{assessment.status}** for `{p.route}` in {p.jurisdiction} at {p.now}.{quality}",
+        f"Overall: **{assessment.status}** for `{p.route}` in {p.jurisdiction}"
+        f"{f' (following the {p.follows} label)' if p.follows else ''} at {p.now}.{quality}",
         "",
         f"Rules {p.ruleset} {p.version}, sha256 `{p.digest}`; ketacds {p.package_version}; "
         f"FHIR reading {ctx.mapping_version}.",

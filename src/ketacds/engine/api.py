@@ -12,7 +12,7 @@ from ketacds.engine.durable_backend import ENGINE_NAME, DurableProgram
 from ketacds.engine.facts import FactSet, build_facts
 from ketacds.engine.raw import RawResult
 from ketacds.engine.reference import evaluate
-from ketacds.errors import DigestMismatchError, InputError
+from ketacds.errors import DigestMismatchError, InputError, ProgramRefusedError
 from ketacds.models.inputs import Context, PatientRecord
 from ketacds.models.results import Assessment
 from ketacds.ruleset import scope
@@ -66,6 +66,7 @@ class Engine:
         self._programs: dict[tuple[str, str], DurableProgram] = {}
         self._scoped: dict[tuple[str, str], tuple[Rule, ...]] = {}
         self._assemblers: dict[tuple[str, str, Backend], Assembler] = {}
+        self._coverage: dict[tuple[str, str], scope.Coverage] = {}
         self._lock = threading.Lock()
 
     @classmethod
@@ -103,6 +104,34 @@ class Engine:
                 "context.jurisdiction",
                 f"unknown jurisdiction {context.jurisdiction!r}; the rules know {', '.join(known)}",
             )
+        self.check_program(context.route, context.jurisdiction)
+
+    def coverage(self, route: str, jurisdiction: str) -> scope.Coverage:
+        """How the program for ``route`` in ``jurisdiction`` covers the ruleset's safety concepts."""
+        key = (route, jurisdiction)
+        found = self._coverage.get(key)
+        if found is None:
+            found = self._coverage[key] = scope.coverage(self.ruleset, route, jurisdiction)
+        return found
+
+    def check_program(self, route: str, jurisdiction: str) -> None:
+        """Refuse a program the ruleset refuses, or one that leaves a safety concept unassessed.
+
+        Raises:
+            ProgramRefusedError: (an ``InputError`` on ``context.route``) naming the
+                missing concepts and the reason; never an assessment with fewer rules.
+
+        .. versionadded:: 0.4.0
+        """
+        found = self.coverage(route, jurisdiction)
+        if found.state != "covered":
+            raise ProgramRefusedError(
+                route,
+                jurisdiction,
+                found.describe(),
+                missing=found.missing,
+                declared=found.refusal is not None,
+            )
 
     def evaluate(
         self,
@@ -133,6 +162,8 @@ class Engine:
 
         Raises:
             InputError: the record contradicts itself, or the jurisdiction is unknown.
+            ProgramRefusedError: (an ``InputError``) the ruleset refuses this route in
+                this jurisdiction, or a safety concept it declares has no rule there.
             EvaluationError: the engine failed; no partial result is returned.
         """
         facts, raw = self.evaluate(record, context, backend=backend)
@@ -149,6 +180,7 @@ class Engine:
                 rules=self.rules_for(route, jurisdiction),
                 engine=ENGINE_NAME if backend == "durable" else REFERENCE_ENGINE_NAME,
                 jurisdiction=jurisdiction,
+                route=route,
             )
             self._assemblers[key] = assembler
         return assembler

@@ -138,15 +138,28 @@ class Assembler:
         rules: the rules in scope; every firing must be of one of them.
         engine: the engine name recorded in the provenance.
         jurisdiction: the jurisdiction these rules were scoped to.
+        route: the route they were scoped to (the label a jurisdiction follows is per route).
     """
 
     def __init__(
-        self, *, ruleset: RuleSet, digest: str, rules: Sequence[Rule], engine: str, jurisdiction: str
+        self,
+        *,
+        ruleset: RuleSet,
+        digest: str,
+        rules: Sequence[Rule],
+        engine: str,
+        jurisdiction: str,
+        route: str | None = None,
     ) -> None:
         self._ruleset = ruleset
         self._digest = digest
         self._engine = engine
-        self._scope = ruleset.jurisdiction_scope(jurisdiction)
+        if route is None:
+            self._scope = ruleset.jurisdiction_scope(jurisdiction)
+            self._follows = None
+        else:
+            self._scope = ruleset.program_scope(route, jurisdiction)
+            self._follows = ruleset.follows(route, jurisdiction)
         self._parts = {rule.id: _RuleParts(rule, ruleset) for rule in rules}
         self._meanings = {level.name: level.meaning for level in ruleset.status.levels}
         self._ranks = {level.name: index for index, level in enumerate(ruleset.status.levels)}
@@ -226,6 +239,8 @@ class Assembler:
                 route=context.route,
                 jurisdiction=context.jurisdiction,
                 jurisdiction_scope=self._scope,
+                follows=self._follows.label if self._follows is not None else None,
+                follows_basis=self._follows.basis if self._follows is not None else None,
             ),
             trace=tuple(self._firing(f) for f in raw.firings),
         )

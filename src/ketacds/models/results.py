@@ -135,7 +135,12 @@ class Provenance:
     now: str
     route: str
     jurisdiction: str
+    #: Whose rules applied: the jurisdiction, those it lies in, then the label it follows.
     jurisdiction_scope: tuple[str, ...]
+    #: The jurisdiction whose label was followed for this route (``EU`` for CH esketamine), if any.
+    follows: str | None = None
+    #: Why that label is followed (from the ruleset's manifest).
+    follows_basis: str | None = None
 
 
 @attrs.frozen(kw_only=True)

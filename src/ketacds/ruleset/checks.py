@@ -51,6 +51,12 @@ _ALL = (
     Check("KL015", "unknown-severity", "error", "a severity the manifest's status table does not map"),
     Check("KL016", "unknown-flag", "error", "a condition reads a flag no rule derives"),
     Check("KL017", "dose-spec", "error", "an unknown dose function, or a missing or wrong parameter"),
+    Check(
+        "KL018",
+        "unknown-concept",
+        "error",
+        "a rule names a safety concept the manifest does not declare (or not for its routes)",
+    ),
     # What a rule means
     Check("KL020", "duplicate-id", "error", "two rules share an id"),
     Check("KL021", "no-evidence", "error", "a rule cites no evidence"),
@@ -117,6 +123,19 @@ _ALL = (
         "more durable rules read one fact type than durable_rules allows",
     ),
     Check("KL042", "fact-too-wide", "error", "a fact type has more properties than durable_rules allows"),
+    # Scope completeness
+    Check(
+        "KL050",
+        "concept-gap",
+        "error",
+        "a program (route, jurisdiction) lacks a rule for a declared safety concept, and is not refused",
+    ),
+    Check(
+        "KL051",
+        "refusal-without-gap",
+        "warning",
+        "a refused program now covers every concept: the refusal can be lifted",
+    ),
 )
 
 #: Every check, by code.
@@ -137,6 +156,7 @@ UNKNOWN_SCOPE = "KL014"
 UNKNOWN_SEVERITY = "KL015"
 UNKNOWN_FLAG = "KL016"
 DOSE_SPEC = "KL017"
+UNKNOWN_CONCEPT = "KL018"
 DUPLICATE_ID = "KL020"
 NO_EVIDENCE = "KL021"
 UNCONFIRMED_BLOCKS = "KL022"
@@ -156,3 +176,5 @@ UNUSED_VALUESET = "KL036"
 PROGRAM_TOO_LARGE = "KL040"
 FACT_TYPE_OVERLOADED = "KL041"
 FACT_TOO_WIDE = "KL042"
+CONCEPT_GAP = "KL050"
+REFUSAL_WITHOUT_GAP = "KL051"

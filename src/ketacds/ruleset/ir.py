@@ -24,15 +24,18 @@ __all__ = [
     "All",
     "AnyOf",
     "Code",
+    "Concept",
     "Condition",
     "DoseSpec",
     "Evidence",
     "FindingSpec",
+    "Follows",
     "Jurisdiction",
     "Not",
     "Op",
     "Pattern",
     "Ref",
+    "Refusal",
     "Rule",
     "RuleSet",
     "Scalar",
@@ -238,12 +241,56 @@ class Source:
 
 
 @attrs.frozen
+class Follows:
+    """For one route, a jurisdiction follows another's label (CH esketamine follows the EU SmPC).
+
+    The followed jurisdiction's rules (and those of the jurisdictions it lies in) then
+    apply to that route there; ``basis`` says why that label is the one to follow.
+    """
+
+    route: str
+    label: str
+    basis: str
+
+
+@attrs.frozen
 class Jurisdiction:
-    """A jurisdiction; rules for ``parent`` apply to it too (DE is within EU)."""
+    """A jurisdiction; rules for ``parent`` apply to it too (DE is within EU).
+
+    ``follows`` lists, per route, the jurisdiction whose label it follows.
+    """
 
     id: str
     title: str
     parent: str | None = None
+    follows: tuple[Follows, ...] = ()
+
+
+@attrs.frozen
+class Concept:
+    """A safety concept every program of its routes must assess (a clinical-reference fact id).
+
+    ``jurisdictions`` limits it to the programs whose scope (a jurisdiction, those it
+    lies in, and the label it follows) meets one of them; ``("any",)`` is everywhere.
+    ``note`` says why a concept is limited, or what assessing it means for a route.
+    """
+
+    id: str
+    title: str
+    routes: tuple[str, ...]
+    jurisdictions: tuple[str, ...] = ("any",)
+    note: str | None = None
+    line: int | None = _location()
+
+
+@attrs.frozen
+class Refusal:
+    """The engine refuses to assess ``route`` in ``jurisdiction`` (``any``: everywhere), and why."""
+
+    route: str
+    jurisdiction: str
+    reason: str
+    line: int | None = _location()
 
 
 @attrs.frozen
@@ -292,6 +339,10 @@ class RuleSet:
     rules: tuple[Rule, ...]
     valuesets: tuple[ValueSet, ...]
     tables: tuple[Table, ...] = ()
+    #: The safety concepts each program of a route must assess (``ruleset/scope.py``).
+    concepts: tuple[Concept, ...] = ()
+    #: The programs (route, jurisdiction) the engine refuses, with the reason.
+    refusals: tuple[Refusal, ...] = ()
 
     @property
     def digest(self) -> str:
@@ -317,6 +368,28 @@ class RuleSet:
         while current is not None and current not in scope:
             scope.append(current)
             current = parents.get(current)
+        return tuple(scope)
+
+    def follows(self, route: str, jurisdiction: str) -> Follows | None:
+        """The label ``jurisdiction`` follows for ``route`` (declared on it or a jurisdiction it lies in)."""
+        by_id = {j.id: j for j in self.jurisdictions}
+        for place in self.jurisdiction_scope(jurisdiction):
+            known = by_id.get(place)
+            for follows in known.follows if known is not None else ():
+                if follows.route == route:
+                    return follows
+        return None
+
+    def program_scope(self, route: str, jurisdiction: str) -> tuple[str, ...]:
+        """The jurisdictions whose rules apply to ``route`` in ``jurisdiction``, innermost first.
+
+        ``jurisdiction`` and those it lies in, then the label it follows for ``route``
+        and those that label lies in (CH esketamine: ``("CH", "EU")``).
+        """
+        scope = list(self.jurisdiction_scope(jurisdiction))
+        follows = self.follows(route, jurisdiction)
+        if follows is not None:
+            scope += [j for j in self.jurisdiction_scope(follows.label) if j not in scope]
         return tuple(scope)
 
 

@@ -148,8 +148,46 @@ def _whole_ruleset(ruleset: RuleSet, *, complete: bool) -> list[LintFinding]:
     if complete:
         findings += _flags_in_scope(ruleset)
         findings += _unused_valuesets(ruleset)
+        findings += _concept_coverage(ruleset)
     findings += _capacity(ruleset)
     return findings
+
+
+def _concept_coverage(ruleset: RuleSet) -> Iterator[LintFinding]:
+    """Every program covers each declared concept, follows a label that does, or is refused.
+
+    A gap is reported on the concept's line in the manifest, once per concept, naming the
+    programs; a refusal of a program that has no gap (any more) is a warning on its line.
+    """
+    gaps: dict[str, list[tuple[str, str]]] = {}
+    for route, jurisdiction in scope.programs(ruleset):
+        found = scope.coverage(ruleset, route, jurisdiction)
+        if found.state == "gap":
+            for concept in found.missing:
+                gaps.setdefault(concept, []).append((route, jurisdiction))
+    lines = {concept.id: concept.line for concept in ruleset.concepts}
+    for concept, where in gaps.items():
+        yield _finding(
+            checks.CONCEPT_GAP,
+            f"no rule in scope assesses {concept} for {_programs(where)}: name it in a rule's "
+            f"concepts, declare a label to follow, or refuse the program",
+            file="manifest.yaml",
+            line=lines.get(concept),
+        )
+    for refusal in ruleset.refusals:
+        places = (
+            [j.id for j in ruleset.jurisdictions]
+            if refusal.jurisdiction == ANY_JURISDICTION
+            else [refusal.jurisdiction]
+        )
+        if all(not scope.coverage(ruleset, refusal.route, j).missing for j in places):
+            yield _finding(
+                checks.REFUSAL_WITHOUT_GAP,
+                f"{refusal.route} in {refusal.jurisdiction} is refused, but rules in scope now assess "
+                f"every declared concept there: lift the refusal if its reason no longer holds",
+                file="manifest.yaml",
+                line=refusal.line,
+            )
 
 
 def _evidence(rule: Rule) -> Iterator[LintFinding]:

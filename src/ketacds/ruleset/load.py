@@ -36,15 +36,18 @@ from ketacds.ruleset.ir import (
     All,
     AnyOf,
     Code,
+    Concept,
     Condition,
     DoseSpec,
     Evidence,
     FindingSpec,
+    Follows,
     Jurisdiction,
     Not,
     Op,
     Pattern,
     Ref,
+    Refusal,
     Rule,
     RuleSet,
     Scalar,
@@ -257,7 +260,16 @@ class _Manifest:
         if set(self.routes) != set(ROUTES):
             raise doc.error(("routes",), f"routes must be exactly {', '.join(ROUTES)}", code=checks.MANIFEST)
         self.jurisdictions = tuple(
-            Jurisdiction(id=j["id"], title=j["title"], parent=j.get("parent")) for j in m["jurisdictions"]
+            Jurisdiction(
+                id=j["id"],
+                title=j["title"],
+                parent=j.get("parent"),
+                follows=tuple(
+                    Follows(route=route, label=f["label"], basis=" ".join(f["basis"].split()))
+                    for route, f in sorted(j.get("follows", {}).items())
+                ),
+            )
+            for j in m["jurisdictions"]
         )
         known = {j.id for j in self.jurisdictions}
         for index, j in enumerate(self.jurisdictions):
@@ -268,11 +280,129 @@ class _Manifest:
                     _suggest(j.parent, known),
                     code=checks.MANIFEST,
                 )
+        self._check_follows()
+        self.concepts = self._concepts()
+        self.refusals = self._refusals()
         self.sources = tuple(
             Source(id=s["id"], title=s["title"], confidence_note=s.get("confidence_note"))
             for s in m["sources"]
         )
         self.status = _status_table(doc)
+
+    def _check_follows(self) -> None:
+        """Each followed label is a known jurisdiction that follows no other label for that route."""
+        by_id = {j.id: j for j in self.jurisdictions}
+        for index, j in enumerate(self.jurisdictions):
+            for f in j.follows:
+                at: DocPath = ("jurisdictions", index, "follows", f.route)
+                if f.route not in self.routes:
+                    raise self.doc.error(
+                        at, f"unknown route {f.route!r}", _suggest(f.route, self.routes), code=checks.MANIFEST
+                    )
+                if f.label not in by_id:
+                    raise self.doc.error(
+                        (*at, "label"),
+                        f"unknown jurisdiction {f.label!r}",
+                        _suggest(f.label, by_id),
+                        code=checks.MANIFEST,
+                    )
+                if f.label == j.id or j.id in self._scope_of(f.label):
+                    raise self.doc.error(
+                        (*at, "label"),
+                        f"{j.id} cannot follow its own label {f.label!r}",
+                        code=checks.MANIFEST,
+                    )
+                if any(other.route == f.route for other in by_id[f.label].follows):
+                    raise self.doc.error(
+                        (*at, "label"),
+                        f"{f.label} itself follows another label for {f.route}: name that label directly",
+                        code=checks.MANIFEST,
+                    )
+
+    def _scope_of(self, jurisdiction: str) -> list[str]:
+        parents = {j.id: j.parent for j in self.jurisdictions}
+        scope: list[str] = []
+        current: str | None = jurisdiction
+        while current is not None and current not in scope:
+            scope.append(current)
+            current = parents.get(current)
+        return scope
+
+    def _concepts(self) -> tuple[Concept, ...]:
+        known = {j.id for j in self.jurisdictions}
+        concepts: list[Concept] = []
+        seen: set[str] = set()
+        for index, c in enumerate(self.data.get("concepts", [])):
+            at: DocPath = ("concepts", index)
+            if c["id"] in seen:
+                raise self.doc.error(
+                    (*at, "id"), f"concept {c['id']} is declared twice", code=checks.MANIFEST
+                )
+            seen.add(c["id"])
+            for i, route in enumerate(c["routes"]):
+                if route not in self.routes:
+                    raise self.doc.error(
+                        (*at, "routes", i),
+                        f"unknown route {route!r}",
+                        _suggest(route, self.routes),
+                        code=checks.MANIFEST,
+                    )
+            places = tuple(c.get("jurisdictions", [ANY_JURISDICTION]))
+            for i, j in enumerate(places):
+                if j != ANY_JURISDICTION and j not in known:
+                    raise self.doc.error(
+                        (*at, "jurisdictions", i),
+                        f"unknown jurisdiction {j!r}",
+                        _suggest(j, known | {ANY_JURISDICTION}),
+                        code=checks.MANIFEST,
+                    )
+            if ANY_JURISDICTION in places and len(places) > 1:
+                raise self.doc.error(
+                    (*at, "jurisdictions"), f"{ANY_JURISDICTION!r} stands alone", code=checks.MANIFEST
+                )
+            concepts.append(
+                Concept(
+                    id=c["id"],
+                    title=" ".join(c["title"].split()),
+                    routes=tuple(r for r in self.routes if r in c["routes"]),
+                    jurisdictions=places,
+                    note=" ".join(c["note"].split()) if c.get("note") else None,
+                    line=self.doc.line(at),
+                )
+            )
+        return tuple(concepts)
+
+    def _refusals(self) -> tuple[Refusal, ...]:
+        known = {j.id for j in self.jurisdictions}
+        refusals: list[Refusal] = []
+        for index, r in enumerate(self.data.get("refusals", [])):
+            at: DocPath = ("refusals", index)
+            if r["route"] not in self.routes:
+                raise self.doc.error(
+                    (*at, "route"),
+                    f"unknown route {r['route']!r}",
+                    _suggest(r["route"], self.routes),
+                    code=checks.MANIFEST,
+                )
+            if r["jurisdiction"] != ANY_JURISDICTION and r["jurisdiction"] not in known:
+                raise self.doc.error(
+                    (*at, "jurisdiction"),
+                    f"unknown jurisdiction {r['jurisdiction']!r}",
+                    _suggest(r["jurisdiction"], known | {ANY_JURISDICTION}),
+                    code=checks.MANIFEST,
+                )
+            refusal = Refusal(
+                route=r["route"],
+                jurisdiction=r["jurisdiction"],
+                reason=" ".join(r["reason"].split()),
+                line=self.doc.line(at),
+            )
+            if any((x.route, x.jurisdiction) == (refusal.route, refusal.jurisdiction) for x in refusals):
+                raise self.doc.error(
+                    at, f"{refusal.route} in {refusal.jurisdiction} is refused twice", code=checks.MANIFEST
+                )
+            refusals.append(refusal)
+        return tuple(refusals)
 
     def context(self, valuesets: set[str], tables: Iterable[Table]) -> _Context:
         return _Context(
@@ -282,6 +412,7 @@ class _Manifest:
             sources={s.id for s in self.sources},
             valuesets=valuesets,
             status=self.status,
+            concepts={c.id: c for c in self.concepts},
         )
 
     def ruleset(
@@ -298,6 +429,8 @@ class _Manifest:
             rules=tuple(sorted(rules, key=lambda r: r.id)),
             valuesets=tuple(valuesets),
             tables=tuple(tables),
+            concepts=self.concepts,
+            refusals=self.refusals,
         )
 
 
@@ -523,6 +656,7 @@ class _Context:
         sources: set[str],
         valuesets: set[str],
         status: StatusTable,
+        concepts: Mapping[str, Concept],
     ) -> None:
         self.vocabulary = vocabulary
         self.routes = routes
@@ -530,6 +664,7 @@ class _Context:
         self.sources = sources
         self.valuesets = valuesets
         self.status = status
+        self.concepts = concepts
 
 
 def _rule(doc: _Doc, at: DocPath, d: Mapping[str, Any], ctx: _Context) -> Rule:
@@ -579,6 +714,22 @@ def _rule(doc: _Doc, at: DocPath, d: Mapping[str, Any], ctx: _Context) -> Rule:
                 code=checks.UNKNOWN_SOURCE,
             )
         evidence.append(Evidence(source=e["source"], section=e.get("section")))
+    for index, concept_id in enumerate(d.get("concepts", ())):
+        concept = ctx.concepts.get(concept_id)
+        if concept is None:
+            raise doc.error(
+                (*at, "concepts", index),
+                f"unknown concept {concept_id!r}: the manifest's concepts do not declare it",
+                _suggest(concept_id, ctx.concepts),
+                code=checks.UNKNOWN_CONCEPT,
+            )
+        if not set(d["routes"]) & set(concept.routes):
+            raise doc.error(
+                (*at, "concepts", index),
+                f"concept {concept_id} is declared for {', '.join(concept.routes)}, "
+                f"and the rule applies to none of them",
+                code=checks.UNKNOWN_CONCEPT,
+            )
     when = _ConditionParser(doc, ctx).parse(d["when"], (*at, "when"), {})[0]
     then = d["then"]
     finding = None

@@ -265,8 +265,12 @@ class CaseAnalysis:
             return None
         if self.context.route not in rule.routes:
             return f"it applies only to {', '.join(rule.routes)}, not {self.context.route}"
-        scope = self.engine.ruleset.jurisdiction_scope(self.context.jurisdiction)
+        ruleset = self.engine.ruleset
+        scope = ruleset.jurisdiction_scope(self.context.jurisdiction)
         within = f" (within {', '.join(scope[1:])})" if len(scope) > 1 else ""
+        follows = ruleset.follows(self.context.route, self.context.jurisdiction)
+        if follows is not None:
+            within += f" (following the {follows.label} label)"
         return f"it applies only in {', '.join(rule.jurisdictions)}, not {self.context.jurisdiction}{within}"
 
     def _explain(self, rule: Rule, depth: int) -> Explanation:

@@ -390,7 +390,7 @@ def run_mutation(
         if compare(scenario, assessment, ruleset):
             failing.append(scenario.where)
             continue
-        scope = frozenset(ruleset.jurisdiction_scope(scenario.context.jurisdiction))
+        scope = frozenset(ruleset.program_scope(scenario.context.route, scenario.context.jurisdiction))
         fired = frozenset(firing.rule_id for firing in raw.firings)
         baselines.append(_Baseline(scenario=scenario, facts=facts, scope=scope, raw=raw, fired=fired))
     found = [
@@ -479,6 +479,7 @@ def _run_one(
                     rules=in_scope,
                     engine=REFERENCE_ENGINE_NAME,
                     jurisdiction=context.jurisdiction,
+                    route=context.route,
                 )
             assessment = assembler.assemble(base.facts, RawResult.of(firings), context)
         except KetacdsError:

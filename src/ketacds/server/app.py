@@ -59,7 +59,7 @@ from ketacds.adapters.cds_hooks import (
 )
 from ketacds.adapters.fhir import read_draft_orders, read_resources, validation_cache_stats
 from ketacds.engine.api import Engine
-from ketacds.errors import EvaluationError, InputError
+from ketacds.errors import EvaluationError, InputError, ProgramRefusedError
 from ketacds.models.inputs import Context, Medication, PatientRecord
 from ketacds.models.quality import DataQualityIssue
 from ketacds.ruleset.load import bundled_rules_dir
@@ -416,6 +416,8 @@ def _install_routes(app: FastAPI, service: _Service) -> None:
             rendered = await service.on_engine(
                 lambda: _evaluate(service, engine, mapping, hook, context, resources, issues, now)
             )
+        except ProgramRefusedError as error:
+            raise HTTPException(422, f"ketacds refuses this assessment: {error.reason}") from None
         except EvaluationError as error:
             service.broken = type(error).__name__
             log.error(
@@ -661,6 +663,8 @@ def _evaluate(
     def assess(record: PatientRecord, ctx: Context, cards: CardContext) -> list[RenderedCard]:
         try:
             return cards_for(engine.assess(record, ctx), cards)
+        except ProgramRefusedError:
+            raise  # the whole request is refused (HTTP 422), never answered with fewer rules
         except InputError as error:
             return fail("ketacds could not assess this patient", f"The record cannot be assessed: {error}.")
 
