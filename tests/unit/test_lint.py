@@ -309,7 +309,11 @@ FIXTURES: list[tuple[str, Mutation, str | None, str | None, str | None]] = [
     ),
     (
         "KL050",
-        with_replacement("manifest.yaml", "  - {route: ketamine-iv, jurisdiction: US, reason", "  - {route: ketamine-iv, jurisdiction: CH, reason"),
+        with_replacement(
+            "manifest.yaml",
+            "  - {route: ketamine-iv, jurisdiction: US, reason",
+            "  - {route: ketamine-iv, jurisdiction: CH, reason",
+        ),
         "manifest.yaml",
         "id: CI_BP_ICP_RISK",
         None,
