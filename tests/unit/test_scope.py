@@ -54,7 +54,9 @@ def _bp(systolic: int, diastolic: int) -> tuple[Observation, ...]:
 
 def _record(**changes: object) -> PatientRecord:
     record = PatientRecord(
-        patient=Patient(birth_date=dt.date(1970, 1, 1), sex="male", weight=Quantity(value=Decimal(80), unit="kg")),
+        patient=Patient(
+            birth_date=dt.date(1970, 1, 1), sex="male", weight=Quantity(value=Decimal(80), unit="kg")
+        ),
         observations=_bp(120, 80),
     )
     return attrs.evolve(record, **changes)

@@ -396,10 +396,11 @@ class _Renderer:
         if not ids[concept_id]:
             return [strong("refused" if found.refusal is not None else "GAP")]
         own = set(self.ruleset.jurisdiction_scope(found.jurisdiction)) | {"any"}
-        through_label = found.follows is not None and all(
+        prefix: list[Inline] = []
+        if found.follows is not None and all(
             not own & set(self.ruleset.rule(rule_id).jurisdictions) for rule_id in ids[concept_id]
-        )
-        prefix: list[Inline] = [strong(f"follows {found.follows.label}"), ": "] if through_label else []
+        ):
+            prefix = [strong(f"follows {found.follows.label}"), ": "]
         return [*prefix, *self.describe.rule_list(ids[concept_id])]
 
     def file_page(self, file: RuleFile) -> Page:
