@@ -440,6 +440,20 @@ class _Renderer:
             ),
             Paragraph((strong("When"), " ", *when.content)),
         ]
+        if rule.concepts:
+            blocks.insert(
+                2,
+                Paragraph(
+                    (
+                        strong("Assesses"),
+                        " ",
+                        *join([code(c)] for c in rule.concepts),
+                        " (",
+                        link(Target(_CONCEPTS), "safety concepts"),
+                        ")",
+                    )
+                ),
+            )
         if when.children:
             blocks.append(Bullets(when.children))
         if len(alternatives(rule)) > 1:
