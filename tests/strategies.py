@@ -26,7 +26,7 @@ from ketacds import (
     SubstanceUse,
     load_ruleset,
 )
-from ketacds.ruleset import ir
+from ketacds.ruleset import ir, scope
 
 NOW = dt.datetime(2026, 11, 21, 9, 0, tzinfo=dt.UTC)
 _RULESET = load_ruleset()
@@ -148,11 +148,14 @@ records = st.builds(
     substance_use=_tuples(substance_uses, 1),
 )
 
-contexts = st.builds(
-    Context,
-    route=st.sampled_from(ROUTES),
-    jurisdiction=st.sampled_from(JURISDICTIONS),
-    now=st.just(NOW),
+# Only the programs the bundled rules assess: the others are refused (ProgramRefusedError,
+# tested in tests/unit/test_scope.py), and widen by themselves as refusals are lifted.
+PROGRAMS = tuple(
+    program for program in scope.programs(_RULESET) if scope.coverage(_RULESET, *program).state == "covered"
+)
+
+contexts = st.sampled_from(PROGRAMS).map(
+    lambda program: Context(route=program[0], jurisdiction=program[1], now=NOW)  # type: ignore[arg-type]
 )
 
 # Trials that often meet the TRD criteria and often share a drug, so that the join in

@@ -46,11 +46,27 @@ def test_one_page_per_rule_file_value_set_and_an_index(files):
     """The index, a page per rule file, a page per value set, and the single HTML file."""
     checked = load_checked(RULES)
     assert checked.ruleset is not None
-    expected = {"index.md", HTML_FILE}
+    expected = {"index.md", "concepts.md", HTML_FILE}
     expected |= {f.name.replace(".yaml", ".md") for f in checked.files}
     expected |= {f"valuesets/{vs.id}.md" for vs in checked.ruleset.valuesets}
 
     assert expected == set(files)
+
+
+def test_the_concept_matrix_shows_rules_labels_followed_and_refusals(files):
+    """concepts.md: per route, a row per safety concept and a column per jurisdiction."""
+    page = files["concepts.md"]
+    esketamine = page[page.index("## `esketamine-nasal`") : page.index("## `ketamine-other`")]
+    row = next(line for line in esketamine.splitlines() if line.startswith("| `CI_ANEURYSM`"))
+    cells = [cell.strip() for cell in row.strip("|").split("|")]
+    header = next(line for line in esketamine.splitlines() if line.startswith("| concept"))
+
+    assert "CH (follows EU)" in header
+    assert "CA (refused)" in header
+    assert "KCDS-CI-001" in cells[1]  # US
+    assert cells[4].startswith("**follows EU**: ")  # CH
+    assert "**refused**" == cells[6]  # CA
+    assert "| `ketamine-iv` | `US` | **refused** |" in page
 
 
 def test_a_rule_card_says_everything_an_auditor_signs(files):

@@ -24,7 +24,7 @@ from ketacds.scenarios.model import DoseExpectation, FindingExpectation, Scenari
 
 __all__ = ["Mismatch", "compare", "validate"]
 
-Kind = Literal["status", "finding", "absent", "dose", "monitoring", "data-gap", "no-data-gaps"]
+Kind = Literal["status", "finding", "absent", "dose", "monitoring", "data-gap", "no-data-gaps", "refused"]
 
 
 @attrs.frozen(kw_only=True)
@@ -89,6 +89,10 @@ def validate(scenario: Scenario, ruleset: RuleSet) -> None:
     def fail(reason: str, line: int | None, name: str = "", known: Iterable[str] = ()) -> ScenarioError:
         return ScenarioError(reason, file=scenario.file, line=line, suggestion=_suggest(name, known))
 
+    if expect.refused and expect.count > 1:
+        raise fail(
+            "'refused' stands alone: a refused program gives no Assessment to compare", expect.refused_line
+        )
     rule_ids = {rule.id for rule in ruleset.rules}
     levels = [level.name for level in ruleset.status.levels]
     if expect.status is not None and expect.status.status not in levels:
@@ -147,6 +151,16 @@ def compare(scenario: Scenario, assessment: Assessment, ruleset: RuleSet) -> lis
     """Every expectation of ``scenario`` that ``assessment`` does not meet, in file order."""
     expect = scenario.expect
     found: list[Mismatch] = []
+    if expect.refused:
+        found.append(
+            Mismatch(
+                kind="refused",
+                line=expect.refused_line,
+                summary=f"The rules must refuse {scenario.context.route} in {scenario.context.jurisdiction}",
+                expected="refused (ProgramRefusedError)",
+                actual=f"assessed: {assessment.status}",
+            )
+        )
     if expect.status is not None and expect.status.status != assessment.status:
         found.append(_status(expect.status.status, expect.status.line, assessment, ruleset))
     for item in expect.findings:

@@ -388,5 +388,7 @@ def _expectations(doc: _Doc, at: DocPath) -> Expectations:
         ),
         no_data_gaps=bool(e.get("no_data_gaps", False)),
         no_data_gaps_line=line("no_data_gaps") if "no_data_gaps" in e else None,
+        refused=bool(e.get("refused", False)),
+        refused_line=line("refused") if "refused" in e else None,
         line=line(),
     )

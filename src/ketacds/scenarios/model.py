@@ -99,6 +99,9 @@ class Expectations:
     data_gaps: tuple[NamedExpectation, ...] = ()
     no_data_gaps: bool = False
     no_data_gaps_line: int | None = None
+    #: The rules must refuse this route in this jurisdiction (a program with a declared refusal).
+    refused: bool = False
+    refused_line: int | None = None
     line: int | None = None
 
     @property
@@ -112,6 +115,7 @@ class Expectations:
             + len(self.monitoring)
             + len(self.data_gaps)
             + self.no_data_gaps
+            + self.refused
         )
 
 

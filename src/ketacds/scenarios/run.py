@@ -16,7 +16,7 @@ from typing import Literal
 import attrs
 
 from ketacds.engine.api import Backend, Engine
-from ketacds.errors import EvaluationError, InputError, ScenarioError
+from ketacds.errors import EvaluationError, InputError, ProgramRefusedError, ScenarioError
 from ketacds.models.results import Assessment
 from ketacds.scenarios.check import Mismatch, compare, validate
 from ketacds.scenarios.diff import render_error, render_failure
@@ -94,6 +94,11 @@ def run_scenario(engine: Engine, scenario: Scenario, *, backend: Backend = "dura
         assessment = engine.assess(scenario.record, scenario.context, backend=backend)
     except ScenarioError as problem:
         return error(str(problem), bad=True)
+    except ProgramRefusedError as problem:
+        if scenario.expect.refused and problem.declared:
+            return ScenarioResult(scenario=scenario, outcome="pass", seconds=time.perf_counter() - started)
+        line = scenario.line_of(input_path(problem.path))
+        return error(f"{scenario.file}:{line}: {problem}", bad=True)
     except InputError as problem:
         line = scenario.line_of(input_path(problem.path))
         return error(f"{scenario.file}:{line}: {problem}", bad=True)
