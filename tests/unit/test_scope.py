@@ -276,3 +276,48 @@ class TestLint:
 
         assert 1 == outcome.exit_code
         assert "KL050" in outcome.output
+
+
+class TestRefusalScenarios:
+    CASE = (
+        "title: {title}\n"
+        "patient: {{birth_date: 1970-01-01, sex: male, weight: 80 kg}}\n"
+        "context: {{route: {route}, jurisdiction: {jurisdiction}, now: 2026-11-21T09:00:00Z}}\n"
+        "expect: {expect}\n"
+    )
+
+    def _run(self, engine: Engine, tmp_path: Path, route: str, jurisdiction: str, expect: str):
+        from ketacds.scenarios.load import load_scenario_file
+        from ketacds.scenarios.run import run_scenario
+
+        path = tmp_path / "refusal.scenario.yaml"
+        path.write_text(
+            self.CASE.format(title="a case", route=route, jurisdiction=jurisdiction, expect=expect),
+            encoding="utf-8",
+        )
+        (scenario,) = load_scenario_file(path).scenarios
+        return run_scenario(engine, scenario)
+
+    def test_an_expected_refusal_passes(self, engine, tmp_path):
+        assert "pass" == self._run(engine, tmp_path, "ketamine-iv", "US", "{refused: true}").outcome
+
+    def test_an_expected_refusal_of_an_assessed_program_fails(self, engine, tmp_path):
+        result = self._run(engine, tmp_path, "esketamine-nasal", "US", "{refused: true}")
+
+        assert "fail" == result.outcome
+        assert ["refused"] == [m.kind for m in result.mismatches]
+
+    def test_refused_stands_alone(self, engine, tmp_path):
+        result = self._run(engine, tmp_path, "ketamine-iv", "US", "{refused: true, status: defer}")
+
+        assert "error" == result.outcome
+        assert result.bad_scenario
+        assert "stands alone" in result.report
+
+    def test_a_refused_program_without_the_expectation_is_a_bad_scenario_naming_the_concepts(
+        self, engine, tmp_path
+    ):
+        result = self._run(engine, tmp_path, "ketamine-iv", "US", "{status: defer}")
+
+        assert "error" == result.outcome
+        assert "CI_BP_ICP_RISK" in result.report
