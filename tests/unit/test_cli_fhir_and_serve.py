@@ -78,3 +78,12 @@ def test_feedback_prints_json_lines(tmp_path: Path):
     (line,) = result.stdout.splitlines()
     assert ["KCDS-ORD-001"] == json.loads(line)["rule_ids"]
     assert 2 == run("feedback", "--database", str(tmp_path / "none.sqlite3")).exit_code
+
+
+def test_serve_refuses_a_patient_view_route_the_rules_refuse_there():
+    """A patient-view route refused in the service's jurisdiction would fail every call: refuse to start."""
+    result = run("serve", "--insecure-no-auth", "--jurisdiction", "US", "--patient-view-route", "ketamine-iv")
+
+    assert 2 == result.exit_code
+    assert "refuses ketamine-iv in US" in result.stderr
+    assert "CI_BP_ICP_RISK" in result.stderr
