@@ -610,3 +610,23 @@ def test_every_synthea_patient_gets_cards_as_prefetch(client, service, number):
     assert 200 == response.status_code
     CardsResponse.model_validate(response.json())
     assert 2 == sum(1 for _, summary in summaries(response) if summary.endswith("— ketacds"))
+
+
+def test_an_order_for_a_program_the_rules_refuse_is_422_naming_the_missing_concepts(
+    client, service, fhir_server
+):
+    """IV ketamine in the US is refused until a rule reads blood pressure against a threshold.
+
+    The service never answers with fewer rules: 422, naming the concept (lift with the refusal).
+    """
+    body = request(
+        "order-sign",
+        {"patientId": SPEC_PATIENT, "draftOrders": draft(ketamine_iv_order(40))},
+        **via_fhir(fhir_server),
+    )
+
+    response = post(client, service, "ketacds-order-sign", body)
+
+    assert 422 == response.status_code
+    assert "refuses ketamine-iv in US" in response.json()["error"]
+    assert "CI_BP_ICP_RISK" in response.json()["error"]
