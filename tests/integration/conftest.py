@@ -12,6 +12,8 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from ketacds.ruleset.load import load_ruleset
+from ketacds.ruleset.scope import coverage
 from ketacds.server.app import create_app
 from ketacds.server.settings import Issuer, ServiceSettings, load_issuers
 from servers import (
@@ -57,7 +59,13 @@ def service(tmp_path_factory: pytest.TempPathFactory, fhir_server: StubFhirServe
         ),
         database=str(directory / "cds.sqlite3"),
         fhir_servers=(fhir_server.url,),
-        patient_view_routes=("esketamine-nasal", "ketamine-iv"),
+        # `ketacds serve` refuses a patient-view route the rules refuse in its jurisdiction:
+        # IV ketamine joins again by itself once its US refusal is lifted.
+        patient_view_routes=tuple(
+            route
+            for route in ("esketamine-nasal", "ketamine-iv")
+            if coverage(load_ruleset(), route, "US").state == "covered"
+        ),
         max_body_bytes=2_000_000,
     )
     with UvicornThread(create_app(settings, clock=lambda: NOW), port) as server:
