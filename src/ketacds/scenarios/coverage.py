@@ -23,6 +23,7 @@ from collections.abc import Sequence
 import attrs
 
 from ketacds.engine.api import Engine
+from ketacds.errors import ProgramRefusedError
 from ketacds.models.inputs import ROUTES
 from ketacds.ruleset.ir import Rule
 from ketacds.ruleset.load import ANY_JURISDICTION
@@ -147,7 +148,10 @@ def measure_coverage(engine: Engine, scenarios: Sequence[Scenario]) -> CoverageR
     fired: dict[str, list[str]] = {rule.id: [] for rule in engine.ruleset.rules}
     near: dict[str, list[str]] = {rule.id: [] for rule in engine.ruleset.rules}
     for scenario in scenarios:
-        analysis = CaseAnalysis(engine, scenario.record, scenario.context)
+        try:
+            analysis = CaseAnalysis(engine, scenario.record, scenario.context)
+        except ProgramRefusedError:
+            continue  # a refused program runs no rule (the scenario runner reports the refusal)
         for rule in engine.ruleset.rules:
             explanation = analysis.explain(rule.id, depth=0)
             if explanation.fired:
