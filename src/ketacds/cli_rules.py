@@ -3,6 +3,7 @@
 * ``docs``: render the rules as Markdown pages and one HTML file;
 * ``lint``: every problem, with file:line and a stable code (``docs/lint.md``);
 * ``digest``: the name, version and sha256 digest that every Assessment carries;
+* ``programs``: each route × jurisdiction: covered, following a label, refused or a gap;
 * ``diff``: what changed between two versions, and for which patients of a corpus.
 
 Exit status: 0 when all is well, 1 when lint finds errors (or ``docs --check`` finds
@@ -31,6 +32,7 @@ from ketacds.ruleset.describe import Describer
 from ketacds.ruleset.lint import LintReport, lint
 from ketacds.ruleset.load import bundled_rules_dir, load_checked, load_ruleset
 from ketacds.ruleset.render import render, stale, write
+from ketacds.ruleset.scope import coverage, programs
 
 __all__ = ["rules"]
 
@@ -168,6 +170,42 @@ def digest(path: Path | None, as_json: bool) -> None:
     click.echo(f"version  {ruleset.version}")
     click.echo(f"sha256   {ruleset.digest}")
     click.echo(f"record   {note}")
+
+
+@rules.command(name="programs")
+@click.argument("path", required=False, type=_RULES_DIR)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def programs_command(path: Path | None, as_json: bool) -> None:
+    """Print each program (route × jurisdiction): covered, following a label, refused, or a gap.
+
+    Exit 1 when a program has a gap the ruleset does not refuse (lint KL050).
+    """
+    try:
+        ruleset = load_ruleset(path)
+    except RulesetError as error:
+        _fail(f"rules: {error}")
+    found = [coverage(ruleset, *program) for program in programs(ruleset)]
+    if as_json:
+        data = [
+            {
+                "route": c.route,
+                "jurisdiction": c.jurisdiction,
+                "state": c.state,
+                "follows": c.follows.label if c.follows else None,
+                "scope": list(c.scope),
+                "missing": list(c.missing),
+                "refusal": c.refusal.reason if c.refusal else None,
+            }
+            for c in found
+        ]
+        click.echo(json.dumps(data, indent=2, sort_keys=True))
+    else:
+        for c in found:
+            state = f"follows {c.follows.label}" if c.state == "covered" and c.follows else c.state
+            missing = f"  missing: {', '.join(c.missing)}" if c.missing else ""
+            click.echo(f"{c.route:17} {c.jurisdiction:3} {state:11}{missing}".rstrip())
+    if any(c.state == "gap" for c in found):
+        sys.exit(EXIT_FINDINGS)
 
 
 @rules.command(name="diff")

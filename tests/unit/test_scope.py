@@ -278,6 +278,26 @@ class TestLint:
         assert "KL050" in outcome.output
 
 
+class TestProgramsCommand:
+    def test_it_lists_every_program_with_its_state(self):
+        outcome = CliRunner().invoke(main, ["rules", "programs", str(RULES), "--json"])
+
+        assert 0 == outcome.exit_code
+        found = {(p["route"], p["jurisdiction"]): p for p in json.loads(outcome.output)}
+        assert "EU" == found[("esketamine-nasal", "GB")]["follows"]
+        assert ["CI_BP_ICP_RISK"] == found[("ketamine-iv", "US")]["missing"]
+        assert "refused" == found[("ketamine-iv", "US")]["state"]
+
+    def test_it_exits_1_on_a_gap(self, tmp_path):
+        rules_dir = copy_rules(tmp_path)
+        replace(rules_dir, "contraindications.yaml", "    concepts: [CI_ANEURYSM]\n", "")
+
+        outcome = CliRunner().invoke(main, ["rules", "programs", str(rules_dir)])
+
+        assert 1 == outcome.exit_code
+        assert "esketamine-nasal  EU  gap          missing: CI_ANEURYSM" in outcome.output
+
+
 class TestRefusalScenarios:
     CASE = (
         "title: {title}\n"
