@@ -104,7 +104,6 @@ class Engine:
                 "context.jurisdiction",
                 f"unknown jurisdiction {context.jurisdiction!r}; the rules know {', '.join(known)}",
             )
-        self.check_program(context.route, context.jurisdiction)
 
     def coverage(self, route: str, jurisdiction: str) -> scope.Coverage:
         """How the program for ``route`` in ``jurisdiction`` covers the ruleset's safety concepts."""
@@ -141,7 +140,11 @@ class Engine:
         backend: Backend = "durable",
         _action_hook: Callable[[str], None] | None = None,
     ) -> tuple[FactSet, RawResult]:
-        """Run one backend and return the facts and raw firings (for differential tests)."""
+        """Run one backend and return the facts and raw firings (for differential tests).
+
+        No Assessment comes of it, so a refused program is not checked here: :meth:`assess`
+        and explanations (``scenarios.explain.CaseAnalysis``) refuse it.
+        """
         facts = self.facts(record, context)
         rules = self.rules_for(context.route, context.jurisdiction)
         if backend == "reference":
@@ -166,6 +169,8 @@ class Engine:
                 this jurisdiction, or a safety concept it declares has no rule there.
             EvaluationError: the engine failed; no partial result is returned.
         """
+        self._check_context(context)
+        self.check_program(context.route, context.jurisdiction)
         facts, raw = self.evaluate(record, context, backend=backend)
         assembler = self._assembler(context.route, context.jurisdiction, backend)
         return assembler.assemble(facts, raw, context, (*record.data_quality, *facts.quality))

@@ -226,6 +226,7 @@ class CaseAnalysis:
     ) -> None:
         self.engine = engine
         self.context = context
+        engine.check_program(context.route, context.jurisdiction)  # no "why" for a refused program
         self.factset = facts if facts is not None else engine.facts(record, context)
         self.in_scope = engine.rules_for(context.route, context.jurisdiction)
         self.scoped_ids = {rule.id for rule in self.in_scope}
