@@ -272,13 +272,15 @@ FIXTURES: list[tuple[str, Mutation, str | None, str | None, str | None]] = [
         "KCDS-TEST-001",
         None,
     ),
+    # `mdsi` is derived for esketamine only, so for ketamine-other no rule in scope derives it
+    # (`indicated` no longer serves: KCDS-CAND-100 derives it for ketamine-other).
     (
         "KL034",
         with_rule(
             rule(
                 **{
                     "routes: [ketamine-iv]": "routes: [ketamine-other]",
-                    MEDICATION: f"{MEDICATION}\n      - not: {{flag: indicated}}",
+                    MEDICATION: f"{MEDICATION}\n      - not: {{flag: mdsi}}",
                 }
             )
         ),
@@ -292,7 +294,7 @@ FIXTURES: list[tuple[str, Mutation, str | None, str | None, str | None]] = [
             rule(
                 **{
                     "routes: [ketamine-iv]": "routes: [ketamine-other]",
-                    MEDICATION: f"{MEDICATION}\n      - flag: indicated",
+                    MEDICATION: f"{MEDICATION}\n      - flag: mdsi",
                 }
             )
         ),
