@@ -8,19 +8,33 @@ server on loopback.
 from __future__ import annotations
 
 import copy
+import datetime as dt
 import json
 import logging
 import re
 import uuid
 from typing import Any
 
+import attrs
 import httpx
 import pytest
 
 from ketacds.adapters.cds_hooks import INDICATORS
+from ketacds.server.app import create_app
 from ketacds.server.models import CardsResponse
-from servers import SPEC_PATIENT, Service, StubFhirServer, prefetch_for, server_view, token
+from servers import (
+    SPEC_PATIENT,
+    Service,
+    StubFhirServer,
+    UvicornThread,
+    free_port,
+    prefetch_for,
+    server_view,
+    token,
+)
 from support import CDS_HOOKS, synthea
+
+NOW = dt.datetime(2026, 11, 21, 14, 0, tzinfo=dt.UTC)
 
 FHIR_AUTH = json.loads((CDS_HOOKS / "fhir-authorization.json").read_text())["fhirAuthorization"]
 READ_CODES = {"55284-4", "85354-9", "8480-6", "8462-4", "29463-7", "8302-2", "39156-5", "44261-6", "82810-3"}
@@ -613,21 +627,31 @@ def test_every_synthea_patient_gets_cards_as_prefetch(client, service, number):
     assert routes == sum(1 for _, summary in summaries(response) if summary.endswith("— ketacds"))
 
 
-def test_an_order_for_a_program_the_rules_refuse_is_422_naming_the_missing_concepts(
-    client, service, fhir_server
-):
-    """IV ketamine in the US is refused until a rule reads blood pressure against a threshold.
+def test_an_order_for_a_program_the_rules_refuse_is_422_naming_the_missing_concepts(service, fhir_server):
+    """A Canadian service refuses an esketamine order: no Canadian esketamine label is encoded.
 
-    The service never answers with fewer rules: 422, naming the concept (lift with the refusal).
+    The service never answers with fewer rules: 422, naming the missing concepts.
     """
-    body = request(
-        "order-sign",
-        {"patientId": SPEC_PATIENT, "draftOrders": draft(ketamine_iv_order(40))},
-        **via_fhir(fhir_server),
+    port = free_port()
+    settings = attrs.evolve(
+        service.settings,
+        public_url=f"http://127.0.0.1:{port}",
+        jurisdiction="CA",
+        patient_view_routes=("ketamine-iv",),
     )
+    with (
+        UvicornThread(create_app(settings, clock=lambda: NOW), port) as server,
+        httpx.Client(base_url=server.url, timeout=60) as client,
+    ):
+        canadian = Service(url=server.url, settings=settings, rsa_key=service.rsa_key)
+        body = request(
+            "order-sign",
+            {"patientId": SPEC_PATIENT, "draftOrders": draft(esketamine_order(56, 2))},
+            **via_fhir(fhir_server),
+        )
 
-    response = post(client, service, "ketacds-order-sign", body)
+        response = post(client, canadian, "ketacds-order-sign", body)
 
     assert 422 == response.status_code
-    assert "refuses ketamine-iv in US" in response.json()["error"]
-    assert "CI_BP_ICP_RISK" in response.json()["error"]
+    assert "refuses esketamine-nasal in CA" in response.json()["error"]
+    assert "CI_ANEURYSM" in response.json()["error"]
