@@ -5,14 +5,14 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 from ketacds.engine.assemble import Assembler
 from ketacds.engine.durable_backend import ENGINE_NAME, DurableProgram
 from ketacds.engine.facts import FactSet, build_facts
 from ketacds.engine.raw import RawResult
 from ketacds.engine.reference import evaluate
-from ketacds.errors import DigestMismatchError, InputError
+from ketacds.errors import DigestMismatchError, EvaluationError, InputError
 from ketacds.models.inputs import Context, PatientRecord
 from ketacds.models.results import Assessment
 from ketacds.ruleset import scope
@@ -26,6 +26,7 @@ __all__ = ["REFERENCE_ENGINE_NAME", "Engine", "assess"]
 REFERENCE_ENGINE_NAME = "ketacds reference evaluator"
 
 Backend = Literal["durable", "reference"]
+T = TypeVar("T")
 
 
 class Engine:
@@ -113,10 +114,12 @@ class Engine:
         _action_hook: Callable[[str], None] | None = None,
     ) -> tuple[FactSet, RawResult]:
         """Run one backend and return the facts and raw firings (for differential tests)."""
-        facts = self.facts(record, context)
+        facts = _guarded("building the facts", lambda: self.facts(record, context))
         rules = self.rules_for(context.route, context.jurisdiction)
         if backend == "reference":
-            return facts, evaluate(rules, self.strata, facts.facts)
+            return facts, _guarded(
+                "the reference evaluator", lambda: evaluate(rules, self.strata, facts.facts)
+            )
         program = self._program(context.route, context.jurisdiction)
         return facts, program.run(facts.facts, action_hook=_action_hook)
 
@@ -137,7 +140,9 @@ class Engine:
         """
         facts, raw = self.evaluate(record, context, backend=backend)
         assembler = self._assembler(context.route, context.jurisdiction, backend)
-        return assembler.assemble(facts, raw, context, record.data_quality)
+        return _guarded(
+            "assembling the Assessment", lambda: assembler.assemble(facts, raw, context, record.data_quality)
+        )
 
     def _assembler(self, route: str, jurisdiction: str, backend: Backend) -> Assembler:
         key = (route, jurisdiction, backend)
@@ -177,6 +182,22 @@ class Engine:
 
     def __exit__(self, *_exc: object) -> None:
         self.close()
+
+
+def _guarded(step: str, work: Callable[[], T]) -> T:
+    """Run one step of an assessment: any failure but an InputError becomes an EvaluationError.
+
+    An assessment either returns a result or raises one of the two documented errors:
+    a bug or a fault in fact building or assembly (a ``KeyError``, a Decimal signal, an
+    ``OSError``) must not escape as something a caller does not expect to catch.
+    ``KeyboardInterrupt`` and ``SystemExit`` pass through as themselves.
+    """
+    try:
+        return work()
+    except (InputError, EvaluationError):
+        raise
+    except Exception as error:
+        raise EvaluationError(f"{step} failed: {type(error).__name__}: {error}") from error
 
 
 _default: Engine | None = None

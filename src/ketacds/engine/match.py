@@ -1,8 +1,13 @@
 """What it means for one fact to match one pattern (the semantics of field tests).
 
-Shared by the reference evaluator and by the absence markers that stand in for
-``not`` in the durable_rules backend. A test on a field the fact does not have is
-false, except ``present: false``, which is exactly that case.
+Shared by the reference evaluator, by the absence markers that stand in for
+``not`` in the durable_rules backend, and by the boolean test properties that backend
+sends instead of field values (``ruleset/capacity.py``, ``test_property``). A test on
+a field the fact does not have is false, except ``present: false``, which is exactly
+that case.
+
+Numbers are compared exactly: a fact's number (int or Decimal) against the rule's
+constant as written (int or Decimal), never through a float.
 """
 
 from __future__ import annotations
@@ -13,22 +18,18 @@ from typing import Any
 
 from ketacds.ruleset.ir import Pattern, Ref, Scalar, Test
 
-__all__ = ["compile_pattern", "matches", "operand_value", "passes"]
+__all__ = ["compile_pattern", "compile_test", "matches", "operand_value", "passes"]
 
 
 def operand_value(value: Scalar | tuple[Scalar, ...] | Ref, env: Mapping[str, Mapping[str, Any]]) -> Any:
     """Resolve a test's operand: a constant, or a field of a fact bound earlier."""
     if isinstance(value, Ref):
         return env[value.alias].get(value.field)
-    if isinstance(value, Decimal):
-        return float(value)
-    if isinstance(value, tuple):
-        return tuple(float(v) if isinstance(v, Decimal) else v for v in value)
     return value
 
 
 def _same_kind(a: Any, b: Any) -> bool:
-    numeric = (int, float)
+    numeric = (int, float, Decimal)
     if isinstance(a, bool) or isinstance(b, bool):
         return isinstance(a, bool) and isinstance(b, bool)
     if isinstance(a, numeric) and isinstance(b, numeric):
@@ -71,6 +72,25 @@ def _compare(op: str, actual: Any, expected: Any) -> bool:
 def matches(pattern: Pattern, fact: Mapping[str, Any], env: Mapping[str, Mapping[str, Any]]) -> bool:
     """Whether ``fact`` is of the pattern's type and passes all its tests."""
     return fact.get("t") == pattern.fact and all(passes(t, fact, env) for t in pattern.tests)
+
+
+def compile_test(test: Test) -> Callable[[Mapping[str, Any]], bool]:
+    """:func:`passes` for one constant test, with its operand resolved once.
+
+    Raises:
+        ValueError: the test refers to another pattern's fact.
+    """
+    if isinstance(test.value, Ref):
+        raise ValueError("a test with a reference depends on another fact and cannot be compiled alone")
+    op, field, expected = test.op, test.field, test.value
+    if op == "present":
+        wanted = bool(expected)
+        return lambda fact: (field in fact) == wanted
+
+    def check(fact: Mapping[str, Any]) -> bool:
+        return field in fact and _compare(op, fact[field], expected)
+
+    return check
 
 
 def compile_pattern(pattern: Pattern) -> Callable[[Mapping[str, Any]], bool]:
