@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import attrs
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ketacds import Engine, PatientRecord
-from strategies import contexts, records, trd_records
+from ketacds import Engine, InputError, PatientRecord
+from strategies import contexts, extreme_contexts, extreme_records, records, trd_records
 
 _ENGINE = Engine()  # module-level: Hypothesis runs many examples against one engine
 
@@ -113,3 +114,22 @@ def test_to_json_is_sorted_json_of_attrs_asdict(record: PatientRecord, context):
 
     assert expected == result.to_json()
     assert expected == json.dumps(result.to_dict(), ensure_ascii=False)
+
+
+@settings(max_examples=300)
+@given(record=extreme_records, context=extreme_contexts)
+def test_durable_and_reference_agree_on_extreme_magnitudes(record: PatientRecord, context):
+    """1e-12 ... 1e12, many decimal places, a hair from each threshold: the same firings.
+
+    On 0.3.0 a number below 0.0001 reached durable_rules as ``1e-05`` and durable
+    silently dropped every later fact of the assessment.
+    """
+    try:
+        _, durable = _ENGINE.evaluate(record, context)
+    except InputError:
+        with pytest.raises(InputError):
+            _ENGINE.evaluate(record, context, backend="reference")
+        return
+    _, reference = _ENGINE.evaluate(record, context, backend="reference")
+
+    assert reference == durable
