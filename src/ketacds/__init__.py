@@ -28,6 +28,7 @@ from ketacds.errors import (
     RulesetError,
     ScenarioError,
     TerminologyError,
+    VerificationError,
 )
 from ketacds.models.inputs import (
     Allergy,
@@ -94,6 +95,7 @@ __all__ = [
     "ScenarioError",
     "SubstanceUse",
     "TerminologyError",
+    "VerificationError",
     "__version__",
     "assess",
     "explain",
