@@ -143,3 +143,13 @@ def test_daily_dose(engine):
         medication["diazepam_eq_mg_day"],
         found["patient"]["benzodiazepine_diazepam_eq_mg_day"],
     )
+
+
+def test_a_number_beyond_exact_arithmetic_is_an_input_error(engine):
+    """1e308 mg cannot be converted exactly: the field is named, nothing is rounded."""
+    record = load_record(
+        {"patient": {}, "medications": [{"name": "sertraline", "dose": "1e308", "unit": "mg"}]}
+    )
+
+    with pytest.raises(InputError, match=r"medications\[0\].*beyond the 120 significant digits"):
+        engine.facts(record, CONTEXT)

@@ -72,6 +72,7 @@ DISPLAY_QUANTA: dict[str, Decimal] = {
 #: Any other number with more than 6 decimal places (a quotient, such as a table's
 #: diazepam-equivalents) is shown to this quantum when it is 1 or more.
 LONG_QUANTUM = _HUNDREDTH
+_OUT_OF_RANGE = "{} is beyond the 120 significant digits ketacds computes with exactly"
 #: The arithmetic of derived quantities: enough digits that no comparison is decided by
 #: rounding, and the usual traps (a NaN or an overflow is an error, never a value).
 _EXACT = decimal.Context(
@@ -169,6 +170,8 @@ def _measure(value: Decimal, unit: str | None, path: str) -> tuple[Decimal, str]
         return convert(value, unit, target), target
     except KetacdsError as error:
         raise InputError(path, str(error)) from None
+    except decimal.DecimalException:
+        raise InputError(path.removesuffix(".unit"), _OUT_OF_RANGE.format(value)) from None
 
 
 def build_facts(
@@ -391,6 +394,8 @@ def _measure_dose(value: Decimal, unit: str, path: str) -> Decimal:
         return convert(value, unit, "mg")
     except KetacdsError as error:
         raise InputError(path, str(error)) from None
+    except decimal.DecimalException:
+        raise InputError(path.removesuffix(".unit"), _OUT_OF_RANGE.format(value)) from None
 
 
 def _patient_fact(record: PatientRecord, context: Context) -> tuple[Fact, DoseInputs]:
