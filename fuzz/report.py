@@ -25,14 +25,28 @@ class Report:
     kinds: Counter[str] = attrs.field(factory=Counter)
     statuses: Counter[str] = attrs.field(factory=Counter)
     hangs: int = 0
+    #: disagreements by how much they matter: "status" (another status), "reassuring"
+    #: (durable's status more reassuring than the reference's)
+    severities: Counter[str] = attrs.field(factory=Counter)
     examples: dict[str, list[tuple[int, str, str]]] = attrs.field(factory=dict)
 
     def add(
-        self, index: int, kind: str, detail: str, seconds: float, status: str = "", name: str = ""
+        self,
+        index: int,
+        kind: str,
+        detail: str,
+        seconds: float,
+        status: str = "",
+        name: str = "",
+        severity: str = "",
     ) -> None:
         """Count one case: its kind (an Outcome kind, ``crash`` or ``hang-killed``) and how long it took."""
         self.cases += 1
         self.kinds[kind] += 1
+        if severity:
+            self.severities[severity] += 1
+            if severity == "reassuring":
+                self.severities["status"] += 1
         if status:
             self.statuses[status] += 1
         if seconds > HANG_SECONDS:
@@ -57,6 +71,8 @@ class Report:
             f"  refused with InputError       {k['refused']:>8}",
             f"  engine errors (documented)    {k['engine-error']:>8}",
             f"  disagreements                 {k['disagreement']:>8}",
+            f"    with another status         {self.severities['status']:>8}",
+            f"    durable more reassuring     {self.severities['reassuring']:>8}",
             f"  crashes                       {k['crash']:>8}",
             f"  undocumented exceptions       {k['undocumented']:>8}",
             f"  hangs > {HANG_SECONDS:g} s                  {self.hangs:>8}  (killed: {k['hang-killed']})",

@@ -30,8 +30,9 @@ def _worker(connection: Connection, target_name: str, seed: int) -> None:
         name, _, document = case(seed, index)
         began = time.perf_counter()
         outcome = target(document)
+        seconds = time.perf_counter() - began
         connection.send(
-            (index, outcome.kind, outcome.detail, outcome.status, time.perf_counter() - began, name)
+            (index, outcome.kind, outcome.detail, outcome.status, seconds, name, outcome.severity)
         )
 
 
@@ -83,8 +84,8 @@ def run(
                 continue
             finished = _poll(slot) if slot.connection in ready else None
             if finished is not None:
-                index, kind, detail, status, seconds, name = finished
-                report.add(index, kind, detail, seconds, status, name)
+                index, kind, detail, status, seconds, name, severity = finished
+                report.add(index, kind, detail, seconds, status, name, severity)
             elif slot.process.sentinel in ready or not slot.process.is_alive():
                 name = case(seed, current)[0]
                 code = slot.process.exitcode

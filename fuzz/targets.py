@@ -30,6 +30,9 @@ class Outcome:
     kind: str
     detail: str = ""
     status: str = ""
+    #: for a disagreement: "status" if the statuses differ, "reassuring" if durable's is
+    #: the more reassuring of the two (the failure that matters most)
+    severity: str = ""
 
 
 Target = Callable[[Any], Outcome]
@@ -90,11 +93,16 @@ def engine_target(document: Any) -> Outcome:
     if durable_firings != reference_firings or durable.status != reference.status:
         only_d = sorted({r for r, _ in set(durable_firings) - set(reference_firings)})
         only_r = sorted({r for r, _ in set(reference_firings) - set(durable_firings)})
+        rank = engine.ruleset.status.rank  # lower is more serious
+        severity = ""
+        if durable.status != reference.status:
+            severity = "reassuring" if rank(durable.status) > rank(reference.status) else "status"
         return Outcome(
             "disagreement",
             f"status durable {durable.status} vs reference {reference.status}; "
             f"firings only in durable: {only_d}; only in reference: {only_r}",
             durable.status,
+            severity,
         )
     return Outcome("assessed", status=durable.status)
 
