@@ -345,6 +345,18 @@ class TestNumbersNeverReachDurable:
         assert "defer" == reference.status == durable.status
         assert reference.rule_ids == durable.rule_ids
 
+    def test_a_tiny_order_loses_no_fact(self, engine):
+        """An esketamine order of 0.00001 mg: durable fires what the reference fires (0.3.0 did not)."""
+        from ketacds.models.inputs import Order
+
+        record, context = load_case_file(EXAMPLES / "01-trd-esketamine-us.yaml")
+        context = attrs.evolve(context, order=Order(name="esketamine", dose=Decimal("0.00001"), unit="mg"))
+        durable = engine.assess(record, context)
+        reference = engine.assess(record, context, backend="reference")
+
+        assert reference.status == durable.status
+        assert reference.rule_ids == durable.rule_ids
+
     def test_a_lone_tiny_number_does_not_crash(self):
         """A patient with only that heart rate: same answer as the reference, and the process lives."""
         code = (
