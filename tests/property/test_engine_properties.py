@@ -133,3 +133,37 @@ def test_durable_and_reference_agree_on_extreme_magnitudes(record: PatientRecord
     _, reference = _ENGINE.evaluate(record, context, backend="reference")
 
     assert reference == durable
+
+
+@given(record=st.one_of(records, extreme_records), context=st.one_of(contexts, extreme_contexts))
+def test_compiled_tests_decide_like_the_reference(record: PatientRecord, context):
+    """Each boolean property sent to durable holds exactly when the reference's test holds."""
+    from ketacds.engine.match import compile_test, passes
+    from ketacds.ruleset.ir import Ref
+
+    try:
+        facts = _ENGINE.facts(record, context).facts
+    except InputError:
+        return
+    tests = {
+        t
+        for rule in _ENGINE.ruleset.rules
+        for p in _patterns(rule.when)
+        for t in p.tests
+        if not isinstance(t.value, Ref) and t.op != "member"
+    }
+    probes = [*facts, {"t": "x", "weeks": True, "value": "140", "active": 1, "sex": 0}]
+    for test in sorted(tests, key=repr):
+        check = compile_test(test)
+        assert [passes(test, f, {}) for f in probes] == [check(f) for f in probes], test
+
+
+def _patterns(condition):
+    from ketacds.ruleset.ir import Not, Pattern
+
+    if isinstance(condition, Pattern):
+        yield condition
+    for item in getattr(condition, "items", ()):
+        yield from _patterns(item)
+    if isinstance(condition, Not):
+        yield from _patterns(condition.item)

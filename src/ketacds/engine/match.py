@@ -12,6 +12,7 @@ constant as written (int or Decimal), never through a float.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any
@@ -86,11 +87,39 @@ def compile_test(test: Test) -> Callable[[Mapping[str, Any]], bool]:
     if op == "present":
         wanted = bool(expected)
         return lambda fact: (field in fact) == wanted
+    # Fast paths for the common shapes (every fact of every assessment is checked against
+    # every test of its type); each gives exactly what _compare gives.
+    if op == "eq" and isinstance(expected, bool):
+        return lambda fact: fact.get(field, _MISSING) is expected  # a bool equals only a bool
+    if op == "eq" and isinstance(expected, str):
+        return lambda fact: fact.get(field, _MISSING) == expected  # nothing but a str equals a str
+    compare = _NUMERIC_OPS.get(op)
+    if compare is not None and isinstance(expected, int | Decimal) and not isinstance(expected, bool):
+
+        def numeric(fact: Mapping[str, Any]) -> bool:
+            actual = fact.get(field, _MISSING)
+            if actual.__class__ in _EXACT_NUMBERS:
+                return bool(compare(actual, expected))
+            return actual is not _MISSING and _compare(op, actual, expected)
+
+        return numeric
 
     def check(fact: Mapping[str, Any]) -> bool:
         return field in fact and _compare(op, fact[field], expected)
 
     return check
+
+
+_MISSING = object()
+_EXACT_NUMBERS = (int, Decimal, float)  # exact classes: a bool is not a number here
+_NUMERIC_OPS: dict[str, Callable[[Any, Any], Any]] = {
+    "eq": operator.eq,
+    "ne": operator.ne,
+    "gt": operator.gt,
+    "gte": operator.ge,
+    "lt": operator.lt,
+    "lte": operator.le,
+}
 
 
 def compile_pattern(pattern: Pattern) -> Callable[[Mapping[str, Any]], bool]:
