@@ -385,8 +385,8 @@ class TestNumbersNeverReachDurable:
     def test_a_threshold_is_crossed_exactly(self, engine):
         """0.75 mg/kg is not above 0.75; 0.7500000000001 mg/kg is (KCDS-ORD-003 reads ``> 0.75``)."""
         program = engine._program("ketamine-iv", "US")
-        name = next(n for n, _ in program._plain["order"] if n.startswith("mg_per_kg>"))
-        check = dict(program._plain["order"])[name]
+        name = next(n for n in program.test_checks("order") if n.startswith("mg_per_kg>"))
+        check = program.test_checks("order")[name]
 
         assert "mg_per_kg>0.75" == name
         assert not check({"t": "order", "mg_per_kg": Decimal("0.75")})

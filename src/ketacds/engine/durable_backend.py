@@ -187,13 +187,16 @@ class DurableProgram:
         # What a fact of each type is encoded with: the outcome of each constant test
         # durable reads (by property name, with its check), and the codes fields read by
         # value-set membership (both sent as boolean properties).
-        self._fields: dict[str, dict[str, Callable[[Mapping[str, Any]], bool]]] = {}
+        self._fields: dict[str, dict[str, tuple[Test, Callable[[Mapping[str, Any]], bool]]]] = {}
         self._codes: dict[str, set[str]] = {}
         self._members: dict[str, set[str]] = {}  # per fact type: the value-set properties read
         self.definition = self._compile(rules, strata)
         self._check_capacity(rules)
         self._check_ids()
-        self._plain = {kind: tuple(sorted(tests.items())) for kind, tests in self._fields.items()}
+        # Per fact type, the tests grouped by field: (field, (name, check) for when the fact
+        # has the field, names that hold when it has not (``present: false``)). Every other
+        # test is false on a missing field, so a missing field costs no check at all.
+        self._plain = {kind: self._by_field(tests) for kind, tests in self._fields.items()}
         self._codes_of = {kind: tuple(sorted(self._codes.get(kind, ()))) for kind in self._fields}
         self._members_of = {kind: frozenset(self._members.get(kind, ())) for kind in self._fields}
         self._absent_checks = tuple(
@@ -278,9 +281,31 @@ class DurableProgram:
                 terms.append(options[0] if len(options) == 1 else {"$or": options})
             else:
                 name = test_property(test)
-                tests.setdefault(name, compile_test(test))
+                tests.setdefault(name, (test, compile_test(test)))
                 terms.append({name: True})
         return terms[0] if len(terms) == 1 else {"$and": terms}
+
+    @staticmethod
+    def _by_field(
+        tests: Mapping[str, tuple[Test, Callable[[Mapping[str, Any]], bool]]],
+    ) -> tuple[tuple[str, tuple[tuple[str, Callable[[Mapping[str, Any]], bool]], ...], tuple[str, ...]], ...]:
+        fields = sorted({test.field for test, _ in tests.values()})
+        return tuple(
+            (
+                field,
+                tuple((name, check) for name, (test, check) in sorted(tests.items()) if test.field == field),
+                tuple(
+                    name
+                    for name, (test, _) in sorted(tests.items())
+                    if test.field == field and test.op == "present" and not test.value
+                ),
+            )
+            for field in fields
+        )
+
+    def test_checks(self, kind: str) -> dict[str, Callable[[Mapping[str, Any]], bool]]:
+        """The boolean properties sent for facts of type ``kind``, each with the check that decides it."""
+        return {name: check for name, (_, check) in sorted(self._fields.get(kind, {}).items())}
 
     def _flag_text(self, flag: str, fid: str) -> tuple[str, str]:
         """A derived flag's fact as durable sees it, as JSON text split where the sid goes."""
@@ -347,9 +372,14 @@ class DurableProgram:
         if plain is None:
             return None
         encoded: dict[str, Any] = {"id": durable_id, "sid": sid, "t": kind}
-        for name, check in plain:
-            if check(fact):
-                encoded[name] = True
+        for field, checks, when_missing in plain:
+            if field in fact:
+                for name, check in checks:
+                    if check(fact):
+                        encoded[name] = True
+            else:
+                for name in when_missing:
+                    encoded[name] = True
         members = self._members_of[kind]
         for name in self._codes_of[kind]:
             for valueset in fact.get(name, ()):
