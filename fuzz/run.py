@@ -51,6 +51,14 @@ class _Slot:
         self.index, self.began = index, time.perf_counter()
         self.connection.send(index)
 
+    def reap(self) -> None:
+        """Collect a worker that died (it is not asked to stop: it cannot hear)."""
+        self.process.join(10)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join()
+        self.connection.close()
+
     def stop(self) -> None:
         if self.process.is_alive():
             with contextlib.suppress(OSError):
@@ -65,7 +73,10 @@ def run(
     cases: int, *, seed: int = 1, workers: int = 2, target: str = "engine", progress: bool = False
 ) -> Report:
     """Run cases ``0 .. cases-1`` of the run seeded ``seed`` and return the report."""
-    context = multiprocessing.get_context("fork")
+    # forkserver: workers are forked from a clean single-threaded server process (never from
+    # a caller that may hold threads or a durable_rules ruleset), with the harness preloaded.
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["fuzz.run", "fuzz.preload"])
     report = Report(seed=seed, target=target)
     pending = iter(range(cases))
     slots = [_Slot(context, target, seed) for _ in range(max(1, min(workers, cases)))]
@@ -92,7 +103,7 @@ def run(
                 report.add(
                     current, "crash", f"worker died with exit code {code}", now - slot.began, name=name
                 )
-                slot.stop()
+                slot.reap()
                 slots[number] = slot = _Slot(context, target, seed)
             elif now - slot.began > KILL_SECONDS:
                 name = case(seed, current)[0]
