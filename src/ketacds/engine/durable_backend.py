@@ -402,8 +402,10 @@ class DurableProgram:
             EvaluationError: an action failed (naming the rule), the engine reported an
                 error or a dropped fact, a fact asserted is not in the session, a call
                 into durable_rules raised, or the program is broken by an earlier error.
-                After any failure but an action's, the program refuses further work
-                (:attr:`usable` is false).
+                After a fact missing from the session, a durable_rules error or any
+                exception part way, the program refuses further work (:attr:`usable`
+                is false); after an action's failure it stays usable (the agenda was
+                drained and the session emptied).
             KeyboardInterrupt: raised inside a durable_rules call (re-raised as itself,
                 and the program is left unusable, as for any failure part way).
         """
