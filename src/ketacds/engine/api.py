@@ -164,6 +164,8 @@ class Engine:
         Raises:
             InputError: the record contradicts itself, or the jurisdiction is unknown.
             EvaluationError: the engine failed; no partial result is returned.
+            VerificationError: (an EvaluationError) the shadow check ran for this input
+                (``verify_sample``) and the two engines' firings differ.
         """
         facts, raw = self.evaluate(record, context, backend=backend)
         assembler = self._assembler(context.route, context.jurisdiction, backend)
