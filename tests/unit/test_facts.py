@@ -153,3 +153,12 @@ def test_a_number_beyond_exact_arithmetic_is_an_input_error(engine):
 
     with pytest.raises(InputError, match=r"medications\[0\].*beyond the 120 significant digits"):
         engine.facts(record, CONTEXT)
+
+
+def test_a_label_rounds_but_never_fails():
+    """Labels round to their quantum; a number too long for that is shown as it is."""
+    from ketacds.engine.facts import shown
+
+    assert "68.04" == shown(Decimal("68.0388555"), Decimal("0.01"))
+    assert "70" == shown(70, Decimal("0.1"))
+    assert "1E+119" == shown(Decimal("1E+119"), Decimal("0.01"))

@@ -114,8 +114,14 @@ def exact(value: Decimal | int) -> int | Decimal:
 
 
 def shown(value: Decimal | int | float, quantum: Decimal) -> str:
-    """A number for a label: rounded to ``quantum`` (half even), fixed point, no trailing zeros."""
-    rounded = Decimal(value).quantize(quantum, ROUND_HALF_EVEN, context=_EXACT)
+    """A number for a label: rounded to ``quantum`` (half even), fixed point, no trailing zeros.
+
+    A number too large to be written to ``quantum`` in 120 digits is shown as it is.
+    """
+    try:
+        rounded = Decimal(value).quantize(quantum, ROUND_HALF_EVEN, context=_EXACT)
+    except decimal.InvalidOperation:
+        return str(value)
     if rounded == rounded.to_integral_value():
         return format(rounded.quantize(Decimal(1), context=_EXACT), "f")
     return format(rounded.normalize(_EXACT), "f")
