@@ -26,6 +26,7 @@ from ketacds import (
     SubstanceUse,
     load_ruleset,
 )
+from ketacds.models.inputs import Order, Plan
 from ketacds.ruleset import ir, scope
 
 NOW = dt.datetime(2026, 11, 21, 9, 0, tzinfo=dt.UTC)
@@ -406,3 +407,152 @@ number_tests = st.lists(
 )
 #: The values (None: unknown) against which a set of number tests is checked by brute force.
 NUMBER_GRID = (None, *(Decimal(n) / 2 for n in range(-9, 10)))
+
+
+# ----------------------------------------------------------------------------------
+# Extreme magnitudes: 1e-12 ... 1e12 with many decimal places, and values a hair's
+# breadth from every numeric threshold the rules compare with (where rounding, a float
+# or an exponent written as ``1e-05`` would decide the answer).
+
+
+def _thresholds() -> list[Decimal]:
+    found: set[Decimal] = set()
+
+    def walk(condition: object) -> None:
+        if isinstance(condition, ir.Pattern):
+            for test in condition.tests:
+                values = test.value if isinstance(test.value, tuple) else (test.value,)
+                found.update(
+                    Decimal(v) for v in values if isinstance(v, int | Decimal) and not isinstance(v, bool)
+                )
+        for item in getattr(condition, "items", ()):
+            walk(item)
+        if isinstance(condition, ir.Not):
+            walk(condition.item)
+
+    for rule in _RULESET.rules:
+        walk(rule.when)
+    return sorted(found)
+
+
+THRESHOLDS = _thresholds()
+
+
+@st.composite
+def extreme_numbers(draw: st.DrawFn) -> Decimal:
+    """A non-negative Decimal: 0, a magnitude between 1e-12 and 1e12 with up to 18 significant
+    digits, or a rule threshold give or take 10^-k (k up to 20)."""
+    kind = draw(st.sampled_from(["magnitude", "magnitude", "near", "zero"]))
+    if kind == "zero":
+        return Decimal(0)
+    if kind == "near":
+        threshold = draw(st.sampled_from(THRESHOLDS))
+        step = Decimal(1).scaleb(-draw(st.integers(1, 20)))
+        return abs(threshold + draw(st.sampled_from([-step, Decimal(0), step])))
+    digits = draw(st.integers(1, 18))
+    mantissa = draw(st.integers(10 ** (digits - 1), 10**digits - 1))
+    exponent = draw(st.integers(-12 - (digits - 1), 12 - (digits - 1)))
+    return Decimal(mantissa).scaleb(exponent)
+
+
+extreme = extreme_numbers()
+
+extreme_times = st.one_of(
+    st.none(),
+    st.integers(0, 30 * 24 * 3600 * 10**6).map(lambda micro: NOW - dt.timedelta(microseconds=micro)),
+    st.sampled_from(THRESHOLDS).flatmap(  # a reading hours_ago a hair from a threshold
+        lambda hours: st.integers(-2, 2).map(
+            lambda delta: NOW - dt.timedelta(hours=min(float(hours), 24 * 365), microseconds=delta)
+        )
+    ),
+)
+
+extreme_observations = st.one_of(
+    st.builds(
+        Observation,
+        name=st.just("blood pressure"),
+        time=extreme_times,
+        components=st.tuples(
+            st.builds(ObservationComponent, name=st.just("systolic"), value=extreme, unit=st.just("mmHg")),
+            st.builds(ObservationComponent, name=st.just("diastolic"), value=extreme, unit=st.just("mmHg")),
+        ),
+    ),
+    st.builds(
+        Observation,
+        name=st.sampled_from(["systolic blood pressure", "diastolic blood pressure", "phq-9", "heart rate"]),
+        value=extreme,
+        unit=st.just("mmHg"),
+        time=extreme_times,
+    ),
+)
+
+extreme_records = st.builds(
+    PatientRecord,
+    patient=st.builds(
+        Patient,
+        age_years=st.one_of(st.none(), st.integers(0, 110)),
+        sex=st.one_of(st.none(), st.sampled_from(["female", "male"])),
+        weight=st.one_of(
+            st.none(), st.builds(Quantity, value=extreme, unit=st.sampled_from(["kg", "lb", "g"]))
+        ),
+        height=st.one_of(
+            st.none(),
+            st.builds(Quantity, value=extreme.filter(lambda d: d > 0), unit=st.sampled_from(["cm", "m"])),
+        ),
+        pregnant=st.one_of(st.none(), st.booleans()),
+    ),
+    conditions=_tuples(conditions, 3),
+    medications=_tuples(
+        code_or_name().flatmap(
+            lambda cn: st.builds(
+                Medication,
+                dose=st.one_of(st.none(), extreme),
+                unit=st.sampled_from(["mg", "g", "ug"]),
+                frequency_per_day=st.one_of(st.none(), extreme),
+                status=st.sampled_from(["active", "stopped"]),
+                **{k: st.just(v) for k, v in cn.items()},
+            )
+        ),
+        4,
+    ),
+    observations=_tuples(extreme_observations, 4),
+    trials=_tuples(
+        st.builds(
+            AntidepressantTrial,
+            name=st.sampled_from(["sertraline", "escitalopram", "venlafaxine"]),
+            dose=st.one_of(st.none(), extreme),
+            unit=st.just("mg"),
+            weeks=st.one_of(st.none(), extreme),
+            response=st.sampled_from(["none", "partial", "response"]),
+            episode=st.sampled_from(["current", "previous"]),
+            adequate_dose=st.one_of(st.none(), st.booleans()),
+        ),
+        3,
+    ),
+)
+
+extreme_contexts = st.builds(
+    Context,
+    route=st.sampled_from(ROUTES),
+    jurisdiction=st.sampled_from(JURISDICTIONS),
+    now=st.just(NOW),
+    plan=st.one_of(
+        st.none(),
+        st.builds(
+            Plan,
+            dose_mg=st.one_of(st.none(), extreme),
+            dose_mg_per_kg=st.one_of(st.none(), extreme),
+            sessions_per_week=st.one_of(st.none(), extreme),
+        ),
+    ),
+    order=st.one_of(
+        st.none(),
+        st.builds(
+            Order,
+            name=st.sampled_from(["ketamine", "esketamine"]),
+            dose=extreme,
+            unit=st.sampled_from(["mg", "g", "ug"]),
+            per_week=st.one_of(st.none(), extreme),
+        ),
+    ),
+)

@@ -29,6 +29,7 @@ from ketacds.errors import (
     RulesetError,
     ScenarioError,
     TerminologyError,
+    VerificationError,
 )
 from ketacds.models.inputs import (
     Allergy,
@@ -96,6 +97,7 @@ __all__ = [
     "ScenarioError",
     "SubstanceUse",
     "TerminologyError",
+    "VerificationError",
     "__version__",
     "assess",
     "explain",

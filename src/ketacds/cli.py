@@ -14,7 +14,7 @@ from rich.console import Console
 
 from ketacds._version import __version__
 from ketacds.cli_batch import batch
-from ketacds.cli_options import RULES_DIR
+from ketacds.cli_options import RULES_DIR, VERIFY_SAMPLE
 from ketacds.cli_rules import rules
 from ketacds.cli_scenarios import explain, scenarios, what_if_outputs, whatif_options
 from ketacds.cli_serve import feedback, serve
@@ -63,6 +63,7 @@ def _fail(message: str, code: int) -> None:
     metavar="SHA256",
     help="Refuse to run unless the rules have this digest (see `ketacds rules digest`).",
 )
+@VERIFY_SAMPLE
 @whatif_options
 def assess(
     files: tuple[Path, ...],
@@ -72,6 +73,7 @@ def assess(
     fmt: str,
     rules_dir: Path | None,
     expect_digest: str | None,
+    verify_sample: float,
     **edits: tuple[str, ...],
 ) -> None:
     """Assess each FILE: a YAML or JSON case, or a FHIR R4 Bundle (with --route, --jurisdiction, --now).
@@ -79,7 +81,7 @@ def assess(
     With --set, --add-* or --remove-* (docs/what-if.md), assess an edited copy too and show what changed.
     """
     try:
-        engine = Engine(rules_dir, expected_digest=expect_digest)
+        engine = Engine(rules_dir, expected_digest=expect_digest, verify_sample=verify_sample)
     except RulesetError as error:
         _fail(f"rules: {error}", EXIT_BAD_INPUT)
     overrides = {"route": route, "jurisdiction": jurisdiction, "now": now}

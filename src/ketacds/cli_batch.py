@@ -8,6 +8,7 @@ cannot be reached; 130 when interrupted (Ctrl-C): ``--resume`` finishes the run.
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -27,15 +28,17 @@ from rich.progress import (
 from rich.text import Text
 
 from ketacds.batch import BatchError, BatchOptions, Interrupted, default_workers, reader_for, run_batch
-from ketacds.batch.runner import DEFAULT_CHUNK_SIZE
-from ketacds.cli_options import RULES_DIR
-from ketacds.errors import InputError, RulesetError
+from ketacds.batch.runner import DEFAULT_CHUNK_SIZE, BatchResult
+from ketacds.batch.store import ERRORS
+from ketacds.cli_options import RULES_DIR, VERIFY_SAMPLE
+from ketacds.errors import InputError, RulesetError, VerificationError
 from ketacds.models.inputs import ROUTES
 
 __all__ = ["batch"]
 
 EXIT_BAD_INPUT = 2
 EXIT_WORKERS = 3
+EXIT_VERIFY = 4
 EXIT_INTERRUPTED = 130
 
 
@@ -125,6 +128,7 @@ def _fail(console: Console, message: str, code: int) -> None:
     help="The --route/--jurisdiction/--now/--setting values replace each case's own.",
 )
 @RULES_DIR
+@VERIFY_SAMPLE
 @click.option("--quiet", is_flag=True, help="No progress bar and no summary (the files are still written).")
 def batch(
     input_path: Path,
@@ -140,6 +144,7 @@ def batch(
     setting: str | None,
     override_context: bool,
     rules_dir: Path | None,
+    verify_sample: float,
     quiet: bool,
 ) -> None:
     """Assess every case in INPUT (NDJSON, or a directory of case files) into --out.
@@ -164,6 +169,7 @@ def batch(
         rules_dir=rules_dir,
         context=tuple(sorted((k, v) for k, v in context.items() if v is not None)),
         override=override_context,
+        verify_sample=verify_sample,
     )
     bar = _Bar(errors, enabled=not quiet)
     try:
@@ -178,8 +184,33 @@ def batch(
         sys.exit(EXIT_INTERRUPTED)
     finally:
         bar.stop()
-    if quiet:
-        return
+    if not quiet:
+        _report(result, out)
+    if verify_sample:
+        disagreements = _disagreements(out / ERRORS)
+        if disagreements:
+            _fail(
+                errors,
+                f"the shadow check failed for {len(disagreements)} records (see {ERRORS}): "
+                + "; ".join(disagreements[:3]),
+                EXIT_VERIFY,
+            )
+
+
+def _disagreements(errors_file: Path) -> list[str]:
+    """Each shadow-check failure recorded in the run's errors.ndjson, as record number and reason."""
+    if not errors_file.exists():
+        return []
+    found = []
+    with errors_file.open(encoding="utf-8") as lines:
+        for line in lines:
+            data = json.loads(line)
+            if data.get("error") == VerificationError.__name__:
+                found.append(f"record {data.get('record')}: {data.get('reason')}")
+    return found
+
+
+def _report(result: BatchResult, out: Path) -> None:
     console = Console()
     result.summary.print(console)
     rate = f" ({result.records / result.seconds:,.0f} records/s)" if result.seconds and result.records else ""

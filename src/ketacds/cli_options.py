@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-__all__ = ["RULES_DIR"]
+__all__ = ["RULES_DIR", "VERIFY_SAMPLE"]
 
 #: ``--rules DIR``: the ruleset directory, passed to the command as ``rules_dir``.
 RULES_DIR = click.option(
@@ -14,4 +14,19 @@ RULES_DIR = click.option(
     "rules_dir",
     type=click.Path(path_type=Path, file_okay=False),
     help="A ruleset directory (default: the bundled rulesets).",
+)
+
+#: ``--verify-sample RATE``: the shadow check, passed to the command as ``verify_sample``.
+VERIFY_SAMPLE = click.option(
+    "--verify-sample",
+    "verify_sample",
+    type=click.FloatRange(0.0, 1.0),
+    default=0.0,
+    show_default=True,
+    metavar="RATE",
+    help=(
+        "Shadow check: also run the reference evaluator on this fraction of patients (0 to 1, "
+        "chosen by a hash of each record, so reproducible) and fail, naming the rules, "
+        "if its firings differ from durable_rules'."
+    ),
 )

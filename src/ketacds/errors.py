@@ -15,7 +15,10 @@ The tree::
     │                                  an unknown rule; ``file`` and ``line`` say where
     ├── TerminologyError (LookupError) an unknown value set, unit or code system
     └── EvaluationError (RuntimeError) the engine failed while assessing;
-                                       ``rule_id`` names the rule when one is to blame
+        │                              ``rule_id`` names the rule when one is to blame
+        └── VerificationError          the shadow check (``verify_sample``) found
+                                       durable_rules and the reference evaluator
+                                       disagreeing; ``rule_ids`` names the rules
 
 Each class also inherits the matching builtin, so an integrator's existing
 ``except ValueError`` keeps working.
@@ -33,6 +36,7 @@ __all__ = [
     "RulesetError",
     "ScenarioError",
     "TerminologyError",
+    "VerificationError",
 ]
 
 
@@ -177,6 +181,26 @@ class EvaluationError(KetacdsError, RuntimeError):
         self.rule_id = rule_id
         prefix = f"rule {rule_id}: " if rule_id else ""
         super().__init__(f"{prefix}{message}")
+
+
+class VerificationError(EvaluationError):
+    """The shadow check failed: durable_rules and the reference evaluator fired different rules.
+
+    Raised only for the sampled assessments of an Engine built with ``verify_sample``
+    (``--verify-sample`` on ``ketacds assess`` and ``ketacds batch``); no result is given.
+
+    Attributes:
+        rule_ids: the rules whose firings differ, sorted.
+
+    .. versionadded:: 0.1.0
+    """
+
+    def __init__(self, rule_ids: tuple[str, ...], detail: str) -> None:
+        self.rule_ids = rule_ids
+        names = ", ".join(rule_ids)
+        super().__init__(
+            f"shadow check: durable_rules and the reference evaluator disagree on {names} ({detail})"
+        )
 
 
 class EngineCapacityError(RulesetError):

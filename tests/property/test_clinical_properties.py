@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from ketacds import Engine, InputError, PatientRecord, Quantity
 from ketacds.engine.facts import build_facts
-from strategies import adversarial_records, contexts, harm_conditions, records
+from strategies import NOW, adversarial_records, contexts, harm_conditions, records
 
 _ENGINE = Engine()
 _TABLE = _ENGINE.ruleset.status
@@ -85,12 +85,21 @@ def test_doses_stay_within_bounds(record: PatientRecord, context):
 
 @given(record=records, context=contexts)
 def test_doses_do_not_depend_on_the_weight_unit(record: PatientRecord, context):
-    """The same weight in kg and in lb gives the same dose advice."""
+    """The same weight in kg and in lb gives the same dose advice.
+
+    The weight drawn is read as pounds, and the same weight is written exactly in kg
+    (1 lb is 0.45359237 kg exactly); the other way round, kg / 0.45359237 does not
+    terminate, so the two would not be the same weight (facts are exact to 120 digits).
+    """
     weight = record.patient.weight
     if weight is None or weight.unit != "kg":
         return
-    in_lb = Quantity(value=weight.value / Decimal("0.45359237"), unit="lb")
-    other = attrs.evolve(record, patient=attrs.evolve(record.patient, weight=in_lb))
+    in_lb = attrs.evolve(
+        record, patient=attrs.evolve(record.patient, weight=Quantity(value=weight.value, unit="lb"))
+    )
+    in_kg = Quantity(value=weight.value * Decimal("0.45359237"), unit="kg")
+    other = attrs.evolve(record, patient=attrs.evolve(record.patient, weight=in_kg))
+    record = in_lb
 
     assert _ENGINE.assess(record, context).dose == _ENGINE.assess(other, context).dose
 
@@ -107,3 +116,71 @@ def test_every_finding_rests_on_the_input(record: PatientRecord, context):
         assert {b.id for b in finding.basis} <= facts
     for firing in result.trace:
         assert {f for f in firing.facts if not f.startswith("flag:")} <= facts
+
+
+def _order_threshold(rule_id: str) -> tuple[str, Decimal]:
+    """The (operator, constant) of the rule's ``mg_per_kg`` test, read from the ruleset."""
+    from ketacds.ruleset.ir import Pattern
+
+    (pattern,) = [c for c in (_ENGINE.ruleset.rule(rule_id).when,) if isinstance(c, Pattern)] or [
+        c for c in getattr(_ENGINE.ruleset.rule(rule_id).when, "items", ()) if isinstance(c, Pattern)
+    ]
+    (test,) = [t for t in pattern.tests if t.field == "mg_per_kg"]
+    assert isinstance(test.value, int | Decimal)
+    return test.op, Decimal(test.value)
+
+
+_ORD_003 = "KCDS-ORD-003"
+
+
+@st.composite
+def _dose_and_weight(draw):
+    """A weight (kg, many decimal places) and an ordered dose (mg): random, or exactly at the
+    rule's threshold, or a hair (10^-k mg, k up to 25) either side of it."""
+    _, threshold = _order_threshold(_ORD_003)
+    weight = Decimal(draw(st.integers(1, 10**9))).scaleb(-draw(st.integers(0, 7)))
+    how = draw(st.sampled_from(["random", "at", "above", "below"]))
+    if how == "random":
+        dose = Decimal(draw(st.integers(0, 10**12))).scaleb(-draw(st.integers(0, 12)))
+    else:
+        dose = threshold * weight
+        hair = Decimal(1).scaleb(-draw(st.integers(1, 25)))
+        dose += {"at": 0, "above": hair, "below": -hair}[how]
+    return abs(dose), weight
+
+
+def _ord_003_fires(dose: Decimal, weight: Decimal) -> dict[str, bool]:
+    """Whether KCDS-ORD-003 fires for an IV ketamine order of ``dose`` mg at ``weight`` kg, per engine."""
+    from ketacds import Context, Patient
+    from ketacds.models.inputs import Order
+
+    record = PatientRecord(patient=Patient(age_years=40, weight=Quantity(value=weight, unit="kg")))
+    context = Context(
+        route="ketamine-iv", jurisdiction="US", now=NOW, order=Order(name="ketamine", dose=dose, unit="mg")
+    )
+    return {
+        backend: _ORD_003 in _ENGINE.assess(record, context, backend=backend).rule_ids
+        for backend in ("durable", "reference")
+    }
+
+
+@given(dose_and_weight=_dose_and_weight())
+def test_an_order_rule_fires_exactly_when_the_exact_dose_per_kg_crosses_its_threshold(dose_and_weight):
+    """KCDS-ORD-003 (``mg_per_kg > 0.75`` in rulesets/orders.yaml) fires iff dose / weight > 0.75,
+    decided exactly (dose > 0.75 × weight: no division, no rounding), on both engines.
+
+    On 0.3.0 the mg/kg was rounded to 0.01 first: 75.4 mg at 100 kg read 0.75 and the
+    rule did not fire.
+    """
+    dose, weight = dose_and_weight
+    op, threshold = _order_threshold(_ORD_003)
+    assert op == "gt"
+    expected = dose > threshold * weight  # exact: a product of finite decimals
+
+    assert {"durable": expected, "reference": expected} == _ord_003_fires(dose, weight), (dose, weight)
+
+
+def test_the_order_threshold_example_from_the_issue():
+    """75.4 mg at 100 kg is above 0.75 mg/kg (0.3.0 rounded it to 0.75); 75 mg is not."""
+    assert {"durable": True, "reference": True} == _ord_003_fires(Decimal("75.4"), Decimal(100))
+    assert {"durable": False, "reference": False} == _ord_003_fires(Decimal(75), Decimal(100))

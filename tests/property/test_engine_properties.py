@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import attrs
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ketacds import Engine, PatientRecord
-from strategies import contexts, records, trd_records
+from ketacds import Engine, InputError, PatientRecord
+from strategies import contexts, extreme_contexts, extreme_records, records, trd_records
 
 _ENGINE = Engine()  # module-level: Hypothesis runs many examples against one engine
 
@@ -113,3 +114,56 @@ def test_to_json_is_sorted_json_of_attrs_asdict(record: PatientRecord, context):
 
     assert expected == result.to_json()
     assert expected == json.dumps(result.to_dict(), ensure_ascii=False)
+
+
+@settings(max_examples=300)
+@given(record=extreme_records, context=extreme_contexts)
+def test_durable_and_reference_agree_on_extreme_magnitudes(record: PatientRecord, context):
+    """1e-12 ... 1e12, many decimal places, a hair from each threshold: the same firings.
+
+    On 0.3.0 a number below 0.0001 reached durable_rules as ``1e-05`` and durable
+    silently dropped every later fact of the assessment.
+    """
+    try:
+        _, durable = _ENGINE.evaluate(record, context)
+    except InputError:
+        with pytest.raises(InputError):
+            _ENGINE.evaluate(record, context, backend="reference")
+        return
+    _, reference = _ENGINE.evaluate(record, context, backend="reference")
+
+    assert reference == durable
+
+
+@given(record=st.one_of(records, extreme_records), context=st.one_of(contexts, extreme_contexts))
+def test_compiled_tests_decide_like_the_reference(record: PatientRecord, context):
+    """Each boolean property sent to durable holds exactly when the reference's test holds."""
+    from ketacds.engine.match import compile_test, passes
+    from ketacds.ruleset.ir import Ref
+
+    try:
+        facts = _ENGINE.facts(record, context).facts
+    except InputError:
+        return
+    tests = {
+        t
+        for rule in _ENGINE.ruleset.rules
+        for p in _patterns(rule.when)
+        for t in p.tests
+        if not isinstance(t.value, Ref) and t.op != "member"
+    }
+    probes = [*facts, {"t": "x", "weeks": True, "value": "140", "active": 1, "sex": 0}]
+    for test in sorted(tests, key=repr):
+        check = compile_test(test)
+        assert [passes(test, f, {}) for f in probes] == [check(f) for f in probes], test
+
+
+def _patterns(condition):
+    from ketacds.ruleset.ir import Not, Pattern
+
+    if isinstance(condition, Pattern):
+        yield condition
+    for item in getattr(condition, "items", ()):
+        yield from _patterns(item)
+    if isinstance(condition, Not):
+        yield from _patterns(condition.item)

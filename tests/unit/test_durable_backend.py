@@ -9,6 +9,7 @@ import json
 import subprocess
 import sys
 import threading
+from decimal import Decimal
 
 import attrs
 import pytest
@@ -296,3 +297,185 @@ def test_python_313_is_refused_with_one_sentence():
     assert 0 != result.returncode
     assert "ImportError: ketacds needs Python 3.11 or 3.12" in result.stderr
     assert "durable_rules 2.0.28 does not import on Python 3.13" in result.stderr
+
+
+def _heart_rate_case(*, with_blood_pressure: bool) -> tuple[object, object]:
+    """Example 04 with a heart rate of 0.00001/min (which Python writes as ``1e-05``)."""
+    document = {
+        "patient": {
+            "id": "tiny-heart-rate",
+            "age_years": 38,
+            "sex": "female",
+            "pregnant": False,
+            "lactating": False,
+            "weight": "61 kg",
+            "height": "160 cm",
+        },
+        "conditions": [{"name": "major depressive disorder", "clinical_status": "recurrence"}],
+        "observations": [
+            {"name": "heart rate", "time": "2026-11-21T08:55:00-08:00", "value": 0.00001, "unit": "/min"}
+        ],
+        "context": {"route": "esketamine-nasal", "jurisdiction": "US", "now": "2026-11-21T09:00:00-08:00"},
+    }
+    if with_blood_pressure:
+        document["observations"].append(
+            {
+                "name": "blood pressure",
+                "time": "2026-11-21T08:55:00-08:00",
+                "components": [
+                    {"name": "systolic", "value": 190, "unit": "mmHg"},
+                    {"name": "diastolic", "value": 115, "unit": "mmHg"},
+                ],
+            }
+        )
+    return load_case(document)
+
+
+class TestNumbersNeverReachDurable:
+    def test_a_tiny_number_loses_no_fact(self, engine):
+        """BP 190/115 and a heart rate of 0.00001: durable says defer, as the reference does.
+
+        On 0.3.0 the number reached durable as ``1e-05``; durable silently dropped every
+        fact after it and the Assessment read no-concerns-found.
+        """
+        record, context = _heart_rate_case(with_blood_pressure=True)
+        durable = engine.assess(record, context)
+        reference = engine.assess(record, context, backend="reference")
+
+        assert "defer" == reference.status == durable.status
+        assert reference.rule_ids == durable.rule_ids
+
+    def test_a_tiny_order_loses_no_fact(self, engine):
+        """An esketamine order of 0.00001 mg: durable fires what the reference fires (0.3.0 did not)."""
+        from ketacds.models.inputs import Order
+
+        record, context = load_case_file(EXAMPLES / "01-trd-esketamine-us.yaml")
+        context = attrs.evolve(context, order=Order(name="esketamine", dose=Decimal("0.00001"), unit="mg"))
+        durable = engine.assess(record, context)
+        reference = engine.assess(record, context, backend="reference")
+
+        assert reference.status == durable.status
+        assert reference.rule_ids == durable.rule_ids
+
+    def test_a_lone_tiny_number_does_not_crash(self):
+        """A patient with only that heart rate: same answer as the reference, and the process lives."""
+        code = (
+            "import sys; sys.path.insert(0, 'tests/unit'); sys.path.insert(0, 'tests')\n"
+            "from test_durable_backend import _heart_rate_case\n"
+            "from ketacds import Engine\n"
+            "record, context = _heart_rate_case(with_blood_pressure=False)\n"
+            "engine = Engine()\n"
+            "a, b = engine.assess(record, context), engine.assess(record, context, backend='reference')\n"
+            "print(a.status == b.status and a.rule_ids == b.rule_ids)\n"
+        )
+        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+
+        assert (0, "True") == (result.returncode, result.stdout.strip()), result.stderr
+
+    def test_no_number_is_sent(self, engine, case):
+        """Every fact asserted carries strings and booleans only: tests are decided in Python."""
+        record, context = case
+        program = engine._program(context.route, context.jurisdiction)
+        encoded = [program.encode(str(n), f, "1") for n, f in enumerate(engine.facts(record, context).facts)]
+        values = [v for fact in encoded if fact for v in fact.values()]
+
+        assert values
+        assert all(isinstance(v, str | bool) for v in values)
+
+    def test_a_threshold_is_crossed_exactly(self, engine):
+        """0.75 mg/kg is not above 0.75; 0.7500000000001 mg/kg is (KCDS-ORD-003 reads ``> 0.75``)."""
+        program = engine._program("ketamine-iv", "US")
+        name = next(n for n in program.test_checks("order") if n.startswith("mg_per_kg>"))
+        check = program.test_checks("order")[name]
+
+        assert "mg_per_kg>0.75" == name
+        assert not check({"t": "order", "mg_per_kg": Decimal("0.75")})
+        assert check({"t": "order", "mg_per_kg": Decimal("0.7500000000001")})
+
+
+class TestEveryFactReachesTheSession:
+    def test_a_fact_durable_drops_is_an_error_not_a_result(self, case):
+        """If durable stops reading a batch part way (as it does at ``1e-05``), no result is given."""
+        from ketacds import Engine
+
+        record, context = case
+        engine = Engine()
+        program = engine._program(context.route, context.jurisdiction)
+        encode = program.encode
+
+        def with_exponent(durable_id, fact, sid):  # what 0.3.0 sent for a tiny number
+            encoded = encode(durable_id, fact, sid)
+            if encoded is not None and durable_id == "2":
+                encoded["value"] = 1e-05
+            return encoded
+
+        program.encode = with_exponent  # type: ignore[method-assign]
+        with pytest.raises(EvaluationError, match="does not hold"):
+            engine.assess(record, context)
+        assert not program.usable
+        assert not engine.usable
+        engine.close()
+
+
+class TestFaultsInsideDurableCalls:
+    @pytest.mark.parametrize(
+        "call",
+        ["assert_facts", "start_action_for_state", "complete_and_start_action", "get_facts", "retract_facts"],
+    )
+    @pytest.mark.parametrize("fault", [MemoryError, OSError])
+    def test_a_fault_is_an_evaluation_error_and_the_program_refuses_work(
+        self, case, monkeypatch, call, fault
+    ):
+        from ketacds import Engine
+        from ketacds.engine import durable_backend
+
+        record, context = case
+        engine = Engine()
+        engine.assess(record, context)  # the session is open and warm
+        program = engine._program(context.route, context.jurisdiction)
+
+        def broken(*_args):
+            raise fault("injected")
+
+        monkeypatch.setattr(durable_backend._dre, call, broken)
+        with pytest.raises(EvaluationError, match=f"{fault.__name__}: injected"):
+            engine.assess(record, context)
+        monkeypatch.undo()
+
+        assert not program.usable
+        assert not engine.usable
+        with pytest.raises(EvaluationError, match="unusable"):
+            engine.assess(record, context)
+
+    def test_keyboard_interrupt_is_itself_and_the_program_refuses_work(self, case, monkeypatch):
+        from ketacds import Engine
+        from ketacds.engine import durable_backend
+
+        record, context = case
+        engine = Engine()
+        program = engine._program(context.route, context.jurisdiction)
+
+        def interrupted(*_args):
+            raise KeyboardInterrupt
+
+        monkeypatch.setattr(durable_backend._dre, "complete_and_start_action", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            engine.assess(record, context)
+
+        assert not program.usable
+
+    def test_a_bug_in_fact_building_or_assembly_is_an_evaluation_error(self, engine, case, monkeypatch):
+        from ketacds.engine import api, assemble
+
+        record, context = case
+
+        def bug(*_args, **_kwargs):
+            raise KeyError("no such fact")
+
+        monkeypatch.setattr(api, "build_facts", bug)
+        with pytest.raises(EvaluationError, match="building the facts failed: KeyError"):
+            engine.assess(record, context)
+        monkeypatch.undo()
+        monkeypatch.setattr(assemble.Assembler, "assemble", bug)
+        with pytest.raises(EvaluationError, match="assembling the Assessment failed: KeyError"):
+            engine.assess(record, context)

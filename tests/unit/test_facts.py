@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
+import attrs
 import pytest
 
 from ketacds import (
@@ -32,15 +33,32 @@ def test_unknown_fields_are_left_out(engine):
 
 
 def test_units_and_bmi(engine):
-    """Pounds and inches become kg and cm exactly; BMI is derived to one decimal."""
+    """Pounds and inches become kg and cm exactly; BMI is exact too; only the label rounds."""
     record = PatientRecord(
         patient=Patient(
             weight=Quantity(value=Decimal(154), unit="lb"), height=Quantity(value=Decimal(65), unit="in")
         )
     )
-    patient = facts(engine, record)["patient"]
+    factset = engine.facts(record, CONTEXT)
+    patient = factset.by_id()["patient"]
 
-    assert (69.85, 165.1, 25.6) == (patient["weight_kg"], patient["height_cm"], patient["bmi"])
+    assert (Decimal("69.85322498"), Decimal("165.1")) == (patient["weight_kg"], patient["height_cm"])
+    assert patient["bmi"] * Decimal("1.651") ** 2 == patient["weight_kg"]  # to 120 digits
+    assert "69.85 kg, 165.1 cm, BMI 25.6" in factset.labels["patient"]
+
+
+def test_nothing_is_rounded_before_rules_compare_it(engine):
+    """75.4 mg IV at 100 kg is 0.754 mg/kg, above KCDS-ORD-003's 0.75 (0.3.0 rounded it to 0.75)."""
+    from ketacds.models.inputs import Order
+
+    record = PatientRecord(patient=Patient(weight=Quantity(value=Decimal(100), unit="kg")))
+    context = attrs.evolve(CONTEXT, order=Order(name="ketamine", dose=Decimal("75.4"), unit="mg"))
+    factset = engine.facts(record, context)
+    order = next(f for f in factset.facts if f["t"] == "order")
+
+    assert Decimal("0.754") == order["mg_per_kg"]
+    assert "(0.75 mg/kg)" in factset.labels[order["id"]]
+    assert all(not isinstance(v, float) for fact in factset.facts for v in fact.values())
 
 
 def test_latest_reading_per_value_set(engine):
@@ -125,3 +143,22 @@ def test_daily_dose(engine):
         medication["diazepam_eq_mg_day"],
         found["patient"]["benzodiazepine_diazepam_eq_mg_day"],
     )
+
+
+def test_a_number_beyond_exact_arithmetic_is_an_input_error(engine):
+    """1e308 mg cannot be converted exactly: the field is named, nothing is rounded."""
+    record = load_record(
+        {"patient": {}, "medications": [{"name": "sertraline", "dose": "1e308", "unit": "mg"}]}
+    )
+
+    with pytest.raises(InputError, match=r"medications\[0\].*beyond the 120 significant digits"):
+        engine.facts(record, CONTEXT)
+
+
+def test_a_label_rounds_but_never_fails():
+    """Labels round to their quantum; a number too long for that is shown as it is."""
+    from ketacds.engine.facts import shown
+
+    assert "68.04" == shown(Decimal("68.0388555"), Decimal("0.01"))
+    assert "70" == shown(70, Decimal("0.1"))
+    assert "1E+119" == shown(Decimal("1E+119"), Decimal("0.01"))

@@ -84,6 +84,7 @@ class BatchOptions:
     rules_dir: Path | None = None
     context: tuple[tuple[str, Any], ...] = ()
     override: bool = False
+    verify_sample: float = 0.0
 
 
 @attrs.frozen
@@ -158,6 +159,7 @@ def run_batch(options: BatchOptions, progress: Progress | None = None) -> BatchR
         rules_dir=str(options.rules_dir) if options.rules_dir is not None else None,
         context=options.context,
         override=options.override,
+        verify_sample=options.verify_sample,
     )
     source = _ChunkSource(options.reader.items(options.input), options.chunk_size)
     records = 0

@@ -43,6 +43,8 @@ class WorkerConfig:
         context: default context fields (``route``, ``jurisdiction``, ``now``, ...).
         override: the defaults replace each case's own context fields, rather than
             only filling in the ones it lacks.
+        verify_sample: the shadow check's rate (``Engine(verify_sample=...)``); a
+            disagreement is the record's error line (``VerificationError``).
     """
 
     reader: Reader
@@ -50,6 +52,7 @@ class WorkerConfig:
     rules_dir: str | None = None
     context: tuple[tuple[str, Any], ...] = ()
     override: bool = False
+    verify_sample: float = 0.0
 
     def context_for(self, own: Mapping[str, Any]) -> dict[str, Any]:
         """A case's context data with the run's defaults applied."""
@@ -90,7 +93,7 @@ class ChunkResult:
         return sum(self.tally.statuses.values()) + sum(self.tally.errors.values())
 
 
-_engines: dict[tuple[str, str | None], Engine] = {}
+_engines: dict[tuple[str, str | None, float], Engine] = {}
 
 
 def prepare(config: WorkerConfig, ruleset: RuleSet | None = None) -> Engine:
@@ -98,13 +101,17 @@ def prepare(config: WorkerConfig, ruleset: RuleSet | None = None) -> Engine:
 
     ``ruleset``: the rules already loaded (by the main process), to build it from.
     """
-    key = (config.digest, config.rules_dir)
+    key = (config.digest, config.rules_dir, config.verify_sample)
     engine = _engines.get(key)
     if engine is None:
         if ruleset is not None:
-            engine = Engine.from_ruleset(ruleset, expected_digest=config.digest)
+            engine = Engine.from_ruleset(
+                ruleset, expected_digest=config.digest, verify_sample=config.verify_sample
+            )
         else:
-            engine = Engine(config.rules_dir, expected_digest=config.digest)
+            engine = Engine(
+                config.rules_dir, expected_digest=config.digest, verify_sample=config.verify_sample
+            )
         _engines[key] = engine
         gc.collect()
         gc.freeze()

@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 from ketacds.engine.assemble import Assembler
 from ketacds.engine.durable_backend import ENGINE_NAME, DurableProgram
 from ketacds.engine.facts import FactSet, build_facts
 from ketacds.engine.raw import RawResult
 from ketacds.engine.reference import evaluate
-from ketacds.errors import DigestMismatchError, InputError, ProgramRefusedError
+from ketacds.errors import (
+    DigestMismatchError,
+    EvaluationError,
+    InputError,
+    ProgramRefusedError,
+    VerificationError,
+)
 from ketacds.models.inputs import Context, PatientRecord
 from ketacds.models.results import Assessment
 from ketacds.ruleset import scope
@@ -26,6 +33,7 @@ __all__ = ["REFERENCE_ENGINE_NAME", "Engine", "assess"]
 REFERENCE_ENGINE_NAME = "ketacds reference evaluator"
 
 Backend = Literal["durable", "reference"]
+T = TypeVar("T")
 
 
 class Engine:
@@ -35,10 +43,17 @@ class Engine:
         rules_dir: a ruleset directory; the bundled rulesets by default.
         expected_digest: for governed deployments: refuse to start unless the rules
             have exactly this sha256 digest.
+        verify_sample: the operators' shadow check: the fraction (0 to 1) of
+            assessments that the reference evaluator also runs; when its firings
+            differ from durable_rules', :class:`~ketacds.errors.VerificationError`
+            names the rules and no result is given. Which assessments are checked is
+            decided by a hash of the record and context, so the same input is always
+            checked or never (deterministic, reproducible).
 
     Raises:
         RulesetError: the rules cannot be loaded.
         DigestMismatchError: the rules are not the pinned version.
+        ValueError: ``verify_sample`` is not between 0 and 1.
 
     An Engine is safe to share between threads: each compiled program serialises its
     calls (durable_rules is not thread-safe and never releases the GIL, so threads
@@ -52,8 +67,12 @@ class Engine:
         rules_dir: Path | str | None = None,
         *,
         expected_digest: str | None = None,
+        verify_sample: float = 0.0,
         _ruleset: RuleSet | None = None,
     ) -> None:
+        if not 0.0 <= verify_sample <= 1.0:
+            raise ValueError(f"verify_sample must be between 0 and 1, got {verify_sample}")
+        self.verify_sample = verify_sample
         self.ruleset: RuleSet = _ruleset if _ruleset is not None else load_ruleset(rules_dir)
         self.digest: str = self.ruleset.digest
         if expected_digest is not None and expected_digest != self.digest:
@@ -70,9 +89,11 @@ class Engine:
         self._lock = threading.Lock()
 
     @classmethod
-    def from_ruleset(cls, ruleset: RuleSet, *, expected_digest: str | None = None) -> Engine:
+    def from_ruleset(
+        cls, ruleset: RuleSet, *, expected_digest: str | None = None, verify_sample: float = 0.0
+    ) -> Engine:
         """Build an Engine from an already loaded ruleset (no files are read)."""
-        return cls(expected_digest=expected_digest, _ruleset=ruleset)
+        return cls(expected_digest=expected_digest, verify_sample=verify_sample, _ruleset=ruleset)
 
     def rules_for(self, route: str, jurisdiction: str) -> tuple[Rule, ...]:
         """The rules that apply to a route in a jurisdiction (and the jurisdictions it lies in)."""
@@ -145,12 +166,27 @@ class Engine:
         No Assessment comes of it, so a refused program is not checked here: :meth:`assess`
         and explanations (``scenarios.explain.CaseAnalysis``) refuse it.
         """
-        facts = self.facts(record, context)
+        facts = _guarded("building the facts", lambda: self.facts(record, context))
         rules = self.rules_for(context.route, context.jurisdiction)
         if backend == "reference":
-            return facts, evaluate(rules, self.strata, facts.facts)
+            return facts, _guarded(
+                "the reference evaluator", lambda: evaluate(rules, self.strata, facts.facts)
+            )
         program = self._program(context.route, context.jurisdiction)
-        return facts, program.run(facts.facts, action_hook=_action_hook)
+        raw = program.run(facts.facts, action_hook=_action_hook)
+        if self.verify_sample and self.sampled(record, context):
+            reference = _guarded("the reference evaluator", lambda: evaluate(rules, self.strata, facts.facts))
+            _check_same(raw, reference)
+        return facts, raw
+
+    def sampled(self, record: PatientRecord, context: Context) -> bool:
+        """Whether the shadow check runs for this input (a hash of its content against ``verify_sample``)."""
+        if self.verify_sample >= 1.0:
+            return True
+        if self.verify_sample <= 0.0:
+            return False
+        digest = hashlib.sha256(repr((record, context)).encode()).digest()
+        return int.from_bytes(digest[:8], "big") < self.verify_sample * 2**64
 
     def assess(self, record: PatientRecord, context: Context, *, backend: Backend = "durable") -> Assessment:
         """Assess one patient for one planned treatment.
@@ -168,12 +204,15 @@ class Engine:
             ProgramRefusedError: (an ``InputError``) the ruleset refuses this route in
                 this jurisdiction, or a safety concept it declares has no rule there.
             EvaluationError: the engine failed; no partial result is returned.
+            VerificationError: (an EvaluationError) the shadow check ran for this input
+                (``verify_sample``) and the two engines' firings differ.
         """
         self._check_context(context)
         self.check_program(context.route, context.jurisdiction)
         facts, raw = self.evaluate(record, context, backend=backend)
         assembler = self._assembler(context.route, context.jurisdiction, backend)
-        return assembler.assemble(facts, raw, context, (*record.data_quality, *facts.quality))
+        quality = (*record.data_quality, *facts.quality)
+        return _guarded("assembling the Assessment", lambda: assembler.assemble(facts, raw, context, quality))
 
     def _assembler(self, route: str, jurisdiction: str, backend: Backend) -> Assembler:
         key = (route, jurisdiction, backend)
@@ -214,6 +253,36 @@ class Engine:
 
     def __exit__(self, *_exc: object) -> None:
         self.close()
+
+
+def _check_same(durable: RawResult, reference: RawResult) -> None:
+    """Raise VerificationError unless both engines fired the same rules on the same facts."""
+    if durable == reference:
+        return
+    only_durable = set(durable.firings) - set(reference.firings)
+    only_reference = set(reference.firings) - set(durable.firings)
+    rule_ids = tuple(sorted({f.rule_id for f in only_durable | only_reference}))
+    detail = (
+        f"durable only: {', '.join(sorted({f.rule_id for f in only_durable})) or 'none'}; "
+        f"reference only: {', '.join(sorted({f.rule_id for f in only_reference})) or 'none'}"
+    )
+    raise VerificationError(rule_ids, detail)
+
+
+def _guarded(step: str, work: Callable[[], T]) -> T:
+    """Run one step of an assessment: any failure but an InputError becomes an EvaluationError.
+
+    An assessment either returns a result or raises one of the two documented errors:
+    a bug or a fault in fact building or assembly (a ``KeyError``, a Decimal signal, an
+    ``OSError``) must not escape as something a caller does not expect to catch.
+    ``KeyboardInterrupt`` and ``SystemExit`` pass through as themselves.
+    """
+    try:
+        return work()
+    except (InputError, EvaluationError):
+        raise
+    except Exception as error:
+        raise EvaluationError(f"{step} failed: {type(error).__name__}: {error}") from error
 
 
 _default: Engine | None = None

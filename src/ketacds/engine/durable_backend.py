@@ -21,8 +21,10 @@ actions. How each measured hazard (../shared/durable-rules-notes.md) is handled:
 * **facts no rule reads**: a sink rule stores every fact and never fires, so a batch
   is always fully handled in the caller's thread;
 * **deleting a session with pending actions**: the agenda is always drained before
-  ``delete_state``; after an engine error the program is marked broken and refuses
-  further work rather than touch a corrupt session;
+  ``delete_state``; after an engine error, or any exception escaping part way
+  (``MemoryError``/``OSError`` from a durable call: ``EvaluationError``;
+  ``KeyboardInterrupt``: itself), the program is marked broken and refuses further
+  work rather than touch a corrupt session;
 * **found here: deleting a session in which no action ever ran** frees an
   uninitialised pointer (``createStateNode`` never sets ``context.messages``) and
   crashes the process; a program's session is therefore opened with a warm-up fact
@@ -39,11 +41,20 @@ actions. How each measured hazard (../shared/durable-rules-notes.md) is handled:
 What crosses into the C engine is kept small, because its cost grows with every
 fact, property and firing (measured in ``docs/performance.md``):
 
-* facts are encoded per program: only the fields some durable test reads, and
-  value-set membership as one boolean property per value set (``vs:ID``) instead of
-  an array that every ``$iany`` test would scan; facts of a type no rule reads are
-  not asserted at all (the reference evaluator and the absence markers still see
-  every fact);
+* facts are encoded per program, and **durable_rules never sees a field value**:
+  every constant test a durable pattern needs (``weeks >= 6``, ``mg_per_kg > 0.75``,
+  ``sex = 'female'``, ``present``) is decided in Python with the reference
+  evaluator's exact semantics (``engine/match.py``: Decimal against the rule's
+  constant) and sent as one boolean property named for the test
+  (``ruleset/capacity.py``, ``test_property``); value-set membership likewise, one
+  boolean property per value set (``vs:ID``). So no number crosses into durable's
+  JSON parser (measured on 0.3.0: a float written ``1e-05`` made durable silently drop
+  every later fact of the batch, and crash with a lone one), and no rounding decides
+  a comparison. Facts of a type no rule reads are not asserted at all (the reference
+  evaluator and the absence markers still see every fact);
+* **proof that every fact arrived**: after the agenda is drained, the ids in
+  ``get_facts`` must include every fact asserted (inputs, marker, derived flags),
+  or the assessment fails with ``EvaluationError`` and the program refuses work;
 * the ``absent`` markers of one assessment are properties of one fact;
 * one session per program is reused: creating one costs about 8 KB of memset per
   beta node (measured: half of ``assert_facts``), so after each assessment every
@@ -63,12 +74,11 @@ import json
 import re
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from decimal import Decimal
 from typing import Any
 
 import durable_rules_engine as _dre  # noqa: TID251 - the one sanctioned importer
 
-from ketacds.engine.match import compile_pattern, passes
+from ketacds.engine.match import compile_pattern, compile_test, passes
 from ketacds.engine.raw import RawFiring, RawResult, flag_fact, flag_id
 from ketacds.errors import EngineCapacityError, EvaluationError
 from ketacds.ruleset.capacity import (
@@ -80,6 +90,7 @@ from ketacds.ruleset.capacity import (
     absent_property,
     member_property,
     program_load,
+    test_property,
 )
 from ketacds.ruleset.ir import Pattern, Ref, Rule, Test
 from ketacds.ruleset.plan import absence_key, alternatives
@@ -107,6 +118,8 @@ _encode_json = json.JSONEncoder(separators=(",", ":"), check_circular=False).enc
 # An activation is '{"RULE#n":{"alias":{"id":"3",...},"alias2":{"id":"flag:x",...}}}'.
 _RULE_NAME = re.compile(r'\{"([^"]+)":')
 _BOUND = re.compile(r'"([^"]+)":\{"id":"([^"]*)"')
+# get_facts returns '[{"id":"0","sid":"1",...},...]': each stored fact's JSON as asserted.
+_STORED_ID = re.compile(r'\{"id":"([^"]*)"')
 
 
 def fnv1a_32(text: str) -> int:
@@ -115,12 +128,6 @@ def fnv1a_32(text: str) -> int:
     for byte in text.encode("utf-8"):
         value ^= byte if byte < 128 else byte - 256 & 0xFFFFFFFF
         value = (value * 16777619) & 0xFFFFFFFF
-    return value
-
-
-def _number(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
     return value
 
 
@@ -177,25 +184,26 @@ class DurableProgram:
         self._alternatives: dict[str, _Alternative] = {}
         self._absent: dict[str, Pattern] = {}
         self._flag_ids: dict[str, str] = {}
-        # What a fact of each type is encoded with: the fields durable tests read, and
-        # the codes fields read by value-set membership (sent as boolean properties).
-        self._fields: dict[str, set[str]] = {}
+        # What a fact of each type is encoded with: the outcome of each constant test
+        # durable reads (by property name, with its check), and the codes fields read by
+        # value-set membership (both sent as boolean properties).
+        self._fields: dict[str, dict[str, tuple[Test, Callable[[Mapping[str, Any]], bool]]]] = {}
         self._codes: dict[str, set[str]] = {}
         self._members: dict[str, set[str]] = {}  # per fact type: the value-set properties read
         self.definition = self._compile(rules, strata)
         self._check_capacity(rules)
         self._check_ids()
-        self._plain = {kind: tuple(sorted(fields)) for kind, fields in self._fields.items()}
+        # Per fact type, the tests grouped by field: (field, (name, check) for when the fact
+        # has the field, names that hold when it has not (``present: false``)). Every other
+        # test is false on a missing field, so a missing field costs no check at all.
+        self._plain = {kind: self._by_field(tests) for kind, tests in self._fields.items()}
         self._codes_of = {kind: tuple(sorted(self._codes.get(kind, ()))) for kind in self._fields}
         self._members_of = {kind: frozenset(self._members.get(kind, ())) for kind in self._fields}
         self._absent_checks = tuple(
             (key, pattern.fact, compile_pattern(pattern)) for key, pattern in sorted(self._absent.items())
         )
         self._flag_facts = {fid: flag_fact(flag) for flag, fid in self._flag_ids.items()}
-        self._flag_json = {
-            flag: ('{"id":' + json.dumps(fid) + ',"sid":"', '","t":"flag","name":' + json.dumps(flag) + "}")
-            for flag, fid in self._flag_ids.items()
-        }
+        self._flag_json = {flag: self._flag_text(flag, fid) for flag, fid in self._flag_ids.items()}
         self._lock = threading.Lock()
         self._broken: str | None = None
         self._sessions = 0  # sessions opened so far (each gets the next number as its sid)
@@ -237,7 +245,7 @@ class DurableProgram:
                     patterns.append({_ABSENT_ALIAS: {"$and": terms}})
                     types.append(ABSENT)
                 if not patterns:
-                    self._fields.setdefault("patient", set())
+                    self._fields.setdefault("patient", {})
                     patterns.append({_ANCHOR: {"t": "patient"}})
                     types.append("patient")
                 name = f"{rule.id}#{index}"
@@ -256,8 +264,11 @@ class DurableProgram:
         # its compiler mishandles them beside constant tests (measured: a reference after
         # an `$or` is silently ignored, and after a plain comparison it crashes the
         # process). They are checked in Python when the rule fires (`_joins_hold`).
+        # Every other test is decided in Python too, when the fact is encoded, and
+        # durable reads only its outcome: one boolean property per distinct test
+        # (`test_property`), so durable_rules never parses or compares a number.
         terms: list[dict[str, Any]] = [{"t": pattern.fact}]
-        fields = self._fields.setdefault(pattern.fact, set())
+        tests = self._fields.setdefault(pattern.fact, {})
         for test in pattern.tests:
             if isinstance(test.value, Ref):
                 continue
@@ -266,33 +277,46 @@ class DurableProgram:
                 self._codes.setdefault(pattern.fact, set()).add(test.field)
                 members = self._members.setdefault(pattern.fact, set())
                 members.update(member_property(test.field, str(vs)) for vs in test.value)
+                options = [{member_property(test.field, str(vs)): True} for vs in test.value]
+                terms.append(options[0] if len(options) == 1 else {"$or": options})
             else:
-                fields.add(test.field)
-            terms.append(self._test(test))
+                name = test_property(test)
+                tests.setdefault(name, (test, compile_test(test)))
+                terms.append({name: True})
         return terms[0] if len(terms) == 1 else {"$and": terms}
 
     @staticmethod
-    def _test(test: Test) -> dict[str, Any]:
-        field = test.field
-        if test.op == "present":
-            return {"$ex" if test.value else "$nex": {field: 1}}
-        if test.op == "member":
-            assert isinstance(test.value, tuple)
-            members = [{member_property(field, str(vs)): True} for vs in test.value]
-            return members[0] if len(members) == 1 else {"$or": members}
-        if test.op == "in":
-            assert isinstance(test.value, tuple)
-            options = [{field: _number(v)} for v in test.value]
-            return options[0] if len(options) == 1 else {"$or": options}
-        if test.op == "not_in":
-            assert isinstance(test.value, tuple)
-            excluded = [{"$neq": {field: _number(v)}} for v in test.value]
-            return excluded[0] if len(excluded) == 1 else {"$and": excluded}
-        value = _number(test.value)
-        if test.op == "eq":
-            return {field: value}
-        op = {"ne": "$neq", "gt": "$gt", "gte": "$gte", "lt": "$lt", "lte": "$lte"}[test.op]
-        return {op: {field: value}}
+    def _by_field(
+        tests: Mapping[str, tuple[Test, Callable[[Mapping[str, Any]], bool]]],
+    ) -> tuple[tuple[str, tuple[tuple[str, Callable[[Mapping[str, Any]], bool]], ...], tuple[str, ...]], ...]:
+        fields = sorted({test.field for test, _ in tests.values()})
+        return tuple(
+            (
+                field,
+                tuple((name, check) for name, (test, check) in sorted(tests.items()) if test.field == field),
+                tuple(
+                    name
+                    for name, (test, _) in sorted(tests.items())
+                    if test.field == field and test.op == "present" and not test.value
+                ),
+            )
+            for field in fields
+        )
+
+    def test_checks(self, kind: str) -> dict[str, Callable[[Mapping[str, Any]], bool]]:
+        """The boolean properties sent for facts of type ``kind``, each with the check that decides it."""
+        return {name: check for name, (_, check) in sorted(self._fields.get(kind, {}).items())}
+
+    def _flag_text(self, flag: str, fid: str) -> tuple[str, str]:
+        """A derived flag's fact as durable sees it, as JSON text split where the sid goes."""
+        placeholder = "\x00sid\x00"
+        encoded = self.encode(fid, flag_fact(flag), placeholder) or {
+            "id": fid,
+            "sid": placeholder,
+            "t": "flag",
+        }
+        head, tail = _encode_json(encoded).split(json.dumps(placeholder), 1)
+        return head + '"', '"' + tail
 
     def _check_capacity(self, rules: Sequence[Rule]) -> None:
         count = len(self.definition)
@@ -348,9 +372,14 @@ class DurableProgram:
         if plain is None:
             return None
         encoded: dict[str, Any] = {"id": durable_id, "sid": sid, "t": kind}
-        for name in plain:
-            if name in fact:
-                encoded[name] = fact[name]
+        for field, checks, when_missing in plain:
+            if field in fact:
+                for name, check in checks:
+                    if check(fact):
+                        encoded[name] = True
+            else:
+                for name in when_missing:
+                    encoded[name] = True
         members = self._members_of[kind]
         for name in self._codes_of[kind]:
             for valueset in fact.get(name, ()):
@@ -371,7 +400,14 @@ class DurableProgram:
 
         Raises:
             EvaluationError: an action failed (naming the rule), the engine reported an
-                error or a dropped fact, or the program is broken by an earlier error.
+                error or a dropped fact, a fact asserted is not in the session, a call
+                into durable_rules raised, or the program is broken by an earlier error.
+                After a fact missing from the session, a durable_rules error or any
+                exception part way, the program refuses further work (:attr:`usable`
+                is false); after an action's failure it stays usable (the agenda was
+                drained and the session emptied).
+            KeyboardInterrupt: raised inside a durable_rules call (re-raised as itself,
+                and the program is left unusable, as for any failure part way).
         """
         with self._lock:
             if self._broken is not None:
@@ -385,6 +421,17 @@ class DurableProgram:
             except _dre.error as error:
                 self._broken = str(error)
                 raise EvaluationError(f"durable_rules failed: {error}") from error
+            except BaseException as error:
+                # Anything else that escapes part way (MemoryError or OSError from inside a
+                # durable_rules call, KeyboardInterrupt, a bug of ours) may leave the session
+                # with pending actions or half a batch: never touch it again (deleting it
+                # could crash the process). Interrupts and exits keep their own type.
+                self._broken = f"{type(error).__name__} during an assessment"
+                if not isinstance(error, Exception):
+                    raise
+                raise EvaluationError(
+                    f"durable_rules call failed: {type(error).__name__}: {error}"
+                ) from error
 
     def _run(
         self, facts: Sequence[Mapping[str, Any]], action_hook: Callable[[str], None] | None
@@ -424,13 +471,34 @@ class DurableProgram:
                 except Exception as action_error:
                     failure = (self._rule_of(message), action_error)
             message = _dre.complete_and_start_action(self._handle, state)
+        # The agenda is drained. Proof that durable holds every fact we asserted (it has
+        # been seen to stop reading a batch part way and still return success):
+        # nothing is ever retracted during an assessment, so each must be stored now.
+        missing = self._missing(sid, batch, derived)
         self._clear_session(sid, payload, derived)  # the agenda is drained: safe to clean
+        if missing and failure is None:
+            # durable_rules misread what we sent: its state cannot be trusted any more.
+            self._broken = f"durable_rules dropped {len(missing)} asserted facts"
+            failure = (
+                "(assertion)",
+                EvaluationError(
+                    f"durable_rules does not hold {len(missing)} of the {len(batch) + len(derived)} facts "
+                    f"asserted (durable ids {', '.join(missing[:5])}): no result is given"
+                ),
+            )
         if failure is not None:
             rule_id, cause = failure
             if isinstance(cause, EvaluationError):
                 raise cause
             raise EvaluationError(f"{type(cause).__name__}: {cause}", rule_id=rule_id) from cause
         return RawResult(tuple(RawFiring(rule_id, ids) for rule_id, ids in sorted(firings)))
+
+    def _missing(self, sid: str, batch: Sequence[Mapping[str, Any]], derived: set[str]) -> list[str]:
+        """The durable ids of the facts asserted in this assessment that the session does not hold."""
+        stored = set(_STORED_ID.findall(_dre.get_facts(self._handle, sid)))
+        expected = [str(fact["id"]) for fact in batch]
+        expected.extend(self._flag_ids[flag] for flag in sorted(derived))
+        return [fid for fid in expected if fid not in stored]
 
     def _open_session(self) -> str:
         """Open the session assessments reuse, with one warm-up firing (see the module notes)."""

@@ -11,6 +11,14 @@ Done once per assessment, in Python, before any engine sees the data:
 * identity: every fact gets an id from its own content (or from the input's ``id``),
   so ids never depend on the order of the input lists, and exact duplicates collapse.
 
+Numbers in facts are exact: an ``int`` when whole, else the ``Decimal`` itself (never
+a float), and derived quantities (BMI, mg/kg, daily dose, hours since a reading,
+diazepam-equivalents) are computed in a 120-digit Decimal context and never rounded:
+rules compare them with their thresholds exactly (a quotient that does not
+terminate is never equal to a finite threshold, and at 120 digits it cannot round
+onto one for any input the readers accept). Rounding happens only in the labels
+people read.
+
 A field the input does not give is left out of the fact, never filled with a
 default: rules test ``present: false`` to see a gap.
 """
@@ -18,6 +26,7 @@ default: rules test ``present: false`` to see a gap.
 from __future__ import annotations
 
 import datetime as dt
+import decimal
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from decimal import ROUND_HALF_EVEN, Decimal
@@ -40,7 +49,7 @@ from ketacds.models.quality import DataQualityIssue
 from ketacds.ruleset.ir import Table
 from ketacds.terminology.valuesets import Terminology, normalise_name
 
-__all__ = ["FactSet", "build_facts", "to_json_number"]
+__all__ = ["DISPLAY_QUANTA", "LONG_QUANTUM", "FactSet", "build_facts", "exact", "shown", "to_json_number"]
 
 Fact = dict[str, Any]
 
@@ -49,6 +58,30 @@ _ACTIVE_CONDITION = ("active", "recurrence", "relapse")
 _FACT_UNITS = {"mass": "kg", "length": "cm"}
 _TENTH = Decimal("0.1")
 _HUNDREDTH = Decimal("0.01")
+_THOUSANDTH = Decimal("0.001")
+#: How finely a derived quantity is shown to people (labels, explanations); facts keep
+#: the exact value. Fields not listed are shown as written.
+DISPLAY_QUANTA: dict[str, Decimal] = {
+    "weight_kg": _HUNDREDTH,
+    "height_cm": _TENTH,
+    "bmi": _TENTH,
+    "mg_per_kg": _HUNDREDTH,
+    "dose_mg_per_kg": _THOUSANDTH,
+    "hours_ago": _HUNDREDTH,
+    "daily_mg": _HUNDREDTH,
+}
+#: Any other number with more than 6 decimal places (a quotient, such as a table's
+#: diazepam-equivalents) is shown to this quantum when it is 1 or more.
+LONG_QUANTUM = _HUNDREDTH
+_OUT_OF_RANGE = "{} is beyond the 120 significant digits ketacds computes with exactly"
+#: The arithmetic of derived quantities: enough digits that no comparison is decided by
+#: rounding, and the usual traps (a NaN or an overflow is an error, never a value).
+_EXACT = decimal.Context(
+    prec=120,
+    Emax=999_999,
+    Emin=-999_999,
+    traps=[decimal.InvalidOperation, decimal.DivisionByZero, decimal.Overflow],
+)
 
 
 @attrs.frozen
@@ -72,8 +105,34 @@ class FactSet:
 
 
 def to_json_number(value: Decimal) -> int | float:
-    """A Decimal as the JSON number engines compare: int when whole, else float."""
+    """A Decimal as a JSON number for output (CDS Hooks cards): int when whole, else float.
+
+    Not for facts: facts carry exact values (:func:`exact`).
+    """
     return int(value) if value == value.to_integral_value() else float(value)
+
+
+def exact(value: Decimal | int) -> int | Decimal:
+    """A number as a fact carries it: ``int`` when whole (and of a sane size), else the Decimal."""
+    if isinstance(value, int):
+        return value
+    if value == value.to_integral_value() and value.adjusted() < 18:
+        return int(value)
+    return value
+
+
+def shown(value: Decimal | int | float, quantum: Decimal) -> str:
+    """A number for a label: rounded to ``quantum`` (half even), fixed point, no trailing zeros.
+
+    A number too large to be written to ``quantum`` in 120 digits is shown as it is.
+    """
+    try:
+        rounded = Decimal(value).quantize(quantum, ROUND_HALF_EVEN, context=_EXACT)
+    except decimal.InvalidOperation:
+        return str(value)
+    if rounded == rounded.to_integral_value():
+        return format(rounded.quantize(Decimal(1), context=_EXACT), "f")
+    return format(rounded.normalize(_EXACT), "f")
 
 
 def _content_id(kind: str, item: Any) -> str:
@@ -125,6 +184,8 @@ def _measure(value: Decimal, unit: str | None, path: str) -> tuple[Decimal, str]
         return convert(value, unit, target), target
     except KetacdsError as error:
         raise InputError(path, str(error)) from None
+    except decimal.DecimalException:
+        raise InputError(path.removesuffix(".unit"), _OUT_OF_RANGE.format(value)) from None
 
 
 def build_facts(
@@ -140,6 +201,13 @@ def build_facts(
     Raises:
         InputError: the record contradicts itself (age vs birth date, duplicated ids, ...).
     """
+    with decimal.localcontext(_EXACT):
+        return _build_facts(record, context, terminology, tables)
+
+
+def _build_facts(
+    record: PatientRecord, context: Context, terminology: Terminology, tables: Sequence[Table]
+) -> FactSet:
     facts: dict[str, Fact] = {}
     labels: dict[str, str] = {}
     # What this function finds it cannot read as given; each step appends here.
@@ -181,9 +249,9 @@ def build_facts(
             "episode": t.episode,
         }
         if t.dose is not None and t.unit is not None:
-            fact["dose_mg"] = to_json_number(_measure_dose(t.dose, t.unit, f"{path}.unit"))
+            fact["dose_mg"] = exact(_measure_dose(t.dose, t.unit, f"{path}.unit"))
         if t.weeks is not None:
-            fact["weeks"] = to_json_number(t.weeks)
+            fact["weeks"] = exact(t.weeks)
         if t.adequate_dose is not None:
             fact["adequate_dose"] = t.adequate_dose
         weeks = f", {t.weeks} weeks" if t.weeks is not None else ""
@@ -238,14 +306,14 @@ def _apply_tables(tables: Sequence[Table], facts: Mapping[str, Fact], patient: F
             matched = sorted({values[vs] for vs in fact["vs"] if vs in values})
             if len(matched) != 1:
                 continue  # no row, or rows that disagree: leave the value unknown
-            given = Decimal(str(fact[table.input]))
+            given = Decimal(fact[table.input])
             raw = given * matched[0] if table.operation == "multiply" else given / matched[0]
-            value = (raw * table.scale).quantize(_HUNDREDTH, ROUND_HALF_EVEN)
-            fact[table.output] = to_json_number(value)
+            value = raw * table.scale  # exact: rules compare it, labels round it
+            fact[table.output] = exact(value)
             if fact.get("active", True):
                 total = value if total is None else total + value
         if table.total and total is not None:
-            patient[table.total] = to_json_number(total)
+            patient[table.total] = exact(total)
 
 
 def _plan_fact(context: Context, dose_inputs: DoseInputs) -> Fact:
@@ -256,16 +324,16 @@ def _plan_fact(context: Context, dose_inputs: DoseInputs) -> Fact:
     weight = dose_inputs.weight_kg
     mg, per_kg = plan.dose_mg, plan.dose_mg_per_kg
     if mg is None and per_kg is not None and weight is not None:
-        mg = (per_kg * weight).quantize(_TENTH, ROUND_HALF_EVEN)
+        mg = per_kg * weight
     if per_kg is None and mg is not None and weight is not None and weight > 0:
-        per_kg = (mg / weight).quantize(Decimal("0.001"), ROUND_HALF_EVEN)
+        per_kg = mg / weight
     for name, value in (
         ("dose_mg", mg),
         ("dose_mg_per_kg", per_kg),
         ("sessions_per_week", plan.sessions_per_week),
     ):
         if value is not None:
-            fact[name] = to_json_number(value)
+            fact[name] = exact(value)
     if plan.treatment_week is not None:
         fact["treatment_week"] = plan.treatment_week
     return fact
@@ -274,9 +342,9 @@ def _plan_fact(context: Context, dose_inputs: DoseInputs) -> Fact:
 def _plan_label(fact: Fact) -> str:
     parts = []
     if "dose_mg" in fact:
-        parts.append(f"{fact['dose_mg']} mg")
+        parts.append(f"{shown(fact['dose_mg'], _TENTH)} mg")
     if "dose_mg_per_kg" in fact:
-        parts.append(f"{fact['dose_mg_per_kg']} mg/kg")
+        parts.append(f"{shown(fact['dose_mg_per_kg'], _THOUSANDTH)} mg/kg")
     if "sessions_per_week" in fact:
         parts.append(f"{fact['sessions_per_week']} sessions/week")
     if "treatment_week" in fact:
@@ -324,16 +392,16 @@ def _order_fact(
     dose_mg = None
     if order.dose is not None and order.unit is not None:
         dose_mg = _measure_dose(order.dose, order.unit, "context.order.unit")
-        fact["dose_mg"] = to_json_number(dose_mg)
+        fact["dose_mg"] = exact(dose_mg)
         parts.append(f"{order.dose} {order.unit}")
         if dose_inputs.weight_kg is not None and dose_inputs.weight_kg > 0:
-            per_kg = (dose_mg / dose_inputs.weight_kg).quantize(_HUNDREDTH, ROUND_HALF_EVEN)
-            fact["mg_per_kg"] = to_json_number(per_kg)
-            parts.append(f"({per_kg} mg/kg)")
+            per_kg = dose_mg / dose_inputs.weight_kg  # exact: KCDS-ORD-003 compares it with 0.75
+            fact["mg_per_kg"] = exact(per_kg)
+            parts.append(f"({per_kg.quantize(_HUNDREDTH, ROUND_HALF_EVEN)} mg/kg)")
     else:
         parts.append("dose not stated")
     if order.per_week is not None:
-        fact["per_week"] = to_json_number(order.per_week)
+        fact["per_week"] = exact(order.per_week)
         parts.append(f"{order.per_week} times a week")
     return fact, " ".join(parts), dose_mg
 
@@ -343,6 +411,8 @@ def _measure_dose(value: Decimal, unit: str, path: str) -> Decimal:
         return convert(value, unit, "mg")
     except KetacdsError as error:
         raise InputError(path, str(error)) from None
+    except decimal.DecimalException:
+        raise InputError(path.removesuffix(".unit"), _OUT_OF_RANGE.format(value)) from None
 
 
 def _patient_fact(record: PatientRecord, context: Context) -> tuple[Fact, DoseInputs]:
@@ -356,15 +426,15 @@ def _patient_fact(record: PatientRecord, context: Context) -> tuple[Fact, DoseIn
     weight = height = None
     if p.weight is not None:
         weight = _measure(p.weight.value, p.weight.unit, "patient.weight")[0]
-        fact["weight_kg"] = to_json_number(weight.quantize(_HUNDREDTH, ROUND_HALF_EVEN))
+        fact["weight_kg"] = exact(weight)
     if p.height is not None:
         height = _measure(p.height.value, p.height.unit, "patient.height")[0]
-        fact["height_cm"] = to_json_number(height.quantize(_TENTH, ROUND_HALF_EVEN))
+        fact["height_cm"] = exact(height)
     if weight is not None and height is not None:
         if height <= 0:
             raise InputError("patient.height", "must be more than zero")
         bmi = weight / (height / 100) ** 2
-        fact["bmi"] = to_json_number(bmi.quantize(_TENTH, ROUND_HALF_EVEN))
+        fact["bmi"] = exact(bmi)
     for name in ("pregnant", "lactating", "hepatic_class"):
         value = getattr(p, name)
         if value is not None:
@@ -378,12 +448,12 @@ def _patient_label(fact: Fact) -> str:
     parts = [
         f"{fact['age_years']} y" if "age_years" in fact else "age unknown",
         fact.get("sex", "sex unknown"),
-        f"{fact['weight_kg']} kg" if "weight_kg" in fact else "weight unknown",
+        f"{shown(fact['weight_kg'], _HUNDREDTH)} kg" if "weight_kg" in fact else "weight unknown",
     ]
     if "height_cm" in fact:
-        parts.append(f"{fact['height_cm']} cm")
+        parts.append(f"{shown(fact['height_cm'], _TENTH)} cm")
     if "bmi" in fact:
-        parts.append(f"BMI {fact['bmi']}")
+        parts.append(f"BMI {shown(fact['bmi'], _TENTH)}")
     return "patient: " + ", ".join(parts)
 
 
@@ -400,12 +470,12 @@ def _medication_fact(m: Medication, terminology: Terminology, path: str) -> tupl
     dose_text = ""
     if m.dose is not None and m.unit is not None:
         dose_mg = _measure_dose(m.dose, m.unit, f"{path}.unit")
-        fact["dose_mg"] = to_json_number(dose_mg)
+        fact["dose_mg"] = exact(dose_mg)
         dose_text = f" {m.dose} {m.unit}"
         if m.frequency_per_day is not None:
-            fact["daily_mg"] = to_json_number(dose_mg * m.frequency_per_day)
+            fact["daily_mg"] = exact(dose_mg * m.frequency_per_day)
     if m.frequency_per_day is not None:
-        fact["frequency_per_day"] = to_json_number(m.frequency_per_day)
+        fact["frequency_per_day"] = exact(m.frequency_per_day)
         dose_text += f" {m.frequency_per_day}/day"
     if m.as_needed:
         dose_text += " as needed"
@@ -441,12 +511,15 @@ def _observation_facts(
                 "t": "observation",
                 "id": fact_id,
                 "vs": list(terminology.tag(code, name)),
-                "value": to_json_number(measured),
+                "value": exact(measured),
                 "unit": fact_unit,
             }
             if o.time is not None:
-                hours = Decimal((context.now - o.time).total_seconds()) / 3600
-                fact["hours_ago"] = to_json_number(hours.quantize(_HUNDREDTH, ROUND_HALF_EVEN))
+                elapsed = context.now - o.time  # exact: no float seconds
+                seconds = (
+                    Decimal(elapsed.days * 86400 + elapsed.seconds) + Decimal(elapsed.microseconds) / 10**6
+                )
+                fact["hours_ago"] = exact(seconds / 3600)
             when = f" at {o.time.isoformat()}" if o.time is not None else " (time not recorded)"
             label = f"{_describe(code, name)} {value}{(' ' + unit) if unit else ''}{when}"
             rows.append((fact, label, where, o.time))

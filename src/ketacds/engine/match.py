@@ -1,34 +1,36 @@
 """What it means for one fact to match one pattern (the semantics of field tests).
 
-Shared by the reference evaluator and by the absence markers that stand in for
-``not`` in the durable_rules backend. A test on a field the fact does not have is
-false, except ``present: false``, which is exactly that case.
+Shared by the reference evaluator, by the absence markers that stand in for
+``not`` in the durable_rules backend, and by the boolean test properties that backend
+sends instead of field values (``ruleset/capacity.py``, ``test_property``). A test on
+a field the fact does not have is false, except ``present: false``, which is exactly
+that case.
+
+Numbers are compared exactly: a fact's number (int or Decimal) against the rule's
+constant as written (int or Decimal), never through a float.
 """
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any
 
 from ketacds.ruleset.ir import Pattern, Ref, Scalar, Test
 
-__all__ = ["compile_pattern", "matches", "operand_value", "passes"]
+__all__ = ["compile_pattern", "compile_test", "matches", "operand_value", "passes"]
 
 
 def operand_value(value: Scalar | tuple[Scalar, ...] | Ref, env: Mapping[str, Mapping[str, Any]]) -> Any:
     """Resolve a test's operand: a constant, or a field of a fact bound earlier."""
     if isinstance(value, Ref):
         return env[value.alias].get(value.field)
-    if isinstance(value, Decimal):
-        return float(value)
-    if isinstance(value, tuple):
-        return tuple(float(v) if isinstance(v, Decimal) else v for v in value)
     return value
 
 
 def _same_kind(a: Any, b: Any) -> bool:
-    numeric = (int, float)
+    numeric = (int, float, Decimal)
     if isinstance(a, bool) or isinstance(b, bool):
         return isinstance(a, bool) and isinstance(b, bool)
     if isinstance(a, numeric) and isinstance(b, numeric):
@@ -71,6 +73,53 @@ def _compare(op: str, actual: Any, expected: Any) -> bool:
 def matches(pattern: Pattern, fact: Mapping[str, Any], env: Mapping[str, Mapping[str, Any]]) -> bool:
     """Whether ``fact`` is of the pattern's type and passes all its tests."""
     return fact.get("t") == pattern.fact and all(passes(t, fact, env) for t in pattern.tests)
+
+
+def compile_test(test: Test) -> Callable[[Mapping[str, Any]], bool]:
+    """:func:`passes` for one constant test, with its operand resolved once.
+
+    Raises:
+        ValueError: the test refers to another pattern's fact.
+    """
+    if isinstance(test.value, Ref):
+        raise ValueError("a test with a reference depends on another fact and cannot be compiled alone")
+    op, field, expected = test.op, test.field, test.value
+    if op == "present":
+        wanted = bool(expected)
+        return lambda fact: (field in fact) == wanted
+    # Fast paths for the common shapes (every fact of every assessment is checked against
+    # every test of its type); each gives exactly what _compare gives.
+    if op == "eq" and isinstance(expected, bool):
+        return lambda fact: fact.get(field, _MISSING) is expected  # a bool equals only a bool
+    if op == "eq" and isinstance(expected, str):
+        return lambda fact: fact.get(field, _MISSING) == expected  # nothing but a str equals a str
+    compare = _NUMERIC_OPS.get(op)
+    if compare is not None and isinstance(expected, int | Decimal) and not isinstance(expected, bool):
+
+        def numeric(fact: Mapping[str, Any]) -> bool:
+            actual = fact.get(field, _MISSING)
+            if actual.__class__ in _EXACT_NUMBERS:
+                return bool(compare(actual, expected))
+            return actual is not _MISSING and _compare(op, actual, expected)
+
+        return numeric
+
+    def check(fact: Mapping[str, Any]) -> bool:
+        return field in fact and _compare(op, fact[field], expected)
+
+    return check
+
+
+_MISSING = object()
+_EXACT_NUMBERS = (int, Decimal, float)  # exact classes: a bool is not a number here
+_NUMERIC_OPS: dict[str, Callable[[Any, Any], Any]] = {
+    "eq": operator.eq,
+    "ne": operator.ne,
+    "gt": operator.gt,
+    "gte": operator.ge,
+    "lt": operator.lt,
+    "lte": operator.le,
+}
 
 
 def compile_pattern(pattern: Pattern) -> Callable[[Mapping[str, Any]], bool]:

@@ -9,11 +9,14 @@ backend refuses to compile a program beyond them; the linter reports them for ev
 
 from __future__ import annotations
 
+import hashlib
+import re
 from collections.abc import Iterable, Mapping
+from decimal import Decimal
 
 import attrs
 
-from ketacds.ruleset.ir import Pattern, Ref, Rule
+from ketacds.ruleset.ir import Pattern, Ref, Rule, Scalar, Test
 from ketacds.ruleset.plan import absence_key, alternatives
 
 __all__ = [
@@ -28,6 +31,7 @@ __all__ = [
     "durable_properties",
     "member_property",
     "program_load",
+    "test_property",
 ]
 
 #: durable_rules allows about 512 rules per ruleset; ketacds keeps this many.
@@ -55,9 +59,10 @@ class ProgramLoad:
     (its disjunctive normal form) plus the sink rule and the session rule. ``readers`` counts, per fact
     type, the durable rules with a pattern on that type (the sink, which reads every
     fact, included). ``widths`` is the most properties a fact of each type can carry
-    as the engine asserts it: ``t``, ``id`` and ``sid``, each field a durable test
-    reads, one boolean property per value set a membership test names, and for the
-    ``absent`` fact one property per negated pattern.
+    as the engine asserts it: ``t``, ``id`` and ``sid``, one boolean property per
+    distinct constant test (:func:`test_property`: the test is decided in Python and
+    only its outcome is sent), one boolean property per value set a membership test
+    names, and for the ``absent`` fact one property per negated pattern.
     """
 
     durable_rules: int
@@ -105,6 +110,53 @@ def absent_property(key: str) -> str:
     return f"no:{key}"
 
 
+# Operand text that can stand in a property name as it is (no JSON escapes, no spaces).
+_PLAIN_TEXT = re.compile(r"[A-Za-z0-9_.+-]{0,40}")
+_OP_NAMES = {
+    "eq": "=",
+    "ne": "!=",
+    "gt": ">",
+    "gte": ">=",
+    "lt": "<",
+    "lte": "<=",
+    "in": ":in:",
+    "not_in": ":not_in:",
+    "present": ":present:",
+}
+
+
+def _operand_text(value: Scalar) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | Decimal):
+        text = format(Decimal(value).normalize(), "f")  # fixed point, never an exponent
+        return text if len(text) <= 40 else "#" + hashlib.blake2b(text.encode(), digest_size=6).hexdigest()
+    text = str(value)
+    if _PLAIN_TEXT.fullmatch(text):
+        return f"'{text}'"
+    return "'#" + hashlib.blake2b(text.encode(), digest_size=6).hexdigest() + "'"
+
+
+def test_property(test: Test) -> str:
+    """The boolean property that stands for "this constant test holds on the fact".
+
+    durable_rules is never given a field value to compare: every constant test of a
+    pattern (comparison, ``in``, ``not_in``, ``present``) is decided in Python, with the
+    exact semantics of the reference evaluator (``engine/match.py``: Decimal against
+    the rule's constant), and the fact carries ``true`` under this name when the test
+    holds. So no number ever crosses into durable's JSON parser, and no rounding can
+    decide a comparison. Names are canonical: equal tests share one property; a number
+    is written in fixed point (``1`` and ``1.0`` are one property), a string operand
+    is quoted (or hashed when it holds characters a name should not).
+    """
+    assert not isinstance(test.value, Ref)
+    if isinstance(test.value, tuple):
+        operand = ",".join(_operand_text(v) for v in test.value)
+    else:
+        operand = _operand_text(test.value)
+    return f"{test.field}{_OP_NAMES[test.op]}{operand}"
+
+
 def durable_properties(pattern: Pattern) -> set[str]:
     """The properties of a fact that the durable tests of ``pattern`` read.
 
@@ -119,5 +171,5 @@ def durable_properties(pattern: Pattern) -> set[str]:
             assert isinstance(test.value, tuple)
             props.update(member_property(test.field, str(valueset)) for valueset in test.value)
         else:
-            props.add(test.field)
+            props.add(test_property(test))
     return props

@@ -9,8 +9,10 @@ knows no clinical threshold: every number it prints comes from a rule or a fact.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from decimal import Decimal
 from typing import Any
 
+from ketacds.engine.facts import DISPLAY_QUANTA, LONG_QUANTUM, shown
 from ketacds.models.facts import FLAG
 from ketacds.ruleset.ir import Pattern, Ref, RuleSet, Scalar, Test
 from ketacds.ruleset.plan import flag_name
@@ -76,6 +78,11 @@ def format_number(value: Any) -> str:
         text = repr(value)
         return text[:-2] if text.endswith(".0") else text
     return str(value)
+
+
+def _places(value: Decimal) -> int:
+    exponent = value.as_tuple().exponent
+    return -exponent if isinstance(exponent, int) else 0
 
 
 def _with_unit(value: Any, unit: str) -> str:
@@ -173,4 +180,10 @@ class Vocabulary:
             unit = str(fact["unit"])
         if isinstance(value, bool):
             return f"{label} {'yes' if value else 'no'}"
+        quantum = DISPLAY_QUANTA.get(field)
+        if quantum is None and isinstance(value, Decimal) and abs(value) >= 1 and _places(value) > 6:
+            quantum = LONG_QUANTUM
+        if isinstance(value, Decimal) and quantum is not None:
+            text = shown(value, quantum)  # a derived quantity: exact in the fact, rounded to read
+            return f"{label} is {text} {unit}" if unit else f"{label} is {text}"
         return f"{label} is {_with_unit(value, unit)}"
