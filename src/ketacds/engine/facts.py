@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
@@ -99,6 +100,167 @@ def _drug_key(code: Coding | None, name: str | None) -> str:
     return normalise_name(name) if name else f"{code.system}|{code.code}" if code else ""
 
 
+def _ingredient_key(terminology: Terminology, code: Coding | None, name: str | None) -> str:
+    """One drug, one key: the ingredient when the value sets name exactly one, else the name or code.
+
+    So a brand and its generic (``Zoloft``, ``sertraline 100 mg``) are one drug.
+    """
+    ingredients = terminology.ingredients(code, name)
+    return f"ingredient:{ingredients[0]}" if len(ingredients) == 1 else _drug_key(code, name)
+
+
+def _code_text(code: Coding | None, name: str | None) -> str:
+    """The item as the record gives it: its name and/or its code, for a data-quality message."""
+    parts = []
+    if name:
+        parts.append(repr(name))
+    if code is not None:
+        system = _SYSTEM_NAMES.get(code.system, code.system)
+        shown = f" {code.display!r}" if code.display and code.display != name else ""
+        parts.append(f"{system} {code.code}{shown}")
+    return " / ".join(parts) or "(no code or name)"
+
+
+_SYSTEM_NAMES = {
+    "http://snomed.info/sct": "SNOMED CT",
+    "http://hl7.org/fhir/sid/icd-10-cm": "ICD-10-CM",
+    "http://www.nlm.nih.gov/research/umls/rxnorm": "RxNorm",
+    "http://www.whocc.no/atc": "ATC",
+    "http://loinc.org": "LOINC",
+}
+
+
+@attrs.define
+class _Recognition:
+    """Reports every item no value set a rule reads (nor a ``known`` list) recognises.
+
+    Severity follows what an unseen item could hide: an active medication, current
+    substance use, or an active condition whose text names a concept a rule reads is an
+    ``error`` (the ruleset's KCDS-GAP-013 then keeps the status from being reassuring);
+    another active condition or allergy a ``warning``; anything inactive, an
+    observation or a trial that is not an antidepressant ``info``.
+    """
+
+    terminology: Terminology
+    issues: list[DataQualityIssue]
+    reported: set[tuple[str, str | None]]
+
+    def _add(self, severity: str, code: str, message: str, path: str) -> None:
+        self.issues.append(DataQualityIssue(severity=severity, code=code, message=message, path=path))  # type: ignore[arg-type]
+
+    def _named(self, code: Coding | None, name: str | None) -> tuple[str, ...]:
+        text = " ".join(t for t in (name, code.display if code else None) if t)
+        return self.terminology.concepts_named(text) if text else ()
+
+    def _concepts(self, ids: tuple[str, ...]) -> str:
+        return ", ".join(self.terminology.titles.get(i, i) for i in ids)
+
+    def condition(
+        self, code: Coding | None, name: str | None, tags: list[str], active: bool, path: str
+    ) -> None:
+        if self.terminology.is_read(tags):
+            return
+        what = f"Condition {_code_text(code, name)} is in no value set the rules read"
+        named = self._named(code, name)
+        if active and named:
+            self._add(
+                "error",
+                "unrecognised-condition",
+                f"{what}, but its text names {self._concepts(named)}: it may be a contraindication the rules "
+                "cannot see.",
+                path,
+            )
+        elif active:
+            self._add("warning", "unrecognised-condition", f"{what}; no rule assessed it.", path)
+        else:
+            self._add("info", "unrecognised-condition", f"{what} (not active).", path)
+
+    def medication(
+        self,
+        code: Coding | None,
+        name: str | None,
+        item_id: str | None,
+        tags: list[str],
+        active: bool,
+        path: str,
+    ) -> None:
+        if ("unmapped-medication", item_id) in self.reported:
+            return
+        unread = self._unread_parts(name) if self.terminology.is_read(tags) else [name] if name else []
+        if self.terminology.is_read(tags) and not unread:
+            return
+        what = f"Medication {_code_text(code, name)} is in no value set the rules read"
+        if unread and unread != [name]:
+            parts = ", ".join(map(repr, unread))
+            what = f"Medication {_code_text(code, name)}: {parts} is in no value set the rules read"
+        if active:
+            self._add(
+                "error",
+                "unrecognised-medication",
+                f"{what}, so its interactions are unknown.",
+                path,
+            )
+        else:
+            self._add("info", "unrecognised-medication", f"{what} (not active).", path)
+
+    def _unread_parts(self, name: str | None) -> list[str]:
+        """The ingredients of a combination name (``A / B``) that nothing reads.
+
+        A known or read ingredient never vouches for the others: in
+        ``"Acetaminophen / Newdrug 5 MG"`` the unknown part is still unseen. A part with
+        no word of four letters or more (a unit such as ``ML``) is not an ingredient.
+        """
+        if not name or "/" not in name:
+            return []
+        parts = [p.strip() for p in name.split("/")]
+        return [
+            p
+            for p in parts
+            if re.search(r"[A-Za-z]{4,}", p)
+            and not self.terminology.is_read(self.terminology.tag_text(None, p))
+        ]
+
+    def substance(
+        self, code: Coding | None, name: str | None, tags: list[str], status: str, path: str
+    ) -> None:
+        if self.terminology.is_read(tags):
+            return
+        what = f"Substance use {_code_text(code, name)} ({status}) is in no value set the rules read"
+        severity = {"current": "error", "former": "warning"}.get(status, "info")
+        self._add(severity, "unrecognised-substance", f"{what}; no rule assessed it.", path)
+
+    def allergy(
+        self, code: Coding | None, name: str | None, tags: list[str], active: bool, path: str
+    ) -> None:
+        if self.terminology.is_read(tags):
+            return
+        what = f"Allergy {_code_text(code, name)} is in no value set the rules read"
+        self._add(
+            "warning" if active else "info", "unrecognised-allergy", f"{what}; no rule assessed it.", path
+        )
+
+    def trial(self, code: Coding | None, name: str | None, tags: list[str], path: str) -> None:
+        if self.terminology.is_read(tags):
+            return
+        self._add(
+            "info",
+            "unrecognised-trial",
+            f"Treatment trial {_code_text(code, name)} is not an antidepressant the rules know; "
+            "it is not counted.",
+            path,
+        )
+
+    def observation(self, tags: list[str], label: str, path: str) -> None:
+        if self.terminology.is_read(tags):
+            return
+        self._add(
+            "info",
+            "unrecognised-observation",
+            f"Observation {label!r} is in no value set the rules read.",
+            path,
+        )
+
+
 def _age(record: PatientRecord, now: dt.datetime) -> int | None:
     patient = record.patient
     if patient.birth_date is None:
@@ -155,6 +317,10 @@ def build_facts(
     patient_fact, dose_inputs = _patient_fact(record, context)
     add(patient_fact, _patient_label(patient_fact), "patient")
 
+    # Items already reported unreadable by the reader (e.g. FHIR unmapped-medication).
+    reported = {(i.code, i.resource) for i in record.data_quality}
+    seen = _Recognition(terminology, issues, reported)
+
     for index, c in enumerate(record.conditions):
         fact: Fact = {
             "t": "condition",
@@ -163,20 +329,23 @@ def build_facts(
             "clinical_status": c.clinical_status,
             "active": c.clinical_status in _ACTIVE_CONDITION,
         }
+        seen.condition(c.code, c.name, fact["vs"], fact["active"], f"conditions[{index}]")
         if c.onset is not None:
             fact["onset_days_ago"] = (context.now.date() - c.onset).days
         add(fact, f"{_describe(c.code, c.name)} ({c.clinical_status})", f"conditions[{index}]")
 
     for index, m in enumerate(record.medications):
-        add(*_medication_fact(m, terminology, f"medications[{index}]"), f"medications[{index}]")
+        fact, label = _medication_fact(m, terminology, f"medications[{index}]")
+        seen.medication(m.code, m.name, m.id, fact["vs"], fact["active"], f"medications[{index}]")
+        add(fact, label, f"medications[{index}]")
 
     for index, t in enumerate(record.trials):
         path = f"trials[{index}]"
         fact = {
             "t": "trial",
             "id": _fact_id("trial", t),
-            "vs": list(terminology.tag(t.code, t.name)),
-            "drug": _drug_key(t.code, t.name),
+            "vs": list(terminology.tag_text(t.code, t.name)),
+            "drug": _ingredient_key(terminology, t.code, t.name),
             "response": t.response,
             "episode": t.episode,
         }
@@ -188,27 +357,31 @@ def build_facts(
             fact["adequate_dose"] = t.adequate_dose
         weeks = f", {t.weeks} weeks" if t.weeks is not None else ""
         label = f"{_describe(t.code, t.name)} trial ({t.episode} episode{weeks}, response {t.response})"
+        seen.trial(t.code, t.name, fact["vs"], path)
         add(fact, label, path)
 
     for index, a in enumerate(record.allergies):
         fact = {
             "t": "allergy",
             "id": _fact_id("allergy", a),
-            "vs": list(terminology.tag(a.code, a.name)),
+            "vs": list(terminology.tag_text(a.code, a.name)),
             "active": a.status == "active",
         }
+        seen.allergy(a.code, a.name, fact["vs"], fact["active"], f"allergies[{index}]")
         add(fact, f"allergy: {_describe(a.code, a.name)} ({a.status})", f"allergies[{index}]")
 
     for index, s in enumerate(record.substance_use):
         fact = {
             "t": "substance",
             "id": _fact_id("substance", s),
-            "vs": list(terminology.tag(s.code, s.name)),
+            "vs": list(terminology.tag_text(s.code, s.name)),
             "status": s.status,
         }
+        seen.substance(s.code, s.name, fact["vs"], s.status, f"substance_use[{index}]")
         add(fact, f"substance use: {_describe(s.code, s.name)} ({s.status})", f"substance_use[{index}]")
 
     for fact, label, path in _observation_facts(record.observations, context, terminology):
+        seen.observation(fact["vs"], label, path)
         add(fact, label, path)
 
     if context.order is not None:
@@ -391,7 +564,7 @@ def _medication_fact(m: Medication, terminology: Terminology, path: str) -> tupl
     fact: Fact = {
         "t": "medication",
         "id": _fact_id("medication", m),
-        "vs": list(terminology.tag(m.code, m.name)),
+        "vs": list(terminology.tag_text(m.code, m.name)),
         "drug": _drug_key(m.code, m.name),
         "status": m.status,
         "active": m.status == "active",
