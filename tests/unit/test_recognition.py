@@ -1,0 +1,140 @@
+"""Recognition: every condition, medication, substance, allergy, trial and observation is
+read by a value set a rule reads (or a ``known`` list), or reported in data quality."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from ketacds import Context, load_record
+
+NOW = dt.datetime(2026, 11, 21, 9, 0, tzinfo=dt.UTC)
+CONTEXT = Context(route="esketamine-nasal", jurisdiction="US", now=NOW)
+
+
+def quality(engine, **items):
+    """The recognition issues fact building reports for a record with these items."""
+    record = load_record({"patient": {"age_years": 40}, **items})
+    return [(i.severity, i.code, i.path) for i in engine.facts(record, CONTEXT).quality]
+
+
+def facts_of(engine, kind, **items):
+    record = load_record({"patient": {"age_years": 40}, **items})
+    return [f for f in engine.facts(record, CONTEXT).facts if f["t"] == kind]
+
+
+@pytest.mark.parametrize(
+    ("medication", "expected"),
+    [
+        ({"name": "examplamab 10 mg"}, [("error", "unrecognised-medication", "medications[0]")]),
+        (
+            {"name": "examplamab", "status": "stopped"},
+            [("info", "unrecognised-medication", "medications[0]")],
+        ),
+        ({"name": "clonazepam tablet 2 mg bid"}, []),  # read by its words
+        ({"name": "Paracetamol 500 mg"}, []),  # known, no rule needs it
+        ({"name": "amlodipine 5 mg"}, []),  # a known antihypertensive (a rule reads it)
+        (
+            {"name": "Acetaminophen 325 MG / Examplamab 5 MG Oral Tablet"},
+            [("error", "unrecognised-medication", "medications[0]")],
+        ),
+        ({"name": "Acetaminophen 325 MG / oxyCODONE Hydrochloride 5 MG Oral Tablet"}, []),
+    ],
+)
+def test_medications(engine, medication, expected):
+    """An unread active medication is an error (never reassuring); an inactive one is listed."""
+    assert expected == quality(engine, medications=[medication])
+
+
+def test_the_message_names_the_item(engine):
+    """The data-quality message names the code or name it could not read, and why."""
+    record = load_record({"patient": {"age_years": 40}, "medications": [{"name": "examplamab 10 mg"}]})
+    (issue,) = engine.facts(record, CONTEXT).quality
+    assert "'examplamab 10 mg'" in issue.message
+    assert "no value set the rules read" in issue.message
+
+
+@pytest.mark.parametrize(
+    ("condition", "expected"),
+    [
+        ({"code": {"system": "snomed", "code": "401314000"}}, []),  # NSTEMI: read
+        (
+            {"code": {"system": "snomed", "code": "999999999", "display": "Old NSTEMI"}},
+            [("error", "unrecognised-condition", "conditions[0]")],
+        ),
+        (
+            {"name": "thoracic aortic aneurysm repaired 2010"},
+            [("error", "unrecognised-condition", "conditions[0]")],
+        ),
+        ({"name": "ingrown toenail"}, [("warning", "unrecognised-condition", "conditions[0]")]),
+        (
+            {"name": "ingrown toenail", "clinical_status": "resolved"},
+            [("info", "unrecognised-condition", "conditions[0]")],
+        ),
+        ({"code": {"system": "snomed", "code": "271737000"}}, []),  # anaemia: known, no rule needs it
+    ],
+)
+def test_conditions(engine, condition, expected):
+    """An unread active condition whose text names a concept a rule reads is an error; others listed."""
+    assert expected == quality(engine, conditions=[condition])
+
+
+@pytest.mark.parametrize(
+    ("use", "expected"),
+    [
+        ({"name": "cocaine", "status": "current"}, []),  # in substances-of-misuse; see below
+        (
+            {"name": "khat chewing", "status": "current"},
+            [("error", "unrecognised-substance", "substance_use[0]")],
+        ),
+        (
+            {"name": "khat chewing", "status": "former"},
+            [("warning", "unrecognised-substance", "substance_use[0]")],
+        ),
+        ({"name": "alcohol", "status": "current"}, []),
+    ],
+)
+def test_substances(engine, use, expected):
+    """Current substance use nobody reads is an error, former a warning."""
+    found = quality(engine, substance_use=[use])
+    if use["name"] == "cocaine" and not engine.terminology.is_read(("substances-of-misuse",)):
+        # Until a rule reads substances-of-misuse, current cocaine use is reported, never silent.
+        expected = [("error", "unrecognised-substance", "substance_use[0]")]
+    assert expected == found
+
+
+def test_substances_of_misuse_are_tagged(engine):
+    """Cocaine and other substances of misuse are tagged, for the rules that read them."""
+    (fact,) = facts_of(engine, "substance", substance_use=[{"name": "crack cocaine", "status": "current"}])
+    assert "substances-of-misuse" in fact["vs"]
+
+
+def test_trials_count_distinct_ingredients(engine):
+    """Brand and generic are one drug; a non-antidepressant is listed as not counted."""
+    trials = facts_of(
+        engine,
+        "trial",
+        trials=[
+            {"name": "Zoloft", "response": "none"},
+            {"name": "sertraline 100 mg tablet", "response": "none"},
+            {"name": "Lexapro", "response": "none"},
+        ],
+    )
+    assert ["ingredient:escitalopram", "ingredient:sertraline", "ingredient:sertraline"] == sorted(
+        t["drug"] for t in trials
+    )
+    assert [("info", "unrecognised-trial", "trials[0]")] == quality(
+        engine, trials=[{"name": "CBT", "response": "none"}]
+    )
+
+
+def test_allergies_and_observations_are_listed(engine):
+    """An unread active allergy is a warning; an unread observation is info."""
+    assert [("warning", "unrecognised-allergy", "allergies[0]")] == quality(
+        engine, allergies=[{"name": "shellfish"}]
+    )
+    assert [] == quality(engine, allergies=[{"name": "ketamine hydrochloride"}])
+    assert [("info", "unrecognised-observation", "observations[0]")] == quality(
+        engine, observations=[{"name": "waist circumference", "value": 90, "unit": "cm"}]
+    )
