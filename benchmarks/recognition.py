@@ -46,8 +46,8 @@ def main(argv: list[str]) -> int:
     read = read_valuesets(engine)
     context = Context(route="esketamine-nasal", jurisdiction="US", now=NOW)
     print(f"bundles: {folder}")
-    print(f"{'bundle':<28} {'unread active meds':>18} {'unread active conds':>19}  status")
-    totals = [0, 0]
+    print(f"{'bundle':<28} {'unread active meds':>18} {'unread active conds':>19} {'reported':>8}  status")
+    totals = [0, 0, 0]
     for path in sorted(folder.glob("*.json")):
         record = read_bundle(json.loads(path.read_text()))
         facts = engine.facts(record, context)
@@ -61,15 +61,23 @@ def main(argv: list[str]) -> int:
             for f in facts.facts
             if f["t"] == "condition" and f["active"] and not set(f["vs"]) & read
         ]
-        status = engine.assess(record, context).status
+        result = engine.assess(record, context)
+        # Unread items the Assessment names in data quality (any severity but info).
+        reported = [
+            i
+            for i in result.data_quality
+            if i.severity != "info"
+            and i.code in ("unmapped-medication", "unrecognised-medication", "unrecognised-condition")
+        ]
         totals[0] += len(meds)
         totals[1] += len(conds)
-        print(f"{path.name[:28]:<28} {len(meds):>18} {len(conds):>19}  {status}")
+        totals[2] += len(reported)
+        print(f"{path.name[:28]:<28} {len(meds):>18} {len(conds):>19} {len(reported):>8}  {result.status}")
         for label in meds:
             print(f"    med : {label}")
         for label in conds:
             print(f"    cond: {label}")
-    print(f"{'total':<28} {totals[0]:>18} {totals[1]:>19}")
+    print(f"{'total':<28} {totals[0]:>18} {totals[1]:>19} {totals[2]:>8}")
     return 0
 
 
