@@ -45,6 +45,14 @@ def main(argv: list[str]) -> int:
     engine = Engine()
     read = read_valuesets(engine)
     context = Context(route="esketamine-nasal", jurisdiction="US", now=NOW)
+    terminology = engine.terminology
+
+    def seen(fact: dict[str, object]) -> bool:
+        # Per fact type where the terminology knows it (after issue 14); else any rule-read value set.
+        if hasattr(terminology, "is_read"):
+            return bool(terminology.is_read(fact["vs"], fact["t"]))
+        return bool(set(fact["vs"]) & read)  # type: ignore[call-overload]
+
     print(f"bundles: {folder}")
     print(f"{'bundle':<28} {'unread active meds':>18} {'unread active conds':>19} {'reported':>8}  status")
     totals = [0, 0, 0]
@@ -54,12 +62,12 @@ def main(argv: list[str]) -> int:
         meds = [
             facts.labels[f["id"]]
             for f in facts.facts
-            if f["t"] == "medication" and f["active"] and not set(f["vs"]) & read
+            if f["t"] == "medication" and f["active"] and not seen(f)
         ]
         conds = [
             facts.labels[f["id"]]
             for f in facts.facts
-            if f["t"] == "condition" and f["active"] and not set(f["vs"]) & read
+            if f["t"] == "condition" and f["active"] and not seen(f)
         ]
         result = engine.assess(record, context)
         # Unread items the Assessment names in data quality (any severity but info).

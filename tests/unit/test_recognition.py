@@ -129,12 +129,20 @@ def test_trials_count_distinct_ingredients(engine):
     )
 
 
+def test_a_medication_is_not_read_by_a_condition_value_set(engine):
+    """Membership counts per fact type: 'Migraine relief' names a known condition, not a medication."""
+    assert [("error", "unrecognised-medication", "medications[0]")] == quality(
+        engine, medications=[{"name": "Migraine relief 10 mg"}]
+    )
+
+
 def test_allergies_and_observations_are_listed(engine):
     """An unread active allergy is a warning; an unread observation is info."""
     assert [("warning", "unrecognised-allergy", "allergies[0]")] == quality(
         engine, allergies=[{"name": "shellfish"}]
     )
     assert [] == quality(engine, allergies=[{"name": "ketamine hydrochloride"}])
+    assert [] == quality(engine, observations=[{"name": "heart rate", "value": 70, "unit": "/min"}])  # known
     assert [("info", "unrecognised-observation", "observations[0]")] == quality(
         engine, observations=[{"name": "waist circumference", "value": 90, "unit": "cm"}]
     )

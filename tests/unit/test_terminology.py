@@ -92,9 +92,10 @@ def small() -> Terminology:
                 names=("citalopram", "sertraline", "zoloft"),
             ),
             ValueSet(id="benzo", title="Benzodiazepines", source="test", names=("diazepam", "valium")),
-            ValueSet(id="fine", title="Known", source="test", names=("paracetamol",), known=True),
+            ValueSet(id="fine", title="Known", source="test", names=("paracetamol",), known="medication"),
         ],
         read={"mi", "manic", "ssri", "benzo"},
+        read_by={"condition": {"mi", "manic"}, "medication": {"ssri", "benzo"}},
     )
 
 
@@ -176,9 +177,12 @@ def test_brand_and_generic_are_one_ingredient(small, code, name, expected):
 
 def test_what_is_read_and_what_is_named(small):
     """An item is seen when a rule-read or ``known`` value set has it; synonyms find concepts in free text."""
-    assert small.is_read(("fine",))
-    assert small.is_read(("mi",))
+    assert small.is_read(("fine",), "medication")
+    assert small.is_read(("mi",), "condition")
     assert not small.is_read(())
+    # Membership counts per fact type: a medication whose text holds a condition's name is not read.
+    assert not small.is_read(("mi",), "medication")
+    assert not small.is_read(("fine",), "condition")
     assert ("mi",) == small.concepts_named("Old NSTEMI (2019), details unknown")
     assert () == small.concepts_named("Seasonal allergic rhinitis")
 

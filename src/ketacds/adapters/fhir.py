@@ -1060,17 +1060,17 @@ class _Reader:
         ]
         names = [n for n in [text, *(c.display for c in codings)] if n]
         terminology = self.terminology
-        tagged = [c for c in known if terminology.is_read(terminology.tag(c, None))]
+        tagged = [c for c in known if terminology.is_read(terminology.tag(c, None), "medication")]
         code = tagged[0] if tagged else (known[0] if known else None)
         # A name is read as its words: "Diazepam 5 MG Oral Tablet [Valium]" names diazepam.
         name = next(
-            (n for n in names if terminology.is_read(terminology.tag_text(None, n))),
+            (n for n in names if terminology.is_read(terminology.tag_text(None, n), "medication")),
             names[0] if names else None,
         )
         if code is None and name is None:
             self.issue("error", "no-code", "The medication has neither a code nor a name.", key, "medication")
             return []
-        if not terminology.is_read(terminology.tag_text(code, name)):
+        if not terminology.is_read(terminology.tag_text(code, name), "medication"):
             shown = " / ".join(
                 [
                     *(f"{name!r}" for _ in [0] if name),

@@ -100,6 +100,15 @@ def _drug_key(code: Coding | None, name: str | None) -> str:
     return normalise_name(name) if name else f"{code.system}|{code.code}" if code else ""
 
 
+def _observation_item(observations: Sequence[Observation], path: str) -> tuple[Coding | None, str | None]:
+    """The code and name of the observation (or panel component) at ``path``."""
+    index = re.findall(r"\[(\d+)\]", path)
+    item: Any = observations[int(index[0])]
+    if len(index) > 1:
+        item = item.components[int(index[1])]
+    return item.code, item.name
+
+
 def _ingredient_key(terminology: Terminology, code: Coding | None, name: str | None) -> str:
     """One drug, one key: the ingredient when the value sets name exactly one, else the name or code.
 
@@ -144,6 +153,7 @@ class _Recognition:
     terminology: Terminology
     issues: list[DataQualityIssue]
     reported: set[tuple[str, str | None]]
+    _observations: dict[str, list[str]] = attrs.field(factory=dict)
 
     def _add(self, severity: str, code: str, message: str, path: str) -> None:
         self.issues.append(DataQualityIssue(severity=severity, code=code, message=message, path=path))  # type: ignore[arg-type]
@@ -158,7 +168,7 @@ class _Recognition:
     def condition(
         self, code: Coding | None, name: str | None, tags: list[str], active: bool, path: str
     ) -> None:
-        if self.terminology.is_read(tags):
+        if self.terminology.is_read(tags, "condition"):
             return
         what = f"Condition {_code_text(code, name)} is in no value set the rules read"
         named = self._named(code, name)
@@ -186,8 +196,9 @@ class _Recognition:
     ) -> None:
         if ("unmapped-medication", item_id) in self.reported:
             return
-        unread = self._unread_parts(name) if self.terminology.is_read(tags) else [name] if name else []
-        if self.terminology.is_read(tags) and not unread:
+        read = self.terminology.is_read(tags, "medication")
+        unread = self._unread_parts(name) if read else [name] if name else []
+        if read and not unread:
             return
         what = f"Medication {_code_text(code, name)} is in no value set the rules read"
         if unread and unread != [name]:
@@ -217,13 +228,13 @@ class _Recognition:
             p
             for p in parts
             if re.search(r"[A-Za-z]{4,}", p)
-            and not self.terminology.is_read(self.terminology.tag_text(None, p))
+            and not self.terminology.is_read(self.terminology.tag_text(None, p), "medication")
         ]
 
     def substance(
         self, code: Coding | None, name: str | None, tags: list[str], status: str, path: str
     ) -> None:
-        if self.terminology.is_read(tags):
+        if self.terminology.is_read(tags, "substance"):
             return
         what = f"Substance use {_code_text(code, name)} ({status}) is in no value set the rules read"
         severity = {"current": "error", "former": "warning"}.get(status, "info")
@@ -232,7 +243,7 @@ class _Recognition:
     def allergy(
         self, code: Coding | None, name: str | None, tags: list[str], active: bool, path: str
     ) -> None:
-        if self.terminology.is_read(tags):
+        if self.terminology.is_read(tags, "allergy"):
             return
         what = f"Allergy {_code_text(code, name)} is in no value set the rules read"
         self._add(
@@ -240,7 +251,7 @@ class _Recognition:
         )
 
     def trial(self, code: Coding | None, name: str | None, tags: list[str], path: str) -> None:
-        if self.terminology.is_read(tags):
+        if self.terminology.is_read(tags, "trial"):
             return
         self._add(
             "info",
@@ -250,15 +261,22 @@ class _Recognition:
             path,
         )
 
-    def observation(self, tags: list[str], label: str, path: str) -> None:
-        if self.terminology.is_read(tags):
+    def observation(self, code: Coding | None, name: str | None, tags: list[str], path: str) -> None:
+        """Remembered per kind (code or name): one entry per kind, with its count, at :meth:`finish`."""
+        if self.terminology.is_read(tags, "observation"):
             return
-        self._add(
-            "info",
-            "unrecognised-observation",
-            f"Observation {label!r} is in no value set the rules read.",
-            path,
-        )
+        self._observations.setdefault(_code_text(code, name), []).append(path)
+
+    def finish(self) -> None:
+        """Report the unread observations, one entry per kind."""
+        for what, paths in sorted(self._observations.items()):
+            times = f" ({len(paths)} readings)" if len(paths) > 1 else ""
+            self._add(
+                "info",
+                "unrecognised-observation",
+                f"Observation {what}{times} is in no value set the rules read.",
+                paths[0],
+            )
 
 
 def _age(record: PatientRecord, now: dt.datetime) -> int | None:
@@ -381,8 +399,9 @@ def build_facts(
         add(fact, f"substance use: {_describe(s.code, s.name)} ({s.status})", f"substance_use[{index}]")
 
     for fact, label, path in _observation_facts(record.observations, context, terminology):
-        seen.observation(fact["vs"], label, path)
+        seen.observation(*_observation_item(record.observations, path), fact["vs"], path)
         add(fact, label, path)
+    seen.finish()
 
     if context.order is not None:
         fact, label, ordered_mg = _order_fact(context.order, dose_inputs, terminology)

@@ -214,8 +214,9 @@ class ValueSet:
     Tablet [Valium]"``). ``synonyms`` are words that name the concept inside free text:
     an item nobody reads whose text holds one is reported as naming this concept.
     ``ingredients`` group the names of one ingredient (generic and brands), so that two
-    names of one drug count once. ``known`` marks a list of items ketacds recognises but
-    no rule needs ("known, no rule needs it"): read, never reported as unseen.
+    names of one drug count once. ``known`` (a fact type: ``medication``, ``condition``,
+    ...) marks a list of items of that type ketacds recognises but no rule needs ("known,
+    no rule needs it"): read, never reported as unseen.
     """
 
     id: str
@@ -229,7 +230,7 @@ class ValueSet:
     ranges: tuple[CodeRange, ...] = ()
     synonyms: tuple[str, ...] = ()
     ingredients: tuple[Ingredient, ...] = ()
-    known: bool = False
+    known: str | None = None
 
 
 @attrs.frozen

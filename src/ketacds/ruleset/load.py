@@ -475,7 +475,7 @@ def _valueset(doc: _Doc, path: Path) -> ValueSet:
         ranges=ranges(),
         synonyms=tuple(sorted({n.strip().lower() for n in d.get("synonyms", [])})),
         ingredients=ingredients,
-        known=bool(d.get("known", False)),
+        known=d.get("known"),
     )
 
 

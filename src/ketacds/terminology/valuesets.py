@@ -23,11 +23,11 @@ fact building can report every item that is neither.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from ketacds.models.inputs import Coding
 from ketacds.ruleset.ir import RuleSet, ValueSet
-from ketacds.ruleset.plan import valuesets_read
+from ketacds.ruleset.plan import alternatives, valuesets_read
 
 __all__ = [
     "TAG_CACHE_SIZE",
@@ -72,7 +72,12 @@ class Terminology:
     every value set counts as read (a bare terminology knows no rules).
     """
 
-    def __init__(self, valuesets: Iterable[ValueSet], read: Iterable[str] | None = None) -> None:
+    def __init__(
+        self,
+        valuesets: Iterable[ValueSet],
+        read: Iterable[str] | None = None,
+        read_by: Mapping[str, Iterable[str]] | None = None,
+    ) -> None:
         self._codes: dict[tuple[str, str], set[str]] = {}
         self._prefixes: dict[str, list[tuple[str, str]]] = {}
         self._ranges: dict[str, list[tuple[str, str, str]]] = {}
@@ -88,6 +93,17 @@ class Terminology:
         self.ids: frozenset[str] = frozenset(self.titles)
         self.known: frozenset[str] = frozenset(vs.id for vs in valuesets if vs.known)
         self.read: frozenset[str] = frozenset(read) if read is not None else self.ids
+        # Per fact type: the value sets rules read on it, plus the ``known`` lists for it.
+        self._read_by: dict[str, frozenset[str]] | None = None
+        if read_by is not None:
+            known_by: dict[str, set[str]] = {}
+            for vs in valuesets:
+                if vs.known:
+                    known_by.setdefault(vs.known, set()).add(vs.id)
+            kinds = set(read_by) | set(known_by)
+            self._read_by = {
+                kind: frozenset(read_by.get(kind, ())) | frozenset(known_by.get(kind, ())) for kind in kinds
+            }
         for vs in valuesets:
             for code in vs.codes:
                 if code.code.endswith("*"):
@@ -179,8 +195,15 @@ class Terminology:
 
     # -- what is seen --------------------------------------------------------------
 
-    def is_read(self, tags: Iterable[str]) -> bool:
-        """Whether an item with these tags is seen: in a value set a rule reads, or a ``known`` list."""
+    def is_read(self, tags: Iterable[str], fact: str | None = None) -> bool:
+        """Whether an item with these tags is seen: in a value set a rule reads, or a ``known`` list.
+
+        With ``fact`` (``"medication"``, ``"condition"``, ...), only the value sets rules read
+        on facts of that type, and the ``known`` lists for it, count.
+        """
+        if fact is not None and self._read_by is not None:
+            seen = self._read_by.get(fact, frozenset())
+            return any(t in seen for t in tags)
         return any(t in self.read or t in self.known for t in tags)
 
     def ingredients(self, code: Coding | None, name: str | None) -> tuple[str, ...]:
@@ -208,6 +231,26 @@ def read_valuesets(ruleset: RuleSet) -> frozenset[str]:
     return frozenset(read)
 
 
+def read_valuesets_by_fact(ruleset: RuleSet) -> dict[str, frozenset[str]]:
+    """For each fact type, the value sets some rule tests on a fact of that type (or a table reads).
+
+    A medication tagged only with a value set the rules read on *conditions* (its text
+    happens to hold "mi" or "migraine") is not read: membership counts per fact type.
+    """
+    read: dict[str, set[str]] = {}
+    for rule in ruleset.rules:
+        for alternative in alternatives(rule):
+            for pattern in (*alternative.positive, *alternative.absent):
+                for test in pattern.tests:
+                    if test.op == "member" and isinstance(test.value, tuple):
+                        read.setdefault(pattern.fact, set()).update(str(vs) for vs in test.value)
+    for table in ruleset.tables:
+        read.setdefault(table.fact, set()).update(entry.valueset for entry in table.entries)
+    return {fact: frozenset(ids) for fact, ids in read.items()}
+
+
 def terminology_for(ruleset: RuleSet) -> Terminology:
-    """The terminology of a ruleset, knowing which of its value sets the rules read."""
-    return Terminology(ruleset.valuesets, read=read_valuesets(ruleset))
+    """The terminology of a ruleset, knowing which of its value sets the rules read, per fact type."""
+    return Terminology(
+        ruleset.valuesets, read=read_valuesets(ruleset), read_by=read_valuesets_by_fact(ruleset)
+    )
