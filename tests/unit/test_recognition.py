@@ -27,17 +27,17 @@ def facts_of(engine, kind, **items):
 @pytest.mark.parametrize(
     ("medication", "expected"),
     [
-        ({"name": "examplamab 10 mg"}, [("error", "unrecognised-medication", "medications[0]")]),
+        ({"name": "examplamab 10 mg"}, [("error", "unrecognised-medication", "medications")]),
         (
             {"name": "examplamab", "status": "stopped"},
-            [("info", "unrecognised-medication", "medications[0]")],
+            [("info", "unrecognised-medication", "medications")],
         ),
         ({"name": "clonazepam tablet 2 mg bid"}, []),  # read by its words
         ({"name": "Paracetamol 500 mg"}, []),  # known, no rule needs it
         ({"name": "amlodipine 5 mg"}, []),  # a known antihypertensive (a rule reads it)
         (
             {"name": "Acetaminophen 325 MG / Examplamab 5 MG Oral Tablet"},
-            [("error", "unrecognised-medication", "medications[0]")],
+            [("error", "unrecognised-medication", "medications")],
         ),
         ({"name": "Acetaminophen 325 MG / oxyCODONE Hydrochloride 5 MG Oral Tablet"}, []),
     ],
@@ -61,16 +61,16 @@ def test_the_message_names_the_item(engine):
         ({"code": {"system": "snomed", "code": "401314000"}}, []),  # NSTEMI: read
         (
             {"code": {"system": "snomed", "code": "999999999", "display": "Old NSTEMI"}},
-            [("error", "unrecognised-condition", "conditions[0]")],
+            [("error", "unrecognised-condition", "conditions")],
         ),
         (
             {"name": "thoracic aortic aneurysm repaired 2010"},
-            [("error", "unrecognised-condition", "conditions[0]")],
+            [("error", "unrecognised-condition", "conditions")],
         ),
-        ({"name": "ingrown toenail"}, [("warning", "unrecognised-condition", "conditions[0]")]),
+        ({"name": "ingrown toenail"}, [("warning", "unrecognised-condition", "conditions")]),
         (
             {"name": "ingrown toenail", "clinical_status": "resolved"},
-            [("info", "unrecognised-condition", "conditions[0]")],
+            [("info", "unrecognised-condition", "conditions")],
         ),
         ({"code": {"system": "snomed", "code": "271737000"}}, []),  # anaemia: known, no rule needs it
     ],
@@ -86,11 +86,11 @@ def test_conditions(engine, condition, expected):
         ({"name": "cocaine", "status": "current"}, []),  # in substances-of-misuse; see below
         (
             {"name": "khat chewing", "status": "current"},
-            [("error", "unrecognised-substance", "substance_use[0]")],
+            [("error", "unrecognised-substance", "substance_use")],
         ),
         (
             {"name": "khat chewing", "status": "former"},
-            [("warning", "unrecognised-substance", "substance_use[0]")],
+            [("warning", "unrecognised-substance", "substance_use")],
         ),
         ({"name": "alcohol", "status": "current"}, []),
     ],
@@ -100,7 +100,7 @@ def test_substances(engine, use, expected):
     found = quality(engine, substance_use=[use])
     if use["name"] == "cocaine" and not engine.terminology.is_read(("substances-of-misuse",)):
         # Until a rule reads substances-of-misuse, current cocaine use is reported, never silent.
-        expected = [("error", "unrecognised-substance", "substance_use[0]")]
+        expected = [("error", "unrecognised-substance", "substance_use")]
     assert expected == found
 
 
@@ -124,25 +124,37 @@ def test_trials_count_distinct_ingredients(engine):
     assert ["ingredient:escitalopram", "ingredient:sertraline", "ingredient:sertraline"] == sorted(
         t["drug"] for t in trials
     )
-    assert [("info", "unrecognised-trial", "trials[0]")] == quality(
+    assert [("info", "unrecognised-trial", "trials")] == quality(
         engine, trials=[{"name": "CBT", "response": "none"}]
     )
 
 
 def test_a_medication_is_not_read_by_a_condition_value_set(engine):
     """Membership counts per fact type: 'Migraine relief' names a known condition, not a medication."""
-    assert [("error", "unrecognised-medication", "medications[0]")] == quality(
+    assert [("error", "unrecognised-medication", "medications")] == quality(
         engine, medications=[{"name": "Migraine relief 10 mg"}]
     )
 
 
 def test_allergies_and_observations_are_listed(engine):
     """An unread active allergy is a warning; an unread observation is info."""
-    assert [("warning", "unrecognised-allergy", "allergies[0]")] == quality(
+    assert [("warning", "unrecognised-allergy", "allergies")] == quality(
         engine, allergies=[{"name": "shellfish"}]
     )
     assert [] == quality(engine, allergies=[{"name": "ketamine hydrochloride"}])
     assert [] == quality(engine, observations=[{"name": "heart rate", "value": 70, "unit": "/min"}])  # known
-    assert [("info", "unrecognised-observation", "observations[0]")] == quality(
+    assert [("info", "unrecognised-observation", "observations")] == quality(
         engine, observations=[{"name": "waist circumference", "value": 90, "unit": "cm"}]
     )
+
+
+def test_an_entry_names_its_item_not_its_position(engine):
+    """The entry names the item by its id (given or from its content), so order never matters."""
+    items = [{"name": "examplamab"}, {"id": "m2", "name": "otheramab"}]
+    first = load_record({"patient": {"age_years": 40}, "medications": items})
+    second = load_record({"patient": {"age_years": 40}, "medications": items[::-1]})
+    issues = engine.facts(first, CONTEXT).quality
+
+    assert sorted(issues, key=repr) == sorted(engine.facts(second, CONTEXT).quality, key=repr)
+    assert {"Medication/m2"} < {i.resource for i in issues}
+    assert all(i.path == "medications" for i in issues)

@@ -130,6 +130,15 @@ def _code_text(code: Coding | None, name: str | None) -> str:
     return " / ".join(parts) or "(no code or name)"
 
 
+# The resource type named in a data-quality entry, per fact type.
+_RESOURCE_KINDS = {
+    "condition": "Condition",
+    "medication": "Medication",
+    "trial": "AntidepressantTrial",
+    "allergy": "Allergy",
+    "substance": "SubstanceUse",
+}
+
 _SYSTEM_NAMES = {
     "http://snomed.info/sct": "SNOMED CT",
     "http://hl7.org/fhir/sid/icd-10-cm": "ICD-10-CM",
@@ -153,10 +162,22 @@ class _Recognition:
     terminology: Terminology
     issues: list[DataQualityIssue]
     reported: set[tuple[str, str | None]]
-    _observations: dict[str, list[str]] = attrs.field(factory=dict)
+    _observations: dict[str, int] = attrs.field(factory=dict)
 
-    def _add(self, severity: str, code: str, message: str, path: str) -> None:
-        self.issues.append(DataQualityIssue(severity=severity, code=code, message=message, path=path))  # type: ignore[arg-type]
+    def _add(self, severity: str, code: str, message: str, where: tuple[str, str] | str) -> None:
+        """Report one issue; ``where`` is (fact id, input list), or an input list alone.
+
+        The item is named by its id, never by its position, so that permuting an input list
+        never changes the Assessment.
+        """
+        resource = None
+        if isinstance(where, tuple):
+            fact_id, where = where
+            kind, own = fact_id.split(":", 1)
+            resource = own if "/" in own else f"{_RESOURCE_KINDS[kind]}/{own}"
+        self.issues.append(
+            DataQualityIssue(severity=severity, code=code, message=message, resource=resource, path=where)  # type: ignore[arg-type]
+        )
 
     def _named(self, code: Coding | None, name: str | None) -> tuple[str, ...]:
         text = " ".join(t for t in (name, code.display if code else None) if t)
@@ -166,7 +187,7 @@ class _Recognition:
         return ", ".join(self.terminology.titles.get(i, i) for i in ids)
 
     def condition(
-        self, code: Coding | None, name: str | None, tags: list[str], active: bool, path: str
+        self, code: Coding | None, name: str | None, tags: list[str], active: bool, where: tuple[str, str]
     ) -> None:
         if self.terminology.is_read(tags, "condition"):
             return
@@ -178,12 +199,12 @@ class _Recognition:
                 "unrecognised-condition",
                 f"{what}, but its text names {self._concepts(named)}: it may be a contraindication the rules "
                 "cannot see.",
-                path,
+                where,
             )
         elif active:
-            self._add("warning", "unrecognised-condition", f"{what}; no rule assessed it.", path)
+            self._add("warning", "unrecognised-condition", f"{what}; no rule assessed it.", where)
         else:
-            self._add("info", "unrecognised-condition", f"{what} (not active).", path)
+            self._add("info", "unrecognised-condition", f"{what} (not active).", where)
 
     def medication(
         self,
@@ -192,7 +213,7 @@ class _Recognition:
         item_id: str | None,
         tags: list[str],
         active: bool,
-        path: str,
+        where: tuple[str, str],
     ) -> None:
         if ("unmapped-medication", item_id) in self.reported:
             return
@@ -209,10 +230,10 @@ class _Recognition:
                 "error",
                 "unrecognised-medication",
                 f"{what}, so its interactions are unknown.",
-                path,
+                where,
             )
         else:
-            self._add("info", "unrecognised-medication", f"{what} (not active).", path)
+            self._add("info", "unrecognised-medication", f"{what} (not active).", where)
 
     def _unread_parts(self, name: str | None) -> list[str]:
         """The ingredients of a combination name (``A / B``) that nothing reads.
@@ -232,25 +253,25 @@ class _Recognition:
         ]
 
     def substance(
-        self, code: Coding | None, name: str | None, tags: list[str], status: str, path: str
+        self, code: Coding | None, name: str | None, tags: list[str], status: str, where: tuple[str, str]
     ) -> None:
         if self.terminology.is_read(tags, "substance"):
             return
         what = f"Substance use {_code_text(code, name)} ({status}) is in no value set the rules read"
         severity = {"current": "error", "former": "warning"}.get(status, "info")
-        self._add(severity, "unrecognised-substance", f"{what}; no rule assessed it.", path)
+        self._add(severity, "unrecognised-substance", f"{what}; no rule assessed it.", where)
 
     def allergy(
-        self, code: Coding | None, name: str | None, tags: list[str], active: bool, path: str
+        self, code: Coding | None, name: str | None, tags: list[str], active: bool, where: tuple[str, str]
     ) -> None:
         if self.terminology.is_read(tags, "allergy"):
             return
         what = f"Allergy {_code_text(code, name)} is in no value set the rules read"
         self._add(
-            "warning" if active else "info", "unrecognised-allergy", f"{what}; no rule assessed it.", path
+            "warning" if active else "info", "unrecognised-allergy", f"{what}; no rule assessed it.", where
         )
 
-    def trial(self, code: Coding | None, name: str | None, tags: list[str], path: str) -> None:
+    def trial(self, code: Coding | None, name: str | None, tags: list[str], where: tuple[str, str]) -> None:
         if self.terminology.is_read(tags, "trial"):
             return
         self._add(
@@ -258,24 +279,24 @@ class _Recognition:
             "unrecognised-trial",
             f"Treatment trial {_code_text(code, name)} is not an antidepressant the rules know; "
             "it is not counted.",
-            path,
+            where,
         )
 
-    def observation(self, code: Coding | None, name: str | None, tags: list[str], path: str) -> None:
+    def observation(self, code: Coding | None, name: str | None, tags: list[str]) -> None:
         """Remembered per kind (code or name): one entry per kind, with its count, at :meth:`finish`."""
         if self.terminology.is_read(tags, "observation"):
             return
-        self._observations.setdefault(_code_text(code, name), []).append(path)
+        self._observations[_code_text(code, name)] = self._observations.get(_code_text(code, name), 0) + 1
 
     def finish(self) -> None:
         """Report the unread observations, one entry per kind."""
-        for what, paths in sorted(self._observations.items()):
-            times = f" ({len(paths)} readings)" if len(paths) > 1 else ""
+        for what, count in sorted(self._observations.items()):
+            times = f" ({count} readings)" if count > 1 else ""
             self._add(
                 "info",
                 "unrecognised-observation",
                 f"Observation {what}{times} is in no value set the rules read.",
-                paths[0],
+                "observations",
             )
 
 
@@ -347,14 +368,14 @@ def build_facts(
             "clinical_status": c.clinical_status,
             "active": c.clinical_status in _ACTIVE_CONDITION,
         }
-        seen.condition(c.code, c.name, fact["vs"], fact["active"], f"conditions[{index}]")
+        seen.condition(c.code, c.name, fact["vs"], fact["active"], (fact["id"], "conditions"))
         if c.onset is not None:
             fact["onset_days_ago"] = (context.now.date() - c.onset).days
         add(fact, f"{_describe(c.code, c.name)} ({c.clinical_status})", f"conditions[{index}]")
 
     for index, m in enumerate(record.medications):
         fact, label = _medication_fact(m, terminology, f"medications[{index}]")
-        seen.medication(m.code, m.name, m.id, fact["vs"], fact["active"], f"medications[{index}]")
+        seen.medication(m.code, m.name, m.id, fact["vs"], fact["active"], (fact["id"], "medications"))
         add(fact, label, f"medications[{index}]")
 
     for index, t in enumerate(record.trials):
@@ -375,7 +396,7 @@ def build_facts(
             fact["adequate_dose"] = t.adequate_dose
         weeks = f", {t.weeks} weeks" if t.weeks is not None else ""
         label = f"{_describe(t.code, t.name)} trial ({t.episode} episode{weeks}, response {t.response})"
-        seen.trial(t.code, t.name, fact["vs"], path)
+        seen.trial(t.code, t.name, fact["vs"], (fact["id"], "trials"))
         add(fact, label, path)
 
     for index, a in enumerate(record.allergies):
@@ -385,7 +406,7 @@ def build_facts(
             "vs": list(terminology.tag_text(a.code, a.name)),
             "active": a.status == "active",
         }
-        seen.allergy(a.code, a.name, fact["vs"], fact["active"], f"allergies[{index}]")
+        seen.allergy(a.code, a.name, fact["vs"], fact["active"], (fact["id"], "allergies"))
         add(fact, f"allergy: {_describe(a.code, a.name)} ({a.status})", f"allergies[{index}]")
 
     for index, s in enumerate(record.substance_use):
@@ -395,11 +416,11 @@ def build_facts(
             "vs": list(terminology.tag_text(s.code, s.name)),
             "status": s.status,
         }
-        seen.substance(s.code, s.name, fact["vs"], s.status, f"substance_use[{index}]")
+        seen.substance(s.code, s.name, fact["vs"], s.status, (fact["id"], "substance_use"))
         add(fact, f"substance use: {_describe(s.code, s.name)} ({s.status})", f"substance_use[{index}]")
 
     for fact, label, path in _observation_facts(record.observations, context, terminology):
-        seen.observation(*_observation_item(record.observations, path), fact["vs"], path)
+        seen.observation(*_observation_item(record.observations, path), fact["vs"])
         add(fact, label, path)
     seen.finish()
 
