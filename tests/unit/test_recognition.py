@@ -4,10 +4,12 @@ read by a value set a rule reads (or a ``known`` list), or reported in data qual
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 
 import pytest
 
 from ketacds import Context, load_record
+from ketacds.models.inputs import Order
 
 NOW = dt.datetime(2026, 11, 21, 9, 0, tzinfo=dt.UTC)
 CONTEXT = Context(route="esketamine-nasal", jurisdiction="US", now=NOW)
@@ -158,3 +160,19 @@ def test_an_entry_names_its_item_not_its_position(engine):
     assert sorted(issues, key=repr) == sorted(engine.facts(second, CONTEXT).quality, key=repr)
     assert {"Medication/m2"} < {i.resource for i in issues}
     assert all(i.path == "medications" for i in issues)
+
+
+def test_an_order_for_a_drug_nobody_reads_is_an_error(engine):
+    """An ordered drug the order rules cannot read is loud: its dose would go unchecked."""
+    record = load_record({"patient": {"age_years": 40}})
+    for name, expected in [
+        ("Ketamine hydrochloride 50 MG/ML Injectable Solution", []),
+        ("examplamine 50 mg", [("error", "unrecognised-order", "context.order")]),
+    ]:
+        context = Context(
+            route="ketamine-iv",
+            jurisdiction="US",
+            now=NOW,
+            order=Order(name=name, dose=Decimal(35), unit="mg"),
+        )
+        assert expected == [(i.severity, i.code, i.path) for i in engine.facts(record, context).quality]

@@ -137,6 +137,7 @@ _RESOURCE_KINDS = {
     "trial": "AntidepressantTrial",
     "allergy": "Allergy",
     "substance": "SubstanceUse",
+    "order": "Order",
 }
 
 _SYSTEM_NAMES = {
@@ -279,6 +280,17 @@ class _Recognition:
             "unrecognised-trial",
             f"Treatment trial {_code_text(code, name)} is not an antidepressant the rules know; "
             "it is not counted.",
+            where,
+        )
+
+    def order(self, code: Coding | None, name: str | None, tags: list[str], where: tuple[str, str]) -> None:
+        if self.terminology.is_read(tags, "order"):
+            return
+        self._add(
+            "error",
+            "unrecognised-order",
+            f"The ordered drug {_code_text(code, name)} is in no value set the order rules read, "
+            "so its dose is not checked.",
             where,
         )
 
@@ -426,6 +438,7 @@ def build_facts(
 
     if context.order is not None:
         fact, label, ordered_mg = _order_fact(context.order, dose_inputs, terminology)
+        seen.order(context.order.code, context.order.name, fact["vs"], (fact["id"], "context.order"))
         add(fact, label, "context.order")
         dose_inputs = attrs.evolve(dose_inputs, ordered_mg=ordered_mg)
     plan_fact = _plan_fact(context, dose_inputs)
@@ -530,7 +543,7 @@ def _order_fact(
     fact: Fact = {
         "t": "order",
         "id": _fact_id("order", order),
-        "vs": list(terminology.tag(order.code, order.name)),
+        "vs": list(terminology.tag_text(order.code, order.name)),
         "drug": _drug_key(order.code, order.name),
     }
     parts = [f"ordered: {_describe(order.code, order.name)}"]
