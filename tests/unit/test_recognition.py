@@ -176,3 +176,83 @@ def test_an_order_for_a_drug_nobody_reads_is_an_error(engine):
             order=Order(name=name, dose=Decimal(35), unit="mg"),
         )
         assert expected == [(i.severity, i.code, i.path) for i in engine.facts(record, context).quality]
+
+
+# -- through the FHIR reader ------------------------------------------------------------
+
+_PATIENT = {"resourceType": "Patient", "id": "p1", "birthDate": "1980-05-01", "gender": "female"}
+_SUBJECT = {"reference": "Patient/p1"}
+
+
+def _med(display: str, code: str = "999999991") -> dict:
+    return {
+        "resourceType": "MedicationRequest",
+        "id": "m1",
+        "status": "active",
+        "intent": "order",
+        "subject": _SUBJECT,
+        "medicationCodeableConcept": {
+            "coding": [
+                {"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": code, "display": display}
+            ],
+            "text": display,
+        },
+    }
+
+
+@pytest.mark.parametrize(
+    ("display", "valueset"),
+    [
+        ("Clonazepam [Klonopin]", "benzodiazepines"),
+        ("Diazepam [Valium]", "benzodiazepines"),
+        ("Oxycodone Hydrochloride 5 MG Oral Tablet", "opioids"),
+        ("amlodipine 5 MG Oral Tablet", "antihypertensives"),
+        ("Verapamil Hydrochloride 80 MG Oral Tablet", "antihypertensives"),
+        ("Warfarin Sodium 5 MG Oral Tablet", "known-medications-no-rule"),
+        ("Digoxin 0.125 MG Oral Tablet", "known-medications-no-rule"),
+        ("Clopidogrel 75 MG Oral Tablet", "cyp2b6-inhibitors"),
+    ],
+)
+def test_synthea_style_medications_are_read_by_name(engine, display, valueset):
+    """Products missing from the RxNorm table are read by the words of their display (issue 14)."""
+    from ketacds.adapters.fhir import read_resources
+
+    record = read_resources([_PATIENT, _med(display)], terminology=engine.terminology)
+    facts = engine.facts(record, CONTEXT)
+    (medication,) = [f for f in facts.facts if f["t"] == "medication"]
+
+    assert valueset in medication["vs"]
+    assert not [i for i in (*record.data_quality, *facts.quality) if i.severity == "error"]
+
+
+def test_an_unknown_fhir_medication_is_one_error_naming_it(engine):
+    """From FHIR, the reader's unmapped-medication names the product; fact building adds no duplicate."""
+    from ketacds.adapters.fhir import read_resources
+
+    record = read_resources([_PATIENT, _med("Examplamab 10 MG Oral Tablet")], terminology=engine.terminology)
+    facts = engine.facts(record, CONTEXT)
+    errors = [i for i in (*record.data_quality, *facts.quality) if i.severity == "error"]
+
+    assert ["unmapped-medication"] == [i.code for i in errors]
+    assert "Examplamab 10 MG Oral Tablet" in errors[0].message
+    assert "RxNorm 999999991" in errors[0].message
+
+
+def test_a_fhir_nstemi_four_weeks_ago_contraindicates_eu_esketamine(engine):
+    """A SNOMED CT NSTEMI condition in a FHIR record, 4 weeks before: KCDS-CI-009 (EU)."""
+    from ketacds.adapters.fhir import read_resources
+
+    condition = {
+        "resourceType": "Condition",
+        "id": "c1",
+        "clinicalStatus": {"coding": [{"code": "active"}]},
+        "verificationStatus": {"coding": [{"code": "confirmed"}]},
+        "code": {"coding": [{"system": "http://snomed.info/sct", "code": "401314000"}]},
+        "onsetDateTime": "2026-10-24",
+        "subject": _SUBJECT,
+    }
+    record = read_resources([_PATIENT, condition], terminology=engine.terminology)
+    result = engine.assess(record, Context(route="esketamine-nasal", jurisdiction="EU", now=NOW))
+
+    assert "contraindicated" == result.status
+    assert "KCDS-CI-009" in {f.rule_id for f in result.findings}
