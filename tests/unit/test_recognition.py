@@ -256,3 +256,30 @@ def test_a_fhir_nstemi_four_weeks_ago_contraindicates_eu_esketamine(engine):
 
     assert "contraindicated" == result.status
     assert "KCDS-CI-009" in {f.rule_id for f in result.findings}
+
+
+def test_a_fhir_condition_coded_twice_is_seen_when_one_code_is_read(engine):
+    """ICD-10-CM F33.2 beside a SNOMED CT code no value set lists: one condition, read, not reported."""
+    from ketacds.adapters.fhir import read_resources
+
+    condition = {
+        "resourceType": "Condition",
+        "id": "c1",
+        "clinicalStatus": {"coding": [{"code": "active"}]},
+        "verificationStatus": {"coding": [{"code": "confirmed"}]},
+        "code": {
+            "coding": [
+                {"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": "F33.2"},
+                {
+                    "system": "http://snomed.info/sct",
+                    "code": "999999999",
+                    "display": "Recurrent major depression",
+                },
+            ]
+        },
+        "subject": _SUBJECT,
+    }
+    record = read_resources([_PATIENT, condition], terminology=engine.terminology)
+
+    assert 2 == len(record.conditions)
+    assert [] == [i for i in engine.facts(record, CONTEXT).quality if i.code == "unrecognised-condition"]

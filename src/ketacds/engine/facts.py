@@ -372,6 +372,14 @@ def build_facts(
     reported = {(i.code, i.resource) for i in record.data_quality}
     seen = _Recognition(terminology, issues, reported)
 
+    # One source item read as several (a FHIR Condition coded in two systems: ids ``key#0``,
+    # ``key#1``) is seen when any of its codes is read.
+    read_sources = {
+        c.id.split("#", 1)[0]
+        for c in record.conditions
+        if c.id and "#" in c.id and terminology.is_read(terminology.tag(c.code, c.name), "condition")
+    }
+
     for index, c in enumerate(record.conditions):
         fact: Fact = {
             "t": "condition",
@@ -380,7 +388,8 @@ def build_facts(
             "clinical_status": c.clinical_status,
             "active": c.clinical_status in _ACTIVE_CONDITION,
         }
-        seen.condition(c.code, c.name, fact["vs"], fact["active"], (fact["id"], "conditions"))
+        if not (c.id and "#" in c.id and c.id.split("#", 1)[0] in read_sources):
+            seen.condition(c.code, c.name, fact["vs"], fact["active"], (fact["id"], "conditions"))
         if c.onset is not None:
             fact["onset_days_ago"] = (context.now.date() - c.onset).days
         add(fact, f"{_describe(c.code, c.name)} ({c.clinical_status})", f"conditions[{index}]")
