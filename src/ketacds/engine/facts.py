@@ -427,7 +427,13 @@ def build_facts(
             "vs": list(terminology.tag_text(a.code, a.name)),
             "active": a.status == "active",
         }
-        seen.allergy(a.code, a.name, fact["vs"], fact["active"], (fact["id"], "allergies"))
+        siblings = [
+            b
+            for b in record.allergies
+            if a.id and "#" in a.id and b.id and b.id.split("#")[0] == a.id.split("#")[0]
+        ]
+        if not any(terminology.is_read(terminology.tag_text(b.code, b.name), "allergy") for b in siblings):
+            seen.allergy(a.code, a.name, fact["vs"], fact["active"], (fact["id"], "allergies"))
         add(fact, f"allergy: {_describe(a.code, a.name)} ({a.status})", f"allergies[{index}]")
 
     for index, s in enumerate(record.substance_use):
