@@ -283,3 +283,25 @@ def test_a_fhir_condition_coded_twice_is_seen_when_one_code_is_read(engine):
 
     assert 2 == len(record.conditions)
     assert [] == [i for i in engine.facts(record, CONTEXT).quality if i.code == "unrecognised-condition"]
+
+
+@pytest.mark.parametrize(
+    ("ends", "message"),
+    [
+        ('from: "I22"\n    to: "I21"', "run upwards"),
+        ('from: "I21"\n    to: "I22.9"', "same length"),
+    ],
+)
+def test_a_malformed_range_is_refused_with_its_line(tmp_path, ends, message):
+    """A code range whose ends are reversed or of different lengths is a RulesetError naming the file."""
+    from ketacds import load_ruleset
+    from ketacds.errors import RulesetError
+    from rulesets_fixtures import copy_rules
+
+    rules = copy_rules(tmp_path)
+    path = rules / "valuesets" / "acute-cardiovascular-events.yaml"
+    text = path.read_text()
+    path.write_text(text.replace('from: "I21"\n    to: "I22"', ends, 1))
+    with pytest.raises(RulesetError, match=message) as raised:
+        load_ruleset(rules)
+    assert "acute-cardiovascular-events.yaml" in str(raised.value)
