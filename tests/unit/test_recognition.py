@@ -42,6 +42,9 @@ def facts_of(engine, kind, **items):
             [("error", "unrecognised-medication", "medications")],
         ),
         ({"name": "Acetaminophen 325 MG / oxyCODONE Hydrochloride 5 MG Oral Tablet"}, []),
+        ({"name": "Examplamab and acetaminophen"}, [("error", "unrecognised-medication", "medications")]),
+        ({"name": "tramadol + paracetamol"}, []),
+        ({"name": "insulin human, isophane 70 UNT/ML / Regular Insulin, Human 30 UNT/ML"}, []),
     ],
 )
 def test_medications(engine, medication, expected):

@@ -130,6 +130,9 @@ def _code_text(code: Coding | None, name: str | None) -> str:
     return " / ".join(parts) or "(no code or name)"
 
 
+# Separators between the ingredients of a combination product's name.
+_COMBINATION = re.compile(r"\s*/\s*|\s+and\s+|\s*\+\s*|\s*&\s*", re.IGNORECASE)
+
 # The resource type named in a data-quality entry, per fact type.
 _RESOURCE_KINDS = {
     "condition": "Condition",
@@ -237,15 +240,15 @@ class _Recognition:
             self._add("info", "unrecognised-medication", f"{what} (not active).", where)
 
     def _unread_parts(self, name: str | None) -> list[str]:
-        """The ingredients of a combination name (``A / B``) that nothing reads.
+        """The ingredients of a combination name (``A / B``, ``A and B``, ``A + B``) that nothing reads.
 
         A known or read ingredient never vouches for the others: in
         ``"Acetaminophen / Newdrug 5 MG"`` the unknown part is still unseen. A part with
         no word of four letters or more (a unit such as ``ML``) is not an ingredient.
         """
-        if not name or "/" not in name:
+        parts = [p.strip() for p in _COMBINATION.split(name or "")]
+        if len(parts) < 2:
             return []
-        parts = [p.strip() for p in name.split("/")]
         return [
             p
             for p in parts
