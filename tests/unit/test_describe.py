@@ -33,7 +33,7 @@ def said(words: Describer, condition) -> str:
                 (T("vs", "member", ("aneurysmal-vascular-disease",)), T("active", "eq", True)),
             ),
             "an active condition in the value set Aneurysmal vascular disease"
-            " (7 codes, 2 code prefixes, 7 names)",
+            " (18 codes, 2 code prefixes, 7 names)",
         ),
         (
             Pattern("patient", (T("age_years", "lt", 18),)),

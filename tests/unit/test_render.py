@@ -79,7 +79,7 @@ def test_a_rule_card_says_everything_an_auditor_signs(files):
     assert (
         "**When** an active condition in the value set [*Aneurysmal vascular disease*]"
         "(valuesets/aneurysmal-vascular-disease.md#vs-aneurysmal-vascular-disease)"
-        " (7 codes, 2 code prefixes, 7 names)"
+        " (18 codes, 2 code prefixes, 7 names)"
     ) in card
     assert "management: Do not give esketamine." in card
     assert "**Rationale** Esketamine raises blood pressure" in card

@@ -76,7 +76,7 @@ from ketacds.models.load import load_context
 from ketacds.models.quality import DataQualityIssue, QualitySeverity
 from ketacds.ruleset.load import load_ruleset
 from ketacds.terminology.mapping import FhirMapping, Ingredient, PlannedRoute, load_fhir_mapping
-from ketacds.terminology.valuesets import Terminology
+from ketacds.terminology.valuesets import Terminology, terminology_for
 
 __all__ = [
     "VALIDATION_CACHE_SIZE",
@@ -284,7 +284,7 @@ class DraftOrders:
 
 @cache
 def _bundled_terminology() -> Terminology:
-    return Terminology(load_ruleset().valuesets)
+    return terminology_for(load_ruleset())
 
 
 def bundle_resources(bundle: Resource) -> list[tuple[str | None, Any]]:
@@ -1059,18 +1059,29 @@ class _Reader:
             if _known_system(cast(str, c.system))
         ]
         names = [n for n in [text, *(c.display for c in codings)] if n]
-        tagged = [c for c in known if self.terminology.tag(c, None)]
+        terminology = self.terminology
+        tagged = [c for c in known if terminology.is_read(terminology.tag(c, None), "medication")]
         code = tagged[0] if tagged else (known[0] if known else None)
-        name = next((n for n in names if self.terminology.tag(None, n)), names[0] if names else None)
+        # A name is read as its words: "Diazepam 5 MG Oral Tablet [Valium]" names diazepam.
+        name = next(
+            (n for n in names if terminology.is_read(terminology.tag_text(None, n), "medication")),
+            names[0] if names else None,
+        )
         if code is None and name is None:
             self.issue("error", "no-code", "The medication has neither a code nor a name.", key, "medication")
             return []
-        if not self.terminology.tag(code, name):
+        if not terminology.is_read(terminology.tag_text(code, name), "medication"):
+            shown = " / ".join(
+                [
+                    *(f"{name!r}" for _ in [0] if name),
+                    *(f"RxNorm {c.code}" for c in known if c.system == _RXNORM),
+                ]
+            )
             self.issue(
                 "error" if current else "warning",
                 "unmapped-medication",
-                "The medication is not in the product table and no value set knows it, so its ingredients "
-                "(and any interaction) are unknown.",
+                f"The medication {shown or '(unnamed)'} is not in the product table and no value set the "
+                "rules read knows it, so its ingredients (and any interaction) are unknown.",
                 key,
                 "medication",
             )

@@ -26,7 +26,7 @@ from ketacds.ruleset import scope
 from ketacds.ruleset.ir import Rule, RuleSet
 from ketacds.ruleset.load import load_ruleset
 from ketacds.ruleset.plan import stratify
-from ketacds.terminology.valuesets import Terminology
+from ketacds.terminology.valuesets import terminology_for
 
 __all__ = ["REFERENCE_ENGINE_NAME", "Engine", "assess"]
 
@@ -80,7 +80,7 @@ class Engine:
                 f"the rules have digest {self.digest}, not the pinned {expected_digest}; "
                 f"refusing to start (ruleset {self.ruleset.name} {self.ruleset.version})"
             )
-        self.terminology = Terminology(self.ruleset.valuesets)
+        self.terminology = terminology_for(self.ruleset)
         self.strata = stratify(self.ruleset.rules)
         self._programs: dict[tuple[str, str], DurableProgram] = {}
         self._scoped: dict[tuple[str, str], tuple[Rule, ...]] = {}

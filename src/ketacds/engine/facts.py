@@ -28,6 +28,7 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import hashlib
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
@@ -158,6 +159,221 @@ def _drug_key(code: Coding | None, name: str | None) -> str:
     return normalise_name(name) if name else f"{code.system}|{code.code}" if code else ""
 
 
+def _observation_item(observations: Sequence[Observation], path: str) -> tuple[Coding | None, str | None]:
+    """The code and name of the observation (or panel component) at ``path``."""
+    index = re.findall(r"\[(\d+)\]", path)
+    item: Any = observations[int(index[0])]
+    if len(index) > 1:
+        item = item.components[int(index[1])]
+    return item.code, item.name
+
+
+def _ingredient_key(terminology: Terminology, code: Coding | None, name: str | None) -> str:
+    """One drug, one key: the ingredient when the value sets name exactly one, else the name or code.
+
+    So a brand and its generic (``Zoloft``, ``sertraline 100 mg``) are one drug.
+    """
+    ingredients = terminology.ingredients(code, name)
+    return f"ingredient:{ingredients[0]}" if len(ingredients) == 1 else _drug_key(code, name)
+
+
+def _code_text(code: Coding | None, name: str | None) -> str:
+    """The item as the record gives it: its name and/or its code, for a data-quality message."""
+    parts = []
+    if name:
+        parts.append(repr(name))
+    if code is not None:
+        system = _SYSTEM_NAMES.get(code.system, code.system)
+        shown = f" {code.display!r}" if code.display and code.display != name else ""
+        parts.append(f"{system} {code.code}{shown}")
+    return " / ".join(parts) or "(no code or name)"
+
+
+# Separators between the ingredients of a combination product's name.
+_COMBINATION = re.compile(r"\s*/\s*|\s+and\s+|\s*\+\s*|\s*&\s*", re.IGNORECASE)
+
+# The resource type named in a data-quality entry, per fact type.
+_RESOURCE_KINDS = {
+    "condition": "Condition",
+    "medication": "Medication",
+    "trial": "AntidepressantTrial",
+    "allergy": "Allergy",
+    "substance": "SubstanceUse",
+    "order": "Order",
+}
+
+_SYSTEM_NAMES = {
+    "http://snomed.info/sct": "SNOMED CT",
+    "http://hl7.org/fhir/sid/icd-10-cm": "ICD-10-CM",
+    "http://www.nlm.nih.gov/research/umls/rxnorm": "RxNorm",
+    "http://www.whocc.no/atc": "ATC",
+    "http://loinc.org": "LOINC",
+}
+
+
+@attrs.define
+class _Recognition:
+    """Reports every item no value set a rule reads (nor a ``known`` list) recognises.
+
+    Severity follows what an unseen item could hide: an active medication, current
+    substance use, or an active condition whose text names a concept a rule reads is an
+    ``error`` (the ruleset's KCDS-GAP-013 then keeps the status from being reassuring);
+    another active condition or allergy a ``warning``; anything inactive, an
+    observation or a trial that is not an antidepressant ``info``.
+    """
+
+    terminology: Terminology
+    issues: list[DataQualityIssue]
+    reported: set[tuple[str, str | None]]
+    _observations: dict[str, int] = attrs.field(factory=dict)
+
+    def _add(self, severity: str, code: str, message: str, where: tuple[str, str] | str) -> None:
+        """Report one issue; ``where`` is (fact id, input list), or an input list alone.
+
+        The item is named by its id, never by its position, so that permuting an input list
+        never changes the Assessment.
+        """
+        resource = None
+        if isinstance(where, tuple):
+            fact_id, where = where
+            kind, own = fact_id.split(":", 1)
+            resource = own if "/" in own else f"{_RESOURCE_KINDS[kind]}/{own}"
+        self.issues.append(
+            DataQualityIssue(severity=severity, code=code, message=message, resource=resource, path=where)  # type: ignore[arg-type]
+        )
+
+    def _named(self, code: Coding | None, name: str | None) -> tuple[str, ...]:
+        text = " ".join(t for t in (name, code.display if code else None) if t)
+        return self.terminology.concepts_named(text) if text else ()
+
+    def _concepts(self, ids: tuple[str, ...]) -> str:
+        return ", ".join(self.terminology.titles.get(i, i) for i in ids)
+
+    def condition(
+        self, code: Coding | None, name: str | None, tags: list[str], active: bool, where: tuple[str, str]
+    ) -> None:
+        if self.terminology.is_read(tags, "condition"):
+            return
+        what = f"Condition {_code_text(code, name)} is in no value set the rules read"
+        named = self._named(code, name)
+        if active and named:
+            self._add(
+                "error",
+                "unrecognised-condition",
+                f"{what}, but its text names {self._concepts(named)}: it may be a contraindication the rules "
+                "cannot see.",
+                where,
+            )
+        elif active:
+            self._add("warning", "unrecognised-condition", f"{what}; no rule assessed it.", where)
+        else:
+            self._add("info", "unrecognised-condition", f"{what} (not active).", where)
+
+    def medication(
+        self,
+        code: Coding | None,
+        name: str | None,
+        item_id: str | None,
+        tags: list[str],
+        active: bool,
+        where: tuple[str, str],
+    ) -> None:
+        if ("unmapped-medication", item_id) in self.reported:
+            return
+        read = self.terminology.is_read(tags, "medication")
+        unread = self._unread_parts(name) if read else [name] if name else []
+        if read and not unread:
+            return
+        what = f"Medication {_code_text(code, name)} is in no value set the rules read"
+        if unread and unread != [name]:
+            parts = ", ".join(map(repr, unread))
+            what = f"Medication {_code_text(code, name)}: {parts} is in no value set the rules read"
+        if active:
+            self._add(
+                "error",
+                "unrecognised-medication",
+                f"{what}, so its interactions are unknown.",
+                where,
+            )
+        else:
+            self._add("info", "unrecognised-medication", f"{what} (not active).", where)
+
+    def _unread_parts(self, name: str | None) -> list[str]:
+        """The ingredients of a combination name (``A / B``, ``A and B``, ``A + B``) that nothing reads.
+
+        A known or read ingredient never vouches for the others: in
+        ``"Acetaminophen / Newdrug 5 MG"`` the unknown part is still unseen. A part with
+        no word of four letters or more (a unit such as ``ML``) is not an ingredient.
+        """
+        parts = [p.strip() for p in _COMBINATION.split(name or "")]
+        if len(parts) < 2:
+            return []
+        return [
+            p
+            for p in parts
+            if re.search(r"[A-Za-z]{4,}", p)
+            and not self.terminology.is_read(self.terminology.tag_text(None, p), "medication")
+        ]
+
+    def substance(
+        self, code: Coding | None, name: str | None, tags: list[str], status: str, where: tuple[str, str]
+    ) -> None:
+        if self.terminology.is_read(tags, "substance"):
+            return
+        what = f"Substance use {_code_text(code, name)} ({status}) is in no value set the rules read"
+        severity = {"current": "error", "former": "warning"}.get(status, "info")
+        self._add(severity, "unrecognised-substance", f"{what}; no rule assessed it.", where)
+
+    def allergy(
+        self, code: Coding | None, name: str | None, tags: list[str], active: bool, where: tuple[str, str]
+    ) -> None:
+        if self.terminology.is_read(tags, "allergy"):
+            return
+        what = f"Allergy {_code_text(code, name)} is in no value set the rules read"
+        self._add(
+            "warning" if active else "info", "unrecognised-allergy", f"{what}; no rule assessed it.", where
+        )
+
+    def trial(self, code: Coding | None, name: str | None, tags: list[str], where: tuple[str, str]) -> None:
+        if self.terminology.is_read(tags, "trial"):
+            return
+        self._add(
+            "info",
+            "unrecognised-trial",
+            f"Treatment trial {_code_text(code, name)} is not an antidepressant the rules know; "
+            "it is not counted.",
+            where,
+        )
+
+    def order(self, code: Coding | None, name: str | None, tags: list[str], where: tuple[str, str]) -> None:
+        if self.terminology.is_read(tags, "order"):
+            return
+        self._add(
+            "error",
+            "unrecognised-order",
+            f"The ordered drug {_code_text(code, name)} is in no value set the order rules read, "
+            "so its dose is not checked.",
+            where,
+        )
+
+    def observation(self, code: Coding | None, name: str | None, tags: list[str]) -> None:
+        """Remembered per kind (code or name): one entry per kind, with its count, at :meth:`finish`."""
+        if self.terminology.is_read(tags, "observation"):
+            return
+        self._observations[_code_text(code, name)] = self._observations.get(_code_text(code, name), 0) + 1
+
+    def finish(self) -> None:
+        """Report the unread observations, one entry per kind."""
+        for what, count in sorted(self._observations.items()):
+            times = f" ({count} readings)" if count > 1 else ""
+            self._add(
+                "info",
+                "unrecognised-observation",
+                f"Observation {what}{times} is in no value set the rules read.",
+                "observations",
+            )
+
+
 def _age(record: PatientRecord, now: dt.datetime) -> int | None:
     patient = record.patient
     if patient.birth_date is None:
@@ -223,6 +439,18 @@ def _build_facts(
     patient_fact, dose_inputs = _patient_fact(record, context)
     add(patient_fact, _patient_label(patient_fact), "patient")
 
+    # Items already reported unreadable by the reader (e.g. FHIR unmapped-medication).
+    reported = {(i.code, i.resource) for i in record.data_quality}
+    seen = _Recognition(terminology, issues, reported)
+
+    # One source item read as several (a FHIR Condition coded in two systems: ids ``key#0``,
+    # ``key#1``) is seen when any of its codes is read.
+    read_sources = {
+        c.id.split("#", 1)[0]
+        for c in record.conditions
+        if c.id and "#" in c.id and terminology.is_read(terminology.tag(c.code, c.name), "condition")
+    }
+
     for index, c in enumerate(record.conditions):
         fact: Fact = {
             "t": "condition",
@@ -231,20 +459,24 @@ def _build_facts(
             "clinical_status": c.clinical_status,
             "active": c.clinical_status in _ACTIVE_CONDITION,
         }
+        if not (c.id and "#" in c.id and c.id.split("#", 1)[0] in read_sources):
+            seen.condition(c.code, c.name, fact["vs"], fact["active"], (fact["id"], "conditions"))
         if c.onset is not None:
             fact["onset_days_ago"] = (context.now.date() - c.onset).days
         add(fact, f"{_describe(c.code, c.name)} ({c.clinical_status})", f"conditions[{index}]")
 
     for index, m in enumerate(record.medications):
-        add(*_medication_fact(m, terminology, f"medications[{index}]"), f"medications[{index}]")
+        fact, label = _medication_fact(m, terminology, f"medications[{index}]")
+        seen.medication(m.code, m.name, m.id, fact["vs"], fact["active"], (fact["id"], "medications"))
+        add(fact, label, f"medications[{index}]")
 
     for index, t in enumerate(record.trials):
         path = f"trials[{index}]"
         fact = {
             "t": "trial",
             "id": _fact_id("trial", t),
-            "vs": list(terminology.tag(t.code, t.name)),
-            "drug": _drug_key(t.code, t.name),
+            "vs": list(terminology.tag_text(t.code, t.name)),
+            "drug": _ingredient_key(terminology, t.code, t.name),
             "response": t.response,
             "episode": t.episode,
         }
@@ -256,31 +488,43 @@ def _build_facts(
             fact["adequate_dose"] = t.adequate_dose
         weeks = f", {t.weeks} weeks" if t.weeks is not None else ""
         label = f"{_describe(t.code, t.name)} trial ({t.episode} episode{weeks}, response {t.response})"
+        seen.trial(t.code, t.name, fact["vs"], (fact["id"], "trials"))
         add(fact, label, path)
 
     for index, a in enumerate(record.allergies):
         fact = {
             "t": "allergy",
             "id": _fact_id("allergy", a),
-            "vs": list(terminology.tag(a.code, a.name)),
+            "vs": list(terminology.tag_text(a.code, a.name)),
             "active": a.status == "active",
         }
+        siblings = [
+            b
+            for b in record.allergies
+            if a.id and "#" in a.id and b.id and b.id.split("#")[0] == a.id.split("#")[0]
+        ]
+        if not any(terminology.is_read(terminology.tag_text(b.code, b.name), "allergy") for b in siblings):
+            seen.allergy(a.code, a.name, fact["vs"], fact["active"], (fact["id"], "allergies"))
         add(fact, f"allergy: {_describe(a.code, a.name)} ({a.status})", f"allergies[{index}]")
 
     for index, s in enumerate(record.substance_use):
         fact = {
             "t": "substance",
             "id": _fact_id("substance", s),
-            "vs": list(terminology.tag(s.code, s.name)),
+            "vs": list(terminology.tag_text(s.code, s.name)),
             "status": s.status,
         }
+        seen.substance(s.code, s.name, fact["vs"], s.status, (fact["id"], "substance_use"))
         add(fact, f"substance use: {_describe(s.code, s.name)} ({s.status})", f"substance_use[{index}]")
 
     for fact, label, path in _observation_facts(record.observations, context, terminology):
+        seen.observation(*_observation_item(record.observations, path), fact["vs"])
         add(fact, label, path)
+    seen.finish()
 
     if context.order is not None:
         fact, label, ordered_mg = _order_fact(context.order, dose_inputs, terminology)
+        seen.order(context.order.code, context.order.name, fact["vs"], (fact["id"], "context.order"))
         add(fact, label, "context.order")
         dose_inputs = attrs.evolve(dose_inputs, ordered_mg=ordered_mg)
     plan_fact = _plan_fact(context, dose_inputs)
@@ -385,7 +629,7 @@ def _order_fact(
     fact: Fact = {
         "t": "order",
         "id": _fact_id("order", order),
-        "vs": list(terminology.tag(order.code, order.name)),
+        "vs": list(terminology.tag_text(order.code, order.name)),
         "drug": _drug_key(order.code, order.name),
     }
     parts = [f"ordered: {_describe(order.code, order.name)}"]
@@ -461,7 +705,7 @@ def _medication_fact(m: Medication, terminology: Terminology, path: str) -> tupl
     fact: Fact = {
         "t": "medication",
         "id": _fact_id("medication", m),
-        "vs": list(terminology.tag(m.code, m.name)),
+        "vs": list(terminology.tag_text(m.code, m.name)),
         "drug": _drug_key(m.code, m.name),
         "status": m.status,
         "active": m.status == "active",

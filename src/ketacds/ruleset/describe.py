@@ -159,7 +159,12 @@ class Describer:
         vs = self.valuesets.get(vs_id)
         if vs is None:
             return [code(vs_id)]
-        sizes = [(len(vs.codes), "code"), (len(vs.prefixes), "code prefix"), (len(vs.names), "name")]
+        sizes = [
+            (len(vs.codes), "code"),
+            (len(vs.prefixes), "code prefix"),
+            (len(vs.ranges), "code range"),
+            (len(vs.names), "name"),
+        ]
         counted = ", ".join(
             f"{n} {word}{'es' if word.endswith('x') else 's'}" if n != 1 else f"1 {word}"
             for n, word in sizes

@@ -186,8 +186,41 @@ class Code:
 
 
 @attrs.frozen
+class CodeRange:
+    """A range of codes of a hierarchical system, both ends included: ``I21``–``I22``.
+
+    A code belongs when its first ``len(start)`` characters (dots and case folded) lie
+    between ``start`` and ``end``, so ``I21.4`` and ``I2109`` are in ``I21``–``I22``.
+    """
+
+    system: str
+    start: str
+    end: str
+    display: str | None = None
+    source: str | None = None
+
+
+@attrs.frozen
+class Ingredient:
+    """One ingredient of a value set and the other names it goes by (brands, synonyms)."""
+
+    name: str
+    also: tuple[str, ...] = ()
+
+
+@attrs.frozen
 class ValueSet:
-    """A named set of codes (exact, or by prefix in hierarchical systems) and names."""
+    """A named set of codes (exact, by prefix or by range in hierarchical systems) and names.
+
+    ``names`` match a typed name exactly (case and space folded) and, for medications,
+    substances and allergies, as whole words inside a longer text (``"Diazepam 5 MG Oral
+    Tablet [Valium]"``). ``synonyms`` are words that name the concept inside free text:
+    an item nobody reads whose text holds one is reported as naming this concept.
+    ``ingredients`` group the names of one ingredient (generic and brands), so that two
+    names of one drug count once. ``known`` (a fact type: ``medication``, ``condition``,
+    ...) marks a list of items of that type ketacds recognises but no rule needs ("known,
+    no rule needs it"): read, never reported as unseen.
+    """
 
     id: str
     title: str
@@ -197,6 +230,10 @@ class ValueSet:
     names: tuple[str, ...] = ()
     description: str | None = None
     file: str | None = _location()
+    ranges: tuple[CodeRange, ...] = ()
+    synonyms: tuple[str, ...] = ()
+    ingredients: tuple[Ingredient, ...] = ()
+    known: str | None = None
 
 
 @attrs.frozen

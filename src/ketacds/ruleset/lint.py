@@ -347,7 +347,8 @@ def _unused_valuesets(ruleset: RuleSet) -> Iterator[LintFinding]:
     used = set().union(*(valuesets_read(rule) for rule in ruleset.rules))
     used |= {entry.valueset for table in ruleset.tables for entry in table.entries}
     for valueset in ruleset.valuesets:
-        if valueset.id not in used:
+        # A "known, no rule needs it" list is read by fact building, never by a rule.
+        if valueset.id not in used and not valueset.known:
             yield _finding(
                 checks.UNUSED_VALUESET,
                 f"value set {valueset.id!r} is not used by any rule",

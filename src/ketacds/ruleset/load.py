@@ -36,12 +36,14 @@ from ketacds.ruleset.ir import (
     All,
     AnyOf,
     Code,
+    CodeRange,
     Concept,
     Condition,
     DoseSpec,
     Evidence,
     FindingSpec,
     Follows,
+    Ingredient,
     Jurisdiction,
     Not,
     Op,
@@ -565,6 +567,35 @@ def _valueset(doc: _Doc, path: Path) -> ValueSet:
             out.append(Code(system=system, code=c["code"], display=c.get("display"), source=c.get("source")))
         return tuple(out)
 
+    def ranges() -> tuple[CodeRange, ...]:
+        out = []
+        for index, r in enumerate(d.get("ranges", [])):
+            try:
+                system = canonical_system(r["system"])
+            except ValueError as error:
+                raise doc.error(("ranges", index, "system"), str(error), code=checks.VALUESET) from None
+            start, end = r["from"].replace(".", "").upper(), r["to"].replace(".", "").upper()
+            if len(start) != len(end) or start > end:
+                raise doc.error(
+                    ("ranges", index),
+                    f"range {r['from']}–{r['to']}: both ends must have the same length and run upwards",
+                    code=checks.VALUESET,
+                )
+            out.append(
+                CodeRange(
+                    system=system, start=start, end=end, display=r.get("display"), source=r.get("source")
+                )
+            )
+        return tuple(out)
+
+    ingredients = tuple(
+        Ingredient(
+            name=i["name"].strip().lower(), also=tuple(sorted({a.strip().lower() for a in i.get("also", [])}))
+        )
+        for i in sorted(d.get("ingredients", []), key=lambda i: i["name"].strip().lower())
+    )
+    names = {n.strip().lower() for n in d.get("names", [])}
+    names |= {i.name for i in ingredients} | {a for i in ingredients for a in i.also}
     return ValueSet(
         id=d["id"],
         title=d["title"],
@@ -572,8 +603,12 @@ def _valueset(doc: _Doc, path: Path) -> ValueSet:
         source=" ".join(d["source"].split()),
         codes=codes("codes"),
         prefixes=codes("prefixes"),
-        names=tuple(sorted({n.strip().lower() for n in d.get("names", [])})),
+        names=tuple(sorted(names)),
         file=doc.name,
+        ranges=ranges(),
+        synonyms=tuple(sorted({n.strip().lower() for n in d.get("synonyms", [])})),
+        ingredients=ingredients,
+        known=d.get("known"),
     )
 
 

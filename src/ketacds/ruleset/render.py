@@ -519,17 +519,71 @@ class _Renderer:
                     tuple(((_system(c.system),), (code(c.code),), (c.display or "—",)) for c in vs.prefixes),
                 ),
             ]
+        if vs.ranges:
+            blocks += [
+                Heading(2, (f"Code ranges ({len(vs.ranges)})",)),
+                Paragraph(
+                    (
+                        "Every code whose leading characters (dots and case folded) lie between the ends, "
+                        "both included, belongs to the value set.",
+                    )
+                ),
+                Table(
+                    ("system", "from", "to", "display", "provenance"),
+                    tuple(
+                        (
+                            (_system(r.system),),
+                            (code(r.start),),
+                            (code(r.end),),
+                            (r.display or "—",),
+                            (r.source or "—",),
+                        )
+                        for r in vs.ranges
+                    ),
+                ),
+            ]
         if vs.names:
             blocks += [
                 Heading(2, (f"Names ({len(vs.names)})",)),
                 Paragraph(
                     (
-                        "Matched exactly, after folding case and white space: ",
+                        "Matched exactly, after folding case and white space (and, for medications, "
+                        "substances, allergies and orders, as whole words inside the text): ",
                         *join([code(n)] for n in vs.names),
                         ".",
                     )
                 ),
             ]
+        if vs.ingredients:
+            blocks += [
+                Heading(2, (f"Ingredients ({len(vs.ingredients)})",)),
+                Paragraph(("Names of one ingredient count as one drug.",)),
+                Table(
+                    ("ingredient", "also named"),
+                    tuple(((code(i.name),), (", ".join(i.also) or "—",)) for i in vs.ingredients),
+                ),
+            ]
+        if vs.synonyms:
+            blocks += [
+                Heading(2, (f"Synonyms ({len(vs.synonyms)})",)),
+                Paragraph(
+                    (
+                        "Words that name the concept in free text: an item no value set reads whose text "
+                        "holds one is reported as naming this concept: ",
+                        *join([code(n)] for n in vs.synonyms),
+                        ".",
+                    )
+                ),
+            ]
+        if vs.known:
+            blocks.append(
+                Paragraph(
+                    (
+                        strong("Known, no rule needs it"),
+                        f": {vs.known} items in this list are recognised and never reported as unseen.",
+                    )
+                )
+            )
         return Page(path, vs.title, tuple(blocks))
 
 

@@ -1,25 +1,51 @@
 """Value-set membership: which value sets a code or a typed name belongs to.
 
-Matching is exact and predictable: a code matches when its system and code are
-listed, or when the code starts with a listed prefix in the same system (for
-hierarchical systems such as ICD-10-CM and ATC); a name matches when it equals a
-listed name after case and white space are folded. Nothing is fuzzy.
+Matching is exact and predictable, nothing is fuzzy:
+
+* a code matches when its system and code are listed; in hierarchical systems
+  (ICD-10-CM, ATC) also when it starts with a listed prefix (``I21``, or ``F31.1*``
+  written among the codes) or lies in a listed range (``I21``–``I22``). ICD-10-CM
+  codes are compared with dots and case folded: ``i21.4``, ``I214`` and ``I21.4`` are
+  one code;
+* a name matches when it equals a listed name after case and white space are folded;
+* :meth:`Terminology.tag_text` also matches a listed name as whole words inside a
+  longer text — how medication, substance and allergy names are read
+  (``"clonazepam tablet 2 mg bid"``, ``"Diazepam 5 MG Oral Tablet [Valium]"``:
+  strength, form, salt and brand words around a listed name never hide it);
+* :meth:`Terminology.concepts_named` finds the value sets whose ``synonyms`` (or names)
+  a free text names, for reporting an unread item that looks like a concept a rule reads.
+
+A Terminology also knows which value sets the rules read (:attr:`Terminology.read`)
+and which lists the ruleset marks ``known`` (recognised, no rule needs them), so that
+fact building can report every item that is neither.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from ketacds.models.inputs import Coding
-from ketacds.ruleset.ir import ValueSet
+from ketacds.ruleset.ir import RuleSet, ValueSet
+from ketacds.ruleset.plan import alternatives, valuesets_read
 
-__all__ = ["TAG_CACHE_SIZE", "Terminology", "normalise_name"]
+__all__ = [
+    "TAG_CACHE_SIZE",
+    "Terminology",
+    "normalise_code",
+    "normalise_name",
+    "read_valuesets",
+    "terminology_for",
+]
 
 #: Distinct (code, name) pairs whose tags one Terminology remembers. A population
 #: has far fewer distinct codes than items, so tagging is done once per code; the
 #: cache is emptied when full, so free-text names cannot make it grow without bound.
 TAG_CACHE_SIZE = 50_000
+
+_ICD10 = "http://hl7.org/fhir/sid/icd-10-cm"
+# Systems whose codes are compared with dots and case folded.
+_FOLDED = frozenset({_ICD10, "http://hl7.org/fhir/sid/icd-10", "http://www.whocc.no/atc"})
 
 
 def normalise_name(name: str) -> str:
@@ -27,64 +53,204 @@ def normalise_name(name: str) -> str:
     return " ".join(name.lower().split())
 
 
-class Terminology:
-    """An in-memory index of the ruleset's value sets, built once per engine."""
-
-    def __init__(self, valuesets: Iterable[ValueSet]) -> None:
-        self._codes: dict[tuple[str, str], set[str]] = {}
-        self._prefixes: dict[str, list[tuple[str, str]]] = {}
-        self._names: dict[str, set[str]] = {}
-        self.ids: frozenset[str] = frozenset()
-        ids = set()
-        for vs in valuesets:
-            ids.add(vs.id)
-            for code in vs.codes:
-                self._codes.setdefault((code.system, code.code), set()).add(vs.id)
-            for prefix in vs.prefixes:
-                self._prefixes.setdefault(prefix.system, []).append((prefix.code, vs.id))
-            for name in vs.names:
-                self._names.setdefault(normalise_name(name), set()).add(vs.id)
-        self.ids = frozenset(ids)
-        self._cache: dict[tuple[str | None, str | None, str | None], tuple[str, ...]] = {}
-
-    def tag(self, code: Coding | None, name: str | None) -> tuple[str, ...]:
-        """Return the sorted ids of every value set the code or the name belongs to."""
-        key = (code.system, code.code, name) if code is not None else (None, None, name)
-        tags = self._cache.get(key)
-        if tags is None:
-            if len(self._cache) >= TAG_CACHE_SIZE:
-                self._cache.clear()
-            tags = self._cache[key] = self._tag(code, name)
-        return tags
-
-    def _tag(self, code: Coding | None, name: str | None) -> tuple[str, ...]:
-        found: set[str] = set()
-        if code is not None:
-            found |= self._codes.get((code.system, code.code), set())
-            for prefix, vs_id in self._prefixes.get(code.system, ()):
-                if code.code.startswith(prefix):
-                    found.add(vs_id)
-        if name:
-            found |= self._names.get(normalise_name(name), set())
-        return tuple(sorted(found))
-
-    def tag_words(self, text: str) -> tuple[str, ...]:
-        """Return the sorted ids of every value set one of whose names occurs in ``text`` as whole words.
-
-        Words are runs of letters and digits, case folded: ``"Spravato 28 MG nasal spray"``
-        contains the name ``spravato``, and ``"esketamine"`` never contains ``ketamine``.
-        For recognising a product from its free text where no code is known; ``tag``
-        stays the exact match the rules rely on.
-        """
-        padded = f" {_words(text)} "
-        found = {
-            vs_id
-            for name, ids in self._names.items()
-            if (words := _words(name)) and f" {words} " in padded
-            for vs_id in ids
-        }
-        return tuple(sorted(found))
+def normalise_code(system: str, code: str) -> str:
+    """A code as compared: ICD-10(-CM) and ATC codes without dots or spaces, upper case."""
+    code = code.strip()
+    if system in _FOLDED:
+        return code.replace(".", "").replace(" ", "").upper()
+    return code
 
 
 def _words(text: str) -> str:
     return " ".join(re.findall(r"[a-z0-9]+", text.lower()))
+
+
+class Terminology:
+    """An in-memory index of the ruleset's value sets, built once per engine.
+
+    ``read`` is the set of value-set ids some rule or table reads; when not given,
+    every value set counts as read (a bare terminology knows no rules).
+    """
+
+    def __init__(
+        self,
+        valuesets: Iterable[ValueSet],
+        read: Iterable[str] | None = None,
+        read_by: Mapping[str, Iterable[str]] | None = None,
+    ) -> None:
+        self._codes: dict[tuple[str, str], set[str]] = {}
+        self._prefixes: dict[str, list[tuple[str, str]]] = {}
+        self._ranges: dict[str, list[tuple[str, str, str]]] = {}
+        self._names: dict[str, set[str]] = {}
+        # Whole-word forms of names and synonyms, for searching inside free text.
+        self._name_words: dict[str, set[str]] = {}
+        self._synonym_words: dict[str, set[str]] = {}
+        # Ingredient of a name (generic or brand) or of a code whose display is one.
+        self._ingredient_of_name: dict[str, set[str]] = {}
+        self._ingredient_of_code: dict[tuple[str, str], set[str]] = {}
+        valuesets = tuple(valuesets)
+        self.titles: dict[str, str] = {vs.id: vs.title for vs in valuesets}
+        self.ids: frozenset[str] = frozenset(self.titles)
+        self.known: frozenset[str] = frozenset(vs.id for vs in valuesets if vs.known)
+        self.read: frozenset[str] = frozenset(read) if read is not None else self.ids
+        # Per fact type: the value sets rules read on it, plus the ``known`` lists for it.
+        self._read_by: dict[str, frozenset[str]] | None = None
+        if read_by is not None:
+            known_by: dict[str, set[str]] = {}
+            for vs in valuesets:
+                if vs.known:
+                    known_by.setdefault(vs.known, set()).add(vs.id)
+            kinds = set(read_by) | set(known_by)
+            self._read_by = {
+                kind: frozenset(read_by.get(kind, ())) | frozenset(known_by.get(kind, ())) for kind in kinds
+            }
+        for vs in valuesets:
+            for code in vs.codes:
+                if code.code.endswith("*"):
+                    stem = normalise_code(code.system, code.code[:-1])
+                    self._prefixes.setdefault(code.system, []).append((stem, vs.id))
+                else:
+                    key = (code.system, normalise_code(code.system, code.code))
+                    self._codes.setdefault(key, set()).add(vs.id)
+            for prefix in vs.prefixes:
+                text = normalise_code(prefix.system, prefix.code.rstrip("*"))
+                self._prefixes.setdefault(prefix.system, []).append((text, vs.id))
+            for r in vs.ranges:
+                self._ranges.setdefault(r.system, []).append((r.start, r.end, vs.id))
+            for name in vs.names:
+                self._names.setdefault(normalise_name(name), set()).add(vs.id)
+                if words := _words(name):
+                    self._name_words.setdefault(words, set()).add(vs.id)
+            for synonym in (*vs.synonyms, *vs.names):
+                if words := _words(synonym):
+                    self._synonym_words.setdefault(words, set()).add(vs.id)
+            ingredient_names: dict[str, str] = {}
+            for ingredient in vs.ingredients:
+                for name in (ingredient.name, *ingredient.also):
+                    ingredient_names[_words(name)] = ingredient.name
+                    self._ingredient_of_name.setdefault(_words(name), set()).add(ingredient.name)
+            for code in vs.codes:
+                if code.display and (found := ingredient_names.get(_words(code.display))):
+                    key = (code.system, normalise_code(code.system, code.code))
+                    self._ingredient_of_code.setdefault(key, set()).add(found)
+        self._cache: dict[tuple[str | None, str | None, str | None, bool], tuple[str, ...]] = {}
+
+    # -- membership ----------------------------------------------------------------
+
+    def tag(self, code: Coding | None, name: str | None) -> tuple[str, ...]:
+        """Return the sorted ids of every value set the code or the (exact) name belongs to."""
+        return self._cached(code, name, False)
+
+    def tag_text(self, code: Coding | None, name: str | None) -> tuple[str, ...]:
+        """Like :meth:`tag`, and a listed name also matches as whole words inside ``name``.
+
+        For medication, substance and allergy names, which arrive with strength, form,
+        salt and brand words around the ingredient. Words are runs of letters and
+        digits, case folded: ``"esketamine"`` never contains ``ketamine``.
+        """
+        return self._cached(code, name, True)
+
+    def _cached(self, code: Coding | None, name: str | None, words: bool) -> tuple[str, ...]:
+        key = (code.system, code.code, name, words) if code is not None else (None, None, name, words)
+        tags = self._cache.get(key)
+        if tags is None:
+            if len(self._cache) >= TAG_CACHE_SIZE:
+                self._cache.clear()
+            found = set(self._code_tags(code))
+            if name:
+                found |= self._names.get(normalise_name(name), set())
+                if words:
+                    found |= self._in_text(name, self._name_words)
+            tags = self._cache[key] = tuple(sorted(found))
+        return tags
+
+    def _code_tags(self, code: Coding | None) -> set[str]:
+        if code is None:
+            return set()
+        text = normalise_code(code.system, code.code)
+        found = set(self._codes.get((code.system, text), set()))
+        for prefix, vs_id in self._prefixes.get(code.system, ()):
+            if text.startswith(prefix):
+                found.add(vs_id)
+        for start, end, vs_id in self._ranges.get(code.system, ()):
+            if start <= text[: len(start)] <= end and len(text) >= len(start):
+                found.add(vs_id)
+        return found
+
+    @staticmethod
+    def _in_text(text: str, table: dict[str, set[str]]) -> set[str]:
+        padded = f" {_words(text)} "
+        return {vs_id for words, ids in table.items() if f" {words} " in padded for vs_id in ids}
+
+    def tag_words(self, text: str) -> tuple[str, ...]:
+        """Return the sorted ids of every value set one of whose names occurs in ``text`` as whole words.
+
+        ``"Spravato 28 MG nasal spray"`` contains the name ``spravato``.
+        """
+        return tuple(sorted(self._in_text(text, self._name_words)))
+
+    def concepts_named(self, text: str) -> tuple[str, ...]:
+        """The value sets some rule reads whose synonyms or names occur in ``text`` as whole words."""
+        return tuple(sorted(self._in_text(text, self._synonym_words) & self.read))
+
+    # -- what is seen --------------------------------------------------------------
+
+    def is_read(self, tags: Iterable[str], fact: str | None = None) -> bool:
+        """Whether an item with these tags is seen: in a value set a rule reads, or a ``known`` list.
+
+        With ``fact`` (``"medication"``, ``"condition"``, ...), only the value sets rules read
+        on facts of that type, and the ``known`` lists for it, count.
+        """
+        if fact is not None and self._read_by is not None:
+            seen = self._read_by.get(fact, frozenset())
+            return any(t in seen for t in tags)
+        return any(t in self.read or t in self.known for t in tags)
+
+    def ingredients(self, code: Coding | None, name: str | None) -> tuple[str, ...]:
+        """The ingredients (of value sets that list ``ingredients``) the code or name names.
+
+        ``"Zoloft"`` and ``"sertraline 100 MG Oral Tablet"`` both give ``("sertraline",)``.
+        """
+        found: set[str] = set()
+        if code is not None:
+            found |= self._ingredient_of_code.get(
+                (code.system, normalise_code(code.system, code.code)), set()
+            )
+        if name:
+            padded = f" {_words(name)} "
+            for words, names in self._ingredient_of_name.items():
+                if f" {words} " in padded:
+                    found |= names
+        return tuple(sorted(found))
+
+
+def read_valuesets(ruleset: RuleSet) -> frozenset[str]:
+    """The value sets some rule tests membership in, or some conversion table has a row for."""
+    read: set[str] = set().union(*(valuesets_read(rule) for rule in ruleset.rules))
+    read |= {entry.valueset for table in ruleset.tables for entry in table.entries}
+    return frozenset(read)
+
+
+def read_valuesets_by_fact(ruleset: RuleSet) -> dict[str, frozenset[str]]:
+    """For each fact type, the value sets some rule tests on a fact of that type (or a table reads).
+
+    A medication tagged only with a value set the rules read on *conditions* (its text
+    happens to hold "mi" or "migraine") is not read: membership counts per fact type.
+    """
+    read: dict[str, set[str]] = {}
+    for rule in ruleset.rules:
+        for alternative in alternatives(rule):
+            for pattern in (*alternative.positive, *alternative.absent):
+                for test in pattern.tests:
+                    if test.op == "member" and isinstance(test.value, tuple):
+                        read.setdefault(pattern.fact, set()).update(str(vs) for vs in test.value)
+    for table in ruleset.tables:
+        read.setdefault(table.fact, set()).update(entry.valueset for entry in table.entries)
+    return {fact: frozenset(ids) for fact, ids in read.items()}
+
+
+def terminology_for(ruleset: RuleSet) -> Terminology:
+    """The terminology of a ruleset, knowing which of its value sets the rules read, per fact type."""
+    return Terminology(
+        ruleset.valuesets, read=read_valuesets(ruleset), read_by=read_valuesets_by_fact(ruleset)
+    )

@@ -1,0 +1,310 @@
+"""Recognition: every condition, medication, substance, allergy, trial and observation is
+read by a value set a rule reads (or a ``known`` list), or reported in data quality."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+
+from ketacds import Context, load_record
+from ketacds.models.inputs import Order
+
+NOW = dt.datetime(2026, 11, 21, 9, 0, tzinfo=dt.UTC)
+CONTEXT = Context(route="esketamine-nasal", jurisdiction="US", now=NOW)
+
+
+def quality(engine, **items):
+    """The recognition issues fact building reports for a record with these items."""
+    record = load_record({"patient": {"age_years": 40}, **items})
+    return [(i.severity, i.code, i.path) for i in engine.facts(record, CONTEXT).quality]
+
+
+def facts_of(engine, kind, **items):
+    record = load_record({"patient": {"age_years": 40}, **items})
+    return [f for f in engine.facts(record, CONTEXT).facts if f["t"] == kind]
+
+
+@pytest.mark.parametrize(
+    ("medication", "expected"),
+    [
+        ({"name": "examplamab 10 mg"}, [("error", "unrecognised-medication", "medications")]),
+        (
+            {"name": "examplamab", "status": "stopped"},
+            [("info", "unrecognised-medication", "medications")],
+        ),
+        ({"name": "clonazepam tablet 2 mg bid"}, []),  # read by its words
+        ({"name": "Paracetamol 500 mg"}, []),  # known, no rule needs it
+        ({"name": "amlodipine 5 mg"}, []),  # a known antihypertensive (a rule reads it)
+        (
+            {"name": "Acetaminophen 325 MG / Examplamab 5 MG Oral Tablet"},
+            [("error", "unrecognised-medication", "medications")],
+        ),
+        ({"name": "Acetaminophen 325 MG / oxyCODONE Hydrochloride 5 MG Oral Tablet"}, []),
+        ({"name": "Examplamab and acetaminophen"}, [("error", "unrecognised-medication", "medications")]),
+        ({"name": "tramadol + paracetamol"}, []),
+        ({"name": "insulin human, isophane 70 UNT/ML / Regular Insulin, Human 30 UNT/ML"}, []),
+    ],
+)
+def test_medications(engine, medication, expected):
+    """An unread active medication is an error (never reassuring); an inactive one is listed."""
+    assert expected == quality(engine, medications=[medication])
+
+
+def test_the_message_names_the_item(engine):
+    """The data-quality message names the code or name it could not read, and why."""
+    record = load_record({"patient": {"age_years": 40}, "medications": [{"name": "examplamab 10 mg"}]})
+    (issue,) = engine.facts(record, CONTEXT).quality
+    assert "'examplamab 10 mg'" in issue.message
+    assert "no value set the rules read" in issue.message
+
+
+@pytest.mark.parametrize(
+    ("condition", "expected"),
+    [
+        ({"code": {"system": "snomed", "code": "401314000"}}, []),  # NSTEMI: read
+        (
+            {"code": {"system": "snomed", "code": "999999999", "display": "Old NSTEMI"}},
+            [("error", "unrecognised-condition", "conditions")],
+        ),
+        (
+            {"name": "thoracic aortic aneurysm repaired 2010"},
+            [("error", "unrecognised-condition", "conditions")],
+        ),
+        ({"name": "ingrown toenail"}, [("warning", "unrecognised-condition", "conditions")]),
+        (
+            {"name": "ingrown toenail", "clinical_status": "resolved"},
+            [("info", "unrecognised-condition", "conditions")],
+        ),
+        ({"code": {"system": "snomed", "code": "271737000"}}, []),  # anaemia: known, no rule needs it
+    ],
+)
+def test_conditions(engine, condition, expected):
+    """An unread active condition whose text names a concept a rule reads is an error; others listed."""
+    assert expected == quality(engine, conditions=[condition])
+
+
+@pytest.mark.parametrize(
+    ("use", "expected"),
+    [
+        ({"name": "cocaine", "status": "current"}, []),  # in substances-of-misuse; see below
+        (
+            {"name": "khat chewing", "status": "current"},
+            [("error", "unrecognised-substance", "substance_use")],
+        ),
+        (
+            {"name": "khat chewing", "status": "former"},
+            [("warning", "unrecognised-substance", "substance_use")],
+        ),
+        ({"name": "alcohol", "status": "current"}, []),
+    ],
+)
+def test_substances(engine, use, expected):
+    """Current substance use nobody reads is an error, former a warning."""
+    found = quality(engine, substance_use=[use])
+    if use["name"] == "cocaine" and not engine.terminology.is_read(("substances-of-misuse",)):
+        # Until a rule reads substances-of-misuse, current cocaine use is reported, never silent.
+        expected = [("error", "unrecognised-substance", "substance_use")]
+    assert expected == found
+
+
+def test_substances_of_misuse_are_tagged(engine):
+    """Cocaine and other substances of misuse are tagged, for the rules that read them."""
+    (fact,) = facts_of(engine, "substance", substance_use=[{"name": "crack cocaine", "status": "current"}])
+    assert "substances-of-misuse" in fact["vs"]
+
+
+def test_trials_count_distinct_ingredients(engine):
+    """Brand and generic are one drug; a non-antidepressant is listed as not counted."""
+    trials = facts_of(
+        engine,
+        "trial",
+        trials=[
+            {"name": "Zoloft", "response": "none"},
+            {"name": "sertraline 100 mg tablet", "response": "none"},
+            {"name": "Lexapro", "response": "none"},
+        ],
+    )
+    assert ["ingredient:escitalopram", "ingredient:sertraline", "ingredient:sertraline"] == sorted(
+        t["drug"] for t in trials
+    )
+    assert [("info", "unrecognised-trial", "trials")] == quality(
+        engine, trials=[{"name": "CBT", "response": "none"}]
+    )
+
+
+def test_a_medication_is_not_read_by_a_condition_value_set(engine):
+    """Membership counts per fact type: 'Migraine relief' names a known condition, not a medication."""
+    assert [("error", "unrecognised-medication", "medications")] == quality(
+        engine, medications=[{"name": "Migraine relief 10 mg"}]
+    )
+
+
+def test_allergies_and_observations_are_listed(engine):
+    """An unread active allergy is a warning; an unread observation is info."""
+    assert [("warning", "unrecognised-allergy", "allergies")] == quality(
+        engine, allergies=[{"name": "shellfish"}]
+    )
+    assert [] == quality(engine, allergies=[{"name": "ketamine hydrochloride"}])
+    assert [] == quality(engine, observations=[{"name": "heart rate", "value": 70, "unit": "/min"}])  # known
+    assert [("info", "unrecognised-observation", "observations")] == quality(
+        engine, observations=[{"name": "waist circumference", "value": 90, "unit": "cm"}]
+    )
+
+
+def test_an_entry_names_its_item_not_its_position(engine):
+    """The entry names the item by its id (given or from its content), so order never matters."""
+    items = [{"name": "examplamab"}, {"id": "m2", "name": "otheramab"}]
+    first = load_record({"patient": {"age_years": 40}, "medications": items})
+    second = load_record({"patient": {"age_years": 40}, "medications": items[::-1]})
+    issues = engine.facts(first, CONTEXT).quality
+
+    assert sorted(issues, key=repr) == sorted(engine.facts(second, CONTEXT).quality, key=repr)
+    assert {"Medication/m2"} < {i.resource for i in issues}
+    assert all(i.path == "medications" for i in issues)
+
+
+def test_an_order_for_a_drug_nobody_reads_is_an_error(engine):
+    """An ordered drug the order rules cannot read is loud: its dose would go unchecked."""
+    record = load_record({"patient": {"age_years": 40}})
+    for name, expected in [
+        ("Ketamine hydrochloride 50 MG/ML Injectable Solution", []),
+        ("examplamine 50 mg", [("error", "unrecognised-order", "context.order")]),
+    ]:
+        context = Context(
+            route="ketamine-iv",
+            jurisdiction="US",
+            now=NOW,
+            order=Order(name=name, dose=Decimal(35), unit="mg"),
+        )
+        assert expected == [(i.severity, i.code, i.path) for i in engine.facts(record, context).quality]
+
+
+# -- through the FHIR reader ------------------------------------------------------------
+
+_PATIENT = {"resourceType": "Patient", "id": "p1", "birthDate": "1980-05-01", "gender": "female"}
+_SUBJECT = {"reference": "Patient/p1"}
+
+
+def _med(display: str, code: str = "999999991") -> dict:
+    return {
+        "resourceType": "MedicationRequest",
+        "id": "m1",
+        "status": "active",
+        "intent": "order",
+        "subject": _SUBJECT,
+        "medicationCodeableConcept": {
+            "coding": [
+                {"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": code, "display": display}
+            ],
+            "text": display,
+        },
+    }
+
+
+@pytest.mark.parametrize(
+    ("display", "valueset"),
+    [
+        ("Clonazepam [Klonopin]", "benzodiazepines"),
+        ("Diazepam [Valium]", "benzodiazepines"),
+        ("Oxycodone Hydrochloride 5 MG Oral Tablet", "opioids"),
+        ("amlodipine 5 MG Oral Tablet", "antihypertensives"),
+        ("Verapamil Hydrochloride 80 MG Oral Tablet", "antihypertensives"),
+        ("Warfarin Sodium 5 MG Oral Tablet", "known-medications-no-rule"),
+        ("Digoxin 0.125 MG Oral Tablet", "known-medications-no-rule"),
+        ("Clopidogrel 75 MG Oral Tablet", "cyp2b6-inhibitors"),
+    ],
+)
+def test_synthea_style_medications_are_read_by_name(engine, display, valueset):
+    """Products missing from the RxNorm table are read by the words of their display (issue 14)."""
+    from ketacds.adapters.fhir import read_resources
+
+    record = read_resources([_PATIENT, _med(display)], terminology=engine.terminology)
+    facts = engine.facts(record, CONTEXT)
+    (medication,) = [f for f in facts.facts if f["t"] == "medication"]
+
+    assert valueset in medication["vs"]
+    assert not [i for i in (*record.data_quality, *facts.quality) if i.severity == "error"]
+
+
+def test_an_unknown_fhir_medication_is_one_error_naming_it(engine):
+    """From FHIR, the reader's unmapped-medication names the product; fact building adds no duplicate."""
+    from ketacds.adapters.fhir import read_resources
+
+    record = read_resources([_PATIENT, _med("Examplamab 10 MG Oral Tablet")], terminology=engine.terminology)
+    facts = engine.facts(record, CONTEXT)
+    errors = [i for i in (*record.data_quality, *facts.quality) if i.severity == "error"]
+
+    assert ["unmapped-medication"] == [i.code for i in errors]
+    assert "Examplamab 10 MG Oral Tablet" in errors[0].message
+    assert "RxNorm 999999991" in errors[0].message
+
+
+def test_a_fhir_nstemi_four_weeks_ago_contraindicates_eu_esketamine(engine):
+    """A SNOMED CT NSTEMI condition in a FHIR record, 4 weeks before: KCDS-CI-009 (EU)."""
+    from ketacds.adapters.fhir import read_resources
+
+    condition = {
+        "resourceType": "Condition",
+        "id": "c1",
+        "clinicalStatus": {"coding": [{"code": "active"}]},
+        "verificationStatus": {"coding": [{"code": "confirmed"}]},
+        "code": {"coding": [{"system": "http://snomed.info/sct", "code": "401314000"}]},
+        "onsetDateTime": "2026-10-24",
+        "subject": _SUBJECT,
+    }
+    record = read_resources([_PATIENT, condition], terminology=engine.terminology)
+    result = engine.assess(record, Context(route="esketamine-nasal", jurisdiction="EU", now=NOW))
+
+    assert "contraindicated" == result.status
+    assert "KCDS-CI-009" in {f.rule_id for f in result.findings}
+
+
+def test_a_fhir_condition_coded_twice_is_seen_when_one_code_is_read(engine):
+    """ICD-10-CM F33.2 beside a SNOMED CT code no value set lists: one condition, read, not reported."""
+    from ketacds.adapters.fhir import read_resources
+
+    condition = {
+        "resourceType": "Condition",
+        "id": "c1",
+        "clinicalStatus": {"coding": [{"code": "active"}]},
+        "verificationStatus": {"coding": [{"code": "confirmed"}]},
+        "code": {
+            "coding": [
+                {"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": "F33.2"},
+                {
+                    "system": "http://snomed.info/sct",
+                    "code": "999999999",
+                    "display": "Recurrent major depression",
+                },
+            ]
+        },
+        "subject": _SUBJECT,
+    }
+    record = read_resources([_PATIENT, condition], terminology=engine.terminology)
+
+    assert 2 == len(record.conditions)
+    assert [] == [i for i in engine.facts(record, CONTEXT).quality if i.code == "unrecognised-condition"]
+
+
+@pytest.mark.parametrize(
+    ("ends", "message"),
+    [
+        ('from: "I22"\n    to: "I21"', "run upwards"),
+        ('from: "I21"\n    to: "I22.9"', "same length"),
+    ],
+)
+def test_a_malformed_range_is_refused_with_its_line(tmp_path, ends, message):
+    """A code range whose ends are reversed or of different lengths is a RulesetError naming the file."""
+    from ketacds import load_ruleset
+    from ketacds.errors import RulesetError
+    from rulesets_fixtures import copy_rules
+
+    rules = copy_rules(tmp_path)
+    path = rules / "valuesets" / "acute-cardiovascular-events.yaml"
+    text = path.read_text()
+    path.write_text(text.replace('from: "I21"\n    to: "I22"', ends, 1))
+    with pytest.raises(RulesetError, match=message) as raised:
+        load_ruleset(rules)
+    assert "acute-cardiovascular-events.yaml" in str(raised.value)
