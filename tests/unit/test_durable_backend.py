@@ -226,15 +226,22 @@ class TestSessions:
         assert expected == result
 
     def test_unread_facts_are_harmless(self, engine, case):
-        """Facts no rule reads (a penicillin allergy, cannabis use) neither raise nor change the result."""
+        """Facts no rule reads (a resolved penicillin allergy, caffeine never used) neither raise nor
+        change the findings; they are listed in data quality instead."""
         from ketacds import Allergy, SubstanceUse
 
         record, context = case
         extra = attrs.evolve(
-            record, allergies=(Allergy(name="penicillin"),), substance_use=(SubstanceUse(name="cannabis"),)
+            record,
+            allergies=(Allergy(name="penicillin", status="resolved"),),
+            substance_use=(SubstanceUse(name="caffeine", status="never"),),
         )
 
-        assert engine.assess(record, context).findings == engine.assess(extra, context).findings
+        result = engine.assess(extra, context)
+        assert engine.assess(record, context).findings == result.findings
+        assert {"penicillin", "caffeine"} <= {
+            word for issue in result.data_quality for word in ("penicillin", "caffeine") if word in issue.message
+        }
 
     def test_every_rule_reading_a_fact_fires(self, engine, case):
         """Facts, not events: one lorazepam fact fires both benzodiazepine rules."""
