@@ -234,8 +234,9 @@ class _executor:  # used like a function, as a context manager
         try:
             from distributed import Client, KilledWorker, LocalCluster
             from distributed import wait as dask_wait
-        except ImportError:  # pragma: no cover - exercised without the extra installed
-            raise BatchError("--dask needs the batch extra: pip install 'ketacds[batch]'") from None
+        except ImportError:  # tested in a process where the extra cannot be imported
+            # A usage problem (exit 2), not a failing cluster (exit 3).
+            raise InputError("--dask", "needs the batch extra: pip install 'ketacds[batch]'") from None
         address = self.options.dask
         try:
             if address == "local":

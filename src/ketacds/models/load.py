@@ -15,13 +15,13 @@ Unknown keys are errors: a misspelt field must never be silently ignored.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import re
 from collections.abc import Callable, Mapping
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, TypeVar
 
+from ketacds import limits
 from ketacds._yaml import YamlProblem, load_yaml
 from ketacds.dosing.units import canonical_unit
 from ketacds.errors import InputError, KetacdsError
@@ -42,7 +42,15 @@ from ketacds.models.inputs import (
     SubstanceUse,
 )
 
-__all__ = ["load_case", "load_case_file", "load_context", "load_record", "parse_document", "read_document"]
+__all__ = [
+    "decode_text",
+    "load_case",
+    "load_case_file",
+    "load_context",
+    "load_record",
+    "parse_document",
+    "read_document",
+]
 
 T = TypeVar("T")
 D = TypeVar("D")
@@ -133,8 +141,17 @@ def _decimal(value: Any, path: str) -> Decimal:
     except InvalidOperation:
         number = None
     if number is None or not number.is_finite():
-        raise InputError(path, f"expected a number, got {value!r}")
+        raise InputError(path, f"expected a number, got {_short(value)}")
+    reason = limits.number_problem(number)
+    if reason is not None:
+        raise InputError(path, reason)
     return number
+
+
+def _short(value: Any) -> str:
+    """``repr(value)``, cut to 60 characters (a 5,000-digit number is no use in a message)."""
+    text = repr(value) if not isinstance(value, int) or value.bit_length() < 1000 else "a very long number"
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _non_negative(value: Any, path: str) -> Decimal:
@@ -192,7 +209,7 @@ def _quantity(dimension: str) -> Callable[[Any, str], Quantity]:
             match = _QUANTITY_TEXT.match(value)
             if not match:
                 raise InputError(path, f"expected a quantity like '70 kg', got {value!r}")
-            number, unit = Decimal(match.group(1)), match.group(2)
+            number, unit = _decimal(match.group(1), path), match.group(2)
         else:
             reader = _Reader(value, path)
             maybe_number = reader.get("value", _non_negative, None)
@@ -426,9 +443,9 @@ def _plan(value: Any, path: str) -> Plan:
         if not match or unit not in ("mg", "mg/kg"):
             raise InputError(r.at("dose"), f"expected a dose like '56 mg' or '0.5 mg/kg', got {dose!r}")
         if unit == "mg":
-            dose_mg = Decimal(match.group(1))
+            dose_mg = _decimal(match.group(1), r.at("dose"))
         else:
-            dose_per_kg = Decimal(match.group(1))
+            dose_per_kg = _decimal(match.group(1), r.at("dose"))
     week = r.get("treatment_week", _int, None)
     if week is not None and week < 1:
         raise InputError(r.at("treatment_week"), f"weeks count from 1, got {week}")
@@ -487,29 +504,52 @@ def read_document(path: Path | str) -> Any:
     """Read a JSON (``.json``) or YAML file into plain data with exact decimals.
 
     Raises:
-        InputError: the file cannot be read or parsed.
+        InputError: the file cannot be read or parsed, is not UTF-8, or is past a limit
+            of :mod:`ketacds.limits` (size, depth, numbers; duplicate keys in JSON).
     """
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        size = path.stat().st_size
+        if size > limits.MAX_DOCUMENT_BYTES:
+            raise InputError(str(path), f"larger than {limits.MAX_DOCUMENT_BYTES // 2**20} MiB")
+        raw = path.read_bytes()
     except OSError as error:
         raise InputError(str(path), f"cannot read file: {error.strerror}") from None
-    return parse_document(text, path.suffix, str(path))
+    return parse_document(decode_text(raw, str(path)), path.suffix, str(path))
+
+
+def decode_text(raw: bytes, where: str) -> str:
+    """``raw`` as UTF-8 text (a leading byte-order mark is dropped).
+
+    Raises:
+        InputError: naming the line and byte that is not UTF-8.
+    """
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = raw.count(b"\n", 0, error.start) + 1
+        raise InputError(f"{where}:{line}", f"not UTF-8 text (byte {error.start + 1})") from None
 
 
 def parse_document(text: str, suffix: str, where: str) -> Any:
     """Parse JSON (``suffix`` ``.json``) or YAML text into plain data with exact decimals.
 
-    ``where`` names the document in errors (its path, say), followed by the line.
+    ``where`` names the document in errors (its path, say), followed by the line. JSON
+    with a key twice in one object is refused, as YAML is; so is anything past a limit
+    of :mod:`ketacds.limits`, named by its field path (``patient.weight``).
 
     Raises:
-        InputError: the text cannot be parsed.
+        InputError: the text cannot be parsed or is past a limit.
     """
     if suffix.lower() == ".json":
         try:
-            return json.loads(text, parse_float=Decimal)
-        except json.JSONDecodeError as error:
-            raise InputError(f"{where}:{error.lineno}", f"invalid JSON: {error.msg}") from None
+            data = limits.loads_json(text)
+        except limits.JsonProblem as error:
+            raise InputError(f"{where}:{error.line}" if error.line else where, error.reason) from None
+        problem = limits.find_problem(data)
+        if problem is not None:
+            raise InputError(*problem)
+        return data
     try:
         return load_yaml(text)[0]
     except YamlProblem as error:
