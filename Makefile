@@ -27,8 +27,11 @@ lint:
 typecheck:
 	$(BIN)/mypy
 
+# The tests run on WORKERS processes (pytest-xdist; default: one per core); pytest-cov
+# measures each and combines them, so the coverage floor (pyproject.toml) covers all.
+WORKERS ?= auto
 unit:
-	$(BIN)/python -m coverage run -m pytest --hypothesis-profile=ci
+	$(BIN)/python -m pytest -n $(WORKERS) --hypothesis-profile=ci --cov --cov-report=
 	$(BIN)/python -m coverage report
 
 # The project's scenario suite through the CLI (pytest has already run it, one item per

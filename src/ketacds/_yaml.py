@@ -173,7 +173,7 @@ def load_yaml(text: str) -> tuple[Any, dict[Path, int]]:
         raise YamlProblem(f"nested more than {limits.MAX_DEPTH} levels deep", deep)
     try:
         document = yaml.load(text)
-    except RecursionError:  # pragma: no cover - _deep_flow_line and _Walk stop it first
+    except RecursionError:  # block nesting of a few hundred levels: ruamel's composer recurses
         raise YamlProblem(f"nested more than {limits.MAX_DEPTH} levels deep", None) from None
     except MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
@@ -182,5 +182,25 @@ def load_yaml(text: str) -> tuple[Any, dict[Path, int]]:
         raise YamlProblem(reason or "invalid YAML", line) from error
     except YAMLError as error:
         raise YamlProblem(str(error).splitlines()[0], None) from error
+    memo: dict[int, int] = {}
+    if _expanded_size(document, memo) > limits.MAX_NODES:
+        # Found before expanding anything: name the top-level entry that holds the most.
+        at: Path = ()
+        if isinstance(document, CommentedMap) and document:
+            at = (str(max(document, key=lambda k: _expanded_size(document[k], memo))),)
+        where = f"{at[0]}: " if at else ""
+        line = document.lc.key(at[0])[0] + 1 if at else None
+        raise YamlProblem(f"{where}more than {limits.MAX_NODES:,} values after expanding aliases", line)
     lines: dict[Path, int] = {}
     return _Walk(lines).plain(document, ()), lines
+
+
+def _expanded_size(node: Any, memo: dict[int, int]) -> int:
+    """How many values ``node`` becomes once aliases are expanded; each distinct node is counted once."""
+    if not isinstance(node, CommentedMap | CommentedSeq):
+        return 1
+    known = memo.get(id(node))
+    if known is None:
+        children = node.values() if isinstance(node, CommentedMap) else node
+        memo[id(node)] = known = 1 + sum(_expanded_size(child, memo) for child in children)
+    return known

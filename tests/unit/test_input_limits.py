@@ -124,11 +124,18 @@ class TestLoaders:
             parse_document(text, ".yaml", "case")
         assert "patient.k.k.k" in str(caught.value)
 
+    def test_a_thousand_levels_of_block_yaml_is_refused_fast(self):
+        text = "patient:\n" + "".join("  " * i + "k:\n" for i in range(1, 1000))
+
+        with fast(), pytest.raises(InputError, match="nested more than"):
+            parse_document(text, ".yaml", "case")
+
     def test_a_yaml_alias_bomb_is_refused_fast(self):
         assert len(ALIAS_BOMB) < 400
 
-        with fast(), pytest.raises(InputError, match=f"more than {MAX_NODES:,} values"):
+        with fast(), pytest.raises(InputError, match=f"more than {MAX_NODES:,} values") as caught:
             parse_document(ALIAS_BOMB, ".yaml", "case")
+        assert "case:9" == caught.value.path  # the line of the entry that holds the most
 
     def test_modest_aliases_still_work(self):
         text = "a: &a {sex: female}\nb: *a\nc: *a\n"
@@ -234,8 +241,7 @@ class TestCommandLine:
         path = tmp_path / name
         path.write_bytes(content)
 
-        with fast(5):
-            result = cli("assess", str(path))
+        result = cli("assess", str(path))  # how fast the loaders refuse is tested above
 
         assert 2 == result.exit_code
         assert expected in result.stderr
