@@ -15,7 +15,16 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from batch_support import POISON, CrashingReader, batch_command, outputs, run_batch_process, write_cases
+from batch_support import (
+    HANG,
+    POISON,
+    CrashingReader,
+    HangingReader,
+    batch_command,
+    outputs,
+    run_batch_process,
+    write_cases,
+)
 from ketacds.batch import BatchOptions, run_batch
 from ketacds.cli import main
 
@@ -119,3 +128,26 @@ def test_a_record_that_kills_its_worker_is_an_error_and_the_run_goes_on(tmp_path
     assert 1 == len(errors)
     assert '"error": "WorkerDied"' in errors[0]
     assert '"record": 12' in errors[0]
+
+
+def test_a_record_over_the_time_limit_is_an_error_and_the_run_goes_on(tmp_path: Path):
+    """A record that hangs in C code (the GIL held) is stopped by the per-record limit, not waited for."""
+    source = write_cases(tmp_path / "cases.ndjson", 20, bad={9: '{"x": "' + HANG.decode() + '"}'})
+    options = BatchOptions(
+        input=source,
+        out=tmp_path / "out",
+        reader=HangingReader(),
+        workers=2,
+        chunk_size=5,
+        record_seconds=2.0,
+    )
+    began = time.monotonic()
+    result = run_batch(options)
+    errors = (tmp_path / "out" / "errors.ndjson").read_text().splitlines()
+
+    assert time.monotonic() - began < 60  # the hanging sum alone would take hours
+    assert (20, 1) == (result.summary.assessed, result.summary.errors)
+    assert 1 == len(errors)
+    assert '"error": "RecordTimeLimit"' in errors[0]
+    assert '"record": 9' in errors[0]
+    assert "time limit of 2 s" in errors[0]

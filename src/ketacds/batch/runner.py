@@ -39,11 +39,20 @@ from typing import Any, Protocol
 
 import attrs
 
+from ketacds import limits
 from ketacds._version import __version__
 from ketacds.batch.readers import Item, Reader, missing_context
 from ketacds.batch.store import FORMAT, RunStore, fingerprint, write_part
 from ketacds.batch.summary import Summary, Tally
-from ketacds.batch.work import Chunk, ChunkResult, WorkerConfig, assess_chunk, error_line, prepare
+from ketacds.batch.work import (
+    Chunk,
+    ChunkResult,
+    WorkerConfig,
+    arm_record_timer,
+    assess_chunk,
+    error_line,
+    prepare,
+)
 from ketacds.errors import InputError, KetacdsError
 from ketacds.ruleset.ir import RuleSet
 from ketacds.ruleset.load import load_ruleset
@@ -84,6 +93,7 @@ class BatchOptions:
     rules_dir: Path | None = None
     context: tuple[tuple[str, Any], ...] = ()
     override: bool = False
+    record_seconds: float = limits.RECORD_SECONDS
 
 
 @attrs.frozen
@@ -158,6 +168,7 @@ def run_batch(options: BatchOptions, progress: Progress | None = None) -> BatchR
         rules_dir=str(options.rules_dir) if options.rules_dir is not None else None,
         context=options.context,
         override=options.override,
+        record_seconds=options.record_seconds,
     )
     source = _ChunkSource(options.reader.items(options.input), options.chunk_size)
     records = 0
@@ -226,7 +237,14 @@ class _executor:  # used like a function, as a context manager
             return lambda chunks: (assess_chunk(self.config, chunk) for chunk in chunks)
         pool = _Pool(self.options.workers, self.config, self.ruleset, RunStore(self.options.out).parts)
         self.close = pool.close
-        dispatcher = _Dispatcher(pool.submit, _wait_first, (BrokenProcessPool,), pool.recover, 2 * pool.size)
+        dispatcher = _Dispatcher(
+            pool.submit,
+            _wait_first,
+            (BrokenProcessPool,),
+            pool.recover,
+            2 * pool.size,
+            self.options.record_seconds,
+        )
         pool.on_restart = dispatcher.count_death
         return dispatcher.run
 
@@ -289,6 +307,7 @@ def _wait_first(futures: Iterable[Future[ChunkResult]]) -> set[Future[ChunkResul
 def _worker_init(config: WorkerConfig, ruleset: RuleSet) -> None:
     # Ctrl-C is the main process's to handle: it lets running chunks finish, then stops us.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    arm_record_timer()
     prepare(config, ruleset)  # from the rules the main process loaded: no YAML to read again
 
 
@@ -355,7 +374,9 @@ class _Dispatcher:
         died: tuple[type[BaseException], ...],
         recover: Callable[[Any], None],
         limit: int,
+        record_seconds: float | None = None,
     ) -> None:
+        self.record_seconds = record_seconds
         self.submit = submit
         self.wait_first = wait_first
         self.died = died
@@ -416,14 +437,20 @@ class _Dispatcher:
         errors: list[str] = []
         tally = Tally()
         for item in chunk.items:
+            began = time.monotonic()
             future = self.submit(Chunk(chunk.number, (item,), commit=False))
             self.wait_first([future])
             try:
                 result = future.result()
             except self.died:
                 self.recover(future)
-                reason = "the worker process died while assessing this record"
-                errors.append(error_line(item, None, "WorkerDied", reason))
+                limit = self.record_seconds
+                if limit is not None and time.monotonic() - began >= limit:
+                    kind = "RecordTimeLimit"
+                    reason = f"not assessed within the time limit of {limit:g} s per record"
+                else:
+                    kind, reason = "WorkerDied", "the worker process died while assessing this record"
+                errors.append(error_line(item, None, kind, reason))
                 tally.add_error(reason)
                 continue
             self.fruitless = 0

@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import gc
 import json
+import signal
 from collections.abc import Mapping
 from typing import Any
 
 import attrs
 
+from ketacds import limits
 from ketacds.batch.readers import Item, Reader, decode_case
 from ketacds.batch.summary import Tally
 from ketacds.engine.api import Engine
@@ -29,7 +31,16 @@ from ketacds.models.load import load_context
 from ketacds.models.results import Assessment
 from ketacds.ruleset.ir import RuleSet
 
-__all__ = ["Chunk", "ChunkResult", "WorkerConfig", "assess_chunk", "assessment_line", "error_line", "prepare"]
+__all__ = [
+    "Chunk",
+    "ChunkResult",
+    "WorkerConfig",
+    "arm_record_timer",
+    "assess_chunk",
+    "assessment_line",
+    "error_line",
+    "prepare",
+]
 
 
 @attrs.frozen
@@ -43,6 +54,8 @@ class WorkerConfig:
         context: default context fields (``route``, ``jurisdiction``, ``now``, ...).
         override: the defaults replace each case's own context fields, rather than
             only filling in the ones it lacks.
+        record_seconds: the time limit per record in a local worker process (see
+            :func:`arm_record_timer`).
     """
 
     reader: Reader
@@ -50,6 +63,7 @@ class WorkerConfig:
     rules_dir: str | None = None
     context: tuple[tuple[str, Any], ...] = ()
     override: bool = False
+    record_seconds: float = limits.RECORD_SECONDS
 
     def context_for(self, own: Mapping[str, Any]) -> dict[str, Any]:
         """A case's context data with the run's defaults applied."""
@@ -111,6 +125,29 @@ def prepare(config: WorkerConfig, ruleset: RuleSet | None = None) -> Engine:
     return engine
 
 
+_timed = False  # whether this process is a local worker, where a record's time is limited
+
+
+def arm_record_timer() -> None:
+    """Limit each record's time in this process (a local worker; Linux and other Unix).
+
+    Before each record a real-time interval timer is set to ``record_seconds``; its
+    SIGALRM has the default action, so the kernel ends the process when it fires, even
+    inside C code that holds the GIL (exact arithmetic on a huge exponent, a durable_rules
+    call). The main process then assesses the chunk record by record and reports the
+    record that ran out of time (``RecordTimeLimit``); the run goes on.
+    """
+    global _timed
+    if hasattr(signal, "setitimer"):
+        signal.signal(signal.SIGALRM, signal.SIG_DFL)
+        _timed = True
+
+
+def _timer(seconds: float) -> None:
+    if _timed:
+        signal.setitimer(signal.ITIMER_REAL, seconds)
+
+
 def assess_chunk(config: WorkerConfig, chunk: Chunk, ruleset: RuleSet | None = None) -> ChunkResult:
     """Assess every item of ``chunk``; bad records become error lines.
 
@@ -123,9 +160,13 @@ def assess_chunk(config: WorkerConfig, chunk: Chunk, ruleset: RuleSet | None = N
     for item in chunk.items:
         patient: str | None = None
         try:
-            record, own = decode_case(config.reader, item.payload, engine)
-            patient = record.patient.id
-            assessment = engine.assess(record, load_context(config.context_for(own)))
+            _timer(config.record_seconds)
+            try:
+                record, own = decode_case(config.reader, item.payload, engine)
+                patient = record.patient.id
+                assessment = engine.assess(record, load_context(config.context_for(own)))
+            finally:
+                _timer(0)
         except Exception as error:  # one bad record must not stop a night's run
             reason = str(error) if isinstance(error, KetacdsError) else f"{type(error).__name__}: {error}"
             errors.append(error_line(item, patient, type(error).__name__, reason))
