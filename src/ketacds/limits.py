@@ -11,6 +11,7 @@ gives a traceback, a hang or a crash: it is an error that says where it is.
 - :data:`MAX_NUMBER_CHARS`, :data:`MAX_EXPONENT`, :data:`MIN_EXPONENT`: a number as
   written, and its size (``1E+999999999`` takes minutes to round; ``1e30`` mg overflows
   exact arithmetic). No clinical quantity comes near these.
+- :data:`MAX_HEADER_BYTES`, :data:`MAX_HEADERS`: the request headers the service reads.
 - :data:`RECORD_SECONDS`: how long a batch worker may spend on one record.
 
 :func:`find_problem` walks parsed data (without recursion) and names the first value
@@ -31,6 +32,8 @@ __all__ = [
     "MAX_DEPTH",
     "MAX_DOCUMENT_BYTES",
     "MAX_EXPONENT",
+    "MAX_HEADERS",
+    "MAX_HEADER_BYTES",
     "MAX_NODES",
     "MAX_NUMBER_CHARS",
     "MIN_EXPONENT",
@@ -54,6 +57,10 @@ MAX_NUMBER_CHARS = 40
 MAX_EXPONENT = 14
 #: Smallest decimal exponent of a non-zero number.
 MIN_EXPONENT = -30
+#: Bytes of all request headers together (names and values) the service accepts.
+MAX_HEADER_BYTES = 32 * 1024
+#: Request headers the service accepts.
+MAX_HEADERS = 100
 #: Seconds a batch worker may spend on one record before it is reported as an error.
 RECORD_SECONDS = 30.0
 
@@ -119,8 +126,12 @@ def find_problem(data: Any) -> tuple[str, str] | None:
             reason = number_problem(value)
             if reason is not None:
                 return path or "(top level)", reason
-        elif isinstance(value, float):
-            return path or "(top level)", "numbers must be exact decimals"  # pragma: no cover
+        elif isinstance(value, float):  # JSON read by another parser (a web framework, httpx)
+            if value != value or value in (float("inf"), float("-inf")):
+                return path or "(top level)", "numbers must be finite"
+            reason = number_problem(Decimal(repr(value)))
+            if reason is not None:
+                return path or "(top level)", reason
     return None
 
 

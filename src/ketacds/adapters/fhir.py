@@ -56,6 +56,7 @@ from fhir.resources.R4B.patient import Patient as FhirPatient
 from fhir.resources.R4B.quantity import Quantity as FhirQuantity
 from pydantic import BaseModel, ValidationError
 
+from ketacds import limits
 from ketacds.dosing.units import canonical_unit
 from ketacds.errors import InputError, KetacdsError
 from ketacds.models.inputs import (
@@ -476,6 +477,11 @@ class _Reader:
             return None
         elements = _READ_ELEMENTS[model.__name__]
         projected = {name: value for name, value in raw.items() if name in elements}
+        out_of_range = limits.find_problem(projected)
+        if out_of_range is not None:
+            where, reason = out_of_range
+            self.issue("error", "out-of-range", f"Not read: {where}: {reason}.", key, where)
+            return None
         parsed, problem, lenient = _VALIDATED.validate(model, projected)
         if lenient:
             self.issue(
@@ -1322,8 +1328,11 @@ def _date_of(value: Any) -> dt.date | None:
 def _raw_loinc_codes(concept: Any) -> list[str]:
     if not isinstance(concept, Mapping):
         return []
+    codings = concept.get("coding")
+    if not isinstance(codings, list):  # a client may send anything; not a list reads as no codes
+        return []
     codes = []
-    for coding in concept.get("coding") or []:
+    for coding in codings:
         if (
             isinstance(coding, Mapping)
             and coding.get("system") == _LOINC
