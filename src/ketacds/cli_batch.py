@@ -181,6 +181,10 @@ def batch(
         sys.exit(EXIT_INTERRUPTED)
     finally:
         bar.stop()
+    for problem in result.redone:
+        errors.print(
+            f"warning: resume: parts/{escape(problem)}; assessed again", highlight=False, soft_wrap=True
+        )
     if quiet:
         return
     console = Console()

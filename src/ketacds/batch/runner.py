@@ -42,7 +42,7 @@ import attrs
 from ketacds import limits
 from ketacds._version import __version__
 from ketacds.batch.readers import Item, Reader, missing_context
-from ketacds.batch.store import FORMAT, RunStore, fingerprint, write_part
+from ketacds.batch.store import FORMAT, RunStore, fingerprint, run_id, write_part
 from ketacds.batch.summary import Summary, Tally
 from ketacds.batch.work import (
     Chunk,
@@ -104,6 +104,7 @@ class BatchResult:
     out: Path
     records: int  #: records assessed (or found bad) by this invocation
     seconds: float  #: wall time of this invocation
+    redone: tuple[str, ...] = ()  #: part files that did not verify on resume, each with why
 
 
 class Progress(Protocol):
@@ -162,7 +163,9 @@ def run_batch(options: BatchOptions, progress: Progress | None = None) -> BatchR
     )
     if manifest.get("complete"):
         return BatchResult(store.summary(ruleset, digest), options.out, 0, time.perf_counter() - began)
+    identity = run_id(manifest)
     config = WorkerConfig(
+        run=identity,
         reader=options.reader,
         digest=digest,
         rules_dir=str(options.rules_dir) if options.rules_dir is not None else None,
@@ -175,12 +178,11 @@ def run_batch(options: BatchOptions, progress: Progress | None = None) -> BatchR
     try:
         # Workers (or the cluster) first: if they cannot start, nothing has been written.
         with _executor(options, config, ruleset) as run:
-            store.begin(manifest, resume=options.resume)
+            redone = store.begin(manifest, resume=options.resume, run=identity)
             done = store.done()
             progress.start(manifest.get("total"), store.tally(done)[1])
             for result in run(chunk for chunk in source if chunk.number not in done):
-                if not result.committed:
-                    store.write(result)
+                store.record(result, identity)
                 records += result.records
                 progress.advance(result.records)
     except KeyboardInterrupt:
@@ -188,7 +190,7 @@ def run_batch(options: BatchOptions, progress: Progress | None = None) -> BatchR
         chunks = -(-total // options.chunk_size) if total is not None else "?"
         raise Interrupted(f"stopped after {len(store.done())} of {chunks} chunks") from None
     summary = store.finish(source.count, ruleset, digest)
-    return BatchResult(summary, options.out, records, time.perf_counter() - began)
+    return BatchResult(summary, options.out, records, time.perf_counter() - began, redone)
 
 
 class _ChunkSource:
@@ -316,8 +318,8 @@ def _assess_and_commit(config: WorkerConfig, parts: Path, chunk: Chunk) -> Chunk
     result = assess_chunk(config, chunk)
     if not chunk.commit:
         return result
-    write_part(parts, result)
-    return attrs.evolve(result, assessments=(), errors=(), committed=True)
+    checksum = write_part(parts, result, config.run)
+    return attrs.evolve(result, assessments=(), errors=(), committed=True, sha256=checksum)
 
 
 class _Pool:
@@ -457,7 +459,8 @@ class _Dispatcher:
             assessments += result.assessments
             errors += result.errors
             tally.update(result.tally)
-        return ChunkResult(chunk.number, tuple(assessments), tuple(errors), tally)
+        first = chunk.items[0].index if chunk.items else 0
+        return ChunkResult(chunk.number, tuple(assessments), tuple(errors), tally, first=first)
 
 
 def default_workers() -> int:

@@ -56,6 +56,8 @@ class WorkerConfig:
             only filling in the ones it lacks.
         record_seconds: the time limit per record in a local worker process (see
             :func:`arm_record_timer`).
+        run: the run's identity, written into each part file's header (so that a part
+            of another run is recognised on resume).
     """
 
     reader: Reader
@@ -64,6 +66,7 @@ class WorkerConfig:
     context: tuple[tuple[str, Any], ...] = ()
     override: bool = False
     record_seconds: float = limits.RECORD_SECONDS
+    run: str = ""
 
     def context_for(self, own: Mapping[str, Any]) -> dict[str, Any]:
         """A case's context data with the run's defaults applied."""
@@ -89,7 +92,8 @@ class ChunkResult:
     """One output line per item (assessments and errors apart, each in input order).
 
     ``committed``: the worker already wrote the chunk's part file (the lines are then
-    left out, so that they do not travel back to the main process).
+    left out, so that they do not travel back to the main process); ``sha256`` is then
+    that file's checksum. ``first``: the input index of the chunk's first record.
     """
 
     number: int
@@ -97,6 +101,8 @@ class ChunkResult:
     errors: tuple[str, ...]
     tally: Tally
     committed: bool = False
+    first: int = 0
+    sha256: str | None = None
 
     @property
     def records(self) -> int:
@@ -177,7 +183,8 @@ def assess_chunk(config: WorkerConfig, chunk: Chunk, ruleset: RuleSet | None = N
             continue
         assessments.append(assessment_line(item, patient, assessment))
         tally.add(assessment)
-    return ChunkResult(chunk.number, tuple(assessments), tuple(errors), tally)
+    first = chunk.items[0].index if chunk.items else 0
+    return ChunkResult(chunk.number, tuple(assessments), tuple(errors), tally, first=first)
 
 
 def assessment_line(item: Item, patient: str | None, assessment: Assessment) -> str:
