@@ -50,6 +50,7 @@ from ketacds.batch.work import (
     WorkerConfig,
     arm_record_timer,
     assess_chunk,
+    die_with_parent,
     error_line,
     prepare,
 )
@@ -309,6 +310,7 @@ def _wait_first(futures: Iterable[Future[ChunkResult]]) -> set[Future[ChunkResul
 def _worker_init(config: WorkerConfig, ruleset: RuleSet) -> None:
     # Ctrl-C is the main process's to handle: it lets running chunks finish, then stops us.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    die_with_parent()
     arm_record_timer()
     prepare(config, ruleset)  # from the rules the main process loaded: no YAML to read again
 

@@ -14,9 +14,14 @@ for the next one.
 
 from __future__ import annotations
 
+import ctypes
 import gc
 import json
+import os
 import signal
+import sys
+import threading
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -38,6 +43,7 @@ __all__ = [
     "arm_record_timer",
     "assess_chunk",
     "assessment_line",
+    "die_with_parent",
     "error_line",
     "prepare",
 ]
@@ -132,6 +138,36 @@ def prepare(config: WorkerConfig, ruleset: RuleSet | None = None) -> Engine:
 
 
 _timed = False  # whether this process is a local worker, where a record's time is limited
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def die_with_parent() -> None:
+    """End this worker process when the process that started it dies, even by ``kill -9``.
+
+    On Linux, ``prctl(PR_SET_PDEATHSIG, SIGKILL)`` has the kernel kill this process when
+    its parent dies, even inside C code that holds the GIL. Everywhere, a daemon thread
+    also watches the parent id and exits when it changes (the parent died and this
+    process was adopted). Once the workers are gone, multiprocessing's resource tracker
+    sees its last pipe closed and ends too: nothing is left writing parts.
+    """
+    parent = os.getppid()
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        except (OSError, AttributeError):  # pragma: no cover - a libc without prctl
+            pass
+    if os.getppid() != parent:  # pragma: no cover - the parent died before prctl took effect
+        os._exit(1)
+
+    def watch() -> None:
+        while True:
+            time.sleep(1.0)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="ketacds-parent-watch", daemon=True).start()
+
 
 
 def arm_record_timer() -> None:
