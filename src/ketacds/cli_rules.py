@@ -207,7 +207,11 @@ def diff_command(old: str, new: str, corpus: Sequence[Path], markdown: Path | No
             effect = impact(old_engine, new_engine, cases)
     _print_diff(result, old, new, effect)
     if markdown is not None:
-        markdown.write_text(report(result, old, new, effect), encoding="utf-8")
+        try:
+            markdown.parent.mkdir(parents=True, exist_ok=True)
+            markdown.write_text(report(result, old, new, effect), encoding="utf-8")
+        except OSError as error:
+            _fail(f"{markdown}: cannot write: {error.strerror}")
         click.echo(f"Markdown report: {_shown(markdown)}")
 
 

@@ -380,7 +380,9 @@ def explain(
     rules_dir: Path | None,
     **options: tuple[str, ...],
 ) -> None:
-    """Why each --rule fired, or why it did not, for the case in FILE (a patient or scenario file).
+    """Why each --rule fired, or why not, for the case in FILE (a patient, scenario or FHIR Bundle file).
+
+    A FHIR Bundle carries no treatment context: give --route, --jurisdiction and --now.
 
     The what-if options explain an edited copy of the case.
     """
@@ -392,7 +394,15 @@ def explain(
             record, context = scenario.record, scenario.context
             extra = [Edit("set", "field", f"{k}={v}") for k, v in overrides.items() if v is not None]
         else:
-            record, context = load_case(read_document(file), overrides=overrides)
+            document = read_document(file)
+            if isinstance(document, dict) and document.get("resourceType") == "Bundle":
+                from ketacds.adapters.fhir import read_bundle_case  # FHIR is imported only when needed
+
+                record, context = read_bundle_case(
+                    document, overrides=overrides, terminology=engine.terminology
+                )
+            else:
+                record, context = load_case(document, overrides=overrides)
             extra = []
         record, context = _apply(engine, record, context, [*extra, *_edits(options)])
         analysis = CaseAnalysis(engine, record, context)

@@ -73,7 +73,7 @@ from ketacds.models.inputs import (
     Quantity,
     canonical_system,
 )
-from ketacds.models.load import load_context
+from ketacds.models.load import decode_text, load_context, parse_document
 from ketacds.models.quality import DataQualityIssue, QualitySeverity
 from ketacds.ruleset.load import load_ruleset
 from ketacds.terminology.mapping import FhirMapping, Ingredient, PlannedRoute, load_fhir_mapping
@@ -318,7 +318,7 @@ def validation_cache_stats() -> dict[str, int]:
 
 
 def read_bundle(
-    bundle: Resource,
+    bundle: Resource | str | bytes,
     *,
     patient_id: str | None = None,
     mapping: FhirMapping | None = None,
@@ -327,17 +327,22 @@ def read_bundle(
     """Read one patient's record from a FHIR R4 Bundle (any type: transaction, searchset, ...).
 
     Args:
-        bundle: the Bundle as JSON data.
+        bundle: the Bundle as JSON data, or as JSON text (``str`` or UTF-8 ``bytes``),
+            read as :func:`ketacds.models.load.parse_document` reads JSON.
         patient_id: the patient's id, when the bundle may hold other patients' data.
         mapping: the FHIR reading rules (default: the bundled ``rulesets/terminology/``).
         terminology: the value sets (default: the bundled rulesets').
 
     Raises:
-        InputError: ``bundle`` is not a Bundle, or it holds several patients and no
-            ``patient_id`` says which one to read.
+        InputError: ``bundle`` is not a Bundle (or not JSON), or it holds several
+            patients and no ``patient_id`` says which one to read.
     """
+    data: Any = bundle
+    if isinstance(bundle, str | bytes):
+        text = decode_text(bundle, "(bundle)") if isinstance(bundle, bytes) else bundle
+        data = parse_document(text, ".json", "(bundle)")
     return read_resources(
-        bundle_resources(bundle), patient_id=patient_id, mapping=mapping, terminology=terminology
+        bundle_resources(data), patient_id=patient_id, mapping=mapping, terminology=terminology
     )
 
 

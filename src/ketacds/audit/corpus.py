@@ -219,11 +219,27 @@ def _shown(path: Path) -> str:
         return path.as_posix()
 
 
+def _passed_over(path: Path) -> bool:
+    """Whether ``path``, found in a directory, is a FHIR resource the built-in JSON reader would take.
+
+    A plug-in reader for FHIR (registered first) still gets it.
+    """
+    if not isinstance(_reader_for(path), JsonReader):
+        return False
+    try:
+        document = json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return False  # the reader reports it
+    return isinstance(document, Mapping) and "resourceType" in document
+
+
 def read_corpus(paths: Iterable[Path]) -> list[Case]:
     """Every case under ``paths`` (files, or directories searched recursively), in a stable order.
 
-    Files in a directory that no reader claims are passed over; a file named directly
-    must be claimed.
+    Files in a directory that no reader claims are passed over, and so are FHIR
+    resources the built-in JSON reader would take (JSON with a ``resourceType``: a
+    Bundle carries no treatment context, so it is no case); a file named directly must
+    be claimed.
 
     Raises:
         InputError: a path does not exist, or a file named directly is of no known format.
@@ -231,7 +247,9 @@ def read_corpus(paths: Iterable[Path]) -> list[Case]:
     cases: list[Case] = []
     for path in paths:
         if path.is_dir():
-            files: Sequence[Path] = sorted(p for p in path.rglob("*") if p.is_file() and _reader_for(p))
+            files: Sequence[Path] = sorted(
+                p for p in path.rglob("*") if p.is_file() and _reader_for(p) and not _passed_over(p)
+            )
         elif path.is_file():
             if _reader_for(path) is None:
                 known = ", ".join(r.name for r in _READERS)
