@@ -8,6 +8,8 @@ stay strings, so nothing is rounded or given a timezone behind the reader's back
 
 from __future__ import annotations
 
+import copy
+import hashlib
 import re
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -156,13 +158,33 @@ def _deep_flow_line(text: str) -> int | None:
     return None
 
 
+#: Parsed documents by the SHA-256 of their text (ruamel's pure-Python parser is slow: the
+#: project's scenario files take seconds, and tests and tools read them again and again).
+_PARSED: dict[bytes, tuple[Any, dict[Path, int]]] = {}
+_PARSED_SIZE = 256
+
+
 def load_yaml(text: str) -> tuple[Any, dict[Path, int]]:
     """Parse ``text`` into plain Python data and a map from path to 1-based line.
+
+    A text parsed before (in this process) is not parsed again: the caller gets its own
+    copy of the data and of the line map.
 
     Raises:
         YamlProblem: the text is not YAML, has a duplicate key, or is past a limit of
             :mod:`ketacds.limits` (size, depth, values after alias expansion, numbers).
     """
+    key = hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()
+    hit = _PARSED.get(key)
+    if hit is None:
+        hit = _parse(text)
+        if len(_PARSED) >= _PARSED_SIZE:
+            _PARSED.pop(next(iter(_PARSED)))
+        _PARSED[key] = hit
+    return copy.deepcopy(hit[0]), dict(hit[1])
+
+
+def _parse(text: str) -> tuple[Any, dict[Path, int]]:
     yaml = YAML(typ="rt", pure=True)
     yaml.Constructor = _Constructor
     yaml.allow_duplicate_keys = False
