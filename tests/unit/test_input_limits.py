@@ -324,3 +324,18 @@ class TestFeedbackDatabase:
         assert 2 == result.exit_code
         assert "not a ketacds database" in result.stderr
         assert before == path.read_bytes()
+
+
+class TestCorpus:
+    def test_an_ndjson_corpus_line_with_a_duplicate_key_is_a_broken_case(self, tmp_path: Path):
+        from ketacds.audit.corpus import read_corpus
+
+        path = tmp_path / "cases.ndjson"
+        duplicate = '{"patient": {"sex": "female", "sex": "male"}}'
+        path.write_text(json.dumps(CASE) + "\n" + duplicate + "\n", encoding="utf-8")
+
+        good, bad = read_corpus([path])
+
+        assert good.load()[0].patient.sex == "female"
+        with pytest.raises(InputError, match="duplicate key 'sex'"):
+            bad.load()

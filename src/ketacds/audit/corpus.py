@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from decimal import Decimal
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -32,7 +31,7 @@ import attrs
 
 from ketacds.errors import InputError
 from ketacds.models.inputs import Context, PatientRecord
-from ketacds.models.load import load_case, read_document
+from ketacds.models.load import decode_text, load_case, parse_document, read_document
 
 __all__ = ["Case", "Reader", "read_corpus", "readers", "register"]
 
@@ -143,18 +142,21 @@ class NdjsonReader:
     def read(self, path: Path, shown: str) -> Iterator[Case]:
         """One case per line."""
         try:
-            text = path.read_text(encoding="utf-8")
+            text = decode_text(path.read_bytes(), shown)
         except OSError as error:
             yield _broken(shown, InputError(shown, f"cannot read file: {error.strerror}"))
+            return
+        except InputError as error:
+            yield _broken(shown, error)
             return
         for number, line in enumerate(text.splitlines(), 1):
             if not line.strip():
                 continue
             where = f"{shown}:{number}"
-            try:
-                data = json.loads(line, parse_float=Decimal)
-            except json.JSONDecodeError as error:
-                yield _broken(where, InputError(where, f"invalid JSON: {error.msg}"))
+            try:  # as the JSON of case files is read: duplicate keys and numbers past the limits refused
+                data = parse_document(line, ".json", where)
+            except InputError as error:
+                yield _broken(where, error)
                 continue
             yield _case(where, data, f"line {number}")
 
