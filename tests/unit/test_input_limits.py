@@ -339,3 +339,30 @@ class TestCorpus:
         assert good.load()[0].patient.sex == "female"
         with pytest.raises(InputError, match="duplicate key 'sex'"):
             bad.load()
+
+
+KEYS_AT = b"issuers:\n  - iss: x\n    jwks_file: k.json\n"
+
+
+class TestServeConfiguration:
+    @pytest.mark.parametrize(
+        ("issuers", "files", "expected"),
+        [
+            (b"\xff\xfe", {}, "not UTF-8 text"),
+            (b"issuers:\n  - iss: x\n    jwks_file: nope.json\n", {}, "nope.json: cannot read file"),
+            (KEYS_AT, {"k.json": b'{"keys": 5}'}, "is not a JWK Set"),
+            (KEYS_AT, {"k.json": b'{"keys": [], "keys": []}'}, "duplicate"),
+        ],
+    )
+    def test_a_broken_issuers_or_key_file_is_one_line_before_the_service_starts(
+        self, tmp_path: Path, issuers: bytes, files: dict[str, bytes], expected: str
+    ):
+        (tmp_path / "issuers.yaml").write_bytes(issuers)
+        for name, content in files.items():
+            (tmp_path / name).write_bytes(content)
+
+        result = cli("serve", "--issuers", str(tmp_path / "issuers.yaml"), "--port", "1")
+
+        assert 2 == result.exit_code
+        assert expected in result.stderr
+        assert 1 == len(result.stderr.strip().splitlines()), result.stderr
