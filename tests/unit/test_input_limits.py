@@ -366,3 +366,12 @@ class TestServeConfiguration:
         assert 2 == result.exit_code
         assert expected in result.stderr
         assert 1 == len(result.stderr.strip().splitlines()), result.stderr
+
+
+def test_an_error_quotes_at_most_60_characters_of_the_value():
+    with pytest.raises(InputError) as caught:
+        load_case({**CASE, "patient": {**CASE["patient"], "sex": "f" * 5_000_000}})
+
+    assert "patient.sex" == caught.value.path
+    assert len(str(caught.value)) < 200
+    assert str(caught.value).endswith("...")

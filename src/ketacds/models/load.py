@@ -127,13 +127,13 @@ def _text(value: Any, path: str) -> str:
 
 def _bool(value: Any, path: str) -> bool:
     if not isinstance(value, bool):
-        raise InputError(path, f"expected true or false, got {value!r}")
+        raise InputError(path, f"expected true or false, got {_short(value)}")
     return value
 
 
 def _decimal(value: Any, path: str) -> Decimal:
     if isinstance(value, bool):
-        raise InputError(path, f"expected a number, got {value!r}")
+        raise InputError(path, f"expected a number, got {_short(value)}")
     if isinstance(value, float):
         value = repr(value)  # JSON without parse_float=Decimal: keep the written digits
     try:
@@ -176,7 +176,7 @@ def _date(value: Any, path: str) -> dt.date:
     try:
         return dt.date.fromisoformat(_text(value, path))
     except ValueError:
-        raise InputError(path, f"expected a date like 1980-05-31, got {value!r}") from None
+        raise InputError(path, f"expected a date like 1980-05-31, got {_short(value)}") from None
 
 
 def _datetime(value: Any, path: str) -> dt.datetime:
@@ -187,7 +187,7 @@ def _datetime(value: Any, path: str) -> dt.datetime:
             moment = dt.datetime.fromisoformat(_text(value, path))
         except ValueError:
             raise InputError(
-                path, f"expected a date-time like 2026-11-21T09:00:00+00:00, got {value!r}"
+                path, f"expected a date-time like 2026-11-21T09:00:00+00:00, got {_short(value)}"
             ) from None
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise InputError(path, "must include a timezone (e.g. +00:00 or Z)")
@@ -208,7 +208,7 @@ def _quantity(dimension: str) -> Callable[[Any, str], Quantity]:
         if isinstance(value, str):
             match = _QUANTITY_TEXT.match(value)
             if not match:
-                raise InputError(path, f"expected a quantity like '70 kg', got {value!r}")
+                raise InputError(path, f"expected a quantity like '70 kg', got {_short(value)}")
             number, unit = _decimal(match.group(1), path), match.group(2)
         else:
             reader = _Reader(value, path)
@@ -229,7 +229,7 @@ def _choice(*allowed: str) -> Callable[[Any, str], str]:
     def parse(value: Any, path: str) -> str:
         text = _text(value, path)
         if text not in allowed:
-            raise InputError(path, f"expected one of {', '.join(allowed)}; got {text!r}")
+            raise InputError(path, f"expected one of {', '.join(allowed)}; got {_short(text)}")
         return text
 
     return parse
@@ -306,7 +306,7 @@ def _frequency(value: Any, path: str) -> Decimal:
         key = value.strip().lower()
         if key not in _FREQUENCIES:
             known = ", ".join(sorted(_FREQUENCIES))
-            raise InputError(path, f"unknown frequency {value!r}; use a number per day or {known}")
+            raise InputError(path, f"unknown frequency {_short(value)}; use a number per day or {known}")
         return _FREQUENCIES[key]
     return _non_negative(value, path)
 
@@ -441,7 +441,7 @@ def _plan(value: Any, path: str) -> Plan:
         match = _QUANTITY_TEXT.match(dose)
         unit = match.group(2).replace(" ", "").lower() if match else ""
         if not match or unit not in ("mg", "mg/kg"):
-            raise InputError(r.at("dose"), f"expected a dose like '56 mg' or '0.5 mg/kg', got {dose!r}")
+            raise InputError(r.at("dose"), f"expected a dose like '56 mg' or '0.5 mg/kg', got {_short(dose)}")
         if unit == "mg":
             dose_mg = _decimal(match.group(1), r.at("dose"))
         else:
@@ -474,7 +474,7 @@ def _order(value: Any, path: str) -> Order:
 def _jurisdiction(value: Any, path: str) -> str:
     text = _text(value, path).upper()
     if not re.fullmatch(r"[A-Z]{2}", text):
-        raise InputError(path, f"expected a two-letter jurisdiction code such as US, got {value!r}")
+        raise InputError(path, f"expected a two-letter jurisdiction code such as US, got {_short(value)}")
     return text
 
 
