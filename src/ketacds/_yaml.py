@@ -162,6 +162,7 @@ def _deep_flow_line(text: str) -> int | None:
 #: project's scenario files take seconds, and tests and tools read them again and again).
 _PARSED: dict[bytes, tuple[Any, dict[Path, int]]] = {}
 _PARSED_SIZE = 256
+_CACHED_TEXT = 1 << 20  # characters: larger texts are not kept
 
 
 def load_yaml(text: str) -> tuple[Any, dict[Path, int]]:
@@ -174,6 +175,8 @@ def load_yaml(text: str) -> tuple[Any, dict[Path, int]]:
         YamlProblem: the text is not YAML, has a duplicate key, or is past a limit of
             :mod:`ketacds.limits` (size, depth, values after alias expansion, numbers).
     """
+    if len(text) > _CACHED_TEXT:  # a big document (a batch of cases) is read once: not kept
+        return _parse(text)
     key = hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()
     hit = _PARSED.get(key)
     if hit is None:
