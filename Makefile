@@ -33,11 +33,12 @@ lint:
 typecheck:
 	$(BIN)/mypy
 
-# The tests run on WORKERS processes (pytest-xdist; default: one per core); pytest-cov
+# The tests run on WORKERS processes (pytest-xdist; default: one per core; an idle worker
+# takes tests queued for a busy one, so no long test is left waiting at the end); pytest-cov
 # measures each and combines them, so the coverage floor (pyproject.toml) covers all.
 WORKERS ?= auto
 unit:
-	$(BIN)/python -m pytest -n $(WORKERS) --hypothesis-profile=ci --cov --cov-report=
+	$(BIN)/python -m pytest -n $(WORKERS) --dist worksteal --hypothesis-profile=ci --cov --cov-report=
 	$(BIN)/python -m coverage report
 
 # The project's scenario suite through the CLI (pytest has already run it, one item per
