@@ -2,7 +2,10 @@
 #   make demo   create .venv, install ketacds, assess every example patient
 #   make test   install the test, lint and batch extras, run ruff, the ruleset linter, mypy and the tests
 # After a change to rulesets/: make docs (regenerate docs/rules/) and make golden.
-PYTHON ?= $(shell command -v python3.11 || command -v python3.12 || command -v python3)
+# The first of python3.11, python3.12, python3 that runs and is 3.11 or newer (a pyenv shim
+# for a version that is not installed is on PATH but does not run). PYTHON=... to choose.
+PYTHON ?= $(shell for p in python3.11 python3.12 python3; do \
+	$$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' >/dev/null 2>&1 && command -v $$p && break; done)
 VENV   := .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
@@ -10,6 +13,9 @@ PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
 .PHONY: demo test lint typecheck unit scenarios fuzz bench bench-memory bench-compare load golden docs clean
 
 $(BIN)/python:
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' >/dev/null 2>&1 || { \
+	  echo "error: no Python 3.11+ that runs ('$(PYTHON)'); give one: make $(MAKECMDGOALS) PYTHON=/path/to/python3.11" >&2; \
+	  exit 2; }
 	$(PYTHON) -m venv $(VENV)
 
 demo: $(BIN)/python
@@ -27,8 +33,12 @@ lint:
 typecheck:
 	$(BIN)/mypy
 
+# The tests run on WORKERS processes (pytest-xdist; default: one per core; an idle worker
+# takes tests queued for a busy one, so no long test is left waiting at the end); pytest-cov
+# measures each and combines them, so the coverage floor (pyproject.toml) covers all.
+WORKERS ?= auto
 unit:
-	$(BIN)/python -m coverage run -m pytest --hypothesis-profile=ci
+	$(BIN)/python -m pytest -n $(WORKERS) --dist worksteal --hypothesis-profile=ci --cov --cov-report=
 	$(BIN)/python -m coverage report
 
 # The project's scenario suite through the CLI (pytest has already run it, one item per

@@ -45,7 +45,7 @@ import httpx
 import jwt
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared" / "data"
+DATA = ROOT / "tests" / "data"  # test input copied into the repository (PROVENANCE.md)
 ISSUER = "https://fhir-ehr.example.com/"
 READ_CODES = {"55284-4", "85354-9", "8480-6", "8462-4", "29463-7", "8302-2", "39156-5", "44261-6", "82810-3"}
 
@@ -94,7 +94,7 @@ def prefetch(resources: list[dict[str, Any]]) -> tuple[str, dict[str, Any]]:
 def bodies() -> list[tuple[str, bytes]]:
     """(service id, JSON body) pairs: patient-view per Synthea patient, and an esketamine order-sign each."""
     out = []
-    for path in sorted((SHARED / "fhir").glob("synthea-r4-*.json")):
+    for path in sorted((DATA / "fhir").glob("synthea-r4-*.json")):
         patient_id, data = prefetch(server_view(json.loads(path.read_text())))
         context = {"userId": "Practitioner/load", "patientId": patient_id}
         out.append(("ketacds-patient-view", {"hook": "patient-view", "context": context, "prefetch": data}))
@@ -135,7 +135,7 @@ def bodies() -> list[tuple[str, bytes]]:
 def start_server(port: int, workers: int, directory: Path) -> subprocess.Popen[bytes]:
     issuers = directory / "issuers.yaml"
     issuers.write_text(
-        f"issuers:\n  - iss: {ISSUER}\n    jwks_file: {SHARED / 'cds-hooks/normalized/jwks-public.json'}\n"
+        f"issuers:\n  - iss: {ISSUER}\n    jwks_file: {DATA / 'cds-hooks/jwks-public.json'}\n"
     )
     command = [
         sys.executable,
@@ -175,7 +175,7 @@ def wait_ready(base: str, process: subprocess.Popen[bytes], seconds: float = 120
 
 def tokens(base: str, services: list[str]) -> list[str]:
     key = jwt.PyJWK(
-        json.loads((SHARED / "cds-hooks" / "normalized" / "jwk-private-EXAMPLE-ONLY.json").read_text())
+        json.loads((DATA / "cds-hooks" / "jwk-private-EXAMPLE-ONLY.json").read_text())
     ).key
     now = int(time.time())
     return [

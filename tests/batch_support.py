@@ -49,6 +49,21 @@ class CrashingReader(NdjsonReader):
         return super().decode(payload)
 
 
+#: A line on which :class:`HangingReader` hangs inside C code, holding the GIL.
+HANG = b"HANG-IN-C"
+
+
+class HangingReader(NdjsonReader):
+    """NDJSON, but a line holding HANG sums a huge range: minutes in C, with the GIL held."""
+
+    name = "hanging-ndjson"
+
+    def decode(self, payload: Any) -> Any:
+        if HANG in payload:
+            sum(range(10**13))
+        return super().decode(payload)
+
+
 def batch_command(*args: str) -> list[str]:
     """The command line that runs ``ketacds batch`` in a fresh interpreter."""
     return [sys.executable, "-m", "ketacds.cli", "batch", *args]

@@ -7,11 +7,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
 GOLDEN = Path(__file__).resolve().parent / "golden"
-SHARED_DATA = ROOT.parent / "shared" / "data"
-#: The CDS Hooks specification's own examples, normalised (read-only; see SHARED_DATA/README.md).
-CDS_HOOKS = SHARED_DATA / "cds-hooks" / "normalized"
+#: Real-world test input written outside ketacds, copied into the repository (see DATA/PROVENANCE.md).
+DATA = Path(__file__).resolve().parent / "data"
+#: The CDS Hooks specification's own examples, normalised (read-only).
+CDS_HOOKS = DATA / "cds-hooks"
 #: Ten Synthea R4 patient bundles (read-only).
-FHIR_BUNDLES = SHARED_DATA / "fhir"
+FHIR_BUNDLES = DATA / "fhir"
 
 
 def synthea(number: str) -> Path:

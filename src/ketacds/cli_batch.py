@@ -15,6 +15,7 @@ from typing import Any
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -79,7 +80,7 @@ class _Bar:
 
 
 def _fail(console: Console, message: str, code: int) -> None:
-    console.print(f"[bold red]error:[/] {message}", markup=True, highlight=False, soft_wrap=True)
+    console.print(f"[bold red]error:[/] {escape(message)}", markup=True, highlight=False, soft_wrap=True)
     sys.exit(code)
 
 
@@ -180,10 +181,16 @@ def batch(
         _fail(errors, str(error), EXIT_WORKERS)
     except Interrupted as error:
         bar.stop()
-        errors.print(f"interrupted: {error}; finish with the same command and --resume", highlight=False)
+        errors.print(
+            f"interrupted: {escape(str(error))}; finish with the same command and --resume", highlight=False
+        )
         sys.exit(EXIT_INTERRUPTED)
     finally:
         bar.stop()
+    for problem in result.redone:
+        errors.print(
+            f"warning: resume: parts/{escape(problem)}; assessed again", highlight=False, soft_wrap=True
+        )
     if not quiet:
         _report(result, out)
     if verify_sample:

@@ -21,6 +21,7 @@ from typing import NoReturn
 
 import click
 from rich.console import Console
+from rich.markup import escape
 
 from ketacds.audit import history
 from ketacds.audit.corpus import read_corpus
@@ -43,7 +44,9 @@ _RULES_DIR = click.Path(path_type=Path, file_okay=False, exists=True)
 
 
 def _fail(message: str, code: int = EXIT_BAD_INPUT) -> NoReturn:
-    Console(stderr=True, highlight=False, soft_wrap=True).print(f"[bold red]error:[/] {message}", markup=True)
+    Console(stderr=True, highlight=False, soft_wrap=True).print(
+        f"[bold red]error:[/] {escape(message)}", markup=True
+    )
     sys.exit(code)
 
 
@@ -242,7 +245,11 @@ def diff_command(old: str, new: str, corpus: Sequence[Path], markdown: Path | No
             effect = impact(old_engine, new_engine, cases)
     _print_diff(result, old, new, effect)
     if markdown is not None:
-        markdown.write_text(report(result, old, new, effect), encoding="utf-8")
+        try:
+            markdown.parent.mkdir(parents=True, exist_ok=True)
+            markdown.write_text(report(result, old, new, effect), encoding="utf-8")
+        except OSError as error:
+            _fail(f"{markdown}: cannot write: {error.strerror}")
         click.echo(f"Markdown report: {_shown(markdown)}")
 
 
@@ -254,7 +261,10 @@ def _print_diff(result: RulesetDiff, old_label: str, new_label: str, effect: Imp
     console = Console(highlight=False, soft_wrap=True)
     out = console.print
     for side, label, ruleset in (("old", old_label, result.old), ("new", new_label, result.new)):
-        out(f"[bold]{side}[/] {label}: {ruleset.name} {ruleset.version}, sha256 {ruleset.digest[:16]}...")
+        out(
+            f"[bold]{side}[/] {escape(label)}: {escape(ruleset.name)} {escape(ruleset.version)}, "
+            f"sha256 {ruleset.digest[:16]}..."
+        )
     if result.identical:
         out("The two rulesets are identical (same digest).")
     out(
@@ -263,24 +273,25 @@ def _print_diff(result: RulesetDiff, old_label: str, new_label: str, effect: Imp
         f"{len(result.valuesets_changed)} changed. Manifest: {len(result.manifest)} changes."
     )
     for rule in result.added:
-        out(f"  [green]+ {rule.id}[/] {rule.title}")
+        out(f"  [green]+ {rule.id}[/] {escape(rule.title)}")
     for rule in result.removed:
-        out(f"  [red]- {rule.id}[/] {rule.title}")
+        out(f"  [red]- {rule.id}[/] {escape(rule.title)}")
     old_words, new_words = Describer(result.old), Describer(result.new)
     for rule_change in result.changed:
-        out(f"  [yellow]~ {rule_change.rule_id}[/] {rule_change.new.title}")
+        out(f"  [yellow]~ {rule_change.rule_id}[/] {escape(rule_change.new.title)}")
         for item in rule_change.changes:
-            out(f"      {item.path}: {_value(item.old)} → {_value(item.new)}")
+            out(escape(f"      {item.path}: {_value(item.old)} → {_value(item.new)}"))
         if rule_change.condition_changed:
-            out(f"      before: {old_words.sentence(rule_change.old.when)}")
-            out(f"      after:  {new_words.sentence(rule_change.new.when)}")
+            out(escape(f"      before: {old_words.sentence(rule_change.old.when)}"))
+            out(escape(f"      after:  {new_words.sentence(rule_change.new.when)}"))
     for vs in result.valuesets_changed:
         out(
             f"  [yellow]~ value set {vs.id}[/]: +{len(vs.codes_added)}/-{len(vs.codes_removed)} codes, "
             f"+{len(vs.names_added)}/-{len(vs.names_removed)} names, {len(vs.other)} other changes"
         )
     for change in result.manifest:
-        out(f"  [yellow]~ manifest[/] {change.path}: {_value(change.old)} → {_value(change.new)}")
+        what = f"{change.path}: {_value(change.old)} → {_value(change.new)}"
+        out(f"  [yellow]~ manifest[/] {escape(what)}")
     if effect is None:
         return
     total, affected = len(effect.cases), len(effect.affected)
@@ -291,15 +302,15 @@ def _print_diff(result: RulesetDiff, old_label: str, new_label: str, effect: Imp
     for old_status, new_status, count in effect.transitions():
         out(f"  {old_status} → {new_status}: {count}")
     for case in effect.affected:
-        out(f"  [bold]{case.source}[/] ({case.label})")
+        out(f"  [bold]{escape(case.source)}[/] ({escape(case.label)})")
         details = [f"status {case.transition()}"]
         listed = (("appeared", case.appeared), ("vanished", case.vanished), ("changed", case.altered))
         details += [f"{what}: {', '.join(ids)}" for what, ids in listed if ids]
         details += ["dose changed"] if case.dose_changed else []
-        out(f"      {'; '.join(details)}")
+        out(escape(f"      {'; '.join(details)}"))
     failed = [case for case in effect.cases if case.old_error or case.new_error]
     if failed:
         out(f"[bold red]{len(failed)} cases could not be assessed:[/]")
     for case in failed:
         for error in sorted({e for e in (case.old_error, case.new_error) if e is not None}):
-            out(f"  {case.source}: {error}")
+            out(escape(f"  {case.source}: {error}"))

@@ -22,6 +22,7 @@ from typing import Any, NoReturn, TypeVar
 import attrs
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from ketacds.cli_options import RULES_DIR
@@ -134,7 +135,7 @@ def _console(*, stderr: bool = False) -> Console:
 
 
 def _fail(message: str, code: int) -> NoReturn:
-    _console(stderr=True).print(f"[bold red]error:[/] {message}", markup=True)
+    _console(stderr=True).print(f"[bold red]error:[/] {escape(message)}", markup=True)
     sys.exit(code)
 
 
@@ -152,7 +153,7 @@ def _load(
     engine = _engine(rules_dir)
     found, errors = load_suite(paths)
     for problem in errors:
-        _console(stderr=True).print(f"[bold red]bad scenario file:[/] {problem}", markup=True)
+        _console(stderr=True).print(f"[bold red]bad scenario file:[/] {escape(str(problem))}", markup=True)
     if errors and strict:
         sys.exit(EXIT_BAD_SCENARIO)
     return engine, found, errors
@@ -201,7 +202,7 @@ def run_command(
     style = {"pass": "[green]pass[/]", "fail": "[bold red]FAIL[/]", "error": "[bold red]ERROR[/]"}
     for result in suite.results:
         if not (quiet and result.outcome == "pass"):
-            table.add_row(style[result.outcome], result.scenario.title, result.scenario.where)
+            table.add_row(style[result.outcome], escape(result.scenario.title), escape(result.scenario.where))
     if table.row_count:
         out.print(table)
     for result in suite.results:
@@ -379,7 +380,9 @@ def explain(
     rules_dir: Path | None,
     **options: tuple[str, ...],
 ) -> None:
-    """Why each --rule fired, or why it did not, for the case in FILE (a patient or scenario file).
+    """Why each --rule fired, or why not, for the case in FILE (a patient, scenario or FHIR Bundle file).
+
+    A FHIR Bundle carries no treatment context: give --route, --jurisdiction and --now.
 
     The what-if options explain an edited copy of the case.
     """
@@ -391,7 +394,15 @@ def explain(
             record, context = scenario.record, scenario.context
             extra = [Edit("set", "field", f"{k}={v}") for k, v in overrides.items() if v is not None]
         else:
-            record, context = load_case(read_document(file), overrides=overrides)
+            document = read_document(file)
+            if isinstance(document, dict) and document.get("resourceType") == "Bundle":
+                from ketacds.adapters.fhir import read_bundle_case  # FHIR is imported only when needed
+
+                record, context = read_bundle_case(
+                    document, overrides=overrides, terminology=engine.terminology
+                )
+            else:
+                record, context = load_case(document, overrides=overrides)
             extra = []
         record, context = _apply(engine, record, context, [*extra, *_edits(options)])
         analysis = CaseAnalysis(engine, record, context)

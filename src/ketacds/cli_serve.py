@@ -150,10 +150,13 @@ def feedback(
     limit: int,
 ) -> None:
     """Print the recorded CDS Hooks feedback as JSON lines, newest first, with each card's rules."""
-    from ketacds.server.store import Store
+    from ketacds.server.store import Store, database_problem
 
     if not database.is_file():
         _fail(f"{database}: no such database")
+    problem = database_problem(database)
+    if problem is not None:
+        _fail(f"{database}: {problem}")
     store = Store(database)
     try:
         rows = store.query_feedback(

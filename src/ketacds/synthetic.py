@@ -23,6 +23,7 @@ import json
 import random
 import sys
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any, get_args
 
 import attrs
@@ -328,8 +329,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.out == "-":
         sys.stdout.writelines(lines)
     else:
-        with open(args.out, "w", encoding="utf-8") as handle:
-            handle.writelines(lines)
+        try:
+            Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+            with open(args.out, "w", encoding="utf-8") as handle:
+                handle.writelines(lines)
+        except OSError as error:
+            print(f"error: {args.out}: cannot write: {error.strerror}", file=sys.stderr)
+            return 2
     return 0
 
 

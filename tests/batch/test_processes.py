@@ -6,16 +6,27 @@ take seconds each; they are what shows that an overnight run can be trusted.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
-from batch_support import POISON, CrashingReader, batch_command, outputs, run_batch_process, write_cases
+from batch_support import (
+    HANG,
+    POISON,
+    CrashingReader,
+    HangingReader,
+    batch_command,
+    outputs,
+    run_batch_process,
+    write_cases,
+)
 from ketacds.batch import BatchOptions, run_batch
 from ketacds.cli import main
 
@@ -119,3 +130,77 @@ def test_a_record_that_kills_its_worker_is_an_error_and_the_run_goes_on(tmp_path
     assert 1 == len(errors)
     assert '"error": "WorkerDied"' in errors[0]
     assert '"record": 12' in errors[0]
+
+
+def test_a_record_over_the_time_limit_is_an_error_and_the_run_goes_on(tmp_path: Path):
+    """A record that hangs in C code (the GIL held) is stopped by the per-record limit, not waited for."""
+    source = write_cases(tmp_path / "cases.ndjson", 20, bad={9: '{"x": "' + HANG.decode() + '"}'})
+    options = BatchOptions(
+        input=source,
+        out=tmp_path / "out",
+        reader=HangingReader(),
+        workers=2,
+        chunk_size=5,
+        record_seconds=2.0,
+    )
+    began = time.monotonic()
+    result = run_batch(options)
+    errors = (tmp_path / "out" / "errors.ndjson").read_text().splitlines()
+
+    assert time.monotonic() - began < 60  # the hanging sum alone would take hours
+    assert (20, 1) == (result.summary.assessed, result.summary.errors)
+    assert 1 == len(errors)
+    assert '"error": "RecordTimeLimit"' in errors[0]
+    assert '"record": 9' in errors[0]
+    assert "time limit of 2 s" in errors[0]
+
+
+def _descendants(pid: int) -> set[int]:
+    """Every live process below ``pid`` (from /proc: children, their children, ...)."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue  # gone meanwhile
+            parents[int(entry.name)] = int(fields[1])
+    found: set[int] = set()
+    frontier = {pid}
+    while frontier:
+        frontier = {child for child, parent in parents.items() if parent in frontier} - found
+        found |= frontier
+    return found
+
+
+def _alive(pid: int) -> bool:
+    """Running (not gone, not a zombie waiting for a reaper)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_kill_9_of_the_parent_alone_ends_its_workers_and_resource_tracker(source: Path, tmp_path: Path):
+    """Only the main process is killed (not its group): the workers and the tracker must not live on."""
+    out = tmp_path / "orphaned"
+    process = _start(source, out, tmp_path / "log")
+    _wait_for_parts(out, process, 2)
+    children = _descendants(process.pid)
+    try:
+        assert len(children) >= 3, children  # two workers and the resource tracker
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait()
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and any(_alive(pid) for pid in children):
+            time.sleep(0.1)
+
+        assert [] == [pid for pid in children if _alive(pid)]
+        parts = sorted((out / "parts").glob("*.part"))
+        time.sleep(1.5)
+        assert parts == sorted((out / "parts").glob("*.part"))  # nothing is still writing
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)

@@ -1,7 +1,7 @@
 """The CDS Hooks service end to end: a real uvicorn server, a real HTTP client, real FHIR.
 
-Requests are the specification's own examples (../shared/data/cds-hooks/) and the
-Synthea bundles (../shared/data/fhir/), given as prefetch or fetched from a stub FHIR
+Requests are the specification's own examples (tests/data/cds-hooks/) and the
+Synthea bundles (tests/data/fhir/), given as prefetch or fetched from a stub FHIR
 server on loopback.
 """
 

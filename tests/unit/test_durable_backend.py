@@ -239,9 +239,9 @@ class TestSessions:
 
         result = engine.assess(extra, context)
         assert engine.assess(record, context).findings == result.findings
-        assert {"penicillin", "caffeine"} <= {
-            word for issue in result.data_quality for word in ("penicillin", "caffeine") if word in issue.message
-        }
+        messages = " ".join(issue.message for issue in result.data_quality)
+        assert "penicillin" in messages
+        assert "caffeine" in messages
 
     def test_every_rule_reading_a_fact_fires(self, engine, case):
         """Facts, not events: one lorazepam fact fires both benzodiazepine rules."""

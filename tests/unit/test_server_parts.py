@@ -85,7 +85,8 @@ class TestSettings:
             Issuer(iss="x", jwks_url="https://a", jwks_file="b")
 
     def test_issuers_file(self, tmp_path):
-        """A relative jwks_file is resolved next to the issuers file."""
+        """A relative jwks_file is resolved next to the issuers file (and read there, to fail early)."""
+        (tmp_path / "keys.json").write_text('{"keys": []}')
         path = tmp_path / "issuers.yaml"
         path.write_text(
             "issuers:\n  - {iss: a, jwks_file: keys.json}\n  - {iss: b, jwks_url: 'https://b/jwks'}\n"

@@ -56,6 +56,7 @@ from fhir.resources.R4B.patient import Patient as FhirPatient
 from fhir.resources.R4B.quantity import Quantity as FhirQuantity
 from pydantic import BaseModel, ValidationError
 
+from ketacds import limits
 from ketacds.dosing.units import canonical_unit
 from ketacds.errors import InputError, KetacdsError
 from ketacds.models.inputs import (
@@ -72,7 +73,7 @@ from ketacds.models.inputs import (
     Quantity,
     canonical_system,
 )
-from ketacds.models.load import load_context
+from ketacds.models.load import decode_text, load_context, parse_document
 from ketacds.models.quality import DataQualityIssue, QualitySeverity
 from ketacds.ruleset.load import load_ruleset
 from ketacds.terminology.mapping import FhirMapping, Ingredient, PlannedRoute, load_fhir_mapping
@@ -317,7 +318,7 @@ def validation_cache_stats() -> dict[str, int]:
 
 
 def read_bundle(
-    bundle: Resource,
+    bundle: Resource | str | bytes,
     *,
     patient_id: str | None = None,
     mapping: FhirMapping | None = None,
@@ -326,17 +327,22 @@ def read_bundle(
     """Read one patient's record from a FHIR R4 Bundle (any type: transaction, searchset, ...).
 
     Args:
-        bundle: the Bundle as JSON data.
+        bundle: the Bundle as JSON data, or as JSON text (``str`` or UTF-8 ``bytes``),
+            read as :func:`ketacds.models.load.parse_document` reads JSON.
         patient_id: the patient's id, when the bundle may hold other patients' data.
         mapping: the FHIR reading rules (default: the bundled ``rulesets/terminology/``).
         terminology: the value sets (default: the bundled rulesets').
 
     Raises:
-        InputError: ``bundle`` is not a Bundle, or it holds several patients and no
-            ``patient_id`` says which one to read.
+        InputError: ``bundle`` is not a Bundle (or not JSON), or it holds several
+            patients and no ``patient_id`` says which one to read.
     """
+    data: Any = bundle
+    if isinstance(bundle, str | bytes):
+        text = decode_text(bundle, "(bundle)") if isinstance(bundle, bytes) else bundle
+        data = parse_document(text, ".json", "(bundle)")
     return read_resources(
-        bundle_resources(bundle), patient_id=patient_id, mapping=mapping, terminology=terminology
+        bundle_resources(data), patient_id=patient_id, mapping=mapping, terminology=terminology
     )
 
 
@@ -476,6 +482,11 @@ class _Reader:
             return None
         elements = _READ_ELEMENTS[model.__name__]
         projected = {name: value for name, value in raw.items() if name in elements}
+        out_of_range = limits.find_problem(projected)
+        if out_of_range is not None:
+            where, reason = out_of_range
+            self.issue("error", "out-of-range", f"Not read: {where}: {reason}.", key, where)
+            return None
         parsed, problem, lenient = _VALIDATED.validate(model, projected)
         if lenient:
             self.issue(
@@ -1333,8 +1344,11 @@ def _date_of(value: Any) -> dt.date | None:
 def _raw_loinc_codes(concept: Any) -> list[str]:
     if not isinstance(concept, Mapping):
         return []
+    codings = concept.get("coding")
+    if not isinstance(codings, list):  # a client may send anything; not a list reads as no codes
+        return []
     codes = []
-    for coding in concept.get("coding") or []:
+    for coding in codings:
         if (
             isinstance(coding, Mapping)
             and coding.get("system") == _LOINC

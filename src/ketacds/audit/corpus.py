@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from decimal import Decimal
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -32,7 +31,7 @@ import attrs
 
 from ketacds.errors import InputError
 from ketacds.models.inputs import Context, PatientRecord
-from ketacds.models.load import load_case, read_document
+from ketacds.models.load import decode_text, load_case, parse_document, read_document
 
 __all__ = ["Case", "Reader", "read_corpus", "readers", "register"]
 
@@ -143,18 +142,21 @@ class NdjsonReader:
     def read(self, path: Path, shown: str) -> Iterator[Case]:
         """One case per line."""
         try:
-            text = path.read_text(encoding="utf-8")
+            text = decode_text(path.read_bytes(), shown)
         except OSError as error:
             yield _broken(shown, InputError(shown, f"cannot read file: {error.strerror}"))
+            return
+        except InputError as error:
+            yield _broken(shown, error)
             return
         for number, line in enumerate(text.splitlines(), 1):
             if not line.strip():
                 continue
             where = f"{shown}:{number}"
-            try:
-                data = json.loads(line, parse_float=Decimal)
-            except json.JSONDecodeError as error:
-                yield _broken(where, InputError(where, f"invalid JSON: {error.msg}"))
+            try:  # as the JSON of case files is read: duplicate keys and numbers past the limits refused
+                data = parse_document(line, ".json", where)
+            except InputError as error:
+                yield _broken(where, error)
                 continue
             yield _case(where, data, f"line {number}")
 
@@ -219,11 +221,27 @@ def _shown(path: Path) -> str:
         return path.as_posix()
 
 
+def _passed_over(path: Path) -> bool:
+    """Whether ``path``, found in a directory, is a FHIR resource the built-in JSON reader would take.
+
+    A plug-in reader for FHIR (registered first) still gets it.
+    """
+    if not isinstance(_reader_for(path), JsonReader):
+        return False
+    try:
+        document = json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return False  # the reader reports it
+    return isinstance(document, Mapping) and "resourceType" in document
+
+
 def read_corpus(paths: Iterable[Path]) -> list[Case]:
     """Every case under ``paths`` (files, or directories searched recursively), in a stable order.
 
-    Files in a directory that no reader claims are passed over; a file named directly
-    must be claimed.
+    Files in a directory that no reader claims are passed over, and so are FHIR
+    resources the built-in JSON reader would take (JSON with a ``resourceType``: a
+    Bundle carries no treatment context, so it is no case); a file named directly must
+    be claimed.
 
     Raises:
         InputError: a path does not exist, or a file named directly is of no known format.
@@ -231,7 +249,9 @@ def read_corpus(paths: Iterable[Path]) -> list[Case]:
     cases: list[Case] = []
     for path in paths:
         if path.is_dir():
-            files: Sequence[Path] = sorted(p for p in path.rglob("*") if p.is_file() and _reader_for(p))
+            files: Sequence[Path] = sorted(
+                p for p in path.rglob("*") if p.is_file() and _reader_for(p) and not _passed_over(p)
+            )
         elif path.is_file():
             if _reader_for(path) is None:
                 known = ", ".join(r.name for r in _READERS)

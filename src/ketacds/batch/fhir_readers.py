@@ -30,13 +30,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Mapping
-from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from ketacds.batch.readers import Case, Item, files_in
+from ketacds.batch.readers import Case, Item, files_in, read_json
 from ketacds.errors import InputError
 
 if TYPE_CHECKING:
@@ -56,10 +55,7 @@ def _read_record(resources: list[Any], patient_id: str | None, engine: Engine | 
 
 
 def _json(text: str | bytes, where: str) -> Any:
-    try:
-        return json.loads(text, parse_float=Decimal)
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise InputError(where, f"invalid JSON: {error}") from None
+    return read_json(text, where)
 
 
 class FhirBundlesReader:
@@ -182,9 +178,9 @@ class FhirBulkReader:
                         continue
                     where = f"{file.name}:{number}"
                     try:
-                        resource = json.loads(raw)
-                    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-                        problems.append((where, f"invalid JSON: {error}"))
+                        resource = read_json(raw, where)
+                    except InputError as error:
+                        problems.append((where, error.reason if error.path == where else str(error)))
                         continue
                     if not isinstance(resource, Mapping):
                         problems.append((where, "expected a FHIR resource (a JSON object)"))

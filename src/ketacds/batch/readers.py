@@ -32,18 +32,17 @@ reader needs the worker's Engine (the FHIR readers read codes with its value set
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Mapping
-from decimal import Decimal
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import attrs
 
+from ketacds import limits
 from ketacds.errors import InputError
 from ketacds.models.inputs import PatientRecord
-from ketacds.models.load import load_record, parse_document
+from ketacds.models.load import decode_text, load_record, parse_document
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -139,11 +138,28 @@ class NdjsonReader:
 
     def decode(self, payload: Any) -> Case:
         """Parse one line (numbers as exact decimals) and read the case."""
-        try:
-            data = json.loads(payload, parse_float=Decimal)
-        except (json.JSONDecodeError, UnicodeDecodeError) as error:
-            raise InputError("(line)", f"invalid JSON: {error}") from None
-        return _case_from_data(data, "(line)")
+        return _case_from_data(read_json(payload, "(line)"), "(line)")
+
+
+def read_json(payload: str | bytes, where: str) -> Any:
+    """One JSON document (an NDJSON line, a file's bytes) as :func:`parse_document` reads JSON.
+
+    Raises:
+        InputError: not UTF-8, not JSON, a duplicate key, or past a limit (field path).
+    """
+    if isinstance(payload, bytes):
+        if len(payload) > limits.MAX_DOCUMENT_BYTES:
+            raise InputError(where, f"larger than {limits.MAX_DOCUMENT_BYTES // 2**20} MiB")
+        payload = decode_text(payload, where)
+    try:
+        data = limits.loads_json(payload)
+    except limits.JsonProblem as error:
+        line = f":{error.line}" if error.line and error.line > 1 else ""
+        raise InputError(f"{where}{line}", error.reason) from None
+    problem = limits.find_problem(data)
+    if problem is not None:
+        raise InputError(*problem)
+    return data
 
 
 def files_in(directory: Path, suffixes: tuple[str, ...]) -> list[Path]:
@@ -174,9 +190,14 @@ class CaseFilesReader:
             text: str | None = None
             problem: str | None = None
             try:
-                text = file.read_text(encoding="utf-8")
-            except (OSError, UnicodeDecodeError) as error:
-                problem = f"cannot read file: {error}"
+                if file.stat().st_size > limits.MAX_DOCUMENT_BYTES:
+                    problem = f"larger than {limits.MAX_DOCUMENT_BYTES // 2**20} MiB"
+                else:
+                    text = decode_text(file.read_bytes(), "(file)")
+            except OSError as error:
+                problem = f"cannot read file: {error.strerror}"
+            except InputError as error:
+                problem = error.reason
             yield Item(index, file.name, (file.suffix.lower(), text, problem))
 
     def decode(self, payload: Any) -> Case:

@@ -39,11 +39,21 @@ from typing import Any, Protocol
 
 import attrs
 
+from ketacds import limits
 from ketacds._version import __version__
 from ketacds.batch.readers import Item, Reader, missing_context
-from ketacds.batch.store import FORMAT, RunStore, fingerprint, write_part
+from ketacds.batch.store import FORMAT, RunStore, fingerprint, run_id, write_part
 from ketacds.batch.summary import Summary, Tally
-from ketacds.batch.work import Chunk, ChunkResult, WorkerConfig, assess_chunk, error_line, prepare
+from ketacds.batch.work import (
+    Chunk,
+    ChunkResult,
+    WorkerConfig,
+    arm_record_timer,
+    assess_chunk,
+    die_with_parent,
+    error_line,
+    prepare,
+)
 from ketacds.errors import InputError, KetacdsError
 from ketacds.ruleset.ir import RuleSet
 from ketacds.ruleset.load import load_ruleset
@@ -85,6 +95,7 @@ class BatchOptions:
     context: tuple[tuple[str, Any], ...] = ()
     override: bool = False
     verify_sample: float = 0.0
+    record_seconds: float = limits.RECORD_SECONDS
 
 
 @attrs.frozen
@@ -95,6 +106,7 @@ class BatchResult:
     out: Path
     records: int  #: records assessed (or found bad) by this invocation
     seconds: float  #: wall time of this invocation
+    redone: tuple[str, ...] = ()  #: part files that did not verify on resume, each with why
 
 
 class Progress(Protocol):
@@ -153,25 +165,27 @@ def run_batch(options: BatchOptions, progress: Progress | None = None) -> BatchR
     )
     if manifest.get("complete"):
         return BatchResult(store.summary(ruleset, digest), options.out, 0, time.perf_counter() - began)
+    identity = run_id(manifest)
     config = WorkerConfig(
+        run=identity,
         reader=options.reader,
         digest=digest,
         rules_dir=str(options.rules_dir) if options.rules_dir is not None else None,
         context=options.context,
         override=options.override,
         verify_sample=options.verify_sample,
+        record_seconds=options.record_seconds,
     )
     source = _ChunkSource(options.reader.items(options.input), options.chunk_size)
     records = 0
     try:
         # Workers (or the cluster) first: if they cannot start, nothing has been written.
         with _executor(options, config, ruleset) as run:
-            store.begin(manifest, resume=options.resume)
+            redone = store.begin(manifest, resume=options.resume, run=identity)
             done = store.done()
             progress.start(manifest.get("total"), store.tally(done)[1])
             for result in run(chunk for chunk in source if chunk.number not in done):
-                if not result.committed:
-                    store.write(result)
+                store.record(result, identity)
                 records += result.records
                 progress.advance(result.records)
     except KeyboardInterrupt:
@@ -179,7 +193,7 @@ def run_batch(options: BatchOptions, progress: Progress | None = None) -> BatchR
         chunks = -(-total // options.chunk_size) if total is not None else "?"
         raise Interrupted(f"stopped after {len(store.done())} of {chunks} chunks") from None
     summary = store.finish(source.count, ruleset, digest)
-    return BatchResult(summary, options.out, records, time.perf_counter() - began)
+    return BatchResult(summary, options.out, records, time.perf_counter() - began, redone)
 
 
 class _ChunkSource:
@@ -228,7 +242,14 @@ class _executor:  # used like a function, as a context manager
             return lambda chunks: (assess_chunk(self.config, chunk) for chunk in chunks)
         pool = _Pool(self.options.workers, self.config, self.ruleset, RunStore(self.options.out).parts)
         self.close = pool.close
-        dispatcher = _Dispatcher(pool.submit, _wait_first, (BrokenProcessPool,), pool.recover, 2 * pool.size)
+        dispatcher = _Dispatcher(
+            pool.submit,
+            _wait_first,
+            (BrokenProcessPool,),
+            pool.recover,
+            2 * pool.size,
+            self.options.record_seconds,
+        )
         pool.on_restart = dispatcher.count_death
         return dispatcher.run
 
@@ -236,8 +257,9 @@ class _executor:  # used like a function, as a context manager
         try:
             from distributed import Client, KilledWorker, LocalCluster
             from distributed import wait as dask_wait
-        except ImportError:  # pragma: no cover - exercised without the extra installed
-            raise BatchError("--dask needs the batch extra: pip install 'ketacds[batch]'") from None
+        except ImportError:  # tested in a process where the extra cannot be imported
+            # A usage problem (exit 2), not a failing cluster (exit 3).
+            raise InputError("--dask", "needs the batch extra: pip install 'ketacds[batch]'") from None
         address = self.options.dask
         try:
             if address == "local":
@@ -290,6 +312,8 @@ def _wait_first(futures: Iterable[Future[ChunkResult]]) -> set[Future[ChunkResul
 def _worker_init(config: WorkerConfig, ruleset: RuleSet) -> None:
     # Ctrl-C is the main process's to handle: it lets running chunks finish, then stops us.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    die_with_parent()
+    arm_record_timer()
     prepare(config, ruleset)  # from the rules the main process loaded: no YAML to read again
 
 
@@ -298,8 +322,8 @@ def _assess_and_commit(config: WorkerConfig, parts: Path, chunk: Chunk) -> Chunk
     result = assess_chunk(config, chunk)
     if not chunk.commit:
         return result
-    write_part(parts, result)
-    return attrs.evolve(result, assessments=(), errors=(), committed=True)
+    checksum = write_part(parts, result, config.run)
+    return attrs.evolve(result, assessments=(), errors=(), committed=True, sha256=checksum)
 
 
 class _Pool:
@@ -356,7 +380,9 @@ class _Dispatcher:
         died: tuple[type[BaseException], ...],
         recover: Callable[[Any], None],
         limit: int,
+        record_seconds: float | None = None,
     ) -> None:
+        self.record_seconds = record_seconds
         self.submit = submit
         self.wait_first = wait_first
         self.died = died
@@ -417,21 +443,28 @@ class _Dispatcher:
         errors: list[str] = []
         tally = Tally()
         for item in chunk.items:
+            began = time.monotonic()
             future = self.submit(Chunk(chunk.number, (item,), commit=False))
             self.wait_first([future])
             try:
                 result = future.result()
             except self.died:
                 self.recover(future)
-                reason = "the worker process died while assessing this record"
-                errors.append(error_line(item, None, "WorkerDied", reason))
+                limit = self.record_seconds
+                if limit is not None and time.monotonic() - began >= limit:
+                    kind = "RecordTimeLimit"
+                    reason = f"not assessed within the time limit of {limit:g} s per record"
+                else:
+                    kind, reason = "WorkerDied", "the worker process died while assessing this record"
+                errors.append(error_line(item, None, kind, reason))
                 tally.add_error(reason)
                 continue
             self.fruitless = 0
             assessments += result.assessments
             errors += result.errors
             tally.update(result.tally)
-        return ChunkResult(chunk.number, tuple(assessments), tuple(errors), tally)
+        first = chunk.items[0].index if chunk.items else 0
+        return ChunkResult(chunk.number, tuple(assessments), tuple(errors), tally, first=first)
 
 
 def default_workers() -> int:

@@ -5,7 +5,10 @@ Layout::
     RESULTS/
       manifest.json         what this run is: the input's sha256, the reader, the options,
                             the ruleset digest, the chunk size; and, at the end, "complete"
-      parts/000042.part     one file per finished chunk of input records
+      parts/000042.part     one file per finished chunk of input records (a header line:
+                            run, chunk, first record, count, sha256 of the lines after it)
+      manifest.parts.ndjson the ledger: per committed chunk, its records and the part's
+                            sha256, appended and flushed by the main process
       assessments.ndjson    one line per assessed record, in input order   (at the end)
       errors.ndjson         one line per record that could not be assessed  (at the end)
       summary.md, summary.json, status-counts.svg                          (at the end)
@@ -15,7 +18,9 @@ and then renamed into place: the rename is the commit point, so a part file is
 either complete or absent, whenever the run is killed (Ctrl-C, ``kill -9``, power
 loss). A resumed run checks that the manifest matches (same input bytes, same rules,
 same options), discards temporary files, and assesses only the chunks without a part
-file. The final files are assembled from the parts in chunk order, so the output is
+file; a part that does not verify (against its own header and the ledger) is
+discarded and its chunk assessed again. The final files are assembled from the parts
+in chunk order, so the output is
 the same whatever the order in which chunks finished, and however often the run was
 interrupted.
 """
@@ -35,7 +40,7 @@ from ketacds.batch.work import ChunkResult
 from ketacds.errors import InputError
 from ketacds.ruleset.ir import RuleSet
 
-__all__ = ["FORMAT", "RunStore", "fingerprint", "write_part"]
+__all__ = ["FORMAT", "RunStore", "fingerprint", "run_id", "write_part"]
 
 FORMAT = "ketacds-batch/1"
 ASSESSMENTS = "assessments.ndjson"
@@ -95,18 +100,66 @@ def part_name(number: int) -> str:
     return f"{number:06d}.part"
 
 
-def write_part(parts: Path, result: ChunkResult) -> None:
-    """Commit one chunk's output to ``parts`` (atomically): a header line, then its lines."""
+def run_id(manifest: dict[str, Any]) -> str:
+    """The identity of a run (input, rules, options), as written into its part files."""
+    identity = json.dumps({key: manifest.get(key) for key in _IDENTITY}, sort_keys=True)
+    return hashlib.sha256(identity.encode()).hexdigest()[:16]
+
+
+def write_part(parts: Path, result: ChunkResult, run: str = "") -> str:
+    """Commit one chunk's output to ``parts`` (atomically); returns the file's sha256.
+
+    The header line says which run and chunk the part belongs to and which records it
+    holds (``first`` and how many), and carries the sha256 of the lines after it, so a
+    truncated, altered, misplaced or foreign part is recognised on resume.
+    """
+    body = [line + "\n" for line in result.assessments] + [line + "\n" for line in result.errors]
     header = {
+        "run": run,
         "chunk": result.number,
+        "first": result.first,
+        "records": result.records,
         "assessments": len(result.assessments),
         "errors": len(result.errors),
         "tally": result.tally.to_data(),
+        "body_sha256": hashlib.sha256("".join(body).encode()).hexdigest(),
     }
-    lines = [json.dumps(header, sort_keys=True) + "\n"]
-    lines += [line + "\n" for line in result.assessments]
-    lines += [line + "\n" for line in result.errors]
+    lines = [json.dumps(header, sort_keys=True) + "\n", *body]
     _write_atomic(parts / part_name(result.number), lines)
+    return hashlib.sha256("".join(lines).encode()).hexdigest()
+
+
+def _part_problem(path: Path, number: int, run: str, ledger: dict[int, dict[str, Any]]) -> str | None:
+    """Why the part file ``path`` of chunk ``number`` cannot be trusted, or ``None``."""
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        return f"cannot be read ({error.strerror})"
+    if not data:
+        return "is empty"
+    head, newline, body = data.partition(b"\n")
+    try:
+        header = json.loads(head)
+        counts = (header["assessments"], header["errors"], header["records"], header["first"])
+        chunk, owner, body_sha = header["chunk"], header["run"], header["body_sha256"]
+    except (ValueError, TypeError, KeyError):
+        return "has no readable header"
+    if owner != run:
+        return "belongs to another run"
+    if chunk != number:
+        return f"holds chunk {chunk}, not {number}"
+    if not newline or hashlib.sha256(body).hexdigest() != body_sha:
+        return "is truncated or altered (its lines do not match their checksum)"
+    if body.count(b"\n") != counts[0] + counts[1] or counts[0] + counts[1] != counts[2]:
+        return "is truncated or altered (its line counts do not add up)"
+    entry = ledger.get(number)
+    if entry is None:
+        return "is not in the run's ledger (written as the run was stopped?)"
+    if (counts[3], counts[2]) != (entry.get("first"), entry.get("records")):
+        return f"holds records {counts[3]}..{counts[3] + counts[2] - 1}, not those the ledger recorded"
+    if entry.get("sha256") != hashlib.sha256(data).hexdigest():
+        return "differs from what the run's ledger recorded"
+    return None
 
 
 class RunStore:
@@ -151,14 +204,56 @@ class RunStore:
             )
         return manifest
 
-    def begin(self, manifest: dict[str, Any], *, resume: bool) -> None:
-        """Start writing: the manifest of a new run; or, resuming, discard half-written chunks."""
+    def begin(self, manifest: dict[str, Any], *, resume: bool, run: str = "") -> tuple[str, ...]:
+        """Start writing: the manifest of a new run; or, resuming, verify what is there.
+
+        Resuming, half-written chunks are discarded, and so is every part file that does
+        not verify against its header and the run's ledger (:meth:`record`): empty,
+        garbled, truncated, of another chunk or another run, or unrecorded. Those
+        chunks are assessed again. Returns what was discarded, each with why.
+        """
         self.parts.mkdir(parents=True, exist_ok=True)
-        if resume:
-            for stale in self.parts.glob(".*.tmp"):
-                stale.unlink()  # a chunk being written when the run stopped: it is redone
-        else:
+        if not resume:
             _write_atomic(self.manifest_path, [json.dumps(manifest, indent=1, sort_keys=True) + "\n"])
+            self.ledger_path.unlink(missing_ok=True)
+            return ()
+        for stale in self.parts.glob(".*.tmp"):
+            stale.unlink()  # a chunk being written when the run stopped: it is redone
+        ledger = self._ledger()
+        redone = []
+        for number in sorted(self.done()):
+            problem = _part_problem(self._part(number), number, run, ledger)
+            if problem is not None:
+                self._part(number).unlink()
+                redone.append(f"{part_name(number)} {problem}")
+        return tuple(redone)
+
+    @property
+    def ledger_path(self) -> Path:
+        """The run's ledger: one line per committed chunk (its records and the part's sha256)."""
+        return self.out / "manifest.parts.ndjson"
+
+    def _ledger(self) -> dict[int, dict[str, Any]]:
+        entries: dict[int, dict[str, Any]] = {}
+        if not self.ledger_path.exists():
+            return entries
+        with self.ledger_path.open("rb") as handle:
+            for line in handle:
+                try:
+                    entry = json.loads(line)
+                    entries[int(entry["chunk"])] = entry
+                except (ValueError, TypeError, KeyError):
+                    continue  # a line cut short when the run was killed: its chunk is redone
+        return entries
+
+    def record(self, result: ChunkResult, run: str) -> None:
+        """Commit a chunk (unless its worker did) and add it to the ledger, flushed to disk."""
+        checksum = result.sha256 if result.committed else write_part(self.parts, result, run)
+        entry = {"chunk": result.number, "first": result.first, "records": result.records, "sha256": checksum}
+        with self.ledger_path.open("a", encoding="utf-8") as handle:
+            handle.write(json.dumps(entry, sort_keys=True) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
 
     # ----------------------------------------------------------------- chunks
 
@@ -171,9 +266,9 @@ class RunStore:
             return set()
         return {int(p.stem) for p in self.parts.glob("[0-9]*.part")}
 
-    def write(self, result: ChunkResult) -> None:
+    def write(self, result: ChunkResult, run: str = "") -> None:
         """Commit one chunk's output (atomically)."""
-        write_part(self.parts, result)
+        write_part(self.parts, result, run)
 
     def _read_header(self, number: int) -> dict[str, Any]:
         with self._part(number).open(encoding="utf-8") as handle:
@@ -233,6 +328,7 @@ class RunStore:
         }
         _write_atomic(self.manifest_path, [json.dumps(manifest, indent=1, sort_keys=True) + "\n"])
         shutil.rmtree(self.parts)
+        self.ledger_path.unlink(missing_ok=True)
         return summary
 
     def summary(self, ruleset: RuleSet, digest: str) -> Summary:

@@ -14,13 +14,20 @@ for the next one.
 
 from __future__ import annotations
 
+import ctypes
 import gc
 import json
+import os
+import signal
+import sys
+import threading
+import time
 from collections.abc import Mapping
 from typing import Any
 
 import attrs
 
+from ketacds import limits
 from ketacds.batch.readers import Item, Reader, decode_case
 from ketacds.batch.summary import Tally
 from ketacds.engine.api import Engine
@@ -29,7 +36,17 @@ from ketacds.models.load import load_context
 from ketacds.models.results import Assessment
 from ketacds.ruleset.ir import RuleSet
 
-__all__ = ["Chunk", "ChunkResult", "WorkerConfig", "assess_chunk", "assessment_line", "error_line", "prepare"]
+__all__ = [
+    "Chunk",
+    "ChunkResult",
+    "WorkerConfig",
+    "arm_record_timer",
+    "assess_chunk",
+    "assessment_line",
+    "die_with_parent",
+    "error_line",
+    "prepare",
+]
 
 
 @attrs.frozen
@@ -45,6 +62,10 @@ class WorkerConfig:
             only filling in the ones it lacks.
         verify_sample: the shadow check's rate (``Engine(verify_sample=...)``); a
             disagreement is the record's error line (``VerificationError``).
+        record_seconds: the time limit per record in a local worker process (see
+            :func:`arm_record_timer`).
+        run: the run's identity, written into each part file's header (so that a part
+            of another run is recognised on resume).
     """
 
     reader: Reader
@@ -53,6 +74,8 @@ class WorkerConfig:
     context: tuple[tuple[str, Any], ...] = ()
     override: bool = False
     verify_sample: float = 0.0
+    record_seconds: float = limits.RECORD_SECONDS
+    run: str = ""
 
     def context_for(self, own: Mapping[str, Any]) -> dict[str, Any]:
         """A case's context data with the run's defaults applied."""
@@ -78,7 +101,8 @@ class ChunkResult:
     """One output line per item (assessments and errors apart, each in input order).
 
     ``committed``: the worker already wrote the chunk's part file (the lines are then
-    left out, so that they do not travel back to the main process).
+    left out, so that they do not travel back to the main process); ``sha256`` is then
+    that file's checksum. ``first``: the input index of the chunk's first record.
     """
 
     number: int
@@ -86,6 +110,8 @@ class ChunkResult:
     errors: tuple[str, ...]
     tally: Tally
     committed: bool = False
+    first: int = 0
+    sha256: str | None = None
 
     @property
     def records(self) -> int:
@@ -118,6 +144,59 @@ def prepare(config: WorkerConfig, ruleset: RuleSet | None = None) -> Engine:
     return engine
 
 
+_timed = False  # whether this process is a local worker, where a record's time is limited
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def die_with_parent() -> None:
+    """End this worker process when the process that started it dies, even by ``kill -9``.
+
+    On Linux, ``prctl(PR_SET_PDEATHSIG, SIGKILL)`` has the kernel kill this process when
+    its parent dies, even inside C code that holds the GIL. Everywhere, a daemon thread
+    also watches the parent id and exits when it changes (the parent died and this
+    process was adopted). Once the workers are gone, multiprocessing's resource tracker
+    sees its last pipe closed and ends too: nothing is left writing parts.
+    """
+    parent = os.getppid()
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        except (OSError, AttributeError):  # pragma: no cover - a libc without prctl
+            pass
+    if os.getppid() != parent:  # pragma: no cover - the parent died before prctl took effect
+        os._exit(1)
+
+    def watch() -> None:
+        while True:
+            time.sleep(1.0)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="ketacds-parent-watch", daemon=True).start()
+
+
+
+def arm_record_timer() -> None:
+    """Limit each record's time in this process (a local worker; Linux and other Unix).
+
+    Before each record a real-time interval timer is set to ``record_seconds``; its
+    SIGALRM has the default action, so the kernel ends the process when it fires, even
+    inside C code that holds the GIL (exact arithmetic on a huge exponent, a durable_rules
+    call). The main process then assesses the chunk record by record and reports the
+    record that ran out of time (``RecordTimeLimit``); the run goes on.
+    """
+    global _timed
+    if hasattr(signal, "setitimer"):
+        signal.signal(signal.SIGALRM, signal.SIG_DFL)
+        _timed = True
+
+
+def _timer(seconds: float) -> None:
+    if _timed:
+        signal.setitimer(signal.ITIMER_REAL, seconds)
+
+
 def assess_chunk(config: WorkerConfig, chunk: Chunk, ruleset: RuleSet | None = None) -> ChunkResult:
     """Assess every item of ``chunk``; bad records become error lines.
 
@@ -130,9 +209,13 @@ def assess_chunk(config: WorkerConfig, chunk: Chunk, ruleset: RuleSet | None = N
     for item in chunk.items:
         patient: str | None = None
         try:
-            record, own = decode_case(config.reader, item.payload, engine)
-            patient = record.patient.id
-            assessment = engine.assess(record, load_context(config.context_for(own)))
+            _timer(config.record_seconds)
+            try:
+                record, own = decode_case(config.reader, item.payload, engine)
+                patient = record.patient.id
+                assessment = engine.assess(record, load_context(config.context_for(own)))
+            finally:
+                _timer(0)
         except Exception as error:  # one bad record must not stop a night's run
             reason = str(error) if isinstance(error, KetacdsError) else f"{type(error).__name__}: {error}"
             errors.append(error_line(item, patient, type(error).__name__, reason))
@@ -143,7 +226,8 @@ def assess_chunk(config: WorkerConfig, chunk: Chunk, ruleset: RuleSet | None = N
             continue
         assessments.append(assessment_line(item, patient, assessment))
         tally.add(assessment)
-    return ChunkResult(chunk.number, tuple(assessments), tuple(errors), tally)
+    first = chunk.items[0].index if chunk.items else 0
+    return ChunkResult(chunk.number, tuple(assessments), tuple(errors), tally, first=first)
 
 
 def assessment_line(item: Item, patient: str | None, assessment: Assessment) -> str:

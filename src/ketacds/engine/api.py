@@ -229,6 +229,13 @@ class Engine:
             self._assemblers[key] = assembler
         return assembler
 
+    def __repr__(self) -> str:
+        ruleset = self.ruleset
+        return (
+            f"<Engine {ruleset.name} {ruleset.version}: {len(ruleset.rules)} rules, "
+            f"{len(ruleset.valuesets)} value sets, digest {self.digest[:16]}...>"
+        )
+
     @property
     def usable(self) -> bool:
         """False once an engine error has left a compiled program unusable.

@@ -15,13 +15,13 @@ Unknown keys are errors: a misspelt field must never be silently ignored.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import re
 from collections.abc import Callable, Mapping
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, TypeVar
 
+from ketacds import limits
 from ketacds._yaml import YamlProblem, load_yaml
 from ketacds.dosing.units import canonical_unit
 from ketacds.errors import InputError, KetacdsError
@@ -42,7 +42,15 @@ from ketacds.models.inputs import (
     SubstanceUse,
 )
 
-__all__ = ["load_case", "load_case_file", "load_context", "load_record", "parse_document", "read_document"]
+__all__ = [
+    "decode_text",
+    "load_case",
+    "load_case_file",
+    "load_context",
+    "load_record",
+    "parse_document",
+    "read_document",
+]
 
 T = TypeVar("T")
 D = TypeVar("D")
@@ -119,13 +127,13 @@ def _text(value: Any, path: str) -> str:
 
 def _bool(value: Any, path: str) -> bool:
     if not isinstance(value, bool):
-        raise InputError(path, f"expected true or false, got {value!r}")
+        raise InputError(path, f"expected true or false, got {_short(value)}")
     return value
 
 
 def _decimal(value: Any, path: str) -> Decimal:
     if isinstance(value, bool):
-        raise InputError(path, f"expected a number, got {value!r}")
+        raise InputError(path, f"expected a number, got {_short(value)}")
     if isinstance(value, float):
         value = repr(value)  # JSON without parse_float=Decimal: keep the written digits
     try:
@@ -133,8 +141,17 @@ def _decimal(value: Any, path: str) -> Decimal:
     except InvalidOperation:
         number = None
     if number is None or not number.is_finite():
-        raise InputError(path, f"expected a number, got {value!r}")
+        raise InputError(path, f"expected a number, got {_short(value)}")
+    reason = limits.number_problem(number)
+    if reason is not None:
+        raise InputError(path, reason)
     return number
+
+
+def _short(value: Any) -> str:
+    """``repr(value)``, cut to 60 characters (a 5,000-digit number is no use in a message)."""
+    text = repr(value) if not isinstance(value, int) or value.bit_length() < 1000 else "a very long number"
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _non_negative(value: Any, path: str) -> Decimal:
@@ -159,7 +176,7 @@ def _date(value: Any, path: str) -> dt.date:
     try:
         return dt.date.fromisoformat(_text(value, path))
     except ValueError:
-        raise InputError(path, f"expected a date like 1980-05-31, got {value!r}") from None
+        raise InputError(path, f"expected a date like 1980-05-31, got {_short(value)}") from None
 
 
 def _datetime(value: Any, path: str) -> dt.datetime:
@@ -170,7 +187,7 @@ def _datetime(value: Any, path: str) -> dt.datetime:
             moment = dt.datetime.fromisoformat(_text(value, path))
         except ValueError:
             raise InputError(
-                path, f"expected a date-time like 2026-11-21T09:00:00+00:00, got {value!r}"
+                path, f"expected a date-time like 2026-11-21T09:00:00+00:00, got {_short(value)}"
             ) from None
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise InputError(path, "must include a timezone (e.g. +00:00 or Z)")
@@ -191,8 +208,8 @@ def _quantity(dimension: str) -> Callable[[Any, str], Quantity]:
         if isinstance(value, str):
             match = _QUANTITY_TEXT.match(value)
             if not match:
-                raise InputError(path, f"expected a quantity like '70 kg', got {value!r}")
-            number, unit = Decimal(match.group(1)), match.group(2)
+                raise InputError(path, f"expected a quantity like '70 kg', got {_short(value)}")
+            number, unit = _decimal(match.group(1), path), match.group(2)
         else:
             reader = _Reader(value, path)
             maybe_number = reader.get("value", _non_negative, None)
@@ -212,7 +229,7 @@ def _choice(*allowed: str) -> Callable[[Any, str], str]:
     def parse(value: Any, path: str) -> str:
         text = _text(value, path)
         if text not in allowed:
-            raise InputError(path, f"expected one of {', '.join(allowed)}; got {text!r}")
+            raise InputError(path, f"expected one of {', '.join(allowed)}; got {_short(text)}")
         return text
 
     return parse
@@ -289,7 +306,7 @@ def _frequency(value: Any, path: str) -> Decimal:
         key = value.strip().lower()
         if key not in _FREQUENCIES:
             known = ", ".join(sorted(_FREQUENCIES))
-            raise InputError(path, f"unknown frequency {value!r}; use a number per day or {known}")
+            raise InputError(path, f"unknown frequency {_short(value)}; use a number per day or {known}")
         return _FREQUENCIES[key]
     return _non_negative(value, path)
 
@@ -424,11 +441,11 @@ def _plan(value: Any, path: str) -> Plan:
         match = _QUANTITY_TEXT.match(dose)
         unit = match.group(2).replace(" ", "").lower() if match else ""
         if not match or unit not in ("mg", "mg/kg"):
-            raise InputError(r.at("dose"), f"expected a dose like '56 mg' or '0.5 mg/kg', got {dose!r}")
+            raise InputError(r.at("dose"), f"expected a dose like '56 mg' or '0.5 mg/kg', got {_short(dose)}")
         if unit == "mg":
-            dose_mg = Decimal(match.group(1))
+            dose_mg = _decimal(match.group(1), r.at("dose"))
         else:
-            dose_per_kg = Decimal(match.group(1))
+            dose_per_kg = _decimal(match.group(1), r.at("dose"))
     week = r.get("treatment_week", _int, None)
     if week is not None and week < 1:
         raise InputError(r.at("treatment_week"), f"weeks count from 1, got {week}")
@@ -457,7 +474,7 @@ def _order(value: Any, path: str) -> Order:
 def _jurisdiction(value: Any, path: str) -> str:
     text = _text(value, path).upper()
     if not re.fullmatch(r"[A-Z]{2}", text):
-        raise InputError(path, f"expected a two-letter jurisdiction code such as US, got {value!r}")
+        raise InputError(path, f"expected a two-letter jurisdiction code such as US, got {_short(value)}")
     return text
 
 
@@ -487,29 +504,52 @@ def read_document(path: Path | str) -> Any:
     """Read a JSON (``.json``) or YAML file into plain data with exact decimals.
 
     Raises:
-        InputError: the file cannot be read or parsed.
+        InputError: the file cannot be read or parsed, is not UTF-8, or is past a limit
+            of :mod:`ketacds.limits` (size, depth, numbers; duplicate keys in JSON).
     """
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        size = path.stat().st_size
+        if size > limits.MAX_DOCUMENT_BYTES:
+            raise InputError(str(path), f"larger than {limits.MAX_DOCUMENT_BYTES // 2**20} MiB")
+        raw = path.read_bytes()
     except OSError as error:
         raise InputError(str(path), f"cannot read file: {error.strerror}") from None
-    return parse_document(text, path.suffix, str(path))
+    return parse_document(decode_text(raw, str(path)), path.suffix, str(path))
+
+
+def decode_text(raw: bytes, where: str) -> str:
+    """``raw`` as UTF-8 text (a leading byte-order mark is dropped).
+
+    Raises:
+        InputError: naming the line and byte that is not UTF-8.
+    """
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = raw.count(b"\n", 0, error.start) + 1
+        raise InputError(f"{where}:{line}", f"not UTF-8 text (byte {error.start + 1})") from None
 
 
 def parse_document(text: str, suffix: str, where: str) -> Any:
     """Parse JSON (``suffix`` ``.json``) or YAML text into plain data with exact decimals.
 
-    ``where`` names the document in errors (its path, say), followed by the line.
+    ``where`` names the document in errors (its path, say), followed by the line. JSON
+    with a key twice in one object is refused, as YAML is; so is anything past a limit
+    of :mod:`ketacds.limits`, named by its field path (``patient.weight``).
 
     Raises:
-        InputError: the text cannot be parsed.
+        InputError: the text cannot be parsed or is past a limit.
     """
     if suffix.lower() == ".json":
         try:
-            return json.loads(text, parse_float=Decimal)
-        except json.JSONDecodeError as error:
-            raise InputError(f"{where}:{error.lineno}", f"invalid JSON: {error.msg}") from None
+            data = limits.loads_json(text)
+        except limits.JsonProblem as error:
+            raise InputError(f"{where}:{error.line}" if error.line else where, error.reason) from None
+        problem = limits.find_problem(data)
+        if problem is not None:
+            raise InputError(*problem)
+        return data
     try:
         return load_yaml(text)[0]
     except YamlProblem as error:

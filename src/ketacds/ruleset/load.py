@@ -12,6 +12,7 @@ checks but goes on past each problem it can, for the linter (``ruleset/lint.py``
 
 from __future__ import annotations
 
+import copy
 import difflib
 import hashlib
 import json
@@ -110,11 +111,13 @@ class _Doc:
     def __init__(self, path: Path, root: Path) -> None:
         self.name = path.relative_to(root).as_posix() if path.is_relative_to(root) else str(path)
         try:
-            self.data, self.lines = load_yaml(path.read_text(encoding="utf-8"))
+            raw = path.read_bytes()
         except OSError as error:
             raise RulesetError(f"cannot read: {error.strerror}", file=self.name, code=checks.YAML) from None
-        except YamlProblem as problem:
-            raise RulesetError(problem.reason, file=self.name, line=problem.line, code=checks.YAML) from None
+        self.key = hashlib.sha256(raw).digest()
+        data, self.lines = _parsed(raw, self.key, self.name)
+        # The cached parse is shared: each document gets its own copy of the data.
+        self.data = copy.deepcopy(data)
 
     def line(self, path: DocPath) -> int | None:
         while path and path not in self.lines:
@@ -125,8 +128,16 @@ class _Doc:
         return RulesetError(reason, file=self.name, line=self.line(path), suggestion=suggestion, code=code)
 
     def _schema_errors(self, schema_name: str) -> list[jsonschema.ValidationError]:
-        validator = _validator(schema_name)
-        return sorted(validator.iter_errors(self.data), key=lambda e: (len(e.path), list(map(str, e.path))))
+        found = _VALIDATED.get((self.key, schema_name))
+        if found is None:
+            validator = _validator(schema_name)
+            found = sorted(
+                validator.iter_errors(self.data), key=lambda e: (len(e.path), list(map(str, e.path)))
+            )
+            if len(_VALIDATED) >= _PARSED_SIZE:
+                _VALIDATED.pop(next(iter(_VALIDATED)))
+            _VALIDATED[self.key, schema_name] = found
+        return found
 
     def validate(self, schema_name: str) -> None:
         """Raise the most relevant schema error, if any."""
@@ -159,6 +170,36 @@ class _Doc:
         )
         code = checks.NO_EVIDENCE if no_evidence else checks.SCHEMA
         return self.error(at, f"{where}: {error.message}", code=code)
+
+
+#: Parsed YAML files by the SHA-256 of their bytes: a test (or a linter run) that copies
+#: the rules and changes one file parses that one file again, not all of them.
+_PARSED: dict[bytes, tuple[Any, dict[DocPath, int]]] = {}
+_PARSED_SIZE = 512
+#: Schema errors by (content digest, schema name): the same content validates the same way.
+_VALIDATED: dict[tuple[bytes, str], list[jsonschema.ValidationError]] = {}
+
+
+def _parsed(raw: bytes, key: bytes, name: str) -> tuple[Any, dict[DocPath, int]]:
+    """The YAML in ``raw`` (whose SHA-256 is ``key``) as plain data and a line map, parsed once."""
+    hit = _PARSED.get(key)
+    if hit is not None:
+        return hit
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = raw[: error.start].count(b"\n") + 1
+        raise RulesetError(
+            f"not UTF-8 text (byte {error.start + 1})", file=name, line=line, code=checks.YAML
+        ) from None
+    try:
+        hit = load_yaml(text)
+    except YamlProblem as problem:
+        raise RulesetError(problem.reason, file=name, line=problem.line, code=checks.YAML) from None
+    if len(_PARSED) >= _PARSED_SIZE:
+        _PARSED.pop(next(iter(_PARSED)))
+    _PARSED[key] = hit
+    return hit
 
 
 @cache

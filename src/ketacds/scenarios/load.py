@@ -9,6 +9,7 @@ read by the same loader as ``ketacds assess`` (:func:`ketacds.models.load.load_c
 from __future__ import annotations
 
 import difflib
+import hashlib
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -114,14 +115,27 @@ def load_scenario_file(path: Path | str) -> ScenarioFile:
         raise ScenarioError(f"cannot read: {error.strerror}", file=name) from None
     except UnicodeDecodeError:
         raise ScenarioError("not a UTF-8 text file", file=name) from None
+    key = (name, hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest())
+    loaded = _LOADED.get(key)
+    if loaded is not None:
+        return loaded
     try:
         data, lines = load_yaml(text)
     except YamlProblem as problem:
         duplicate = _DUPLICATE.search(problem.reason)
         reason = f"the key {duplicate.group(1)!r} appears twice" if duplicate else problem.reason
         raise ScenarioError(f"not valid YAML: {reason}", file=name, line=problem.line) from None
-    return parse_scenarios(data, lines, file=name)
+    loaded = parse_scenarios(data, lines, file=name)
+    if len(_LOADED) >= 128:
+        _LOADED.pop(next(iter(_LOADED)))
+    _LOADED[key] = loaded
+    return loaded
 
+
+#: Scenario files read, by shown name and the SHA-256 of their text: the project suite is
+#: read by the pytest plugin, the runner, coverage and mutation alike; a changed file
+#: (other bytes) is always read afresh. The results are frozen and never changed.
+_LOADED: dict[tuple[str, bytes], ScenarioFile] = {}
 
 _DUPLICATE = re.compile(r'found duplicate key "([^"]*)"')
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 import logging
 import re
 import time
@@ -47,6 +48,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from ketacds import limits
 from ketacds._version import __version__
 from ketacds.adapters.cds_hooks import (
     HOOKS,
@@ -125,7 +127,10 @@ def _safe(value: str) -> str:
 
 
 class BodyLimit:
-    """ASGI middleware: a request body larger than ``limit`` bytes gets 413 before the app sees it.
+    """ASGI middleware: headers past the limits get 431, a body over ``limit`` bytes 413.
+
+    Both before the app (and the token check) sees the request; the header limits are
+    :data:`ketacds.limits.MAX_HEADER_BYTES` and :data:`ketacds.limits.MAX_HEADERS`.
 
     The body is read here (up to the limit) and replayed to the app, so neither a
     declared ``Content-Length`` nor a chunked body can get past the limit.
@@ -137,6 +142,17 @@ class BodyLimit:
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         """Serve one ASGI connection."""
+        if scope["type"] == "http":
+            headers = scope.get("headers") or []
+            size = sum(len(name) + len(value) for name, value in headers)
+            if len(headers) > limits.MAX_HEADERS or size > limits.MAX_HEADER_BYTES:
+                await _answer(
+                    send,
+                    431,
+                    f"the request headers are larger than {limits.MAX_HEADER_BYTES} bytes "
+                    f"or more than {limits.MAX_HEADERS}",
+                )
+                return
         if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
             await self.app(scope, receive, send)
             return
@@ -167,15 +183,20 @@ class BodyLimit:
         await self.app(scope, replay, send)
 
     async def _refuse(self, send: Any) -> None:
-        payload = f'{{"error": "the request body is larger than {self.limit} bytes"}}'.encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [(b"content-type", b"application/json"), (b"connection", b"close")],
-            }
-        )
-        await send({"type": "http.response.body", "body": payload})
+        await _answer(send, 413, f"the request body is larger than {self.limit} bytes")
+
+
+async def _answer(send: Any, status: int, error: str) -> None:
+    """A JSON error answer sent straight from the ASGI layer, closing the connection."""
+    payload = json.dumps({"error": error}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json"), (b"connection", b"close")],
+        }
+    )
+    await send({"type": "http.response.body", "body": payload})
 
 
 @attrs.define
@@ -345,6 +366,9 @@ def _install_routes(app: FastAPI, service: _Service) -> None:
         base = f"{settings.base_url}/cds-services/{service_id}"
         audiences = [f"{base}/feedback", base] if feedback else [base]
         assert service.verifier is not None
+        if len(request.headers.getlist("authorization")) > 1:
+            # Which one a proxy or another framework would check is anyone's guess: none is.
+            raise _unauthorized("more than one Authorization header")
         try:
             claims = await service.verifier.verify(request.headers.get("authorization"), audiences)
         except AuthError as error:
@@ -588,9 +612,10 @@ async def _prefetched(
                         412, f"prefetch {key!r}: could not read its next page ({error})"
                     ) from None
             elif isinstance(value, Mapping) and value.get("resourceType") == "Bundle":
+                links = value.get("link")
                 complete = not any(
                     isinstance(link, Mapping) and link.get("relation") == "next"
-                    for link in value.get("link") or []
+                    for link in (links if isinstance(links, list) else [])
                 )
             else:
                 complete = True

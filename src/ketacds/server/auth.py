@@ -190,6 +190,10 @@ class TokenVerifier:
             raise AuthError("the token's signature does not verify") from None
         except jwt.PyJWTError as error:
             raise AuthError(f"the token is not valid: {type(error).__name__}") from None
+        if not isinstance(claims.get("aud"), str):
+            # RFC 7519 allows a list; CDS Hooks gives aud as the one service URL. A token
+            # naming several audiences could be replayed at each of them: refused.
+            raise AuthError(f"the token's aud must be one URL, this endpoint's ({audiences[0]}), not a list")
         if not isinstance(claims.get("exp"), int | float) or not isinstance(claims.get("iat"), int | float):
             raise AuthError("the token's exp and iat must be numbers")
         return claims

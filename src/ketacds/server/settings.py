@@ -15,9 +15,9 @@ from typing import Any
 
 import attrs
 
-from ketacds._yaml import YamlProblem, load_yaml
 from ketacds.errors import InputError
 from ketacds.models.inputs import ROUTES
+from ketacds.models.load import read_document
 
 __all__ = ["ENVIRONMENT_VARIABLE", "Issuer", "ServiceSettings", "load_issuers"]
 
@@ -140,12 +140,7 @@ def load_issuers(path: Path | str) -> tuple[Issuer, ...]:
         InputError: the file cannot be read or has the wrong shape.
     """
     path = Path(path)
-    try:
-        data = load_yaml(path.read_text(encoding="utf-8"))[0]
-    except OSError as error:
-        raise InputError(str(path), f"cannot read file: {error.strerror}") from None
-    except YamlProblem as problem:
-        raise InputError(f"{path}:{problem.line}", f"invalid YAML: {problem.reason}") from None
+    data = read_document(path)  # YAML, or JSON (.json): duplicate keys, limits and encoding checked
     items = data.get("issuers") if isinstance(data, dict) else None
     if not isinstance(items, list) or not items:
         raise InputError(f"{path}: issuers", "expected a non-empty list of {iss, jwks_url | jwks_file}")
@@ -160,6 +155,12 @@ def load_issuers(path: Path | str) -> tuple[Issuer, ...]:
         jwks_file = item.get("jwks_file")
         if isinstance(jwks_file, str) and not Path(jwks_file).is_absolute():
             jwks_file = str((path.parent / jwks_file).resolve())
+        if isinstance(jwks_file, str):
+            # Read now, so that a missing or broken key file is one line at the command
+            # line, not a traceback when the service starts.
+            keys = read_document(jwks_file)
+            if not isinstance(keys, dict) or not isinstance(keys.get("keys"), list):
+                raise InputError(f"{where}.jwks_file", f"{jwks_file} is not a JWK Set ({{keys: [...]}})")
         try:
             issuers.append(Issuer(iss=item["iss"], jwks_url=item.get("jwks_url"), jwks_file=jwks_file))
         except ValueError as error:

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["IssuedCard", "Store"]
+__all__ = ["IssuedCard", "Store", "database_problem"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS token_ids (
@@ -55,6 +55,38 @@ CREATE INDEX IF NOT EXISTS feedback_received ON feedback (received_at);
 
 #: A card as recorded when issued: (uuid, service, hook, hookInstance, rule ids, indicator, ruleset, digest).
 IssuedCard = tuple[str, str, str, str, Sequence[str], str, str, str]
+
+
+_SQLITE_HEADER = b"SQLite format 3\x00"
+_TABLES = {"token_ids", "cards", "feedback"}
+
+
+def database_problem(path: Path | str) -> str | None:
+    """Why ``path`` is not a database the service wrote, or ``None``; reads, never writes.
+
+    For readers of an existing database (``ketacds feedback``), which must neither
+    fail with a traceback on some other file nor quietly turn it into a database.
+    """
+    path = Path(path)
+    try:
+        with path.open("rb") as handle:
+            header = handle.read(len(_SQLITE_HEADER))
+    except OSError as error:
+        return f"cannot read: {error.strerror}"
+    if not header:
+        return "an empty file, not a ketacds database"
+    if header != _SQLITE_HEADER:
+        return "not a SQLite database"
+    try:
+        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=10)
+        try:
+            names = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        finally:
+            db.close()
+    except sqlite3.Error as error:
+        return f"not a readable SQLite database ({error})"
+    missing = sorted(_TABLES - names)
+    return f"not a ketacds database (no table {missing[0]})" if missing else None
 
 
 class Store:
