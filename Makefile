@@ -53,12 +53,12 @@ scenarios:
 # The fuzz harness (fuzz/__init__.py): N mutated cases seeded from examples/ and tests/scenarios/,
 # durable_rules against the reference evaluator, each case in a worker process (a crash is
 # counted, not fatal). Fails on any disagreement, crash or undocumented exception.
-# About a minute for 20,000 cases on 2 quiet cores. make fuzz N=100000 SEED=7 WORKERS=4
+# About a minute for 20,000 cases on 2 quiet cores. make fuzz N=100000 SEED=7 FUZZ_WORKERS=4
 N ?= 20000
 SEED ?= 1
-WORKERS ?= 2
+FUZZ_WORKERS ?= 2
 fuzz: $(BIN)/python
-	$(BIN)/python -m fuzz --cases $(N) --seed $(SEED) --workers $(WORKERS)
+	$(BIN)/python -m fuzz --cases $(N) --seed $(SEED) --workers $(FUZZ_WORKERS)
 
 # The performance report (about 10 minutes); rewrites the generated part of docs/performance.md.
 bench: $(BIN)/python
