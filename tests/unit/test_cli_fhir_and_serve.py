@@ -85,8 +85,10 @@ def test_feedback_prints_json_lines(tmp_path: Path):
 
 def test_serve_refuses_a_patient_view_route_the_rules_refuse_there():
     """A patient-view route refused in the service's jurisdiction would fail every call: refuse to start."""
-    result = run("serve", "--insecure-no-auth", "--jurisdiction", "US", "--patient-view-route", "ketamine-iv")
+    result = run(
+        "serve", "--insecure-no-auth", "--jurisdiction", "CA", "--patient-view-route", "esketamine-nasal"
+    )
 
     assert 2 == result.exit_code
-    assert "refuses ketamine-iv in US" in result.stderr
-    assert "CI_BP_ICP_RISK" in result.stderr
+    assert "refuses esketamine-nasal in CA" in result.stderr
+    assert "CI_ANEURYSM" in result.stderr
