@@ -94,7 +94,7 @@ class Engine:
     def facts(self, record: PatientRecord, context: Context) -> FactSet:
         """The facts the rules will see for this record (for explanations and tests)."""
         self._check_context(context)
-        return build_facts(record, context, self.terminology, self.ruleset.tables)
+        return build_facts(record, context, self.terminology, self.ruleset.tables, self.ruleset.validity)
 
     def _check_context(self, context: Context) -> None:
         known = [j.id for j in self.ruleset.jurisdictions]
