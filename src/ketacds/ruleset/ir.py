@@ -347,13 +347,15 @@ class StatusTable:
 
     ``levels`` run from the most to the least serious; a finding's severity maps to
     a level through ``severities``; the most serious level reached wins, else
-    ``default``. ``blocking`` levels are never reached by M-confidence rules.
+    ``default``. ``blocking`` levels are never reached by M-confidence rules. At a
+    ``no_dose`` level no dose is offered (the dose rules' findings stay listed).
     """
 
     levels: tuple[StatusLevel, ...]
     severities: tuple[tuple[str, str], ...]
     default: str
     blocking: tuple[str, ...]
+    no_dose: tuple[str, ...] = ()
 
     def status_of(self, severity: str) -> str | None:
         """Return the status a severity maps to, or ``None`` when it adds nothing."""

@@ -416,6 +416,7 @@ def _status_table(manifest: _Doc) -> StatusTable:
         raise manifest.error(("status", "levels"), "status levels must be unique", code=checks.MANIFEST)
     places: list[tuple[DocPath, str]] = [(("status", "default"), data["default"])]
     places += [(("status", "blocking", index), name) for index, name in enumerate(data["blocking"])]
+    places += [(("status", "no_dose", index), name) for index, name in enumerate(data.get("no_dose", []))]
     places += [(("status", "severities", severity), name) for severity, name in data["severities"].items()]
     for at, name in places:
         if name not in names:
@@ -425,6 +426,7 @@ def _status_table(manifest: _Doc) -> StatusTable:
         severities=tuple(sorted(data["severities"].items())),
         default=data["default"],
         blocking=tuple(data["blocking"]),
+        no_dose=tuple(data.get("no_dose", ())),
     )
 
 
