@@ -4,7 +4,8 @@ The tree::
 
     KetacdsError                       anything from ketacds
     ├── InputError (ValueError)        a patient or context that cannot be read;
-    │                                  ``path`` names the field, e.g. ``medications[2].dose``
+    │   │                              ``path`` names the field, e.g. ``medications[2].dose``
+    │   └── NotAssessedError           a patient ketacds must not assess (recorded as deceased)
     ├── RulesetError (ValueError)      a ruleset that cannot be loaded or compiled;
     │   │                              ``file`` and ``line`` say where
     │   ├── DigestMismatchError        the rules are not the version the deployment pinned
@@ -27,6 +28,7 @@ __all__ = [
     "EvaluationError",
     "InputError",
     "KetacdsError",
+    "NotAssessedError",
     "RulesetError",
     "ScenarioError",
     "TerminologyError",
@@ -79,6 +81,18 @@ class InputError(KetacdsError, ValueError):
         self.path = path
         self.reason = reason
         super().__init__(f"{path}: {reason}" if path else reason)
+
+
+class NotAssessedError(InputError):
+    """A patient ketacds refuses to assess, so no Assessment (and no status) exists.
+
+    Raised for a patient recorded as deceased (``patient.deceased``, FHIR
+    ``Patient.deceased[x]``): any status would be meaningless, and a reassuring one
+    dangerous. The CLI exits 2, a batch records an error line, the CDS Hooks service
+    answers with an error card saying the patient was not assessed.
+
+    .. versionadded:: 0.4.0
+    """
 
 
 class RulesetError(_Located, KetacdsError, ValueError):

@@ -12,7 +12,7 @@ from ketacds.engine.durable_backend import ENGINE_NAME, DurableProgram
 from ketacds.engine.facts import FactSet, build_facts
 from ketacds.engine.raw import RawResult
 from ketacds.engine.reference import evaluate
-from ketacds.errors import DigestMismatchError, InputError
+from ketacds.errors import DigestMismatchError, InputError, NotAssessedError
 from ketacds.models.inputs import Context, PatientRecord
 from ketacds.models.results import Assessment
 from ketacds.ruleset import scope
@@ -92,8 +92,17 @@ class Engine:
             return program
 
     def facts(self, record: PatientRecord, context: Context) -> FactSet:
-        """The facts the rules will see for this record (for explanations and tests)."""
+        """The facts the rules will see for this record (for explanations and tests).
+
+        Raises:
+            NotAssessedError: the patient is recorded as deceased.
+        """
         self._check_context(context)
+        if record.patient.deceased:
+            raise NotAssessedError(
+                "patient.deceased",
+                "the patient is recorded as deceased, so ketacds does not assess them (no status is given)",
+            )
         return build_facts(record, context, self.terminology, self.ruleset.tables, self.ruleset.validity)
 
     def _check_context(self, context: Context) -> None:
@@ -133,6 +142,7 @@ class Engine:
 
         Raises:
             InputError: the record contradicts itself, or the jurisdiction is unknown.
+            NotAssessedError: the patient is recorded as deceased (an InputError: no Assessment).
             EvaluationError: the engine failed; no partial result is returned.
         """
         facts, raw = self.evaluate(record, context, backend=backend)

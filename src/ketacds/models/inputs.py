@@ -130,6 +130,8 @@ class Patient:
     pregnant: bool | None = attrs.field(default=None, validator=_opt(v.instance_of(bool)))
     lactating: bool | None = attrs.field(default=None, validator=_opt(v.instance_of(bool)))
     hepatic_class: HepaticClass | None = attrs.field(default=None, validator=_opt(_in(HepaticClass)))
+    #: Recorded as deceased: ketacds refuses to assess (:class:`~ketacds.errors.NotAssessedError`).
+    deceased: bool | None = attrs.field(default=None, validator=_opt(v.instance_of(bool)))
 
 
 @attrs.frozen(kw_only=True)

@@ -271,6 +271,7 @@ def _patient(value: Any, path: str) -> Patient:
         pregnant=r.get("pregnant", _bool, None),
         lactating=r.get("lactating", _bool, None),
         hepatic_class=r.get("hepatic_class", _choice("A", "B", "C"), None),
+        deceased=r.get("deceased", _bool, None),
     )
 
 
