@@ -152,7 +152,8 @@ class TestSynthea:
         result = engine.assess(record, Context(route="esketamine-nasal", jurisdiction="US", now=NOW))
         gap = result.finding("KCDS-GAP-012")
 
-        assert gap is not None and gap.basis
+        assert gap is not None
+        assert gap.basis
         assert all(ref.type == "observation" for ref in gap.basis)
 
 
