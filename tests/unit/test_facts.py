@@ -57,7 +57,7 @@ def test_latest_reading_per_value_set(engine):
 
 
 def test_lone_untimed_reading_is_never_latest(engine):
-    """A reading without a time is history, never the current value (issue 14), and is reported."""
+    """A reading without a time is never the current value (issue 14), and is reported as an error."""
     bp = Observation(
         name="blood pressure",
         components=(

@@ -667,23 +667,14 @@ def _mark_latest(
 
     A reading is a candidate when it is believed (plausible, not in the future), timed,
     and inside the validity window of each of its value sets; the newest candidate is
-    the latest. An untimed or older reading is never the latest: it is history (an
-    ``info`` issue says so), and rules needing a current value see a gap.
+    the latest. An untimed or older reading is never the latest: an older one is
+    history (an ``info`` issue), an untimed one of a kind with a validity window is an
+    error (it may be the newest), and rules needing a current value see a gap.
     """
     reported: list[DataQualityIssue] = [] if found is None else found
     candidates: list[tuple[Fact, dt.datetime]] = []
     for fact, label, where, moment, believed in rows:
         if not believed or not fact["vs"]:
-            continue
-        if moment is None:
-            reported.append(
-                DataQualityIssue(
-                    severity="info",
-                    code="untimed-reading",
-                    message=f"{label}: without a time it cannot be the current reading; shown as history.",
-                    path=where,
-                )
-            )
             continue
         windows = [
             declared.current_hours
@@ -692,6 +683,22 @@ def _mark_latest(
             and (declared := validity.range_of("observation", vs)) is not None
             and declared.current_hours is not None
         ]
+        if moment is None:
+            # It cannot be placed in time, so it might be the newest: never the current
+            # reading, and where the kind must be current an error (the status cannot
+            # reassure while it stands; otherwise an older reading would speak for it).
+            reported.append(
+                DataQualityIssue(
+                    severity="error" if windows else "info",
+                    code="untimed-reading",
+                    message=(
+                        f"{label}: without a time it cannot be the current reading and may be newer "
+                        "than any other; it is not used."
+                    ),
+                    path=where,
+                )
+            )
+            continue
         if windows and Decimal(str(fact["hours_ago"])) > min(windows):
             reported.append(
                 DataQualityIssue(
