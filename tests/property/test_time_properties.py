@@ -14,7 +14,7 @@ from __future__ import annotations
 import datetime as dt
 
 import attrs
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ketacds import Context, Engine, InputError, PatientRecord
@@ -32,6 +32,10 @@ _SEEN_CONTEXTS = st.builds(
 _CONTEXTS = st.one_of(_SEEN_CONTEXTS, _SEEN_CONTEXTS, _SEEN_CONTEXTS, contexts)
 _RECORDS = st.one_of(seen_records, seen_records, seen_records, records)
 _REASSURING = ("cautions", "no-concerns-found")
+# A counterexample needs a record one step from reassuring and the right datum drawn:
+# at least 120 examples, so that these properties fail on ketacds-core 0.3.0 at once
+# (measured: with 40, only about one run in three did).
+_AT_LEAST = settings(max_examples=max(settings.default.max_examples, 120))
 _PATIENT_FIELDS = ("age_years", "birth_date", "sex", "weight", "height")
 
 
@@ -75,6 +79,7 @@ def _removals(record: PatientRecord) -> list[PatientRecord]:
     return out + [_without_kind(record, kind) for kind in sorted(_kinds(record))]
 
 
+@_AT_LEAST
 @given(record=_RECORDS, context=_CONTEXTS, data=st.data())
 def test_removing_a_datum_never_reassures(record: PatientRecord, context, data):
     """Taking away one patient field, observation or component never turns a
@@ -97,6 +102,7 @@ def _replace_reading(record: PatientRecord, index: int, **changes) -> PatientRec
     )
 
 
+@_AT_LEAST
 @given(record=_RECORDS, context=_CONTEXTS, data=st.data())
 def test_untiming_a_reading_never_reassures(record: PatientRecord, context, data):
     """Removing an observation's time never turns a non-reassuring status into a reassuring one."""
@@ -111,6 +117,7 @@ def test_untiming_a_reading_never_reassures(record: PatientRecord, context, data
     assert after not in _REASSURING, f"{before} became {after}"
 
 
+@_AT_LEAST
 @given(
     record=_RECORDS,
     context=_CONTEXTS,
@@ -142,6 +149,7 @@ def test_ageing_a_reading_never_reassures(record: PatientRecord, context, data, 
     assert after not in _REASSURING, f"{before} became {after}"
 
 
+@_AT_LEAST
 @given(record=_RECORDS, context=_CONTEXTS, hours=st.integers(1, 24 * 400))
 def test_ageing_every_reading_never_reassures(record: PatientRecord, context, hours: int):
     """Every reading older by the same amount never reassures more."""
