@@ -89,7 +89,11 @@ class TestSynthea:
         record = read_bundle(json.loads(synthea("01").read_text()))
 
         assert ("male", dt.date(1920, 10, 3)) == (record.patient.sex, record.patient.birth_date)
-        assert Quantity(value=Decimal("70.79732442379395"), unit="kg") == record.patient.weight
+        assert (Decimal("70.79732442379395"), "kg") == (
+            record.patient.weight.value,
+            record.patient.weight.unit,
+        )
+        assert record.patient.weight.time is not None  # so its validity window can be checked
         assert "cm" == record.patient.height.unit
         oxycodone = next(m for m in record.medications if m.name == "oxycodone")
         assert (Decimal(5), "mg", Decimal(4)) == (oxycodone.dose, oxycodone.unit, oxycodone.frequency_per_day)

@@ -334,3 +334,13 @@ def test_a_stale_dangerous_reading_is_the_gaps_basis(engine):
     assert gap is not None
     assert {"systolic 200 mmHg", "diastolic 120 mmHg"} == {b.label.split(" at ")[0] for b in gap.basis}
     assert assessment.finding("KCDS-CI-004") is None
+
+
+@pytest.mark.parametrize(("days_ago", "used"), [(7, True), (29, True), (31, False), (-1, False)])
+def test_a_timed_weight_is_used_only_inside_its_window(engine, days_ago, used):
+    """A weight with a time is current for 30 days; older (or from the future) it is not used."""
+    weight = Quantity(value=Decimal(80), unit="kg", time=NOW - dt.timedelta(days=days_ago))
+    built = engine.facts(PatientRecord(patient=Patient(weight=weight)), IV)
+
+    assert used == ("weight_kg" in next(f for f in built.facts if f["t"] == "patient"))
+    assert used == (built.dose_inputs.weight_kg is not None)

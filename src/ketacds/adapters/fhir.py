@@ -644,7 +644,7 @@ class _Reader:
                 status = (key, o)
         fields: dict[str, Any] = {}
         for field, (_, o) in newest.items():
-            fields[field] = Quantity(value=cast(Decimal, o.value), unit=cast(str, o.unit))
+            fields[field] = Quantity(value=cast(Decimal, o.value), unit=cast(str, o.unit), time=o.time)
         pregnant: bool | None = None
         if status is not None:
             pregnant = status[1].name == "pregnant"

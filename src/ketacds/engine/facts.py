@@ -35,6 +35,7 @@ from ketacds.models.inputs import (
     Observation,
     Order,
     PatientRecord,
+    Quantity,
 )
 from ketacds.models.quality import DataQualityIssue
 from ketacds.ruleset.ir import Table, Validity, ValidityRange
@@ -407,6 +408,44 @@ def _drop_implausible(fact: Fact, validity: Validity, path: str, issues: list[Da
                 fact.pop(derived, None)
 
 
+def _current_measure(
+    quantity: Quantity,
+    field: str,
+    what: str,
+    validity: Validity | None,
+    context: Context,
+    found: list[DataQualityIssue],
+) -> bool:
+    """Whether a timed weight or height may be used now: not after ``now``, inside its window."""
+    if quantity.time is None or validity is None:
+        return True
+    path = f"patient.{field.split('_')[0]}.time"
+    shown = f"{what} {quantity.value} {quantity.unit} measured {quantity.time.isoformat()}"
+    if quantity.time > context.now + dt.timedelta(minutes=float(validity.future_minutes)):
+        found.append(
+            DataQualityIssue(
+                severity="error",
+                code="future-reading",
+                message=f"{shown} is dated after the assessment time {context.now.isoformat()}; not used.",
+                path=path,
+            )
+        )
+        return False
+    declared = validity.range_of("patient", field)
+    hours = Decimal((context.now - quantity.time).total_seconds()) / 3600
+    if declared is not None and declared.current_hours is not None and hours > declared.current_hours:
+        found.append(
+            DataQualityIssue(
+                severity="info",
+                code="stale-reading",
+                message=f"{shown} is older than {declared.current_hours} hours, so not used as current.",
+                path=path,
+            )
+        )
+        return False
+    return True
+
+
 def _patient_fact(
     record: PatientRecord,
     context: Context,
@@ -424,7 +463,7 @@ def _patient_fact(
     if p.sex is not None:
         fact["sex"] = p.sex
     weight = height = None
-    if p.weight is not None:
+    if p.weight is not None and _current_measure(p.weight, "weight_kg", "Weight", validity, context, found):
         weight = _measure(p.weight.value, p.weight.unit, "patient.weight")[0]
         if not _believed(
             validity,
@@ -436,7 +475,7 @@ def _patient_fact(
             f"Weight {p.weight.value} {p.weight.unit}",
         ):
             weight = None
-    if p.height is not None:
+    if p.height is not None and _current_measure(p.height, "height_cm", "Height", validity, context, found):
         height = _measure(p.height.value, p.height.unit, "patient.height")[0]
         if not _believed(
             validity,

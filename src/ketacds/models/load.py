@@ -188,6 +188,7 @@ def _unit(value: Any, path: str, dimension: str | None = None) -> str:
 
 def _quantity(dimension: str) -> Callable[[Any, str], Quantity]:
     def parse(value: Any, path: str) -> Quantity:
+        time: dt.datetime | None = None
         if isinstance(value, str):
             match = _QUANTITY_TEXT.match(value)
             if not match:
@@ -197,13 +198,14 @@ def _quantity(dimension: str) -> Callable[[Any, str], Quantity]:
             reader = _Reader(value, path)
             maybe_number = reader.get("value", _non_negative, None)
             maybe_unit = reader.get("unit", _text, None)
+            time = reader.get("time", _datetime, None)
             reader.finish()
             if maybe_number is None or maybe_unit is None:
                 raise InputError(path, "a quantity needs a value and a unit")
             number, unit = maybe_number, maybe_unit
         if number < 0:
             raise InputError(path, f"must not be negative, got {number}")
-        return Quantity(value=number, unit=_unit(unit, path, dimension))
+        return Quantity(value=number, unit=_unit(unit, path, dimension), time=time)
 
     return parse
 

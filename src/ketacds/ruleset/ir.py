@@ -239,7 +239,8 @@ class ValidityRange:
     ``unit``) or ``patient``, ``plan``, ``order``, ``medication``, ``trial`` (then ``key``
     is a number field of that fact). A value is plausible when it passes every bound
     given (``gt``, ``gte``, ``lt``, ``lte``). ``current_hours``: a reading of this kind
-    counts as current only when it is timed and at most this many hours old.
+    counts as current only when it is timed and at most this many hours old (for a
+    patient's weight or height: when its time is given, at most this old).
     """
 
     fact: str

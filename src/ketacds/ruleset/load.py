@@ -531,6 +531,8 @@ def _load_tables(root: Path, valuesets: set[str]) -> tuple[Table, ...]:
 VALIDITY_FILE = "validity.yaml"
 #: The fact types whose number fields may have a plausible range in ``fields``.
 _RANGED_FACTS = ("patient", "plan", "order", "medication", "trial")
+#: The fields whose input may say when they were measured (``Quantity.time``).
+_TIMED_FIELDS = (("patient", "weight_kg"), ("patient", "height_cm"))
 
 
 def _evidence(
@@ -637,12 +639,21 @@ def _load_validity(root: Path, valuesets: set[str], sources: set[str]) -> Validi
                 code=checks.VALIDITY,
             )
         remember((*at, "field"), (fact, field))
+        if "current_within_hours" in f and (fact, field) not in _TIMED_FIELDS:
+            raise doc.error(
+                (*at, "current_within_hours"),
+                f"only {', '.join(f'{a}.{b}' for a, b in _TIMED_FIELDS)} carry a time to check a window on",
+                code=checks.VALIDITY,
+            )
         bounds = _bounds(f["plausible"])
         _check_bounds(doc, (*at, "plausible"), bounds)
         ranges.append(
             ValidityRange(
                 fact=fact,
                 key=field,
+                current_hours=(
+                    Decimal(str(f["current_within_hours"])) if "current_within_hours" in f else None
+                ),
                 rationale=" ".join(f["rationale"].split()),
                 evidence=_evidence(doc, (*at, "evidence"), f["evidence"], sources),
                 file=doc.name,
