@@ -344,3 +344,14 @@ def test_a_timed_weight_is_used_only_inside_its_window(engine, days_ago, used):
 
     assert used == ("weight_kg" in next(f for f in built.facts if f["t"] == "patient"))
     assert used == (built.dose_inputs.weight_kg is not None)
+
+
+@pytest.mark.parametrize(
+    ("age", "current"), [(dt.timedelta(hours=12), True), (dt.timedelta(hours=12, seconds=1), False)]
+)
+def test_the_window_is_compared_exactly(engine, age, current):
+    """12 hours is inside the window; one second more is not (hours_ago shows 12.0, but the
+    comparison is on the exact age, never the rounded one)."""
+    built = engine.facts(PatientRecord(patient=Patient(), observations=(_bp(128, 78, NOW - age),)), IV)
+
+    assert [current, current] == [f["latest"] for f in _observations(built)]

@@ -408,6 +408,12 @@ def _drop_implausible(fact: Fact, validity: Validity, path: str, issues: list[Da
                 fact.pop(derived, None)
 
 
+def _hours(delta: dt.timedelta) -> Decimal:
+    """A time difference in hours, exactly (no float)."""
+    seconds = Decimal(delta.days * 86400 + delta.seconds) + Decimal(delta.microseconds) / 1_000_000
+    return seconds / 3600
+
+
 def _current_measure(
     quantity: Quantity,
     field: str,
@@ -432,7 +438,7 @@ def _current_measure(
         )
         return False
     declared = validity.range_of("patient", field)
-    hours = Decimal((context.now - quantity.time).total_seconds()) / 3600
+    hours = _hours(context.now - quantity.time)
     if declared is not None and declared.current_hours is not None and hours > declared.current_hours:
         found.append(
             DataQualityIssue(
@@ -629,7 +635,7 @@ def _observation_facts(
             if not believed:
                 del fact["value"]  # not believed: never compared, never the latest
             rows.append((fact, label, where, o.time, believed))
-    _mark_latest(rows, validity, found)
+    _mark_latest(rows, validity, found, context.now)
     return [(fact, label, where) for fact, label, where, _, _ in rows]
 
 
@@ -701,6 +707,7 @@ def _mark_latest(
     rows: list[tuple[Fact, str, str, dt.datetime | None, bool]],
     validity: Validity | None = None,
     found: list[DataQualityIssue] | None = None,
+    now: dt.datetime | None = None,
 ) -> None:
     """Mark each reading that is the current one of every value set it belongs to.
 
@@ -738,7 +745,9 @@ def _mark_latest(
                 )
             )
             continue
-        if windows and Decimal(str(fact["hours_ago"])) > min(windows):
+        # Exact age in hours (never the rounded ``hours_ago``), compared with the window.
+        age = _hours(now - moment) if now is not None else Decimal(0)
+        if windows and age > min(windows):
             reported.append(
                 DataQualityIssue(
                     severity="info",
