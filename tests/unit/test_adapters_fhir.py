@@ -258,8 +258,9 @@ class TestObservations:
         height = observation("8302-2", 65, "[in_i]")
         record = read(old, new, height)
 
-        assert Quantity(value=Decimal(154), unit="[lb_av]") == record.patient.weight
-        assert Quantity(value=Decimal(65), unit="[in_i]") == record.patient.height
+        when = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
+        assert Quantity(value=Decimal(154), unit="[lb_av]", time=when) == record.patient.weight
+        assert (Decimal(65), "[in_i]") == (record.patient.height.value, record.patient.height.unit)
 
     def test_ucum_code_wins_over_the_display_unit(self):
         """valueQuantity.code (UCUM) is read before the free-text unit."""

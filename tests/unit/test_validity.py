@@ -355,3 +355,14 @@ def test_the_window_is_compared_exactly(engine, age, current):
     built = engine.facts(PatientRecord(patient=Patient(), observations=(_bp(128, 78, NOW - age),)), IV)
 
     assert [current, current] == [f["latest"] for f in _observations(built)]
+
+
+@pytest.mark.parametrize(("days_ago", "kept"), [(10, True), (31, False)])
+def test_a_timed_pregnancy_status_is_used_only_inside_its_window(engine, days_ago, kept):
+    """A recorded "not pregnant" older than 30 days is unknown again (the gap asks for it)."""
+    patient = Patient(
+        sex="female", age_years=30, pregnant=False, pregnant_time=NOW - dt.timedelta(days=days_ago)
+    )
+    built = engine.facts(PatientRecord(patient=patient), IV)
+
+    assert kept == ("pregnant" in next(f for f in built.facts if f["t"] == "patient"))

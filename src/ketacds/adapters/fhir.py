@@ -660,6 +660,8 @@ class _Reader:
             pregnant = True
         if pregnant is not None:
             fields["pregnant"] = pregnant
+            if not pregnancy and status is not None:
+                fields["pregnant_time"] = status[1].time  # so its validity window can be checked
         return attrs.evolve(patient, **fields)
 
     # -- Condition and AllergyIntolerance ------------------------------------------

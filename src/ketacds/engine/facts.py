@@ -35,7 +35,6 @@ from ketacds.models.inputs import (
     Observation,
     Order,
     PatientRecord,
-    Quantity,
 )
 from ketacds.models.quality import DataQualityIssue
 from ketacds.ruleset.ir import Table, Validity, ValidityRange
@@ -414,20 +413,24 @@ def _hours(delta: dt.timedelta) -> Decimal:
     return seconds / 3600
 
 
-def _current_measure(
-    quantity: Quantity,
+def _current(
+    time: dt.datetime | None,
     field: str,
-    what: str,
+    shown: str,
+    path: str,
     validity: Validity | None,
     context: Context,
     found: list[DataQualityIssue],
 ) -> bool:
-    """Whether a timed weight or height may be used now: not after ``now``, inside its window."""
-    if quantity.time is None or validity is None:
+    """Whether a timed patient datum (weight, height, pregnancy status) may be used now.
+
+    Not when it is dated after ``now`` (an error) or older than its validity window
+    (history, ``info``); without a time it is taken as stated for this assessment.
+    """
+    if time is None or validity is None:
         return True
-    path = f"patient.{field.split('_')[0]}.time"
-    shown = f"{what} {quantity.value} {quantity.unit} measured {quantity.time.isoformat()}"
-    if quantity.time > context.now + dt.timedelta(minutes=float(validity.future_minutes)):
+    shown = f"{shown} recorded {time.isoformat()}"
+    if time > context.now + dt.timedelta(minutes=float(validity.future_minutes)):
         found.append(
             DataQualityIssue(
                 severity="error",
@@ -438,7 +441,7 @@ def _current_measure(
         )
         return False
     declared = validity.range_of("patient", field)
-    hours = _hours(context.now - quantity.time)
+    hours = _hours(context.now - time)
     if declared is not None and declared.current_hours is not None and hours > declared.current_hours:
         found.append(
             DataQualityIssue(
@@ -469,7 +472,15 @@ def _patient_fact(
     if p.sex is not None:
         fact["sex"] = p.sex
     weight = height = None
-    if p.weight is not None and _current_measure(p.weight, "weight_kg", "Weight", validity, context, found):
+    if p.weight is not None and _current(
+        p.weight.time,
+        "weight_kg",
+        f"Weight {p.weight.value} {p.weight.unit}",
+        "patient.weight.time",
+        validity,
+        context,
+        found,
+    ):
         weight = _measure(p.weight.value, p.weight.unit, "patient.weight")[0]
         if not _believed(
             validity,
@@ -481,7 +492,15 @@ def _patient_fact(
             f"Weight {p.weight.value} {p.weight.unit}",
         ):
             weight = None
-    if p.height is not None and _current_measure(p.height, "height_cm", "Height", validity, context, found):
+    if p.height is not None and _current(
+        p.height.time,
+        "height_cm",
+        f"Height {p.height.value} {p.height.unit}",
+        "patient.height.time",
+        validity,
+        context,
+        found,
+    ):
         height = _measure(p.height.value, p.height.unit, "patient.height")[0]
         if not _believed(
             validity,
@@ -519,6 +538,12 @@ def _patient_fact(
         value = getattr(p, name)
         if value is not None:
             fact[name] = value
+    if p.pregnant is not None:
+        shown = f"Pregnancy status ({'pregnant' if p.pregnant else 'not pregnant'})"
+        if not _current(
+            p.pregnant_time, "pregnant", shown, "patient.pregnant_time", validity, context, found
+        ):
+            del fact["pregnant"]  # not current: unknown, so the pregnancy gap asks again
     if context.setting is not None:
         fact["setting"] = context.setting
     return fact, DoseInputs(weight_kg=weight, height_cm=height, sex=p.sex)

@@ -134,6 +134,11 @@ class Patient:
     weight: Quantity | None = attrs.field(default=None, validator=_opt(v.instance_of(Quantity)))
     height: Quantity | None = attrs.field(default=None, validator=_opt(v.instance_of(Quantity)))
     pregnant: bool | None = attrs.field(default=None, validator=_opt(v.instance_of(bool)))
+    #: When the pregnancy status was recorded (FHIR: the status observation's time); a
+    #: status older than its validity window (``rulesets/validity.yaml``) is not used.
+    pregnant_time: dt.datetime | None = attrs.field(
+        default=None, validator=[_opt(v.instance_of(dt.datetime)), _aware]
+    )
     lactating: bool | None = attrs.field(default=None, validator=_opt(v.instance_of(bool)))
     hepatic_class: HepaticClass | None = attrs.field(default=None, validator=_opt(_in(HepaticClass)))
     #: Recorded as deceased: ketacds refuses to assess (:class:`~ketacds.errors.NotAssessedError`).

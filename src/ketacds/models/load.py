@@ -271,6 +271,7 @@ def _patient(value: Any, path: str) -> Patient:
         weight=r.get("weight", _quantity("mass"), None),
         height=r.get("height", _quantity("length"), None),
         pregnant=r.get("pregnant", _bool, None),
+        pregnant_time=r.get("pregnant_time", _datetime, None),
         lactating=r.get("lactating", _bool, None),
         hepatic_class=r.get("hepatic_class", _choice("A", "B", "C"), None),
         deceased=r.get("deceased", _bool, None),

@@ -532,7 +532,7 @@ VALIDITY_FILE = "validity.yaml"
 #: The fact types whose number fields may have a plausible range in ``fields``.
 _RANGED_FACTS = ("patient", "plan", "order", "medication", "trial")
 #: The fields whose input may say when they were measured (``Quantity.time``).
-_TIMED_FIELDS = (("patient", "weight_kg"), ("patient", "height_cm"))
+_TIMED_FIELDS = (("patient", "weight_kg"), ("patient", "height_cm"), ("patient", "pregnant"))
 
 
 def _evidence(
@@ -631,6 +631,8 @@ def _load_validity(root: Path, valuesets: set[str], sources: set[str]) -> Validi
                 code=checks.VALIDITY,
             )
         numbers = [name for name, kind in FACT_TYPES[fact].items() if kind == "number"]
+        if (fact, field) in _TIMED_FIELDS and "plausible" not in f:
+            numbers.append(field)  # a window only (patient.pregnant)
         if field not in numbers:
             raise doc.error(
                 (*at, "field"),
@@ -645,7 +647,7 @@ def _load_validity(root: Path, valuesets: set[str], sources: set[str]) -> Validi
                 f"only {', '.join(f'{a}.{b}' for a, b in _TIMED_FIELDS)} carry a time to check a window on",
                 code=checks.VALIDITY,
             )
-        bounds = _bounds(f["plausible"])
+        bounds = _bounds(f.get("plausible", {}))
         _check_bounds(doc, (*at, "plausible"), bounds)
         ranges.append(
             ValidityRange(
