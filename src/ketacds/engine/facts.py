@@ -158,7 +158,7 @@ def build_facts(
 
     def add(fact: Fact, label: str, path: str) -> None:
         if validity is not None and fact["t"] != "patient":
-            _drop_implausible(fact, validity, path, issues)
+            _drop_implausible(fact, validity, _stable_path(path, fact["id"]), issues)
         existing = facts.get(fact["id"])
         if existing is not None and existing != fact:
             raise InputError(path, f"id {fact['id'].split(':', 1)[1]!r} is used by two different items")
@@ -358,6 +358,16 @@ def _measure_dose(value: Decimal, unit: str, path: str) -> Decimal:
         return convert(value, unit, "mg")
     except KetacdsError as error:
         raise InputError(path, str(error)) from None
+
+
+def _stable_path(path: str, fact_id: str) -> str:
+    """``medications[2]`` as ``medications[<id>]``: the item's own id (or content digest).
+
+    So a data-quality entry never depends on the order of the input lists.
+    """
+    if not path.endswith("]") or "[" not in path:
+        return path
+    return f"{path.split('[', 1)[0]}[{fact_id.split(':', 1)[1]}]"
 
 
 def _believed(
@@ -605,9 +615,10 @@ def _observation_facts(
     skew = dt.timedelta(minutes=float(validity.future_minutes)) if validity is not None else dt.timedelta(0)
     rows: list[tuple[Fact, str, str, dt.datetime | None, bool]] = []
     for index, o in enumerate(observations):
-        path = f"observations[{index}]"
         parts: list[tuple[str, Coding | None, str | None, Decimal, str | None, str]] = []
         parent = _fact_id("observation", o)
+        # Data-quality entries name the item by its id, never its place in the list.
+        path = _stable_path(f"observations[{index}]", parent)
         if o.value is not None:
             parts.append((parent, o.code, o.name, o.value, o.unit, path))
         for c_index, component in enumerate(o.components):
@@ -637,7 +648,10 @@ def _observation_facts(
             )
         built: list[tuple[Fact, str, str, bool]] = []
         for fact_id, code, name, value, unit, where in parts:
-            measured, fact_unit = _measure(value, unit, f"{where}.unit")
+            # An input error names the item by its place, as every loader error does.
+            measured, fact_unit = _measure(
+                value, unit, f"{where.replace(path, f'observations[{index}]', 1)}.unit"
+            )
             fact: Fact = {
                 "t": "observation",
                 "id": fact_id,
