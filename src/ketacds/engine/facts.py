@@ -388,11 +388,14 @@ def _believed(
 
 
 def _implausible(declared: ValidityRange, shown: str, path: str) -> DataQualityIssue:
-    where = f" ({declared.file}:{declared.line})" if declared.file else ""
+    # No file:line here: an Assessment depends on the digest, never on the ruleset's layout.
     return DataQualityIssue(
         severity="error",
         code="implausible",
-        message=(f"{shown} is outside the plausible range ({declared.bounds()}{where}); it is not used."),
+        message=(
+            f"{shown} is outside the plausible range: {declared.bounds()} (rulesets/validity.yaml); "
+            "it is not used."
+        ),
         path=path,
     )
 

@@ -231,6 +231,17 @@ class Table:
     file: str | None = _location()
 
 
+# The unit a fact field is expressed in, by the end of its name (for messages only).
+_FIELD_UNITS = (
+    ("_mg_per_kg", "mg/kg"),
+    ("mg_per_kg", "mg/kg"),
+    ("_kg", "kg"),
+    ("_cm", "cm"),
+    ("_mg", "mg"),
+    ("bmi", "kg/m²"),
+)
+
+
 @attrs.frozen
 class ValidityRange:
     """The plausible range, and for readings the validity window, of one measured quantity.
@@ -277,7 +288,8 @@ class ValidityRange:
             )
             if value is not None
         ]
-        return " and ".join(words) + (f" {self.unit}" if self.unit else "")
+        unit = self.unit or next((u for suffix, u in _FIELD_UNITS if self.key.endswith(suffix)), None)
+        return " and ".join(words) + (f" {unit}" if unit else "")
 
 
 @attrs.frozen
