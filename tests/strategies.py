@@ -556,3 +556,81 @@ extreme_contexts = st.builds(
         ),
     ),
 )
+
+# Records seen almost in full, with recent readings: their status is often reassuring
+# or one step from it, so taking a datum away, or making a reading older or untimed,
+# can show whether the engine ever reassures on less (issue 14).
+
+recent_times = st.one_of(
+    st.integers(0, 13 * 60).map(lambda minutes: NOW - dt.timedelta(minutes=minutes)),
+    st.integers(13 * 60, 30 * 24 * 60).map(lambda minutes: NOW - dt.timedelta(minutes=minutes)),
+)
+
+seen_patients = st.builds(
+    Patient,
+    age_years=st.integers(18, 80),
+    sex=st.sampled_from(["female", "male"]),
+    weight=st.builds(Quantity, value=decimals(45, 150), unit=st.just("kg")),
+    height=st.builds(Quantity, value=decimals(150, 200), unit=st.just("cm")),
+    pregnant=st.just(False),
+    lactating=st.just(False),
+)
+
+recent_blood_pressures = st.builds(
+    Observation,
+    name=st.just("blood pressure"),
+    time=recent_times,
+    components=st.tuples(
+        st.builds(
+            ObservationComponent, name=st.just("systolic"), value=decimals(100, 200, 0), unit=st.just("mmHg")
+        ),
+        st.builds(
+            ObservationComponent, name=st.just("diastolic"), value=decimals(60, 99, 0), unit=st.just("mmHg")
+        ),
+    ),
+)
+
+recent_single_observations = st.one_of(
+    st.builds(
+        Observation,
+        name=st.sampled_from(["systolic blood pressure", "diastolic blood pressure"]),
+        value=decimals(60, 200, 0),
+        unit=st.just("mmHg"),
+        time=recent_times,
+    ),
+    st.builds(Observation, name=st.just("phq-9"), value=decimals(0, 27, 0), time=recent_times),
+)
+
+_trd_pair = (
+    AntidepressantTrial(
+        name="escitalopram",
+        dose=Decimal(20),
+        unit="mg",
+        weeks=Decimal(8),
+        response="none",
+        adequate_dose=True,
+    ),
+    AntidepressantTrial(
+        name="venlafaxine",
+        dose=Decimal(225),
+        unit="mg",
+        weeks=Decimal(10),
+        response="partial",
+        adequate_dose=True,
+    ),
+)
+
+seen_records = st.builds(
+    PatientRecord,
+    patient=seen_patients,
+    conditions=st.just((Condition(code=Coding(system="icd-10-cm", code="F33.2")),)),
+    medications=st.one_of(
+        st.just((Medication(name="sertraline", dose=Decimal(100), unit="mg", frequency_per_day=Decimal(1)),)),
+        _tuples(medications, 2),
+    ),
+    trials=st.lists(adequate_trials, max_size=1).map(lambda extra: (*_trd_pair, *extra)),
+    observations=st.tuples(
+        recent_blood_pressures,
+        st.lists(st.one_of(recent_blood_pressures, recent_single_observations), max_size=2),
+    ).map(lambda drawn: (drawn[0], *drawn[1])),
+)

@@ -5,8 +5,9 @@ The tree::
     KetacdsError                       anything from ketacds
     ├── InputError (ValueError)        a patient or context that cannot be read;
     │   │                              ``path`` names the field, e.g. ``medications[2].dose``
-    │   └── ProgramRefusedError        the rules refuse this route in this jurisdiction
+    │   ├── ProgramRefusedError        the rules refuse this route in this jurisdiction
     │                                  (a safety concept is not assessed there)
+    │   └── NotAssessedError           a patient ketacds must not assess (recorded as deceased)
     ├── RulesetError (ValueError)      a ruleset that cannot be loaded or compiled;
     │   │                              ``file`` and ``line`` say where
     │   ├── DigestMismatchError        the rules are not the version the deployment pinned
@@ -32,6 +33,7 @@ __all__ = [
     "EvaluationError",
     "InputError",
     "KetacdsError",
+    "NotAssessedError",
     "ProgramRefusedError",
     "RulesetError",
     "ScenarioError",
@@ -112,6 +114,18 @@ class ProgramRefusedError(InputError):
         self.missing = missing
         self.declared = declared
         super().__init__("context.route", reason)
+
+
+class NotAssessedError(InputError):
+    """A patient ketacds refuses to assess, so no Assessment (and no status) exists.
+
+    Raised for a patient recorded as deceased (``patient.deceased``, FHIR
+    ``Patient.deceased[x]``): any status would be meaningless, and a reassuring one
+    dangerous. The CLI exits 2, a batch records an error line, the CDS Hooks service
+    answers with an error card saying the patient was not assessed.
+
+    .. versionadded:: 0.4.0
+    """
 
 
 class RulesetError(_Located, KetacdsError, ValueError):

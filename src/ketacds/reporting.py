@@ -90,6 +90,9 @@ def to_text(assessment: Assessment, *, title: str | None = None) -> str:
         lines += ["", "Dose:"]
         for option in assessment.dose.options:
             lines += _wrap(f"- {dose_line(option)} [{option.rule_id}]", "  ")
+    if assessment.dose_withheld:
+        lines += ["", "Dose:"]
+        lines += _wrap(f"- {assessment.dose_withheld}", "  ")
     if assessment.monitoring:
         lines += ["", "Monitoring:"]
         for item in assessment.monitoring:
@@ -143,6 +146,8 @@ def to_markdown(assessment: Assessment, *, title: str | None = None) -> str:
     if assessment.dose is not None:
         out += ["", "### Dose", ""]
         out += [f"- {dose_line(o)} (`{o.rule_id}`)" for o in assessment.dose.options]
+    if assessment.dose_withheld:
+        out += ["", "### Dose", "", f"- {_md_escape(assessment.dose_withheld)}"]
     if assessment.monitoring:
         out += ["", "### Monitoring", ""]
         out += [

@@ -143,11 +143,13 @@ def test_patient_view_with_synthea_prefetch(client, service):
             "Missing data could change the answer: antidepressant treatment history, pre-dose blood pressure",
         ),
         (
+            # Its weights are years old (validity.yaml): not current, so no weight-based dose.
             "warning",
-            "Missing data could change the answer: antidepressant treatment history, pre-dose blood pressure",
+            "Missing data could change the answer: weight, antidepressant treatment history, "
+            "pre-dose blood pressure",
         ),
         ("info", "Esketamine nasal spray: incomplete (2 findings to review) — ketacds"),
-        ("info", "IV ketamine: incomplete (2 findings to review) — ketacds"),
+        ("info", "IV ketamine: incomplete (3 findings to review) — ketacds"),
     ] == summaries(response)
     gaps = [c for c in cards if c["summary"].startswith("Missing data")]
     assert all(len(c["summary"]) < 140 for c in cards)
@@ -155,8 +157,9 @@ def test_patient_view_with_synthea_prefetch(client, service):
     assert all(
         re.search(r"ketacds-core 0\.3\.0 \(rules sha256 [0-9a-f]{12}\)", c["source"]["label"]) for c in cards
     )
-    assert "IV ketamine 0.5 mg/kg over 40 minutes (KCDS-DOSE-001)" in cards[3]["detail"]
-    assert "standard (actual body weight): 49.2 mg over 40 min" in cards[3]["detail"]
+    # No dose from a weight measured years ago: the gap asks for a current one.
+    assert "KCDS-DOSE-001" not in cards[3]["detail"]
+    assert "**Dose:**" not in cards[3]["detail"]
     assert "**Missing data that could change the answer**" in gaps[0]["detail"]
     assert "Advisory only" in gaps[0]["detail"]
 
@@ -298,13 +301,32 @@ def test_order_sign_shows_only_what_needs_attention(client, service, fhir_server
 
 def test_iv_ketamine_order_above_075_mg_per_kg_gets_the_conventional_dose(client, service, fhir_server):
     """100 mg IV for a 98.3 kg patient is 1.02 mg/kg: a caution card proposing 0.5 mg/kg (49.2 mg)."""
+    # The record's own weights are years old, so not current (validity.yaml): weighed yesterday.
+    weight = {
+        "resourceType": "Observation",
+        "id": "weight-yesterday",
+        "status": "final",
+        "code": {"coding": [{"system": "http://loinc.org", "code": "29463-7"}]},
+        "subject": {"reference": f"Patient/{SPEC_PATIENT}"},
+        "effectiveDateTime": "2026-11-20T14:00:00+00:00",
+        "valueQuantity": {
+            "value": 98.32605215136181,
+            "unit": "kg",
+            "system": "http://unitsofmeasure.org",
+            "code": "kg",
+        },
+    }
+    fhir_server.add([weight])
     body = request(
         "order-sign",
         {"patientId": SPEC_PATIENT, "draftOrders": draft(ketamine_iv_order(100))},
         **via_fhir(fhir_server),
     )
 
-    response = post(client, service, "ketacds-order-sign", body)
+    try:
+        response = post(client, service, "ketacds-order-sign", body)
+    finally:
+        del fhir_server.resources["Observation/weight-yesterday"]
 
     card = next(c for c in response.json()["cards"] if "KCDS-ORD-003" in c["summary"])
     assert INDICATORS["cautions"] == card["indicator"]
@@ -624,7 +646,11 @@ def test_every_synthea_patient_gets_cards_as_prefetch(client, service, number):
     assert 200 == response.status_code
     CardsResponse.model_validate(response.json())
     routes = len(service.settings.patient_view_routes)
-    assert routes == sum(1 for _, summary in summaries(response) if summary.endswith("— ketacds"))
+    if "deceasedDateTime" in patient or patient.get("deceasedBoolean"):
+        # Recorded as deceased: one "not assessed" card per route, never a status.
+        assert routes == sum(1 for _, summary in summaries(response) if summary.startswith("Not assessed"))
+    else:
+        assert routes == sum(1 for _, summary in summaries(response) if summary.endswith("— ketacds"))
 
 
 def test_an_order_for_a_program_the_rules_refuse_is_422_naming_the_missing_concepts(service, fhir_server):

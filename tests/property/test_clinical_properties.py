@@ -108,7 +108,12 @@ def test_doses_do_not_depend_on_the_weight_unit(record: PatientRecord, context):
 def test_every_finding_rests_on_the_input(record: PatientRecord, context):
     """Each finding names a rule with evidence, and cites only facts built from the input."""
     result = _ENGINE.assess(record, context)
-    facts = {f["id"] for f in build_facts(record, context, _ENGINE.terminology, _ENGINE.ruleset.tables).facts}
+    facts = {
+        f["id"]
+        for f in build_facts(
+            record, context, _ENGINE.terminology, _ENGINE.ruleset.tables, _ENGINE.ruleset.validity
+        ).facts
+    }
     rules = {r.id: r for r in _ENGINE.ruleset.rules}
     for finding in result.findings:
         assert finding.rule_id in rules

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ketacds import Engine, InputError, PatientRecord
-from strategies import contexts, extreme_contexts, extreme_records, records, trd_records
+from strategies import contexts, extreme_contexts, extreme_records, records, seen_records, trd_records
 
 _ENGINE = Engine()  # module-level: Hypothesis runs many examples against one engine
 
@@ -46,9 +46,11 @@ def test_no_state_leaks_between_patients(first: PatientRecord, second: PatientRe
     assert alone == _ENGINE.assess(second, context)
 
 
-@given(record=records, context=contexts)
+@given(record=st.one_of(records, seen_records), context=contexts)
 def test_reassuring_status_only_without_gaps(record: PatientRecord, context):
-    """'no-concerns-found' and 'cautions' never come with a data gap or a blocking finding."""
+    """'no-concerns-found' and 'cautions' never come with a data gap, a blocking finding or
+    a data-quality error (a value not believed, a reading from the future or untimed), and
+    only with a current reading of every kind a rule reads as current (issue 14)."""
     result = _ENGINE.assess(record, context)
     if result.status in ("no-concerns-found", "cautions"):
         assert () == result.data_gaps
@@ -56,6 +58,11 @@ def test_reassuring_status_only_without_gaps(record: PatientRecord, context):
             f.severity in ("absolute", "relative", "off-label", "defer", "not-indicated")
             for f in result.findings
         )
+        assert not [i for i in result.data_quality if i.severity == "error"]
+        facts = _ENGINE.facts(record, context).facts
+        for kind in ("systolic-blood-pressure", "diastolic-blood-pressure"):
+            if any(kind in f.get("vs", ()) for f in facts if f["t"] == "observation"):
+                assert any(kind in f["vs"] and f["latest"] for f in facts if f["t"] == "observation")
 
 
 @given(record=trd_records, context=contexts)

@@ -178,15 +178,18 @@ class TestRuns:
     def test_bundles_and_their_bulk_export_give_the_same_assessments(
         self, bundles_dir: Path, bulk_dir: Path, tmp_path: Path
     ):
-        """Both inputs give one assessment per patient, with the same status and findings."""
+        """Both inputs give one assessment per living patient, with the same status and findings;
+        the deceased one (Synthea 01) is not assessed, an error line in both."""
         results = {}
+        deceased = _patient_id(_bundle("01"))
         for source in (bundles_dir, bulk_dir):
             out = tmp_path / source.name
             options = BatchOptions(input=source, out=out, reader=reader_for(source), context=CONTEXT)
             result = run_batch(options)
             lines = [json.loads(line) for line in (out / "assessments.ndjson").read_text().splitlines()]
-            assert len(NUMBERS) == result.records == len(lines)
-            assert "" == (out / "errors.ndjson").read_text(encoding="utf-8")
+            errors = [json.loads(line) for line in (out / "errors.ndjson").read_text().splitlines()]
+            assert len(NUMBERS) == result.records == len(lines) + len(errors)
+            assert [(deceased, "NotAssessedError")] == [(e["patient"], e["error"]) for e in errors]
             results[source.name] = {
                 line["patient"]: (
                     line["assessment"]["status"],
@@ -195,7 +198,7 @@ class TestRuns:
                 for line in lines
             }
 
-        assert set(results[bundles_dir.name]) == {_patient_id(_bundle(n)) for n in NUMBERS}
+        assert set(results[bundles_dir.name]) == {_patient_id(_bundle(n)) for n in NUMBERS} - {deceased}
         assert results[bundles_dir.name] == results[bulk_dir.name]
 
     def test_a_run_without_treatment_context_is_refused_before_it_starts(

@@ -118,3 +118,16 @@ def test_broken_rules_exit_2(tmp_path: Path):
 
     assert 2 == result.returncode
     assert "no manifest.yaml" in result.stderr
+
+
+def test_a_deceased_patient_is_not_assessed(tmp_path: Path):
+    """patient.deceased: exit 2 with the reason, and no status printed."""
+    case = (EXAMPLES / "01-trd-esketamine-us.yaml").read_text(encoding="utf-8")
+    path = tmp_path / "deceased.yaml"
+    path.write_text(case.replace("patient:\n", "patient:\n  deceased: true\n", 1), encoding="utf-8")
+
+    result = run("assess", str(path))
+
+    assert 2 == result.returncode
+    assert "deceased" in result.stderr
+    assert "Status" not in result.stdout

@@ -57,7 +57,7 @@ def test_a_directory_of_case_files_with_default_context(tmp_path: Path):
 
 
 def test_the_synthea_bundles_are_read_as_a_population(tmp_path: Path):
-    """The shared Synthea bundles, as a directory, are one record each, none of them an error."""
+    """The shared Synthea bundles, as a directory, are one record each; the deceased are not assessed."""
     out = tmp_path / "out"
     context = ("--route", "esketamine-nasal", "--jurisdiction", "US", "--now", "2026-11-21T09:00:00Z")
     result = run(str(FHIR_BUNDLES), "--out", str(out), "--workers", "2", "--quiet", *context)
@@ -71,10 +71,19 @@ def test_the_synthea_bundles_are_read_as_a_population(tmp_path: Path):
         )
         for f in sorted(FHIR_BUNDLES.glob("*.json"))
     ]
+    deceased = [
+        e["resource"]["id"]
+        for f in sorted(FHIR_BUNDLES.glob("*.json"))
+        for e in json.loads(f.read_text())["entry"]
+        if e["resource"]["resourceType"] == "Patient" and "deceasedDateTime" in e["resource"]
+    ]
+    errors = [json.loads(line) for line in (out / "errors.ndjson").read_text().splitlines()]
 
     assert 0 == result.exit_code, result.output
-    assert patients == [line["patient"] for line in lines]
-    assert "" == (out / "errors.ndjson").read_text()
+    assert deceased, "the shared bundles hold deceased patients"
+    assert [p for p in patients if p not in deceased] == [line["patient"] for line in lines]
+    assert deceased == [e["patient"] for e in errors]
+    assert {"NotAssessedError"} == {e["error"] for e in errors}
 
 
 @pytest.mark.parametrize(

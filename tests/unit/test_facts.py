@@ -62,7 +62,7 @@ def test_nothing_is_rounded_before_rules_compare_it(engine):
 
 
 def test_latest_reading_per_value_set(engine):
-    """Only the newest reading of each kind is marked latest; an untimed one ranks last."""
+    """Only the newest current reading of each kind is marked latest; old and untimed ones are history."""
     old = Observation(name="systolic", value=Decimal(120), unit="mmHg", time=NOW - dt.timedelta(days=7))
     new = Observation(name="systolic", value=Decimal(150), unit="mmHg", time=NOW - dt.timedelta(hours=1))
     untimed = Observation(name="systolic", value=Decimal(130), unit="mmHg")
@@ -74,8 +74,8 @@ def test_latest_reading_per_value_set(engine):
     assert [(120, False, 168), (130, False, None), (150, True, 1)] == readings
 
 
-def test_lone_untimed_reading_is_latest(engine):
-    """A reading without a time is still checked when it is the only one."""
+def test_lone_untimed_reading_is_never_latest(engine):
+    """A reading without a time is never the current value (issue 14), and is reported as an error."""
     bp = Observation(
         name="blood pressure",
         components=(
@@ -83,9 +83,10 @@ def test_lone_untimed_reading_is_latest(engine):
             ObservationComponent(name="diastolic", value=Decimal(95), unit="mmHg"),
         ),
     )
-    found = facts(engine, PatientRecord(patient=Patient(), observations=(bp,)))
+    built = engine.facts(PatientRecord(patient=Patient(), observations=(bp,)), CONTEXT)
 
-    assert [True, True] == [f["latest"] for f in found.values() if f["t"] == "observation"]
+    assert [False, False] == [f["latest"] for f in built.facts if f["t"] == "observation"]
+    assert {"untimed-reading"} == {issue.code for issue in built.quality}
 
 
 def test_ids_come_from_content_or_input(engine):
@@ -114,7 +115,6 @@ def test_two_different_items_with_one_id_are_refused(engine):
     [
         ({"birth_date": "2030-01-01"}, "after the assessment time"),
         ({"birth_date": "1980-01-01", "age_years": 30}, "birth_date gives 46"),
-        ({"weight": "70 kg", "height": "0 cm"}, "more than zero"),
     ],
 )
 def test_contradictions_are_input_errors(engine, patient, message):

@@ -98,6 +98,13 @@ FIXTURES: list[tuple[str, Mutation, str | None, str | None, str | None]] = [
         "id: diazepam-equivalent",
         None,
     ),
+    (
+        "KL007",
+        with_replacement("validity.yaml", "field: patient.weight_kg", "field: patient.weight_kgs"),
+        "validity.yaml",
+        "field: patient.weight_kgs",
+        "weight_kg",
+    ),
     ("KL010", with_rule(rule(**{"- medication: {": "- medicaton: {"})), None, "medicaton", "medication"),
     ("KL011", with_rule(rule(**{"active: true}": "actve: true}"})), None, "actve", "active"),
     (

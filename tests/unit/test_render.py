@@ -43,10 +43,10 @@ def test_rendering_is_deterministic(files):
 
 
 def test_one_page_per_rule_file_value_set_and_an_index(files):
-    """The index, a page per rule file, a page per value set, and the single HTML file."""
+    """The index, a page per rule file, a page per value set, validity.md and the single HTML file."""
     checked = load_checked(RULES)
     assert checked.ruleset is not None
-    expected = {"index.md", "concepts.md", HTML_FILE}
+    expected = {"index.md", "concepts.md", HTML_FILE, "validity.md"}
     expected |= {f.name.replace(".yaml", ".md") for f in checked.files}
     expected |= {f"valuesets/{vs.id}.md" for vs in checked.ruleset.valuesets}
 
@@ -66,7 +66,16 @@ def test_the_concept_matrix_shows_rules_labels_followed_and_refusals(files):
     assert "KCDS-CI-001" in cells[1]  # US
     assert cells[4].startswith("**follows EU**: ")  # CH
     assert "**refused**" == cells[6]  # CA
-    assert "| `ketamine-iv` | `US` | **refused** |" in page
+    assert "| `esketamine-nasal` | `CA` | **refused** |" in page
+
+
+def test_the_validity_page_lists_every_range_with_its_rationale(files):
+    """validity.md: each plausible range and window, with rationale and evidence."""
+    page = files["validity.md"]
+
+    assert "at least 40 and at most 300 mmHg | 12 h" in page
+    assert "`patient.weight_kg` | at least 2 and at most 400 kg | 720 h" in page
+    assert "more than 5 minutes later is an error" in page
 
 
 def test_a_rule_card_says_everything_an_auditor_signs(files):

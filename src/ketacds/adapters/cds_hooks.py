@@ -358,6 +358,8 @@ def _summary_card(ctx: CardContext, assessment: Assessment, infos: Sequence[Find
         lines += [f"Assessed for the drafted order `{_md(ctx.order_key)}`.", ""]
     if assessment.dose is not None:
         lines += ["**Dose:**"] + [f"- {dose_line(o)} ({o.rule_id})" for o in assessment.dose.options] + [""]
+    if assessment.dose_withheld:
+        lines += ["**Dose:**", f"- {_md(assessment.dose_withheld)}", ""]
     if assessment.monitoring:
         lines += ["**Monitoring:**"]
         lines += [

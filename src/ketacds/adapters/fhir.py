@@ -11,7 +11,8 @@ never silently dropped. Errors among them are facts the rules see (``KCDS-GAP-01
 What is read (the codes are data, in ``rulesets/terminology/``):
 
 ==================================  ===============================================
-Patient                             birthDate, gender; deceased is a warning
+Patient                             birthDate, gender; deceased[x] (the engine then
+                                    refuses to assess: NotAssessedError)
 Condition                           every coding in a known system; clinicalStatus;
                                     verificationStatus (refuted, entered-in-error
                                     left out; unconfirmed kept with a warning); onset
@@ -632,10 +633,12 @@ class _Reader:
                 key,
                 "birthDate",
             )
-        if model.deceasedBoolean or model.deceasedDateTime is not None:
-            self.issue("warning", "deceased", "The patient is recorded as deceased.", key, "deceased")
+        deceased = True if model.deceasedBoolean or model.deceasedDateTime is not None else None
+        if model.deceasedBoolean is False:
+            deceased = False
         sex = model.gender if model.gender in ("female", "male", "other", "unknown") else None
-        return Patient(id=model.id, birth_date=birth_date, sex=cast(Any, sex))
+        # A deceased patient is refused by the engine (NotAssessedError), never assessed.
+        return Patient(id=model.id, birth_date=birth_date, sex=cast(Any, sex), deceased=deceased)
 
     def _fill_patient(
         self, patient: Patient, observations: Sequence[tuple[str, Observation]], pregnancy: Sequence[str]
@@ -652,7 +655,7 @@ class _Reader:
                 status = (key, o)
         fields: dict[str, Any] = {}
         for field, (_, o) in newest.items():
-            fields[field] = Quantity(value=cast(Decimal, o.value), unit=cast(str, o.unit))
+            fields[field] = Quantity(value=cast(Decimal, o.value), unit=cast(str, o.unit), time=o.time)
         pregnant: bool | None = None
         if status is not None:
             pregnant = status[1].name == "pregnant"
@@ -668,6 +671,8 @@ class _Reader:
             pregnant = True
         if pregnant is not None:
             fields["pregnant"] = pregnant
+            if not pregnancy and status is not None:
+                fields["pregnant_time"] = status[1].time  # so its validity window can be checked
         return attrs.evolve(patient, **fields)
 
     # -- Condition and AllergyIntolerance ------------------------------------------

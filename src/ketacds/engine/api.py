@@ -17,6 +17,7 @@ from ketacds.errors import (
     DigestMismatchError,
     EvaluationError,
     InputError,
+    NotAssessedError,
     ProgramRefusedError,
     VerificationError,
 )
@@ -114,9 +115,18 @@ class Engine:
             return program
 
     def facts(self, record: PatientRecord, context: Context) -> FactSet:
-        """The facts the rules will see for this record (for explanations and tests)."""
+        """The facts the rules will see for this record (for explanations and tests).
+
+        Raises:
+            NotAssessedError: the patient is recorded as deceased.
+        """
         self._check_context(context)
-        return build_facts(record, context, self.terminology, self.ruleset.tables)
+        if record.patient.deceased:
+            raise NotAssessedError(
+                "patient.deceased",
+                "the patient is recorded as deceased, so ketacds does not assess them (no status is given)",
+            )
+        return build_facts(record, context, self.terminology, self.ruleset.tables, self.ruleset.validity)
 
     def _check_context(self, context: Context) -> None:
         known = [j.id for j in self.ruleset.jurisdictions]
@@ -203,6 +213,7 @@ class Engine:
             InputError: the record contradicts itself, or the jurisdiction is unknown.
             ProgramRefusedError: (an ``InputError``) the ruleset refuses this route in
                 this jurisdiction, or a safety concept it declares has no rule there.
+            NotAssessedError: the patient is recorded as deceased (an InputError: no Assessment).
             EvaluationError: the engine failed; no partial result is returned.
             VerificationError: (an EvaluationError) the shadow check ran for this input
                 (``verify_sample``) and the two engines' firings differ.

@@ -221,11 +221,21 @@ class Assembler:
         if status is None:
             status = self._ruleset.status.default
         reported.sort(key=_reported_key)
+        withheld = None
+        if options and status in self._ruleset.status.no_dose:
+            # Never a dose beside "do not treat": the dose rules' findings stay listed.
+            withheld = (
+                f"No dose is offered because the status is {status}; "
+                f"the dose rules that fired ({', '.join(o.rule_id for o in options)}) "
+                "are listed for reference only."
+            )
+            options = []
         return Assessment(
             status=status,
             status_meaning=self._meanings[status],
             findings=tuple(finding for _, _, finding in reported),
             dose=DoseAdvice(route=context.route, options=tuple(options)) if options else None,
+            dose_withheld=withheld,
             monitoring=tuple(monitoring),
             data_gaps=tuple(gaps),
             data_quality=tuple(sorted(set(data_quality), key=_quality_order)) if data_quality else (),

@@ -36,7 +36,7 @@ from typing import Any
 import attrs
 
 from ketacds.dosing.functions import DoseInputs
-from ketacds.dosing.units import convert, dimension_of
+from ketacds.dosing.units import canonical_unit, convert, dimension_of
 from ketacds.errors import InputError, KetacdsError
 from ketacds.models.inputs import (
     Coding,
@@ -47,7 +47,7 @@ from ketacds.models.inputs import (
     PatientRecord,
 )
 from ketacds.models.quality import DataQualityIssue
-from ketacds.ruleset.ir import Table
+from ketacds.ruleset.ir import Table, Validity, ValidityRange
 from ketacds.terminology.valuesets import Terminology, normalise_name
 
 __all__ = ["DISPLAY_QUANTA", "LONG_QUANTUM", "FactSet", "build_facts", "exact", "shown", "to_json_number"]
@@ -83,6 +83,12 @@ _EXACT = decimal.Context(
     Emin=-999_999,
     traps=[decimal.InvalidOperation, decimal.DivisionByZero, decimal.Overflow],
 )
+# Fields computed from another field of the same fact: when the source is not
+# believed, neither is what was computed from it.
+_DERIVED_FROM = {
+    "medication": {"dose_mg": ("daily_mg",), "frequency_per_day": ("daily_mg",)},
+    "order": {"dose_mg": ("mg_per_kg",)},
+}
 
 
 @attrs.frozen
@@ -409,20 +415,29 @@ def build_facts(
     context: Context,
     terminology: Terminology,
     tables: Sequence[Table] = (),
+    validity: Validity | None = None,
 ) -> FactSet:
     """Build the facts of one assessment.
 
-    ``tables`` are the ruleset's conversion tables (e.g. diazepam equivalents).
+    ``tables`` are the ruleset's conversion tables (e.g. diazepam equivalents);
+    ``validity`` its plausible ranges and validity windows (``rulesets/validity.yaml``):
+    a value outside its range is left out of its fact and reported as a data-quality
+    error; a reading is the ``latest`` of its kind only when it is timed, plausible, not
+    after ``now`` (beyond the clock-skew tolerance) and inside its validity window.
 
     Raises:
         InputError: the record contradicts itself (age vs birth date, duplicated ids, ...).
     """
     with decimal.localcontext(_EXACT):
-        return _build_facts(record, context, terminology, tables)
+        return _build_facts(record, context, terminology, tables, validity)
 
 
 def _build_facts(
-    record: PatientRecord, context: Context, terminology: Terminology, tables: Sequence[Table]
+    record: PatientRecord,
+    context: Context,
+    terminology: Terminology,
+    tables: Sequence[Table],
+    validity: Validity | None,
 ) -> FactSet:
     facts: dict[str, Fact] = {}
     labels: dict[str, str] = {}
@@ -430,13 +445,15 @@ def _build_facts(
     issues: list[DataQualityIssue] = []
 
     def add(fact: Fact, label: str, path: str) -> None:
+        if validity is not None and fact["t"] != "patient":
+            _drop_implausible(fact, validity, _stable_path(path, fact["id"]), issues)
         existing = facts.get(fact["id"])
         if existing is not None and existing != fact:
             raise InputError(path, f"id {fact['id'].split(':', 1)[1]!r} is used by two different items")
         facts[fact["id"]] = fact
         labels[fact["id"]] = label
 
-    patient_fact, dose_inputs = _patient_fact(record, context)
+    patient_fact, dose_inputs = _patient_fact(record, context, validity, issues)
     add(patient_fact, _patient_label(patient_fact), "patient")
 
     # Items already reported unreadable by the reader (e.g. FHIR unmapped-medication).
@@ -517,7 +534,7 @@ def _build_facts(
         seen.substance(s.code, s.name, fact["vs"], s.status, (fact["id"], "substance_use"))
         add(fact, f"substance use: {_describe(s.code, s.name)} ({s.status})", f"substance_use[{index}]")
 
-    for fact, label, path in _observation_facts(record.observations, context, terminology):
+    for fact, label, path in _observation_facts(record.observations, context, terminology, validity, issues):
         seen.observation(*_observation_item(record.observations, path), fact["vs"])
         add(fact, label, path)
     seen.finish()
@@ -526,6 +543,8 @@ def _build_facts(
         fact, label, ordered_mg = _order_fact(context.order, dose_inputs, terminology)
         seen.order(context.order.code, context.order.name, fact["vs"], (fact["id"], "context.order"))
         add(fact, label, "context.order")
+        if "dose_mg" not in fact:
+            ordered_mg = None  # not believed: no dose is computed from it
         dose_inputs = attrs.evolve(dose_inputs, ordered_mg=ordered_mg)
     plan_fact = _plan_fact(context, dose_inputs)
     add(plan_fact, _plan_label(plan_fact), "context.plan")
@@ -659,30 +678,203 @@ def _measure_dose(value: Decimal, unit: str, path: str) -> Decimal:
         raise InputError(path.removesuffix(".unit"), _OUT_OF_RANGE.format(value)) from None
 
 
-def _patient_fact(record: PatientRecord, context: Context) -> tuple[Fact, DoseInputs]:
+def _stable_path(path: str, fact_id: str) -> str:
+    """``medications[2]`` as ``medications[<id>]``: the item's own id (or content digest).
+
+    So a data-quality entry never depends on the order of the input lists.
+    """
+    if not path.endswith("]") or "[" not in path:
+        return path
+    return f"{path.split('[', 1)[0]}[{fact_id.split(':', 1)[1]}]"
+
+
+def _believed(
+    validity: Validity | None,
+    fact: str,
+    field: str,
+    value: Decimal,
+    path: str,
+    issues: list[DataQualityIssue],
+    shown: str,
+) -> bool:
+    """Whether ``value`` is inside its plausible range; if not, report it (an error)."""
+    declared = validity.range_of(fact, field) if validity is not None else None
+    if declared is None or declared.plausible(value):
+        return True
+    issues.append(_implausible(declared, shown, path))
+    return False
+
+
+def _implausible(declared: ValidityRange, shown: str, path: str) -> DataQualityIssue:
+    # No file:line here: an Assessment depends on the digest, never on the ruleset's layout.
+    return DataQualityIssue(
+        severity="error",
+        code="implausible",
+        message=(
+            f"{shown} is outside the plausible range: {declared.bounds()} (rulesets/validity.yaml); "
+            "it is not used."
+        ),
+        path=path,
+    )
+
+
+def _drop_implausible(fact: Fact, validity: Validity, path: str, issues: list[DataQualityIssue]) -> None:
+    """Leave out every number field of ``fact`` outside its plausible range, and what came from it."""
+    for field in sorted(fact):
+        value = fact.get(field)
+        if field in ("t", "id") or isinstance(value, bool) or not isinstance(value, int | Decimal):
+            continue
+        if not _believed(
+            validity,
+            fact["t"],
+            field,
+            Decimal(str(value)),
+            f"{path}.{field}",
+            issues,
+            f"{fact['t']} {field} {value}",
+        ):
+            del fact[field]
+            for derived in _DERIVED_FROM.get(fact["t"], {}).get(field, ()):
+                fact.pop(derived, None)
+
+
+def _hours(delta: dt.timedelta) -> Decimal:
+    """A time difference in hours, exactly (no float)."""
+    seconds = Decimal(delta.days * 86400 + delta.seconds) + Decimal(delta.microseconds) / 1_000_000
+    return seconds / 3600
+
+
+def _current(
+    time: dt.datetime | None,
+    field: str,
+    shown: str,
+    path: str,
+    validity: Validity | None,
+    context: Context,
+    found: list[DataQualityIssue],
+) -> bool:
+    """Whether a timed patient datum (weight, height, pregnancy status) may be used now.
+
+    Not when it is dated after ``now`` (an error) or older than its validity window
+    (history, ``info``); without a time it is taken as stated for this assessment.
+    """
+    if time is None or validity is None:
+        return True
+    shown = f"{shown} recorded {time.isoformat()}"
+    if time > context.now + dt.timedelta(minutes=float(validity.future_minutes)):
+        found.append(
+            DataQualityIssue(
+                severity="error",
+                code="future-reading",
+                message=f"{shown} is dated after the assessment time {context.now.isoformat()}; not used.",
+                path=path,
+            )
+        )
+        return False
+    declared = validity.range_of("patient", field)
+    hours = _hours(context.now - time)
+    if declared is not None and declared.current_hours is not None and hours > declared.current_hours:
+        found.append(
+            DataQualityIssue(
+                severity="info",
+                code="stale-reading",
+                message=f"{shown} is older than {declared.current_hours} hours, so not used as current.",
+                path=path,
+            )
+        )
+        return False
+    return True
+
+
+def _patient_fact(
+    record: PatientRecord,
+    context: Context,
+    validity: Validity | None = None,
+    issues: list[DataQualityIssue] | None = None,
+) -> tuple[Fact, DoseInputs]:
     p = record.patient
+    found: list[DataQualityIssue] = [] if issues is None else issues
     fact: Fact = {"t": "patient", "id": "patient"}
     age = _age(record, context.now)
-    if age is not None:
+    if age is not None and _believed(
+        validity, "patient", "age_years", Decimal(age), "patient.age_years", found, f"Age {age} years"
+    ):
         fact["age_years"] = age
     if p.sex is not None:
         fact["sex"] = p.sex
     weight = height = None
-    if p.weight is not None:
+    if p.weight is not None and _current(
+        p.weight.time,
+        "weight_kg",
+        f"Weight {p.weight.value} {p.weight.unit}",
+        "patient.weight.time",
+        validity,
+        context,
+        found,
+    ):
         weight = _measure(p.weight.value, p.weight.unit, "patient.weight")[0]
-        fact["weight_kg"] = exact(weight)
-    if p.height is not None:
+        if not _believed(
+            validity,
+            "patient",
+            "weight_kg",
+            weight,
+            "patient.weight",
+            found,
+            f"Weight {p.weight.value} {p.weight.unit}",
+        ):
+            weight = None
+    if p.height is not None and _current(
+        p.height.time,
+        "height_cm",
+        f"Height {p.height.value} {p.height.unit}",
+        "patient.height.time",
+        validity,
+        context,
+        found,
+    ):
         height = _measure(p.height.value, p.height.unit, "patient.height")[0]
-        fact["height_cm"] = exact(height)
+        if not _believed(
+            validity,
+            "patient",
+            "height_cm",
+            height,
+            "patient.height",
+            found,
+            f"Height {p.height.value} {p.height.unit}",
+        ):
+            height = None
     if weight is not None and height is not None:
         if height <= 0:
             raise InputError("patient.height", "must be more than zero")
         bmi = weight / (height / 100) ** 2
-        fact["bmi"] = exact(bmi)
+        if _believed(
+            validity,
+            "patient",
+            "bmi",
+            bmi,
+            "patient",
+            found,
+            f"The BMI of {p.weight.value} {p.weight.unit} and {p.height.value} {p.height.unit} "  # type: ignore[union-attr]
+            f"({bmi.quantize(_TENTH, ROUND_HALF_EVEN)} kg/m2)",
+        ):
+            fact["bmi"] = exact(bmi)
+        else:
+            # Weight and height do not belong together: neither is believed.
+            weight = height = None
+    if weight is not None:
+        fact["weight_kg"] = exact(weight)
+    if height is not None:
+        fact["height_cm"] = exact(height)
     for name in ("pregnant", "lactating", "hepatic_class"):
         value = getattr(p, name)
         if value is not None:
             fact[name] = value
+    if p.pregnant is not None:
+        shown = f"Pregnancy status ({'pregnant' if p.pregnant else 'not pregnant'})"
+        if not _current(
+            p.pregnant_time, "pregnant", shown, "patient.pregnant_time", validity, context, found
+        ):
+            del fact["pregnant"]  # not current: unknown, so the pregnancy gap asks again
     if context.setting is not None:
         fact["setting"] = context.setting
     return fact, DoseInputs(weight_kg=weight, height_cm=height, sex=p.sex)
@@ -727,14 +919,27 @@ def _medication_fact(m: Medication, terminology: Terminology, path: str) -> tupl
 
 
 def _observation_facts(
-    observations: Iterable[Observation], context: Context, terminology: Terminology
+    observations: Iterable[Observation],
+    context: Context,
+    terminology: Terminology,
+    validity: Validity | None = None,
+    issues: list[DataQualityIssue] | None = None,
 ) -> list[tuple[Fact, str, str]]:
-    """One fact per observation value, or per component of a panel."""
-    rows: list[tuple[Fact, str, str, dt.datetime | None]] = []
+    """One fact per observation value, or per component of a panel.
+
+    A value outside its plausible range, or a reading timed after ``now`` (beyond the
+    clock-skew tolerance), is reported as an error and its value left out; only timed,
+    plausible readings inside their validity window may be the ``latest`` of their kind.
+    Untimed and older readings stay as history (reported as ``info``).
+    """
+    found: list[DataQualityIssue] = [] if issues is None else issues
+    skew = dt.timedelta(minutes=float(validity.future_minutes)) if validity is not None else dt.timedelta(0)
+    rows: list[tuple[Fact, str, str, dt.datetime | None, bool]] = []
     for index, o in enumerate(observations):
-        path = f"observations[{index}]"
         parts: list[tuple[str, Coding | None, str | None, Decimal, str | None, str]] = []
         parent = _fact_id("observation", o)
+        # Data-quality entries name the item by its id, never its place in the list.
+        path = _stable_path(f"observations[{index}]", parent)
         if o.value is not None:
             parts.append((parent, o.code, o.name, o.value, o.unit, path))
         for c_index, component in enumerate(o.components):
@@ -749,8 +954,25 @@ def _observation_facts(
                     f"{path}.components[{c_index}]",
                 )
             )
+        future = o.time is not None and o.time > context.now + skew
+        if future:
+            found.append(
+                DataQualityIssue(
+                    severity="error",
+                    code="future-reading",
+                    message=(
+                        f"{_describe(o.code, o.name)} is dated {o.time.isoformat()}, after the "  # type: ignore[union-attr]
+                        f"assessment time {context.now.isoformat()}; it is not used."
+                    ),
+                    path=f"{path}.time",
+                )
+            )
+        built: list[tuple[Fact, str, str, bool]] = []
         for fact_id, code, name, value, unit, where in parts:
-            measured, fact_unit = _measure(value, unit, f"{where}.unit")
+            # An input error names the item by its place, as every loader error does.
+            measured, fact_unit = _measure(
+                value, unit, f"{where.replace(path, f'observations[{index}]', 1)}.unit"
+            )
             fact: Fact = {
                 "t": "observation",
                 "id": fact_id,
@@ -765,31 +987,152 @@ def _observation_facts(
                 )
                 fact["hours_ago"] = exact(seconds / 3600)
             when = f" at {o.time.isoformat()}" if o.time is not None else " (time not recorded)"
-            label = f"{_describe(code, name)} {value}{(' ' + unit) if unit else ''}{when}"
-            rows.append((fact, label, where, o.time))
-    _mark_latest(rows)
-    return [(fact, label, where) for fact, label, where, _ in rows]
+            shown = f"{_describe(code, name)} {value}{(' ' + unit) if unit else ''}"
+            believed = not future and _plausible_reading(
+                fact, measured, fact_unit, validity, shown, where, found
+            )
+            built.append((fact, f"{shown}{when}", where, believed))
+        if validity is not None:
+            built = _check_pairs(built, validity, found)
+        for fact, label, where, believed in built:
+            if not believed:
+                del fact["value"]  # not believed: never compared, never the latest
+            rows.append((fact, label, where, o.time, believed))
+    _mark_latest(rows, validity, found, context.now)
+    return [(fact, label, where) for fact, label, where, _, _ in rows]
 
 
-def _mark_latest(rows: list[tuple[Fact, str, str, dt.datetime | None]]) -> None:
-    """Mark each reading that is the newest of every value set it belongs to.
+def _plausible_reading(
+    fact: Fact,
+    value: Decimal,
+    unit: str,
+    validity: Validity | None,
+    shown: str,
+    where: str,
+    found: list[DataQualityIssue],
+) -> bool:
+    """Whether a reading's value is inside the plausible range of every value set it is in."""
+    if validity is None:
+        return True
+    for vs in fact["vs"]:
+        declared = validity.range_of("observation", vs)
+        if declared is None:
+            continue
+        compared = value
+        if unit and declared.unit is not None:
+            try:
+                if canonical_unit(unit) != declared.unit:
+                    compared = convert(value, unit, declared.unit)
+            except KetacdsError:
+                found.append(
+                    DataQualityIssue(
+                        severity="error",
+                        code="implausible",
+                        message=f"{shown} is not in {declared.unit}, the unit of {vs}; it is not used.",
+                        path=f"{where}.unit",
+                    )
+                )
+                return False
+        if not declared.plausible(compared):
+            found.append(_implausible(declared, shown, f"{where}.value"))
+            return False
+    return True
 
-    A reading without a time ranks below any timed reading, so a lone untimed
-    reading is still the latest (and so still checked), never silently skipped.
+
+def _check_pairs(
+    built: list[tuple[Fact, str, str, bool]], validity: Validity, found: list[DataQualityIssue]
+) -> list[tuple[Fact, str, str, bool]]:
+    """Within one reading, a component that must lie below another (diastolic < systolic)."""
+    out = list(built)
+    for pair in validity.pairs:
+        lower = [i for i, (f, _, _, ok) in enumerate(out) if ok and pair.lower in f["vs"]]
+        upper = [i for i, (f, _, _, ok) in enumerate(out) if ok and pair.upper in f["vs"]]
+        for i in lower:
+            for j in upper:
+                if i != j and Decimal(str(out[i][0]["value"])) >= Decimal(str(out[j][0]["value"])):
+                    found.append(
+                        DataQualityIssue(
+                            severity="error",
+                            code="implausible",
+                            message=(
+                                f"In one reading, {out[i][1]} is not below {out[j][1]} "
+                                f"({pair.lower} must be below {pair.upper}); neither is used."
+                            ),
+                            path=out[i][2],
+                        )
+                    )
+                    out[i] = (*out[i][:3], False)
+                    out[j] = (*out[j][:3], False)
+    return out
+
+
+def _mark_latest(
+    rows: list[tuple[Fact, str, str, dt.datetime | None, bool]],
+    validity: Validity | None = None,
+    found: list[DataQualityIssue] | None = None,
+    now: dt.datetime | None = None,
+) -> None:
+    """Mark each reading that is the current one of every value set it belongs to.
+
+    A reading is a candidate when it is believed (plausible, not in the future), timed,
+    and inside the validity window of each of its value sets; the newest candidate is
+    the latest. An untimed or older reading is never the latest: an older one is
+    history (an ``info`` issue), an untimed one of a kind with a validity window is an
+    error (it may be the newest), and rules needing a current value see a gap.
     """
-    newest: dict[str, tuple[int, dt.datetime | None]] = {}
-
-    def rank(moment: dt.datetime | None) -> tuple[int, dt.datetime | None]:
-        return (0, None) if moment is None else (1, moment)
-
-    def later(a: tuple[int, dt.datetime | None], b: tuple[int, dt.datetime | None]) -> bool:
-        if a[0] != b[0]:
-            return a[0] > b[0]
-        return a[1] is not None and b[1] is not None and a[1] > b[1]
-
-    for fact, _, _, moment in rows:
+    reported: list[DataQualityIssue] = [] if found is None else found
+    candidates: list[tuple[Fact, dt.datetime]] = []
+    for fact, label, where, moment, believed in rows:
+        if not believed or not fact["vs"]:
+            continue
+        windows = [
+            declared.current_hours
+            for vs in fact["vs"]
+            if validity is not None
+            and (declared := validity.range_of("observation", vs)) is not None
+            and declared.current_hours is not None
+        ]
+        if moment is None:
+            # It cannot be placed in time, so it might be the newest: never the current
+            # reading, and where the kind must be current an error (the status cannot
+            # reassure while it stands; otherwise an older reading would speak for it).
+            reported.append(
+                DataQualityIssue(
+                    severity="error" if windows else "info",
+                    code="untimed-reading",
+                    message=(
+                        f"{label}: without a time it cannot be the current reading and may be newer "
+                        "than any other; it is not used."
+                    ),
+                    path=where,
+                )
+            )
+            continue
+        # Exact age in hours (never the rounded ``hours_ago``), compared with the window.
+        age = _hours(now - moment) if now is not None else Decimal(0)
+        if windows and age > min(windows):
+            reported.append(
+                DataQualityIssue(
+                    severity="info",
+                    code="stale-reading",
+                    message=(
+                        f"{label}: older than {min(windows)} hours, so not the current reading; "
+                        "shown as history."
+                    ),
+                    path=where,
+                )
+            )
+            continue
+        candidates.append((fact, moment))
+    newest: dict[str, dt.datetime] = {}
+    for fact, moment in candidates:
         for vs in fact["vs"]:
-            if vs not in newest or later(rank(moment), newest[vs]):
-                newest[vs] = rank(moment)
-    for fact, _, _, moment in rows:
-        fact["latest"] = bool(fact["vs"]) and all(not later(newest[vs], rank(moment)) for vs in fact["vs"])
+            if vs not in newest or moment > newest[vs]:
+                newest[vs] = moment
+    chosen = {
+        fact["id"]
+        for fact, moment in candidates
+        if fact["vs"] and all(newest[vs] <= moment for vs in fact["vs"])
+    }
+    for fact, *_ in rows:
+        fact["latest"] = fact["id"] in chosen

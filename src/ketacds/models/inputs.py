@@ -65,10 +65,16 @@ def _opt(validator: Any) -> Any:
 
 @attrs.frozen(kw_only=True)
 class Quantity:
-    """A measured amount with its unit, exact (``Decimal``)."""
+    """A measured amount with its unit, exact (``Decimal``).
+
+    ``time``, when known, is when it was measured: a weight older than its validity
+    window (``rulesets/validity.yaml``) is not used as the current weight. Without a
+    time, the value is taken as stated for this assessment.
+    """
 
     value: Decimal = attrs.field(validator=v.instance_of(Decimal))
     unit: str = attrs.field(validator=v.instance_of(str))
+    time: dt.datetime | None = attrs.field(default=None, validator=[_opt(v.instance_of(dt.datetime)), _aware])
 
 
 #: The code systems ketacds reads, by canonical URI, with the short names accepted for each.
@@ -128,8 +134,15 @@ class Patient:
     weight: Quantity | None = attrs.field(default=None, validator=_opt(v.instance_of(Quantity)))
     height: Quantity | None = attrs.field(default=None, validator=_opt(v.instance_of(Quantity)))
     pregnant: bool | None = attrs.field(default=None, validator=_opt(v.instance_of(bool)))
+    #: When the pregnancy status was recorded (FHIR: the status observation's time); a
+    #: status older than its validity window (``rulesets/validity.yaml``) is not used.
+    pregnant_time: dt.datetime | None = attrs.field(
+        default=None, validator=[_opt(v.instance_of(dt.datetime)), _aware]
+    )
     lactating: bool | None = attrs.field(default=None, validator=_opt(v.instance_of(bool)))
     hepatic_class: HepaticClass | None = attrs.field(default=None, validator=_opt(_in(HepaticClass)))
+    #: Recorded as deceased: ketacds refuses to assess (:class:`~ketacds.errors.NotAssessedError`).
+    deceased: bool | None = attrs.field(default=None, validator=_opt(v.instance_of(bool)))
 
 
 @attrs.frozen(kw_only=True)

@@ -205,6 +205,7 @@ def _unit(value: Any, path: str, dimension: str | None = None) -> str:
 
 def _quantity(dimension: str) -> Callable[[Any, str], Quantity]:
     def parse(value: Any, path: str) -> Quantity:
+        time: dt.datetime | None = None
         if isinstance(value, str):
             match = _QUANTITY_TEXT.match(value)
             if not match:
@@ -214,13 +215,14 @@ def _quantity(dimension: str) -> Callable[[Any, str], Quantity]:
             reader = _Reader(value, path)
             maybe_number = reader.get("value", _non_negative, None)
             maybe_unit = reader.get("unit", _text, None)
+            time = reader.get("time", _datetime, None)
             reader.finish()
             if maybe_number is None or maybe_unit is None:
                 raise InputError(path, "a quantity needs a value and a unit")
             number, unit = maybe_number, maybe_unit
         if number < 0:
             raise InputError(path, f"must not be negative, got {number}")
-        return Quantity(value=number, unit=_unit(unit, path, dimension))
+        return Quantity(value=number, unit=_unit(unit, path, dimension), time=time)
 
     return parse
 
@@ -286,8 +288,10 @@ def _patient(value: Any, path: str) -> Patient:
         weight=r.get("weight", _quantity("mass"), None),
         height=r.get("height", _quantity("length"), None),
         pregnant=r.get("pregnant", _bool, None),
+        pregnant_time=r.get("pregnant_time", _datetime, None),
         lactating=r.get("lactating", _bool, None),
         hepatic_class=r.get("hepatic_class", _choice("A", "B", "C"), None),
+        deceased=r.get("deceased", _bool, None),
     )
 
 

@@ -166,6 +166,9 @@ class Assessment:
     trace: tuple[Firing, ...]
     #: What the adapter could not read or read with an assumption (see ``models.quality``).
     data_quality: tuple[DataQualityIssue, ...] = ()
+    #: Why no dose is offered although dose rules fired (the status is one of the
+    #: manifest's ``status.no_dose`` levels); ``None`` when nothing was withheld.
+    dose_withheld: str | None = None
 
     def finding(self, rule_id: str) -> Finding | None:
         """Return the finding of ``rule_id``, or ``None`` if that rule did not fire."""

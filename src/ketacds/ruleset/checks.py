@@ -42,6 +42,12 @@ _ALL = (
     ),
     Check("KL005", "valueset", "error", "a value set file is inconsistent (id, code system)"),
     Check("KL006", "table", "error", "a conversion table is inconsistent (id, fact, fields, rows)"),
+    Check(
+        "KL007",
+        "validity",
+        "error",
+        "validity.yaml is inconsistent (unknown field or unit, bounds out of order, a range twice)",
+    ),
     # Names a rule uses
     Check("KL010", "unknown-fact-type", "error", "a condition names a fact type that does not exist"),
     Check("KL011", "unknown-field", "error", "a condition tests a field its fact type does not have"),
@@ -148,6 +154,7 @@ UNKNOWN_KEY = "KL003"
 MANIFEST = "KL004"
 VALUESET = "KL005"
 TABLE = "KL006"
+VALIDITY = "KL007"
 UNKNOWN_FACT_TYPE = "KL010"
 UNKNOWN_FIELD = "KL011"
 UNKNOWN_VALUESET = "KL012"

@@ -45,6 +45,9 @@ __all__ = [
     "Table",
     "TableEntry",
     "Test",
+    "Validity",
+    "ValidityPair",
+    "ValidityRange",
     "ValueSet",
     "canonical",
     "canonical_json",
@@ -268,6 +271,103 @@ class Table:
     file: str | None = _location()
 
 
+# The unit a fact field is expressed in, by the end of its name (for messages only).
+_FIELD_UNITS = (
+    ("_mg_per_kg", "mg/kg"),
+    ("mg_per_kg", "mg/kg"),
+    ("_kg", "kg"),
+    ("_cm", "cm"),
+    ("_mg", "mg"),
+    ("bmi", "kg/m²"),
+)
+
+
+@attrs.frozen
+class ValidityRange:
+    """The plausible range, and for readings the validity window, of one measured quantity.
+
+    ``fact`` is ``observation`` (then ``key`` is a value set and the bounds are in
+    ``unit``) or ``patient``, ``plan``, ``order``, ``medication``, ``trial`` (then ``key``
+    is a number field of that fact). A value is plausible when it passes every bound
+    given (``gt``, ``gte``, ``lt``, ``lte``). ``current_hours``: a reading of this kind
+    counts as current only when it is timed and at most this many hours old (for a
+    patient's weight or height: when its time is given, at most this old).
+    """
+
+    fact: str
+    key: str
+    rationale: str
+    evidence: tuple[Evidence, ...]
+    unit: str | None = None
+    gt: Decimal | None = None
+    gte: Decimal | None = None
+    lt: Decimal | None = None
+    lte: Decimal | None = None
+    current_hours: Decimal | None = None
+    file: str | None = _location()
+    line: int | None = _location()
+
+    def plausible(self, value: Decimal) -> bool:
+        """Whether ``value`` (in the range's unit) passes every bound."""
+        return (
+            (self.gt is None or value > self.gt)
+            and (self.gte is None or value >= self.gte)
+            and (self.lt is None or value < self.lt)
+            and (self.lte is None or value <= self.lte)
+        )
+
+    def bounds(self) -> str:
+        """The bounds in words, e.g. ``at least 40 and at most 300 mmHg``."""
+        words = [
+            f"{word} {value}"
+            for word, value in (
+                ("more than", self.gt),
+                ("at least", self.gte),
+                ("less than", self.lt),
+                ("at most", self.lte),
+            )
+            if value is not None
+        ]
+        unit = self.unit or next((u for suffix, u in _FIELD_UNITS if self.key.endswith(suffix)), None)
+        return " and ".join(words) + (f" {unit}" if unit else "")
+
+
+@attrs.frozen
+class ValidityPair:
+    """Two components of one reading that must be ordered: ``lower`` below ``upper``.
+
+    Diastolic below systolic: otherwise neither component is believed.
+    """
+
+    lower: str
+    upper: str
+    rationale: str
+    evidence: tuple[Evidence, ...]
+
+
+@attrs.frozen
+class Validity:
+    """``rulesets/validity.yaml``: when a value is believed and when a reading is current.
+
+    ``future_minutes`` is the clock-skew tolerance: a reading timed more than this
+    after ``now`` is a data-quality error, never the latest.
+    """
+
+    future_minutes: Decimal
+    future_rationale: str
+    future_evidence: tuple[Evidence, ...]
+    ranges: tuple[ValidityRange, ...] = ()
+    pairs: tuple[ValidityPair, ...] = ()
+    file: str | None = _location()
+
+    def range_of(self, fact: str, key: str) -> ValidityRange | None:
+        """The range declared for a value set (observations) or a field (other facts)."""
+        for item in self.ranges:
+            if item.fact == fact and item.key == key:
+                return item
+        return None
+
+
 @attrs.frozen
 class Source:
     """An entry of the sources register that rules cite."""
@@ -344,13 +444,15 @@ class StatusTable:
 
     ``levels`` run from the most to the least serious; a finding's severity maps to
     a level through ``severities``; the most serious level reached wins, else
-    ``default``. ``blocking`` levels are never reached by M-confidence rules.
+    ``default``. ``blocking`` levels are never reached by M-confidence rules. At a
+    ``no_dose`` level no dose is offered (the dose rules' findings stay listed).
     """
 
     levels: tuple[StatusLevel, ...]
     severities: tuple[tuple[str, str], ...]
     default: str
     blocking: tuple[str, ...]
+    no_dose: tuple[str, ...] = ()
 
     def status_of(self, severity: str) -> str | None:
         """Return the status a severity maps to, or ``None`` when it adds nothing."""
@@ -380,6 +482,8 @@ class RuleSet:
     concepts: tuple[Concept, ...] = ()
     #: The programs (route, jurisdiction) the engine refuses, with the reason.
     refusals: tuple[Refusal, ...] = ()
+    #: Plausible ranges and validity windows (``validity.yaml``); ``None``: none declared.
+    validity: Validity | None = None
 
     @property
     def digest(self) -> str:

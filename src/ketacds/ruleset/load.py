@@ -29,7 +29,8 @@ import jsonschema
 from ketacds._yaml import Path as DocPath
 from ketacds._yaml import YamlProblem, load_yaml
 from ketacds.dosing.functions import FUNCTIONS, PARAMETERS
-from ketacds.errors import RulesetError
+from ketacds.dosing.units import canonical_unit
+from ketacds.errors import KetacdsError, RulesetError
 from ketacds.models.facts import FACT_TYPES, FLAG, FieldKind
 from ketacds.models.inputs import ROUTES, canonical_system
 from ketacds.ruleset import checks, plan
@@ -60,6 +61,9 @@ from ketacds.ruleset.ir import (
     Table,
     TableEntry,
     Test,
+    Validity,
+    ValidityPair,
+    ValidityRange,
     ValueSet,
 )
 
@@ -459,7 +463,11 @@ class _Manifest:
         )
 
     def ruleset(
-        self, rules: Iterable[Rule], valuesets: Iterable[ValueSet], tables: Iterable[Table]
+        self,
+        rules: Iterable[Rule],
+        valuesets: Iterable[ValueSet],
+        tables: Iterable[Table],
+        validity: Validity | None = None,
     ) -> RuleSet:
         return RuleSet(
             name=self.data["name"],
@@ -474,6 +482,7 @@ class _Manifest:
             tables=tuple(tables),
             concepts=self.concepts,
             refusals=self.refusals,
+            validity=validity,
         )
 
 
@@ -541,7 +550,12 @@ def _load(root: Path, problems: _Problems) -> Checked:
                 continue
             seen[rule.id] = rule
             rules.append(rule)
-    ruleset = manifest.ruleset(rules, valuesets, tables)
+    validity: Validity | None = None
+    try:
+        validity = _load_validity(root, {path.stem for path in paths}, {s.id for s in manifest.sources})
+    except RulesetError as error:
+        problems.report(error)
+    ruleset = manifest.ruleset(rules, valuesets, tables, validity)
     for problem in _flag_problems(ruleset):
         problems.report(problem)
     try:
@@ -578,6 +592,7 @@ def _status_table(manifest: _Doc) -> StatusTable:
         raise manifest.error(("status", "levels"), "status levels must be unique", code=checks.MANIFEST)
     places: list[tuple[DocPath, str]] = [(("status", "default"), data["default"])]
     places += [(("status", "blocking", index), name) for index, name in enumerate(data["blocking"])]
+    places += [(("status", "no_dose", index), name) for index, name in enumerate(data.get("no_dose", []))]
     places += [(("status", "severities", severity), name) for severity, name in data["severities"].items()]
     for at, name in places:
         if name not in names:
@@ -587,6 +602,7 @@ def _status_table(manifest: _Doc) -> StatusTable:
         severities=tuple(sorted(data["severities"].items())),
         default=data["default"],
         blocking=tuple(data["blocking"]),
+        no_dose=tuple(data.get("no_dose", ())),
     )
 
 
@@ -718,6 +734,175 @@ def _load_tables(root: Path, valuesets: set[str]) -> tuple[Table, ...]:
             )
         )
     return tuple(result)
+
+
+#: The file of plausible ranges and validity windows, beside the manifest.
+VALIDITY_FILE = "validity.yaml"
+#: The fact types whose number fields may have a plausible range in ``fields``.
+_RANGED_FACTS = ("patient", "plan", "order", "medication", "trial")
+#: The fields whose input may say when they were measured (``Quantity.time``).
+_TIMED_FIELDS = (("patient", "weight_kg"), ("patient", "height_cm"), ("patient", "pregnant"))
+
+
+def _evidence(
+    doc: _Doc, at: DocPath, items: Iterable[Mapping[str, Any]], sources: set[str]
+) -> tuple[Evidence, ...]:
+    out = []
+    for index, e in enumerate(items):
+        if e["source"] not in sources:
+            raise doc.error(
+                (*at, index, "source"),
+                f"unknown source {e['source']!r}",
+                _suggest(e["source"], sources),
+                code=checks.UNKNOWN_SOURCE,
+            )
+        out.append(Evidence(source=e["source"], section=e.get("section")))
+    return tuple(out)
+
+
+def _bounds(d: Mapping[str, Any]) -> dict[str, Decimal]:
+    return {op: Decimal(str(d[op])) for op in ("gt", "gte", "lt", "lte") if op in d}
+
+
+def _check_bounds(doc: _Doc, at: DocPath, bounds: Mapping[str, Decimal]) -> None:
+    if ("gt" in bounds and "gte" in bounds) or ("lt" in bounds and "lte" in bounds):
+        raise doc.error(
+            at, "give one lower bound (gt or gte) and one upper bound (lt or lte)", code=checks.VALIDITY
+        )
+    low = bounds.get("gt", bounds.get("gte"))
+    high = bounds.get("lt", bounds.get("lte"))
+    if low is not None and high is not None and low >= high:
+        raise doc.error(
+            at, f"the lower bound {low} is not below the upper bound {high}", code=checks.VALIDITY
+        )
+
+
+def _load_validity(root: Path, valuesets: set[str], sources: set[str]) -> Validity | None:
+    """``validity.yaml``: plausible ranges and validity windows (``None`` when the file is absent)."""
+    path = root / VALIDITY_FILE
+    if not path.is_file():
+        return None
+    doc = _Doc(path, root)
+    doc.validate("validity")
+    d = doc.data
+    ranges: list[ValidityRange] = []
+    seen: dict[tuple[str, str], int | None] = {}
+
+    def remember(at: DocPath, key: tuple[str, str]) -> None:
+        if key in seen:
+            raise doc.error(
+                at, f"{key[0]} {key[1]!r} has a range already (line {seen[key]})", code=checks.VALIDITY
+            )
+        seen[key] = doc.line(at)
+
+    for index, o in enumerate(d["observations"]):
+        at: DocPath = ("observations", index)
+        if o["in"] not in valuesets:
+            raise doc.error(
+                (*at, "in"),
+                f"unknown value set {o['in']!r}",
+                _suggest(o["in"], valuesets),
+                code=checks.UNKNOWN_VALUESET,
+            )
+        remember((*at, "in"), ("observation", o["in"]))
+        unit = o.get("unit")
+        if unit is not None:
+            try:
+                unit = canonical_unit(unit)
+            except KetacdsError as error:
+                raise doc.error((*at, "unit"), str(error), code=checks.VALIDITY) from None
+        bounds = _bounds(o["plausible"])
+        _check_bounds(doc, (*at, "plausible"), bounds)
+        ranges.append(
+            ValidityRange(
+                fact="observation",
+                key=o["in"],
+                unit=unit,
+                current_hours=Decimal(str(o["current_within_hours"])),
+                rationale=" ".join(o["rationale"].split()),
+                evidence=_evidence(doc, (*at, "evidence"), o["evidence"], sources),
+                file=doc.name,
+                line=doc.line(at),
+                gt=bounds.get("gt"),
+                gte=bounds.get("gte"),
+                lt=bounds.get("lt"),
+                lte=bounds.get("lte"),
+            )
+        )
+    for index, f in enumerate(d["fields"]):
+        at = ("fields", index)
+        fact, _, field = f["field"].partition(".")
+        if fact not in _RANGED_FACTS:
+            raise doc.error(
+                (*at, "field"),
+                f"ranges apply to fields of {', '.join(_RANGED_FACTS)}, not {fact!r}",
+                _suggest(fact, _RANGED_FACTS),
+                code=checks.VALIDITY,
+            )
+        numbers = [name for name, kind in FACT_TYPES[fact].items() if kind == "number"]
+        if (fact, field) in _TIMED_FIELDS and "plausible" not in f:
+            numbers.append(field)  # a window only (patient.pregnant)
+        if field not in numbers:
+            raise doc.error(
+                (*at, "field"),
+                f"{fact} facts have no number field {field!r}",
+                _suggest(field, numbers),
+                code=checks.VALIDITY,
+            )
+        remember((*at, "field"), (fact, field))
+        if "current_within_hours" in f and (fact, field) not in _TIMED_FIELDS:
+            raise doc.error(
+                (*at, "current_within_hours"),
+                f"only {', '.join(f'{a}.{b}' for a, b in _TIMED_FIELDS)} carry a time to check a window on",
+                code=checks.VALIDITY,
+            )
+        bounds = _bounds(f.get("plausible", {}))
+        _check_bounds(doc, (*at, "plausible"), bounds)
+        ranges.append(
+            ValidityRange(
+                fact=fact,
+                key=field,
+                current_hours=(
+                    Decimal(str(f["current_within_hours"])) if "current_within_hours" in f else None
+                ),
+                rationale=" ".join(f["rationale"].split()),
+                evidence=_evidence(doc, (*at, "evidence"), f["evidence"], sources),
+                file=doc.name,
+                line=doc.line(at),
+                gt=bounds.get("gt"),
+                gte=bounds.get("gte"),
+                lt=bounds.get("lt"),
+                lte=bounds.get("lte"),
+            )
+        )
+    pairs = []
+    for index, p in enumerate(d.get("pairs", [])):
+        at = ("pairs", index)
+        for key in ("lower", "upper"):
+            if p[key] not in valuesets:
+                raise doc.error(
+                    (*at, key),
+                    f"unknown value set {p[key]!r}",
+                    _suggest(p[key], valuesets),
+                    code=checks.UNKNOWN_VALUESET,
+                )
+        pairs.append(
+            ValidityPair(
+                lower=p["lower"],
+                upper=p["upper"],
+                rationale=" ".join(p["rationale"].split()),
+                evidence=_evidence(doc, (*at, "evidence"), p["evidence"], sources),
+            )
+        )
+    future = d["future"]
+    return Validity(
+        future_minutes=Decimal(str(future["minutes"])),
+        future_rationale=" ".join(future["rationale"].split()),
+        future_evidence=_evidence(doc, ("future", "evidence"), future["evidence"], sources),
+        ranges=tuple(sorted(ranges, key=lambda r: (r.fact, r.key))),
+        pairs=tuple(pairs),
+        file=doc.name,
+    )
 
 
 class _Context:

@@ -14,6 +14,8 @@
 * ``concepts.md``: the safety concepts each route must assess, as a concept × program
   (route × jurisdiction) matrix: each cell the rules that assess it, the label followed,
   or the refusal; then each program's state (covered, follows a label, refused, gap);
+* ``validity.md``: the plausible ranges and validity windows of ``validity.yaml``, each
+  with its rationale and evidence;
 * ``ruleset.html``: all of the above in one self-contained file.
 
 The output is a function of the ruleset alone (no dates, no package version), so the
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import posixpath
 from collections.abc import Iterable, Mapping
+from decimal import Decimal
 from pathlib import Path
 
 import attrs
@@ -49,7 +52,7 @@ from ketacds.markup import (
 )
 from ketacds.models.inputs import CODE_SYSTEMS
 from ketacds.ruleset.describe import CONFIDENCE, Describer
-from ketacds.ruleset.ir import Rule, RuleSet, ValueSet
+from ketacds.ruleset.ir import Evidence, Rule, RuleSet, Validity, ValueSet
 from ketacds.ruleset.load import RuleFile
 from ketacds.ruleset.plan import alternatives, valuesets_read
 from ketacds.ruleset.scope import Coverage, coverage, programs
@@ -129,7 +132,85 @@ class _Renderer:
         pages = [self.index(), self.concepts_page()]
         pages += [self.file_page(file) for file in self.files]
         pages += [self.valueset_page(vs) for vs in self.ruleset.valuesets]
+        if self.ruleset.validity is not None:
+            pages.append(self.validity_page(self.ruleset.validity))
         return pages
+
+    def validity_page(self, validity: Validity) -> Page:
+        def cites(evidence: Iterable[Evidence]) -> tuple[Inline, ...]:
+            out: list[Inline] = []
+            for index, e in enumerate(evidence):
+                out += (["; "] if index else []) + self._evidence(e.source, e.section)
+            return tuple(out)
+
+        def window(hours: Decimal | None) -> str:
+            return "—" if hours is None else f"{hours} h"
+
+        observations = [r for r in validity.ranges if r.fact == "observation"]
+        fields = [r for r in validity.ranges if r.fact != "observation"]
+        blocks: list[Block] = [
+            Heading(1, ("Plausible ranges and validity windows",), "validity"),
+            Paragraph(
+                (
+                    "A value outside its plausible range is a data-quality error and is not used; a reading "
+                    "is current only when timed, believed, not after the assessment time and inside its "
+                    "validity window. Part of ",
+                    link(Target(_INDEX), self.ruleset.name),
+                    " and its digest.",
+                )
+            ),
+            Paragraph(
+                (
+                    strong("Readings after the assessment time"),
+                    f": more than {validity.future_minutes} minutes later is an error. ",
+                    validity.future_rationale,
+                    " ",
+                    *cites(validity.future_evidence),
+                )
+            ),
+            Heading(2, ("Readings, by value set",)),
+            Table(
+                ("value set", "plausible", "current within", "rationale", "evidence"),
+                tuple(
+                    (
+                        (link(Target(_vs_page(r.key), _vs_anchor(r.key)), code(r.key)),),
+                        (r.bounds(),),
+                        (window(r.current_hours),),
+                        (r.rationale,),
+                        cites(r.evidence),
+                    )
+                    for r in observations
+                ),
+            ),
+        ]
+        if validity.pairs:
+            blocks += [
+                Heading(2, ("Components of one reading",)),
+                Table(
+                    ("below", "above", "rationale", "evidence"),
+                    tuple(
+                        ((code(p.lower),), (code(p.upper),), (p.rationale,), cites(p.evidence))
+                        for p in validity.pairs
+                    ),
+                ),
+            ]
+        blocks += [
+            Heading(2, ("Fields",)),
+            Table(
+                ("field", "plausible", "current within", "rationale", "evidence"),
+                tuple(
+                    (
+                        (code(f"{r.fact}.{r.key}"),),
+                        (r.bounds() or "—",),
+                        (window(r.current_hours),),
+                        (r.rationale,),
+                        cites(r.evidence),
+                    )
+                    for r in fields
+                ),
+            ),
+        ]
+        return Page("validity.md", "Plausible ranges and validity windows", tuple(blocks))
 
     def index(self) -> Page:
         rs = self.ruleset

@@ -61,7 +61,7 @@ from ketacds.adapters.cds_hooks import (
 )
 from ketacds.adapters.fhir import read_draft_orders, read_resources, validation_cache_stats
 from ketacds.engine.api import Engine
-from ketacds.errors import EvaluationError, InputError, ProgramRefusedError
+from ketacds.errors import EvaluationError, InputError, NotAssessedError, ProgramRefusedError
 from ketacds.models.inputs import Context, Medication, PatientRecord
 from ketacds.models.quality import DataQualityIssue
 from ketacds.ruleset.load import bundled_rules_dir
@@ -690,6 +690,8 @@ def _evaluate(
             return cards_for(engine.assess(record, ctx), cards)
         except ProgramRefusedError:
             raise  # the whole request is refused (HTTP 422), never answered with fewer rules
+        except NotAssessedError as error:
+            return fail("Not assessed: ketacds gives no advice for this patient", f"{error.reason}.")
         except InputError as error:
             return fail("ketacds could not assess this patient", f"The record cannot be assessed: {error}.")
 
