@@ -43,6 +43,7 @@ from ketacds.models.inputs import (
     Context,
     Medication,
     Observation,
+    ObservationComponent,
     Order,
     PatientRecord,
 )
@@ -165,13 +166,21 @@ def _drug_key(code: Coding | None, name: str | None) -> str:
     return normalise_name(name) if name else f"{code.system}|{code.code}" if code else ""
 
 
-def _observation_item(observations: Sequence[Observation], path: str) -> tuple[Coding | None, str | None]:
-    """The code and name of the observation (or panel component) at ``path``."""
-    index = re.findall(r"\[(\d+)\]", path)
-    item: Any = observations[int(index[0])]
-    if len(index) > 1:
-        item = item.components[int(index[1])]
-    return item.code, item.name
+def _component_id(parent: str, component: ObservationComponent) -> str:
+    """The fact id of one component of a panel observation (from its own content)."""
+    return f"{parent}/{_content_id('c', component).split(':')[1][:8]}"
+
+
+def _observation_items(observations: Sequence[Observation]) -> dict[str, tuple[Coding | None, str | None]]:
+    """The code and name of each observation (and panel component), by the id of its fact."""
+    items: dict[str, tuple[Coding | None, str | None]] = {}
+    for o in observations:
+        parent = _fact_id("observation", o)
+        items[parent] = (o.code, o.name)
+        for component in o.components:
+            child = _component_id(parent, component)
+            items[child] = (component.code, component.name)
+    return items
 
 
 def _ingredient_key(terminology: Terminology, code: Coding | None, name: str | None) -> str:
@@ -534,8 +543,9 @@ def _build_facts(
         seen.substance(s.code, s.name, fact["vs"], s.status, (fact["id"], "substance_use"))
         add(fact, f"substance use: {_describe(s.code, s.name)} ({s.status})", f"substance_use[{index}]")
 
+    observed = _observation_items(record.observations)
     for fact, label, path in _observation_facts(record.observations, context, terminology, validity, issues):
-        seen.observation(*_observation_item(record.observations, path), fact["vs"])
+        seen.observation(*observed[fact["id"]], fact["vs"])
         add(fact, label, path)
     seen.finish()
 
@@ -943,7 +953,7 @@ def _observation_facts(
         if o.value is not None:
             parts.append((parent, o.code, o.name, o.value, o.unit, path))
         for c_index, component in enumerate(o.components):
-            child = f"{parent}/{_content_id('c', component).split(':')[1][:8]}"
+            child = _component_id(parent, component)
             parts.append(
                 (
                     child,
