@@ -29,6 +29,7 @@ from typing import Any, get_args
 import attrs
 
 from ketacds.models.inputs import ROUTES, ConditionStatus, MedicationStatus, SubstanceStatus, TrialResponse
+from ketacds.ruleset import scope
 from ketacds.ruleset.ir import All, AnyOf, Condition, Not, Pattern, Ref, RuleSet, ValueSet
 from ketacds.ruleset.load import load_ruleset
 
@@ -94,7 +95,8 @@ class Population:
     indications: tuple[tuple[ValueSet, int], ...]
     thresholds: dict[tuple[str, str | None, str], tuple[float, ...]]
     words: dict[tuple[str, str], tuple[str, ...]]
-    jurisdictions: tuple[str, ...]
+    #: For each route, the jurisdictions where the rules assess it (refused programs are left out).
+    jurisdictions: dict[str, tuple[str, ...]]
 
     @classmethod
     def of(cls, ruleset: RuleSet) -> Population:
@@ -131,7 +133,16 @@ class Population:
             indications=tuple((by_id[vs], count) for vs, count in sorted(indications.items())),
             thresholds={key: tuple(sorted(values)) for key, values in sorted(numbers.items(), key=str)},
             words={key: tuple(sorted(values)) for key, values in sorted(words.items())},
-            jurisdictions=tuple(sorted(j.id for j in ruleset.jurisdictions)),
+            jurisdictions={
+                route: tuple(
+                    sorted(
+                        j.id
+                        for j in ruleset.jurisdictions
+                        if scope.coverage(ruleset, route, j.id).state == "covered"
+                    )
+                )
+                for route in ROUTES
+            },
         )
 
 
@@ -213,9 +224,10 @@ class _Case:
 
     def context(self) -> dict[str, Any]:
         rng = self.rng
+        route = rng.choice(ROUTES)
         context: dict[str, Any] = {
-            "route": rng.choice(ROUTES),
-            "jurisdiction": rng.choice(self.population.jurisdictions),
+            "route": route,
+            "jurisdiction": rng.choice(self.population.jurisdictions[route]),
             "now": self.now.isoformat(),
         }
         settings = self.population.words.get(("patient", "setting"), ())

@@ -19,6 +19,7 @@ import attrs
 import httpx
 import pytest
 
+from ketacds import load_ruleset
 from ketacds.adapters.cds_hooks import INDICATORS
 from ketacds.server.app import create_app
 from ketacds.server.models import CardsResponse
@@ -154,9 +155,8 @@ def test_patient_view_with_synthea_prefetch(client, service):
     gaps = [c for c in cards if c["summary"].startswith("Missing data")]
     assert all(len(c["summary"]) < 140 for c in cards)
     assert len({c["uuid"] for c in cards}) == len(cards)
-    assert all(
-        re.search(r"ketacds-core 0\.3\.0 \(rules sha256 [0-9a-f]{12}\)", c["source"]["label"]) for c in cards
-    )
+    version = re.escape(f"{load_ruleset().name} {load_ruleset().version}")
+    assert all(re.search(rf"{version} \(rules sha256 [0-9a-f]{{12}}\)", c["source"]["label"]) for c in cards)
     # No dose from a weight measured years ago: the gap asks for a current one.
     assert "KCDS-DOSE-001" not in cards[3]["detail"]
     assert "**Dose:**" not in cards[3]["detail"]
@@ -472,7 +472,9 @@ def test_health_names_the_rules(client):
     """The health endpoint gives the ruleset version and digest and the FHIR mapping's."""
     health = client.get("/health").json()
 
-    assert ("ok", "ketacds-core", "0.3.0") == (health["status"], health["ruleset"], health["version"])
+    bundled = load_ruleset()
+    assert ("ok", bundled.name, bundled.version) == (health["status"], health["ruleset"], health["version"])
+    assert bundled.digest == health["digest"]
     assert 64 == len(health["digest"]) == len(health["fhir_mapping_digest"])
 
 

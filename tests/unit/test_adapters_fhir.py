@@ -125,7 +125,12 @@ class TestSynthea:
             # from a 2020 reading (issue 14), but KCDS-GAP-012 lists them and asks for a current one.
             ("03", "incomplete", {"KCDS-GAP-003", "KCDS-GAP-012"}),
             ("04", "incomplete", {"KCDS-GAP-003", "KCDS-GAP-006", "KCDS-GAP-012"}),
-            ("05", "incomplete", {"KCDS-CI-023", "KCDS-GAP-003", "KCDS-GAP-006", "KCDS-GAP-012"}),
+            # 05 takes diphenhydramine (a sedating antihistamine): a CNS depressant with esketamine.
+            (
+                "05",
+                "incomplete",
+                {"KCDS-CI-023", "KCDS-GAP-003", "KCDS-GAP-006", "KCDS-GAP-012", "KCDS-INT-100"},
+            ),
             ("06", "incomplete", {"KCDS-CI-023", "KCDS-GAP-003", "KCDS-GAP-006", "KCDS-GAP-012"}),
             # 07's active "Drug overdose" is in no value set a rule reads, but its text names
             # substance use (a synonym of substance-use-disorders): an unseen-item error.

@@ -45,7 +45,7 @@ def test_a_directory_of_case_files_with_default_context(tmp_path: Path):
         "1",
         "--quiet",
         "--jurisdiction",
-        "CA",
+        "GB",
         "--override-context",
     )
     lines = [json.loads(line) for line in (out / "assessments.ndjson").read_text().splitlines()]
@@ -53,7 +53,7 @@ def test_a_directory_of_case_files_with_default_context(tmp_path: Path):
     assert 0 == result.exit_code, result.output
     assert "" == result.stdout
     assert len(list(EXAMPLES.glob("*.yaml"))) == len(lines)
-    assert {"CA"} == {line["assessment"]["provenance"]["jurisdiction"] for line in lines}
+    assert {"GB"} == {line["assessment"]["provenance"]["jurisdiction"] for line in lines}
 
 
 def test_the_synthea_bundles_are_read_as_a_population(tmp_path: Path):

@@ -138,17 +138,20 @@ def test_a_finding_that_changes_wording_is_altered_not_new(tmp_path: Path, old):
 
 
 def test_cases_that_cannot_be_assessed_are_reported_not_fatal(tmp_path: Path, old):
-    """A case one version cannot assess (an unknown jurisdiction) is an error for that version only."""
+    """A case one version cannot assess (a program it refuses) is an error for that version only."""
     rules_dir = copy_rules(tmp_path)
-    replace(rules_dir, "manifest.yaml", "  - {id: CA, title: Canada}\n", "")
-    for _ in range(2):  # the two rules scoped to CA must go with it
-        replace(rules_dir, "candidacy.yaml", "jurisdictions: [CH, GB, CA]", "jurisdictions: [CH, GB]")
+    replace(
+        rules_dir,
+        "manifest.yaml",
+        "refusals:\n",
+        "refusals:\n  - {route: ketamine-iv, jurisdiction: CA, reason: a test refusal}\n",
+    )
     new = load_ruleset(rules_dir)
     result = assess_both(old, new, [EXAMPLES / "05-iv-incomplete-record.yaml"])
 
     (case,) = result.cases
     assert case.new_error is not None
-    assert "unknown jurisdiction 'CA'" in case.new_error
+    assert "refuses ketamine-iv in CA" in case.new_error
     assert "incomplete → error" == case.transition()
     assert "### Cases that could not be assessed" in report(compare(old, new), "a", "b", result)
 

@@ -320,11 +320,11 @@ FIXTURES: list[tuple[str, Mutation, str | None, str | None, str | None]] = [
         "KL050",
         with_replacement(
             "manifest.yaml",
-            "  - {route: ketamine-iv, jurisdiction: US, reason",
-            "  - {route: ketamine-iv, jurisdiction: CH, reason",
+            "  - {route: esketamine-nasal, jurisdiction: CA, reason",
+            "  - {route: esketamine-nasal, jurisdiction: US, reason",
         ),
         "manifest.yaml",
-        "id: CI_BP_ICP_RISK",
+        "id: MON_ESK_DRIVING",
         None,
     ),
     (

@@ -147,7 +147,8 @@ def test_allergies_and_observations_are_listed(engine):
         engine, allergies=[{"name": "shellfish"}]
     )
     assert [] == quality(engine, allergies=[{"name": "ketamine hydrochloride"}])
-    assert [] == quality(engine, observations=[{"name": "heart rate", "value": 70, "unit": "/min"}])  # known
+    known = {"name": "heart rate", "value": 70, "unit": "/min", "time": NOW.isoformat()}
+    assert [] == quality(engine, observations=[known])
     assert [("info", "unrecognised-observation", "observations")] == quality(
         engine, observations=[{"name": "waist circumference", "value": 90, "unit": "cm"}]
     )
