@@ -172,7 +172,8 @@ def _ord_003_fires(dose: Decimal, weight: Decimal) -> dict[str, bool]:
 @given(dose_and_weight=_dose_and_weight())
 def test_an_order_rule_fires_exactly_when_the_exact_dose_per_kg_crosses_its_threshold(dose_and_weight):
     """KCDS-ORD-003 (``mg_per_kg > 0.75`` in rulesets/orders.yaml) fires iff dose / weight > 0.75,
-    decided exactly (dose > 0.75 × weight: no division, no rounding), on both engines.
+    decided exactly (dose > 0.75 × weight: no division, no rounding), on both engines, for a
+    plausible weight and dose (an implausible one is reported and never used).
 
     On 0.3.0 the mg/kg was rounded to 0.01 first: 75.4 mg at 100 kg read 0.75 and the
     rule did not fire.
@@ -180,7 +181,17 @@ def test_an_order_rule_fires_exactly_when_the_exact_dose_per_kg_crosses_its_thre
     dose, weight = dose_and_weight
     op, threshold = _order_threshold(_ORD_003)
     assert op == "gt"
-    expected = dose > threshold * weight  # exact: a product of finite decimals
+    # An implausible weight or dose (rulesets/validity.yaml) is not used, so nothing is compared.
+    validity = _ENGINE.ruleset.validity
+    assert validity is not None
+    believed = all(
+        declared is None or declared.plausible(value)
+        for declared, value in (
+            (validity.range_of("patient", "weight_kg"), weight),
+            (validity.range_of("order", "dose_mg"), dose),
+        )
+    )
+    expected = believed and dose > threshold * weight  # exact: a product of finite decimals
 
     assert {"durable": expected, "reference": expected} == _ord_003_fires(dose, weight), (dose, weight)
 

@@ -30,6 +30,8 @@ def test_explanations_agree_with_the_evaluator_on_the_project_suite():
     """For every scenario of tests/scenarios and every rule, the same agreement holds."""
     scenarios, _ = load_suite([SCENARIOS])
     for scenario in scenarios:
+        if scenario.expect.refused:
+            continue  # a refused program has no evaluation to explain
         analysis = CaseAnalysis(_ENGINE, scenario.record, scenario.context)
         fired = {firing.rule_id for firing in analysis.raw.firings}
         for rule in _ENGINE.ruleset.rules:
