@@ -7,6 +7,7 @@ import datetime as dt
 from decimal import Decimal
 from pathlib import Path
 
+import attrs
 import pytest
 
 from ketacds import (
@@ -219,6 +220,19 @@ def test_the_clock_skew_tolerance_is_the_rulesets(engine):
 
     assert all(f["latest"] for f in _observations(near))
     assert not any(f["latest"] for f in _observations(far))
+
+
+def test_a_now_at_the_end_of_the_calendar_is_assessed_not_an_engine_error(engine):
+    """``now`` on 9999-12-31 (found by make fuzz): the future check must not overflow the date."""
+    end = dt.datetime(9999, 12, 31, 23, 59, 59, tzinfo=dt.UTC)
+    record = PatientRecord(
+        patient=Patient(weight=Quantity(value=Decimal(70), unit="kg", time=end - dt.timedelta(days=1))),
+        observations=(_bp(120, 80, end - dt.timedelta(minutes=30)),),
+    )
+
+    built = engine.facts(record, attrs.evolve(IV, now=end))
+
+    assert all(f["latest"] for f in _observations(built))
 
 
 @pytest.mark.parametrize(

@@ -771,7 +771,8 @@ def _current(
     if time is None or validity is None:
         return True
     shown = f"{shown} recorded {time.isoformat()}"
-    if time > context.now + dt.timedelta(minutes=float(validity.future_minutes)):
+    # Compared as a difference: ``now + skew`` would overflow for a ``now`` near year 9999.
+    if time - context.now > dt.timedelta(minutes=float(validity.future_minutes)):
         found.append(
             DataQualityIssue(
                 severity="error",
@@ -964,7 +965,7 @@ def _observation_facts(
                     f"{path}.components[{c_index}]",
                 )
             )
-        future = o.time is not None and o.time > context.now + skew
+        future = o.time is not None and o.time - context.now > skew  # a difference never overflows
         if future:
             found.append(
                 DataQualityIssue(
