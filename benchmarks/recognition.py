@@ -5,8 +5,7 @@ explicit "known, no rule needs it" list) recognises, and the ACTIVE conditions l
 and prints the Assessment's status for esketamine in the US. Run it against any checkout
 (it uses only the public reading API, the Engine's facts and the ruleset's rules)::
 
-    .venv/bin/python benchmarks/recognition.py [DIR]          # default: tests/data/fhir, else
-                                                              # /work/shared/data/fhir
+    .venv/bin/python benchmarks/recognition.py [DIR]          # default: tests/data/fhir
 
 Issue 14 item 2: the target is no unread active item whose ingredient or concept is in its
 display text.
@@ -19,15 +18,14 @@ import json
 import sys
 from pathlib import Path
 
+import attrs
+
 from ketacds.adapters.fhir import read_bundle
 from ketacds.engine.api import Engine
 from ketacds.models.inputs import Context
 from ketacds.ruleset.plan import valuesets_read
 
-_DEFAULT_DIRS = (
-    Path(__file__).resolve().parent.parent / "tests" / "data" / "fhir",
-    Path("/work/shared/data/fhir"),
-)
+_DEFAULT_DIR = Path(__file__).resolve().parent.parent / "tests" / "data" / "fhir"
 NOW = dt.datetime(2026, 12, 1, 12, 0, tzinfo=dt.UTC)
 
 
@@ -41,7 +39,7 @@ def read_valuesets(engine: Engine) -> set[str]:
 
 
 def main(argv: list[str]) -> int:
-    folder = Path(argv[1]) if len(argv) > 1 else next(d for d in _DEFAULT_DIRS if d.is_dir())
+    folder = Path(argv[1]) if len(argv) > 1 else _DEFAULT_DIR
     engine = Engine()
     read = read_valuesets(engine)
     context = Context(route="esketamine-nasal", jurisdiction="US", now=NOW)
@@ -58,7 +56,11 @@ def main(argv: list[str]) -> int:
     totals = [0, 0, 0]
     for path in sorted(folder.glob("*.json")):
         record = read_bundle(json.loads(path.read_text()))
-        facts = engine.facts(record, context)
+        deceased = bool(record.patient.deceased)
+        # What the terminology reads does not depend on whether the patient is alive: the
+        # deceased are counted too (their Assessment is refused, so the status says so).
+        alive = attrs.evolve(record, patient=attrs.evolve(record.patient, deceased=None))
+        facts = engine.facts(alive, context)
         meds = [
             facts.labels[f["id"]]
             for f in facts.facts
@@ -69,7 +71,7 @@ def main(argv: list[str]) -> int:
             for f in facts.facts
             if f["t"] == "condition" and f["active"] and not seen(f)
         ]
-        result = engine.assess(record, context)
+        result = engine.assess(alive, context)
         # Unread items the Assessment names in data quality (any severity but info).
         reported = [
             i
@@ -77,10 +79,11 @@ def main(argv: list[str]) -> int:
             if i.severity != "info"
             and i.code in ("unmapped-medication", "unrecognised-medication", "unrecognised-condition")
         ]
+        status = f"not assessed (deceased; alive it would be {result.status})" if deceased else result.status
         totals[0] += len(meds)
         totals[1] += len(conds)
         totals[2] += len(reported)
-        print(f"{path.name[:28]:<28} {len(meds):>18} {len(conds):>19} {len(reported):>8}  {result.status}")
+        print(f"{path.name[:28]:<28} {len(meds):>18} {len(conds):>19} {len(reported):>8}  {status}")
         for label in meds:
             print(f"    med : {label}")
         for label in conds:
