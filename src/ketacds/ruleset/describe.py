@@ -90,6 +90,12 @@ FIELD_LABELS: dict[tuple[str, str], tuple[str, str | None]] = {
     ("plan", "dose_mg_per_kg"): ("planned dose", "mg/kg"),
     ("plan", "sessions_per_week"): ("planned sessions per week", None),
     ("plan", "treatment_week"): ("week of treatment", None),
+    # Added by rulesets/tables/diazepam-equivalents.yaml (docs/ruleset-format.md).
+    ("medication", "diazepam_eq_mg_day"): ("daily dose as diazepam equivalent", "mg/day"),
+    ("patient", "benzodiazepine_diazepam_eq_mg_day"): (
+        "total daily benzodiazepine dose as diazepam equivalent",
+        "mg/day",
+    ),
 }
 
 # Yes/no fields read best as words before the noun ("an active condition").
