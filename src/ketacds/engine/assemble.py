@@ -37,7 +37,7 @@ from ketacds.models.results import (
     MonitoringItem,
     Provenance,
 )
-from ketacds.ruleset.ir import Rule, RuleSet
+from ketacds.ruleset.ir import Condition, Not, Pattern, Rule, RuleSet
 
 __all__ = ["TRACE_CACHE_SIZE", "Assembler"]
 
@@ -66,6 +66,32 @@ def _input_basis(
     return ids
 
 
+def _patient_fields(condition: Condition) -> set[str]:
+    """The patient-fact fields a rule's condition tests."""
+    if isinstance(condition, Pattern):
+        return {test.field for test in condition.tests} if condition.fact == "patient" else set()
+    if isinstance(condition, Not):
+        return _patient_fields(condition.item)
+    return set().union(*(_patient_fields(item) for item in condition.items))
+
+
+def _explained_by_totals(basis_ids: set[str], part: _RuleParts, facts: FactSet) -> set[str]:
+    """Replace a patient fact read only for table totals by the facts summed into them.
+
+    A finding on the patient's total (the daily benzodiazepine dose as diazepam
+    equivalent) is because of the drugs summed, not the patient's age and sex.
+    """
+    if not part.patient_fields:
+        return basis_ids
+    for fact_id in [i for i in basis_ids if i in facts.totals]:
+        totals = facts.totals[fact_id]
+        if part.patient_fields <= totals.keys():
+            summed = {i for field in part.patient_fields for i in totals[field]}
+            if summed:
+                basis_ids = (basis_ids - {fact_id}) | summed
+    return basis_ids
+
+
 class _RuleParts:
     """What an Assessment says about one rule, whatever the patient."""
 
@@ -76,6 +102,7 @@ class _RuleParts:
         "flag_ids",
         "gap",
         "monitoring",
+        "patient_fields",
         "rank",
         "rule",
         "status",
@@ -85,6 +112,7 @@ class _RuleParts:
         table = ruleset.status
         sources = {source.id: source for source in ruleset.sources}
         self.rule = rule
+        self.patient_fields = frozenset(_patient_fields(rule.when))
         self.flag_ids = tuple(flag_id(flag) for flag in rule.flags)
         self.status = table.status_of(rule.severity)
         self.rank = table.rank(self.status) if self.status is not None else len(table.levels)
@@ -196,6 +224,7 @@ class Assembler:
             basis_ids: set[str] = set()
             for firing in fired[rule_id]:
                 basis_ids |= _input_basis(firing, producers)
+            basis_ids = _explained_by_totals(basis_ids, part, facts)
             for i in basis_ids:
                 if i not in refs:
                     refs[i] = FactRef(id=i, type=facts_by_id[i]["t"], label=facts.labels[i])

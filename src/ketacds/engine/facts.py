@@ -106,6 +106,9 @@ class FactSet:
     labels: dict[str, str]
     dose_inputs: DoseInputs
     quality: tuple[DataQualityIssue, ...] = ()
+    #: For a total a conversion table set on the patient: the ids of the facts summed
+    #: (``{patient id: {field: (fact ids)}}``), which explain a finding on that total.
+    totals: dict[str, dict[str, tuple[str, ...]]] = attrs.field(factory=dict)
 
     def by_id(self) -> dict[str, Fact]:
         """Return the facts keyed by id."""
@@ -558,21 +561,31 @@ def _build_facts(
         dose_inputs = attrs.evolve(dose_inputs, ordered_mg=ordered_mg)
     plan_fact = _plan_fact(context, dose_inputs)
     add(plan_fact, _plan_label(plan_fact), "context.plan")
-    _apply_tables(tables, facts, patient_fact)
+    totals = _apply_tables(tables, facts, patient_fact, labels)
 
     # Last, so that every step above may have added to ``issues``.
     for fact, label in _quality_facts((*record.data_quality, *issues)):
         add(fact, label, "data_quality")
 
     ordered = tuple(facts[key] for key in sorted(facts))
-    return FactSet(facts=ordered, labels=labels, dose_inputs=dose_inputs, quality=tuple(issues))
+    return FactSet(
+        facts=ordered, labels=labels, dose_inputs=dose_inputs, quality=tuple(issues), totals=totals
+    )
 
 
-def _apply_tables(tables: Sequence[Table], facts: Mapping[str, Fact], patient: Fact) -> None:
-    """Derive each table's output on matching facts, and its total on the patient fact."""
+def _apply_tables(
+    tables: Sequence[Table], facts: Mapping[str, Fact], patient: Fact, labels: dict[str, str]
+) -> dict[str, dict[str, tuple[str, ...]]]:
+    """Derive each table's output on matching facts, and its total on the patient fact.
+
+    A fact given an output has the table's ``label`` added to its label (the figure and
+    the table it came from); the ids of the facts summed into a total are returned.
+    """
+    totals: dict[str, dict[str, tuple[str, ...]]] = {}
     for table in tables:
         values = {entry.valueset: entry.value for entry in table.entries}
         total: Decimal | None = None
+        summed: list[str] = []
         for fact in facts.values():
             if fact["t"] != table.fact or table.input not in fact:
                 continue
@@ -583,10 +596,16 @@ def _apply_tables(tables: Sequence[Table], facts: Mapping[str, Fact], patient: F
             raw = given * matched[0] if table.operation == "multiply" else given / matched[0]
             value = raw * table.scale  # exact: rules compare it, labels round it
             fact[table.output] = exact(value)
+            if table.label is not None:
+                shown_in, shown_out = shown(fact[table.input], _TENTH), shown(fact[table.output], _TENTH)
+                labels[fact["id"]] += "; " + table.label.format(input=shown_in, output=shown_out)
             if fact.get("active", True):
                 total = value if total is None else total + value
+                summed.append(fact["id"])
         if table.total and total is not None:
             patient[table.total] = exact(total)
+            totals.setdefault(patient["id"], {})[table.total] = tuple(sorted(summed))
+    return totals
 
 
 def _plan_fact(context: Context, dose_inputs: DoseInputs) -> Fact:

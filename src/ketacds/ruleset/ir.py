@@ -268,6 +268,10 @@ class Table:
     operation: Literal["multiply", "divide"] = "multiply"
     scale: Decimal = Decimal(1)
     total: str | None = None
+    #: How a derived figure is shown in a fact's label (explanations): a text with
+    #: ``{input}`` and ``{output}`` (e.g. "{input} mg/day = {output} mg/day diazepam-equivalent
+    #: (Ashton table)"); none: the label is left as it is.
+    label: str | None = None
     file: str | None = _location()
 
 

@@ -727,6 +727,7 @@ def _load_tables(root: Path, valuesets: set[str]) -> tuple[Table, ...]:
                 input=d["input"],
                 output=d["output"],
                 total=d.get("total"),
+                label=" ".join(d["label"].split()) if "label" in d else None,
                 operation=d.get("operation", "multiply"),
                 scale=Decimal(d.get("scale", 1)),
                 entries=tuple(entries),
