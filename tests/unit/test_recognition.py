@@ -214,7 +214,7 @@ def _med(display: str, code: str = "999999991") -> dict:
         ("Verapamil Hydrochloride 80 MG Oral Tablet", "antihypertensives"),
         ("Warfarin Sodium 5 MG Oral Tablet", "known-medications-no-rule"),
         ("Digoxin 0.125 MG Oral Tablet", "known-medications-no-rule"),
-        ("Clopidogrel 75 MG Oral Tablet", "cyp2b6-inhibitors"),
+        ("Clopidogrel 75 MG Oral Tablet", "clopidogrel"),
     ],
 )
 def test_synthea_style_medications_are_read_by_name(engine, display, valueset):
