@@ -26,7 +26,9 @@ def dose_line(option: DoseOption) -> str:
     if option.dose_mg is None:
         return f"{option.label}: not calculated ({option.not_computed})"
     if option.mg_per_kg is None:
-        return f"{option.label}: {option.dose_mg} mg ({option.formula or option.weight_basis})"
+        # A fixed dose (esketamine) or a stepped one has no weight basis: never "(None)".
+        basis = option.formula or option.weight_basis
+        return f"{option.label}: {option.dose_mg} mg" + (f" ({basis})" if basis else "")
     minutes = f" over {option.infusion_minutes} min" if option.infusion_minutes else ""
     text = f"{option.label}: {option.dose_mg} mg{minutes}"
     if option.mg_per_kg is not None:

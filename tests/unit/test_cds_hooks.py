@@ -214,3 +214,11 @@ def test_prefetch_templates_and_rendering():
     assert render_template("Patient/{{context.userId}}", context, str) is None
     assert render_template("Patient/{{userPractitionerId}}", context, str) is None
     assert render_template("Patient/{{context.patientId", context, str) is None
+
+
+def test_summary_card_shows_a_fixed_esketamine_dose_without_none(engine):
+    """The summary card shows "56 mg" for a fixed esketamine dose, never "56 mg (None)" (issue 15 §10)."""
+    summary = cards(engine, "01-trd-esketamine-us.yaml")[-1]
+
+    assert "- induction day 1: 56 mg (KCDS-DOSE-008)" in summary["detail"]
+    assert "None" not in summary["detail"]

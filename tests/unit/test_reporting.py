@@ -59,3 +59,25 @@ def test_markdown_table_and_sections(obese, incomplete):
 def test_json_render_is_the_assessment_json(obese):
     """The JSON format is the Assessment's own JSON."""
     assert obese.to_json(indent=2) + "\n" == render(obese, "json")
+
+
+@pytest.fixture
+def esketamine(engine):
+    record, context = load_case_file(EXAMPLES / "01-trd-esketamine-us.yaml")
+    return engine.assess(record, context)
+
+
+def test_fixed_esketamine_dose_in_text_has_no_none(esketamine):
+    """A fixed esketamine dose has no weight basis: the text shows "56 mg", never "56 mg (None)" (issue 15 §10)."""
+    text = render(esketamine, "text")
+
+    assert "induction day 1: 56 mg [KCDS-DOSE-008]" in text
+    assert "None" not in text
+
+
+def test_fixed_esketamine_dose_in_markdown_has_no_none(esketamine):
+    """The same in Markdown (issue 15 §10)."""
+    md = render(esketamine, "markdown")
+
+    assert "- induction day 1: 56 mg (`KCDS-DOSE-008`)" in md
+    assert "None" not in md
