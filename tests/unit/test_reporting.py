@@ -68,7 +68,10 @@ def esketamine(engine):
 
 
 def test_fixed_esketamine_dose_in_text_has_no_none(esketamine):
-    """A fixed esketamine dose has no weight basis: the text shows "56 mg", never "56 mg (None)" (issue 15 §10)."""
+    """A fixed esketamine dose has no weight basis: the text shows "56 mg", never "56 mg (None)".
+
+    Issue 15 §10.
+    """
     text = render(esketamine, "text")
 
     assert "induction day 1: 56 mg [KCDS-DOSE-008]" in text
