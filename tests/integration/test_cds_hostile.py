@@ -171,6 +171,22 @@ def test_a_coding_that_is_not_a_list_of_codings_is_not_a_500(client, service, co
     assert 200 == response.status_code, response.text
 
 
+@pytest.mark.parametrize("coding", [True, 5, [True, None, 3]])
+def test_a_draft_order_coding_that_is_not_a_list_of_codings_is_not_a_500(client, service, coding: Any):
+    """Found by the service fuzz target (``make fuzz``): a TypeError in reading the drafted drug."""
+    order = esketamine_order(56)
+    order["medicationCodeableConcept"]["coding"] = coding
+    call = request(
+        "order-sign",
+        {"userId": "Practitioner/1", "patientId": SPEC_PATIENT, "draftOrders": draft(order)},
+        prefetch=patient_view([])["prefetch"],
+    )
+
+    response = post(client, service, "ketacds-order-sign", call)
+
+    assert 200 == response.status_code, response.text
+
+
 def test_links_that_are_not_a_list_are_not_a_500(client, service):
     body = patient_view([])
     body["prefetch"]["conditions"]["link"] = True

@@ -686,6 +686,18 @@ class TestDraftOrders:
         assert ("esketamine-nasal", None) == (order.route, order.order.dose)
         assert ["invalid-resource", "assumed-route"] == [i.code for i in order.issues]
 
+    @pytest.mark.parametrize("coding", [True, 5, None, "text", {"system": "x"}, [True, None, 3]])
+    def test_an_order_coding_that_is_not_a_list_of_codings_is_reported_not_a_crash(self, coding: Any):
+        """medicationCodeableConcept.coding of the wrong type: no codes read, never a TypeError.
+
+        Found by the service fuzz target: an HTTP 500 on order-select and order-sign.
+        """
+        order = self.order({"coding": coding, "text": "Spravato 28 MG nasal spray"})
+        drafts = read_draft_orders({"resourceType": "Bundle", "entry": [{"resource": order}]})
+
+        (drafted,) = drafts.orders  # still found by its text
+        assert drafted.route == "esketamine-nasal"
+
     def test_draft_orders_that_are_not_a_bundle(self):
         """draftOrders of the wrong shape is an error, not a crash."""
         assert [("error", "invalid-resource")] == [

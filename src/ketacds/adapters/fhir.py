@@ -1230,7 +1230,10 @@ class _Reader:
         texts: list[str] = []
         tags: set[str] = set()
         if isinstance(concept, Mapping):
-            for coding in concept.get("coding") or []:
+            codings = concept.get("coding")
+            # a client may send anything: a coding that is not a list reads as no codes here
+            # (validating the order then reports it)
+            for coding in codings if isinstance(codings, list) else []:
                 if not isinstance(coding, Mapping):
                     continue
                 system, code, display = coding.get("system"), coding.get("code"), coding.get("display")
