@@ -187,6 +187,18 @@ def test_a_draft_order_coding_that_is_not_a_list_of_codings_is_not_a_500(client,
     assert 200 == response.status_code, response.text
 
 
+def test_a_panel_component_without_a_code_is_not_a_500(client, service):
+    """Found by the service fuzz target: a null ``component.code`` gave an AttributeError."""
+    panel = weight(70, "bp1")
+    panel["code"] = {"coding": [{"system": "http://loinc.org", "code": "85354-9"}]}
+    del panel["valueQuantity"]
+    panel["component"] = [{"code": None, "valueQuantity": {"value": 150, "unit": "mm[Hg]"}}]
+
+    response = post(client, service, PATIENT_VIEW, patient_view([panel]))
+
+    assert 200 == response.status_code, response.text
+
+
 def test_links_that_are_not_a_list_are_not_a_500(client, service):
     body = patient_view([])
     body["prefetch"]["conditions"]["link"] = True

@@ -271,6 +271,30 @@ class TestObservations:
         assert Quantity(value=Decimal(154), unit="[lb_av]", time=when) == record.patient.weight
         assert (Decimal(65), "[in_i]") == (record.patient.height.value, record.patient.height.unit)
 
+    @pytest.mark.parametrize("code", [None, {}, {"text": "systolic"}])
+    def test_a_panel_component_without_a_code_is_skipped_not_a_crash(self, code: Any):
+        """A component whose code is null or has no coding is not read; the others are.
+
+        Found by the service fuzz target: ``component.code`` null gave an AttributeError (HTTP 500).
+        """
+        panel = observation(
+            "85354-9",
+            None,
+            component=[
+                {
+                    "code": code,
+                    "valueQuantity": {"value": 150, "code": "mm[Hg]", "system": "http://unitsofmeasure.org"},
+                },
+                {
+                    "code": {"coding": [{"system": "http://loinc.org", "code": "8462-4"}]},
+                    "valueQuantity": {"value": 95, "code": "mm[Hg]", "system": "http://unitsofmeasure.org"},
+                },
+            ],
+        )
+        (bp,) = read(panel).observations
+
+        assert [("8462-4", Decimal(95))] == [(c.code.code, c.value) for c in bp.components]
+
     def test_ucum_code_wins_over_the_display_unit(self):
         """valueQuantity.code (UCUM) is read before the free-text unit."""
         resource = observation("29463-7")

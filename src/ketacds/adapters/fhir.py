@@ -811,7 +811,9 @@ class _Reader:
             return [(key, Observation(id=key, code=code, name=answer, value=Decimal(1), time=time))]
         components: list[ObservationComponent] = []
         for index, component in enumerate(model.component or []):
-            c_codes = [c.code for c in component.code.coding or [] if c.system == _LOINC and c.code]
+            # component.code is required by FHIR, but the models let a null through
+            c_codings = (component.code.coding or []) if component.code else []
+            c_codes = [c.code for c in c_codings if c.system == _LOINC and c.code]
             c_concept = next(
                 (self.mapping.observations[c] for c in c_codes if c in self.mapping.observations), None
             )
@@ -820,7 +822,7 @@ class _Reader:
             value = self._quantity(key, component.valueQuantity, c_concept.dimension, f"component[{index}]")
             if value is not None:
                 c_display = next(
-                    (c.display for c in component.code.coding or [] if c.code == c_concept.code), None
+                    (c.display for c in c_codings if c.code == c_concept.code), None
                 )
                 components.append(
                     ObservationComponent(
