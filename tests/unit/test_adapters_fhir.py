@@ -518,6 +518,20 @@ class TestMedications:
         assert record.medications[0].frequency_per_day is None
         assert [("warning", "frequency-not-read")] == codes(record)
 
+    @pytest.mark.parametrize(
+        ("frequency", "period"), [(1, "6E-27"), (1, "1e-40"), (1, "1e-15"), (1, "1E+20")]
+    )
+    def test_a_rate_past_the_number_limits_is_a_warning_not_a_crash(self, frequency: Any, period: Any):
+        """A period of 6e-27 days (10^26 a day) is not read as a frequency: a warning, no exception.
+
+        Found by the service fuzz target: ``decimal.InvalidOperation`` (HTTP 500).
+        """
+        timing = {"repeat": {"frequency": frequency, "period": period, "periodUnit": "d"}}
+        record = read(med_request("316049", dosage=[{"timing": timing}]))
+
+        assert record.medications[0].frequency_per_day is None
+        assert [("warning", "frequency-not-read")] == codes(record)
+
     def test_medication_reference_is_resolved_in_the_bundle_or_contained(self):
         """medicationReference to a bundled or contained Medication is followed; a display is a name."""
         bundled = {

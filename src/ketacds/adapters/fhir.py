@@ -1188,9 +1188,24 @@ class _Reader:
             return None
         repeat = timing.repeat
         if repeat is not None and repeat.period is not None and repeat.periodUnit in _PERIOD_DAYS:
-            days = Fraction(repeat.period) * _PERIOD_DAYS[repeat.periodUnit]
+            given = [Decimal(str(repeat.period)), Decimal(str(repeat.frequency or 1))]
+            problem = next(filter(None, map(limits.number_problem, given)), None)
+            days = Fraction(given[0]) * _PERIOD_DAYS[repeat.periodUnit] if problem is None else Fraction(0)
             if days > 0:
-                return Fraction(repeat.frequency or 1) / days
+                rate = Fraction(given[1]) / days
+                # a period of 1e-27 days is 10^27 a day: past the number limits, never a dose rate
+                problem = limits.number_problem(Decimal(rate.numerator) / Decimal(rate.denominator))
+                if problem is None:
+                    return rate
+            if problem is not None:
+                self.issue(
+                    "warning",
+                    "frequency-not-read",
+                    f"The timing cannot be read as a number per day: {problem}.",
+                    key,
+                    "dosage.timing",
+                )
+                return None
         codes = [c.code for c in (timing.code.coding or [] if timing.code else []) if c.code]
         code = codes[0] if codes else None
         if code is not None and code.upper() in self.mapping.timing:
