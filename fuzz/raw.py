@@ -286,8 +286,7 @@ def _mutate_bytes(raw: bytes, rng: random.Random) -> tuple[bytes, list[str]]:
 def raw_case(run_seed: int, index: int) -> RawCase:
     """Case ``index`` of a raw run: a case file or bundle, as bytes, with 1-2 byte mutations.
 
-    One case in five is mutated as a document first (a :mod:`fuzz.mutators` mutator),
-    then written out again, so that well-formed files with odd content are read too.
+    (Well-formed files with odd content are the engine target's: :mod:`fuzz.mutators`.)
     """
     rng = random.Random(f"raw:{run_seed}:{index}")  # noqa: S311 - reproducible test input
     name, (kind, suffix, raw) = raw_seeds()[rng.randrange(len(raw_seeds()))]
