@@ -16,14 +16,10 @@ def main(argv: list[str] | None = None) -> int:
     """Run N cases and print the report; exit 1 on any disagreement, crash or undocumented exception."""
     parser = argparse.ArgumentParser(prog="python -m fuzz", description=__doc__)
     parser.add_argument("--cases", type=int, default=20_000, help="how many cases (default 20,000)")
+    parser.add_argument("--loader-cases", type=int, help="cases of the loader target (default: --cases)")
+    parser.add_argument("--cli-cases", type=int, help="cases of the cli target (with all, default 40)")
     parser.add_argument(
-        "--loader-cases", type=int, help="cases of the loader target with --target all (default: --cases)"
-    )
-    parser.add_argument(
-        "--cli-cases", type=int, default=300, help="cases of the cli target with --target all"
-    )
-    parser.add_argument(
-        "--service-cases", type=int, default=1500, help="requests of the service target with --target all"
+        "--service-cases", type=int, help="requests of the service target (with all, default 3,000)"
     )
     parser.add_argument("--seed", type=int, default=1, help="the run's seed (case i is rebuilt from it)")
     parser.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
@@ -39,14 +35,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.show is not None:
         return _show(args.target, args.seed, args.show)
+    given = {"loader": args.loader_cases, "cli": args.cli_cases, "service": args.service_cases}
     if args.target != "all":
-        sizes = {args.target: args.cases}
+        own = given.get(args.target)
+        sizes = {args.target: args.cases if own is None else own}
     else:
         sizes = {
             "engine": args.cases,
             "loader": args.cases if args.loader_cases is None else args.loader_cases,
-            "cli": args.cli_cases,
-            "service": args.service_cases,
+            "cli": 40 if args.cli_cases is None else args.cli_cases,
+            "service": 3000 if args.service_cases is None else args.service_cases,
         }
     failed = False
     summary = []
