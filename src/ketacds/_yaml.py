@@ -11,13 +11,14 @@ from __future__ import annotations
 import copy
 import hashlib
 import re
+import warnings
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.constructor import RoundTripConstructor
-from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.error import MarkedYAMLError, ReusedAnchorWarning, YAMLError
 
 from ketacds import limits
 
@@ -25,6 +26,12 @@ __all__ = ["Path", "YamlProblem", "load_yaml"]
 
 #: A location inside a document: keys and list indexes from the root.
 Path = tuple[str | int, ...]
+
+
+# An anchor defined twice is valid YAML (the later one is used); ruamel says so with a
+# warning printed to stderr, which broke the CLI's one line on bad input. Found by the
+# cli fuzz target.
+warnings.filterwarnings("ignore", category=ReusedAnchorWarning)
 
 
 class YamlProblem(Exception):
