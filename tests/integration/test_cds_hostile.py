@@ -199,6 +199,38 @@ def test_a_panel_component_without_a_code_is_not_a_500(client, service):
     assert 200 == response.status_code, response.text
 
 
+@pytest.mark.parametrize("escape", ["\\ud800", "\\uDC00", "x\\ud83dy"])
+def test_a_lone_surrogate_escape_is_a_400_not_a_500(client, service, escape: str):
+    """Found by the service fuzz target: a lone surrogate echoed into a card made the answer a 500."""
+    order = esketamine_order(56)
+    order["medicationCodeableConcept"]["text"] = "ESCAPE Spravato 28 MG nasal spray"
+    call = request(
+        "order-sign",
+        {"userId": "Practitioner/1", "patientId": SPEC_PATIENT, "draftOrders": draft(order)},
+        prefetch=patient_view([])["prefetch"],
+    )
+    text = json.dumps(call).replace("ESCAPE", escape)
+
+    response = raw_post(client, service, "ketacds-order-sign", text)
+
+    assert 400 == response.status_code, response.text
+    assert "lone surrogate" in response.text
+
+
+def test_a_surrogate_pair_escape_is_read(client, service):
+    order = esketamine_order(56)
+    order["medicationCodeableConcept"]["text"] = "\U0001f48a Spravato 28 MG nasal spray"
+    call = request(
+        "order-sign",
+        {"userId": "Practitioner/1", "patientId": SPEC_PATIENT, "draftOrders": draft(order)},
+        prefetch=patient_view([])["prefetch"],
+    )
+
+    response = raw_post(client, service, "ketacds-order-sign", json.dumps(call))  # ensure_ascii: a pair
+
+    assert 200 == response.status_code, response.text
+
+
 def test_links_that_are_not_a_list_are_not_a_500(client, service):
     body = patient_view([])
     body["prefetch"]["conditions"]["link"] = True
