@@ -217,6 +217,27 @@ def test_a_lone_surrogate_escape_is_a_400_not_a_500(client, service, escape: str
     assert "lone surrogate" in response.text
 
 
+def test_a_body_that_is_not_utf8_is_a_400_not_a_500(client, service):
+    """UTF-8-encoded surrogate bytes were read by json.loads (surrogatepass), then a 500."""
+    order = esketamine_order(56)
+    order["medicationCodeableConcept"]["text"] = "ESCAPE Spravato 28 MG nasal spray"
+    call = request(
+        "order-sign",
+        {"userId": "Practitioner/1", "patientId": SPEC_PATIENT, "draftOrders": draft(order)},
+        prefetch=patient_view([])["prefetch"],
+    )
+    body = json.dumps(call).encode().replace(b"ESCAPE", b"\xed\xa0\x80")
+    headers = {
+        "Authorization": f"Bearer {token(service.endpoint('ketacds-order-sign'))}",
+        "Content-Type": "application/json",
+    }
+
+    response = client.post("/cds-services/ketacds-order-sign", content=body, headers=headers)
+
+    assert 400 == response.status_code, response.text
+    assert "not UTF-8" in response.text
+
+
 def test_a_surrogate_pair_escape_is_read(client, service):
     order = esketamine_order(56)
     order["medicationCodeableConcept"]["text"] = "\U0001f48a Spravato 28 MG nasal spray"

@@ -171,6 +171,11 @@ class BodyLimit:
             if len(body) > self.limit:
                 await self._refuse(send)
                 return
+        try:  # json.loads would read UTF-8-encoded surrogates ("surrogatepass"): refused here
+            bytes(body).decode("utf-8")
+        except UnicodeDecodeError as error:
+            await _answer(send, 400, f"the request body is not UTF-8 (byte {error.start + 1})")
+            return
         if _LONE_SURROGATE.search(body):
             await _answer(
                 send, 400, "the request body is not valid JSON: a \\u escape names a lone surrogate"
