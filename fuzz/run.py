@@ -109,7 +109,10 @@ def _run(cases: int, seed: int, workers: int, target: str, progress: bool, confi
     kill_seconds = KILL_SECONDS if target in ("engine", "selftest") else KILL_SECONDS_RAW
     report = Report(seed=seed, target=target)
     if target == "cli":
-        report.note = "times are beyond start-up: each worker times an unmutated example (median of 3)"
+        report.note = (
+            "times are beyond start-up: each worker times an unmutated example (median of 3);"
+            " a case over 2 s is timed again beside a fresh start-up"
+        )
     pending = iter(range(cases))
     slots = [_Slot(context, target, seed, config) for _ in range(max(1, min(workers, cases)))]
     for slot in slots:

@@ -192,11 +192,12 @@ def _ketacds() -> str:
     return found
 
 
-def cli_startup() -> float:
+def cli_startup(runs: int = 3) -> float:
     """Seconds ``ketacds assess`` takes on an unmutated example (start-up and one assessment).
 
-    The median of three runs. Each worker measures it for itself, with the other workers
-    busy, so that the start-up subtracted is the one under the same load.
+    The median of ``runs`` runs. Each worker measures it for itself, with the other
+    workers busy, so that the start-up subtracted is the one under the same load; a case
+    that seems over 2 s past it is timed again beside a fresh start-up (:func:`cli_target`).
     """
     import subprocess
     import time
@@ -205,13 +206,13 @@ def cli_startup() -> float:
 
     example = sorted((ROOT / "examples").glob("*.yaml"))[0]
     took = []
-    for _ in range(3):
+    for _ in range(runs):
         began = time.perf_counter()
         subprocess.run(  # noqa: S603 - our own CLI on our own example
             [_ketacds(), "assess", str(example)], capture_output=True, check=False
         )
         took.append(time.perf_counter() - began)
-    return sorted(took)[1]
+    return sorted(took)[len(took) // 2]
 
 
 def cli_target(raw_input: Any) -> Outcome:
@@ -238,6 +239,13 @@ def cli_target(raw_input: Any) -> Outcome:
         except subprocess.TimeoutExpired:
             return Outcome("hang", f"no exit after {startup + 30:.0f} s", seconds=startup + 30)
         beyond = time.perf_counter() - began - startup
+        if beyond > 2.0:
+            # The cores are shared: time the case again right after a fresh start-up, and
+            # keep the smaller excess (a real hang is slow both times).
+            fresh = cli_startup(runs=1)
+            began = time.perf_counter()
+            subprocess.run(command, capture_output=True, timeout=startup + 30, check=False)  # noqa: S603
+            beyond = min(beyond, time.perf_counter() - began - fresh)
     stderr = done.stderr.decode("utf-8", "replace")
     if "Traceback (most recent call last)" in stderr:
         return Outcome("traceback", stderr.strip(), seconds=beyond)
