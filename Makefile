@@ -58,10 +58,11 @@ scenarios:
 #   service  SERVICE_N mutated CDS Hooks requests to one real service on 127.0.0.1.
 # The last three fail on any exception outside ketacds.errors, traceback, exit code other than
 # 0/2/3, HTTP 5xx, dropped connection, or case over 2 s. Each case runs in a worker process
-# (a crash is counted, not fatal). Measured on 2 cores shared with another test run (load
-# average 6, FUZZ_WORKERS=2): engine 20,000 cases in 49 s, loader 10,000 in 51 s, cli 40 in
-# 136 s (each `ketacds assess` starts up in 2.3 s, which is subtracted), service 3,000 in
-# 22 s: about 4.5 minutes in all. The suite (tests/unit/test_fuzz.py) runs each target small.
+# (a crash is counted, not fatal). Measured with FUZZ_WORKERS=2 on 2 cores: engine 20,000 cases
+# in 17 s, loader 10,000 in 16 s, cli 40 in 51 s (each `ketacds assess` starts up in 2.3 s,
+# which is subtracted), service 3,000 in 23 s: about 2 minutes in all; 4.5 minutes while
+# another test run shared the cores (load average 6). The suite (tests/unit/test_fuzz.py)
+# runs each target small (about 30 s in all).
 # make fuzz N=100000 LOADER_N=100000 SEED=7 FUZZ_WORKERS=4
 N ?= 20000
 LOADER_N ?= 10000
