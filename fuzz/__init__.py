@@ -1,10 +1,33 @@
-"""The ketacds fuzz harness: mutated patient documents against the engine.
+"""The ketacds fuzz harness: mutated input against the engine, the readers, the CLI and the service.
 
 Each case runs in a worker process, so a crash is counted and never fatal to the run.
+Four targets (``--target``; ``all`` runs them in turn, as ``make fuzz`` does):
 
-Run it with ``make fuzz`` (``N`` cases, default 20,000) or::
+``engine``
+    Mutated documents, durable_rules against the reference evaluator (below).
+``loader``
+    Case files (JSON, YAML) and FHIR Bundles mutated as *bytes* (:mod:`fuzz.raw`):
+    truncation, flipped bytes, non-UTF-8, deep nesting, duplicate keys, huge and odd
+    numbers, YAML aliases and tags, wrong types; read with ``parse_document`` /
+    ``load_case`` / ``read_bundle`` and assessed.
+``cli``
+    A sample of the same files through ``ketacds assess`` as a subprocess: exit 0, 2
+    (one line on stderr) or 3, never a traceback. Each worker times the CLI on an
+    unmutated example (median of 3) and subtracts that start-up from each case.
+``service``
+    Mutated CDS Hooks requests (prefetch and draft orders cut from the Synthea bundles,
+    and the specification's examples; data and byte mutators) posted to ONE real
+    service on 127.0.0.1 (:mod:`fuzz.service`): never a 5xx, never a dropped connection.
+
+For loader, cli and service any case over 2 s is a failure too (the engine target
+reports such cases but fails only on one that never ends).
+
+Run it with ``make fuzz`` (sizes: ``N``, ``LOADER_N``, ``CLI_N``, ``SERVICE_N``; timings
+in the Makefile) or::
 
     .venv/bin/python -m fuzz --cases 20000 --workers 2 --seed 1
+    .venv/bin/python -m fuzz --target loader --cases 10000
+    .venv/bin/python -m fuzz --target cli --seed 1 --show 17   # replay one case
 
 It is not part of the shipped package (``src/ketacds``): it lives in the repository
 beside ``benchmarks/`` and imports ketacds like any caller would.
@@ -42,7 +65,10 @@ Parts (one module each, so that other targets and mutators slot in):
     dies (a segfault, an abort) counts a crash for its case and is replaced; a case
     that runs past the kill limit counts as a hang and its worker is replaced.
 
-Extending it (other readers, the CLI, the CDS Hooks service): add a target function
-to ``fuzz.targets.TARGETS`` (and mutators for its input shape if it needs them), then
-``python -m fuzz --target NAME``.
+``fuzz.raw``, ``fuzz.service``
+    The raw seeds and byte mutators of the loader, cli and service targets, and the
+    loopback service they post to.
+
+Extending it: add a target function to ``fuzz.targets.TARGETS`` (its case builder to
+``fuzz.run.CASES`` if its input is not a document), then ``python -m fuzz --target NAME``.
 """

@@ -11,13 +11,14 @@ from __future__ import annotations
 import copy
 import hashlib
 import re
+import warnings
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.constructor import RoundTripConstructor
-from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.error import MarkedYAMLError, ReusedAnchorWarning, YAMLError
 
 from ketacds import limits
 
@@ -25,6 +26,12 @@ __all__ = ["Path", "YamlProblem", "load_yaml"]
 
 #: A location inside a document: keys and list indexes from the root.
 Path = tuple[str | int, ...]
+
+
+# An anchor defined twice is valid YAML (the later one is used); ruamel says so with a
+# warning printed to stderr, which broke the CLI's one line on bad input. Found by the
+# cli fuzz target.
+warnings.filterwarnings("ignore", category=ReusedAnchorWarning)
 
 
 class YamlProblem(Exception):
@@ -216,8 +223,34 @@ def _parse(text: str) -> tuple[Any, dict[Path, int]]:
         where = f"{at[0]}: " if at else ""
         line = document.lc.key(at[0])[0] + 1 if at else None
         raise YamlProblem(f"{where}more than {limits.MAX_NODES:,} values after expanding aliases", line)
+    gained = _expanded_size(document, memo) - _distinct_size(document)
+    if gained > limits.MAX_ALIAS_VALUES:
+        at = ()
+        if isinstance(document, CommentedMap) and document:
+            at = (str(max(document, key=lambda k: _expanded_size(document[k], memo))),)
+        where = f"{at[0]}: " if at else ""
+        line = document.lc.key(at[0])[0] + 1 if at else None
+        raise YamlProblem(f"{where}more than {limits.MAX_ALIAS_VALUES:,} values through aliases", line)
     lines: dict[Path, int] = {}
     return _Walk(lines).plain(document, ()), lines
+
+
+def _distinct_size(document: Any) -> int:
+    """How many values ``document`` has when each node is counted once (aliases not expanded)."""
+    if not isinstance(document, CommentedMap | CommentedSeq):
+        return 1
+    seen: dict[int, Any] = {}
+    stack = [document]
+    total = 0
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen[id(node)] = node
+        children = list(node.values() if isinstance(node, CommentedMap) else node)
+        total += 1 + sum(1 for child in children if not isinstance(child, CommentedMap | CommentedSeq))
+        stack.extend(child for child in children if isinstance(child, CommentedMap | CommentedSeq))
+    return total
 
 
 def _expanded_size(node: Any, memo: dict[int, int]) -> int:

@@ -8,6 +8,8 @@ gives a traceback, a hang or a crash: it is an error that says where it is.
 - :data:`MAX_DEPTH`: nesting of mappings and lists (deeper input would exhaust the stack).
 - :data:`MAX_NODES`: values in one YAML document once its aliases are expanded (a few
   hundred bytes of nested aliases otherwise expand to billions of values).
+- :data:`MAX_ALIAS_VALUES`: values a YAML document gains through its aliases (1 KB of
+  aliases expanding to 59,000 values took seconds to read, within ``MAX_NODES``).
 - :data:`MAX_NUMBER_CHARS`, :data:`MAX_EXPONENT`, :data:`MIN_EXPONENT`: a number as
   written, and its size (``1E+999999999`` takes minutes to round; ``1e30`` mg overflows
   exact arithmetic). No clinical quantity comes near these.
@@ -29,6 +31,7 @@ from decimal import Decimal
 from typing import Any
 
 __all__ = [
+    "MAX_ALIAS_VALUES",
     "MAX_DEPTH",
     "MAX_DOCUMENT_BYTES",
     "MAX_EXPONENT",
@@ -51,6 +54,9 @@ MAX_DOCUMENT_BYTES = 32 * 1024 * 1024
 MAX_DEPTH = 64
 #: Values in one YAML document after alias expansion (the bundled rules: about 13,000 in all).
 MAX_NODES = 200_000
+#: Values a YAML document gains by its aliases (each use of an alias counts every value
+#: under its anchor); the project's own YAML files use a few dozen.
+MAX_ALIAS_VALUES = 10_000
 #: Characters of one number as written (digits, sign, point, exponent).
 MAX_NUMBER_CHARS = 40
 #: Largest decimal exponent of a number: 10^15 and beyond are refused.

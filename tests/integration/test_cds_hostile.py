@@ -171,6 +171,87 @@ def test_a_coding_that_is_not_a_list_of_codings_is_not_a_500(client, service, co
     assert 200 == response.status_code, response.text
 
 
+@pytest.mark.parametrize("coding", [True, 5, [True, None, 3]])
+def test_a_draft_order_coding_that_is_not_a_list_of_codings_is_not_a_500(client, service, coding: Any):
+    """Found by the service fuzz target (``make fuzz``): a TypeError in reading the drafted drug."""
+    order = esketamine_order(56)
+    order["medicationCodeableConcept"]["coding"] = coding
+    call = request(
+        "order-sign",
+        {"userId": "Practitioner/1", "patientId": SPEC_PATIENT, "draftOrders": draft(order)},
+        prefetch=patient_view([])["prefetch"],
+    )
+
+    response = post(client, service, "ketacds-order-sign", call)
+
+    assert 200 == response.status_code, response.text
+
+
+def test_a_panel_component_without_a_code_is_not_a_500(client, service):
+    """Found by the service fuzz target: a null ``component.code`` gave an AttributeError."""
+    panel = weight(70, "bp1")
+    panel["code"] = {"coding": [{"system": "http://loinc.org", "code": "85354-9"}]}
+    del panel["valueQuantity"]
+    panel["component"] = [{"code": None, "valueQuantity": {"value": 150, "unit": "mm[Hg]"}}]
+
+    response = post(client, service, PATIENT_VIEW, patient_view([panel]))
+
+    assert 200 == response.status_code, response.text
+
+
+@pytest.mark.parametrize("escape", ["\\ud800", "\\uDC00", "x\\ud83dy"])
+def test_a_lone_surrogate_escape_is_a_400_not_a_500(client, service, escape: str):
+    """Found by the service fuzz target: a lone surrogate echoed into a card made the answer a 500."""
+    order = esketamine_order(56)
+    order["medicationCodeableConcept"]["text"] = "ESCAPE Spravato 28 MG nasal spray"
+    call = request(
+        "order-sign",
+        {"userId": "Practitioner/1", "patientId": SPEC_PATIENT, "draftOrders": draft(order)},
+        prefetch=patient_view([])["prefetch"],
+    )
+    text = json.dumps(call).replace("ESCAPE", escape)
+
+    response = raw_post(client, service, "ketacds-order-sign", text)
+
+    assert 400 == response.status_code, response.text
+    assert "lone surrogate" in response.text
+
+
+def test_a_body_that_is_not_utf8_is_a_400_not_a_500(client, service):
+    """UTF-8-encoded surrogate bytes were read by json.loads (surrogatepass), then a 500."""
+    order = esketamine_order(56)
+    order["medicationCodeableConcept"]["text"] = "ESCAPE Spravato 28 MG nasal spray"
+    call = request(
+        "order-sign",
+        {"userId": "Practitioner/1", "patientId": SPEC_PATIENT, "draftOrders": draft(order)},
+        prefetch=patient_view([])["prefetch"],
+    )
+    body = json.dumps(call).encode().replace(b"ESCAPE", b"\xed\xa0\x80")
+    headers = {
+        "Authorization": f"Bearer {token(service.endpoint('ketacds-order-sign'))}",
+        "Content-Type": "application/json",
+    }
+
+    response = client.post("/cds-services/ketacds-order-sign", content=body, headers=headers)
+
+    assert 400 == response.status_code, response.text
+    assert "not UTF-8" in response.text
+
+
+def test_a_surrogate_pair_escape_is_read(client, service):
+    order = esketamine_order(56)
+    order["medicationCodeableConcept"]["text"] = "\U0001f48a Spravato 28 MG nasal spray"
+    call = request(
+        "order-sign",
+        {"userId": "Practitioner/1", "patientId": SPEC_PATIENT, "draftOrders": draft(order)},
+        prefetch=patient_view([])["prefetch"],
+    )
+
+    response = raw_post(client, service, "ketacds-order-sign", json.dumps(call))  # ensure_ascii: a pair
+
+    assert 200 == response.status_code, response.text
+
+
 def test_links_that_are_not_a_list_are_not_a_500(client, service):
     body = patient_view([])
     body["prefetch"]["conditions"]["link"] = True

@@ -271,6 +271,30 @@ class TestObservations:
         assert Quantity(value=Decimal(154), unit="[lb_av]", time=when) == record.patient.weight
         assert (Decimal(65), "[in_i]") == (record.patient.height.value, record.patient.height.unit)
 
+    @pytest.mark.parametrize("code", [None, {}, {"text": "systolic"}])
+    def test_a_panel_component_without_a_code_is_skipped_not_a_crash(self, code: Any):
+        """A component whose code is null or has no coding is not read; the others are.
+
+        Found by the service fuzz target: ``component.code`` null gave an AttributeError (HTTP 500).
+        """
+        panel = observation(
+            "85354-9",
+            None,
+            component=[
+                {
+                    "code": code,
+                    "valueQuantity": {"value": 150, "code": "mm[Hg]", "system": "http://unitsofmeasure.org"},
+                },
+                {
+                    "code": {"coding": [{"system": "http://loinc.org", "code": "8462-4"}]},
+                    "valueQuantity": {"value": 95, "code": "mm[Hg]", "system": "http://unitsofmeasure.org"},
+                },
+            ],
+        )
+        (bp,) = read(panel).observations
+
+        assert [("8462-4", Decimal(95))] == [(c.code.code, c.value) for c in bp.components]
+
     def test_ucum_code_wins_over_the_display_unit(self):
         """valueQuantity.code (UCUM) is read before the free-text unit."""
         resource = observation("29463-7")
@@ -494,6 +518,20 @@ class TestMedications:
         assert record.medications[0].frequency_per_day is None
         assert [("warning", "frequency-not-read")] == codes(record)
 
+    @pytest.mark.parametrize(
+        ("frequency", "period"), [(1, "6E-27"), (1, "1e-40"), (1, "1e-15"), (1, "1E+20")]
+    )
+    def test_a_rate_past_the_number_limits_is_a_warning_not_a_crash(self, frequency: Any, period: Any):
+        """A period of 6e-27 days (10^26 a day) is not read as a frequency: a warning, no exception.
+
+        Found by the service fuzz target: ``decimal.InvalidOperation`` (HTTP 500).
+        """
+        timing = {"repeat": {"frequency": frequency, "period": period, "periodUnit": "d"}}
+        record = read(med_request("316049", dosage=[{"timing": timing}]))
+
+        assert record.medications[0].frequency_per_day is None
+        assert [("warning", "frequency-not-read")] == codes(record)
+
     def test_medication_reference_is_resolved_in_the_bundle_or_contained(self):
         """medicationReference to a bundled or contained Medication is followed; a display is a name."""
         bundled = {
@@ -685,6 +723,18 @@ class TestDraftOrders:
 
         assert ("esketamine-nasal", None) == (order.route, order.order.dose)
         assert ["invalid-resource", "assumed-route"] == [i.code for i in order.issues]
+
+    @pytest.mark.parametrize("coding", [True, 5, None, "text", {"system": "x"}, [True, None, 3]])
+    def test_an_order_coding_that_is_not_a_list_of_codings_is_reported_not_a_crash(self, coding: Any):
+        """medicationCodeableConcept.coding of the wrong type: no codes read, never a TypeError.
+
+        Found by the service fuzz target: an HTTP 500 on order-select and order-sign.
+        """
+        order = self.order({"coding": coding, "text": "Spravato 28 MG nasal spray"})
+        drafts = read_draft_orders({"resourceType": "Bundle", "entry": [{"resource": order}]})
+
+        (drafted,) = drafts.orders  # still found by its text
+        assert drafted.route == "esketamine-nasal"
 
     def test_draft_orders_that_are_not_a_bundle(self):
         """draftOrders of the wrong shape is an error, not a crash."""

@@ -36,6 +36,24 @@ def test_installed_command_runs_as_a_process():
     assert "ketacds, version" in result.stdout
 
 
+def test_an_anchor_defined_twice_gives_one_line_on_stderr(tmp_path: Path):
+    """YAML reusing an anchor name is read (the later one wins); no ruamel warning on stderr.
+
+    Found by the cli fuzz target: the warning made a refusal several lines long.
+    """
+    case = tmp_path / "case.yaml"
+    case.write_text("x: &a [1]\ny: &a [2]\npatient: {sex: female}\n", encoding="utf-8")
+    result = subprocess.run(
+        [sys.executable, "-m", "ketacds.cli", "assess", str(case)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+    assert 2 == result.returncode
+    assert [f"error: {case}: x: unknown field"] == result.stderr.splitlines()
+
+
 def test_text_report():
     """The default report is readable text with the status, findings and their basis."""
     result = run("assess", str(EXAMPLES / "04-esketamine-bp-defer.yaml"))

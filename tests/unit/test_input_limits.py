@@ -22,7 +22,7 @@ from ketacds import Engine, load_case
 from ketacds.batch.readers import CaseFilesReader, NdjsonReader, read_json
 from ketacds.cli import main
 from ketacds.errors import InputError, RulesetError
-from ketacds.limits import MAX_DEPTH, MAX_NODES, find_problem, loads_json
+from ketacds.limits import MAX_ALIAS_VALUES, MAX_DEPTH, MAX_NODES, find_problem, loads_json
 from ketacds.models.load import parse_document, read_document
 from rulesets_fixtures import copy_rules
 
@@ -136,6 +136,22 @@ class TestLoaders:
         with fast(), pytest.raises(InputError, match=f"more than {MAX_NODES:,} values") as caught:
             parse_document(ALIAS_BOMB, ".yaml", "case")
         assert "case:9" == caught.value.path  # the line of the entry that holds the most
+
+    def test_a_kilobyte_of_aliases_within_the_value_limit_is_refused_fast(self):
+        """9^5 = 59,049 values from 300 bytes: under MAX_NODES, but it took seconds to read.
+
+        Found by the loader fuzz target (over 2 s under load).
+        """
+        rows = ["x0: &x0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
+        rows += [f"x{n}: &x{n} [{', '.join([f'*x{n - 1}'] * 9)}]" for n in range(1, 5)]
+        text = "\n".join(rows) + "\npatient: {sex: female}\n"
+
+        with (
+            fast(0.5),
+            pytest.raises(InputError, match=f"more than {MAX_ALIAS_VALUES:,} values through") as caught,
+        ):
+            parse_document(text, ".yaml", "case")
+        assert "case:5" == caught.value.path
 
     def test_modest_aliases_still_work(self):
         text = "a: &a {sex: female}\nb: *a\nc: *a\n"

@@ -811,7 +811,9 @@ class _Reader:
             return [(key, Observation(id=key, code=code, name=answer, value=Decimal(1), time=time))]
         components: list[ObservationComponent] = []
         for index, component in enumerate(model.component or []):
-            c_codes = [c.code for c in component.code.coding or [] if c.system == _LOINC and c.code]
+            # component.code is required by FHIR, but the models let a null through
+            c_codings = (component.code.coding or []) if component.code else []
+            c_codes = [c.code for c in c_codings if c.system == _LOINC and c.code]
             c_concept = next(
                 (self.mapping.observations[c] for c in c_codes if c in self.mapping.observations), None
             )
@@ -820,7 +822,7 @@ class _Reader:
             value = self._quantity(key, component.valueQuantity, c_concept.dimension, f"component[{index}]")
             if value is not None:
                 c_display = next(
-                    (c.display for c in component.code.coding or [] if c.code == c_concept.code), None
+                    (c.display for c in c_codings if c.code == c_concept.code), None
                 )
                 components.append(
                     ObservationComponent(
@@ -1186,9 +1188,24 @@ class _Reader:
             return None
         repeat = timing.repeat
         if repeat is not None and repeat.period is not None and repeat.periodUnit in _PERIOD_DAYS:
-            days = Fraction(repeat.period) * _PERIOD_DAYS[repeat.periodUnit]
+            given = [Decimal(str(repeat.period)), Decimal(str(repeat.frequency or 1))]
+            problem = next(filter(None, map(limits.number_problem, given)), None)
+            days = Fraction(given[0]) * _PERIOD_DAYS[repeat.periodUnit] if problem is None else Fraction(0)
             if days > 0:
-                return Fraction(repeat.frequency or 1) / days
+                rate = Fraction(given[1]) / days
+                # a period of 1e-27 days is 10^27 a day: past the number limits, never a dose rate
+                problem = limits.number_problem(Decimal(rate.numerator) / Decimal(rate.denominator))
+                if problem is None:
+                    return rate
+            if problem is not None:
+                self.issue(
+                    "warning",
+                    "frequency-not-read",
+                    f"The timing cannot be read as a number per day: {problem}.",
+                    key,
+                    "dosage.timing",
+                )
+                return None
         codes = [c.code for c in (timing.code.coding or [] if timing.code else []) if c.code]
         code = codes[0] if codes else None
         if code is not None and code.upper() in self.mapping.timing:
@@ -1230,7 +1247,10 @@ class _Reader:
         texts: list[str] = []
         tags: set[str] = set()
         if isinstance(concept, Mapping):
-            for coding in concept.get("coding") or []:
+            codings = concept.get("coding")
+            # a client may send anything: a coding that is not a list reads as no codes here
+            # (validating the order then reports it)
+            for coding in codings if isinstance(codings, list) else []:
                 if not isinstance(coding, Mapping):
                     continue
                 system, code, display = coding.get("system"), coding.get("code"), coding.get("display")
