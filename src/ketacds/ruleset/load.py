@@ -778,6 +778,35 @@ def _check_bounds(doc: _Doc, at: DocPath, bounds: Mapping[str, Decimal]) -> None
         )
 
 
+
+def _validity_range(
+    doc: _Doc,
+    at: DocPath,
+    entry: Mapping[str, Any],
+    fact: str,
+    key: str,
+    unit: str | None,
+    sources: set[str],
+) -> ValidityRange:
+    """One plausible range (and validity window) of validity.yaml, its bounds checked."""
+    bounds = _bounds(entry.get("plausible", {}))
+    _check_bounds(doc, (*at, "plausible"), bounds)
+    hours = entry.get("current_within_hours")
+    return ValidityRange(
+        fact=fact,
+        key=key,
+        unit=unit,
+        current_hours=Decimal(str(hours)) if hours is not None else None,
+        rationale=" ".join(entry["rationale"].split()),
+        evidence=_evidence(doc, (*at, "evidence"), entry["evidence"], sources),
+        file=doc.name,
+        line=doc.line(at),
+        gt=bounds.get("gt"),
+        gte=bounds.get("gte"),
+        lt=bounds.get("lt"),
+        lte=bounds.get("lte"),
+    )
+
 def _load_validity(root: Path, valuesets: set[str], sources: set[str]) -> Validity | None:
     """``validity.yaml``: plausible ranges and validity windows (``None`` when the file is absent)."""
     path = root / VALIDITY_FILE
@@ -812,24 +841,7 @@ def _load_validity(root: Path, valuesets: set[str], sources: set[str]) -> Validi
                 unit = canonical_unit(unit)
             except KetacdsError as error:
                 raise doc.error((*at, "unit"), str(error), code=checks.VALIDITY) from None
-        bounds = _bounds(o["plausible"])
-        _check_bounds(doc, (*at, "plausible"), bounds)
-        ranges.append(
-            ValidityRange(
-                fact="observation",
-                key=o["in"],
-                unit=unit,
-                current_hours=Decimal(str(o["current_within_hours"])),
-                rationale=" ".join(o["rationale"].split()),
-                evidence=_evidence(doc, (*at, "evidence"), o["evidence"], sources),
-                file=doc.name,
-                line=doc.line(at),
-                gt=bounds.get("gt"),
-                gte=bounds.get("gte"),
-                lt=bounds.get("lt"),
-                lte=bounds.get("lte"),
-            )
-        )
+        ranges.append(_validity_range(doc, at, o, "observation", o["in"], unit, sources))
     for index, f in enumerate(d["fields"]):
         at = ("fields", index)
         fact, _, field = f["field"].partition(".")
@@ -857,25 +869,7 @@ def _load_validity(root: Path, valuesets: set[str], sources: set[str]) -> Validi
                 f"only {', '.join(f'{a}.{b}' for a, b in _TIMED_FIELDS)} carry a time to check a window on",
                 code=checks.VALIDITY,
             )
-        bounds = _bounds(f.get("plausible", {}))
-        _check_bounds(doc, (*at, "plausible"), bounds)
-        ranges.append(
-            ValidityRange(
-                fact=fact,
-                key=field,
-                current_hours=(
-                    Decimal(str(f["current_within_hours"])) if "current_within_hours" in f else None
-                ),
-                rationale=" ".join(f["rationale"].split()),
-                evidence=_evidence(doc, (*at, "evidence"), f["evidence"], sources),
-                file=doc.name,
-                line=doc.line(at),
-                gt=bounds.get("gt"),
-                gte=bounds.get("gte"),
-                lt=bounds.get("lt"),
-                lte=bounds.get("lte"),
-            )
-        )
+        ranges.append(_validity_range(doc, at, f, fact, field, None, sources))
     pairs = []
     for index, p in enumerate(d.get("pairs", [])):
         at = ("pairs", index)
