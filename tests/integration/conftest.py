@@ -59,8 +59,8 @@ def service(tmp_path_factory: pytest.TempPathFactory, fhir_server: StubFhirServe
         ),
         database=str(directory / "cds.sqlite3"),
         fhir_servers=(fhir_server.url,),
-        # `ketacds serve` refuses a patient-view route the rules refuse in its jurisdiction:
-        # IV ketamine joins again by itself once its US refusal is lifted.
+        # `ketacds serve` refuses a patient-view route the rules refuse in its jurisdiction,
+        # so the service offers only the routes the rules assess in the US (today both).
         patient_view_routes=tuple(
             route
             for route in ("esketamine-nasal", "ketamine-iv")
