@@ -1,4 +1,4 @@
-"""Paths shared by the tests (importable because pyproject puts tests/ on sys.path)."""
+"""Paths and data shared by the tests (importable because pyproject puts tests/ on sys.path)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,21 @@ DATA = Path(__file__).resolve().parent / "data"
 CDS_HOOKS = DATA / "cds-hooks"
 #: Ten Synthea R4 patient bundles (read-only).
 FHIR_BUNDLES = DATA / "fhir"
+
+
+#: Two adequate antidepressant trials without response in the current episode (TRD), as
+#: case-file data.
+TRD = [
+    {"name": "escitalopram", "dose": 20, "unit": "mg", "weeks": 8, "response": "none", "adequate_dose": True},
+    {
+        "name": "venlafaxine",
+        "dose": 225,
+        "unit": "mg",
+        "weeks": 10,
+        "response": "partial",
+        "adequate_dose": True,
+    },
+]
 
 
 def synthea(number: str) -> Path:

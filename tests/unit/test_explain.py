@@ -7,7 +7,7 @@ import pytest
 import ketacds
 from ketacds import InputError, load_case, load_case_file
 from ketacds.scenarios import CaseAnalysis
-from support import EXAMPLES
+from support import EXAMPLES, TRD
 
 
 @pytest.fixture
@@ -17,17 +17,6 @@ def engine(slice_engine):
 
 
 US_ESKETAMINE = {"route": "esketamine-nasal", "jurisdiction": "US", "now": "2026-11-21T09:00:00-05:00"}
-TRD = [
-    {"name": "escitalopram", "dose": 20, "unit": "mg", "weeks": 8, "response": "none", "adequate_dose": True},
-    {
-        "name": "venlafaxine",
-        "dose": 225,
-        "unit": "mg",
-        "weeks": 10,
-        "response": "partial",
-        "adequate_dose": True,
-    },
-]
 
 
 def analyse(engine, **case):

@@ -8,19 +8,9 @@ from ketacds import load_case
 from ketacds.ruleset.describe import Describer
 from ketacds.ruleset.load import load_ruleset
 from rulesets_fixtures import RULES
+from support import TRD
 
 NOW = "2026-11-21T09:00:00Z"
-TRD = [
-    {"name": "escitalopram", "dose": 20, "unit": "mg", "weeks": 8, "response": "none", "adequate_dose": True},
-    {
-        "name": "venlafaxine",
-        "dose": 225,
-        "unit": "mg",
-        "weeks": 10,
-        "response": "partial",
-        "adequate_dose": True,
-    },
-]
 
 
 @pytest.fixture(scope="module")

@@ -28,15 +28,15 @@ from ketacds.ruleset.load import ANY_JURISDICTION
 __all__ = ["Coverage", "coverage", "programs", "refusal_for", "required_concepts", "rules_for"]
 
 
+def _applies(routes: tuple[str, ...], jurisdictions: tuple[str, ...], route: str, scope: set[str]) -> bool:
+    """Whether something scoped to ``routes`` and ``jurisdictions`` applies to ``route`` in ``scope``."""
+    return route in routes and (ANY_JURISDICTION in jurisdictions or bool(scope & set(jurisdictions)))
+
+
 def rules_for(ruleset: RuleSet, route: str, jurisdiction: str) -> tuple[Rule, ...]:
     """The rules that apply to ``route`` in ``jurisdiction``: its scope, and the label it follows."""
     scope = set(ruleset.program_scope(route, jurisdiction))
-    return tuple(
-        rule
-        for rule in ruleset.rules
-        if route in rule.routes
-        and (ANY_JURISDICTION in rule.jurisdictions or scope & set(rule.jurisdictions))
-    )
+    return tuple(rule for rule in ruleset.rules if _applies(rule.routes, rule.jurisdictions, route, scope))
 
 
 def programs(ruleset: RuleSet) -> tuple[tuple[str, str], ...]:
@@ -50,8 +50,7 @@ def required_concepts(ruleset: RuleSet, route: str, jurisdiction: str) -> tuple[
     return tuple(
         concept
         for concept in ruleset.concepts
-        if route in concept.routes
-        and (ANY_JURISDICTION in concept.jurisdictions or scope & set(concept.jurisdictions))
+        if _applies(concept.routes, concept.jurisdictions, route, scope)
     )
 
 
