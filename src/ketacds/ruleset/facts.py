@@ -293,26 +293,27 @@ class _Page:
         facts = self.ruleset.facts
         missing = [f for f in facts if f.not_encoded]
         partial = [f for f in facts if f.partial]
+        somewhere = [f for f in facts if f.gaps and not f.partial and not f.not_encoded]
+        full = len(facts) - len(missing) - len(partial) - len(somewhere)
+
+        def listed(label: str, chosen: list[Fact]) -> Item:
+            ids = join([code(f.id)] for f in chosen) if chosen else ["none"]
+            return Item((label, *ids, "."))
+
         return [
             Heading(2, ("Summary",)),
             Paragraph(
                 (
-                    f"{len(facts)} facts: {len(facts) - len(missing) - len(partial)} encoded in full where "
-                    f"they apply, {len(partial)} in part, {len(missing)} not encoded.",
+                    f"{len(facts)} facts: {full} encoded in full wherever they apply, {len(partial)} in "
+                    f"part, {len(somewhere)} in full but not in every program they apply to, "
+                    f"{len(missing)} not encoded.",
                 )
             ),
             Bullets(
                 (
-                    Item(
-                        ("Not encoded: ", *join([code(f.id)] for f in missing), ".")
-                        if missing
-                        else ("Not encoded: none.",)
-                    ),
-                    Item(
-                        ("Partial: ", *join([code(f.id)] for f in partial), ".")
-                        if partial
-                        else ("Partial: none.",)
-                    ),
+                    listed("Not encoded: ", missing),
+                    listed("Partial: ", partial),
+                    listed("Not encoded in some programs: ", somewhere),
                 )
             ),
         ]
