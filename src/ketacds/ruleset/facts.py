@@ -33,6 +33,7 @@ from ketacds.markup import (
     Item,
     Page,
     Paragraph,
+    Span,
     Table,
     Target,
     code,
@@ -154,7 +155,9 @@ class _Page:
         rule = self.ruleset.rule(rule_id)
         page = (rule.file or "").rsplit("/", 1)[-1].removesuffix(".yaml")
         target = Target(f"{self.rules_dir}/{page}.md", rule_id.lower()) if page else None
-        return link(target, code(rule_id))
+        linked = link(target, code(rule_id))
+        # An unconfirmed rule is advisory only: say so wherever it is counted as encoding a fact.
+        return Span("group", (linked, " (M, advisory)")) if rule.confidence == "M" else linked
 
     def _program_header(self, route: str, jurisdiction: str) -> str:
         found = coverage(self.ruleset, route, jurisdiction)
