@@ -1,7 +1,7 @@
 # Two commands matter (see README.md):
 #   make demo   create .venv, install ketacds, assess every example patient
 #   make test   install the test, lint and batch extras, run ruff, the ruleset linter, mypy and the tests
-# After a change to rulesets/: make docs (regenerate docs/rules/) and make golden.
+# After a change to rulesets/: make docs (regenerate docs/rules/ and docs/clinical-coverage.md) and make golden.
 # The first of python3.11, python3.12, python3 that runs and is 3.11 or newer (a pyenv shim
 # for a version that is not installed is on PATH but does not run). PYTHON=... to choose.
 PYTHON ?= $(shell for p in python3.11 python3.12 python3; do \
@@ -101,6 +101,7 @@ golden: $(BIN)/python
 docs: $(BIN)/python
 	$(PIP) install .
 	$(BIN)/ketacds rules docs rulesets --out docs/rules
+	$(BIN)/ketacds rules coverage rulesets --out docs/clinical-coverage.md
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache .coverage

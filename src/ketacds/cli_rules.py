@@ -1,6 +1,7 @@
 """``ketacds rules``: what an auditor runs on a ruleset. Parses, prints, and holds no clinical logic.
 
 * ``docs``: render the rules as Markdown pages and one HTML file;
+* ``coverage``: each clinical-reference fact per program, as one Markdown page;
 * ``lint``: every problem, with file:line and a stable code (``docs/lint.md``);
 * ``digest``: the name, version and sha256 digest that every Assessment carries;
 * ``programs``: each route × jurisdiction: covered, following a label, refused or a gap;
@@ -30,6 +31,7 @@ from ketacds.audit.revisions import ruleset_dir
 from ketacds.engine.api import Engine
 from ketacds.errors import InputError, RulesetError
 from ketacds.ruleset.describe import Describer
+from ketacds.ruleset.facts import render_coverage
 from ketacds.ruleset.lint import LintReport, lint
 from ketacds.ruleset.load import bundled_rules_dir, load_checked, load_ruleset
 from ketacds.ruleset.render import render, stale, write
@@ -89,6 +91,50 @@ def docs(path: Path | None, out: Path, check: bool) -> None:
     click.echo(
         f"{len(files)} files in {_shown(out)}: {len(result.written)} written, {len(result.removed)} removed "
         f"({checked.ruleset.name} {checked.ruleset.version})"
+    )
+
+
+@rules.command(name="coverage")
+@click.argument("path", required=False, type=_RULES_DIR)
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="The Markdown file to write.",
+)
+@click.option(
+    "--rules-docs",
+    default="rules",
+    show_default=True,
+    help="Where `ketacds rules docs` wrote the rule pages, relative to --out's folder (for links).",
+)
+@click.option("--check", is_flag=True, help="Write nothing; exit 1 if --out is stale.")
+def coverage_command(path: Path | None, out: Path, rules_docs: str, check: bool) -> None:
+    """Write each clinical-reference fact per program (route × jurisdiction): encoded, in part, or not."""
+    checked = load_checked(path)
+    if checked.ruleset is None or checked.problems:
+        first = checked.problems[0]
+        _fail(f"{first} ({len(checked.problems)} problems; see `ketacds rules lint`)")
+    if not checked.ruleset.facts:
+        _fail("the ruleset has no reference-facts.yaml: nothing to show")
+    text = render_coverage(checked.ruleset, rules_docs)
+    current = out.read_text(encoding="utf-8") if out.is_file() else None
+    if check:
+        if current != text:
+            click.echo(f"stale: {_shown(out)}: run `make docs` and commit the result")
+            sys.exit(EXIT_FINDINGS)
+        click.echo(f"{_shown(out)} is up to date")
+        return
+    if current != text:
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(text, encoding="utf-8")
+        except OSError as error:
+            _fail(f"{out}: cannot write: {error.strerror}")
+    state = "written" if current != text else "unchanged"
+    click.echo(
+        f"{_shown(out)} {state} ({len(checked.ruleset.facts)} facts; "
+        f"{checked.ruleset.name} {checked.ruleset.version})"
     )
 
 

@@ -105,6 +105,13 @@ FIXTURES: list[tuple[str, Mutation, str | None, str | None, str | None]] = [
         "field: patient.weight_kgs",
         "weight_kg",
     ),
+    (
+        "KL008",
+        with_replacement("reference-facts.yaml", "routes: [esketamine-nasal]", "routes: [esketamine-nasl]"),
+        "reference-facts.yaml",
+        "esketamine-nasl",
+        "esketamine-nasal",
+    ),
     ("KL010", with_rule(rule(**{"- medication: {": "- medicaton: {"})), None, "medicaton", "medication"),
     ("KL011", with_rule(rule(**{"active: true}": "actve: true}"})), None, "actve", "active"),
     (
@@ -336,6 +343,18 @@ FIXTURES: list[tuple[str, Mutation, str | None, str | None, str | None]] = [
         ),
         "manifest.yaml",
         "A test refusal",
+        None,
+    ),
+    (
+        "KL052",
+        with_replacement(
+            "reference-facts.yaml",
+            "  - id: INT_TRIPTANS\n",
+            "  - id: INT_TRIPTANS_NEW\n    chapter: 3\n    title: A fact no rule names\n"
+            "    routes: [ketamine-iv]\n    confidence: R\n  - id: INT_TRIPTANS\n",
+        ),
+        "reference-facts.yaml",
+        "INT_TRIPTANS_NEW",
         None,
     ),
     (

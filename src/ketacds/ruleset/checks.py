@@ -48,6 +48,13 @@ _ALL = (
         "error",
         "validity.yaml is inconsistent (unknown field or unit, bounds out of order, a range twice)",
     ),
+    Check(
+        "KL008",
+        "reference-facts",
+        "error",
+        "reference-facts.yaml is inconsistent (a fact twice, unknown route or jurisdiction, "
+        "a manifest concept missing)",
+    ),
     # Names a rule uses
     Check("KL010", "unknown-fact-type", "error", "a condition names a fact type that does not exist"),
     Check("KL011", "unknown-field", "error", "a condition tests a field its fact type does not have"),
@@ -61,7 +68,7 @@ _ALL = (
         "KL018",
         "unknown-concept",
         "error",
-        "a rule names a safety concept the manifest does not declare (or not for its routes)",
+        "a rule names a concept neither the manifest nor the fact register declares (or not for its routes)",
     ),
     # What a rule means
     Check("KL020", "duplicate-id", "error", "two rules share an id"),
@@ -142,6 +149,13 @@ _ALL = (
         "warning",
         "a refused program now covers every concept: the refusal can be lifted",
     ),
+    Check(
+        "KL052",
+        "fact-coverage",
+        "warning",
+        "the fact register and the rules disagree (encoded without a rule, not encoded with one, "
+        "a program with neither rule nor reason)",
+    ),
 )
 
 #: Every check, by code.
@@ -155,6 +169,7 @@ MANIFEST = "KL004"
 VALUESET = "KL005"
 TABLE = "KL006"
 VALIDITY = "KL007"
+FACTS = "KL008"
 UNKNOWN_FACT_TYPE = "KL010"
 UNKNOWN_FIELD = "KL011"
 UNKNOWN_VALUESET = "KL012"
@@ -185,3 +200,4 @@ FACT_TYPE_OVERLOADED = "KL041"
 FACT_TOO_WIDE = "KL042"
 CONCEPT_GAP = "KL050"
 REFUSAL_WITHOUT_GAP = "KL051"
+FACT_COVERAGE = "KL052"

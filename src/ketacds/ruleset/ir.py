@@ -28,6 +28,8 @@ __all__ = [
     "Condition",
     "DoseSpec",
     "Evidence",
+    "Fact",
+    "FactGap",
     "FindingSpec",
     "Follows",
     "Jurisdiction",
@@ -172,7 +174,7 @@ class Rule:
     finding: FindingSpec | None = None
     flags: tuple[str, ...] = ()
     dose: DoseSpec | None = None
-    #: The safety concepts this rule assesses (ids declared in the manifest).
+    #: The reference facts this rule encodes (ids of the register or the manifest's concepts).
     concepts: tuple[str, ...] = ()
     file: str | None = _location()
     line: int | None = _location()
@@ -425,6 +427,42 @@ class Concept:
 
 
 @attrs.frozen
+class FactGap:
+    """Why the programs of ``routes`` in ``jurisdictions`` have no rule for a fact the reference gives them.
+
+    Empty ``routes`` or ``jurisdictions`` mean all of them.
+    """
+
+    why: str
+    routes: tuple[str, ...] = ()
+    jurisdictions: tuple[str, ...] = ()
+
+
+@attrs.frozen
+class Fact:
+    """A fact of the clinical reference, as the register ``reference-facts.yaml`` records it.
+
+    ``chapter`` is the reference chapter (1-6); ``routes`` the routes the reference says it
+    applies to (its "applies to" codes mapped to the manifest's routes); ``jurisdictions``
+    limits a fact one label states to the programs whose scope meets one of them
+    (``("any",)``: everywhere). ``partial`` says what of it the rules do not encode and why,
+    ``not_encoded`` why no rule does; ``gaps`` why some programs have no rule for it.
+    Rules name the facts they encode in ``concepts``.
+    """
+
+    id: str
+    chapter: int
+    title: str
+    routes: tuple[str, ...]
+    confidence: str
+    jurisdictions: tuple[str, ...] = ("any",)
+    partial: str | None = None
+    not_encoded: str | None = None
+    gaps: tuple[FactGap, ...] = ()
+    line: int | None = _location()
+
+
+@attrs.frozen
 class Refusal:
     """The engine refuses to assess ``route`` in ``jurisdiction`` (``any``: everywhere), and why."""
 
@@ -488,6 +526,10 @@ class RuleSet:
     refusals: tuple[Refusal, ...] = ()
     #: Plausible ranges and validity windows (``validity.yaml``); ``None``: none declared.
     validity: Validity | None = None
+    #: The register of clinical-reference facts (``reference-facts.yaml``); empty: none.
+    facts: tuple[Fact, ...] = ()
+    #: What the register says about reference chapters without fact ids.
+    fact_notes: tuple[str, ...] = ()
 
     @property
     def digest(self) -> str:

@@ -17,7 +17,7 @@ from pathlib import Path
 import attrs
 
 from ketacds.errors import RulesetError
-from ketacds.ruleset import checks, logic, scope
+from ketacds.ruleset import checks, facts, logic, scope
 from ketacds.ruleset.capacity import (
     MAX_FACT_PROPERTIES,
     MAX_RULES_PER_FACT_TYPE,
@@ -26,7 +26,7 @@ from ketacds.ruleset.capacity import (
 )
 from ketacds.ruleset.checks import CHECKS, Severity
 from ketacds.ruleset.ir import Rule, RuleSet
-from ketacds.ruleset.load import ANY_JURISDICTION, Checked, load_checked
+from ketacds.ruleset.load import ANY_JURISDICTION, FACTS_FILE, Checked, load_checked
 from ketacds.ruleset.plan import alternatives, flag_name, valuesets_read
 
 __all__ = ["LintFinding", "LintReport", "lint", "lint_checked"]
@@ -149,6 +149,10 @@ def _whole_ruleset(ruleset: RuleSet, *, complete: bool) -> list[LintFinding]:
         findings += _flags_in_scope(ruleset)
         findings += _unused_valuesets(ruleset)
         findings += _concept_coverage(ruleset)
+        findings += [
+            _finding(checks.FACT_COVERAGE, message, file=FACTS_FILE, line=fact.line)
+            for fact, message in facts.problems(ruleset)
+        ]
     findings += _capacity(ruleset)
     return findings
 

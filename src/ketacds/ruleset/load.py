@@ -43,6 +43,8 @@ from ketacds.ruleset.ir import (
     Condition,
     DoseSpec,
     Evidence,
+    Fact,
+    FactGap,
     FindingSpec,
     Follows,
     Ingredient,
@@ -451,7 +453,7 @@ class _Manifest:
             refusals.append(refusal)
         return tuple(refusals)
 
-    def context(self, valuesets: set[str], tables: Iterable[Table]) -> _Context:
+    def context(self, valuesets: set[str], tables: Iterable[Table], facts: Iterable[Fact] = ()) -> _Context:
         return _Context(
             vocabulary=fact_vocabulary(tables),
             routes=set(self.routes),
@@ -460,6 +462,7 @@ class _Manifest:
             valuesets=valuesets,
             status=self.status,
             concepts={c.id: c for c in self.concepts},
+            facts={f.id: f for f in facts},
         )
 
     def ruleset(
@@ -468,6 +471,8 @@ class _Manifest:
         valuesets: Iterable[ValueSet],
         tables: Iterable[Table],
         validity: Validity | None = None,
+        facts: Iterable[Fact] = (),
+        fact_notes: Iterable[str] = (),
     ) -> RuleSet:
         return RuleSet(
             name=self.data["name"],
@@ -483,6 +488,8 @@ class _Manifest:
             concepts=self.concepts,
             refusals=self.refusals,
             validity=validity,
+            facts=tuple(facts),
+            fact_notes=tuple(fact_notes),
         )
 
 
@@ -506,8 +513,14 @@ def _load(root: Path, problems: _Problems) -> Checked:
         tables = _load_tables(root, {path.stem for path in paths})
     except RulesetError as error:
         problems.report(error)
+    facts: tuple[Fact, ...] = ()
+    notes: tuple[str, ...] = ()
+    try:
+        facts, notes = _load_facts(root, manifest)
+    except RulesetError as error:
+        problems.report(error)
     # A value set that failed is still known by name, so that rules citing it add no noise.
-    context = manifest.context({path.stem for path in paths}, tables)
+    context = manifest.context({path.stem for path in paths}, tables, facts)
 
     rules: list[Rule] = []
     files: list[RuleFile] = []
@@ -555,7 +568,7 @@ def _load(root: Path, problems: _Problems) -> Checked:
         validity = _load_validity(root, {path.stem for path in paths}, {s.id for s in manifest.sources})
     except RulesetError as error:
         problems.report(error)
-    ruleset = manifest.ruleset(rules, valuesets, tables, validity)
+    ruleset = manifest.ruleset(rules, valuesets, tables, validity, facts, notes)
     for problem in _flag_problems(ruleset):
         problems.report(problem)
     try:
@@ -900,6 +913,80 @@ def _load_validity(root: Path, valuesets: set[str], sources: set[str]) -> Validi
     )
 
 
+#: The register of clinical-reference facts, beside the manifest.
+FACTS_FILE = "reference-facts.yaml"
+
+
+def _load_facts(root: Path, manifest: _Manifest) -> tuple[tuple[Fact, ...], tuple[str, ...]]:
+    """``reference-facts.yaml``: the facts of the clinical reference (empty when the file is absent).
+
+    Each fact's routes and jurisdictions are the manifest's; each manifest concept is a fact.
+    """
+    path = root / FACTS_FILE
+    if not path.is_file():
+        return (), ()
+    doc = _Doc(path, root)
+    doc.validate("reference-facts")
+    known = {j.id for j in manifest.jurisdictions}
+
+    def scope(at: DocPath, routes: list[str], places: list[str]) -> None:
+        for i, route in enumerate(routes):
+            if route not in manifest.routes:
+                raise doc.error(
+                    (*at, "routes", i),
+                    f"unknown route {route!r}",
+                    _suggest(route, manifest.routes),
+                    code=checks.FACTS,
+                )
+        for i, j in enumerate(places):
+            if j != ANY_JURISDICTION and j not in known:
+                raise doc.error(
+                    (*at, "jurisdictions", i),
+                    f"unknown jurisdiction {j!r}",
+                    _suggest(j, known | {ANY_JURISDICTION}),
+                    code=checks.FACTS,
+                )
+
+    facts: dict[str, Fact] = {}
+    for index, f in enumerate(doc.data["facts"]):
+        at: DocPath = ("facts", index)
+        if f["id"] in facts:
+            raise doc.error((*at, "id"), f"fact {f['id']} is listed twice", code=checks.FACTS)
+        scope(at, f["routes"], f.get("jurisdictions", []))
+        gaps = []
+        for g, gap in enumerate(f.get("gaps", [])):
+            scope((*at, "gaps", g), gap.get("routes", []), gap.get("jurisdictions", []))
+            gaps.append(
+                FactGap(
+                    why=" ".join(gap["why"].split()),
+                    routes=tuple(gap.get("routes", ())),
+                    jurisdictions=tuple(gap.get("jurisdictions", ())),
+                )
+            )
+        facts[f["id"]] = Fact(
+            id=f["id"],
+            chapter=f["chapter"],
+            title=" ".join(f["title"].split()),
+            routes=tuple(r for r in manifest.routes if r in f["routes"]),
+            confidence=f["confidence"],
+            jurisdictions=tuple(f.get("jurisdictions", [ANY_JURISDICTION])),
+            partial=" ".join(f["partial"].split()) if f.get("partial") else None,
+            not_encoded=" ".join(f["not_encoded"].split()) if f.get("not_encoded") else None,
+            gaps=tuple(gaps),
+            line=doc.line(at),
+        )
+    for index, concept in enumerate(manifest.concepts):
+        if concept.id not in facts:
+            raise manifest.doc.error(
+                ("concepts", index, "id"),
+                f"concept {concept.id} is not a fact of {FACTS_FILE}",
+                _suggest(concept.id, facts),
+                code=checks.FACTS,
+            )
+    notes = tuple(" ".join(n.split()) for n in doc.data.get("notes", []))
+    return tuple(facts.values()), notes
+
+
 class _Context:
     """What a rule may refer to."""
 
@@ -913,6 +1000,7 @@ class _Context:
         valuesets: set[str],
         status: StatusTable,
         concepts: Mapping[str, Concept],
+        facts: Mapping[str, Fact],
     ) -> None:
         self.vocabulary = vocabulary
         self.routes = routes
@@ -921,6 +1009,7 @@ class _Context:
         self.valuesets = valuesets
         self.status = status
         self.concepts = concepts
+        self.facts = facts
 
 
 def _rule(doc: _Doc, at: DocPath, d: Mapping[str, Any], ctx: _Context) -> Rule:
@@ -971,18 +1060,20 @@ def _rule(doc: _Doc, at: DocPath, d: Mapping[str, Any], ctx: _Context) -> Rule:
             )
         evidence.append(Evidence(source=e["source"], section=e.get("section")))
     for index, concept_id in enumerate(d.get("concepts", ())):
-        concept = ctx.concepts.get(concept_id)
-        if concept is None:
+        # A manifest concept (which programs must assess) or any fact of the register.
+        declared = ctx.concepts.get(concept_id) or ctx.facts.get(concept_id)
+        if declared is None:
             raise doc.error(
                 (*at, "concepts", index),
-                f"unknown concept {concept_id!r}: the manifest's concepts do not declare it",
-                _suggest(concept_id, ctx.concepts),
+                f"unknown concept {concept_id!r}: neither the manifest's concepts nor "
+                f"{FACTS_FILE} declares it",
+                _suggest(concept_id, {*ctx.concepts, *ctx.facts}),
                 code=checks.UNKNOWN_CONCEPT,
             )
-        if not set(d["routes"]) & set(concept.routes):
+        if not set(d["routes"]) & set(declared.routes):
             raise doc.error(
                 (*at, "concepts", index),
-                f"concept {concept_id} is declared for {', '.join(concept.routes)}, "
+                f"concept {concept_id} is declared for {', '.join(declared.routes) or 'no route'}, "
                 f"and the rule applies to none of them",
                 code=checks.UNKNOWN_CONCEPT,
             )
