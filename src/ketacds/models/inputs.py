@@ -332,8 +332,9 @@ class Plan:
 
     def __attrs_post_init__(self) -> None:
         if self.session_number == 1 and self.treatment_week not in (None, 1):
+            week = self.treatment_week
             raise ValueError(
-                f"session 1 is the first session of the course, in week 1; got treatment week {self.treatment_week}"
+                f"session 1 is the first session of the course, in week 1; got treatment week {week}"
             )
 
 
