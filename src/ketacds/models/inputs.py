@@ -318,8 +318,6 @@ class Plan:
     session given; ``symptoms_worsened`` says whether depressive symptoms worsened since
     then: ``None`` is "not recorded", a data gap wherever the advice depends on it, never
     "no worsening".
-
-    .. versionchanged:: 0.4.0 ``session_number``, ``missed_sessions``, ``symptoms_worsened``.
     """
 
     dose_mg: Decimal | None = attrs.field(default=None, validator=_decimal)
