@@ -543,6 +543,10 @@ extreme_contexts = st.builds(
             dose_mg=st.one_of(st.none(), extreme),
             dose_mg_per_kg=st.one_of(st.none(), extreme),
             sessions_per_week=st.one_of(st.none(), extreme),
+            # Out-of-range counts (0, negative, huge) reach the validity ranges, not the rules.
+            session_number=st.one_of(st.none(), st.integers(-2, 2000)),
+            missed_sessions=st.one_of(st.none(), st.integers(-2, 2000)),
+            symptoms_worsened=st.one_of(st.none(), st.booleans()),
         ),
     ),
     order=st.one_of(

@@ -243,6 +243,15 @@ class _Case:
                 plan["sessions_per_week"] = self.number("plan", None, "sessions_per_week", 2, places=0)
             if rng.random() < 0.6:
                 plan["treatment_week"] = max(1, int(self.number("plan", None, "treatment_week", 4, places=0)))
+            if rng.random() < 0.3:
+                # Rules test session 1 (day 1); session 1 lies in week 1 (the loader refuses others).
+                plan["session_number"] = rng.choice((1, 1, 2, 3, 8, 20))
+                if plan["session_number"] == 1 and "treatment_week" in plan:
+                    plan["treatment_week"] = 1
+            if rng.random() < 0.3:
+                plan["missed_sessions"] = rng.choice((0, 1, 2, 5))
+                if rng.random() < 0.7:
+                    plan["symptoms_worsened"] = rng.choice((True, False, "unknown"))
             context["plan"] = plan
         return context
 

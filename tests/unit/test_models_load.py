@@ -99,6 +99,42 @@ class TestContext:
 
         assert f"context.{missing}" == info.value.path
 
+    def test_the_course_fields_of_a_plan(self):
+        """Session number, missed sessions and worsening are read; 'unknown' worsening is not known (None)."""
+        plan = {
+            "session_number": 1,
+            "treatment_week": 1,
+            "missed_sessions": 2,
+            "symptoms_worsened": "unknown",
+        }
+        context = load_context({**CONTEXT, "plan": plan})
+
+        assert context.plan is not None
+        assert (1, 2, None) == (
+            context.plan.session_number,
+            context.plan.missed_sessions,
+            context.plan.symptoms_worsened,
+        )
+        assert load_context({**CONTEXT, "plan": {"symptoms_worsened": False}}).plan.symptoms_worsened is False
+
+    @pytest.mark.parametrize(
+        ("plan", "field"),
+        [
+            ({"session_number": 0}, "session_number"),
+            ({"session_number": 1.5}, "session_number"),
+            ({"session_number": 1, "treatment_week": 3}, "session_number"),
+            ({"missed_sessions": -1}, "missed_sessions"),
+            ({"symptoms_worsened": "no"}, "symptoms_worsened"),
+            ({"symptoms_worsened": 0}, "symptoms_worsened"),
+        ],
+    )
+    def test_course_field_errors_name_the_field(self, plan, field):
+        """Session 1 is in week 1; counts are whole numbers; worsening is true, false or unknown."""
+        with pytest.raises(InputError) as info:
+            load_context({**CONTEXT, "plan": plan})
+
+        assert f"context.plan.{field}" == info.value.path
+
     def test_overrides_replace_the_document(self):
         """CLI overrides win over the file's context."""
         _, context = load_case(

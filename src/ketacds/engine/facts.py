@@ -626,8 +626,15 @@ def _plan_fact(context: Context, dose_inputs: DoseInputs) -> Fact:
     ):
         if value is not None:
             fact[name] = exact(value)
-    if plan.treatment_week is not None:
-        fact["treatment_week"] = plan.treatment_week
+    for name, count in (
+        ("treatment_week", plan.treatment_week),
+        ("session_number", plan.session_number),
+        ("missed_sessions", plan.missed_sessions),
+    ):
+        if count is not None:
+            fact[name] = count
+    if plan.symptoms_worsened is not None:
+        fact["symptoms_worsened"] = plan.symptoms_worsened
     return fact
 
 
@@ -641,6 +648,12 @@ def _plan_label(fact: Fact) -> str:
         parts.append(f"{fact['sessions_per_week']} sessions/week")
     if "treatment_week" in fact:
         parts.append(f"week {fact['treatment_week']}")
+    if "session_number" in fact:
+        parts.append(f"session {fact['session_number']}")
+    if "missed_sessions" in fact:
+        parts.append(f"{fact['missed_sessions']} missed since the last session")
+    if "symptoms_worsened" in fact:
+        parts.append("symptoms worsened" if fact["symptoms_worsened"] else "symptoms not worsened")
     return "planned session: " + (", ".join(parts) if parts else "no dose or schedule given")
 
 

@@ -84,6 +84,9 @@ FACT_TYPES: dict[str, dict[str, FieldKind]] = {
         "dose_mg_per_kg": "number",
         "sessions_per_week": "number",
         "treatment_week": "number",
+        "session_number": "number",
+        "missed_sessions": "number",
+        "symptoms_worsened": "bool",
     },
     # The ordered dose of the planned treatment (Context.order), at most one.
     "order": {

@@ -312,12 +312,28 @@ class Plan:
 
     A dose may be given in mg, in mg/kg, or both; the rules check it against the
     protocol. Everything is optional: without a plan, the rules advise a dose instead.
+
+    ``session_number`` is the number of this session in the course, from 1 (the first
+    session, day 1). ``missed_sessions`` counts the planned sessions missed since the last
+    session given; ``symptoms_worsened`` says whether depressive symptoms worsened since
+    then: ``None`` is "not recorded", a data gap wherever the advice depends on it, never
+    "no worsening".
     """
 
     dose_mg: Decimal | None = attrs.field(default=None, validator=_decimal)
     dose_mg_per_kg: Decimal | None = attrs.field(default=None, validator=_decimal)
     sessions_per_week: Decimal | None = attrs.field(default=None, validator=_decimal)
     treatment_week: int | None = attrs.field(default=None, validator=_opt(v.instance_of(int)))
+    session_number: int | None = attrs.field(default=None, validator=_opt(v.instance_of(int)))
+    missed_sessions: int | None = attrs.field(default=None, validator=_opt(v.instance_of(int)))
+    symptoms_worsened: bool | None = attrs.field(default=None, validator=_opt(v.instance_of(bool)))
+
+    def __attrs_post_init__(self) -> None:
+        if self.session_number == 1 and self.treatment_week not in (None, 1):
+            week = self.treatment_week
+            raise ValueError(
+                f"session 1 is the first session of the course, in week 1; got treatment week {week}"
+            )
 
 
 @attrs.frozen(kw_only=True)

@@ -416,7 +416,8 @@ def load_context(data: Mapping[str, Any], *, path: str = "context") -> Context:
     """Build a :class:`Context` from plain data.
 
     Keys: ``route``, ``jurisdiction``, ``now`` (required), ``setting``, and ``plan``
-    (``dose`` as ``'56 mg'`` or ``'0.5 mg/kg'``, ``sessions_per_week``, ``treatment_week``).
+    (``dose`` as ``'56 mg'`` or ``'0.5 mg/kg'``, ``sessions_per_week``, ``treatment_week``,
+    ``session_number``, ``missed_sessions``, ``symptoms_worsened``: true, false or unknown).
 
     Raises:
         InputError: with the path of the first field that cannot be read.
@@ -453,6 +454,17 @@ def _plan(value: Any, path: str) -> Plan:
     week = r.get("treatment_week", _int, None)
     if week is not None and week < 1:
         raise InputError(r.at("treatment_week"), f"weeks count from 1, got {week}")
+    session = r.get("session_number", _int, None)
+    if session is not None and session < 1:
+        raise InputError(r.at("session_number"), f"sessions count from 1, got {session}")
+    if session == 1 and week not in (None, 1):
+        raise InputError(
+            r.at("session_number"),
+            f"session 1 is the first session of the course, so it is in week 1; the plan says week {week}",
+        )
+    missed = r.get("missed_sessions", _int, None)
+    if missed is not None and missed < 0:
+        raise InputError(r.at("missed_sessions"), f"expected 0 or more missed sessions, got {missed}")
     return _build(
         r,
         Plan,
@@ -460,7 +472,19 @@ def _plan(value: Any, path: str) -> Plan:
         dose_mg_per_kg=dose_per_kg,
         sessions_per_week=r.get("sessions_per_week", _non_negative, None),
         treatment_week=week,
+        session_number=session,
+        missed_sessions=missed,
+        symptoms_worsened=r.get("symptoms_worsened", _tri_state, None),
     )
+
+
+def _tri_state(value: Any, path: str) -> bool | None:
+    """``true``, ``false`` or ``unknown`` (stated as not known: the same as leaving it out)."""
+    if value == "unknown":
+        return None
+    if not isinstance(value, bool):
+        raise InputError(path, f"expected true, false or unknown, got {_short(value)}")
+    return value
 
 
 def _order(value: Any, path: str) -> Order:

@@ -90,6 +90,9 @@ FIELD_LABELS: dict[tuple[str, str], tuple[str, str | None]] = {
     ("plan", "dose_mg_per_kg"): ("planned dose", "mg/kg"),
     ("plan", "sessions_per_week"): ("planned sessions per week", None),
     ("plan", "treatment_week"): ("week of treatment", None),
+    ("plan", "session_number"): ("session of the course", None),
+    ("plan", "missed_sessions"): ("sessions missed since the last session", None),
+    ("plan", "symptoms_worsened"): ("symptoms worsened since the missed sessions", None),
     # Added by rulesets/tables/diazepam-equivalents.yaml (docs/ruleset-format.md).
     ("medication", "diazepam_eq_mg_day"): ("daily dose as diazepam equivalent", "mg/day"),
     ("patient", "benzodiazepine_diazepam_eq_mg_day"): (
