@@ -488,6 +488,9 @@ class RuleSet:
     refusals: tuple[Refusal, ...] = ()
     #: Plausible ranges and validity windows (``validity.yaml``); ``None``: none declared.
     validity: Validity | None = None
+    #: (route, value set of its drug) for the routes that declare one: an order for another
+    #: route's drug is refused (``Engine.facts``).
+    route_drugs: tuple[tuple[str, str], ...] = ()
 
     @property
     def digest(self) -> str:
