@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
+import attrs
 from hypothesis import strategies as st
 
 from ketacds import (
@@ -559,6 +560,16 @@ extreme_contexts = st.builds(
             per_week=st.one_of(st.none(), extreme),
         ),
     ),
+).map(
+    # an order names the route's drug: another route's drug is an input error (Engine.facts)
+    lambda c: (
+        c
+        if c.order is None
+        else attrs.evolve(
+            c,
+            order=attrs.evolve(c.order, name="esketamine" if c.route == "esketamine-nasal" else "ketamine"),
+        )
+    )
 )
 
 # Records seen almost in full, with recent readings: their status is often reassuring

@@ -47,7 +47,7 @@ def _fail(message: str, code: int) -> None:
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path, dir_okay=False))
 @click.option(
     "--route",
-    type=click.Choice(["ketamine-iv", "esketamine-nasal", "ketamine-other"]),
+    type=click.Choice(["ketamine-iv", "esketamine-nasal", "ketamine-other", "ketamine-intranasal"]),
     help="Planned route (overrides the file's context).",
 )
 @click.option("--jurisdiction", help="Two-letter jurisdiction, e.g. US, EU, DE (overrides the file).")

@@ -361,7 +361,7 @@ def _pick(file: Path, choice: str | None) -> Scenario:
 )
 @click.option(
     "--route",
-    type=click.Choice(["ketamine-iv", "esketamine-nasal", "ketamine-other"]),
+    type=click.Choice(["ketamine-iv", "esketamine-nasal", "ketamine-other", "ketamine-intranasal"]),
     help="Planned route (overrides the file's context).",
 )
 @click.option("--jurisdiction", help="Two-letter jurisdiction (overrides the file's context).")

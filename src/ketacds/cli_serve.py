@@ -46,7 +46,7 @@ def _fail(message: str) -> None:
     "--patient-view-route",
     "routes",
     multiple=True,
-    type=click.Choice(["ketamine-iv", "esketamine-nasal", "ketamine-other"]),
+    type=click.Choice(["ketamine-iv", "esketamine-nasal", "ketamine-other", "ketamine-intranasal"]),
     help="Treatment(s) a patient-view assesses (repeatable; default esketamine-nasal).",
 )
 @click.option(

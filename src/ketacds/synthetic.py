@@ -224,7 +224,9 @@ class _Case:
 
     def context(self) -> dict[str, Any]:
         rng = self.rng
-        route = rng.choice(ROUTES)
+        # only routes the rules assess somewhere: a route refused everywhere (ketamine-intranasal)
+        # has no program to draw
+        route = rng.choice([r for r in ROUTES if self.population.jurisdictions[r]])
         context: dict[str, Any] = {
             "route": route,
             "jurisdiction": rng.choice(self.population.jurisdictions[route]),

@@ -683,3 +683,33 @@ def test_an_order_for_a_program_the_rules_refuse_is_422_naming_the_missing_conce
     assert 422 == response.status_code
     assert "refuses esketamine-nasal in CA" in response.json()["error"]
     assert "CI_ANEURYSM" in response.json()["error"]
+
+
+@pytest.mark.parametrize(
+    ("concept", "route"),
+    [
+        ({"coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "6130"}]}, "46713006"),
+        ({"text": "ketamine 100 mg/mL nasal spray"}, None),
+    ],
+    ids=["rxnorm-ketamine-nasal-route", "ketamine-nasal-spray-by-name"],
+)
+def test_an_intranasal_racemic_ketamine_order_is_refused_never_assessed_as_esketamine(
+    service, client, fhir_server, concept, route
+):
+    """Racemic ketamine by the nasal route (coded, or only named) is ketamine-intranasal: 422 (issue 15).
+
+    0.3.0 answered 200 with a "cannot check" card; it must never be read as esketamine.
+    """
+    order = esketamine_order(50, 2, rid="draft-ketamine-nasal-1", route=route)
+    order["medicationCodeableConcept"] = concept
+    body = request(
+        "order-sign", {"patientId": SPEC_PATIENT, "draftOrders": draft(order)}, **via_fhir(fhir_server)
+    )
+
+    response = post(client, service, "ketacds-order-sign", body)
+
+    assert 422 == response.status_code
+    error = response.json()["error"]
+    assert "refuses ketamine-intranasal in US" in error
+    assert "must not be applied to racemic ketamine" in error
+    assert "esketamine-nasal in" not in error

@@ -656,8 +656,8 @@ class TestDraftOrders:
             "dosageInstruction": [dosage],
         }
 
-    def test_esketamine_by_name_with_an_assumed_route(self):
-        """'Spravato 28 MG nasal spray' is esketamine; with no route stated, nasal is assumed (warning)."""
+    def test_esketamine_by_name_with_the_route_its_name_states(self):
+        """'Spravato 28 MG nasal spray' is esketamine; with no route code, its name says nasal (warning)."""
         drafts = read_draft_orders(
             {
                 "resourceType": "Bundle",
@@ -677,7 +677,7 @@ class TestDraftOrders:
             order.order.dose,
             order.order.per_week,
         )
-        assert [("warning", "assumed-route")] == [(i.severity, i.code) for i in order.issues]
+        assert [("warning", "route-from-name")] == [(i.severity, i.code) for i in order.issues]
 
     def test_ketamine_by_code_and_route(self):
         """RxNorm ketamine by the IV route is IV ketamine; by mouth it is 'other'."""

@@ -42,9 +42,10 @@ def test_single_check_rules_that_apply_everywhere_cannot_be_near_missed(engine):
     """A rule of one check for every route and jurisdiction has no near miss, and the report says so."""
     rules = {rule.id: rule for rule in engine.ruleset.rules}
 
-    assert not near_miss_possible(rules["KCDS-GAP-007"])
-    assert near_miss_possible(rules["KCDS-CI-004"])
-    assert near_miss_possible(rules["KCDS-MON-002"])  # one check, but US only
+    # ketamine-intranasal is refused everywhere: no program there to near-miss in
+    assert not near_miss_possible(rules["KCDS-GAP-007"], engine.ruleset)
+    assert near_miss_possible(rules["KCDS-CI-004"], engine.ruleset)
+    assert near_miss_possible(rules["KCDS-MON-002"], engine.ruleset)  # one check, but US only
 
 
 def test_markdown_report(tmp_path: Path, engine):

@@ -76,6 +76,7 @@ ROUTE_LABELS: dict[str, str] = {
     "esketamine-nasal": "Esketamine nasal spray",
     "ketamine-iv": "IV ketamine",
     "ketamine-other": "Ketamine (IM, SC, oral or sublingual)",
+    "ketamine-intranasal": "Intranasal racemic ketamine",
 }
 
 _SUMMARY_LIMIT = 140

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import threading
 from collections import Counter, OrderedDict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -77,7 +78,7 @@ from ketacds.models.inputs import (
 from ketacds.models.load import decode_text, load_context, parse_document
 from ketacds.models.quality import DataQualityIssue, QualitySeverity
 from ketacds.ruleset.load import load_ruleset
-from ketacds.terminology.mapping import FhirMapping, Ingredient, PlannedRoute, load_fhir_mapping
+from ketacds.terminology.mapping import FhirMapping, Ingredient, load_fhir_mapping
 from ketacds.terminology.valuesets import Terminology, terminology_for
 
 __all__ = [
@@ -1243,8 +1244,7 @@ class _Reader:
         """The value set of the planned treatment this order is for (by code, name, or words)."""
         valuesets = {p.valueset for p in self.mapping.planned}
         concept = raw.get("medicationCodeableConcept")
-        reference = raw.get("medicationReference")
-        texts: list[str] = []
+        texts = _order_texts(raw)
         tags: set[str] = set()
         if isinstance(concept, Mapping):
             codings = concept.get("coding")
@@ -1253,18 +1253,12 @@ class _Reader:
             for coding in codings if isinstance(codings, list) else []:
                 if not isinstance(coding, Mapping):
                     continue
-                system, code, display = coding.get("system"), coding.get("code"), coding.get("display")
+                system, code = coding.get("system"), coding.get("code")
                 if isinstance(system, str) and isinstance(code, str) and _known_system(system):
                     tags |= set(self.terminology.tag(Coding(system=system, code=code), None))
                     product = self.mapping.products.get(code) if canonical_system(system) == _RXNORM else None
                     for ingredient in product.ingredients if product else ():
                         tags |= set(self.terminology.tag(None, ingredient.name))
-                if isinstance(display, str):
-                    texts.append(display)
-            if isinstance(concept.get("text"), str):
-                texts.append(concept["text"])
-        if isinstance(reference, Mapping) and isinstance(reference.get("display"), str):
-            texts.append(reference["display"])
         for text in texts:
             tags |= set(self.terminology.tag(None, text)) | set(self.terminology.tag_words(text))
         found = sorted(tags & valuesets)
@@ -1275,7 +1269,7 @@ class _Reader:
         model = self._validate(MedicationRequest, raw, key)
         dosage = _first_dosage(model.dosageInstruction) if model else None
         dose, per_day, _ = self._dose_and_timing(key, dosage, True) if model else (None, None, False)
-        route = self._order_route(key, dosage, valueset)
+        route = self._order_route(key, dosage, valueset, _order_texts(raw))
         amount = None
         if dose is not None and dose[1] is not None and _is_mass(dose[1]):
             amount = dose
@@ -1296,13 +1290,35 @@ class _Reader:
         )
         return DraftOrder(key=key, resource=raw, route=route, order=order, issues=tuple(self.issues[before:]))
 
-    def _order_route(self, key: str, dosage: Dosage | None, valueset: str) -> str | None:
+    def _order_route(
+        self, key: str, dosage: Dosage | None, valueset: str, texts: Sequence[str]
+    ) -> str | None:
         options = [p for p in self.mapping.planned if p.valueset == valueset]
         kinds = {
             self.mapping.routes[c.code]
             for c in (dosage.route.coding or [] if dosage and dosage.route else [])
             if c.system == _SNOMED and c.code is not None and c.code in self.mapping.routes
         }
+        if not kinds:
+            # no route code: a route the drug's name states ("nasal spray") is read, and said so
+            named = {
+                kind
+                for kind, words in self.mapping.route_words.items()
+                for text in texts
+                if any(f" {w} " in f" {_plain_words(text)} " for w in words)
+            }
+            match = next((p for p in options if named & set(p.kinds)), None)
+            if match is not None:
+                self.issue(
+                    "warning",
+                    "route-from-name",
+                    f"The order states no route code; its name says {', '.join(sorted(named))}, "
+                    f"so it is read as {match.route}.",
+                    key,
+                    "dosage.route",
+                )
+                return match.route
+            kinds = named
         if not kinds:
             assumed = next((p for p in options if p.assumed), None)
             if assumed is not None:
@@ -1322,7 +1338,7 @@ class _Reader:
                 "dosage.route",
             )
             return None
-        match: PlannedRoute | None = next((p for p in options if kinds & set(p.kinds)), None)
+        match = next((p for p in options if kinds & set(p.kinds)), None)
         if match is None:
             self.issue(
                 "error",
@@ -1336,6 +1352,28 @@ class _Reader:
 
 
 # -- helpers ---------------------------------------------------------------------------
+
+
+def _order_texts(raw: Resource) -> list[str]:
+    """The drug names an order gives: its codings' displays, its text, its reference's display."""
+    texts: list[str] = []
+    concept = raw.get("medicationCodeableConcept")
+    reference = raw.get("medicationReference")
+    if isinstance(concept, Mapping):
+        codings = concept.get("coding")
+        for coding in codings if isinstance(codings, list) else []:
+            if isinstance(coding, Mapping) and isinstance(coding.get("display"), str):
+                texts.append(coding["display"])
+        if isinstance(concept.get("text"), str):
+            texts.append(concept["text"])
+    if isinstance(reference, Mapping) and isinstance(reference.get("display"), str):
+        texts.append(reference["display"])
+    return texts
+
+
+def _plain_words(text: str) -> str:
+    """Lower-case words of letters and digits, one space apart (how route words are matched)."""
+    return " ".join(re.findall(r"[a-z0-9]+", text.lower()))
 
 
 def _known_system(system: str) -> bool:

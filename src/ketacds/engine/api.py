@@ -119,14 +119,43 @@ class Engine:
 
         Raises:
             NotAssessedError: the patient is recorded as deceased.
+            InputError: an unknown jurisdiction, or an order (``context.order``) for another
+                route's drug (racemic ketamine ordered for esketamine-nasal, or the reverse).
         """
         self._check_context(context)
+        self._check_order(context)
         if record.patient.deceased:
             raise NotAssessedError(
                 "patient.deceased",
                 "the patient is recorded as deceased, so ketacds does not assess them (no status is given)",
             )
         return build_facts(record, context, self.terminology, self.ruleset.tables, self.ruleset.validity)
+
+    def _check_order(self, context: Context) -> None:
+        """Refuse an order that names another route's drug and not this route's (manifest ``drug``).
+
+        The order rules read the order by its drug's value set, so an order for racemic ketamine
+        in an esketamine case would be read by no esketamine rule: the case would be assessed
+        as esketamine beside an order for another drug. That is an input error, never an
+        assessment (issue 15).
+        """
+        drugs = dict(self.ruleset.route_drugs)
+        drug = drugs.get(context.route)
+        if context.order is None or drug is None:
+            return
+        tags = set(self.terminology.tag_text(context.order.code, context.order.name))
+        others = sorted({d for d in drugs.values() if d != drug} & tags)
+        if drug in tags or not others:
+            return  # this route's drug, or no route's drug (the unrecognised order is reported)
+        named = context.order.name or (context.order.code.code if context.order.code else "")
+        titles = {v.id: v.title for v in self.ruleset.valuesets}
+        raise InputError(
+            "context.order",
+            f"the order names {named!r}, which is {' and '.join(titles.get(o, o) for o in others)}, "
+            f"not {titles.get(drug, drug)}, the drug of the planned route {context.route}: one drug "
+            "is never assessed against another's label. Give the route of the ordered drug "
+            "(intranasal racemic ketamine is ketamine-intranasal) or correct the order",
+        )
 
     def _check_context(self, context: Context) -> None:
         known = [j.id for j in self.ruleset.jurisdictions]

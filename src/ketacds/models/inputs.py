@@ -36,9 +36,10 @@ __all__ = [
     "canonical_system",
 ]
 
-Route = Literal["ketamine-iv", "esketamine-nasal", "ketamine-other"]
-#: The planned treatment routes: IV racemic ketamine, esketamine nasal spray, and
-#: racemic ketamine by any other route (IM, SC, oral, sublingual).
+Route = Literal["ketamine-iv", "esketamine-nasal", "ketamine-other", "ketamine-intranasal"]
+#: The planned treatment routes: IV racemic ketamine, esketamine nasal spray, racemic
+#: ketamine by IM, SC, oral or sublingual route, and intranasal racemic ketamine (a route
+#: of its own so that it is never assessed as esketamine; the ruleset refuses it).
 ROUTES: tuple[str, ...] = get_args(Route)
 
 Sex = Literal["female", "male", "other", "unknown"]

@@ -429,7 +429,9 @@ def load_context(data: Mapping[str, Any], *, path: str = "context") -> Context:
     return _build(
         r,
         Context,
-        route=r.get("route", _choice("ketamine-iv", "esketamine-nasal", "ketamine-other"), None),
+        route=r.get(
+            "route", _choice("ketamine-iv", "esketamine-nasal", "ketamine-other", "ketamine-intranasal"), None
+        ),
         jurisdiction=r.get("jurisdiction", _jurisdiction, None),
         now=r.get("now", _datetime, None),
         setting=r.get("setting", _text, None),

@@ -530,6 +530,9 @@ class RuleSet:
     facts: tuple[Fact, ...] = ()
     #: What the register says about reference chapters without fact ids.
     fact_notes: tuple[str, ...] = ()
+    #: (route, value set of its drug) for the routes that declare one: an order for another
+    #: route's drug is refused (``Engine.facts``).
+    route_drugs: tuple[tuple[str, str], ...] = ()
 
     @property
     def digest(self) -> str:

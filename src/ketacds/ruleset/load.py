@@ -490,6 +490,7 @@ class _Manifest:
             validity=validity,
             facts=tuple(facts),
             fact_notes=tuple(fact_notes),
+            route_drugs=tuple((r["id"], r["drug"]) for r in self.data["routes"] if "drug" in r),
         )
 
 
@@ -521,6 +522,16 @@ def _load(root: Path, problems: _Problems) -> Checked:
         problems.report(error)
     # A value set that failed is still known by name, so that rules citing it add no noise.
     context = manifest.context({path.stem for path in paths}, tables, facts)
+    for index, route in enumerate(manifest.data["routes"]):
+        if "drug" in route and route["drug"] not in context.valuesets:
+            problems.report(
+                manifest.doc.error(
+                    ("routes", index, "drug"),
+                    f"unknown value set {route['drug']!r}",
+                    _suggest(route["drug"], context.valuesets),
+                    code=checks.MANIFEST,
+                )
+            )
 
     rules: list[Rule] = []
     files: list[RuleFile] = []

@@ -25,7 +25,8 @@ import attrs
 from ketacds.engine.api import Engine
 from ketacds.errors import ProgramRefusedError
 from ketacds.models.inputs import ROUTES
-from ketacds.ruleset.ir import Rule
+from ketacds.ruleset import scope
+from ketacds.ruleset.ir import Rule, RuleSet
 from ketacds.ruleset.load import ANY_JURISDICTION
 from ketacds.ruleset.plan import Alternative, alternatives, flag_name
 from ketacds.scenarios.explain import CaseAnalysis
@@ -44,9 +45,20 @@ def _checks(alternative: Alternative) -> int:
     return positive + len(alternative.absent) + len(alternative.missing_flags)
 
 
-def near_miss_possible(rule: Rule) -> bool:
-    """Whether any case could be a near miss for this rule (see the module docstring)."""
-    everywhere = set(rule.routes) == set(ROUTES) and ANY_JURISDICTION in rule.jurisdictions
+def near_miss_possible(rule: Rule, ruleset: RuleSet | None = None) -> bool:
+    """Whether any case could be a near miss for this rule (see the module docstring).
+
+    With ``ruleset``, a route it refuses in every jurisdiction (ketamine-intranasal) runs no
+    rule, so no near miss can be found there: "every route" means every route assessed somewhere.
+    """
+    routes = set(ROUTES)
+    if ruleset is not None:
+        routes = {
+            route
+            for route in ROUTES
+            if any(scope.refusal_for(ruleset, route, j.id) is None for j in ruleset.jurisdictions)
+        }
+    everywhere = set(rule.routes) >= routes and ANY_JURISDICTION in rule.jurisdictions
     return not everywhere or any(_checks(a) >= 2 for a in alternatives(rule))
 
 
@@ -173,7 +185,7 @@ def measure_coverage(engine: Engine, scenarios: Sequence[Scenario]) -> CoverageR
                 rule_line=rule.line,
                 fired_in=tuple(fired[rule.id]),
                 near_missed_in=tuple(near[rule.id]),
-                near_miss_possible=near_miss_possible(rule),
+                near_miss_possible=near_miss_possible(rule, engine.ruleset),
             )
             for rule in engine.ruleset.rules
         ),

@@ -101,6 +101,8 @@ class FhirMapping:
     not_pregnant: frozenset[tuple[str, str]]
     pregnancy_conditions: frozenset[tuple[str, str]]
     routes: Mapping[str, str]
+    #: Route kinds an order's drug name states ("nasal spray"), read when it gives no route code.
+    route_words: Mapping[str, tuple[str, ...]]
     planned: tuple[PlannedRoute, ...]
     timing: Mapping[str, tuple[int, int]]
     count_units: frozenset[str]
@@ -206,6 +208,7 @@ def load_fhir_mapping(directory: Path | str | None = None) -> FhirMapping:
         not_pregnant=_codes(pregnancy["not_pregnant"]),
         pregnancy_conditions=_codes(pregnancy["conditions"]),
         routes={r["code"]: r["kind"] for r in fhir["routes"]},
+        route_words={kind: tuple(words) for kind, words in fhir.get("route_words", {}).items()},
         planned=tuple(
             PlannedRoute(
                 valueset=p["valueset"],
