@@ -45,6 +45,7 @@ from ketacds.ruleset.ir import (
     Evidence,
     FindingSpec,
     Follows,
+    Group,
     Ingredient,
     Jurisdiction,
     Not,
@@ -80,6 +81,11 @@ __all__ = [
 
 #: Written in a rule's ``jurisdictions`` to mean "wherever the engine is used".
 ANY_JURISDICTION = "any"
+
+#: The patient-fact fields that describe the treatment context, not the patient: the only
+#: fields a grouped rule's condition may test (a group holds what every patient on the
+#: route gets, never a patient-specific finding).
+CONTEXT_FIELDS = frozenset({"setting"})
 
 _OPS_BY_KIND: dict[str, set[str]] = {
     "number": {"eq", "ne", "gt", "gte", "lt", "lte", "in", "not_in", "present"},
@@ -329,6 +335,7 @@ class _Manifest:
                 )
         self._check_follows()
         self.concepts = self._concepts()
+        self.groups = self._groups()
         self.refusals = self._refusals()
         self.sources = tuple(
             Source(id=s["id"], title=s["title"], confidence_note=s.get("confidence_note"))
@@ -419,6 +426,24 @@ class _Manifest:
             )
         return tuple(concepts)
 
+    def _groups(self) -> tuple[Group, ...]:
+        groups: list[Group] = []
+        for index, g in enumerate(self.data.get("groups", [])):
+            at: DocPath = ("groups", index)
+            if any(other.id == g["id"] for other in groups):
+                raise self.doc.error(
+                    (*at, "id"), f"group {g['id']} is declared twice", code=checks.UNKNOWN_GROUP
+                )
+            groups.append(
+                Group(
+                    id=g["id"],
+                    title=" ".join(g["title"].split()),
+                    note=" ".join(g["note"].split()) if g.get("note") else None,
+                    line=self.doc.line(at),
+                )
+            )
+        return tuple(groups)
+
     def _refusals(self) -> tuple[Refusal, ...]:
         known = {j.id for j in self.jurisdictions}
         refusals: list[Refusal] = []
@@ -460,6 +485,7 @@ class _Manifest:
             valuesets=valuesets,
             status=self.status,
             concepts={c.id: c for c in self.concepts},
+            groups={g.id for g in self.groups},
         )
 
     def ruleset(
@@ -482,6 +508,7 @@ class _Manifest:
             tables=tuple(tables),
             concepts=self.concepts,
             refusals=self.refusals,
+            groups=self.groups,
             validity=validity,
         )
 
@@ -913,6 +940,7 @@ class _Context:
         valuesets: set[str],
         status: StatusTable,
         concepts: Mapping[str, Concept],
+        groups: set[str] | None = None,
     ) -> None:
         self.vocabulary = vocabulary
         self.routes = routes
@@ -921,6 +949,7 @@ class _Context:
         self.valuesets = valuesets
         self.status = status
         self.concepts = concepts
+        self.groups = groups or set()
 
 
 def _rule(doc: _Doc, at: DocPath, d: Mapping[str, Any], ctx: _Context) -> Rule:
@@ -1032,11 +1061,58 @@ def _rule(doc: _Doc, at: DocPath, d: Mapping[str, Any], ctx: _Context) -> Rule:
         flags=tuple(sorted(set(flags))),
         dose=dose,
         concepts=tuple(sorted(d.get("concepts", ()))),
+        group=d.get("group"),
         file=doc.name,
         line=doc.line(at),
     )
     plan.alternatives(rule)  # refuses conditions the engines cannot run
+    if rule.group is not None:
+        _check_group_member(doc, at, rule, ctx)
     return rule
+
+
+def _check_group_member(doc: _Doc, at: DocPath, rule: Rule, ctx: _Context) -> None:
+    """A grouped rule is one every patient on its routes gets: never patient-specific, never blocking."""
+    if rule.group not in ctx.groups:
+        raise doc.error(
+            (*at, "group"),
+            f"unknown group {rule.group!r}: the manifest's groups do not declare it",
+            _suggest(str(rule.group), ctx.groups),
+            code=checks.UNKNOWN_GROUP,
+        )
+    if rule.category in ("data-gap", "derivation"):
+        raise doc.error(
+            (*at, "group"),
+            f"a {rule.category} rule cannot be grouped: missing data and derived flags always show on their own",
+            code=checks.GROUP_MEMBER,
+        )
+    level = ctx.status.status_of(rule.severity)
+    if level is not None and level in ctx.status.blocking:
+        raise doc.error(
+            (*at, "group"),
+            f"a rule leading to status {level!r} cannot be grouped: it must show on its own",
+            code=checks.GROUP_MEMBER,
+        )
+    read = _patient_reads(rule.when)
+    if read - CONTEXT_FIELDS:
+        raise doc.error(
+            (*at, "group"),
+            f"{rule.id} reads {', '.join(sorted(read - CONTEXT_FIELDS))}: a group holds only rules that fire "
+            f"for every patient on the route (a condition on {', '.join(sorted(CONTEXT_FIELDS))} at most), "
+            f"never a patient-specific finding",
+            code=checks.GROUP_MEMBER,
+        )
+
+
+def _patient_reads(condition: Condition) -> set[str]:
+    """What a condition reads of the record: fact types other than the patient, and patient fields."""
+    if isinstance(condition, Pattern):
+        if condition.fact != "patient":
+            return {f"{condition.fact} facts"}
+        return {test.field for test in condition.tests}
+    if isinstance(condition, Not):
+        return _patient_reads(condition.item)
+    return set().union(*(_patient_reads(item) for item in condition.items))
 
 
 def _dose(doc: _Doc, at: DocPath, d: Mapping[str, Any]) -> DoseSpec:
