@@ -100,7 +100,7 @@ def test_data_gaps_share_one_card(engine):
 
 
 def test_summary_card_has_dose_and_monitoring_but_not_at_order_sign(engine):
-    """The info summary shows dose options and monitoring; order-sign leaves it out."""
+    """The info summary shows dose options and names the routine groups; order-sign leaves it out."""
     summary = cards(engine, "02-trd-iv-ketamine-obese.yaml")[-1]
 
     assert ("info", "IV ketamine: specialist-review (3 findings to review) — ketacds") == (
@@ -108,11 +108,15 @@ def test_summary_card_has_dose_and_monitoring_but_not_at_order_sign(engine):
         summary["summary"],
     )
     assert "alternative (ideal body weight, Devine): 36.5 mg over 40 min" in summary["detail"]
-    assert "**Monitoring:**" in summary["detail"]
+    # Every IV monitoring item of this record is routine: on the group cards, named here.
+    assert "**Routine items for every patient on this route** (each group on its own card):" in (
+        summary["detail"]
+    )
+    assert "- Routine monitoring at every session (5 items)" in summary["detail"]
     assert not [
         c
         for c in cards(engine, "02-trd-iv-ketamine-obese.yaml", "order-sign")
-        if c["summary"].endswith("ketacds")
+        if c["summary"].endswith("ketacds") or "Routine monitoring" in c["summary"]
     ]
 
 
