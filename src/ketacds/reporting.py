@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from ketacds.models.quality import DataQualityIssue
 from ketacds.models.results import Assessment, DoseOption, Finding, FindingGroup, MonitoringItem
 
-__all__ = ["dose_line", "dose_text", "group_severity", "render", "to_markdown", "to_text"]
+__all__ = ["dose_line", "dose_text", "render", "to_markdown", "to_text"]
 
 _WIDTH = 88
 
@@ -78,17 +78,9 @@ def _groups(assessment: Assessment, expand: bool) -> tuple[FindingGroup, ...]:
     return () if expand else assessment.groups
 
 
-def group_severity(members: Iterable[Finding], order: Iterable[str]) -> str:
-    """The most serious severity among ``members``, by the ``order`` of severities given (first wins)."""
-    ranked = list(order)
-    severities = [f.severity for f in members]
-    return min(severities, key=lambda s: ranked.index(s) if s in ranked else -1)
-
-
-# The order severities are shown in (most serious first) when a group's headline names one;
-# a severity not listed counts as most serious. Grouped rules never reach a blocking status
-# (the loader refuses it), so in practice this is caution or info.
-_SEVERITY_ORDER = ("absolute", "not-indicated", "relative", "off-label", "defer", "dose-error", "data-gap", "caution", "info")
+def _group_severity(members: tuple[Finding, ...]) -> str:
+    """The most serious severity among a group's members: the first's (findings come most serious first)."""
+    return members[0].severity
 
 
 def _findings_text(f: Finding) -> list[str]:
@@ -136,7 +128,7 @@ def to_text(assessment: Assessment, *, title: str | None = None, expand_groups: 
             lines += _findings_text(f)
     for group in groups:
         members = assessment.members(group.id)
-        severity = group_severity(members, _SEVERITY_ORDER)
+        severity = _group_severity(members)
         lines.append(f"  [{severity}] {group.title} ({len(members)} items, group {group.id})")
         if group.note:
             lines += _wrap(group.note, "      ")
@@ -227,7 +219,7 @@ def to_markdown(assessment: Assessment, *, title: str | None = None, expand_grou
             basis = "; ".join(sorted({b.label for m in members for b in m.basis})) or "—"
             cells = (
                 f"group `{group.id}`",
-                group_severity(members, _SEVERITY_ORDER),
+                _group_severity(members),
                 f"**{group.title}** ({len(members)} items).{note} {listed}.",
                 ", ".join(sources),
                 basis,
@@ -261,9 +253,7 @@ def _md_monitoring(item: MonitoringItem, indent: str, *, full: bool = True) -> s
     return f"{indent}- {text}{' — ' + item.timing if item.timing else ''} (`{item.rule_id}`)"
 
 
-def render(
-    assessment: Assessment, fmt: str, *, title: str | None = None, expand_groups: bool = False
-) -> str:
+def render(assessment: Assessment, fmt: str, *, title: str | None = None, expand_groups: bool = False) -> str:
     """Render in ``text``, ``markdown`` or ``json`` (JSON always holds every finding whole)."""
     if fmt == "json":
         return assessment.to_json(indent=2) + "\n"

@@ -109,8 +109,9 @@ def test_summary_card_has_dose_and_monitoring_but_not_at_order_sign(engine):
     )
     assert "alternative (ideal body weight, Devine): 36.5 mg over 40 min" in summary["detail"]
     # Every IV monitoring item of this record is routine: on the group cards, named here.
-    assert "**Routine items for every patient on this route** (each group on its own card):" in (
-        summary["detail"]
+    assert (
+        "**Routine items for every patient on this route** (each group on its own card):"
+        in (summary["detail"])
     )
     assert "- Routine monitoring at every session (5 items)" in summary["detail"]
     assert not [

@@ -407,9 +407,7 @@ def _group_card(
 ) -> dict[str, Any]:
     """One card for a presentation group: its members, each with rule id, message and sources."""
     route = ROUTE_LABELS.get(assessment.provenance.route, assessment.provenance.route)
-    indicator = max(
-        (_indicator(ctx.ruleset, f.severity) for f in members), key=lambda i: -_INDICATOR_RANK[i]
-    )
+    indicator = max((_indicator(ctx.ruleset, f.severity) for f in members), key=lambda i: -_INDICATOR_RANK[i])
     timing = {m.rule_id: m.timing for m in assessment.monitoring if m.timing}
     lines = [f"**{group.title}** ({len(members)} items)", ""]
     if group.note:

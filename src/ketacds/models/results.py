@@ -27,8 +27,8 @@ __all__ = [
     "EvidenceRef",
     "FactRef",
     "Finding",
-    "Firing",
     "FindingGroup",
+    "Firing",
     "MonitoringItem",
     "Provenance",
 ]

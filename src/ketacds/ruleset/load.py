@@ -805,7 +805,6 @@ def _check_bounds(doc: _Doc, at: DocPath, bounds: Mapping[str, Decimal]) -> None
         )
 
 
-
 def _validity_range(
     doc: _Doc,
     at: DocPath,
@@ -833,6 +832,7 @@ def _validity_range(
         lt=bounds.get("lt"),
         lte=bounds.get("lte"),
     )
+
 
 def _load_validity(root: Path, valuesets: set[str], sources: set[str]) -> Validity | None:
     """``validity.yaml``: plausible ranges and validity windows (``None`` when the file is absent)."""
@@ -1083,7 +1083,7 @@ def _check_group_member(doc: _Doc, at: DocPath, rule: Rule, ctx: _Context) -> No
     if rule.category in ("data-gap", "derivation"):
         raise doc.error(
             (*at, "group"),
-            f"a {rule.category} rule cannot be grouped: missing data and derived flags always show on their own",
+            f"a {rule.category} rule cannot be grouped: missing data and derived flags show on their own",
             code=checks.GROUP_MEMBER,
         )
     level = ctx.status.status_of(rule.severity)
