@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 from typing import Any
 from urllib.parse import quote
 
@@ -21,7 +20,7 @@ from ketacds.adapters.cds_hooks import (
 )
 from ketacds.models.quality import DataQualityIssue
 from ketacds.server.models import CardsResponse
-from support import EXAMPLES
+from support import EXAMPLES, card_context
 
 ORDER = {
     "resourceType": "MedicationRequest",
@@ -33,15 +32,7 @@ ORDER = {
 
 
 def context(engine, hook: str = "patient-view", **fields: Any) -> CardContext:
-    counter = itertools.count()
-    return CardContext(
-        hook=hook,
-        ruleset=engine.ruleset,
-        docs_url="https://cds.example.org/docs/rules/",
-        mapping_version="test",
-        uuid=lambda: f"uuid-{next(counter)}",
-        **fields,
-    )
+    return card_context(engine.ruleset, hook, **fields)
 
 
 def assess(engine, name: str):

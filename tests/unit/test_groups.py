@@ -7,7 +7,6 @@ finding, each with its group; text, Markdown and CDS Hooks show a group as one i
 
 from __future__ import annotations
 
-import itertools
 import json
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ import pytest
 from click.testing import CliRunner
 
 from ketacds import RulesetError, load_case_file, load_ruleset
-from ketacds.adapters.cds_hooks import CardContext, cards_for
+from ketacds.adapters.cds_hooks import cards_for
 from ketacds.cli import main
 from ketacds.models.results import Assessment
 from ketacds.reporting import render
@@ -25,7 +24,7 @@ from ketacds.ruleset import checks
 from ketacds.ruleset.ir import canonical, from_canonical
 from ketacds.ruleset.load import CONTEXT_FIELDS
 from rulesets_fixtures import GOOD_RULE, add_rule, copy_rules, line_of, replace
-from support import EXAMPLES
+from support import EXAMPLES, card_context
 
 ESKETAMINE_US = EXAMPLES / "01-trd-esketamine-us.yaml"
 MEDICATION = "      - medication: {in: benzodiazepines, active: true}"
@@ -61,23 +60,20 @@ def child_pugh_b(engine) -> Assessment:
     )
 
 
+def grouped_rule(group: str, condition: str = MEDICATION, **changes: str) -> str:
+    """GOOD_RULE in ``group``, with its condition line and other lines replaced (old → new)."""
+    text = GOOD_RULE.replace("    confidence: R\n", f"    confidence: R\n    group: {group}\n")
+    for old, new in {MEDICATION: condition, **changes}.items():
+        text = text.replace(old, new)
+    return text
+
+
 def section(text: str, heading: str) -> list[str]:
     """The lines of one section of a text report (up to the next blank line)."""
     lines = text.splitlines()
     start = lines.index(heading) + 1
     end = next((i for i in range(start, len(lines)) if not lines[i].strip()), len(lines))
     return lines[start:end]
-
-
-def card_context(engine, hook: str = "patient-view") -> CardContext:
-    counter = itertools.count()
-    return CardContext(
-        hook=hook,
-        ruleset=engine.ruleset,
-        docs_url="https://cds.example.org/docs/rules/",
-        mapping_version="test",
-        uuid=lambda: f"uuid-{next(counter)}",
-    )
 
 
 # ------------------------------------------------------------------ the ruleset
@@ -116,12 +112,7 @@ def test_patient_specific_monitoring_is_never_grouped():
 def test_unknown_group_is_a_load_error_at_file_and_line(tmp_path: Path):
     """A rule naming an undeclared group: refused at its line, with a did-you-mean."""
     rules_dir = copy_rules(tmp_path)
-    add_rule(
-        rules_dir,
-        GOOD_RULE.replace(
-            "      - medication: {in: benzodiazepines, active: true}", "      - patient: {}"
-        ).replace("    confidence: R\n", "    confidence: R\n    group: routine-sesion\n"),
-    )
+    add_rule(rules_dir, grouped_rule("routine-sesion", "      - patient: {}"))
 
     with pytest.raises(RulesetError) as info:
         load_ruleset(rules_dir)
@@ -136,24 +127,20 @@ def test_unknown_group_is_a_load_error_at_file_and_line(tmp_path: Path):
 
 
 @pytest.mark.parametrize(
-    ("changes", "reason"),
+    ("text", "reason"),
     [
-        ({}, "reads medication facts"),
-        ({MEDICATION: "      - patient: {hepatic_class: B}"}, "reads hepatic_class"),
+        (grouped_rule("routine-session"), "reads medication facts"),
+        (grouped_rule("routine-session", "      - patient: {hepatic_class: B}"), "reads hepatic_class"),
         (
-            {
-                MEDICATION: "      - patient: {}",
-                "severity: caution": "severity: absolute",
-            },
+            grouped_rule(
+                "routine-session", "      - patient: {}", **{"severity: caution": "severity: absolute"}
+            ),
             "cannot be grouped",
         ),
     ],
 )
-def test_a_patient_specific_or_blocking_rule_cannot_join_a_group(tmp_path: Path, changes, reason):
+def test_a_patient_specific_or_blocking_rule_cannot_join_a_group(tmp_path: Path, text, reason):
     """Grouping a rule that reads the record, or that blocks, is refused (KL029), at the group line."""
-    text = GOOD_RULE.replace("    confidence: R\n", "    confidence: R\n    group: routine-session\n")
-    for old, new in changes.items():
-        text = text.replace(old, new)
     rules_dir = copy_rules(tmp_path)
     add_rule(rules_dir, text)
 
@@ -168,12 +155,7 @@ def test_a_patient_specific_or_blocking_rule_cannot_join_a_group(tmp_path: Path,
 def test_a_rule_on_the_setting_alone_may_join_a_group(tmp_path: Path):
     """The setting is the treatment context, not the patient: such a rule may be grouped."""
     rules_dir = copy_rules(tmp_path)
-    add_rule(
-        rules_dir,
-        GOOD_RULE.replace(
-            "      - medication: {in: benzodiazepines, active: true}", "      - patient: {setting: inpatient}"
-        ).replace("    confidence: R\n", "    confidence: R\n    group: routine-session\n"),
-    )
+    add_rule(rules_dir, grouped_rule("routine-session", "      - patient: {setting: inpatient}"))
 
     assert "routine-session" == load_ruleset(rules_dir).rule("KCDS-TEST-001").group
 
@@ -197,9 +179,7 @@ def test_a_data_gap_rule_cannot_join_a_group(tmp_path: Path):
 def test_group_in_the_schema_is_checked(tmp_path: Path):
     """A group id that is not lower-case words fails the rules schema."""
     rules_dir = copy_rules(tmp_path)
-    add_rule(
-        rules_dir, GOOD_RULE.replace("    confidence: R\n", "    confidence: R\n    group: Routine_Session\n")
-    )
+    add_rule(rules_dir, grouped_rule("Routine_Session", "      - patient: {}"))
 
     with pytest.raises(RulesetError, match="group"):
         load_ruleset(rules_dir)
@@ -322,7 +302,7 @@ def group_cards(cards: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def test_one_card_per_group_with_members_ids_and_sources(engine, esketamine):
     """A card per group: title and count, members with rule ids and sources; the summary names them."""
-    rendered = cards_for(esketamine, card_context(engine))
+    rendered = cards_for(esketamine, card_context(engine.ruleset))
     cards = [r.card for r in rendered]
     session, course = group_cards(cards)
 
@@ -354,7 +334,9 @@ def test_group_card_indicator_is_the_most_serious_members(engine, esketamine):
     findings = tuple(
         attrs.evolve(f, severity="caution") if f.rule_id == "KCDS-MON-015" else f for f in esketamine.findings
     )
-    cards = [r.card for r in cards_for(attrs.evolve(esketamine, findings=findings), card_context(engine))]
+    cards = [
+        r.card for r in cards_for(attrs.evolve(esketamine, findings=findings), card_context(engine.ruleset))
+    ]
     course, session = group_cards(cards)  # warning cards come before info ones
 
     assert "throughout the course" in course["summary"]
@@ -365,9 +347,9 @@ def test_group_card_indicator_is_the_most_serious_members(engine, esketamine):
 
 def test_group_cards_left_out_at_order_sign_and_uuids_deterministic(engine, esketamine):
     """Info group cards do not interrupt signing; the same input gives the same cards and uuids."""
-    signing = [r.card for r in cards_for(esketamine, card_context(engine, "order-sign"))]
-    first = [r.card for r in cards_for(esketamine, card_context(engine))]
-    again = [r.card for r in cards_for(esketamine, card_context(engine))]
+    signing = [r.card for r in cards_for(esketamine, card_context(engine.ruleset, "order-sign"))]
+    first = [r.card for r in cards_for(esketamine, card_context(engine.ruleset))]
+    again = [r.card for r in cards_for(esketamine, card_context(engine.ruleset))]
 
     assert [] == group_cards(signing)
     assert first == again
