@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ketacds.adapters.cds_hooks import CardContext
+    from ketacds.ruleset.ir import RuleSet
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
@@ -65,3 +71,18 @@ def write_scenario(directory: Path, text: str = SCENARIO, name: str = "case.scen
     path = directory / name
     path.write_text(text, encoding="utf-8")
     return path
+
+
+def card_context(ruleset: RuleSet, hook: str = "patient-view", **fields: Any) -> CardContext:
+    """What the CDS Hooks cards need, with uuids ``uuid-0``, ``uuid-1``, ... (deterministic)."""
+    from ketacds.adapters.cds_hooks import CardContext
+
+    counter = itertools.count()
+    return CardContext(
+        hook=hook,
+        ruleset=ruleset,
+        docs_url="https://cds.example.org/docs/rules/",
+        mapping_version="test",
+        uuid=lambda: f"uuid-{next(counter)}",
+        **fields,
+    )

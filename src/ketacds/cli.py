@@ -67,6 +67,11 @@ def _fail(message: str, code: int) -> None:
     help="Refuse to run unless the rules have this digest (see `ketacds rules digest`).",
 )
 @VERIFY_SAMPLE
+@click.option(
+    "--expand-groups",
+    is_flag=True,
+    help="Show every finding in full, also those of a group of routine items (text and markdown).",
+)
 @whatif_options
 def assess(
     files: tuple[Path, ...],
@@ -77,6 +82,7 @@ def assess(
     rules_dir: Path | None,
     expect_digest: str | None,
     verify_sample: float,
+    expand_groups: bool,
     **edits: tuple[str, ...],
 ) -> None:
     """Assess each FILE: a YAML or JSON case, or a FHIR R4 Bundle (with --route, --jurisdiction, --now).
@@ -108,7 +114,9 @@ def assess(
             _fail(f"{file}: {error}", EXIT_BAD_INPUT)
         except EvaluationError as error:
             _fail(f"{file}: the engine failed, no result: {error}", EXIT_ENGINE)
-        reports.append(what_if[0] if what_if else render(assessment, fmt, title=label))
+        reports.append(
+            what_if[0] if what_if else render(assessment, fmt, title=label, expand_groups=expand_groups)
+        )
         results.append(what_if[1] if what_if else assessment.to_json(indent=2))
     if fmt == "json":
         text = results[0] if len(results) == 1 else "[\n" + ",\n".join(results) + "\n]"

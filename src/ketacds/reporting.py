@@ -10,7 +10,7 @@ import textwrap
 from collections.abc import Iterable
 
 from ketacds.models.quality import DataQualityIssue
-from ketacds.models.results import Assessment, DoseOption, Finding
+from ketacds.models.results import Assessment, DoseOption, Finding, FindingGroup, MonitoringItem
 
 __all__ = ["dose_line", "dose_text", "render", "to_markdown", "to_text"]
 
@@ -61,9 +61,55 @@ def _evidence(finding: Finding) -> str:
     return "; ".join(f"{e.source}{' ' + e.section if e.section else ''}" for e in finding.evidence)
 
 
-def to_text(assessment: Assessment, *, title: str | None = None) -> str:
-    """A plain-text report a clinician can check line by line."""
+def _hanging(text: str, indent: str) -> list[str]:
+    """A list item wrapped under its own text, never breaking a rule id at its hyphens."""
+    return textwrap.wrap(
+        text, width=_WIDTH, initial_indent=indent, subsequent_indent=indent + "  ", break_on_hyphens=False
+    )
+
+
+def _member(finding: Finding) -> str:
+    """One member of a group, compactly: its title and rule id (and "advisory" when M)."""
+    return f"{finding.title} ({finding.rule_id}{', advisory' if finding.advisory else ''})"
+
+
+def _groups(assessment: Assessment, expand: bool) -> tuple[FindingGroup, ...]:
+    """The groups shown as one item each (none when every finding is shown in full)."""
+    return () if expand else assessment.groups
+
+
+def _group_severity(members: tuple[Finding, ...]) -> str:
+    """The most serious severity among a group's members: the first's (findings come most serious first)."""
+    return members[0].severity
+
+
+def _findings_text(f: Finding) -> list[str]:
+    advisory = ", advisory" if f.advisory else ""
+    lines = [f"  [{f.severity}] {f.title} ({f.rule_id}, {f.category}, confidence {f.confidence}{advisory})"]
+    lines += _wrap(f.message, "      ")
+    if f.management:
+        lines += _wrap(f"Management: {f.management}", "      ")
+    lines += _wrap(f"Evidence: {_evidence(f)}", "      ")
+    basis = "; ".join(b.label for b in f.basis) or "(none)"
+    lines += _wrap(f"Because of: {basis}", "      ")
+    return lines
+
+
+def _monitoring_line(item: MonitoringItem) -> str:
+    timing = f" ({item.timing})" if item.timing else ""
+    return f"- {item.title}{timing} [{item.rule_id}]"
+
+
+def to_text(assessment: Assessment, *, title: str | None = None, expand_groups: bool = False) -> str:
+    """A plain-text report a clinician can check line by line.
+
+    Findings of a presentation group (the same for every patient on the route) are shown
+    as one item, after the findings about this patient: the group's title and a compact
+    list of its members. ``expand_groups`` shows every finding in full instead.
+    """
     p = assessment.provenance
+    groups = _groups(assessment, expand_groups)
+    grouped = {g.id for g in groups}
     lines: list[str] = []
     if title:
         lines += [title, "=" * min(len(title), _WIDTH)]
@@ -78,16 +124,22 @@ def to_text(assessment: Assessment, *, title: str | None = None) -> str:
             lines += _wrap(f"- {gap.missing}: {gap.message} [{gap.rule_id}]", "  ")
     lines += ["", "Findings:" if assessment.findings else "Findings: none"]
     for f in assessment.findings:
-        advisory = ", advisory" if f.advisory else ""
-        lines.append(
-            f"  [{f.severity}] {f.title} ({f.rule_id}, {f.category}, confidence {f.confidence}{advisory})"
+        if f.group not in grouped:
+            lines += _findings_text(f)
+    for group in groups:
+        members = assessment.members(group.id)
+        severity = _group_severity(members)
+        lines.append(f"  [{severity}] {group.title} ({len(members)} items, group {group.id})")
+        if group.note:
+            lines += _wrap(group.note, "      ")
+        for member in members:
+            lines += _hanging(f"- {_member(member)}", "      ")
+    if groups:
+        lines += _wrap(
+            "Each grouped item in full: the JSON output, `ketacds assess --expand-groups`, or "
+            "`ketacds explain FILE --rule ID`.",
+            "  ",
         )
-        lines += _wrap(f.message, "      ")
-        if f.management:
-            lines += _wrap(f"Management: {f.management}", "      ")
-        lines += _wrap(f"Evidence: {_evidence(f)}", "      ")
-        basis = "; ".join(b.label for b in f.basis) or "(none)"
-        lines += _wrap(f"Because of: {basis}", "      ")
     if assessment.dose is not None:
         lines += ["", "Dose:"]
         for option in assessment.dose.options:
@@ -98,8 +150,14 @@ def to_text(assessment: Assessment, *, title: str | None = None) -> str:
     if assessment.monitoring:
         lines += ["", "Monitoring:"]
         for item in assessment.monitoring:
-            timing = f" ({item.timing})" if item.timing else ""
-            lines += _wrap(f"- {item.title}{timing} [{item.rule_id}]", "  ")
+            if item.group not in grouped:
+                lines += _wrap(_monitoring_line(item), "  ")
+        for group in groups:
+            items = [m for m in assessment.monitoring if m.group == group.id]
+            if items:
+                lines += _wrap(f"- {group.title} ({len(items)} items):", "  ")
+                for item in items:
+                    lines += _hanging(_monitoring_line(item), "      ")
     if assessment.data_quality:
         lines += ["", "Data quality (what the record did not let us read):"]
         for issue in assessment.data_quality:
@@ -116,9 +174,15 @@ def _md_escape(text: str) -> str:
     return text.replace("|", "\\|")
 
 
-def to_markdown(assessment: Assessment, *, title: str | None = None) -> str:
-    """A Markdown report (for notes, tickets, and documentation)."""
+def to_markdown(assessment: Assessment, *, title: str | None = None, expand_groups: bool = False) -> str:
+    """A Markdown report (for notes, tickets, and documentation).
+
+    A presentation group is one row of the findings table (its title and its members'
+    titles and rule ids) and one item of the monitoring list, with its members nested.
+    """
     p = assessment.provenance
+    groups = _groups(assessment, expand_groups)
+    grouped = {g.id for g in groups}
     out: list[str] = []
     if title:
         out += [f"## {title}", ""]
@@ -134,12 +198,30 @@ def to_markdown(assessment: Assessment, *, title: str | None = None) -> str:
     if assessment.findings:
         out += ["| rule | severity | finding | evidence | because of |", "|---|---|---|---|---|"]
         for f in assessment.findings:
+            if f.group in grouped:
+                continue
             basis = "; ".join(b.label for b in f.basis) or "—"
             cells: Iterable[str] = (
                 f"`{f.rule_id}`",
                 f.severity,
                 f"**{f.title}**. {f.message}",
                 _evidence(f),
+                basis,
+            )
+            out.append("| " + " | ".join(_md_escape(c) for c in cells) + " |")
+        for group in groups:
+            members = assessment.members(group.id)
+            listed = "; ".join(
+                f"{m.title} (`{m.rule_id}`{', advisory' if m.advisory else ''})" for m in members
+            )
+            note = f" {group.note}" if group.note else ""
+            sources = sorted({e.source for m in members for e in m.evidence})
+            basis = "; ".join(sorted({b.label for m in members for b in m.basis})) or "—"
+            cells = (
+                f"group `{group.id}`",
+                _group_severity(members),
+                f"**{group.title}** ({len(members)} items).{note} {listed}.",
+                ", ".join(sources),
                 basis,
             )
             out.append("| " + " | ".join(_md_escape(c) for c in cells) + " |")
@@ -152,10 +234,12 @@ def to_markdown(assessment: Assessment, *, title: str | None = None) -> str:
         out += ["", "### Dose", "", f"- {_md_escape(assessment.dose_withheld)}"]
     if assessment.monitoring:
         out += ["", "### Monitoring", ""]
-        out += [
-            f"- {m.instruction}{' — ' + m.timing if m.timing else ''} (`{m.rule_id}`)"
-            for m in assessment.monitoring
-        ]
+        out += [_md_monitoring(m, "") for m in assessment.monitoring if m.group not in grouped]
+        for group in groups:
+            items = [m for m in assessment.monitoring if m.group == group.id]
+            if items:
+                out.append(f"- **{group.title}** ({len(items)} items):")
+                out += [_md_monitoring(m, "  ", full=False) for m in items]
     if assessment.data_quality:
         out += ["", "### Data quality", ""]
         out += [f"- **{i.severity}**: {i.message}{_where(i)}" for i in assessment.data_quality]
@@ -163,10 +247,16 @@ def to_markdown(assessment: Assessment, *, title: str | None = None) -> str:
     return "\n".join(out)
 
 
-def render(assessment: Assessment, fmt: str, *, title: str | None = None) -> str:
-    """Render in ``text``, ``markdown`` or ``json``."""
+def _md_monitoring(item: MonitoringItem, indent: str, *, full: bool = True) -> str:
+    """A monitoring item: its instruction in full, or (in a group) its title."""
+    text = item.instruction if full else item.title
+    return f"{indent}- {text}{' — ' + item.timing if item.timing else ''} (`{item.rule_id}`)"
+
+
+def render(assessment: Assessment, fmt: str, *, title: str | None = None, expand_groups: bool = False) -> str:
+    """Render in ``text``, ``markdown`` or ``json`` (JSON always holds every finding whole)."""
     if fmt == "json":
         return assessment.to_json(indent=2) + "\n"
     if fmt == "markdown":
-        return to_markdown(assessment, title=title)
-    return to_text(assessment, title=title)
+        return to_markdown(assessment, title=title, expand_groups=expand_groups)
+    return to_text(assessment, title=title, expand_groups=expand_groups)

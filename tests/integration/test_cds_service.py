@@ -149,7 +149,12 @@ def test_patient_view_with_synthea_prefetch(client, service):
             "Missing data could change the answer: weight, antidepressant treatment history, "
             "pre-dose blood pressure",
         ),
+        # Routine monitoring: one card per group (issue 15 §10), then the summary, per route.
+        ("info", "Esketamine nasal spray: Routine monitoring at every session (8 items)"),
+        ("info", "Esketamine nasal spray: Routine monitoring before and throughout the course (3 items)"),
         ("info", "Esketamine nasal spray: incomplete (2 findings to review) — ketacds"),
+        ("info", "IV ketamine: Routine monitoring at every session (5 items)"),
+        ("info", "IV ketamine: Routine monitoring before and throughout the course (5 items)"),
         ("info", "IV ketamine: incomplete (3 findings to review) — ketacds"),
     ] == summaries(response)
     gaps = [c for c in cards if c["summary"].startswith("Missing data")]
@@ -158,8 +163,14 @@ def test_patient_view_with_synthea_prefetch(client, service):
     version = re.escape(f"{load_ruleset().name} {load_ruleset().version}")
     assert all(re.search(rf"{version} \(rules sha256 [0-9a-f]{{12}}\)", c["source"]["label"]) for c in cards)
     # No dose from a weight measured years ago: the gap asks for a current one.
-    assert "KCDS-DOSE-001" not in cards[3]["detail"]
-    assert "**Dose:**" not in cards[3]["detail"]
+    assert "KCDS-DOSE-001" not in cards[7]["detail"]
+    assert "**Dose:**" not in cards[7]["detail"]
+    # Each group card lists its members with rule ids and sources.
+    assert (
+        "- **Blood pressure before and about 40 minutes after esketamine** (KCDS-MON-001;"
+        in (cards[2]["detail"])
+    )
+    assert "Sources: US-ESK-2019 §5.6 Increase in blood pressure" in cards[2]["detail"]
     assert "**Missing data that could change the answer**" in gaps[0]["detail"]
     assert "Advisory only" in gaps[0]["detail"]
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 from typing import Any
 from urllib.parse import quote
 
@@ -21,7 +20,7 @@ from ketacds.adapters.cds_hooks import (
 )
 from ketacds.models.quality import DataQualityIssue
 from ketacds.server.models import CardsResponse
-from support import EXAMPLES
+from support import EXAMPLES, card_context
 
 ORDER = {
     "resourceType": "MedicationRequest",
@@ -33,15 +32,7 @@ ORDER = {
 
 
 def context(engine, hook: str = "patient-view", **fields: Any) -> CardContext:
-    counter = itertools.count()
-    return CardContext(
-        hook=hook,
-        ruleset=engine.ruleset,
-        docs_url="https://cds.example.org/docs/rules/",
-        mapping_version="test",
-        uuid=lambda: f"uuid-{next(counter)}",
-        **fields,
-    )
+    return card_context(engine.ruleset, hook, **fields)
 
 
 def assess(engine, name: str):
@@ -100,7 +91,7 @@ def test_data_gaps_share_one_card(engine):
 
 
 def test_summary_card_has_dose_and_monitoring_but_not_at_order_sign(engine):
-    """The info summary shows dose options and monitoring; order-sign leaves it out."""
+    """The info summary shows dose options and names the routine groups; order-sign leaves it out."""
     summary = cards(engine, "02-trd-iv-ketamine-obese.yaml")[-1]
 
     assert ("info", "IV ketamine: specialist-review (3 findings to review) — ketacds") == (
@@ -108,11 +99,16 @@ def test_summary_card_has_dose_and_monitoring_but_not_at_order_sign(engine):
         summary["summary"],
     )
     assert "alternative (ideal body weight, Devine): 36.5 mg over 40 min" in summary["detail"]
-    assert "**Monitoring:**" in summary["detail"]
+    # Every IV monitoring item of this record is routine: on the group cards, named here.
+    assert (
+        "**Routine items for every patient on this route** (each group on its own card):"
+        in (summary["detail"])
+    )
+    assert "- Routine monitoring at every session (5 items)" in summary["detail"]
     assert not [
         c
         for c in cards(engine, "02-trd-iv-ketamine-obese.yaml", "order-sign")
-        if c["summary"].endswith("ketacds")
+        if c["summary"].endswith("ketacds") or "Routine monitoring" in c["summary"]
     ]
 
 

@@ -158,6 +158,46 @@ FIXTURES: list[tuple[str, Mutation, str | None, str | None, str | None]] = [
         "concepts: [CI_ANEURYSM]",
         None,
     ),
+    (
+        "KL019",
+        with_rule(rule(**{"    confidence: R\n": "    confidence: R\n    group: routine-sesion\n"})),
+        None,
+        "group: routine-sesion",
+        "routine-session",
+    ),
+    (
+        "KL019",
+        with_replacement(
+            "manifest.yaml", "groups:\n", "groups:\n  - {id: routine-course, title: Declared twice}\n"
+        ),
+        "manifest.yaml",
+        "- id: routine-course",  # the second declaration is the one reported
+        None,
+    ),
+    (
+        # A patient-specific rule (it reads medications) folded into a routine group.
+        "KL029",
+        with_rule(rule(**{"    confidence: R\n": "    confidence: R\n    group: routine-session\n"})),
+        None,
+        "group: routine-session",
+        None,
+    ),
+    (
+        # A rule every patient on the route gets, but leading to a blocking status.
+        "KL029",
+        with_rule(
+            rule(
+                **{
+                    MEDICATION: "      - patient: {}",
+                    "severity: caution": "severity: relative",
+                    "    confidence: R\n": "    confidence: R\n    group: routine-session\n",
+                }
+            )
+        ),
+        None,
+        "group: routine-session",
+        None,
+    ),
     ("KL020", with_rule(rule(**{"KCDS-TEST-001": "KCDS-INT-001"})), None, "id: KCDS-INT-001", None),
     (
         "KL021",
@@ -355,6 +395,15 @@ FIXTURES: list[tuple[str, Mutation, str | None, str | None, str | None]] = [
         ),
         "reference-facts.yaml",
         "INT_TRIPTANS_NEW",
+        None,
+    ),
+    (
+        "KL037",
+        with_replacement(
+            "manifest.yaml", "groups:\n", "groups:\n  - {id: nobody-uses-it, title: An unused group}\n"
+        ),
+        "manifest.yaml",
+        "nobody-uses-it",
         None,
     ),
     (

@@ -8,11 +8,16 @@ Cards, per assessment:
   default (contraindications, off-label use, defer, cautions ...), with the rule's
   basis in the detail, ``overrideReasons``, a link to the rule's rendered docs, and
   a suggestion when the rule computed a safer dose for the drafted order;
+* one card per presentation group (findings every patient on the route gets, declared
+  in the ruleset: routine monitoring), its members listed in the detail with their rule
+  ids and sources, its indicator the most serious member's; left out on ``order-sign``
+  when that is ``info``, like the summary;
 * one card gathering the data gaps (missing data that could change the answer);
 * one card for data quality, when part of the record was not read or was read with an
   assumption (errors make it a warning);
 * a summary card (``info``): the status word and its meaning, dose options,
-  monitoring and the informational findings. Left out on ``order-sign`` when the
+  monitoring and the informational findings not in a group, and the groups' titles. Left
+  out on ``order-sign`` when the
   other cards say everything, so signing is only interrupted for a reason.
 
 Indicators follow the status level the finding's severity maps to in the ruleset
@@ -29,7 +34,7 @@ import attrs
 
 from ketacds.engine.facts import to_json_number
 from ketacds.models.quality import DataQualityIssue
-from ketacds.models.results import Assessment, DoseOption, Finding
+from ketacds.models.results import Assessment, DoseOption, Finding, FindingGroup
 from ketacds.reporting import dose_line
 from ketacds.ruleset.ir import Rule, RuleSet
 
@@ -361,17 +366,22 @@ def _summary_card(ctx: CardContext, assessment: Assessment, infos: Sequence[Find
         lines += ["**Dose:**"] + [f"- {dose_line(o)} ({o.rule_id})" for o in assessment.dose.options] + [""]
     if assessment.dose_withheld:
         lines += ["**Dose:**", f"- {_md(assessment.dose_withheld)}", ""]
-    if assessment.monitoring:
+    monitoring = [m for m in assessment.monitoring if m.group is None]
+    if monitoring:
         lines += ["**Monitoring:**"]
         lines += [
             f"- {m.title}{' (' + m.timing + ')' if m.timing else ''}: {m.instruction} ({m.rule_id})"
-            for m in assessment.monitoring
+            for m in monitoring
         ]
+        lines.append("")
+    if assessment.groups:
+        lines += ["**Routine items for every patient on this route** (each group on its own card):"]
+        lines += [f"- {g.title} ({len(assessment.members(g.id))} items)" for g in assessment.groups]
         lines.append("")
     other = [f for f in infos if f.category != "monitoring"]
     if other:
         lines += ["**Also noted:**"] + [f"- {f.title} ({f.rule_id}): {f.message}" for f in other]
-    counted = len(assessment.findings) - len(infos)
+    counted = sum(1 for f in assessment.findings if ctx.ruleset.status.status_of(f.severity) is not None)
     noun = "finding" if counted == 1 else "findings"
     return {
         "uuid": ctx.uuid(),
@@ -389,6 +399,55 @@ def _summary_card(ctx: CardContext, assessment: Assessment, infos: Sequence[Find
     }
 
 
+def _group_card(
+    ctx: CardContext,
+    group: FindingGroup,
+    members: Sequence[Finding],
+    assessment: Assessment,
+    rules: Mapping[str, Rule],
+) -> dict[str, Any]:
+    """One card for a presentation group: its members, each with rule id, message and sources."""
+    route = ROUTE_LABELS.get(assessment.provenance.route, assessment.provenance.route)
+    indicator = max((_indicator(ctx.ruleset, f.severity) for f in members), key=lambda i: -_INDICATOR_RANK[i])
+    timing = {m.rule_id: m.timing for m in assessment.monitoring if m.timing}
+    lines = [f"**{group.title}** ({len(members)} items)", ""]
+    if group.note:
+        lines += [group.note, ""]
+    for finding in members:
+        advisory = ", advisory only (unconfirmed)" if finding.advisory else ""
+        when = f" — {timing[finding.rule_id]}" if finding.rule_id in timing else ""
+        lines.append(
+            f"- **{finding.title}** ({finding.rule_id}; {finding.severity}; confidence "
+            f"{finding.confidence}{advisory}){when}: {finding.message}"
+        )
+        if finding.management:
+            lines.append(f"  Management: {finding.management}")
+        lines.append(
+            "  Sources: "
+            + "; ".join(f"{e.source}{' ' + e.section if e.section else ''}" for e in finding.evidence)
+        )
+    source = _source(ctx, assessment)
+    categories = {f.category for f in members}
+    if len(categories) == 1:
+        (category,) = categories
+        source["topic"] = {
+            "system": "urn:ketacds:cds-hooks:topic",
+            "code": category,
+            "display": category.replace("-", " "),
+        }
+    card: dict[str, Any] = {
+        "uuid": ctx.uuid(),
+        "summary": truncate_summary(f"{route}: {group.title} ({len(members)} items)"),
+        "indicator": indicator,
+        "detail": "\n".join(lines + _footer(ctx, assessment)),
+        "source": source,
+        "links": [_rule_link(ctx, rules.get(f.rule_id), f.rule_id) for f in members],
+    }
+    if indicator != "info":
+        card["overrideReasons"] = _override_reasons()
+    return card
+
+
 @attrs.frozen
 class RenderedCard:
     """A card and the ids of the rules behind it (recorded, to read feedback by rule)."""
@@ -403,8 +462,11 @@ def cards_for(assessment: Assessment, ctx: CardContext) -> list[RenderedCard]:
     actionable: list[Finding] = []
     gaps: list[Finding] = []
     infos: list[Finding] = []
+    grouped = {group.id: assessment.members(group.id) for group in assessment.groups}
     for finding in assessment.findings:
         level = ctx.ruleset.status.status_of(finding.severity)
+        if finding.group in grouped:
+            continue  # on its group's card
         if level is None:
             infos.append(finding)
         elif finding.category == "data-gap":
@@ -417,7 +479,13 @@ def cards_for(assessment: Assessment, ctx: CardContext) -> list[RenderedCard]:
     quality = _quality_card(ctx, assessment)
     if quality is not None:
         cards.append(RenderedCard(quality))
+    for group in assessment.groups:
+        members = grouped[group.id]
+        card = _group_card(ctx, group, members, assessment, rules)
+        if ctx.hook != "order-sign" or card["indicator"] != "info":
+            cards.append(RenderedCard(card, tuple(f.rule_id for f in members)))
     if ctx.hook != "order-sign":
+        # Last of the info cards: the overview, after what it sums up.
         cards.append(RenderedCard(_summary_card(ctx, assessment, infos), tuple(f.rule_id for f in infos)))
     return sorted(cards, key=lambda c: _INDICATOR_RANK[c.card["indicator"]])
 

@@ -33,6 +33,7 @@ from ketacds.models.results import (
     EvidenceRef,
     FactRef,
     Finding,
+    FindingGroup,
     Firing,
     MonitoringItem,
     Provenance,
@@ -133,13 +134,18 @@ class _RuleParts:
                 "evidence": self.evidence,
                 "confidence": rule.confidence,
                 "advisory": rule.confidence == "M",
+                "group": rule.group,
             }
             if finding is not None
             else None
         )
         self.monitoring = (
             MonitoringItem(
-                rule_id=rule.id, title=rule.title, instruction=finding.message, timing=finding.timing
+                rule_id=rule.id,
+                title=rule.title,
+                instruction=finding.message,
+                timing=finding.timing,
+                group=rule.group,
             )
             if finding is not None and rule.category == "monitoring"
             else None
@@ -189,6 +195,10 @@ class Assembler:
             self._scope = ruleset.program_scope(route, jurisdiction)
             self._follows = ruleset.follows(route, jurisdiction)
         self._parts = {rule.id: _RuleParts(rule, ruleset) for rule in rules}
+        named = {rule.group for rule in rules}
+        self._groups = tuple(
+            FindingGroup(id=g.id, title=g.title, note=g.note) for g in ruleset.groups if g.id in named
+        )
         self._meanings = {level.name: level.meaning for level in ruleset.status.levels}
         self._ranks = {level.name: index for index, level in enumerate(ruleset.status.levels)}
         self._trace: dict[RawFiring, Firing] = {}
@@ -250,6 +260,8 @@ class Assembler:
         if status is None:
             status = self._ruleset.status.default
         reported.sort(key=_reported_key)
+        shown = {finding.group for _, _, finding in reported}
+        groups = tuple(g for g in self._groups if g.id in shown)
         withheld = None
         if options and status in self._ruleset.status.no_dose:
             # Never a dose beside "do not treat": the dose rules' findings stay listed.
@@ -282,6 +294,7 @@ class Assembler:
                 follows_basis=self._follows.basis if self._follows is not None else None,
             ),
             trace=tuple(self._firing(f) for f in raw.firings),
+            groups=groups,
         )
 
     def _firing(self, raw: RawFiring) -> Firing:

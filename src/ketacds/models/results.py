@@ -2,10 +2,10 @@
 
 An Assessment is deterministic: the same record, ruleset digest and ``now`` give an
 equal Assessment and byte-identical JSON. Its JSON (:meth:`Assessment.to_json`)
-has the top-level keys ``status``, ``findings``, ``dose``, ``monitoring``,
+has the top-level keys ``status``, ``findings``, ``groups``, ``dose``, ``monitoring``,
 ``data_gaps``, ``data_quality``, ``provenance`` and ``trace``, writes decimals as
 strings so that no digit is lost, and reads back exactly (:meth:`Assessment.from_json`;
-JSON written before ``data_quality`` existed reads back with none).
+JSON written before ``data_quality`` or ``groups`` existed reads back with none).
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ __all__ = [
     "EvidenceRef",
     "FactRef",
     "Finding",
+    "FindingGroup",
     "Firing",
     "MonitoringItem",
     "Provenance",
@@ -59,6 +60,8 @@ class Finding:
 
     ``basis`` lists the input facts that made the rule fire (through any chain of
     derived flags). ``advisory`` is true for M-confidence (unconfirmed) rules.
+    ``group`` is the id of the presentation group it is shown in (one of the
+    Assessment's ``groups``), or ``None``: shown on its own.
     """
 
     rule_id: str
@@ -71,6 +74,20 @@ class Finding:
     confidence: str
     advisory: bool
     basis: tuple[FactRef, ...]
+    group: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class FindingGroup:
+    """A presentation group: findings every patient on the route gets, shown as one item.
+
+    Its members are the findings whose ``group`` is ``id`` (in the Assessment's order);
+    they stay whole in ``findings``. Declared in the ruleset's manifest.
+    """
+
+    id: str
+    title: str
+    note: str | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -91,6 +108,8 @@ class MonitoringItem:
     title: str
     instruction: str
     timing: str | None = None
+    #: The presentation group of its finding, if any.
+    group: str | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -169,6 +188,17 @@ class Assessment:
     #: Why no dose is offered although dose rules fired (the status is one of the
     #: manifest's ``status.no_dose`` levels); ``None`` when nothing was withheld.
     dose_withheld: str | None = None
+    #: The presentation groups that have members here, in the manifest's order.
+    groups: tuple[FindingGroup, ...] = ()
+
+    def members(self, group_id: str) -> tuple[Finding, ...]:
+        """The findings shown in the group ``group_id``, in the Assessment's order."""
+        return tuple(f for f in self.findings if f.group == group_id)
+
+    @property
+    def ungrouped(self) -> tuple[Finding, ...]:
+        """The findings shown on their own (in no group)."""
+        return tuple(f for f in self.findings if f.group is None)
 
     def finding(self, rule_id: str) -> Finding | None:
         """Return the finding of ``rule_id``, or ``None`` if that rule did not fire."""

@@ -70,6 +70,12 @@ _ALL = (
         "error",
         "a rule names a concept neither the manifest nor the fact register declares (or not for its routes)",
     ),
+    Check(
+        "KL019",
+        "unknown-group",
+        "error",
+        "a rule names a presentation group the manifest does not declare (or declares twice)",
+    ),
     # What a rule means
     Check("KL020", "duplicate-id", "error", "two rules share an id"),
     Check("KL021", "no-evidence", "error", "a rule cites no evidence"),
@@ -99,6 +105,12 @@ _ALL = (
     Check(
         "KL028", "evidence-without-section", "warning", "evidence that does not name the section relied on"
     ),
+    Check(
+        "KL029",
+        "group-member",
+        "error",
+        "a grouped rule reads patient data beyond the setting, reaches a blocking status, or is a data gap",
+    ),
     # Logic across rules
     Check("KL030", "never-holds", "error", "a condition that can never hold"),
     Check("KL031", "dead-alternative", "warning", "one alternative of a condition can never hold"),
@@ -122,6 +134,7 @@ _ALL = (
         "a flag no rule in scope can derive, so the rule never fires there",
     ),
     Check("KL036", "unused-valueset", "warning", "a value set no rule uses"),
+    Check("KL037", "unused-group", "warning", "a presentation group no rule names"),
     # durable_rules capacity
     Check(
         "KL040",
@@ -179,6 +192,7 @@ UNKNOWN_SEVERITY = "KL015"
 UNKNOWN_FLAG = "KL016"
 DOSE_SPEC = "KL017"
 UNKNOWN_CONCEPT = "KL018"
+UNKNOWN_GROUP = "KL019"
 DUPLICATE_ID = "KL020"
 NO_EVIDENCE = "KL021"
 UNCONFIRMED_BLOCKS = "KL022"
@@ -188,6 +202,7 @@ CONSEQUENCE = "KL025"
 UNSUPPORTED_CONDITION = "KL026"
 NEGATION_CYCLE = "KL027"
 EVIDENCE_WITHOUT_SECTION = "KL028"
+GROUP_MEMBER = "KL029"
 NEVER_HOLDS = "KL030"
 DEAD_ALTERNATIVE = "KL031"
 DUPLICATE_RULE = "KL032"
@@ -195,6 +210,7 @@ SHADOWED_RULE = "KL033"
 VACUOUS_NEGATION = "KL034"
 UNREACHABLE_FLAG = "KL035"
 UNUSED_VALUESET = "KL036"
+UNUSED_GROUP = "KL037"
 PROGRAM_TOO_LARGE = "KL040"
 FACT_TYPE_OVERLOADED = "KL041"
 FACT_TOO_WIDE = "KL042"

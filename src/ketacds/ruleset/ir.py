@@ -32,6 +32,7 @@ __all__ = [
     "FactGap",
     "FindingSpec",
     "Follows",
+    "Group",
     "Jurisdiction",
     "Not",
     "Op",
@@ -176,6 +177,8 @@ class Rule:
     dose: DoseSpec | None = None
     #: The reference facts this rule encodes (ids of the register or the manifest's concepts).
     concepts: tuple[str, ...] = ()
+    #: The presentation group its finding is shown in (an id of the manifest's ``groups``).
+    group: str | None = None
     file: str | None = _location()
     line: int | None = _location()
 
@@ -459,6 +462,18 @@ class Fact:
     partial: str | None = None
     not_encoded: str | None = None
     gaps: tuple[FactGap, ...] = ()
+class Group:
+    """A presentation group: findings that are the same for every patient on a route.
+
+    Rules name it (``group:``); reports and CDS Hooks cards show its members as one
+    item (title and a compact list), while every finding stays in the Assessment. Only
+    rules whose condition reads nothing but the treatment context (the setting) may
+    be in a group, so that no patient-specific finding is folded into boilerplate.
+    """
+
+    id: str
+    title: str
+    note: str | None = None
     line: int | None = _location()
 
 
@@ -524,6 +539,8 @@ class RuleSet:
     concepts: tuple[Concept, ...] = ()
     #: The programs (route, jurisdiction) the engine refuses, with the reason.
     refusals: tuple[Refusal, ...] = ()
+    #: Presentation groups rules may name (``group:``), in the order reports show them.
+    groups: tuple[Group, ...] = ()
     #: Plausible ranges and validity windows (``validity.yaml``); ``None``: none declared.
     validity: Validity | None = None
     #: The register of clinical-reference facts (``reference-facts.yaml``); empty: none.

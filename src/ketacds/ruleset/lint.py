@@ -148,6 +148,7 @@ def _whole_ruleset(ruleset: RuleSet, *, complete: bool) -> list[LintFinding]:
     if complete:
         findings += _flags_in_scope(ruleset)
         findings += _unused_valuesets(ruleset)
+        findings += _unused_groups(ruleset)
         findings += _concept_coverage(ruleset)
         findings += [
             _finding(checks.FACT_COVERAGE, message, file=FACTS_FILE, line=fact.line)
@@ -358,6 +359,18 @@ def _unused_valuesets(ruleset: RuleSet) -> Iterator[LintFinding]:
                 f"value set {valueset.id!r} is not used by any rule",
                 file=valueset.file,
                 line=1,
+            )
+
+
+def _unused_groups(ruleset: RuleSet) -> Iterator[LintFinding]:
+    named = {rule.group for rule in ruleset.rules}
+    for group in ruleset.groups:
+        if group.id not in named:
+            yield _finding(
+                checks.UNUSED_GROUP,
+                f"group {group.id!r} is named by no rule: give rules `group: {group.id}` or remove it",
+                file="manifest.yaml",
+                line=group.line,
             )
 
 

@@ -47,6 +47,7 @@ from ketacds.ruleset.ir import (
     FactGap,
     FindingSpec,
     Follows,
+    Group,
     Ingredient,
     Jurisdiction,
     Not,
@@ -82,6 +83,11 @@ __all__ = [
 
 #: Written in a rule's ``jurisdictions`` to mean "wherever the engine is used".
 ANY_JURISDICTION = "any"
+
+#: The patient-fact fields that describe the treatment context, not the patient: the only
+#: fields a grouped rule's condition may test (a group holds what every patient on the
+#: route gets, never a patient-specific finding).
+CONTEXT_FIELDS = frozenset({"setting"})
 
 _OPS_BY_KIND: dict[str, set[str]] = {
     "number": {"eq", "ne", "gt", "gte", "lt", "lte", "in", "not_in", "present"},
@@ -331,6 +337,7 @@ class _Manifest:
                 )
         self._check_follows()
         self.concepts = self._concepts()
+        self.groups = self._groups()
         self.refusals = self._refusals()
         self.sources = tuple(
             Source(id=s["id"], title=s["title"], confidence_note=s.get("confidence_note"))
@@ -421,6 +428,24 @@ class _Manifest:
             )
         return tuple(concepts)
 
+    def _groups(self) -> tuple[Group, ...]:
+        groups: list[Group] = []
+        for index, g in enumerate(self.data.get("groups", [])):
+            at: DocPath = ("groups", index)
+            if any(other.id == g["id"] for other in groups):
+                raise self.doc.error(
+                    (*at, "id"), f"group {g['id']} is declared twice", code=checks.UNKNOWN_GROUP
+                )
+            groups.append(
+                Group(
+                    id=g["id"],
+                    title=" ".join(g["title"].split()),
+                    note=" ".join(g["note"].split()) if g.get("note") else None,
+                    line=self.doc.line(at),
+                )
+            )
+        return tuple(groups)
+
     def _refusals(self) -> tuple[Refusal, ...]:
         known = {j.id for j in self.jurisdictions}
         refusals: list[Refusal] = []
@@ -463,6 +488,7 @@ class _Manifest:
             status=self.status,
             concepts={c.id: c for c in self.concepts},
             facts={f.id: f for f in facts},
+            groups={g.id for g in self.groups},
         )
 
     def ruleset(
@@ -487,6 +513,7 @@ class _Manifest:
             tables=tuple(tables),
             concepts=self.concepts,
             refusals=self.refusals,
+            groups=self.groups,
             validity=validity,
             facts=tuple(facts),
             fact_notes=tuple(fact_notes),
@@ -802,7 +829,6 @@ def _check_bounds(doc: _Doc, at: DocPath, bounds: Mapping[str, Decimal]) -> None
         )
 
 
-
 def _validity_range(
     doc: _Doc,
     at: DocPath,
@@ -830,6 +856,7 @@ def _validity_range(
         lt=bounds.get("lt"),
         lte=bounds.get("lte"),
     )
+
 
 def _load_validity(root: Path, valuesets: set[str], sources: set[str]) -> Validity | None:
     """``validity.yaml``: plausible ranges and validity windows (``None`` when the file is absent)."""
@@ -1012,6 +1039,7 @@ class _Context:
         status: StatusTable,
         concepts: Mapping[str, Concept],
         facts: Mapping[str, Fact],
+        groups: set[str] | None = None,
     ) -> None:
         self.vocabulary = vocabulary
         self.routes = routes
@@ -1021,6 +1049,7 @@ class _Context:
         self.status = status
         self.concepts = concepts
         self.facts = facts
+        self.groups = groups or set()
 
 
 def _rule(doc: _Doc, at: DocPath, d: Mapping[str, Any], ctx: _Context) -> Rule:
@@ -1134,11 +1163,58 @@ def _rule(doc: _Doc, at: DocPath, d: Mapping[str, Any], ctx: _Context) -> Rule:
         flags=tuple(sorted(set(flags))),
         dose=dose,
         concepts=tuple(sorted(d.get("concepts", ()))),
+        group=d.get("group"),
         file=doc.name,
         line=doc.line(at),
     )
     plan.alternatives(rule)  # refuses conditions the engines cannot run
+    if rule.group is not None:
+        _check_group_member(doc, at, rule, ctx)
     return rule
+
+
+def _check_group_member(doc: _Doc, at: DocPath, rule: Rule, ctx: _Context) -> None:
+    """A grouped rule is one every patient on its routes gets: never patient-specific, never blocking."""
+    if rule.group not in ctx.groups:
+        raise doc.error(
+            (*at, "group"),
+            f"unknown group {rule.group!r}: the manifest's groups do not declare it",
+            _suggest(str(rule.group), ctx.groups),
+            code=checks.UNKNOWN_GROUP,
+        )
+    if rule.category in ("data-gap", "derivation"):
+        raise doc.error(
+            (*at, "group"),
+            f"a {rule.category} rule cannot be grouped: missing data and derived flags show on their own",
+            code=checks.GROUP_MEMBER,
+        )
+    level = ctx.status.status_of(rule.severity)
+    if level is not None and level in ctx.status.blocking:
+        raise doc.error(
+            (*at, "group"),
+            f"a rule leading to status {level!r} cannot be grouped: it must show on its own",
+            code=checks.GROUP_MEMBER,
+        )
+    read = _patient_reads(rule.when)
+    if read - CONTEXT_FIELDS:
+        raise doc.error(
+            (*at, "group"),
+            f"{rule.id} reads {', '.join(sorted(read - CONTEXT_FIELDS))}: a group holds only rules that fire "
+            f"for every patient on the route (a condition on {', '.join(sorted(CONTEXT_FIELDS))} at most), "
+            f"never a patient-specific finding",
+            code=checks.GROUP_MEMBER,
+        )
+
+
+def _patient_reads(condition: Condition) -> set[str]:
+    """What a condition reads of the record: fact types other than the patient, and patient fields."""
+    if isinstance(condition, Pattern):
+        if condition.fact != "patient":
+            return {f"{condition.fact} facts"}
+        return {test.field for test in condition.tests}
+    if isinstance(condition, Not):
+        return _patient_reads(condition.item)
+    return set().union(*(_patient_reads(item) for item in condition.items))
 
 
 def _dose(doc: _Doc, at: DocPath, d: Mapping[str, Any]) -> DoseSpec:

@@ -541,6 +541,19 @@ class _Renderer:
             blocks.append(
                 Paragraph((em(f"({len(alternatives(rule))} alternatives in the compiled program.)"),))
             )
+        if rule.group:
+            group = next((g for g in self.ruleset.groups if g.id == rule.group), None)
+            blocks.append(
+                Paragraph(
+                    (
+                        strong("Shown in group"),
+                        " ",
+                        code(rule.group),
+                        f" ({group.title})" if group else "",
+                        ": one item with the other routine findings every patient on the route gets.",
+                    )
+                )
+            )
         blocks += [
             Paragraph((strong("Then"),)),
             Bullets(tuple(self.describe.consequence(rule))),
