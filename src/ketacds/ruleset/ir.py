@@ -462,6 +462,10 @@ class Fact:
     partial: str | None = None
     not_encoded: str | None = None
     gaps: tuple[FactGap, ...] = ()
+    line: int | None = _location()
+
+
+@attrs.frozen
 class Group:
     """A presentation group: findings that are the same for every patient on a route.
 
