@@ -292,7 +292,11 @@ def test_order_select_checks_the_drafted_esketamine_dose_and_suggests_a_safer_on
 
 
 def test_order_sign_shows_only_what_needs_attention(client, service, fhir_server):
-    """At signing an allowed dose gives no dose card and no summary; the data gaps still show."""
+    """At signing an allowed dose gives no dose card and no summary; the data gaps still show.
+
+    An order carries no treatment week, so twice weekly cannot be checked against the phase:
+    the unknown week is a gap (KCDS-ORD-181).
+    """
     body = request(
         "order-sign",
         {"patientId": SPEC_PATIENT, "draftOrders": draft(esketamine_order(56, 2))},
@@ -305,7 +309,8 @@ def test_order_sign_shows_only_what_needs_attention(client, service, fhir_server
     assert [
         (
             "warning",
-            "Missing data could change the answer: antidepressant treatment history, pre-dose blood pressure",
+            "Missing data could change the answer: antidepressant treatment history, pre-dose blood"
+            " pressure, treatment week",
         )
     ] == summaries(response)
 

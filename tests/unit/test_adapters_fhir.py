@@ -124,7 +124,8 @@ class TestSynthea:
             # Readings years old are history, never today's pre-dose blood pressure: no DEFER
             # from a 2020 reading (issue 14), but KCDS-GAP-012 lists them and asks for a current one.
             ("03", "incomplete", {"KCDS-GAP-003", "KCDS-GAP-012"}),
-            ("04", "incomplete", {"KCDS-GAP-003", "KCDS-GAP-006", "KCDS-GAP-012"}),
+            # 04, 09 and 13 have an active hypertension diagnosis: the US benefit-risk caution.
+            ("04", "incomplete", {"KCDS-CI-180", "KCDS-GAP-003", "KCDS-GAP-006", "KCDS-GAP-012"}),
             # 05 takes diphenhydramine (a sedating antihistamine): a CNS depressant with esketamine.
             (
                 "05",
@@ -135,8 +136,12 @@ class TestSynthea:
             # 07's active "Drug overdose" is in no value set a rule reads, but its text names
             # substance use (a synonym of substance-use-disorders): an unseen-item error.
             ("07", "incomplete", {"KCDS-GAP-003", "KCDS-GAP-006", "KCDS-GAP-012", "KCDS-GAP-013"}),
-            ("09", "incomplete", {"KCDS-CI-037", "KCDS-GAP-003", "KCDS-GAP-006", "KCDS-GAP-012"}),
-            ("13", "incomplete", {"KCDS-GAP-003", "KCDS-GAP-006", "KCDS-GAP-012"}),
+            (
+                "09",
+                "incomplete",
+                {"KCDS-CI-037", "KCDS-CI-180", "KCDS-GAP-003", "KCDS-GAP-006", "KCDS-GAP-012"},
+            ),
+            ("13", "incomplete", {"KCDS-CI-180", "KCDS-GAP-003", "KCDS-GAP-006", "KCDS-GAP-012"}),
             ("16", "incomplete", {"KCDS-GAP-003", "KCDS-GAP-006", "KCDS-GAP-012"}),
         ],
     )

@@ -71,18 +71,33 @@ class TestDocs:
         assert "ketacds rules lint" in result.stderr
 
 
+def with_unused_valueset(tmp_path: Path) -> Path:
+    """A copy of the rules with a value set no rule reads (a KL036 warning)."""
+    rules_dir = copy_rules(tmp_path)
+    (rules_dir / "valuesets" / "unused.yaml").write_text(
+        "id: unused\ntitle: Nothing uses this\nsource: a test\nnames: [nothing]\n", encoding="utf-8"
+    )
+    return rules_dir
+
+
 class TestLint:
     def test_bundled_rules_pass(self):
-        """The bundled rules lint with warnings only: exit 0 and a summary line."""
+        """The bundled rules lint without errors: exit 0 and a summary line."""
         result = run("rules", "lint")
 
         assert 0 == result.returncode
         assert re.search(r"^ketacds-core [\d.]+: 0 errors, \d+ warnings$", result.stdout, re.M)
+
+    def test_warnings_pass(self, tmp_path: Path):
+        """Warnings only: exit 0, each warning printed."""
+        result = run("rules", "lint", with_unused_valueset(tmp_path))
+
+        assert 0 == result.returncode
         assert "KL036 warning" in result.stdout
 
-    def test_strict_makes_warnings_fail(self):
+    def test_strict_makes_warnings_fail(self, tmp_path: Path):
         """--strict exits 1 on warnings."""
-        assert 1 == run("rules", "lint", RULES, "--strict").returncode
+        assert 1 == run("rules", "lint", with_unused_valueset(tmp_path), "--strict").returncode
 
     def test_errors_exit_1_with_file_and_line(self, tmp_path: Path):
         """An error is printed as path:line: code and exits 1."""
@@ -98,9 +113,9 @@ class TestLint:
             in result.stdout
         )
 
-    def test_json(self):
+    def test_json(self, tmp_path: Path):
         """--format json gives the findings as data."""
-        data = json.loads(run("rules", "lint", RULES, "--format", "json").stdout)
+        data = json.loads(run("rules", "lint", with_unused_valueset(tmp_path), "--format", "json").stdout)
 
         assert "ketacds-core" == data["ruleset"]
         assert "KL036" in [f["code"] for f in data["findings"]]

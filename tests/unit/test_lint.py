@@ -371,7 +371,7 @@ FIXTURES: list[tuple[str, Mutation, str | None, str | None, str | None]] = [
             "  - {route: esketamine-nasal, jurisdiction: US, reason",
         ),
         "manifest.yaml",
-        "id: MON_ESK_DRIVING",
+        "id: DOSE_ESK_MDSI",
         None,
     ),
     (

@@ -10,7 +10,7 @@ import pytest
 
 from ketacds import Assessment, InputError, load_case, load_case_file
 from ketacds.dosing.functions import DoseInputs, stepped
-from ketacds.models.inputs import Order
+from ketacds.models.inputs import Order, Plan
 from ketacds.models.quality import DataQualityIssue
 from ketacds.reporting import render
 from support import EXAMPLES
@@ -47,7 +47,22 @@ def test_an_order_without_a_dose_is_a_data_gap(engine):
 
 
 def test_an_allowed_order_passes(engine):
-    """56 mg twice weekly: no order finding."""
+    """56 mg twice weekly in week 2 (induction): no order finding."""
+    record, context = load_case_file(EXAMPLES / "10-esketamine-order-above-maximum.yaml")
+    result = engine.assess(
+        record,
+        attrs.evolve(
+            context,
+            plan=Plan(treatment_week=2),
+            order=Order(name="esketamine", dose=Decimal(56), unit="mg", per_week=Decimal(2)),
+        ),
+    )
+
+    assert not [r for r in result.rule_ids if r.startswith("KCDS-ORD")]
+
+
+def test_a_twice_weekly_order_without_a_week_is_a_data_gap(engine):
+    """56 mg twice weekly with no treatment week: the phase checks cannot run, KCDS-ORD-181 shows it."""
     record, context = load_case_file(EXAMPLES / "10-esketamine-order-above-maximum.yaml")
     result = engine.assess(
         record,
@@ -56,7 +71,8 @@ def test_an_allowed_order_passes(engine):
         ),
     )
 
-    assert not [r for r in result.rule_ids if r.startswith("KCDS-ORD")]
+    assert [r for r in result.rule_ids if r.startswith("KCDS-ORD")] == ["KCDS-ORD-181"]
+    assert any(gap.missing == "treatment week" for gap in result.data_gaps)
 
 
 def test_order_in_a_case_file():
