@@ -194,24 +194,15 @@ def assessment_text(assessment: Assessment) -> list[tuple[str | None, str, str]]
 def _text(words: TextExpectation, assessment: Assessment) -> Mismatch | None:
     wanted = _fold(words.text)
     found = list(dict.fromkeys(piece for piece in assessment_text(assessment) if wanted in _fold(piece[2])))
-    if words.present:
-        if found:
-            return None
-        return Mismatch(
-            kind="text",
-            line=words.line,
-            summary=f"The Assessment's text must contain “{words.text}”",
-            expected="in the text",
-            actual="not in any finding, monitoring item, data gap or dose",
-        )
-    if not found:
+    if bool(found) == words.present:
         return None
+    shown = "; ".join(f"{rule_id or 'Assessment'} {where}: “{text}”" for rule_id, where, text in found)
     return Mismatch(
-        kind="not-text",
+        kind="text" if words.present else "not-text",
         line=words.line,
-        summary=f"The Assessment's text must not contain “{words.text}”",
-        expected="not in the text",
-        actual="; ".join(f"{rule_id or 'Assessment'} {where}: “{text}”" for rule_id, where, text in found),
+        summary=f"The Assessment's text must {'' if words.present else 'not '}contain “{words.text}”",
+        expected="in the text" if words.present else "not in the text",
+        actual=shown or "not in any finding, monitoring item, data gap or dose",
         why=tuple(dict.fromkeys(rule_id for rule_id, _, _ in found if rule_id is not None)),
     )
 
