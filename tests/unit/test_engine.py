@@ -36,8 +36,8 @@ EXPECTED = {
     ),
     "03-esketamine-aortic-aneurysm.yaml": (
         "contraindicated",
-        {"KCDS-CI-001", "KCDS-CAND-002", "KCDS-CAND-008", "KCDS-DOSE-010"},
-        {"KCDS-MON-009", "KCDS-DOSE-008"},
+        {"KCDS-CI-001", "KCDS-CAND-130", "KCDS-CAND-008", "KCDS-DOSE-010"},
+        {"KCDS-MON-009", "KCDS-DOSE-008", "KCDS-CAND-002"},
     ),
     "04-esketamine-bp-defer.yaml": ("defer", {"KCDS-CI-004", "KCDS-CAND-002"}, {"KCDS-CI-012"}),
     "05-iv-incomplete-record.yaml": (

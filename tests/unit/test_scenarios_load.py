@@ -61,6 +61,16 @@ class TestFormat:
         assert (17, 18, 19) == (expect.monitoring[0].line, expect.data_gaps[0].line, expect.no_data_gaps_line)
         assert 7 == expect.count
 
+    def test_text_and_not_text_keep_their_lines(self, tmp_path):
+        """`text` and `not_text` are lists of words, each with its line; spacing is folded."""
+        text = SCENARIO + "  text: [labelled   TRD]\n  not_text:\n    - 'EU:'\n    - SSRI or SNRI\n"
+        expect = load_scenario_file(write(tmp_path, text)).scenarios[0].expect
+
+        assert [("labelled TRD", True, 16), ("EU:", False, 18), ("SSRI or SNRI", False, 19)] == [
+            (t.text, t.present, t.line) for t in expect.text
+        ]
+        assert 6 == expect.count
+
     def test_findings_by_rule_or_by_category_and_title(self, tmp_path):
         """A finding is a rule id, or a mapping with rule, category, title and severity."""
         text = SCENARIO.replace(

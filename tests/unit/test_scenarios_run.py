@@ -113,6 +113,38 @@ class TestOutcomes:
         assert ["dose", "no-data-gaps"] == [m.kind for m in result.mismatches]
         assert ("KCDS-DOSE-001",) == result.mismatches[0].why
 
+    def test_text_and_not_text_search_what_the_rules_say(self, tmp_path, engine):
+        """`text` must be in the Assessment's text and `not_text` must not; case and spacing do not matter.
+
+        In the frozen 0.1.0 rules KCDS-CAND-002 prints both labels' management in a US
+        assessment: `not_text` catches it and names the rule and the field.
+        """
+        expect = (
+            "  text: [labelled  TRD INDICATION, an absent phrase]\n"
+            "  not_text: ['EU: with an SSRI', 'Japan:']\n"
+        )
+        result = run_scenario(engine, scenario(tmp_path, with_expect(expect)))
+
+        assert [("text", 13), ("not-text", 14)] == [(m.kind, m.line) for m in result.mismatches]
+        missing, found = result.mismatches
+        assert "“an absent phrase”" in missing.summary
+        assert ("KCDS-CAND-002",) == found.why
+        assert found.actual.startswith("KCDS-CAND-002 management: “US: as monotherapy")
+        assert "✗ The Assessment's text must not contain “EU: with an SSRI”  (line 14)" in result.report
+
+    def test_not_text_ignores_the_patients_own_data(self, tmp_path, engine):
+        """The record's words ("because of" labels) are not the rules' text: a drug name is not found."""
+        result = run_scenario(engine, scenario(tmp_path, with_expect("  not_text: [venlafaxine]\n")))
+
+        assert ("pass", "venlafaxine") == (result.outcome, result.assessment.findings[0].basis[-1].label[:11])
+
+    def test_empty_text_is_a_bad_scenario(self, tmp_path, engine):
+        """Text that is only spaces would be found everywhere (or nowhere): an error at its line."""
+        with pytest.raises(ScenarioError) as caught:
+            validate(scenario(tmp_path, with_expect("  not_text: ['  ']\n")), engine.ruleset)
+
+        assert (13, "the text to look for is empty") == (caught.value.line, caught.value.reason)
+
     def test_dose_values_are_compared_within_the_tolerance(self, tmp_path, engine):
         """34.0 mg is 0.5 mg/kg × 68 kg; a tolerance covers a near value, not a far one."""
         base = with_expect(

@@ -17,14 +17,25 @@ import attrs
 
 from ketacds.errors import ScenarioError
 from ketacds.models.results import Assessment, DoseOption, Finding
-from ketacds.reporting import dose_text
+from ketacds.reporting import dose_line, dose_text
 from ketacds.ruleset.ir import RuleSet
 from ketacds.ruleset.load import ANY_JURISDICTION
-from ketacds.scenarios.model import DoseExpectation, FindingExpectation, Scenario
+from ketacds.scenarios.model import DoseExpectation, FindingExpectation, Scenario, TextExpectation
 
-__all__ = ["Mismatch", "compare", "validate"]
+__all__ = ["Mismatch", "assessment_text", "compare", "validate"]
 
-Kind = Literal["status", "finding", "absent", "dose", "monitoring", "data-gap", "no-data-gaps", "refused"]
+Kind = Literal[
+    "status",
+    "finding",
+    "absent",
+    "dose",
+    "monitoring",
+    "data-gap",
+    "no-data-gaps",
+    "text",
+    "not-text",
+    "refused",
+]
 
 
 @attrs.frozen(kw_only=True)
@@ -136,11 +147,64 @@ def validate(scenario: Scenario, ruleset: RuleSet) -> None:
             raise fail(
                 f"no data-gap rule is about {named.name!r}; known: {known}", named.line, named.name, gap_names
             )
+    for words in expect.text:
+        if not _fold(words.text):
+            raise fail("the text to look for is empty", words.line)
     if expect.dose is not None and expect.dose.label is not None:
         labels = [rule.dose.label for rule in ruleset.rules if rule.dose is not None]
         if _fold(expect.dose.label) not in {_fold(label) for label in labels}:
             reason = f"no dosing rule has the label {expect.dose.label!r}; labels: {', '.join(labels)}"
             raise fail(reason, expect.dose.line, expect.dose.label, labels)
+
+
+def assessment_text(assessment: Assessment) -> list[tuple[str | None, str, str]]:
+    """Every piece of text the rules put in an Assessment, as (rule id or None, where, text).
+
+    What a renderer shows (text, Markdown, a CDS Hooks card) is made of these: the status
+    meaning, the label followed, each finding's title, message, management and evidence,
+    each monitoring item, data gap and dose option, and why a dose is withheld. The
+    patient's own data (the "because of" labels, data-quality messages) are left out: a
+    scenario's ``not_text`` is about what the rules say, not about what the record holds.
+    """
+    p = assessment.provenance
+    pieces: list[tuple[str | None, str, str]] = [(None, "status", assessment.status_meaning)]
+    if p.follows:
+        pieces.append((None, "label followed", f"{p.follows} {p.follows_basis or ''}"))
+    for f in assessment.findings:
+        pieces += [(f.rule_id, "title", f.title), (f.rule_id, "message", f.message)]
+        if f.management:
+            pieces.append((f.rule_id, "management", f.management))
+        for e in f.evidence:
+            pieces.append((f.rule_id, "evidence", " ".join(filter(None, (e.source, e.title, e.section)))))
+    for m in assessment.monitoring:
+        pieces += [(m.rule_id, "monitoring", m.title), (m.rule_id, "monitoring", m.instruction)]
+        if m.timing:
+            pieces.append((m.rule_id, "timing", m.timing))
+    for g in assessment.data_gaps:
+        pieces += [(g.rule_id, "data gap", g.missing), (g.rule_id, "data gap", g.message)]
+        if g.management:
+            pieces.append((g.rule_id, "data gap", g.management))
+    for o in assessment.dose.options if assessment.dose is not None else ():
+        pieces.append((o.rule_id, "dose", dose_line(o)))
+    if assessment.dose_withheld:
+        pieces.append((None, "dose withheld", assessment.dose_withheld))
+    return pieces
+
+
+def _text(words: TextExpectation, assessment: Assessment) -> Mismatch | None:
+    wanted = _fold(words.text)
+    found = list(dict.fromkeys(piece for piece in assessment_text(assessment) if wanted in _fold(piece[2])))
+    if bool(found) == words.present:
+        return None
+    shown = "; ".join(f"{rule_id or 'Assessment'} {where}: “{text}”" for rule_id, where, text in found)
+    return Mismatch(
+        kind="text" if words.present else "not-text",
+        line=words.line,
+        summary=f"The Assessment's text must {'' if words.present else 'not '}contain “{words.text}”",
+        expected="in the text" if words.present else "not in the text",
+        actual=shown or "not in any finding, monitoring item, data gap or dose",
+        why=tuple(dict.fromkeys(rule_id for rule_id, _, _ in found if rule_id is not None)),
+    )
 
 
 def _finding_text(finding: Finding) -> str:
@@ -217,6 +281,7 @@ def compare(scenario: Scenario, assessment: Assessment, ruleset: RuleSet) -> lis
                     why_not=tuple(rules),
                 )
             )
+    found += filter(None, (_text(words, assessment) for words in expect.text))
     if expect.no_data_gaps and gaps:
         found.append(
             Mismatch(

@@ -33,6 +33,7 @@ from ketacds.scenarios.model import (
     Scenario,
     ScenarioFile,
     StatusExpectation,
+    TextExpectation,
 )
 
 __all__ = [
@@ -402,6 +403,11 @@ def _expectations(doc: _Doc, at: DocPath) -> Expectations:
         ),
         no_data_gaps=bool(e.get("no_data_gaps", False)),
         no_data_gaps_line=line("no_data_gaps") if "no_data_gaps" in e else None,
+        text=tuple(
+            TextExpectation(text=" ".join(str(words).split()), present=key == "text", line=line(key, i))
+            for key in ("text", "not_text")
+            for i, words in enumerate(e.get(key, []))
+        ),
         refused=bool(e.get("refused", False)),
         refused_line=line("refused") if "refused" in e else None,
         line=line(),

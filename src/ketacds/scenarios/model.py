@@ -23,6 +23,7 @@ __all__ = [
     "Scenario",
     "ScenarioFile",
     "StatusExpectation",
+    "TextExpectation",
 ]
 
 
@@ -70,6 +71,19 @@ class NamedExpectation:
 
 
 @attrs.frozen(kw_only=True)
+class TextExpectation:
+    """Words that must be (``present``) or must not be in the Assessment's text.
+
+    The text is every word the rules put in the Assessment (see
+    :func:`ketacds.scenarios.check.assessment_text`); case and spacing do not matter.
+    """
+
+    text: str
+    present: bool = True
+    line: int | None = None
+
+
+@attrs.frozen(kw_only=True)
 class DoseExpectation:
     """The expected dose option (``none``: there must be no dose advice at all).
 
@@ -99,6 +113,8 @@ class Expectations:
     data_gaps: tuple[NamedExpectation, ...] = ()
     no_data_gaps: bool = False
     no_data_gaps_line: int | None = None
+    #: Words the Assessment's text must hold (``text``) or must not hold (``not_text``).
+    text: tuple[TextExpectation, ...] = ()
     #: The rules must refuse this route in this jurisdiction (a program with a declared refusal).
     refused: bool = False
     refused_line: int | None = None
@@ -115,6 +131,7 @@ class Expectations:
             + len(self.monitoring)
             + len(self.data_gaps)
             + self.no_data_gaps
+            + len(self.text)
             + self.refused
         )
 
