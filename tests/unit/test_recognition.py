@@ -45,6 +45,14 @@ def facts_of(engine, kind, **items):
         ({"name": "Examplamab and acetaminophen"}, [("error", "unrecognised-medication", "medications")]),
         ({"name": "tramadol + paracetamol"}, []),
         ({"name": "insulin human, isophane 70 UNT/ML / Regular Insulin, Human 30 UNT/ML"}, []),
+        # A strength's "mg/mL" is not a combination: "mL eye drops" is no ingredient.
+        ({"name": "Lumigan 0.1 mg/mL eye drops"}, []),
+        ({"name": "fentanyl 25 mcg/hr patch"}, []),
+        # ... while a real second ingredient after a ratio is still checked.
+        (
+            {"name": "Timolol 5 MG/ML / Examplamab 20 MG/ML Ophthalmic Solution"},
+            [("error", "unrecognised-medication", "medications")],
+        ),
     ],
 )
 def test_medications(engine, medication, expected):

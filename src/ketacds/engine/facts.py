@@ -209,6 +209,13 @@ def _code_text(code: Coding | None, name: str | None) -> str:
 
 # Separators between the ingredients of a combination product's name.
 _COMBINATION = re.compile(r"\s*/\s*|\s+and\s+|\s*\+\s*|\s*&\s*", re.IGNORECASE)
+# A strength written as a ratio of units ("0.1 mg/mL", "20 MG/ML", "5 mcg/actuation",
+# "10 mg/24 hr"): its slash is not a separator between ingredients.
+_UNIT_RATIO = re.compile(
+    r"(?<=\d)(\s*(?:mg|mcg|µg|ug|g|mmol|meq|units?|unt|iu|%)\s*)/(?=\s*(?:\d[\d.,]*\s*)?"
+    r"(?:ml|l|actuat(?:ion)?|sprays?|doses?|hr|h|hours?|kg|days?|m2|puffs?)\b)",
+    re.IGNORECASE,
+)
 
 # The resource type named in a data-quality entry, per fact type.
 _RESOURCE_KINDS = {
@@ -323,7 +330,7 @@ class _Recognition:
         ``"Acetaminophen / Newdrug 5 MG"`` the unknown part is still unseen. A part with
         no word of four letters or more (a unit such as ``ML``) is not an ingredient.
         """
-        parts = [p.strip() for p in _COMBINATION.split(name or "")]
+        parts = [p.strip() for p in _COMBINATION.split(_UNIT_RATIO.sub(r"\1 per ", name or ""))]
         if len(parts) < 2:
             return []
         return [
