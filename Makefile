@@ -10,7 +10,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
 
-.PHONY: demo test lint typecheck unit scenarios fuzz bench bench-memory bench-compare load golden docs clean
+.PHONY: demo test lint typecheck unit scenarios fuzz bench bench-memory bench-compare load golden docs snapshot clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' >/dev/null 2>&1 || { \
@@ -27,7 +27,7 @@ test: $(BIN)/python
 	$(MAKE) --no-print-directory lint typecheck unit scenarios
 
 lint:
-	$(BIN)/ruff check src tests benchmarks fuzz
+	$(BIN)/ruff check src tests benchmarks fuzz tools
 	$(BIN)/ketacds rules lint rulesets
 
 typecheck:
@@ -94,6 +94,14 @@ bench-compare: $(BIN)/python
 load: $(BIN)/python
 	$(PIP) install ".[server]"
 	$(BIN)/python benchmarks/load_cds.py
+
+# Fingerprints of every Assessment on a fixed corpus (scenarios, examples, 10,000 synthetic
+# patients): a restructuring must leave them all identical (tools/snapshot.py). About a minute.
+#   make snapshot SNAPSHOT=build/before.tsv            (on the old revision)
+#   make snapshot SNAPSHOT=build/after.tsv COMPARE=build/before.tsv
+SNAPSHOT ?= build/snapshot.tsv
+snapshot: $(BIN)/python
+	$(BIN)/python tools/snapshot.py --out $(SNAPSHOT) $(if $(COMPARE),--compare $(COMPARE))
 
 golden: $(BIN)/python
 	$(BIN)/python -m pytest tests/unit/test_golden.py --update-golden
