@@ -130,6 +130,27 @@ def test_a_program_gap_needs_a_reason(tmp_path: Path):
     assert all(cell(ruleset, fact, r, j).state != "GAP" for r, j in programs(ruleset) if r == "ketamine-iv")
 
 
+def test_a_gap_reason_where_a_rule_names_the_fact_is_stale(tmp_path: Path):
+    """A reason for "no rule here" where a rule does name the fact would contradict the page."""
+    rules_dir = copy_rules(tmp_path)
+    replace(
+        rules_dir,
+        "reference-facts.yaml",
+        "  - id: INT_ERGOMETRINE\n    chapter: 3\n    title: \"Ergometrine with ketamine\"\n"
+        "    routes: [ketamine-iv]",
+        "  - id: INT_ERGOMETRINE\n    chapter: 3\n    title: \"Ergometrine with ketamine\"\n"
+        "    routes: [ketamine-iv]\n    gaps:\n      - {jurisdictions: [US], why: A stale reason.}",
+    )
+    ruleset = load_ruleset(rules_dir)
+    fact = next(f for f in ruleset.facts if f.id == "INT_ERGOMETRINE")
+
+    assert [m for f, m in problems(ruleset) if f is fact] == [
+        "INT_ERGOMETRINE gives a reason for no rule in ketamine-iv in US, ketamine-other in US, but rules "
+        "there name it: "
+        "remove the stale gap"
+    ]
+
+
 def test_a_rule_may_name_any_register_fact_but_no_unknown_id(tmp_path: Path):
     """KL018 accepts a register fact that is not a manifest concept, and rejects an unknown id."""
     rules_dir = copy_rules(tmp_path)

@@ -71,7 +71,12 @@ _LETTER: dict[State, str] = {
     "GAP": "GAP",
 }
 
-_ROUTE_SHORT = {"esketamine-nasal": "ESK", "ketamine-iv": "IV", "ketamine-other": "OTH"}
+_ROUTE_SHORT = {
+    "esketamine-nasal": "ESK",
+    "ketamine-iv": "IV",
+    "ketamine-other": "OTH",
+    "ketamine-intranasal": "INKET",
+}
 
 
 @attrs.frozen
@@ -128,6 +133,23 @@ def problems(ruleset: RuleSet) -> list[tuple[Fact, str]]:
                 (fact, f"no rule names {fact.id}: name it in a rule's concepts, or say why in not_encoded")
             )
             continue
+        stale = [
+            f"{route} in {j}"
+            for gap in fact.gaps
+            for route, j in places
+            if (not gap.routes or route in gap.routes)
+            and _meets(gap.jurisdictions, set(ruleset.program_scope(route, j)))
+            and any(fact.id in rule.concepts for rule in rules_for(ruleset, route, j))
+        ]
+        if stale:
+            found.append(
+                (
+                    fact,
+                    f"{fact.id} gives a reason for no rule in {', '.join(stale)}, but rules there "
+                    f"name it: remove the stale gap",
+                )
+            )
+            continue
         gaps = [f"{r} in {j}" for r, j in places if cell(ruleset, fact, r, j).state == "GAP"]
         if gaps:
             found.append(
@@ -144,7 +166,14 @@ class _Page:
     def __init__(self, ruleset: RuleSet, rules_dir: str) -> None:
         self.ruleset = ruleset
         self.rules_dir = rules_dir
-        self.programs = programs(ruleset)
+        # A route the engine refuses everywhere is listed under Programs, not given columns.
+        self.all_programs = programs(ruleset)
+        refused = {
+            route
+            for route in ruleset.routes
+            if all(refusal_for(ruleset, r, j) is not None for r, j in self.all_programs if r == route)
+        }
+        self.programs = [(route, j) for route, j in self.all_programs if route not in refused]
         self.cells = {
             (fact.id, route, j): cell(ruleset, fact, route, j)
             for fact in ruleset.facts
@@ -211,7 +240,7 @@ class _Page:
             Heading(2, ("Programs",)),
             Table(
                 ("route", "jurisdiction", "state", "why"),
-                tuple(self._program_row(route, j) for route, j in self.programs),
+                tuple(self._program_row(route, j) for route, j in self.all_programs),
             ),
         ]
         for chapter, title in CHAPTERS.items():
