@@ -15,23 +15,37 @@ The tree::
     ├── ScenarioError (ValueError)     a scenario file that cannot be read or names
     │                                  an unknown rule; ``file`` and ``line`` say where
     ├── TerminologyError (LookupError) an unknown value set, unit or code system
-    └── EvaluationError (RuntimeError) the engine failed while assessing;
-        │                              ``rule_id`` names the rule when one is to blame
-        └── VerificationError          the shadow check (``verify_sample``) found
-                                       durable_rules and the reference evaluator
-                                       disagreeing; ``rule_ids`` names the rules
+    ├── EvaluationError (RuntimeError) the engine failed while assessing;
+    │   │                              ``rule_id`` names the rule when one is to blame
+    │   └── VerificationError          the shadow check (``verify_sample``) found
+    │                                  durable_rules and the reference evaluator
+    │                                  disagreeing; ``rule_ids`` names the rules
+    ├── BatchError (RuntimeError)      a batch run cannot go on (workers keep dying,
+    │                                  the Dask cluster cannot be reached)
+    ├── Interrupted (RuntimeError)     a batch run was stopped (Ctrl-C); a stop, not an
+    │                                  error of the data
+    ├── AuthError                      the CDS Hooks service: a request is not
+    │                                  authenticated (answered 401)
+    └── FetchError                     the CDS Hooks service: a FHIR request failed
+                                       (answered 412)
 
 Each class also inherits the matching builtin, so an integrator's existing
-``except ValueError`` keeps working.
+``except ValueError`` keeps working. ``AuthError`` and ``FetchError`` inherit no builtin
+(they never did); the service turns each into an HTTP answer and never lets one reach a
+caller.
 """
 
 from __future__ import annotations
 
 __all__ = [
+    "AuthError",
+    "BatchError",
     "DigestMismatchError",
     "EngineCapacityError",
     "EvaluationError",
+    "FetchError",
     "InputError",
+    "Interrupted",
     "KetacdsError",
     "NotAssessedError",
     "ProgramRefusedError",
@@ -222,3 +236,25 @@ class EngineCapacityError(RulesetError):
 
     .. versionadded:: 0.1.0
     """
+
+
+class BatchError(KetacdsError, RuntimeError):
+    """The run cannot go on (its workers keep dying, or the cluster is unreachable).
+
+    .. versionadded:: 0.1.0
+    """
+
+
+class Interrupted(KetacdsError, RuntimeError):  # a stop, not an error of the data
+    """The run was stopped (Ctrl-C) after committing the chunks in progress.
+
+    .. versionadded:: 0.1.0
+    """
+
+
+class AuthError(KetacdsError):
+    """The request is not authenticated; ``str(error)`` says why (safe to return to the client)."""
+
+
+class FetchError(KetacdsError):
+    """A FHIR request failed; the message is safe to return to the client."""

@@ -54,7 +54,7 @@ from ketacds.batch.work import (
     error_line,
     prepare,
 )
-from ketacds.errors import InputError, KetacdsError
+from ketacds.errors import BatchError, InputError, Interrupted
 from ketacds.ruleset.ir import RuleSet
 from ketacds.ruleset.load import load_ruleset
 
@@ -64,20 +64,6 @@ __all__ = ["BatchError", "BatchOptions", "BatchResult", "Interrupted", "Progress
 DEFAULT_CHUNK_SIZE = 250
 # Worker-pool restarts in a row, without any chunk succeeding, before giving up.
 _MAX_FRUITLESS_RESTARTS = 3
-
-
-class BatchError(KetacdsError, RuntimeError):
-    """The run cannot go on (its workers keep dying, or the cluster is unreachable).
-
-    .. versionadded:: 0.1.0
-    """
-
-
-class Interrupted(KetacdsError, RuntimeError):  # a stop, not an error of the data
-    """The run was stopped (Ctrl-C) after committing the chunks in progress.
-
-    .. versionadded:: 0.1.0
-    """
 
 
 @attrs.frozen

@@ -31,6 +31,7 @@ import httpx
 import jwt
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
+from ketacds.errors import AuthError
 from ketacds.server.settings import Issuer
 
 __all__ = ["ALGORITHMS", "AuthError", "Claims", "TokenVerifier"]
@@ -42,10 +43,6 @@ Claims = dict[str, Any]
 
 _JWKS_TTL = 300.0
 _JWKS_MIN_REFRESH = 30.0
-
-
-class AuthError(Exception):
-    """The request is not authenticated; ``str(error)`` says why (safe to return to the client)."""
 
 
 class _KeySource:

@@ -15,14 +15,12 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from ketacds.errors import FetchError
+
 __all__ = ["MAX_PAGES", "MAX_RESPONSE_BYTES", "FetchError", "allowed", "fetch", "next_pages"]
 
 MAX_PAGES = 20
 MAX_RESPONSE_BYTES = 20_000_000
-
-
-class FetchError(Exception):
-    """A FHIR request failed; the message is safe to return to the client."""
 
 
 def allowed(server: str, prefixes: tuple[str, ...]) -> bool:

@@ -1,0 +1,123 @@
+"""A hook call's FHIR resources: what the client prefetched, and what the service fetches itself.
+
+The prefetch templates come from :func:`ketacds.adapters.cds_hooks.prefetch_templates`
+(discovery publishes the same ones). For each template, :func:`prefetched` takes the
+client's prefetched value when there is one (following a Bundle's ``next`` pages on an
+allowed FHIR server, or noting the Bundle as incomplete when it cannot), and fetches
+the rest from ``fhirServer``. Anything needed that can be neither read nor fetched is
+answered 412: the service never assesses a record it could not read whole or say is
+incomplete.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+from fastapi import HTTPException
+
+from ketacds.adapters.cds_hooks import prefetch_templates, render_template
+from ketacds.errors import FetchError
+from ketacds.models.quality import DataQualityIssue
+from ketacds.server.fhir_client import allowed, fetch, next_pages
+from ketacds.server.models import HookRequest
+from ketacds.server.service import Service
+
+__all__ = ["prefetched"]
+
+
+async def prefetched(
+    service: Service, body: HookRequest, context: Mapping[str, Any]
+) -> tuple[list[Any], list[DataQualityIssue]]:
+    """The prefetched resources, with whatever was missing fetched from the FHIR server.
+
+    Returns:
+        The resources (prefetched values first, in template order, then the fetched
+        ones, by key) and an ``incomplete-prefetch`` issue for each Bundle that could
+        be read only in part.
+
+    Raises:
+        HTTPException: 412 when something needed is neither prefetched nor fetchable.
+    """
+    _, mapping, _, http = service.ready()
+    templates = prefetch_templates(mapping.observation_codes)
+    given = body.prefetch or {}
+    token = body.fhirAuthorization.access_token if body.fhirAuthorization else None
+    server = body.fhirServer
+    if server is not None and not allowed(server, service.settings.fhir_servers):
+        server = None
+        refused = True
+    else:
+        refused = False
+    resources: list[Any] = []
+    issues: list[DataQualityIssue] = []
+    missing: dict[str, str] = {}
+    for key, template in templates.items():
+        if key in given:
+            value = given[key]
+            if value is None:
+                continue  # the client found nothing for this query
+            value, complete = await _read_prefetched(service, http, key, value, server, token)
+            if not complete:
+                issues.append(_incomplete(key))
+            resources.append(value)
+            continue
+        query = render_template(template, context, lambda text: quote(text, safe=""))
+        if query is None:  # pragma: no cover - the context was checked to have patientId
+            raise HTTPException(412, f"prefetch {key!r} is missing and its template cannot be filled")
+        missing[key] = query
+    if missing:
+        if server is None:
+            why = "fhirServer is not one this service may call" if refused else "no fhirServer was given"
+            raise HTTPException(412, f"prefetch {', '.join(sorted(missing))} missing and {why}")
+        resources += await _fetch_missing(service, http, missing, server, token)
+    return resources, issues
+
+
+async def _read_prefetched(
+    service: Service, http: httpx.AsyncClient, key: str, value: Any, server: str | None, token: str | None
+) -> tuple[Any, bool]:
+    """One prefetched value, and whether it is complete.
+
+    A Bundle with a ``next`` link is complete only when its next pages can be read
+    from ``server`` (an allowed FHIR server); anything else is taken as given.
+    """
+    if isinstance(value, Mapping) and value.get("resourceType") == "Bundle" and server is not None:
+        try:
+            return await next_pages(http, value, server, token, service.settings.fhir_timeout)
+        except FetchError as error:
+            raise HTTPException(412, f"prefetch {key!r}: could not read its next page ({error})") from None
+    if isinstance(value, Mapping) and value.get("resourceType") == "Bundle":
+        links = value.get("link")
+        complete = not any(
+            isinstance(link, Mapping) and link.get("relation") == "next"
+            for link in (links if isinstance(links, list) else [])
+        )
+        return value, complete
+    return value, True
+
+
+def _incomplete(key: str) -> DataQualityIssue:
+    """The data-quality issue of a prefetched Bundle read only in part."""
+    return DataQualityIssue(
+        severity="error",
+        code="incomplete-prefetch",
+        message=f"Only part of the prefetched {key} could be read (more pages on another server).",
+    )
+
+
+async def _fetch_missing(
+    service: Service, http: httpx.AsyncClient, missing: Mapping[str, str], server: str, token: str | None
+) -> list[Any]:
+    """The resources of the ``missing`` queries (key → query), fetched at once, in key order."""
+
+    async def one(key: str, query: str) -> Any:
+        try:
+            return await fetch(http, server, query, token, service.settings.fhir_timeout)
+        except FetchError as error:
+            raise HTTPException(412, f"could not fetch {key} from the FHIR server: {error}") from None
+
+    return list(await asyncio.gather(*(one(k, q) for k, q in sorted(missing.items()))))
