@@ -25,7 +25,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from ketacds.cli_options import RULES_DIR
+from ketacds.cli.options import RULES_DIR
 from ketacds.engine.api import Backend, Engine
 from ketacds.errors import InputError, KetacdsError, RulesetError, ScenarioError
 from ketacds.models.inputs import Context, PatientRecord

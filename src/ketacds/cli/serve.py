@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from ketacds.cli_options import RULES_DIR
+from ketacds.cli.options import RULES_DIR
 from ketacds.errors import InputError, RulesetError
 
 __all__ = ["feedback", "serve"]
