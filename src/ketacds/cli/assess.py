@@ -19,6 +19,7 @@ from ketacds.engine.api import Engine
 from ketacds.errors import EvaluationError, InputError, RulesetError
 from ketacds.models.load import load_case, read_document
 from ketacds.reporting import render
+from ketacds.vocabulary import ROUTES
 
 __all__ = ["EXIT_BAD_INPUT", "EXIT_ENGINE", "assess"]
 
@@ -37,7 +38,7 @@ def _fail(message: str, code: int) -> None:
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path, dir_okay=False))
 @click.option(
     "--route",
-    type=click.Choice(["ketamine-iv", "esketamine-nasal", "ketamine-other", "ketamine-intranasal"]),
+    type=click.Choice(ROUTES),
     help="Planned route (overrides the file's context).",
 )
 @click.option("--jurisdiction", help="Two-letter jurisdiction, e.g. US, EU, DE (overrides the file).")
@@ -113,4 +114,3 @@ def assess(
         click.echo(text)
     else:
         click.echo("\n".join(reports), nl=False)
-

@@ -33,7 +33,7 @@ from ketacds.batch.runner import DEFAULT_CHUNK_SIZE, BatchResult
 from ketacds.batch.store import ERRORS
 from ketacds.cli.options import RULES_DIR, VERIFY_SAMPLE
 from ketacds.errors import InputError, RulesetError, VerificationError
-from ketacds.models.inputs import ROUTES
+from ketacds.vocabulary import ROUTES
 
 __all__ = ["batch"]
 
