@@ -26,6 +26,7 @@ from ketacds import (
     Quantity,
     SubstanceUse,
     load_ruleset,
+    vocabulary,
 )
 from ketacds.models.inputs import Order, Plan
 from ketacds.ruleset import ir, scope
@@ -38,7 +39,8 @@ _CODES = sorted(
 )
 _NAMES = sorted({n for vs in _RULESET.valuesets for n in vs.names} | {"sertraline", "metformin"})
 JURISDICTIONS = sorted(j.id for j in _RULESET.jurisdictions)
-ROUTES = ("ketamine-iv", "esketamine-nasal", "ketamine-other")
+#: The routes the rules assess somewhere (intranasal racemic ketamine is refused everywhere).
+ROUTES = tuple(route for route in vocabulary.ROUTES if route != vocabulary.KETAMINE_INTRANASAL)
 
 
 def decimals(low: int, high: int, places: int = 1) -> st.SearchStrategy[Decimal]:

@@ -28,10 +28,11 @@ from typing import Any, get_args
 
 import attrs
 
-from ketacds.models.inputs import ROUTES, ConditionStatus, MedicationStatus, SubstanceStatus, TrialResponse
+from ketacds.models.inputs import ConditionStatus, MedicationStatus, SubstanceStatus, TrialResponse
 from ketacds.ruleset import scope
 from ketacds.ruleset.ir import All, AnyOf, Condition, Not, Pattern, Ref, RuleSet, ValueSet
 from ketacds.ruleset.load import load_ruleset
+from ketacds.vocabulary import CANDIDACY, ROUTES
 
 __all__ = ["NOW", "Population", "synthetic_cases"]
 
@@ -112,7 +113,7 @@ class Population:
                 for vs in members:
                     counts = uses.setdefault(pattern.fact, {})
                     counts[vs] = counts.get(vs, 0) + 1
-                    if rule.category == "candidacy" and pattern.fact == "condition":
+                    if rule.category == CANDIDACY and pattern.fact == "condition":
                         indications[vs] = indications.get(vs, 0) + 1
                 for test in pattern.tests:
                     values = test.value if isinstance(test.value, tuple) else (test.value,)

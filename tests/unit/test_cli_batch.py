@@ -9,8 +9,8 @@ import pytest
 from click.testing import CliRunner
 
 from batch_support import write_cases
-from ketacds import cli_batch
 from ketacds.batch import BatchError, Interrupted
+from ketacds.cli import batch as cli_batch
 from ketacds.cli import main
 from support import EXAMPLES, FHIR_BUNDLES
 

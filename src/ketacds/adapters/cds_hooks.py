@@ -21,7 +21,7 @@ Cards, per assessment:
   other cards say everything, so signing is only interrupted for a reason.
 
 Indicators follow the status level the finding's severity maps to in the ruleset
-(:data:`INDICATORS`); a level the table does not know is a ``warning``, never ``info``.
+(:data:`ketacds.vocabulary.INDICATORS`); a level the table does not know is a ``warning``, never ``info``.
 """
 
 from __future__ import annotations
@@ -37,6 +37,16 @@ from ketacds.models.quality import DataQualityIssue
 from ketacds.models.results import Assessment, DoseOption, Finding, FindingGroup
 from ketacds.reporting import dose_line
 from ketacds.ruleset.ir import Rule, RuleSet
+from ketacds.vocabulary import (
+    DATA_GAP,
+    ESKETAMINE_NASAL,
+    INDICATORS,
+    KETAMINE_INTRANASAL,
+    KETAMINE_IV,
+    KETAMINE_OTHER,
+    MONITORING,
+)
+from ketacds.vocabulary import INDICATOR_RANK as _INDICATOR_RANK
 
 __all__ = [
     "HOOKS",
@@ -55,17 +65,6 @@ __all__ = [
 #: The hooks the service answers.
 HOOKS: tuple[str, ...] = ("patient-view", "order-select", "order-sign")
 
-#: Card indicator by status level (``rulesets/manifest.yaml``). Documented in docs/safety-model.md.
-INDICATORS: dict[str, str] = {
-    "contraindicated": "critical",
-    "not-indicated": "warning",
-    "specialist-review": "warning",
-    "defer": "warning",
-    "incomplete": "warning",
-    "cautions": "warning",
-    "no-concerns-found": "info",
-}
-_INDICATOR_RANK = {"critical": 0, "warning": 1, "info": 2}
 
 #: Reasons a clinician may give for overriding a warning or critical card.
 OVERRIDE_REASON_SYSTEM = "urn:ketacds:cds-hooks:override-reason"
@@ -78,10 +77,10 @@ OVERRIDE_REASONS: tuple[tuple[str, str], ...] = (
 
 #: Short names of the planned routes, for card summaries.
 ROUTE_LABELS: dict[str, str] = {
-    "esketamine-nasal": "Esketamine nasal spray",
-    "ketamine-iv": "IV ketamine",
-    "ketamine-other": "Ketamine (IM, SC, oral or sublingual)",
-    "ketamine-intranasal": "Intranasal racemic ketamine",
+    ESKETAMINE_NASAL: "Esketamine nasal spray",
+    KETAMINE_IV: "IV ketamine",
+    KETAMINE_OTHER: "Ketamine (IM, SC, oral or sublingual)",
+    KETAMINE_INTRANASAL: "Intranasal racemic ketamine",
 }
 
 _SUMMARY_LIMIT = 140
@@ -378,7 +377,7 @@ def _summary_card(ctx: CardContext, assessment: Assessment, infos: Sequence[Find
         lines += ["**Routine items for every patient on this route** (each group on its own card):"]
         lines += [f"- {g.title} ({len(assessment.members(g.id))} items)" for g in assessment.groups]
         lines.append("")
-    other = [f for f in infos if f.category != "monitoring"]
+    other = [f for f in infos if f.category != MONITORING]
     if other:
         lines += ["**Also noted:**"] + [f"- {f.title} ({f.rule_id}): {f.message}" for f in other]
     counted = sum(1 for f in assessment.findings if ctx.ruleset.status.status_of(f.severity) is not None)
@@ -469,7 +468,7 @@ def cards_for(assessment: Assessment, ctx: CardContext) -> list[RenderedCard]:
             continue  # on its group's card
         if level is None:
             infos.append(finding)
-        elif finding.category == "data-gap":
+        elif finding.category == DATA_GAP:
             gaps.append(finding)
         else:
             actionable.append(finding)

@@ -19,6 +19,7 @@ from rich.table import Table
 
 from ketacds.models.results import Assessment
 from ketacds.ruleset.ir import RuleSet
+from ketacds.vocabulary import DATA_GAP, MONITORING
 
 __all__ = ["Summary", "Tally", "render_svg"]
 
@@ -27,7 +28,7 @@ TOP = 10
 _BAR = 30  # characters of the longest text bar
 # Findings of these categories are not ranked among "most frequent findings": data gaps
 # have their own table, and monitoring items apply to nearly everyone on a route.
-_UNRANKED = ("data-gap", "monitoring")
+_UNRANKED = (DATA_GAP, MONITORING)
 
 
 @attrs.define

@@ -39,6 +39,7 @@ from ketacds.models.results import (
     Provenance,
 )
 from ketacds.ruleset.ir import Condition, Not, Pattern, Rule, RuleSet
+from ketacds.vocabulary import DATA_GAP, MONITORING, UNCONFIRMED
 
 __all__ = ["TRACE_CACHE_SIZE", "Assembler"]
 
@@ -133,7 +134,7 @@ class _RuleParts:
                 "management": finding.management,
                 "evidence": self.evidence,
                 "confidence": rule.confidence,
-                "advisory": rule.confidence == "M",
+                "advisory": rule.confidence == UNCONFIRMED,
                 "group": rule.group,
             }
             if finding is not None
@@ -147,7 +148,7 @@ class _RuleParts:
                 timing=finding.timing,
                 group=rule.group,
             )
-            if finding is not None and rule.category == "monitoring"
+            if finding is not None and rule.category == MONITORING
             else None
         )
         self.gap = (
@@ -157,7 +158,7 @@ class _RuleParts:
                 message=finding.message,
                 management=finding.management,
             )
-            if finding is not None and rule.category == "data-gap"
+            if finding is not None and rule.category == DATA_GAP
             else None
         )
         self.dose_params: dict[str, Any] | None = dict(rule.dose.params) if rule.dose is not None else None

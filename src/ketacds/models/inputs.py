@@ -15,6 +15,7 @@ import attrs
 from attrs import validators as v
 
 from ketacds.models.quality import DataQualityIssue
+from ketacds.vocabulary import ROUTES, Route
 
 __all__ = [
     "CODE_SYSTEMS",
@@ -35,12 +36,6 @@ __all__ = [
     "SubstanceUse",
     "canonical_system",
 ]
-
-Route = Literal["ketamine-iv", "esketamine-nasal", "ketamine-other", "ketamine-intranasal"]
-#: The planned treatment routes: IV racemic ketamine, esketamine nasal spray, racemic
-#: ketamine by IM, SC, oral or sublingual route, and intranasal racemic ketamine (a route
-#: of its own so that it is never assessed as esketamine; the ruleset refuses it).
-ROUTES: tuple[str, ...] = get_args(Route)
 
 Sex = Literal["female", "male", "other", "unknown"]
 ConditionStatus = Literal["active", "recurrence", "relapse", "inactive", "remission", "resolved"]

@@ -41,6 +41,7 @@ from ketacds.models.inputs import (
     Quantity,
     SubstanceUse,
 )
+from ketacds.vocabulary import FREQUENCIES, ROUTES
 
 __all__ = [
     "decode_text",
@@ -54,22 +55,6 @@ __all__ = [
 
 T = TypeVar("T")
 D = TypeVar("D")
-
-# Common dosing-frequency abbreviations, as administrations per day.
-_FREQUENCIES: dict[str, Decimal] = {
-    "once daily": Decimal(1),
-    "daily": Decimal(1),
-    "qd": Decimal(1),
-    "od": Decimal(1),
-    "qhs": Decimal(1),
-    "nightly": Decimal(1),
-    "bid": Decimal(2),
-    "twice daily": Decimal(2),
-    "tid": Decimal(3),
-    "three times daily": Decimal(3),
-    "qid": Decimal(4),
-    "four times daily": Decimal(4),
-}
 
 _QUANTITY_TEXT = re.compile(r"^\s*([-+]?\d+(?:\.\d+)?)\s*(\S.*?)\s*$")
 
@@ -308,10 +293,10 @@ def _condition(value: Any, path: str) -> Condition:
 def _frequency(value: Any, path: str) -> Decimal:
     if isinstance(value, str) and not value.strip()[:1].isdigit():
         key = value.strip().lower()
-        if key not in _FREQUENCIES:
-            known = ", ".join(sorted(_FREQUENCIES))
+        if key not in FREQUENCIES:
+            known = ", ".join(sorted(FREQUENCIES))
             raise InputError(path, f"unknown frequency {_short(value)}; use a number per day or {known}")
-        return _FREQUENCIES[key]
+        return FREQUENCIES[key]
     return _non_negative(value, path)
 
 
@@ -429,9 +414,7 @@ def load_context(data: Mapping[str, Any], *, path: str = "context") -> Context:
     return _build(
         r,
         Context,
-        route=r.get(
-            "route", _choice("ketamine-iv", "esketamine-nasal", "ketamine-other", "ketamine-intranasal"), None
-        ),
+        route=r.get("route", _choice(*ROUTES), None),
         jurisdiction=r.get("jurisdiction", _jurisdiction, None),
         now=r.get("now", _datetime, None),
         setting=r.get("setting", _text, None),

@@ -32,14 +32,15 @@ from ketacds.ruleset.ir import (
 )
 from ketacds.ruleset.load import ANY_JURISDICTION
 from ketacds.ruleset.plan import SINGLE_FACT_TYPES, flag_name, flags_read
+from ketacds.vocabulary import PRIMARY, SECONDARY, UNCONFIRMED
 
 __all__ = ["CONFIDENCE", "FIELD_LABELS", "Describer"]
 
 #: What each confidence code means (docs/safety-model.md).
-CONFIDENCE = {
-    "R": "read in the primary source",
-    "S": "from a secondary source or summary",
-    "M": "unconfirmed: advisory only",
+CONFIDENCE: dict[str, str] = {
+    PRIMARY: "read in the primary source",
+    SECONDARY: "from a secondary source or summary",
+    UNCONFIRMED: "unconfirmed: advisory only",
 }
 
 _NOUNS = {

@@ -45,6 +45,7 @@ from ketacds.markup import (
 from ketacds.ruleset.ir import Fact, RuleSet
 from ketacds.ruleset.load import ANY_JURISDICTION, FACTS_FILE
 from ketacds.ruleset.scope import coverage, programs, refusal_for, rules_for
+from ketacds.vocabulary import ESKETAMINE_NASAL, KETAMINE_INTRANASAL, KETAMINE_IV, KETAMINE_OTHER, UNCONFIRMED
 
 __all__ = ["CHAPTERS", "Cell", "cell", "coverage_page", "problems", "render_coverage"]
 
@@ -71,11 +72,11 @@ _LETTER: dict[State, str] = {
     "GAP": "GAP",
 }
 
-_ROUTE_SHORT = {
-    "esketamine-nasal": "ESK",
-    "ketamine-iv": "IV",
-    "ketamine-other": "OTH",
-    "ketamine-intranasal": "INKET",
+_ROUTE_SHORT: dict[str, str] = {
+    ESKETAMINE_NASAL: "ESK",
+    KETAMINE_IV: "IV",
+    KETAMINE_OTHER: "OTH",
+    KETAMINE_INTRANASAL: "INKET",
 }
 
 
@@ -186,7 +187,7 @@ class _Page:
         target = Target(f"{self.rules_dir}/{page}.md", rule_id.lower()) if page else None
         linked = link(target, code(rule_id))
         # An unconfirmed rule is advisory only: say so wherever it is counted as encoding a fact.
-        return Span("group", (linked, " (M, advisory)")) if rule.confidence == "M" else linked
+        return Span("group", (linked, " (M, advisory)")) if rule.confidence == UNCONFIRMED else linked
 
     def _program_header(self, route: str, jurisdiction: str) -> str:
         found = coverage(self.ruleset, route, jurisdiction)

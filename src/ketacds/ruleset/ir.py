@@ -20,6 +20,8 @@ from typing import Any, Literal, TypeAlias, Union, get_args, get_origin, get_typ
 
 import attrs
 
+from ketacds.vocabulary import Confidence
+
 __all__ = [
     "All",
     "AnyOf",
@@ -60,7 +62,6 @@ __all__ = [
 
 Scalar: TypeAlias = str | int | Decimal | bool
 Op = Literal["eq", "ne", "gt", "gte", "lt", "lte", "in", "not_in", "present", "member"]
-Confidence = Literal["R", "S", "M"]
 
 # Marks attributes that say where something was written, not what it means;
 # they are left out of the canonical form and of equality.

@@ -28,6 +28,7 @@ from ketacds.ruleset.checks import CHECKS, Severity
 from ketacds.ruleset.ir import Rule, RuleSet
 from ketacds.ruleset.load import ANY_JURISDICTION, FACTS_FILE, Checked, load_checked
 from ketacds.ruleset.plan import alternatives, flag_name, valuesets_read
+from ketacds.vocabulary import DATA_GAP
 
 __all__ = ["LintFinding", "LintReport", "lint", "lint_checked"]
 
@@ -226,7 +227,7 @@ def _effect(rule: Rule) -> tuple[object, ...]:
     """What a rule adds to an Assessment besides its status: the same effect twice is redundant."""
     if rule.finding is None:
         said: object = None
-    elif rule.category == "data-gap":
+    elif rule.category == DATA_GAP:
         said = ("missing", rule.finding.missing)
     else:
         said = ("message", rule.finding.message)

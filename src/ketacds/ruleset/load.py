@@ -32,7 +32,7 @@ from ketacds.dosing.functions import FUNCTIONS, PARAMETERS
 from ketacds.dosing.units import canonical_unit
 from ketacds.errors import KetacdsError, RulesetError
 from ketacds.models.facts import FACT_TYPES, FLAG, FieldKind
-from ketacds.models.inputs import ROUTES, canonical_system
+from ketacds.models.inputs import canonical_system
 from ketacds.ruleset import checks, plan
 from ketacds.ruleset.ir import (
     All,
@@ -69,6 +69,7 @@ from ketacds.ruleset.ir import (
     ValidityRange,
     ValueSet,
 )
+from ketacds.vocabulary import DATA_GAP, DERIVATION, DOSING, ROUTES, UNCONFIRMED
 
 __all__ = [
     "ANY_JURISDICTION",
@@ -1082,7 +1083,7 @@ def _rule(doc: _Doc, at: DocPath, d: Mapping[str, Any], ctx: _Context) -> Rule:
             _suggest(d["severity"], severities),
             code=checks.UNKNOWN_SEVERITY,
         )
-    if d["confidence"] == "M" and severities[d["severity"]] in ctx.status.blocking:
+    if d["confidence"] == UNCONFIRMED and severities[d["severity"]] in ctx.status.blocking:
         raise doc.error(
             (*at, "severity"),
             f"an M-confidence (unconfirmed) rule is advisory only and cannot have severity "
@@ -1129,24 +1130,24 @@ def _rule(doc: _Doc, at: DocPath, d: Mapping[str, Any], ctx: _Context) -> Rule:
             timing=f.get("timing"),
         )
     category = d["category"]
-    if category == "derivation" and finding is not None:
+    if category == DERIVATION and finding is not None:
         raise doc.error(
             (*at, "then", "finding"),
             "a derivation rule only derives flags; it has no finding",
             code=checks.CONSEQUENCE,
         )
-    if category != "derivation" and finding is None:
+    if category != DERIVATION and finding is None:
         raise doc.error((*at, "then"), f"a {category} rule needs then.finding", code=checks.CONSEQUENCE)
-    if category == "data-gap" and (finding is None or not finding.missing):
+    if category == DATA_GAP and (finding is None or not finding.missing):
         raise doc.error(
             (*at, "then"), "a data-gap rule needs then.finding.missing (the datum)", code=checks.CONSEQUENCE
         )
     raw_flags = then.get("flag", [])
     flags = (raw_flags,) if isinstance(raw_flags, str) else tuple(raw_flags)
-    if category == "derivation" and not flags:
+    if category == DERIVATION and not flags:
         raise doc.error((*at, "then"), "a derivation rule needs then.flag", code=checks.CONSEQUENCE)
     dose = _dose(doc, (*at, "then", "dose"), then["dose"]) if "dose" in then else None
-    if dose is not None and category != "dosing":
+    if dose is not None and category != DOSING:
         raise doc.error((*at, "then", "dose"), "only dosing rules compute a dose", code=checks.CONSEQUENCE)
     rule = Rule(
         id=d["id"],
@@ -1182,7 +1183,7 @@ def _check_group_member(doc: _Doc, at: DocPath, rule: Rule, ctx: _Context) -> No
             _suggest(str(rule.group), ctx.groups),
             code=checks.UNKNOWN_GROUP,
         )
-    if rule.category in ("data-gap", "derivation"):
+    if rule.category in (DATA_GAP, DERIVATION):
         raise doc.error(
             (*at, "group"),
             f"a {rule.category} rule cannot be grouped: missing data and derived flags show on their own",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 
 from ketacds.ruleset.ir import RuleSet
+from ketacds.vocabulary import CONFIDENCES
 
 __all__ = ["rule_counts_markdown"]
 
@@ -36,7 +37,7 @@ def rule_counts_markdown(ruleset: RuleSet) -> str:
     lines += _table(
         "By jurisdiction (`any`: wherever the engine is used)", "jurisdiction", jurisdictions, j_order
     )
-    lines += _table("By confidence (M: advisory only)", "confidence", confidence, ["R", "S", "M"])
+    lines += _table("By confidence (M: advisory only)", "confidence", confidence, list(CONFIDENCES))
     lines += ["## Category × route", "", "| category | " + " | ".join(ruleset.routes) + " |"]
     lines.append("|---|" + "---:|" * len(ruleset.routes))
     for category in sorted(categories):

@@ -21,6 +21,7 @@ from ketacds.reporting import dose_line, dose_text
 from ketacds.ruleset.ir import RuleSet
 from ketacds.ruleset.load import ANY_JURISDICTION
 from ketacds.scenarios.model import DoseExpectation, FindingExpectation, Scenario, TextExpectation
+from ketacds.vocabulary import DATA_GAP, MONITORING
 
 __all__ = ["Mismatch", "assessment_text", "compare", "validate"]
 
@@ -130,7 +131,7 @@ def validate(scenario: Scenario, ruleset: RuleSet) -> None:
                 f"{item.describe()} is a derivation rule: it derives flags and never reports a finding",
                 item.line,
             )
-    monitoring = [rule.id for rule in ruleset.rules if rule.category == "monitoring"]
+    monitoring = [rule.id for rule in ruleset.rules if rule.category == MONITORING]
     for named in expect.monitoring:
         if named.name not in monitoring:
             reason = f"{named.name} is not a monitoring rule; monitoring rules are {', '.join(monitoring)}"
@@ -138,7 +139,7 @@ def validate(scenario: Scenario, ruleset: RuleSet) -> None:
     gap_names = {
         name
         for rule in ruleset.rules
-        if rule.category == "data-gap" and rule.finding is not None
+        if rule.category == DATA_GAP and rule.finding is not None
         for name in (rule.id, rule.finding.missing or rule.title)
     }
     for named in expect.data_gaps:
@@ -267,7 +268,7 @@ def compare(scenario: Scenario, assessment: Assessment, ruleset: RuleSet) -> lis
             rules = [
                 rule.id
                 for rule in ruleset.rules
-                if rule.category == "data-gap"
+                if rule.category == DATA_GAP
                 and rule.finding is not None
                 and name in (_fold(rule.id), _fold(rule.finding.missing or rule.title))
             ]

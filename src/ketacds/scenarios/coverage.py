@@ -24,18 +24,18 @@ import attrs
 
 from ketacds.engine.api import Engine
 from ketacds.errors import ProgramRefusedError
-from ketacds.models.inputs import ROUTES
 from ketacds.ruleset import scope
 from ketacds.ruleset.ir import Rule, RuleSet
 from ketacds.ruleset.load import ANY_JURISDICTION
 from ketacds.ruleset.plan import Alternative, alternatives, flag_name
 from ketacds.scenarios.explain import CaseAnalysis
 from ketacds.scenarios.model import Scenario
+from ketacds.vocabulary import PRIMARY, ROUTES, SECONDARY
 
 __all__ = ["CoverageReport", "RuleCoverage", "measure_coverage"]
 
 #: Confidences whose rules the project's suite must all fire.
-REQUIRED_CONFIDENCES = ("R", "S")
+REQUIRED_CONFIDENCES = (PRIMARY, SECONDARY)
 
 
 def _checks(alternative: Alternative) -> int:

@@ -42,6 +42,7 @@ from ketacds.models.load import load_context, load_record
 from ketacds.models.results import Assessment, DoseOption
 from ketacds.reporting import dose_text
 from ketacds.terminology.valuesets import Terminology, normalise_name
+from ketacds.vocabulary import DATA_GAP, MONITORING
 
 __all__ = [
     "KINDS",
@@ -345,7 +346,7 @@ def _dose_text(option: DoseOption | None) -> str:
 def compare_assessments(before: Assessment, after: Assessment) -> Changes:
     """What ``after`` says differently from ``before``."""
     # Monitoring items and data gaps are findings too; they are listed under their own names.
-    own = ("monitoring", "data-gap")
+    own = (MONITORING, DATA_GAP)
     old = {f.rule_id: f for f in before.findings if f.category not in own}
     new = {f.rule_id: f for f in after.findings if f.category not in own}
 

@@ -50,6 +50,7 @@ from ketacds.server.service import Service, utcnow
 from ketacds.server.settings import ServiceSettings
 from ketacds.server.store import Store
 from ketacds.terminology.mapping import FhirMapping, load_fhir_mapping
+from ketacds.vocabulary import ESKETAMINE_NASAL, KETAMINE_IV, KETAMINE_OTHER
 
 __all__ = ["SERVICES", "BodyLimit", "app_from_environment", "create_app"]
 
@@ -79,7 +80,7 @@ def create_app(
             engine = Engine(settings.rules_dir)
             mapping = load_fhir_mapping(settings.rules_dir) if settings.rules_dir else load_fhir_mapping()
             # ketamine-intranasal is refused in every jurisdiction: no program to compile
-            for route in ("esketamine-nasal", "ketamine-iv", "ketamine-other"):
+            for route in (ESKETAMINE_NASAL, KETAMINE_IV, KETAMINE_OTHER):
                 engine._program(route, settings.jurisdiction)  # compile now, not on the first call
             return engine, mapping
 

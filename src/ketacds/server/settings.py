@@ -16,8 +16,8 @@ from typing import Any
 import attrs
 
 from ketacds.errors import InputError
-from ketacds.models.inputs import ROUTES
 from ketacds.models.load import read_document
+from ketacds.vocabulary import ESKETAMINE_NASAL, ROUTES
 
 __all__ = ["ENVIRONMENT_VARIABLE", "Issuer", "ServiceSettings", "load_issuers"]
 
@@ -76,7 +76,7 @@ class ServiceSettings:
     issuers: tuple[Issuer, ...] = attrs.field(default=(), converter=_issuers)
     auth: bool = True
     jurisdiction: str = "US"
-    patient_view_routes: tuple[str, ...] = attrs.field(default=("esketamine-nasal",), converter=_strings)
+    patient_view_routes: tuple[str, ...] = attrs.field(default=(ESKETAMINE_NASAL,), converter=_strings)
     database: str = "ketacds-cds.sqlite3"
     max_body_bytes: int = 5_000_000
     fhir_servers: tuple[str, ...] = attrs.field(default=(), converter=_strings)

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import click
 
-from ketacds.cli_options import RULES_DIR
+from ketacds.cli.options import RULES_DIR
 from ketacds.errors import InputError, RulesetError
+from ketacds.vocabulary import ESKETAMINE_NASAL, ROUTES
 
 __all__ = ["feedback", "serve"]
 
@@ -46,8 +47,8 @@ def _fail(message: str) -> None:
     "--patient-view-route",
     "routes",
     multiple=True,
-    type=click.Choice(["ketamine-iv", "esketamine-nasal", "ketamine-other", "ketamine-intranasal"]),
-    help="Treatment(s) a patient-view assesses (repeatable; default esketamine-nasal).",
+    type=click.Choice(ROUTES),
+    help=f"Treatment(s) a patient-view assesses (repeatable; default {ESKETAMINE_NASAL}).",
 )
 @click.option(
     "--database", default="ketacds-cds.sqlite3", show_default=True, help="SQLite file for feedback and cards."
@@ -94,7 +95,7 @@ def serve(
         issuers = load_issuers(issuers_file) if issuers_file is not None else ()
         if jurisdiction.upper() not in {j.id for j in ruleset.jurisdictions}:
             raise InputError("--jurisdiction", f"unknown jurisdiction {jurisdiction!r}")
-        for route in routes or ("esketamine-nasal",):
+        for route in routes or (ESKETAMINE_NASAL,):
             # A patient-view route the rules refuse here would fail every call: say so now.
             found = coverage(ruleset, route, jurisdiction.upper())
             if found.state != "covered":
@@ -104,7 +105,7 @@ def serve(
             issuers=issuers,
             auth=not insecure_no_auth,
             jurisdiction=jurisdiction.upper(),
-            patient_view_routes=routes or ("esketamine-nasal",),
+            patient_view_routes=routes or (ESKETAMINE_NASAL,),
             database=str(Path(database).resolve()),
             max_body_bytes=int(max_body_mb * 1_000_000),
             fhir_servers=fhir_servers,

@@ -31,9 +31,9 @@ from rich.text import Text
 from ketacds.batch import BatchError, BatchOptions, Interrupted, default_workers, reader_for, run_batch
 from ketacds.batch.runner import DEFAULT_CHUNK_SIZE, BatchResult
 from ketacds.batch.store import ERRORS
-from ketacds.cli_options import RULES_DIR, VERIFY_SAMPLE
+from ketacds.cli.options import RULES_DIR, VERIFY_SAMPLE
 from ketacds.errors import InputError, RulesetError, VerificationError
-from ketacds.models.inputs import ROUTES
+from ketacds.vocabulary import ROUTES
 
 __all__ = ["batch"]
 

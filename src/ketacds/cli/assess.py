@@ -1,4 +1,4 @@
-"""The ``ketacds`` command line: parses arguments, prints, and holds no clinical logic.
+"""``ketacds assess``: assess case files and FHIR Bundles, and print the Assessments.
 
 Exit status of ``ketacds assess``: 0 when every assessment completed (whatever its
 status), 2 for bad input (one line naming the field), 3 when the engine failed.
@@ -13,27 +13,18 @@ import click
 from rich.console import Console
 from rich.markup import escape
 
-from ketacds._version import __version__
-from ketacds.cli_batch import batch
-from ketacds.cli_options import RULES_DIR, VERIFY_SAMPLE
-from ketacds.cli_rules import rules
-from ketacds.cli_scenarios import explain, scenarios, what_if_outputs, whatif_options
-from ketacds.cli_serve import feedback, serve
+from ketacds.cli.options import RULES_DIR, VERIFY_SAMPLE
+from ketacds.cli.scenarios import what_if_outputs, whatif_options
 from ketacds.engine.api import Engine
 from ketacds.errors import EvaluationError, InputError, RulesetError
 from ketacds.models.load import load_case, read_document
 from ketacds.reporting import render
+from ketacds.vocabulary import ROUTES
 
-__all__ = ["main"]
+__all__ = ["EXIT_BAD_INPUT", "EXIT_ENGINE", "assess"]
 
 EXIT_BAD_INPUT = 2
 EXIT_ENGINE = 3
-
-
-@click.group()
-@click.version_option(__version__, prog_name="ketacds")
-def main() -> None:
-    """Clinical decision support for ketamine and esketamine (advisory only)."""
 
 
 def _fail(message: str, code: int) -> None:
@@ -43,11 +34,11 @@ def _fail(message: str, code: int) -> None:
     sys.exit(code)
 
 
-@main.command()
+@click.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path, dir_okay=False))
 @click.option(
     "--route",
-    type=click.Choice(["ketamine-iv", "esketamine-nasal", "ketamine-other", "ketamine-intranasal"]),
+    type=click.Choice(ROUTES),
     help="Planned route (overrides the file's context).",
 )
 @click.option("--jurisdiction", help="Two-letter jurisdiction, e.g. US, EU, DE (overrides the file).")
@@ -123,14 +114,3 @@ def assess(
         click.echo(text)
     else:
         click.echo("\n".join(reports), nl=False)
-
-
-main.add_command(rules)
-main.add_command(serve)
-main.add_command(feedback)
-main.add_command(scenarios)
-main.add_command(explain)
-main.add_command(batch)
-
-if __name__ == "__main__":  # pragma: no cover
-    main()

@@ -25,7 +25,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from ketacds.cli_options import RULES_DIR
+from ketacds.cli.options import RULES_DIR
 from ketacds.engine.api import Backend, Engine
 from ketacds.errors import InputError, KetacdsError, RulesetError, ScenarioError
 from ketacds.models.inputs import Context, PatientRecord
@@ -39,6 +39,7 @@ from ketacds.scenarios.model import Scenario
 from ketacds.scenarios.mutate import OPERATORS, run_mutation
 from ketacds.scenarios.run import EXIT_BAD_SCENARIO, load_suite, run_suite, write_junit
 from ketacds.scenarios.whatif import Edit, apply_edits, compare_assessments, parse_edit
+from ketacds.vocabulary import ROUTES
 
 __all__ = ["explain", "scenarios", "what_if_outputs", "whatif_options"]
 
@@ -361,7 +362,7 @@ def _pick(file: Path, choice: str | None) -> Scenario:
 )
 @click.option(
     "--route",
-    type=click.Choice(["ketamine-iv", "esketamine-nasal", "ketamine-other", "ketamine-intranasal"]),
+    type=click.Choice(ROUTES),
     help="Planned route (overrides the file's context).",
 )
 @click.option("--jurisdiction", help="Two-letter jurisdiction (overrides the file's context).")

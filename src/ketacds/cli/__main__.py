@@ -1,0 +1,5 @@
+"""``python -m ketacds.cli``: the ``ketacds`` command line."""
+
+from ketacds.cli import main
+
+main()
