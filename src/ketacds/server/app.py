@@ -77,7 +77,7 @@ from ketacds.server.models import (
 )
 from ketacds.server.settings import ServiceSettings
 from ketacds.server.store import IssuedCard, Store
-from ketacds.terminology.mapping import FhirMapping, load_fhir_mapping
+from ketacds.terminology.mapping import FhirMapping
 
 __all__ = ["SERVICES", "BodyLimit", "app_from_environment", "create_app"]
 
@@ -275,7 +275,7 @@ def create_app(
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         def build() -> tuple[Engine, FhirMapping]:
             engine = Engine(settings.rules_dir)
-            mapping = load_fhir_mapping(settings.rules_dir) if settings.rules_dir else load_fhir_mapping()
+            mapping = engine.terminology.fhir_mapping  # the tables of the rules it assesses with
             # ketamine-intranasal is refused in every jurisdiction: no program to compile
             for route in ("esketamine-nasal", "ketamine-iv", "ketamine-other"):
                 engine._program(route, settings.jurisdiction)  # compile now, not on the first call

@@ -31,7 +31,7 @@ from ketacds.models.inputs import (
 )
 from ketacds.models.load import decode_text, load_context, parse_document
 from ketacds.ruleset.load import load_ruleset
-from ketacds.terminology.mapping import FhirMapping, load_fhir_mapping
+from ketacds.terminology.mapping import FhirMapping
 from ketacds.terminology.valuesets import Terminology, terminology_for
 
 __all__ = [
@@ -86,8 +86,10 @@ def read_bundle(
         bundle: the Bundle as JSON data, or as JSON text (``str`` or UTF-8 ``bytes``),
             read as :func:`ketacds.models.load.parse_document` reads JSON.
         patient_id: the patient's id, when the bundle may hold other patients' data.
-        mapping: the FHIR reading rules (default: the bundled ``rulesets/terminology/``).
-        terminology: the value sets (default: the bundled rulesets').
+        mapping: the FHIR reading tables (default: those of ``terminology``'s ruleset
+            directory, :attr:`~ketacds.terminology.valuesets.Terminology.fhir_mapping`).
+        terminology: the value sets (default: the bundled rulesets'); an engine's
+            (``engine.terminology``) reads with the tables of the rules it assesses with.
 
     Raises:
         InputError: ``bundle`` is not a Bundle (or not JSON), or it holds several
@@ -145,7 +147,8 @@ def read_resources(
     Each item is a resource, a Bundle (its entries are read), or a ``(fullUrl,
     resource)`` pair. See :func:`read_bundle` for the arguments.
     """
-    reader = _Reader(mapping or load_fhir_mapping(), terminology or _bundled_terminology())
+    terminology = terminology or _bundled_terminology()
+    reader = _Reader(mapping or terminology.fhir_mapping, terminology)
     return reader.record(_pairs(resources), patient_id)
 
 
@@ -160,7 +163,8 @@ def read_draft_orders(
     Every other drafted MedicationRequest becomes an ``intended`` medication (it may
     interact with the planned treatment); other resource types are counted as not read.
     """
-    reader = _Reader(mapping or load_fhir_mapping(), terminology or _bundled_terminology())
+    terminology = terminology or _bundled_terminology()
+    reader = _Reader(mapping or terminology.fhir_mapping, terminology)
     pairs = _pairs([draft_orders]) if isinstance(draft_orders, Mapping) else []
     if not isinstance(draft_orders, Mapping):
         reader.issue("error", "invalid-resource", "draftOrders is not a FHIR Bundle", None)
