@@ -14,6 +14,8 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from functools import cache
 from typing import Any
 
+import attrs
+
 from ketacds.adapters.fhir.conditions import ClinicalReading
 from ketacds.adapters.fhir.observations import ObservationReading
 from ketacds.adapters.fhir.orders import DraftOrders, OrderReading
@@ -181,11 +183,74 @@ def _pairs(items: Iterable[Any]) -> list[tuple[str | None, Any]]:
     return out
 
 
+#: ``(key, fullUrl, resource)`` of one resource kept by :meth:`ReaderBase.index`.
+_Item = tuple[str, str | None, Resource]
+
+
+@attrs.define
+class _Found:
+    """What has been read of the patient's resources so far, in the order read."""
+
+    conditions: list[Condition] = attrs.Factory(list)
+    medications: list[Medication] = attrs.Factory(list)
+    observations: list[tuple[str, Observation]] = attrs.Factory(list)
+    allergies: list[Allergy] = attrs.Factory(list)
+    #: keys of the active conditions that mean the patient is pregnant
+    pregnancy_conditions: list[str] = attrs.Factory(list)
+
+
+def _patient_refs(chosen: _Item | None, patient_id: str | None) -> tuple[set[str], str | None]:
+    """The references that name the patient (``Patient/id``, its full URL, ...) and the patient's id."""
+    refs: set[str] = set()
+    pid = patient_id
+    if chosen:
+        key, url, raw = chosen
+        pid = raw.get("id") if isinstance(raw.get("id"), str) else pid
+        refs.add(key)
+        if url:
+            refs.add(url)
+    if pid:
+        refs.add(f"Patient/{pid}")
+        refs.add(f"urn:uuid:{pid}")  # a transaction bundle's reference to the same resource id
+    return refs, pid
+
+
 class _Reader(PatientReading, ClinicalReading, ObservationReading, OrderReading):
     """Reads one patient's record (or a draftOrders bundle) from resources."""
 
     def record(self, pairs: Sequence[tuple[str | None, Any]], patient_id: str | None) -> PatientRecord:
+        """Read one patient's record: choose the patient, read what is theirs, fill the patient in."""
         items = self.index(pairs)
+        chosen = self._choose_patient(items, patient_id)
+        refs, pid = _patient_refs(chosen, patient_id)
+        patient = self._patient(chosen[0], chosen[2]) if chosen else Patient(id=pid)
+        older = self._older_readings(items)
+        found = _Found()
+        for key, _, raw in items:
+            if raw["resourceType"] == "Patient" or key in older:
+                continue
+            if refs and not self._belongs(raw, refs, key):
+                continue
+            self._read_into(found, key, raw)
+        kept = self._keep_latest(found.observations)
+        patient = self._fill_patient(patient, kept, found.pregnancy_conditions)
+        self.summaries()
+        coded = {code for code, concept in self.mapping.observations.items() if concept.coded}
+        return PatientRecord(
+            patient=patient,
+            conditions=tuple(found.conditions),
+            medications=tuple(found.medications),
+            observations=tuple(o for _, o in kept if not (o.code and o.code.code in coded)),
+            allergies=tuple(found.allergies),
+            data_quality=tuple(self.issues),
+        )
+
+    def _choose_patient(self, items: Sequence[_Item], patient_id: str | None) -> _Item | None:
+        """The Patient resource to read: the one ``patient_id`` names, or the only one.
+
+        Raises:
+            InputError: several patients and no ``patient_id``.
+        """
         patients = [(key, url, raw) for key, url, raw in items if raw["resourceType"] == "Patient"]
         if patient_id is not None:
             chosen = [p for p in patients if p[2].get("id") == patient_id]
@@ -196,54 +261,21 @@ class _Reader(PatientReading, ClinicalReading, ObservationReading, OrderReading)
             raise InputError("(top level)", f"the data hold {len(patients)} patients; say which one to read")
         else:
             chosen = patients
-        refs: set[str] = set()
-        pid = patient_id
-        if chosen:
-            key, url, _ = chosen[0]
-            pid = chosen[0][2].get("id") if isinstance(chosen[0][2].get("id"), str) else pid
-            refs.add(key)
-            if url:
-                refs.add(url)
-        if pid:
-            refs.add(f"Patient/{pid}")
-            refs.add(f"urn:uuid:{pid}")  # a transaction bundle's reference to the same resource id
+        return chosen[0] if chosen else None
 
-        patient = self._patient(chosen[0][0], chosen[0][2]) if chosen else Patient(id=pid)
-        conditions: list[Condition] = []
-        medications: list[Medication] = []
-        observations: list[tuple[str, Observation]] = []
-        allergies: list[Allergy] = []
-        pregnancy_conditions: list[str] = []
-        older = self._older_readings(items)
-        for key, _, raw in items:
-            kind = raw["resourceType"]
-            if kind == "Patient" or key in older:
-                continue
-            if refs and not self._belongs(raw, refs, key):
-                continue
-            if kind == "Condition":
-                found, pregnant = self._condition(key, raw)
-                conditions.extend(found)
-                pregnancy_conditions.extend([key] if pregnant else [])
-            elif kind in ("MedicationRequest", "MedicationStatement"):
-                medications.extend(self._medication(key, raw))
-            elif kind == "Observation":
-                observations.extend(self._observation(key, raw))
-            else:
-                allergies.extend(self._allergy(key, raw))
-
-        kept = self._keep_latest(observations)
-        patient = self._fill_patient(patient, kept, pregnancy_conditions)
-        self.summaries()
-        coded = {code for code, concept in self.mapping.observations.items() if concept.coded}
-        return PatientRecord(
-            patient=patient,
-            conditions=tuple(conditions),
-            medications=tuple(medications),
-            observations=tuple(o for _, o in kept if not (o.code and o.code.code in coded)),
-            allergies=tuple(allergies),
-            data_quality=tuple(self.issues),
-        )
+    def _read_into(self, found: _Found, key: str, raw: Resource) -> None:
+        """Read one of the patient's resources (not the Patient) by its type."""
+        kind = raw["resourceType"]
+        if kind == "Condition":
+            conditions, pregnant = self._condition(key, raw)
+            found.conditions.extend(conditions)
+            found.pregnancy_conditions.extend([key] if pregnant else [])
+        elif kind in ("MedicationRequest", "MedicationStatement"):
+            found.medications.extend(self._medication(key, raw))
+        elif kind == "Observation":
+            found.observations.extend(self._observation(key, raw))
+        else:
+            found.allergies.extend(self._allergy(key, raw))
 
     def _belongs(self, raw: Resource, refs: set[str], key: str) -> bool:
         holder = raw.get("patient") if raw["resourceType"] == "AllergyIntolerance" else raw.get("subject")

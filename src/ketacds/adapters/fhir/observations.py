@@ -20,14 +20,15 @@ from ketacds.adapters.fhir.tables import LOINC, OBSERVATION_EXCLUDED, UCUM, Reso
 from ketacds.dosing.units import canonical_unit
 from ketacds.errors import KetacdsError
 from ketacds.models.inputs import Coding, Observation, ObservationComponent, canonical_system
+from ketacds.terminology.mapping import ObservationCode
 
 
 class ObservationReading(ReaderBase):
     """Reads observations and keeps the newest of each code."""
 
     def _observation(self, key: str, raw: Resource) -> list[tuple[str, Observation]]:
-        codes = _raw_loinc_codes(raw.get("code"))
-        read = [c for c in codes if c in self.mapping.observations]
+        """The reading of one Observation of a code the tables read, as ``[(key, reading)]`` or ``[]``."""
+        read = [c for c in _raw_loinc_codes(raw.get("code")) if c in self.mapping.observations]
         if not read:
             self.not_read["Observation (other codes)"] += 1
             return []
@@ -46,11 +47,49 @@ class ObservationReading(ReaderBase):
         code = Coding(system=LOINC, code=concept.code, display=display)
         time = self._time(key, model)
         if concept.coded:
-            answer = self._pregnancy_answer(key, model)
-            if answer is None:
-                return []
-            # A coded reading: kept with a marker value so that newest-first ordering works.
-            return [(key, Observation(id=key, code=code, name=answer, value=Decimal(1), time=time))]
+            return self._coded_reading(key, model, code, time)
+        return self._measured_reading(key, model, concept, code, time)
+
+    def _coded_reading(
+        self, key: str, model: FhirObservation, code: Coding, time: dt.datetime | None
+    ) -> list[tuple[str, Observation]]:
+        """A coded reading (pregnancy status), kept with a marker value so newest-first ordering works."""
+        answer = self._pregnancy_answer(key, model)
+        if answer is None:
+            return []
+        return [(key, Observation(id=key, code=code, name=answer, value=Decimal(1), time=time))]
+
+    def _measured_reading(
+        self,
+        key: str,
+        model: FhirObservation,
+        concept: ObservationCode,
+        code: Coding,
+        time: dt.datetime | None,
+    ) -> list[tuple[str, Observation]]:
+        """A reading with a value, its components (a panel's), or both; ``[]`` when neither is read."""
+        components = self._components(key, model)
+        value_unit = None
+        if model.valueQuantity is not None or not components:
+            value_unit = self._quantity(key, model.valueQuantity, concept.dimension, "value")
+        if value_unit is None and not components:
+            return []
+        return [
+            (
+                key,
+                Observation(
+                    id=key,
+                    code=code,
+                    value=value_unit[0] if value_unit else None,
+                    unit=value_unit[1] if value_unit else None,
+                    time=time,
+                    components=tuple(components),
+                ),
+            )
+        ]
+
+    def _components(self, key: str, model: FhirObservation) -> list[ObservationComponent]:
+        """The components of codes the tables read (a blood-pressure panel's systolic and diastolic)."""
         components: list[ObservationComponent] = []
         for index, component in enumerate(model.component or []):
             # component.code is required by FHIR, but the models let a null through
@@ -71,24 +110,7 @@ class ObservationReading(ReaderBase):
                         unit=value[1],
                     )
                 )
-        value_unit = None
-        if model.valueQuantity is not None or not components:
-            value_unit = self._quantity(key, model.valueQuantity, concept.dimension, "value")
-        if value_unit is None and not components:
-            return []
-        return [
-            (
-                key,
-                Observation(
-                    id=key,
-                    code=code,
-                    value=value_unit[0] if value_unit else None,
-                    unit=value_unit[1] if value_unit else None,
-                    time=time,
-                    components=tuple(components),
-                ),
-            )
-        ]
+        return components
 
     def _time(self, key: str, model: FhirObservation) -> dt.datetime | None:
         candidates: list[Any] = [model.effectiveDateTime, model.effectiveInstant]
