@@ -7,6 +7,7 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from fractions import Fraction
 
 from fhir.resources.R4B.dosage import Dosage
+from fhir.resources.R4B.timing import Timing
 
 from ketacds import limits
 from ketacds.adapters.fhir.reading import ReaderBase
@@ -56,21 +57,15 @@ class DosageReading(ReaderBase):
         return dose, self._frequency(key, dosage, current), as_needed
 
     def _frequency(self, key: str, dosage: Dosage, current: bool) -> Fraction | None:
-        """Administrations per day, exactly (twice weekly is 2/7)."""
+        """Administrations per day, exactly (twice weekly is 2/7): from the repeat, else the timing code."""
         timing = dosage.timing
         if timing is None:
             return None
         repeat = timing.repeat
         if repeat is not None and repeat.period is not None and repeat.periodUnit in _PERIOD_DAYS:
-            given = [Decimal(str(repeat.period)), Decimal(str(repeat.frequency or 1))]
-            problem = next(filter(None, map(limits.number_problem, given)), None)
-            days = Fraction(given[0]) * _PERIOD_DAYS[repeat.periodUnit] if problem is None else Fraction(0)
-            if days > 0:
-                rate = Fraction(given[1]) / days
-                # a period of 1e-27 days is 10^27 a day: past the number limits, never a dose rate
-                problem = limits.number_problem(Decimal(rate.numerator) / Decimal(rate.denominator))
-                if problem is None:
-                    return rate
+            rate, problem = _repeat_rate(repeat.period, repeat.frequency, _PERIOD_DAYS[repeat.periodUnit])
+            if rate is not None:
+                return rate
             if problem is not None:
                 self.issue(
                     "warning",
@@ -80,11 +75,9 @@ class DosageReading(ReaderBase):
                     "dosage.timing",
                 )
                 return None
-        codes = [c.code for c in (timing.code.coding or [] if timing.code else []) if c.code]
-        code = codes[0] if codes else None
-        if code is not None and code.upper() in self.mapping.timing:
-            count, per_days = self.mapping.timing[code.upper()]
-            return Fraction(count, per_days)
+        per_day = self._timing_code_rate(timing)
+        if per_day is not None:
+            return per_day
         if current and (repeat is not None or timing.code is not None):
             self.issue(
                 "warning",
@@ -94,6 +87,35 @@ class DosageReading(ReaderBase):
                 "dosage.timing",
             )
         return None
+
+    def _timing_code_rate(self, timing: Timing) -> Fraction | None:
+        """Administrations per day of the timing's first code, if the tables know it (BID: 2)."""
+        codes = [c.code for c in (timing.code.coding or [] if timing.code else []) if c.code]
+        code = codes[0] if codes else None
+        if code is not None and code.upper() in self.mapping.timing:
+            count, per_days = self.mapping.timing[code.upper()]
+            return Fraction(count, per_days)
+        return None
+
+
+def _repeat_rate(
+    period: Decimal, frequency: int | None, unit_days: Fraction
+) -> tuple[Fraction | None, str | None]:
+    """``(administrations per day, None)`` of ``frequency`` per ``period``, or ``(None, the problem)``.
+
+    ``unit_days``: the days in one of the period's units. ``(None, None)`` when the
+    period is not positive (then the timing code is read).
+    """
+    given = [Decimal(str(period)), Decimal(str(frequency or 1))]
+    problem = next(filter(None, map(limits.number_problem, given)), None)
+    days = Fraction(given[0]) * unit_days if problem is None else Fraction(0)
+    if days > 0:
+        rate = Fraction(given[1]) / days
+        # a period of 1e-27 days is 10^27 a day: past the number limits, never a dose rate
+        problem = limits.number_problem(Decimal(rate.numerator) / Decimal(rate.denominator))
+        if problem is None:
+            return rate, None
+    return None, problem
 
 
 def first_dosage(dosages: Sequence[Dosage] | None) -> Dosage | None:

@@ -21,6 +21,7 @@ from ketacds.adapters.fhir.reading import known_system
 from ketacds.adapters.fhir.tables import RXNORM, SNOMED, Resource
 from ketacds.models.inputs import Coding, Medication, Order, canonical_system
 from ketacds.models.quality import DataQualityIssue
+from ketacds.terminology.mapping import PlannedRoute
 
 
 @attrs.frozen(kw_only=True)
@@ -130,51 +131,29 @@ class OrderReading(MedicationReading):
     def _order_route(
         self, key: str, dosage: Dosage | None, valueset: str, texts: Sequence[str]
     ) -> str | None:
+        """The planned route of an order, or ``None`` (and an error) when none can be told.
+
+        Read from its route code, else from the route its name states, else the route
+        assumed for its drug.
+        """
         options = [p for p in self.mapping.planned if p.valueset == valueset]
-        kinds = {
-            self.mapping.routes[c.code]
-            for c in (dosage.route.coding or [] if dosage and dosage.route else [])
-            if c.system == SNOMED and c.code is not None and c.code in self.mapping.routes
-        }
+        kinds = self._coded_route_kinds(dosage)
         if not kinds:
             # no route code: a route the drug's name states ("nasal spray") is read, and said so
-            named = {
-                kind
-                for kind, words in self.mapping.route_words.items()
-                for text in texts
-                if any(f" {w} " in f" {_plain_words(text)} " for w in words)
-            }
-            match = next((p for p in options if named & set(p.kinds)), None)
+            kinds = self._named_route_kinds(texts)
+            match = next((p for p in options if kinds & set(p.kinds)), None)
             if match is not None:
                 self.issue(
                     "warning",
                     "route-from-name",
-                    f"The order states no route code; its name says {', '.join(sorted(named))}, "
+                    f"The order states no route code; its name says {', '.join(sorted(kinds))}, "
                     f"so it is read as {match.route}.",
                     key,
                     "dosage.route",
                 )
                 return match.route
-            kinds = named
         if not kinds:
-            assumed = next((p for p in options if p.assumed), None)
-            if assumed is not None:
-                self.issue(
-                    "warning",
-                    "assumed-route",
-                    f"The order states no route; {assumed.route} is assumed.",
-                    key,
-                    "dosage.route",
-                )
-                return assumed.route
-            self.issue(
-                "error",
-                "no-route",
-                f"The {valueset} order states no route ketacds reads, so it cannot be checked.",
-                key,
-                "dosage.route",
-            )
-            return None
+            return self._assumed_route(key, valueset, options)
         match = next((p for p in options if kinds & set(p.kinds)), None)
         if match is None:
             self.issue(
@@ -186,6 +165,45 @@ class OrderReading(MedicationReading):
             )
             return None
         return match.route
+
+    def _coded_route_kinds(self, dosage: Dosage | None) -> set[str]:
+        """The route kinds (intravenous, nasal, ...) of the dosage's SNOMED CT route codes."""
+        codings = dosage.route.coding or [] if dosage and dosage.route else []
+        return {
+            self.mapping.routes[c.code]
+            for c in codings
+            if c.system == SNOMED and c.code is not None and c.code in self.mapping.routes
+        }
+
+    def _named_route_kinds(self, texts: Sequence[str]) -> set[str]:
+        """The route kinds the drug's names state in whole words ("nasal spray": nasal)."""
+        return {
+            kind
+            for kind, words in self.mapping.route_words.items()
+            for text in texts
+            if any(f" {w} " in f" {_plain_words(text)} " for w in words)
+        }
+
+    def _assumed_route(self, key: str, valueset: str, options: Sequence[PlannedRoute]) -> str | None:
+        """The route assumed for an order that states none, if its drug has one (said so)."""
+        assumed = next((p for p in options if p.assumed), None)
+        if assumed is not None:
+            self.issue(
+                "warning",
+                "assumed-route",
+                f"The order states no route; {assumed.route} is assumed.",
+                key,
+                "dosage.route",
+            )
+            return assumed.route
+        self.issue(
+            "error",
+            "no-route",
+            f"The {valueset} order states no route ketacds reads, so it cannot be checked.",
+            key,
+            "dosage.route",
+        )
+        return None
 
 
 def _order_texts(raw: Resource) -> list[str]:

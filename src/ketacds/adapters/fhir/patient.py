@@ -43,22 +43,42 @@ class PatientReading(ReaderBase):
     def _fill_patient(
         self, patient: Patient, observations: Sequence[tuple[str, Observation]], pregnancy: Sequence[str]
     ) -> Patient:
-        newest: dict[str, tuple[str, Observation]] = {}
-        status: tuple[str, Observation] | None = None
-        for key, o in observations:  # newest first within each code
+        """The patient with the newest weight and height, and whether pregnant (and since when)."""
+        newest, status = self._newest_readings(observations)
+        fields: dict[str, Any] = {}
+        for field, o in newest.items():
+            fields[field] = Quantity(value=cast(Decimal, o.value), unit=cast(str, o.unit), time=o.time)
+        pregnant = self._pregnant(status, pregnancy)
+        if pregnant is not None:
+            fields["pregnant"] = pregnant
+            if not pregnancy and status is not None:
+                fields["pregnant_time"] = status.time  # so its validity window can be checked
+        return attrs.evolve(patient, **fields)
+
+    def _newest_readings(
+        self, observations: Sequence[tuple[str, Observation]]
+    ) -> tuple[dict[str, Observation], Observation | None]:
+        """The newest reading of each patient field (weight, height) and the newest pregnancy status.
+
+        ``observations`` are newest first within each code; a reading without a value fills nothing.
+        """
+        newest: dict[str, Observation] = {}
+        status: Observation | None = None
+        for _, o in observations:
             concept = self.mapping.observations.get(o.code.code if o.code else "")
             if concept is None:
                 continue
             if concept.patient and o.value is not None and concept.patient not in newest:
-                newest[concept.patient] = (key, o)
+                newest[concept.patient] = o
             if concept.coded and status is None:
-                status = (key, o)
-        fields: dict[str, Any] = {}
-        for field, (_, o) in newest.items():
-            fields[field] = Quantity(value=cast(Decimal, o.value), unit=cast(str, o.unit), time=o.time)
+                status = o
+        return newest, status
+
+    def _pregnant(self, status: Observation | None, pregnancy: Sequence[str]) -> bool | None:
+        """Pregnant by an active pregnancy condition (which wins, with a warning), else by the status."""
         pregnant: bool | None = None
         if status is not None:
-            pregnant = status[1].name == "pregnant"
+            pregnant = status.name == "pregnant"
         if pregnancy:
             if pregnant is False:
                 self.issue(
@@ -69,8 +89,4 @@ class PatientReading(ReaderBase):
                     pregnancy[0],
                 )
             pregnant = True
-        if pregnant is not None:
-            fields["pregnant"] = pregnant
-            if not pregnancy and status is not None:
-                fields["pregnant_time"] = status[1].time  # so its validity window can be checked
-        return attrs.evolve(patient, **fields)
+        return pregnant
