@@ -22,6 +22,8 @@ from ketacds.ruleset.load import bundled_rules_dir, load_ruleset
 
 #: A LOINC body-weight code the bundled tables do not read ("Body weight Measured").
 MEASURED_WEIGHT = "3141-9"
+#: The treatment context a Bundle does not carry.
+CONTEXT = ("--route", "esketamine-nasal", "--jurisdiction", "US", "--now", "2026-11-21T09:00:00Z")
 NOT_READ = "Left out because no rule reads them: Observation (other codes) ×1."
 
 BUNDLE = {
@@ -72,22 +74,7 @@ def bundle(tmp_path: Path) -> Path:
 
 
 def assess(bundle: Path, *options: str) -> dict:
-    result = CliRunner().invoke(
-        main,
-        [
-            "assess",
-            *options,
-            "--format",
-            "json",
-            "--route",
-            "esketamine-nasal",
-            "--jurisdiction",
-            "US",
-            "--now",
-            "2026-11-21T09:00:00Z",
-            str(bundle),
-        ],
-    )
+    result = CliRunner().invoke(main, ["assess", *options, "--format", "json", *CONTEXT, str(bundle)])
     assert 0 == result.exit_code, result.output
     assessment: dict = json.loads(result.stdout)
     return assessment
@@ -119,21 +106,7 @@ def test_a_broken_fhir_table_of_the_rules_is_a_rules_error(rules: Path, bundle: 
     broken = tmp_path / "broken"
     shutil.copytree(rules, broken)
     (broken / "terminology" / "fhir-r4.yaml").write_text("keep_latest: [\n", encoding="utf-8")
-    result = CliRunner().invoke(
-        main,
-        [
-            "assess",
-            "--rules",
-            str(broken),
-            "--route",
-            "esketamine-nasal",
-            "--jurisdiction",
-            "US",
-            "--now",
-            "2026-11-21T09:00:00Z",
-            str(bundle),
-        ],
-    )
+    result = CliRunner().invoke(main, ["assess", "--rules", str(broken), *CONTEXT, str(bundle)])
 
     assert 2 == result.exit_code
     assert "rules:" in result.stderr
@@ -145,7 +118,6 @@ def test_batch_with_rules_reads_the_bundles_with_their_fhir_tables(rules: Path, 
     source = tmp_path / "bundles"
     source.mkdir()
     shutil.copy(bundle, source / "p1.json")
-    where = ("--route", "esketamine-nasal", "--jurisdiction", "US", "--now", "2026-11-21T09:00:00Z")
     out = tmp_path / "out"
     result = CliRunner().invoke(
         main,
@@ -159,7 +131,7 @@ def test_batch_with_rules_reads_the_bundles_with_their_fhir_tables(rules: Path, 
             "--workers",
             "1",
             "--quiet",
-            *where,
+            *CONTEXT,
         ],
     )
 
