@@ -132,7 +132,10 @@ def prepare(config: WorkerConfig, ruleset: RuleSet | None = None) -> Engine:
     if engine is None:
         if ruleset is not None:
             engine = Engine.from_ruleset(
-                ruleset, expected_digest=config.digest, verify_sample=config.verify_sample
+                ruleset,
+                expected_digest=config.digest,
+                verify_sample=config.verify_sample,
+                rules_dir=config.rules_dir,
             )
         else:
             engine = Engine(

@@ -103,6 +103,8 @@ def assess(
             what_if = what_if_outputs(engine, record, context, assessment, edits, fmt, title=label)
         except InputError as error:
             _fail(f"{file}: {error}", EXIT_BAD_INPUT)
+        except RulesetError as error:  # the FHIR tables of the rules, read with the first Bundle
+            _fail(f"rules: {error}", EXIT_BAD_INPUT)
         except EvaluationError as error:
             _fail(f"{file}: the engine failed, no result: {error}", EXIT_ENGINE)
         reports.append(

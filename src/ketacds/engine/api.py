@@ -81,7 +81,8 @@ class Engine:
                 f"the rules have digest {self.digest}, not the pinned {expected_digest}; "
                 f"refusing to start (ruleset {self.ruleset.name} {self.ruleset.version})"
             )
-        self.terminology = terminology_for(self.ruleset)
+        # the value sets and the FHIR reading tables of the same directory
+        self.terminology = terminology_for(self.ruleset, rules_dir)
         self.strata = stratify(self.ruleset.rules)
         self._programs: dict[tuple[str, str], DurableProgram] = {}
         self._scoped: dict[tuple[str, str], tuple[Rule, ...]] = {}
@@ -91,10 +92,19 @@ class Engine:
 
     @classmethod
     def from_ruleset(
-        cls, ruleset: RuleSet, *, expected_digest: str | None = None, verify_sample: float = 0.0
+        cls,
+        ruleset: RuleSet,
+        *,
+        expected_digest: str | None = None,
+        verify_sample: float = 0.0,
+        rules_dir: Path | str | None = None,
     ) -> Engine:
-        """Build an Engine from an already loaded ruleset (no files are read)."""
-        return cls(expected_digest=expected_digest, verify_sample=verify_sample, _ruleset=ruleset)
+        """Build an Engine from an already loaded ruleset (no rule files are read).
+
+        ``rules_dir``: the directory ``ruleset`` was loaded from, whose FHIR reading
+        tables the engine's terminology reads a record with (``None``: the bundled ones).
+        """
+        return cls(rules_dir, expected_digest=expected_digest, verify_sample=verify_sample, _ruleset=ruleset)
 
     def rules_for(self, route: str, jurisdiction: str) -> tuple[Rule, ...]:
         """The rules that apply to a route in a jurisdiction (and the jurisdictions it lies in)."""

@@ -49,7 +49,7 @@ from ketacds.server.routes import SERVICES, install_error_handlers, install_rout
 from ketacds.server.service import Service, utcnow
 from ketacds.server.settings import ServiceSettings
 from ketacds.server.store import Store
-from ketacds.terminology.mapping import FhirMapping, load_fhir_mapping
+from ketacds.terminology.mapping import FhirMapping
 from ketacds.vocabulary import ESKETAMINE_NASAL, KETAMINE_IV, KETAMINE_OTHER
 
 __all__ = ["SERVICES", "BodyLimit", "app_from_environment", "create_app"]
@@ -78,7 +78,7 @@ def create_app(
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         def build() -> tuple[Engine, FhirMapping]:
             engine = Engine(settings.rules_dir)
-            mapping = load_fhir_mapping(settings.rules_dir) if settings.rules_dir else load_fhir_mapping()
+            mapping = engine.terminology.fhir_mapping  # the tables of the rules it assesses with
             # ketamine-intranasal is refused in every jurisdiction: no program to compile
             for route in (ESKETAMINE_NASAL, KETAMINE_IV, KETAMINE_OTHER):
                 engine._program(route, settings.jurisdiction)  # compile now, not on the first call

@@ -24,10 +24,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ketacds.models.inputs import Coding
 from ketacds.ruleset.ir import RuleSet, ValueSet
 from ketacds.ruleset.plan import alternatives, valuesets_read
+
+if TYPE_CHECKING:
+    from ketacds.terminology.mapping import FhirMapping
 
 __all__ = [
     "TAG_CACHE_SIZE",
@@ -70,6 +75,11 @@ class Terminology:
 
     ``read`` is the set of value-set ids some rule or table reads; when not given,
     every value set counts as read (a bare terminology knows no rules).
+
+    ``rules_dir`` is the ruleset directory the value sets come from (``None``: the
+    bundled rulesets); its ``terminology/`` holds the FHIR reading tables,
+    :attr:`fhir_mapping`, so that a FHIR record is read with the tables of the rules
+    it is assessed with.
     """
 
     def __init__(
@@ -77,7 +87,11 @@ class Terminology:
         valuesets: Iterable[ValueSet],
         read: Iterable[str] | None = None,
         read_by: Mapping[str, Iterable[str]] | None = None,
+        *,
+        rules_dir: Path | str | None = None,
     ) -> None:
+        self.rules_dir = rules_dir
+        self._fhir_mapping: FhirMapping | None = None
         self._codes: dict[tuple[str, str], set[str]] = {}
         self._prefixes: dict[str, list[tuple[str, str]]] = {}
         self._ranges: dict[str, list[tuple[str, str, str]]] = {}
@@ -134,6 +148,21 @@ class Terminology:
                     key = (code.system, normalise_code(code.system, code.code))
                     self._ingredient_of_code.setdefault(key, set()).add(found)
         self._cache: dict[tuple[str | None, str | None, str | None, bool], tuple[str, ...]] = {}
+
+    @property
+    def fhir_mapping(self) -> FhirMapping:
+        """The FHIR reading tables of :attr:`rules_dir`, loaded on first use.
+
+        They are its ``terminology/fhir-r4.yaml`` and ``rxnorm-products.yaml``.
+
+        Raises:
+            RulesetError: a table is missing, not YAML, or does not match its schema.
+        """
+        if self._fhir_mapping is None:
+            from ketacds.terminology.mapping import load_fhir_mapping  # read only when FHIR is
+
+            self._fhir_mapping = load_fhir_mapping(self.rules_dir)
+        return self._fhir_mapping
 
     # -- membership ----------------------------------------------------------------
 
@@ -249,8 +278,15 @@ def read_valuesets_by_fact(ruleset: RuleSet) -> dict[str, frozenset[str]]:
     return {fact: frozenset(ids) for fact, ids in read.items()}
 
 
-def terminology_for(ruleset: RuleSet) -> Terminology:
-    """The terminology of a ruleset, knowing which of its value sets the rules read, per fact type."""
+def terminology_for(ruleset: RuleSet, rules_dir: Path | str | None = None) -> Terminology:
+    """The terminology of a ruleset, knowing which of its value sets the rules read, per fact type.
+
+    ``rules_dir``: the directory ``ruleset`` was loaded from (``None``: the bundled
+    rulesets), whose FHIR reading tables the terminology carries.
+    """
     return Terminology(
-        ruleset.valuesets, read=read_valuesets(ruleset), read_by=read_valuesets_by_fact(ruleset)
+        ruleset.valuesets,
+        read=read_valuesets(ruleset),
+        read_by=read_valuesets_by_fact(ruleset),
+        rules_dir=rules_dir,
     )

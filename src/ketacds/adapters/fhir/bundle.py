@@ -1,0 +1,290 @@
+"""Reading a Bundle or a list of resources: the entry points, and one patient's record.
+
+:func:`read_bundle` and :func:`read_resources` read a record, :func:`read_draft_orders`
+a CDS Hooks ``draftOrders`` bundle, :func:`read_bundle_case` a bundle given on the
+command line. ``_Reader`` walks the entries: it keeps each resource once, chooses the
+patient, leaves out other patients' data, and hands each resource to its reader
+(``patient.py``, ``conditions.py``, ``observations.py``, ``medications.py``,
+``orders.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from functools import cache
+from typing import Any
+
+import attrs
+
+from ketacds.adapters.fhir.conditions import ClinicalReading
+from ketacds.adapters.fhir.observations import ObservationReading
+from ketacds.adapters.fhir.orders import DraftOrders, OrderReading
+from ketacds.adapters.fhir.patient import PatientReading
+from ketacds.adapters.fhir.tables import Resource
+from ketacds.errors import InputError
+from ketacds.models.inputs import (
+    Allergy,
+    Condition,
+    Context,
+    Medication,
+    Observation,
+    Patient,
+    PatientRecord,
+)
+from ketacds.models.load import decode_text, load_context, parse_document
+from ketacds.ruleset.load import load_ruleset
+from ketacds.terminology.mapping import FhirMapping
+from ketacds.terminology.valuesets import Terminology, terminology_for
+
+__all__ = [
+    "bundle_resources",
+    "is_bundle",
+    "read_bundle",
+    "read_bundle_case",
+    "read_draft_orders",
+    "read_resources",
+]
+
+
+@cache
+def _bundled_terminology() -> Terminology:
+    return terminology_for(load_ruleset())
+
+
+def bundle_resources(bundle: Resource) -> list[tuple[str | None, Any]]:
+    """The ``(fullUrl, resource)`` of every entry of a Bundle, nested bundles flattened.
+
+    Raises:
+        InputError: ``bundle`` is not a FHIR Bundle.
+    """
+    if not isinstance(bundle, Mapping) or bundle.get("resourceType") != "Bundle":
+        raise InputError("(top level)", "expected a FHIR Bundle (resourceType 'Bundle')")
+    return list(_flatten(bundle, None))
+
+
+def _flatten(item: Any, full_url: str | None) -> Iterator[tuple[str | None, Any]]:
+    if isinstance(item, Mapping) and item.get("resourceType") == "Bundle":
+        entries = item.get("entry")
+        for entry in entries if isinstance(entries, list) else ():
+            if isinstance(entry, Mapping):
+                url = entry.get("fullUrl")
+                yield from _flatten(entry.get("resource"), url if isinstance(url, str) else None)
+            else:
+                yield None, entry
+    else:
+        yield full_url, item
+
+
+def read_bundle(
+    bundle: Resource | str | bytes,
+    *,
+    patient_id: str | None = None,
+    mapping: FhirMapping | None = None,
+    terminology: Terminology | None = None,
+) -> PatientRecord:
+    """Read one patient's record from a FHIR R4 Bundle (any type: transaction, searchset, ...).
+
+    Args:
+        bundle: the Bundle as JSON data, or as JSON text (``str`` or UTF-8 ``bytes``),
+            read as :func:`ketacds.models.load.parse_document` reads JSON.
+        patient_id: the patient's id, when the bundle may hold other patients' data.
+        mapping: the FHIR reading tables (default: those of ``terminology``'s ruleset
+            directory, :attr:`~ketacds.terminology.valuesets.Terminology.fhir_mapping`).
+        terminology: the value sets (default: the bundled rulesets'); an engine's
+            (``engine.terminology``) reads with the tables of the rules it assesses with.
+
+    Raises:
+        InputError: ``bundle`` is not a Bundle (or not JSON), or it holds several
+            patients and no ``patient_id`` says which one to read.
+    """
+    data: Any = bundle
+    if isinstance(bundle, str | bytes):
+        text = decode_text(bundle, "(bundle)") if isinstance(bundle, bytes) else bundle
+        data = parse_document(text, ".json", "(bundle)")
+    return read_resources(
+        bundle_resources(data), patient_id=patient_id, mapping=mapping, terminology=terminology
+    )
+
+
+def is_bundle(document: Any) -> bool:
+    """Whether ``document`` (JSON data) is a FHIR Bundle."""
+    return isinstance(document, Mapping) and document.get("resourceType") == "Bundle"
+
+
+def read_bundle_case(
+    bundle: Resource,
+    *,
+    overrides: Mapping[str, Any],
+    terminology: Terminology | None = None,
+) -> tuple[PatientRecord, Context]:
+    """Read a bundle as a case: the record from the bundle, the context from ``overrides``.
+
+    A Bundle says nothing of the planned treatment, so ``route``, ``jurisdiction`` and
+    ``now`` must come from the caller (the command line's ``--route``, ``--jurisdiction``
+    and ``--now``).
+
+    Raises:
+        InputError: the bundle cannot be read, or the context is incomplete.
+    """
+    given = {key: value for key, value in overrides.items() if value is not None}
+    missing = [key for key in ("route", "jurisdiction", "now") if key not in given]
+    if missing:
+        raise InputError(
+            "context",
+            f"a FHIR Bundle carries no treatment context; give {', '.join(missing)} "
+            "(ketacds assess --route ... --jurisdiction ... --now ...)",
+        )
+    return read_bundle(bundle, terminology=terminology), load_context(given)
+
+
+def read_resources(
+    resources: Iterable[Any],
+    *,
+    patient_id: str | None = None,
+    mapping: FhirMapping | None = None,
+    terminology: Terminology | None = None,
+) -> PatientRecord:
+    """Read one patient's record from FHIR R4 resources.
+
+    Each item is a resource, a Bundle (its entries are read), or a ``(fullUrl,
+    resource)`` pair. See :func:`read_bundle` for the arguments.
+    """
+    terminology = terminology or _bundled_terminology()
+    reader = _Reader(mapping or terminology.fhir_mapping, terminology)
+    return reader.record(_pairs(resources), patient_id)
+
+
+def read_draft_orders(
+    draft_orders: Any,
+    *,
+    mapping: FhirMapping | None = None,
+    terminology: Terminology | None = None,
+) -> DraftOrders:
+    """Find the ketamine and esketamine orders among a CDS Hooks ``draftOrders`` bundle.
+
+    Every other drafted MedicationRequest becomes an ``intended`` medication (it may
+    interact with the planned treatment); other resource types are counted as not read.
+    """
+    terminology = terminology or _bundled_terminology()
+    reader = _Reader(mapping or terminology.fhir_mapping, terminology)
+    pairs = _pairs([draft_orders]) if isinstance(draft_orders, Mapping) else []
+    if not isinstance(draft_orders, Mapping):
+        reader.issue("error", "invalid-resource", "draftOrders is not a FHIR Bundle", None)
+    return reader.draft_orders(pairs)
+
+
+def _pairs(items: Iterable[Any]) -> list[tuple[str | None, Any]]:
+    out: list[tuple[str | None, Any]] = []
+    for item in items:
+        if isinstance(item, tuple) and len(item) == 2:
+            out.extend(_flatten(item[1], item[0]))
+        else:
+            out.extend(_flatten(item, None))
+    return out
+
+
+#: ``(key, fullUrl, resource)`` of one resource kept by :meth:`ReaderBase.index`.
+_Item = tuple[str, str | None, Resource]
+
+
+@attrs.define
+class _Found:
+    """What has been read of the patient's resources so far, in the order read."""
+
+    conditions: list[Condition] = attrs.Factory(list)
+    medications: list[Medication] = attrs.Factory(list)
+    observations: list[tuple[str, Observation]] = attrs.Factory(list)
+    allergies: list[Allergy] = attrs.Factory(list)
+    #: keys of the active conditions that mean the patient is pregnant
+    pregnancy_conditions: list[str] = attrs.Factory(list)
+
+
+def _patient_refs(chosen: _Item | None, patient_id: str | None) -> tuple[set[str], str | None]:
+    """The references that name the patient (``Patient/id``, its full URL, ...) and the patient's id."""
+    refs: set[str] = set()
+    pid = patient_id
+    if chosen:
+        key, url, raw = chosen
+        pid = raw.get("id") if isinstance(raw.get("id"), str) else pid
+        refs.add(key)
+        if url:
+            refs.add(url)
+    if pid:
+        refs.add(f"Patient/{pid}")
+        refs.add(f"urn:uuid:{pid}")  # a transaction bundle's reference to the same resource id
+    return refs, pid
+
+
+class _Reader(PatientReading, ClinicalReading, ObservationReading, OrderReading):
+    """Reads one patient's record (or a draftOrders bundle) from resources."""
+
+    def record(self, pairs: Sequence[tuple[str | None, Any]], patient_id: str | None) -> PatientRecord:
+        """Read one patient's record: choose the patient, read what is theirs, fill the patient in."""
+        items = self.index(pairs)
+        chosen = self._choose_patient(items, patient_id)
+        refs, pid = _patient_refs(chosen, patient_id)
+        patient = self._patient(chosen[0], chosen[2]) if chosen else Patient(id=pid)
+        older = self._older_readings(items)
+        found = _Found()
+        for key, _, raw in items:
+            if raw["resourceType"] == "Patient" or key in older:
+                continue
+            if refs and not self._belongs(raw, refs, key):
+                continue
+            self._read_into(found, key, raw)
+        kept = self._keep_latest(found.observations)
+        patient = self._fill_patient(patient, kept, found.pregnancy_conditions)
+        self.summaries()
+        coded = {code for code, concept in self.mapping.observations.items() if concept.coded}
+        return PatientRecord(
+            patient=patient,
+            conditions=tuple(found.conditions),
+            medications=tuple(found.medications),
+            observations=tuple(o for _, o in kept if not (o.code and o.code.code in coded)),
+            allergies=tuple(found.allergies),
+            data_quality=tuple(self.issues),
+        )
+
+    def _choose_patient(self, items: Sequence[_Item], patient_id: str | None) -> _Item | None:
+        """The Patient resource to read: the one ``patient_id`` names, or the only one.
+
+        Raises:
+            InputError: several patients and no ``patient_id``.
+        """
+        patients = [(key, url, raw) for key, url, raw in items if raw["resourceType"] == "Patient"]
+        if patient_id is not None:
+            chosen = [p for p in patients if p[2].get("id") == patient_id]
+            for key, _, _ in patients:
+                if all(key != c[0] for c in chosen):
+                    self.issue("error", "other-patient", "Another patient's Patient resource; left out.", key)
+        elif len(patients) > 1:
+            raise InputError("(top level)", f"the data hold {len(patients)} patients; say which one to read")
+        else:
+            chosen = patients
+        return chosen[0] if chosen else None
+
+    def _read_into(self, found: _Found, key: str, raw: Resource) -> None:
+        """Read one of the patient's resources (not the Patient) by its type."""
+        kind = raw["resourceType"]
+        if kind == "Condition":
+            conditions, pregnant = self._condition(key, raw)
+            found.conditions.extend(conditions)
+            found.pregnancy_conditions.extend([key] if pregnant else [])
+        elif kind in ("MedicationRequest", "MedicationStatement"):
+            found.medications.extend(self._medication(key, raw))
+        elif kind == "Observation":
+            found.observations.extend(self._observation(key, raw))
+        else:
+            found.allergies.extend(self._allergy(key, raw))
+
+    def _belongs(self, raw: Resource, refs: set[str], key: str) -> bool:
+        holder = raw.get("patient") if raw["resourceType"] == "AllergyIntolerance" else raw.get("subject")
+        reference = holder.get("reference") if isinstance(holder, Mapping) else None
+        if not isinstance(reference, str) or not reference:
+            return True  # no subject: it came in this patient's data
+        if reference in refs or any(
+            reference.endswith(f"/{ref}") for ref in refs if ref.startswith("Patient/")
+        ):
+            return True
+        self.issue("error", "other-patient", "Refers to another patient; left out.", key, "subject")
+        return False

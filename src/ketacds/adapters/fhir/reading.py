@@ -1,0 +1,180 @@
+"""What every resource reader shares: the tables, the issues found so far, validation.
+
+:class:`ReaderBase` holds one read's state (the FHIR tables, the value sets, the
+data-quality issues in the order found, the resource types left out) and the steps
+every resource goes through: :meth:`ReaderBase.index` keeps each well-formed resource
+once, :meth:`ReaderBase.validate` turns it into an R4B model or an issue. The readers
+of each resource type (``patient.py``, ``conditions.py``, ...) build on it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from fhir.resources.R4B.codeableconcept import CodeableConcept
+from fhir.resources.R4B.medication import Medication as FhirMedication
+
+from ketacds import limits
+from ketacds.adapters.fhir.tables import READ_ELEMENTS, READ_TYPES, Resource
+from ketacds.adapters.fhir.validation import M, validated
+from ketacds.models.inputs import canonical_system
+from ketacds.models.quality import DataQualityIssue, QualitySeverity
+from ketacds.terminology.mapping import FhirMapping
+from ketacds.terminology.valuesets import Terminology
+
+
+def stripped_text(value: Any) -> str | None:
+    """A text with its edges trimmed, or ``None`` for anything else or nothing left."""
+    return value.strip() or None if isinstance(value, str) else None
+
+
+def known_system(system: str) -> bool:
+    """Whether ``system`` is a code system ketacds reads (see :func:`canonical_system`)."""
+    try:
+        canonical_system(system)
+    except ValueError:
+        return False
+    return True
+
+
+def item_id(key: str, items: Sequence[object], index: int) -> str:
+    """The id of one item read from a resource: the resource's own, or numbered when it gives several."""
+    return key if len(items) == 1 else f"{key}#{index}"
+
+
+def code_of(concept: CodeableConcept | None) -> str | None:
+    """The first code of a concept (a status), or ``None``."""
+    for coding in (concept.coding or []) if concept else []:
+        if coding.code:
+            return coding.code
+    return None
+
+
+def date_of(value: Any) -> dt.date | None:
+    """The date of a date or date-time; ``None`` for a partial date (a year or month) or nothing."""
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    return None
+
+
+class ReaderBase:
+    """Reads one batch of resources, collecting data-quality issues as it goes."""
+
+    def __init__(self, mapping: FhirMapping, terminology: Terminology) -> None:
+        self.mapping = mapping
+        self.terminology = terminology
+        self.issues: list[DataQualityIssue] = []
+        self.not_read: Counter[str] = Counter()
+        self.medications_by_ref: dict[str, FhirMedication] = {}
+
+    # -- bookkeeping ---------------------------------------------------------------
+
+    def issue(
+        self,
+        severity: QualitySeverity,
+        code: str,
+        message: str,
+        resource: str | None,
+        path: str | None = None,
+    ) -> None:
+        """Record a data-quality issue (issues keep the order they are found in)."""
+        self.issues.append(
+            DataQualityIssue(
+                severity=severity,
+                code=code,
+                message=message,
+                resource=resource,
+                path=path,
+            )
+        )
+
+    def summaries(self) -> None:
+        """Close the read: one issue counting the resource types no rule reads."""
+        if self.not_read:
+            counts = ", ".join(f"{kind} ×{n}" for kind, n in sorted(self.not_read.items()))
+            self.issue("info", "not-read", f"Left out because no rule reads them: {counts}.", None)
+
+    def validate(self, model: type[M], raw: Resource, key: str) -> M | None:
+        """The resource as a validated R4B model, or ``None`` (and an issue) when it cannot be read.
+
+        Only the elements ketacds reads are validated (:data:`READ_ELEMENTS`): one that
+        is never read cannot change an answer, and validation is the costly part of
+        reading. A modifier (``modifierExtension``, ``implicitRules``) can change the
+        meaning of everything else, so a resource that has one is not read at all.
+        Outcomes are cached by content, so a resource sent again (the same patient's
+        next hook call) is not validated again.
+        """
+        modifiers = sorted(set(raw) & {"modifierExtension", "implicitRules"})
+        if modifiers:
+            self.issue(
+                "error",
+                "modifier",
+                f"Not read: it carries {modifiers[0]}, which may change its meaning in unknown ways.",
+                key,
+                modifiers[0],
+            )
+            return None
+        elements = READ_ELEMENTS[model.__name__]
+        projected = {name: value for name, value in raw.items() if name in elements}
+        out_of_range = limits.find_problem(projected)
+        if out_of_range is not None:
+            where, reason = out_of_range
+            self.issue("error", "out-of-range", f"Not read: {where}: {reason}.", key, where)
+            return None
+        parsed, problem, lenient = validated(model, projected)
+        if lenient:
+            self.issue(
+                "warning",
+                "lenient-parse",
+                "The dose is written the STU3 way (dosage doseQuantity), not in R4 doseAndRate; "
+                "read as if it were R4.",
+                key,
+                "dosageInstruction.doseQuantity",
+            )
+        if problem is not None:
+            self.issue("error", "invalid-resource", f"Not valid FHIR R4: {problem}.", key)
+        return parsed
+
+    def index(self, pairs: Sequence[tuple[str | None, Any]]) -> list[tuple[str, str | None, Resource]]:
+        """Keep well-formed resources once each; report the rest."""
+        seen: dict[str, Resource] = {}
+        items: list[tuple[str, str | None, Resource]] = []
+        for index, (full_url, raw) in enumerate(pairs):
+            kind = raw.get("resourceType") if isinstance(raw, Mapping) else None
+            if not isinstance(kind, str):
+                self.issue("error", "invalid-resource", f"Entry {index} is not a FHIR resource.", None)
+                continue
+            rid = raw.get("id")
+            key = f"{kind}/{rid}" if isinstance(rid, str) and rid else f"{kind}[{index}]"
+            if key in seen:
+                if seen[key] != raw:
+                    self.issue(
+                        "warning", "duplicate", "Two different versions were given; the first is read.", key
+                    )
+                continue
+            seen[key] = raw
+            if kind == "OperationOutcome":
+                self.issue(
+                    "error",
+                    "source-error",
+                    "The source sent an error (OperationOutcome) in place of data.",
+                    key,
+                )
+                continue
+            if kind == "Medication":
+                medication = self.validate(FhirMedication, raw, key)
+                if medication is not None:
+                    for ref in (key, full_url):
+                        if ref:
+                            self.medications_by_ref[ref] = medication
+                continue
+            if kind not in READ_TYPES:
+                self.not_read[kind] += 1
+                continue
+            items.append((key, full_url, raw))
+        return items

@@ -1,0 +1,109 @@
+"""Validating one resource against its R4B model, cached by content.
+
+Each resource is validated on its own with fhir.resources' R4B models (its default R5
+models reject R4 data), so one bad resource never spoils the rest. A dose written the
+STU3 way is read leniently; why a resource is invalid is summarised without echoing
+any of its values.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import OrderedDict
+from collections.abc import Mapping
+from typing import Any, TypeVar, cast
+
+from pydantic import BaseModel, ValidationError
+
+from ketacds.adapters.fhir.tables import Resource
+
+__all__ = ["VALIDATION_CACHE_SIZE", "validated", "validation_cache_stats"]
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class _ValidationCache:
+    """Validation outcomes by resource content (least recently used out first), shared by one process."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.entries: OrderedDict[str, tuple[Any, str | None, bool]] = OrderedDict()
+        self.lock = threading.Lock()
+        self.hits = self.misses = 0
+
+    def validate(self, model: type[M], resource: Mapping[str, Any]) -> tuple[M | None, str | None, bool]:
+        """``(model or None, the problem if invalid, whether the STU3 dose was read leniently)``."""
+        key = f"{model.__name__}\0{json.dumps(resource, sort_keys=True, separators=(',', ':'), default=str)}"
+        with self.lock:
+            found = self.entries.get(key)
+            if found is not None:
+                self.entries.move_to_end(key)
+                self.hits += 1
+                return cast(tuple[M | None, str | None, bool], found)
+            self.misses += 1
+        outcome = _validate_uncached(model, resource)
+        with self.lock:
+            self.entries[key] = outcome
+            if len(self.entries) > self.size:
+                self.entries.popitem(last=False)
+        return outcome
+
+
+def _validate_uncached(model: type[M], resource: Mapping[str, Any]) -> tuple[M | None, str | None, bool]:
+    try:
+        return model.model_validate(resource), None, False
+    except ValidationError as error:
+        lenient = _stu3_dosage(resource)
+        if lenient is not None:
+            try:
+                return model.model_validate(lenient), None, True
+            except ValidationError:
+                pass
+        return None, _summarise(error), False
+
+
+#: Validated resources are kept per process, up to this many (the models are never changed after).
+VALIDATION_CACHE_SIZE = 20_000
+_VALIDATED = _ValidationCache(VALIDATION_CACHE_SIZE)
+
+
+def validated(model: type[M], resource: Mapping[str, Any]) -> tuple[M | None, str | None, bool]:
+    """``(model or None, the problem if invalid, whether the STU3 dose was read leniently)``, cached."""
+    return _VALIDATED.validate(model, resource)
+
+
+def validation_cache_stats() -> dict[str, int]:
+    """How often a resource's validation was found in the per-process cache (for operations)."""
+    return {"hits": _VALIDATED.hits, "misses": _VALIDATED.misses, "size": len(_VALIDATED.entries)}
+
+
+def _summarise(error: ValidationError) -> str:
+    """Where the resource is invalid, without echoing any of its values."""
+    problems = []
+    for item in error.errors(include_input=False, include_url=False)[:3]:
+        where = ".".join(str(part) for part in item["loc"]) or "(resource)"
+        problems.append(f"{where}: {item['msg']}")
+    more = len(error.errors()) - len(problems)
+    return "; ".join(problems) + (f" (and {more} more)" if more > 0 else "")
+
+
+def _stu3_dosage(raw: Resource) -> dict[str, Any] | None:
+    """The resource with STU3 ``dosage[].doseQuantity`` moved into R4 ``doseAndRate``, if it has any."""
+    field = "dosageInstruction" if raw.get("resourceType") == "MedicationRequest" else "dosage"
+    dosages = raw.get(field)
+    if not isinstance(dosages, list) or not any(
+        isinstance(d, Mapping) and "doseQuantity" in d for d in dosages
+    ):
+        return None
+    fixed = []
+    for dosage in dosages:
+        if isinstance(dosage, Mapping) and "doseQuantity" in dosage:
+            rest = {k: v for k, v in dosage.items() if k not in ("doseQuantity", "rateQuantity")}
+            rate: dict[str, Any] = {"doseQuantity": dosage["doseQuantity"]}
+            if "rateQuantity" in dosage:
+                rate["rateQuantity"] = dosage["rateQuantity"]
+            fixed.append({**rest, "doseAndRate": [rate]})
+        else:
+            fixed.append(dosage)
+    return {**raw, field: fixed}
