@@ -278,7 +278,7 @@ def create_app(
             mapping = load_fhir_mapping(settings.rules_dir) if settings.rules_dir else load_fhir_mapping()
             # ketamine-intranasal is refused in every jurisdiction: no program to compile
             for route in ("esketamine-nasal", "ketamine-iv", "ketamine-other"):
-                engine._program(route, settings.jurisdiction)  # compile now, not on the first call
+                engine.warm(route, settings.jurisdiction)  # compile now, not on the first call
             return engine, mapping
 
         engine, mapping = await service.on_engine(build)
