@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from decimal import Decimal
 
 import attrs
@@ -117,66 +117,61 @@ def program_load(rules: Iterable[Rule]) -> ProgramLoad:
     )
 
 
+# What each exceeded limit is called when compiling (EngineCapacityError, after the program's
+# name) and when linting (a finding on the manifest): {count} is what the program needs,
+# {limit} what ketacds allows, {fact} the fact type, {program} "ROUTE in JURISDICTION".
+_REFUSALS = {
+    checks.PROGRAM_TOO_LARGE: "{count} durable rules exceed durable_rules' limit of about 512 per ruleset "
+    "(ketacds keeps {limit}); narrow rule scopes",
+    checks.FACT_TYPE_OVERLOADED: "{count} durable rules read {fact} facts; durable_rules allows 64 rules "
+    "to match one fact (ketacds keeps {limit})",
+    checks.FACT_TOO_WIDE: "{fact} facts would carry {count} properties; durable_rules accepts at most "
+    "{limit} (fewer value sets or negated patterns per fact type)",
+}
+_FINDINGS = {
+    checks.PROGRAM_TOO_LARGE: "the program for {program} has {count} durable rules (at most {limit}); "
+    "narrow rule scopes or simplify conditions",
+    checks.FACT_TYPE_OVERLOADED: "in the program for {program}, {count} durable rules read {fact} facts "
+    "(at most {limit})",
+    checks.FACT_TOO_WIDE: "in the program for {program}, {fact} facts would carry {count} properties "
+    "(durable_rules refuses more than {limit}): fewer value sets or negated patterns on that fact type",
+}
+
+
+def _exceeded(durable_rules: int, load: ProgramLoad) -> Iterator[tuple[str, dict[str, object]]]:
+    """Each limit a program exceeds, in order: the lint code, and the words for its message."""
+    if durable_rules > MAX_RULES_PER_PROGRAM:
+        yield checks.PROGRAM_TOO_LARGE, {"count": durable_rules, "limit": MAX_RULES_PER_PROGRAM, "fact": ""}
+    for fact, readers in load.readers.items():
+        if readers > MAX_RULES_PER_FACT_TYPE:
+            yield (
+                checks.FACT_TYPE_OVERLOADED,
+                {"count": readers, "limit": MAX_RULES_PER_FACT_TYPE, "fact": repr(fact)},
+            )
+    for fact, width in load.widths.items():
+        if width > MAX_FACT_PROPERTIES:
+            yield checks.FACT_TOO_WIDE, {"count": width, "limit": MAX_FACT_PROPERTIES, "fact": repr(fact)}
+
+
 def refuse_beyond_limits(name: str, durable_rules: int, rules: Iterable[Rule]) -> None:
     """Refuse to compile program ``name`` (``durable_rules`` rules compiled from ``rules``) beyond a limit.
 
     Raises:
         EngineCapacityError: too many durable rules, too many reading one fact type, or a
-            fact type that would carry too many properties.
+            fact type that would carry too many properties (the first limit exceeded).
     """
-    if durable_rules > MAX_RULES_PER_PROGRAM:
-        raise EngineCapacityError(
-            f"{name}: {durable_rules} durable rules exceed durable_rules' limit of about 512 "
-            f"per ruleset (ketacds keeps {MAX_RULES_PER_PROGRAM}); narrow rule scopes"
-        )
-    load = program_load(rules)
-    for fact, readers in load.readers.items():
-        if readers > MAX_RULES_PER_FACT_TYPE:
-            raise EngineCapacityError(
-                f"{name}: {readers} durable rules read {fact!r} facts; durable_rules "
-                f"allows 64 rules to match one fact (ketacds keeps {MAX_RULES_PER_FACT_TYPE})"
-            )
-    for fact, width in load.widths.items():
-        if width > MAX_FACT_PROPERTIES:
-            raise EngineCapacityError(
-                f"{name}: {fact!r} facts would carry {width} properties; durable_rules "
-                f"accepts at most {MAX_FACT_PROPERTIES} (fewer value sets or negated patterns "
-                f"per fact type)"
-            )
+    for code, words in _exceeded(durable_rules, program_load(rules)):
+        raise EngineCapacityError(f"{name}: " + _REFUSALS[code].format(**words))
 
 
 def lint_problems(rules: Iterable[Rule], route: str, jurisdiction: str) -> tuple[CapacityProblem, ...]:
     """What the linter reports for the program of ``rules`` (``route`` in ``jurisdiction``): KL040-KL042."""
     load = program_load(rules)
-    problems = []
-    if load.durable_rules > MAX_RULES_PER_PROGRAM:
-        problems.append(
-            CapacityProblem(
-                checks.PROGRAM_TOO_LARGE,
-                f"the program for {route} in {jurisdiction} has {load.durable_rules} durable rules "
-                f"(at most {MAX_RULES_PER_PROGRAM}); narrow rule scopes or simplify conditions",
-            )
-        )
-    for fact, readers in load.readers.items():
-        if readers > MAX_RULES_PER_FACT_TYPE:
-            problems.append(
-                CapacityProblem(
-                    checks.FACT_TYPE_OVERLOADED,
-                    f"in the program for {route} in {jurisdiction}, {readers} durable rules read "
-                    f"{fact!r} facts (at most {MAX_RULES_PER_FACT_TYPE})",
-                )
-            )
-    for fact, width in load.widths.items():
-        if width > MAX_FACT_PROPERTIES:
-            problems.append(
-                CapacityProblem(
-                    checks.FACT_TOO_WIDE,
-                    f"in the program for {route} in {jurisdiction}, {fact!r} facts would carry "
-                    f"{width} properties (durable_rules refuses more than {MAX_FACT_PROPERTIES}): "
-                    f"fewer value sets or negated patterns on that fact type",
-                )
-            )
-    return tuple(problems)
+    program = f"{route} in {jurisdiction}"
+    return tuple(
+        CapacityProblem(code, _FINDINGS[code].format(program=program, **words))
+        for code, words in _exceeded(load.durable_rules, load)
+    )
 
 
 def absence_key(pattern: Pattern) -> str:
