@@ -46,7 +46,8 @@ from typing import Any
 from ketacds import Engine, __version__, load_case, load_ruleset
 from ketacds.batch import BatchOptions, NdjsonReader, run_batch
 from ketacds.batch.work import assessment_line
-from ketacds.engine import durable_backend
+from ketacds.engine.backends import durable as durable_backend
+from ketacds.engine.backends.durable import capacity as durable_capacity
 from ketacds.engine.reference import evaluate
 from ketacds.models.load import load_context
 from ketacds.ruleset.plan import stratify
@@ -100,7 +101,7 @@ def latency_section(
         if durable != reference:
             raise SystemExit(f"engines disagree on {record.patient.id}")
         facts.append(built)
-        programs.append(engine._program(context.route, context.jurisdiction))
+        programs.append(engine.warm(context.route, context.jurisdiction))
         raws.append(durable)
     rules = [engine.rules_for(c.route, c.jurisdiction) for _, c in population]
     floor = PlainFloor(engine.ruleset)
@@ -194,7 +195,7 @@ def rules_section(engine: Engine, cases: list[dict[str, Any]], sizes: Sequence[i
     facts = [engine.facts(*load_case(case)).facts for case in cases]
     # ketacds refuses more than 60 rules reading one fact type (durable_rules' 64-per-fact
     # stack); the synthetic rulesets exceed that on purpose, to measure durable_rules itself.
-    durable_backend.MAX_RULES_PER_FACT_TYPE = 10**6
+    durable_capacity.MAX_RULES_PER_FACT_TYPE = 10**6
     table = Table(["rules", "firings/patient", "durable_rules µs", "reference µs", "durable ÷ reference"])
     for size in sizes:
         rules = synthetic_rules(engine.ruleset, size)
@@ -209,7 +210,7 @@ def rules_section(engine: Engine, cases: list[dict[str, Any]], sizes: Sequence[i
         d, r = results["durable"]["cpu_mean"], results["reference"]["cpu_mean"]
         table.row(str(size), f"{fired:.1f}", f"{d:,.0f}", f"{r:,.0f}", f"{d / r:.2f}")
         program.close()
-    durable_backend.MAX_RULES_PER_FACT_TYPE = 60
+    durable_capacity.MAX_RULES_PER_FACT_TYPE = 60
     return [
         "### Cost as the rules grow",
         "",
@@ -225,7 +226,7 @@ def rules_section(engine: Engine, cases: list[dict[str, Any]], sizes: Sequence[i
 def _record_variants(
     engine: Engine, population: list[Any], facts: list[Any]
 ) -> dict[str, Callable[[int], object]]:
-    programs = [engine._program(c.route, c.jurisdiction) for _, c in population]
+    programs = [engine.warm(c.route, c.jurisdiction) for _, c in population]
     rules = [engine.rules_for(c.route, c.jurisdiction) for _, c in population]
     for built, program, scoped in zip(facts, programs, rules, strict=True):
         if program.run(built.facts) != evaluate(scoped, engine.strata, built.facts):

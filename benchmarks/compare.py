@@ -78,7 +78,7 @@ def main() -> int:
         for name, engine in engines.items():
             people = population[name]
             facts = [engine.facts(*p).facts for p in people]
-            programs = [engine._program(c.route, c.jurisdiction) for _, c in people]
+            programs = [engine.warm(c.route, c.jurisdiction) for _, c in people]
             results = [engine.assess(*p) for p in people]
             variants |= _variants(name, engine, people, facts, programs, results)
         gc.collect()

@@ -128,7 +128,7 @@ def engine_warmup() -> None:
     engine = _engine()
     for route in ROUTES:
         for jurisdiction in engine.ruleset.jurisdictions:
-            engine._program(route, jurisdiction.id)
+            engine.warm(route, jurisdiction.id)
 
 
 def selftest_target(document: Any) -> Outcome:

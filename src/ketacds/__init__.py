@@ -30,6 +30,7 @@ from ketacds.errors import (
     RulesetError,
     ScenarioError,
     TerminologyError,
+    UnknownBackendError,
     VerificationError,
 )
 from ketacds.models.inputs import (
@@ -99,6 +100,7 @@ __all__ = [
     "ScenarioError",
     "SubstanceUse",
     "TerminologyError",
+    "UnknownBackendError",
     "VerificationError",
     "__version__",
     "assess",

@@ -15,6 +15,7 @@ The tree::
     ├── ScenarioError (ValueError)     a scenario file that cannot be read or names
     │                                  an unknown rule; ``file`` and ``line`` say where
     ├── TerminologyError (LookupError) an unknown value set, unit or code system
+    ├── UnknownBackendError (ValueError) ``Engine(backend=...)`` names no known backend
     ├── EvaluationError (RuntimeError) the engine failed while assessing;
     │   │                              ``rule_id`` names the rule when one is to blame
     │   └── VerificationError          the shadow check (``verify_sample``) found
@@ -52,6 +53,7 @@ __all__ = [
     "RulesetError",
     "ScenarioError",
     "TerminologyError",
+    "UnknownBackendError",
     "VerificationError",
 ]
 
@@ -258,3 +260,10 @@ class AuthError(KetacdsError):
 
 class FetchError(KetacdsError):
     """A FHIR request failed; the message is safe to return to the client."""
+
+
+class UnknownBackendError(KetacdsError, ValueError):
+    """``Engine(backend=...)`` names no registered engine backend (the message lists the known ones).
+
+    .. versionadded:: 0.5.0
+    """

@@ -80,7 +80,7 @@ def test_compiled_patterns_match_like_the_reference(record: PatientRecord, conte
     from ketacds.engine.match import compile_pattern, matches
 
     facts = _ENGINE.facts(record, context).facts
-    for program in (_ENGINE._program(route, "US") for route in ("ketamine-iv", "esketamine-nasal")):
+    for program in (_ENGINE.warm(route, "US") for route in ("ketamine-iv", "esketamine-nasal")):
         for pattern in program.absent_patterns.values():
             check = compile_pattern(pattern)
 

@@ -208,7 +208,7 @@ class TestWorker:
         config = WorkerConfig(reader=NdjsonReader(), digest=bundled_rules().digest, context=(("now", NOW),))
         broken = prepare(config, bundled_rules())
         context = json.loads(items[0].payload)["context"]
-        broken._program(context["route"], context["jurisdiction"])._broken = "a simulated engine error"
+        broken.warm(context["route"], context["jurisdiction"])._broken = "a simulated engine error"
         result = assess_chunk(config, Chunk(0, (items[0], items[0])))
 
         assert 1 == len(result.errors)

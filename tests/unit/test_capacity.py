@@ -7,9 +7,9 @@ import sys
 
 import pytest
 
-from ketacds.engine.durable_backend import DurableProgram
+from ketacds.engine.backends.durable import DurableProgram
+from ketacds.engine.backends.durable.capacity import MAX_FACT_PROPERTIES, RESERVED_PROPERTIES, program_load
 from ketacds.ruleset import scope
-from ketacds.ruleset.capacity import MAX_FACT_PROPERTIES, RESERVED_PROPERTIES, program_load
 from ketacds.ruleset.load import load_ruleset
 from ketacds.ruleset.plan import stratify
 from rulesets_fixtures import RULES

@@ -1,4 +1,4 @@
-"""The durable_rules driver: each measured hazard of durable_rules 2.0.28, handled.
+"""The durable_rules driver (``engine/backends/durable/``): each measured hazard, handled.
 
 See ../shared/durable-rules-notes.md for the measurements behind each test.
 """
@@ -15,7 +15,7 @@ import attrs
 import pytest
 
 from ketacds import EvaluationError, load_case, load_case_file
-from ketacds.engine.durable_backend import MAX_FACTS, fnv1a_32
+from ketacds.engine.backends.durable.capacity import MAX_FACTS, fnv1a_32
 from ketacds.engine.raw import flag_id
 from support import EXAMPLES
 
@@ -72,7 +72,7 @@ class TestNegation:
     def test_no_none_in_compiled_rules(self, engine):
         """The compiled durable rules never use durable's order-dependent negation."""
         for route in ("ketamine-iv", "esketamine-nasal"):
-            definition = json.dumps(engine._program(route, "US").definition)
+            definition = json.dumps(engine.warm(route, "US").definition)
 
             assert "$not" not in definition
 
@@ -80,7 +80,7 @@ class TestNegation:
         """'not indicated' never fires beside an indication, in every fact order."""
         record, context = case
         facts = engine.facts(record, context).facts
-        program = engine._program(context.route, context.jurisdiction)
+        program = engine.warm(context.route, context.jurisdiction)
         for order in (facts, tuple(reversed(facts)), facts[1:] + facts[:1]):
             result = program.run(order)
             fired = {f.rule_id for f in result.firings}
@@ -127,7 +127,7 @@ class TestJoins:
             return isinstance(inner, dict)
 
         for route, jurisdiction in [("ketamine-iv", "US"), ("esketamine-nasal", "US")]:
-            for rule in engine._program(route, jurisdiction).definition.values():
+            for rule in engine.warm(route, jurisdiction).definition.values():
                 for pattern in rule["all"]:
                     terms = next(iter(pattern.values())).get("$and", [])
                     first_or = next((i for i, t in enumerate(terms) if "$or" in t), len(terms))
@@ -143,18 +143,18 @@ class TestHashes:
 
     def test_fact_ids_cannot_collide(self, engine):
         """The ids facts are asserted under have distinct 32-bit hashes."""
-        program = engine._program("ketamine-iv", "US")
+        program = engine.warm("ketamine-iv", "US")
         flags = {flag_id(f) for r in engine.ruleset.rules for f in r.flags}
         ids = [str(n) for n in range(MAX_FACTS)] + sorted(flags)
 
         assert len(ids) == len({fnv1a_32(i) for i in ids})
-        assert program is engine._program("ketamine-iv", "US")
+        assert program is engine.warm("ketamine-iv", "US")
 
     def test_a_dropped_fact_is_an_error(self, engine, case, monkeypatch):
         """If durable reports a fact as already seen (a hash collision), we raise."""
         record, context = case
         facts = engine.facts(record, context).facts
-        program = engine._program(context.route, context.jurisdiction)
+        program = engine.warm(context.route, context.jurisdiction)
         monkeypatch.setattr(program, "_durable_id", lambda number: "0")
 
         with pytest.raises(EvaluationError, match="dropped"):
@@ -173,10 +173,10 @@ class TestHashes:
 class TestSessions:
     def test_one_session_is_reused_and_left_empty(self, engine, case):
         """Assessments reuse one session per program, and each leaves it empty."""
-        from ketacds.engine import durable_backend
+        from ketacds.engine.backends.durable import program as durable_backend
 
         record, context = case
-        program = engine._program(context.route, context.jurisdiction)
+        program = engine.warm(context.route, context.jurisdiction)
         engine.assess(record, context)
         opened = program._sessions
         for _ in range(3):
@@ -187,11 +187,11 @@ class TestSessions:
 
     def test_a_session_left_not_empty_is_replaced(self, engine, case, monkeypatch):
         """If retraction leaves anything behind, the session is deleted and replaced."""
-        from ketacds.engine import durable_backend
+        from ketacds.engine.backends.durable import program as durable_backend
 
         record, context = case
         expected = engine.assess(record, context)
-        program = engine._program(context.route, context.jurisdiction)
+        program = engine.warm(context.route, context.jurisdiction)
         resets, opened = program.session_resets, program._sessions
         monkeypatch.setattr(durable_backend._dre, "retract_facts", lambda handle, facts: (0, 0))
 
@@ -204,7 +204,7 @@ class TestSessions:
         """A program whose first assessment fires nothing closes cleanly (durable frees a wild pointer)."""
         code = (
             "from ketacds import load_ruleset\n"
-            "from ketacds.engine.durable_backend import DurableProgram\n"
+            "from ketacds.engine.backends.durable import DurableProgram\n"
             "rule = load_ruleset().rule('KCDS-CAND-013')\n"
             "program = DurableProgram('quiet', [rule], {rule.id: 1})\n"
             "fact = {'t': 'condition', 'id': 'c', 'vs': [], 'clinical_status': 'active', 'active': True}\n"
@@ -253,7 +253,7 @@ class TestSessions:
 class TestEncoding:
     def test_value_sets_become_boolean_properties(self, engine):
         """Durable sees membership as one property per value set some rule reads, and only read fields."""
-        program = engine._program("ketamine-iv", "US")
+        program = engine.warm("ketamine-iv", "US")
         fact = {"t": "condition", "id": "c", "vs": ["depressive-disorders", "no-such-set"], "note": "x"}
         encoded = program.encode("0", fact, "1")
 
@@ -264,13 +264,13 @@ class TestEncoding:
 
     def test_facts_no_rule_reads_are_not_asserted(self, engine):
         """A fact of a type no rule of the program reads is not sent to durable at all."""
-        program = engine._program("ketamine-iv", "US")
+        program = engine.warm("ketamine-iv", "US")
 
         assert program.encode("0", {"t": "nothing-reads-this", "id": "x"}, "1") is None
 
     def test_an_unexpected_activation_is_read_as_json(self, engine):
         """An activation in an unexpected layout falls back to a JSON parse with the same result."""
-        program = engine._program("ketamine-iv", "US")
+        program = engine.warm("ketamine-iv", "US")
         name = next(iter(program._alternatives))
         aliases = [next(iter(p)) for p in program.definition[name]["all"]]
         compact = (
@@ -285,12 +285,12 @@ class TestEncoding:
     def test_too_wide_a_fact_is_refused_at_compile_time(self, engine, monkeypatch):
         """A program whose facts would carry more properties than durable accepts is not built."""
         from ketacds import EngineCapacityError
-        from ketacds.engine import durable_backend
-        from ketacds.ruleset.capacity import program_load
+        from ketacds.engine.backends.durable import capacity
+        from ketacds.engine.backends.durable import program as durable_backend
 
         rules = engine.rules_for("ketamine-iv", "US")
-        widest = max(program_load(rules).widths.values())
-        monkeypatch.setattr(durable_backend, "MAX_FACT_PROPERTIES", widest - 1)
+        widest = max(capacity.program_load(rules).widths.values())
+        monkeypatch.setattr(capacity, "MAX_FACT_PROPERTIES", widest - 1)
 
         with pytest.raises(EngineCapacityError, match=f"would carry {widest} properties"):
             durable_backend.DurableProgram("capacity_test", rules, engine.strata)
@@ -382,7 +382,7 @@ class TestNumbersNeverReachDurable:
     def test_no_number_is_sent(self, engine, case):
         """Every fact asserted carries strings and booleans only: tests are decided in Python."""
         record, context = case
-        program = engine._program(context.route, context.jurisdiction)
+        program = engine.warm(context.route, context.jurisdiction)
         encoded = [program.encode(str(n), f, "1") for n, f in enumerate(engine.facts(record, context).facts)]
         values = [v for fact in encoded if fact for v in fact.values()]
 
@@ -391,7 +391,7 @@ class TestNumbersNeverReachDurable:
 
     def test_a_threshold_is_crossed_exactly(self, engine):
         """0.75 mg/kg is not above 0.75; 0.7500000000001 mg/kg is (KCDS-ORD-003 reads ``> 0.75``)."""
-        program = engine._program("ketamine-iv", "US")
+        program = engine.warm("ketamine-iv", "US")
         name = next(n for n in program.test_checks("order") if n.startswith("mg_per_kg>"))
         check = program.test_checks("order")[name]
 
@@ -407,7 +407,7 @@ class TestEveryFactReachesTheSession:
 
         record, context = case
         engine = Engine()
-        program = engine._program(context.route, context.jurisdiction)
+        program = engine.warm(context.route, context.jurisdiction)
         encode = program.encode
 
         def with_exponent(durable_id, fact, sid):  # what 0.3.0 sent for a tiny number
@@ -434,12 +434,12 @@ class TestFaultsInsideDurableCalls:
         self, case, monkeypatch, call, fault
     ):
         from ketacds import Engine
-        from ketacds.engine import durable_backend
+        from ketacds.engine.backends.durable import program as durable_backend
 
         record, context = case
         engine = Engine()
         engine.assess(record, context)  # the session is open and warm
-        program = engine._program(context.route, context.jurisdiction)
+        program = engine.warm(context.route, context.jurisdiction)
 
         def broken(*_args):
             raise fault("injected")
@@ -456,11 +456,11 @@ class TestFaultsInsideDurableCalls:
 
     def test_keyboard_interrupt_is_itself_and_the_program_refuses_work(self, case, monkeypatch):
         from ketacds import Engine
-        from ketacds.engine import durable_backend
+        from ketacds.engine.backends.durable import program as durable_backend
 
         record, context = case
         engine = Engine()
-        program = engine._program(context.route, context.jurisdiction)
+        program = engine.warm(context.route, context.jurisdiction)
 
         def interrupted(*_args):
             raise KeyboardInterrupt

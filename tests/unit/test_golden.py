@@ -33,7 +33,7 @@ def test_canonical_form(engine, request):
 @pytest.mark.parametrize(("route", "jurisdiction"), PROGRAMS)
 def test_durable_program(engine, request, route, jurisdiction):
     """The durable_rules JSON of a program equals the committed golden file."""
-    definition = engine._program(route, jurisdiction).definition
+    definition = engine.warm(route, jurisdiction).definition
     _check(request, f"durable.{route}.{jurisdiction}.json", definition)
 
 

@@ -8,10 +8,11 @@ from pathlib import Path
 import attrs
 import pytest
 
+from ketacds.engine.backends.durable import capacity
+from ketacds.engine.backends.durable.capacity import program_load
 from ketacds.errors import RulesetError
 from ketacds.ruleset import checks, scope
 from ketacds.ruleset import lint as lint_module
-from ketacds.ruleset.capacity import program_load
 from ketacds.ruleset.checks import CHECKS
 from ketacds.ruleset.lint import LintFinding, lint, lint_checked
 from ketacds.ruleset.load import Checked, load_checked, load_ruleset
@@ -537,7 +538,7 @@ def test_unknown_codes_fall_back_to_kl000(monkeypatch):
 class TestCapacity:
     def test_too_many_durable_rules_in_a_program(self, monkeypatch):
         """A program with more durable rules than the limit is an error naming the program."""
-        monkeypatch.setattr(lint_module, "MAX_RULES_PER_PROGRAM", 5)
+        monkeypatch.setattr(capacity, "MAX_RULES_PER_PROGRAM", 5)
 
         report = lint(RULES)
 
@@ -549,7 +550,7 @@ class TestCapacity:
         readers = program_load(scope.rules_for(load_ruleset(RULES), "ketamine-iv", "US")).readers[
             "medication"
         ]
-        monkeypatch.setattr(lint_module, "MAX_RULES_PER_FACT_TYPE", readers - 1)
+        monkeypatch.setattr(capacity, "MAX_RULES_PER_FACT_TYPE", readers - 1)
 
         report = lint(RULES)
 
@@ -559,7 +560,7 @@ class TestCapacity:
     def test_too_many_properties_on_one_fact_type(self, monkeypatch):
         """A fact type a program would assert wider than durable_rules accepts is an error."""
         widths = program_load(scope.rules_for(load_ruleset(RULES), "ketamine-iv", "US")).widths
-        monkeypatch.setattr(lint_module, "MAX_FACT_PROPERTIES", widths["condition"] - 1)
+        monkeypatch.setattr(capacity, "MAX_FACT_PROPERTIES", widths["condition"] - 1)
 
         report = lint(RULES)
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from ketacds import EngineCapacityError, RulesetError, load_ruleset
-from ketacds.engine.durable_backend import DurableProgram
+from ketacds.engine.backends.durable import DurableProgram
 from ketacds.ruleset.plan import stratify
 from rulesets_fixtures import GOOD_RULE, add_rule, copy_rules, line_of
 
@@ -199,7 +199,7 @@ def test_references_must_name_a_field_of_the_same_kind(rules_dir: Path):
 
 def test_too_many_rules_in_one_program_is_refused(monkeypatch):
     """A program with more durable rules than the limit is refused with a clear message."""
-    monkeypatch.setattr("ketacds.engine.durable_backend.MAX_RULES_PER_PROGRAM", 5)
+    monkeypatch.setattr("ketacds.engine.backends.durable.capacity.MAX_RULES_PER_PROGRAM", 5)
     ruleset = load_ruleset()
 
     with pytest.raises(EngineCapacityError, match="exceed durable_rules' limit of about 512"):

@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from batch_support import write_cases
 from ketacds import Engine, VerificationError, load_case_file
 from ketacds.cli import main
-from ketacds.engine.durable_backend import DurableProgram
+from ketacds.engine.backends.durable import DurableProgram
 from support import EXAMPLES
 
 CASE = EXAMPLES / "02-trd-iv-ketamine-obese.yaml"

@@ -26,7 +26,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from ketacds.cli.options import RULES_DIR
-from ketacds.engine.api import Backend, Engine
+from ketacds.engine.api import BackendName, Engine
 from ketacds.errors import InputError, KetacdsError, RulesetError, ScenarioError
 from ketacds.models.inputs import Context, PatientRecord
 from ketacds.models.load import load_case, read_document
@@ -183,7 +183,7 @@ def scenarios() -> None:
 def run_command(
     paths: tuple[Path, ...],
     rules_dir: Path | None,
-    backend: Backend,
+    backend: BackendName,
     junit_xml: Path | None,
     keyword: str | None,
     quiet: bool,

@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import Literal, TypeVar
 
 from ketacds.engine.assemble import Assembler
-from ketacds.engine.durable_backend import ENGINE_NAME, DurableProgram
+from ketacds.engine.backend import Backend, Program, backend_named
+from ketacds.engine.backends.reference import REFERENCE_ENGINE_NAME
 from ketacds.engine.facts import FactSet, build_facts
 from ketacds.engine.raw import RawResult
-from ketacds.engine.reference import evaluate
 from ketacds.errors import (
     DigestMismatchError,
     EvaluationError,
@@ -29,11 +29,10 @@ from ketacds.ruleset.load import load_ruleset
 from ketacds.ruleset.plan import stratify
 from ketacds.terminology.valuesets import terminology_for
 
-__all__ = ["REFERENCE_ENGINE_NAME", "Engine", "assess"]
+__all__ = ["REFERENCE_ENGINE_NAME", "Backend", "BackendName", "Engine", "assess"]
 
-REFERENCE_ENGINE_NAME = "ketacds reference evaluator"
-
-Backend = Literal["durable", "reference"]
+#: The names of the two backends that come with ketacds (``engine/backend.py``).
+BackendName = Literal["durable", "reference"]
 T = TypeVar("T")
 
 
@@ -46,14 +45,18 @@ class Engine:
             have exactly this sha256 digest.
         verify_sample: the operators' shadow check: the fraction (0 to 1) of
             assessments that the reference evaluator also runs; when its firings
-            differ from durable_rules', :class:`~ketacds.errors.VerificationError`
-            names the rules and no result is given. Which assessments are checked is
-            decided by a hash of the record and context, so the same input is always
-            checked or never (deterministic, reproducible).
+            differ from the backend's (durable_rules'),
+            :class:`~ketacds.errors.VerificationError` names the rules and no result
+            is given. Which assessments are checked is decided by a hash of the record
+            and context, so the same input is always checked or never (deterministic,
+            reproducible).
+        backend: the rule engine: a registered name (``"durable"``, the default, or
+            ``"reference"``) or any :class:`~ketacds.engine.backend.Backend` object.
 
     Raises:
         RulesetError: the rules cannot be loaded.
         DigestMismatchError: the rules are not the pinned version.
+        UnknownBackendError: ``backend`` names no registered backend.
         ValueError: ``verify_sample`` is not between 0 and 1.
 
     An Engine is safe to share between threads: each compiled program serialises its
@@ -69,11 +72,15 @@ class Engine:
         *,
         expected_digest: str | None = None,
         verify_sample: float = 0.0,
+        backend: str | Backend = "durable",
         _ruleset: RuleSet | None = None,
     ) -> None:
         if not 0.0 <= verify_sample <= 1.0:
             raise ValueError(f"verify_sample must be between 0 and 1, got {verify_sample}")
         self.verify_sample = verify_sample
+        #: The backend that :meth:`assess` and :meth:`evaluate` run unless told otherwise.
+        self.backend: Backend = backend_named(backend) if isinstance(backend, str) else backend
+        self._backends: dict[str, Backend] = {self.backend.name: self.backend}
         self.ruleset: RuleSet = _ruleset if _ruleset is not None else load_ruleset(rules_dir)
         self.digest: str = self.ruleset.digest
         if expected_digest is not None and expected_digest != self.digest:
@@ -84,9 +91,9 @@ class Engine:
         # the value sets and the FHIR reading tables of the same directory
         self.terminology = terminology_for(self.ruleset, rules_dir)
         self.strata = stratify(self.ruleset.rules)
-        self._programs: dict[tuple[str, str], DurableProgram] = {}
+        self._programs: dict[tuple[str, str, str], Program] = {}  # (backend, route, jurisdiction)
         self._scoped: dict[tuple[str, str], tuple[Rule, ...]] = {}
-        self._assemblers: dict[tuple[str, str, Backend], Assembler] = {}
+        self._assemblers: dict[tuple[str, str, str], Assembler] = {}
         self._coverage: dict[tuple[str, str], scope.Coverage] = {}
         self._lock = threading.Lock()
 
@@ -98,13 +105,20 @@ class Engine:
         expected_digest: str | None = None,
         verify_sample: float = 0.0,
         rules_dir: Path | str | None = None,
+        backend: str | Backend = "durable",
     ) -> Engine:
         """Build an Engine from an already loaded ruleset (no rule files are read).
 
         ``rules_dir``: the directory ``ruleset`` was loaded from, whose FHIR reading
         tables the engine's terminology reads a record with (``None``: the bundled ones).
         """
-        return cls(rules_dir, expected_digest=expected_digest, verify_sample=verify_sample, _ruleset=ruleset)
+        return cls(
+            rules_dir,
+            expected_digest=expected_digest,
+            verify_sample=verify_sample,
+            backend=backend,
+            _ruleset=ruleset,
+        )
 
     def rules_for(self, route: str, jurisdiction: str) -> tuple[Rule, ...]:
         """The rules that apply to a route in a jurisdiction (and the jurisdictions it lies in)."""
@@ -114,13 +128,37 @@ class Engine:
             scoped = self._scoped[key] = scope.rules_for(self.ruleset, route, jurisdiction)
         return scoped
 
-    def _program(self, route: str, jurisdiction: str) -> DurableProgram:
-        key = (route, jurisdiction)
+    def warm(self, route: str, jurisdiction: str) -> Program:
+        """Compile the program for ``route`` in ``jurisdiction`` now, not at its first assessment.
+
+        Returns the compiled program (the same object every time; for the durable backend a
+        :class:`~ketacds.engine.backends.durable.DurableProgram`, whose ``definition`` is the
+        durable ruleset as compiled). A service warms every program it will serve at startup.
+
+        Raises:
+            EngineCapacityError: the rules in scope exceed a limit of the backend.
+
+        .. versionadded:: 0.5.0
+        """
+        return self._compiled(self.backend, route, jurisdiction)
+
+    def _backend(self, name: str | None) -> Backend:
+        """The engine's backend (``None``), or the backend of that registered name (made once)."""
+        if name is None:
+            return self.backend
+        with self._lock:
+            found = self._backends.get(name)
+            if found is None:
+                found = self._backends[name] = backend_named(name)
+            return found
+
+    def _compiled(self, backend: Backend, route: str, jurisdiction: str) -> Program:
+        key = (backend.name, route, jurisdiction)
         with self._lock:
             program = self._programs.get(key)
             if program is None:
                 name = f"{self.ruleset.name}_{self.digest[:12]}_{route}_{jurisdiction}"
-                program = DurableProgram(name, self.rules_for(route, jurisdiction), self.strata)
+                program = backend.compile(name, self.rules_for(route, jurisdiction), self.strata)
                 self._programs[key] = program
             return program
 
@@ -207,25 +245,25 @@ class Engine:
         record: PatientRecord,
         context: Context,
         *,
-        backend: Backend = "durable",
+        backend: str | None = None,
         _action_hook: Callable[[str], None] | None = None,
     ) -> tuple[FactSet, RawResult]:
         """Run one backend and return the facts and raw firings (for differential tests).
 
-        No Assessment comes of it, so a refused program is not checked here: :meth:`assess`
-        and explanations (``scenarios.explain.CaseAnalysis``) refuse it.
+        ``backend`` names a registered backend to run instead of the engine's own
+        (``"reference"`` for the oracle). No Assessment comes of it, so a refused program
+        is not checked here: :meth:`assess` and explanations
+        (``scenarios.explain.CaseAnalysis``) refuse it.
         """
         facts = _guarded("building the facts", lambda: self.facts(record, context))
-        rules = self.rules_for(context.route, context.jurisdiction)
-        if backend == "reference":
-            return facts, _guarded(
-                "the reference evaluator", lambda: evaluate(rules, self.strata, facts.facts)
-            )
-        program = self._program(context.route, context.jurisdiction)
-        raw = program.run(facts.facts, action_hook=_action_hook)
-        if self.verify_sample and self.sampled(record, context):
-            reference = _guarded("the reference evaluator", lambda: evaluate(rules, self.strata, facts.facts))
-            _check_same(raw, reference)
+        chosen = self._backend(backend)
+        program = self._compiled(chosen, context.route, context.jurisdiction)
+        raw = _guarded(
+            f"the {chosen.name} backend", lambda: program.run(facts.facts, action_hook=_action_hook)
+        )
+        if chosen.name != "reference" and self.verify_sample and self.sampled(record, context):
+            oracle = self._compiled(self._backend("reference"), context.route, context.jurisdiction)
+            _check_same(raw, oracle.run(facts.facts), chosen.name)
         return facts, raw
 
     def sampled(self, record: PatientRecord, context: Context) -> bool:
@@ -237,7 +275,7 @@ class Engine:
         digest = hashlib.sha256(repr((record, context)).encode()).digest()
         return int.from_bytes(digest[:8], "big") < self.verify_sample * 2**64
 
-    def assess(self, record: PatientRecord, context: Context, *, backend: Backend = "durable") -> Assessment:
+    def assess(self, record: PatientRecord, context: Context, *, backend: str | None = None) -> Assessment:
         """Assess one patient for one planned treatment.
 
         Args:
@@ -245,8 +283,9 @@ class Engine:
                 carried into the Assessment, and errors among them are facts the rules see).
             context: the planned route, the jurisdiction, ``now``, and optionally the
                 ordered dose.
-            backend: ``"durable"`` (durable_rules, the default) or ``"reference"``
-                (the pure-Python oracle; same answers, slower).
+            backend: a registered backend to run instead of the engine's own
+                (``Engine(backend=...)``, durable_rules by default): ``"durable"`` or
+                ``"reference"`` (the pure-Python oracle; same answers, slower).
 
         Raises:
             InputError: the record contradicts itself, or the jurisdiction is unknown.
@@ -260,19 +299,19 @@ class Engine:
         self._check_context(context)
         self.check_program(context.route, context.jurisdiction)
         facts, raw = self.evaluate(record, context, backend=backend)
-        assembler = self._assembler(context.route, context.jurisdiction, backend)
+        assembler = self._assembler(context.route, context.jurisdiction, self._backend(backend))
         quality = (*record.data_quality, *facts.quality)
         return _guarded("assembling the Assessment", lambda: assembler.assemble(facts, raw, context, quality))
 
     def _assembler(self, route: str, jurisdiction: str, backend: Backend) -> Assembler:
-        key = (route, jurisdiction, backend)
+        key = (route, jurisdiction, backend.name)
         assembler = self._assemblers.get(key)
         if assembler is None:
             assembler = Assembler(
                 ruleset=self.ruleset,
                 digest=self.digest,
                 rules=self.rules_for(route, jurisdiction),
-                engine=ENGINE_NAME if backend == "durable" else REFERENCE_ENGINE_NAME,
+                engine=backend.engine_name,
                 jurisdiction=jurisdiction,
                 route=route,
             )
@@ -299,7 +338,7 @@ class Engine:
             return all(program.usable for program in self._programs.values())
 
     def close(self) -> None:
-        """Free the compiled durable_rules programs."""
+        """Free the compiled programs (durable_rules' rulesets and sessions)."""
         with self._lock:
             for program in self._programs.values():
                 program.close()
@@ -312,15 +351,18 @@ class Engine:
         self.close()
 
 
-def _check_same(durable: RawResult, reference: RawResult) -> None:
-    """Raise VerificationError unless both engines fired the same rules on the same facts."""
-    if durable == reference:
+def _check_same(checked: RawResult, reference: RawResult, name: str) -> None:
+    """Raise VerificationError unless backend ``name`` and the reference fired the same rules alike.
+
+    ``name`` is the checked backend's name, as the message says it (``durable only: ...``).
+    """
+    if checked == reference:
         return
-    only_durable = set(durable.firings) - set(reference.firings)
-    only_reference = set(reference.firings) - set(durable.firings)
-    rule_ids = tuple(sorted({f.rule_id for f in only_durable | only_reference}))
+    only_checked = set(checked.firings) - set(reference.firings)
+    only_reference = set(reference.firings) - set(checked.firings)
+    rule_ids = tuple(sorted({f.rule_id for f in only_checked | only_reference}))
     detail = (
-        f"durable only: {', '.join(sorted({f.rule_id for f in only_durable})) or 'none'}; "
+        f"{name} only: {', '.join(sorted({f.rule_id for f in only_checked})) or 'none'}; "
         f"reference only: {', '.join(sorted({f.rule_id for f in only_reference})) or 'none'}"
     )
     raise VerificationError(rule_ids, detail)

@@ -2,7 +2,7 @@
 
 Shared by the reference evaluator, by the absence markers that stand in for
 ``not`` in the durable_rules backend, and by the boolean test properties that backend
-sends instead of field values (``ruleset/capacity.py``, ``test_property``). A test on
+sends instead of field values (``engine/backends/durable/capacity.py``, ``test_property``). A test on
 a field the fact does not have is false, except ``present: false``, which is exactly
 that case.
 

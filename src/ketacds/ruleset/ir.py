@@ -1,7 +1,7 @@
 """The engine-neutral intermediate form of a ruleset (frozen attrs).
 
 YAML files are loaded into these classes (``ruleset/load.py``); engines run them
-(``engine/durable_backend.py`` compiles them onto durable_rules, and
+(``engine/backends/durable/`` compiles them onto durable_rules, and
 ``engine/reference.py`` evaluates them directly). Nothing here depends on an engine.
 
 The canonical form (:func:`canonical`) is plain JSON data with sorted keys and

@@ -4,9 +4,10 @@
 so every schema, name, scope and shape check is the loader's own and reports under the
 same code, and then checks what only a view of the whole ruleset shows: conditions that
 can never hold, rules that duplicate or are shadowed by another, flags that no rule in
-scope derives, unused value sets, and durable_rules' capacity for every program an
-Engine may compile. Codes are listed in :mod:`ketacds.ruleset.checks` and explained in
-``docs/lint.md``.
+scope derives, unused value sets, and the engine backend's capacity for every program
+an Engine may compile (the backend says what its limits are: :meth:`Backend.capacity
+<ketacds.engine.backend.Backend.capacity>`; durable_rules' by default). Codes are listed
+in :mod:`ketacds.ruleset.checks` and explained in ``docs/lint.md``.
 """
 
 from __future__ import annotations
@@ -16,14 +17,9 @@ from pathlib import Path
 
 import attrs
 
+from ketacds.engine.backend import Backend, backend_named
 from ketacds.errors import RulesetError
 from ketacds.ruleset import checks, facts, logic, scope
-from ketacds.ruleset.capacity import (
-    MAX_FACT_PROPERTIES,
-    MAX_RULES_PER_FACT_TYPE,
-    MAX_RULES_PER_PROGRAM,
-    program_load,
-)
 from ketacds.ruleset.checks import CHECKS, Severity
 from ketacds.ruleset.ir import Rule, RuleSet
 from ketacds.ruleset.load import ANY_JURISDICTION, FACTS_FILE, Checked, load_checked
@@ -88,18 +84,22 @@ class LintReport:
         return [f.code for f in self.findings]
 
 
-def lint(directory: Path | str | None = None) -> LintReport:
-    """Check the ruleset in ``directory`` (default: the bundled one) and report every problem found."""
-    return lint_checked(load_checked(directory))
+def lint(directory: Path | str | None = None, *, backend: str | Backend = "durable") -> LintReport:
+    """Check the ruleset in ``directory`` (default: the bundled one) and report every problem found.
+
+    ``backend`` (a registered name or a Backend object) is the engine whose capacity is checked.
+    """
+    return lint_checked(load_checked(directory), backend=backend)
 
 
-def lint_checked(checked: Checked) -> LintReport:
-    """Lint what :func:`~ketacds.ruleset.load.load_checked` found."""
+def lint_checked(checked: Checked, *, backend: str | Backend = "durable") -> LintReport:
+    """Lint what :func:`~ketacds.ruleset.load.load_checked` found (capacity: of ``backend``)."""
+    engine = backend_named(backend) if isinstance(backend, str) else backend
     findings = [_from_error(error) for error in checked.problems]
     ruleset = checked.ruleset
     if ruleset is not None:
         # What a broken rule would have used or derived is unknown: judge it only when all loaded.
-        findings += _whole_ruleset(ruleset, complete=not checked.problems)
+        findings += _whole_ruleset(ruleset, engine, complete=not checked.problems)
     ordered = sorted(set(findings), key=lambda f: (f.file or "", f.line or 0, f.code, f.message))
     return LintReport(
         root=str(checked.root),
@@ -136,7 +136,7 @@ def _from_error(error: RulesetError) -> LintFinding:
     )
 
 
-def _whole_ruleset(ruleset: RuleSet, *, complete: bool) -> list[LintFinding]:
+def _whole_ruleset(ruleset: RuleSet, backend: Backend, *, complete: bool) -> list[LintFinding]:
     findings: list[LintFinding] = []
     live: list[Rule] = []
     for rule in ruleset.rules:
@@ -155,7 +155,7 @@ def _whole_ruleset(ruleset: RuleSet, *, complete: bool) -> list[LintFinding]:
             _finding(checks.FACT_COVERAGE, message, file=FACTS_FILE, line=fact.line)
             for fact, message in facts.problems(ruleset)
         ]
-    findings += _capacity(ruleset)
+    findings += _capacity(ruleset, backend)
     return findings
 
 
@@ -375,30 +375,8 @@ def _unused_groups(ruleset: RuleSet) -> Iterator[LintFinding]:
             )
 
 
-def _capacity(ruleset: RuleSet) -> Iterator[LintFinding]:
+def _capacity(ruleset: RuleSet, backend: Backend) -> Iterator[LintFinding]:
+    """What the backend says each (route, jurisdiction) program would exceed, on the manifest."""
     for route, jurisdiction in scope.programs(ruleset):
-        load = program_load(scope.rules_for(ruleset, route, jurisdiction))
-        if load.durable_rules > MAX_RULES_PER_PROGRAM:
-            yield _finding(
-                checks.PROGRAM_TOO_LARGE,
-                f"the program for {route} in {jurisdiction} has {load.durable_rules} durable rules "
-                f"(at most {MAX_RULES_PER_PROGRAM}); narrow rule scopes or simplify conditions",
-                file="manifest.yaml",
-            )
-        for fact, readers in load.readers.items():
-            if readers > MAX_RULES_PER_FACT_TYPE:
-                yield _finding(
-                    checks.FACT_TYPE_OVERLOADED,
-                    f"in the program for {route} in {jurisdiction}, {readers} durable rules read "
-                    f"{fact!r} facts (at most {MAX_RULES_PER_FACT_TYPE})",
-                    file="manifest.yaml",
-                )
-        for fact, width in load.widths.items():
-            if width > MAX_FACT_PROPERTIES:
-                yield _finding(
-                    checks.FACT_TOO_WIDE,
-                    f"in the program for {route} in {jurisdiction}, {fact!r} facts would carry "
-                    f"{width} properties (durable_rules refuses more than {MAX_FACT_PROPERTIES}): "
-                    f"fewer value sets or negated patterns on that fact type",
-                    file="manifest.yaml",
-                )
+        for problem in backend.capacity(scope.rules_for(ruleset, route, jurisdiction), route, jurisdiction):
+            yield _finding(problem.code, problem.message, file="manifest.yaml")

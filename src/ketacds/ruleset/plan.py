@@ -1,37 +1,37 @@
-"""Engine-neutral analysis of a ruleset: strata, disjunctive normal form, absence keys.
+"""Engine-neutral analysis of a ruleset: strata and disjunctive normal form.
 
-Both the durable_rules backend and the linter use this. The reference evaluator
-deliberately does not: it interprets the condition tree directly, so that the two
-engines are two independent readings of the same rules.
+The durable_rules backend (``engine/backends/durable/``), the linter and the
+explanations use this. The reference evaluator deliberately does not: it interprets
+the condition tree directly, so that the two engines are two independent readings
+of the same rules.
 
-Negation is handled without durable_rules' order-dependent ``none()``:
+Each alternative separates what a backend without a sound negation needs apart
+(durable_rules' ``none()`` is order-dependent, so it is never used):
 
-* ``not`` over *input* facts is decided before assertion: the fact builder
-  evaluates the negated pattern against the input and asserts an ``absent``
-  marker when nothing matches (:attr:`Alternative.absent`);
-* ``not`` over a *derived flag* is a guard checked when the rule fires; it is
-  sound because every producer of that flag sits in a lower stratum and durable's
-  agenda runs lower ``pri`` first (:attr:`Alternative.missing_flags`).
+* ``not`` over *input* facts (:attr:`Alternative.absent`) can be decided before
+  assertion: the durable backend evaluates the negated pattern against the input
+  and asserts an ``absent`` marker when nothing matches (its encoding, ``absence_key``,
+  lives in ``engine/backends/durable/capacity.py``);
+* ``not`` over a *derived flag* (:attr:`Alternative.missing_flags`) is a guard checked
+  when the rule fires; it is sound because every producer of that flag sits in a
+  lower stratum (:func:`stratify`) and durable's agenda runs lower ``pri`` first.
 """
 
 from __future__ import annotations
 
-import hashlib
 import itertools
-import json
 
 import attrs
 
 from ketacds.errors import RulesetError
 from ketacds.models.facts import FLAG
 from ketacds.ruleset import checks
-from ketacds.ruleset.ir import All, AnyOf, Condition, Not, Pattern, Rule, to_data
+from ketacds.ruleset.ir import All, AnyOf, Condition, Not, Pattern, Rule
 
 __all__ = [
     "MAX_ALTERNATIVES",
     "SINGLE_FACT_TYPES",
     "Alternative",
-    "absence_key",
     "alternatives",
     "flag_name",
     "flags_read",
@@ -60,17 +60,6 @@ def flag_name(pattern: Pattern) -> str | None:
     if pattern.fact != FLAG:
         return None
     return next(str(t.value) for t in pattern.tests if t.field == "name")
-
-
-def absence_key(pattern: Pattern) -> str:
-    """A stable key for "no input fact matches ``pattern``" (a digest of its canonical form)."""
-    data = canonical_pattern(pattern)
-    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def canonical_pattern(pattern: Pattern) -> object:
-    """The canonical data of one pattern, ignoring its alias."""
-    return to_data(attrs.evolve(pattern, alias=None))
 
 
 def _dnf(condition: Condition) -> list[tuple[tuple[Pattern, ...], tuple[Pattern, ...]]]:

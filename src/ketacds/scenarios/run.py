@@ -15,7 +15,7 @@ from typing import Literal
 
 import attrs
 
-from ketacds.engine.api import Backend, Engine
+from ketacds.engine.api import BackendName, Engine
 from ketacds.errors import EvaluationError, InputError, ProgramRefusedError, ScenarioError
 from ketacds.models.results import Assessment
 from ketacds.scenarios.check import Mismatch, compare, validate
@@ -76,7 +76,7 @@ class SuiteResult:
         return EXIT_FAILED if self.count("fail") else EXIT_PASSED
 
 
-def run_scenario(engine: Engine, scenario: Scenario, *, backend: Backend = "durable") -> ScenarioResult:
+def run_scenario(engine: Engine, scenario: Scenario, *, backend: BackendName = "durable") -> ScenarioResult:
     """Assess one scenario's case and compare the Assessment with its expectations."""
     started = time.perf_counter()
 
@@ -140,7 +140,7 @@ def run_suite(
     engine: Engine,
     scenarios: Sequence[Scenario],
     *,
-    backend: Backend = "durable",
+    backend: BackendName = "durable",
     file_errors: Sequence[ScenarioError] = (),
 ) -> SuiteResult:
     """Run every scenario, in order."""

@@ -81,7 +81,7 @@ def create_app(
             mapping = engine.terminology.fhir_mapping  # the tables of the rules it assesses with
             # ketamine-intranasal is refused in every jurisdiction: no program to compile
             for route in (ESKETAMINE_NASAL, KETAMINE_IV, KETAMINE_OTHER):
-                engine._program(route, settings.jurisdiction)  # compile now, not on the first call
+                engine.warm(route, settings.jurisdiction)  # compile now, not on the first call
             return engine, mapping
 
         engine, mapping = await service.on_engine(build)

@@ -1,36 +1,51 @@
-"""durable_rules' hard limits, and how much of them a set of rules uses.
+"""durable_rules' hard limits, how much of them a set of rules uses, and the encodings.
 
 The limits were measured on durable_rules 2.0.28 (``../shared/durable-rules-notes.md``
 and ``tests/unit/test_capacity.py``) and are kept with a margin. The durable_rules
-backend refuses to compile a program beyond them; the linter reports them for every
-(route, jurisdiction) program before anything is compiled. Both count with
+backend refuses to compile a program beyond them (:func:`refuse_beyond_limits`); the
+linter asks the backend for the same limits for every (route, jurisdiction) program
+before anything is compiled (:func:`lint_problems`, through
+:meth:`~ketacds.engine.backends.durable.DurableBackend.capacity`). Both count with
 :func:`program_load`, so they cannot disagree.
+
+The encodings (:func:`test_property`, :func:`member_property`, :func:`absent_property`,
+:func:`absence_key`) name the boolean properties a fact carries when it is sent to
+durable_rules; they are counted here and used by ``program.py``.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from decimal import Decimal
 
 import attrs
 
-from ketacds.ruleset.ir import Pattern, Ref, Rule, Scalar, Test
-from ketacds.ruleset.plan import absence_key, alternatives
+from ketacds.engine.backend import CapacityProblem
+from ketacds.errors import EngineCapacityError
+from ketacds.ruleset import checks
+from ketacds.ruleset.ir import Pattern, Ref, Rule, Scalar, Test, to_data
+from ketacds.ruleset.plan import alternatives
 
 __all__ = [
     "ABSENT",
+    "MAX_FACTS",
     "MAX_FACT_PROPERTIES",
     "MAX_RULES_PER_FACT_TYPE",
     "MAX_RULES_PER_PROGRAM",
     "RESERVED_PROPERTIES",
     "SESSION",
     "ProgramLoad",
+    "absence_key",
     "absent_property",
     "durable_properties",
+    "fnv1a_32",
+    "lint_problems",
     "member_property",
     "program_load",
+    "refuse_beyond_limits",
     "test_property",
 ]
 
@@ -44,6 +59,8 @@ MAX_RULES_PER_FACT_TYPE = 60
 MAX_FACT_PROPERTIES = 254
 #: The properties every asserted fact carries besides its fields: type, id, session.
 RESERVED_PROPERTIES = ("t", "id", "sid")
+#: Facts one assessment may assert; their ids are checked collision-free up to here.
+MAX_FACTS = 4096
 #: The fact type of the markers that stand for "no input fact matches this pattern".
 ABSENT = "absent"
 #: The fact type of the warm-up fact every durable session is opened with, so that an
@@ -98,6 +115,78 @@ def program_load(rules: Iterable[Rule]) -> ProgramLoad:
     return ProgramLoad(
         durable_rules=total, readers=dict(sorted(readers.items())), widths=dict(sorted(widths.items()))
     )
+
+
+# What each exceeded limit is called when compiling (EngineCapacityError, after the program's
+# name) and when linting (a finding on the manifest): {count} is what the program needs,
+# {limit} what ketacds allows, {fact} the fact type, {program} "ROUTE in JURISDICTION".
+_REFUSALS = {
+    checks.PROGRAM_TOO_LARGE: "{count} durable rules exceed durable_rules' limit of about 512 per ruleset "
+    "(ketacds keeps {limit}); narrow rule scopes",
+    checks.FACT_TYPE_OVERLOADED: "{count} durable rules read {fact} facts; durable_rules allows 64 rules "
+    "to match one fact (ketacds keeps {limit})",
+    checks.FACT_TOO_WIDE: "{fact} facts would carry {count} properties; durable_rules accepts at most "
+    "{limit} (fewer value sets or negated patterns per fact type)",
+}
+_FINDINGS = {
+    checks.PROGRAM_TOO_LARGE: "the program for {program} has {count} durable rules (at most {limit}); "
+    "narrow rule scopes or simplify conditions",
+    checks.FACT_TYPE_OVERLOADED: "in the program for {program}, {count} durable rules read {fact} facts "
+    "(at most {limit})",
+    checks.FACT_TOO_WIDE: "in the program for {program}, {fact} facts would carry {count} properties "
+    "(durable_rules refuses more than {limit}): fewer value sets or negated patterns on that fact type",
+}
+
+
+def _exceeded(durable_rules: int, load: ProgramLoad) -> Iterator[tuple[str, dict[str, object]]]:
+    """Each limit a program exceeds, in order: the lint code, and the words for its message."""
+    if durable_rules > MAX_RULES_PER_PROGRAM:
+        yield checks.PROGRAM_TOO_LARGE, {"count": durable_rules, "limit": MAX_RULES_PER_PROGRAM, "fact": ""}
+    for fact, readers in load.readers.items():
+        if readers > MAX_RULES_PER_FACT_TYPE:
+            yield (
+                checks.FACT_TYPE_OVERLOADED,
+                {"count": readers, "limit": MAX_RULES_PER_FACT_TYPE, "fact": repr(fact)},
+            )
+    for fact, width in load.widths.items():
+        if width > MAX_FACT_PROPERTIES:
+            yield checks.FACT_TOO_WIDE, {"count": width, "limit": MAX_FACT_PROPERTIES, "fact": repr(fact)}
+
+
+def refuse_beyond_limits(name: str, durable_rules: int, rules: Iterable[Rule]) -> None:
+    """Refuse to compile program ``name`` (``durable_rules`` rules compiled from ``rules``) beyond a limit.
+
+    Raises:
+        EngineCapacityError: too many durable rules, too many reading one fact type, or a
+            fact type that would carry too many properties (the first limit exceeded).
+    """
+    for code, words in _exceeded(durable_rules, program_load(rules)):
+        raise EngineCapacityError(f"{name}: " + _REFUSALS[code].format(**words))
+
+
+def lint_problems(rules: Iterable[Rule], route: str, jurisdiction: str) -> tuple[CapacityProblem, ...]:
+    """What the linter reports for the program of ``rules`` (``route`` in ``jurisdiction``): KL040-KL042."""
+    load = program_load(rules)
+    program = f"{route} in {jurisdiction}"
+    return tuple(
+        CapacityProblem(code, _FINDINGS[code].format(program=program, **words))
+        for code, words in _exceeded(load.durable_rules, load)
+    )
+
+
+def absence_key(pattern: Pattern) -> str:
+    """A stable key for "no input fact matches ``pattern``" (a digest of its canonical form, no alias)."""
+    data = to_data(attrs.evolve(pattern, alias=None))
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def fnv1a_32(text: str) -> int:
+    """The 32-bit hash durable_rules identifies sessions and facts by (``fnv1Hash32``)."""
+    value = 0x811C9DC5
+    for byte in text.encode("utf-8"):
+        value ^= byte if byte < 128 else byte - 256 & 0xFFFFFFFF
+        value = (value * 16777619) & 0xFFFFFFFF
+    return value
 
 
 def member_property(field: str, valueset: str) -> str:

@@ -1,5 +1,8 @@
 """The one module that touches durable_rules: compile the IR and drive the C engine.
 
+The durable_rules :class:`~ketacds.engine.backend.Backend` (``__init__.py`` beside this
+module) compiles each program into a :class:`DurableProgram`.
+
 We use durable_rules' C extension (``durable_rules_engine``) through a thin driver
 of our own, not its ``Host``: the Host's timer threads race with synchronous calls
 (silent empty results, error 307, segfaults) and it swallows exceptions raised in
@@ -36,7 +39,7 @@ actions. How each measured hazard (../shared/durable-rules-notes.md) is handled:
   program, 64 rules reading one fact type, and 254 properties per fact (durable
   refuses a wider fact, then crashes on the next call), all checked when compiling,
   with the limits and the counting shared with the ruleset linter
-  (``ruleset/capacity.py``).
+  (``capacity.py`` beside this module).
 
 What crosses into the C engine is kept small, because its cost grows with every
 fact, property and firing (measured in ``docs/performance.md``):
@@ -46,7 +49,7 @@ fact, property and firing (measured in ``docs/performance.md``):
   ``sex = 'female'``, ``present``) is decided in Python with the reference
   evaluator's exact semantics (``engine/match.py``: Decimal against the rule's
   constant) and sent as one boolean property named for the test
-  (``ruleset/capacity.py``, ``test_property``); value-set membership likewise, one
+  (``capacity.py``, ``test_property``); value-set membership likewise, one
   boolean property per value set (``vs:ID``). So no number crosses into durable's
   JSON parser (measured on 0.3.0: a float written ``1e-05`` made durable silently drop
   every later fact of the batch, and crash with a lone one), and no rounding decides
@@ -78,22 +81,22 @@ from typing import Any
 
 import durable_rules_engine as _dre  # noqa: TID251 - the one sanctioned importer
 
+from ketacds.engine.backends.durable import capacity
+from ketacds.engine.backends.durable.capacity import (
+    ABSENT,
+    MAX_FACTS,
+    SESSION,
+    absence_key,
+    absent_property,
+    fnv1a_32,
+    member_property,
+    test_property,
+)
 from ketacds.engine.match import compile_pattern, compile_test, passes
 from ketacds.engine.raw import RawFiring, RawResult, flag_fact, flag_id
 from ketacds.errors import EngineCapacityError, EvaluationError
-from ketacds.ruleset.capacity import (
-    ABSENT,
-    MAX_FACT_PROPERTIES,
-    MAX_RULES_PER_FACT_TYPE,
-    MAX_RULES_PER_PROGRAM,
-    SESSION,
-    absent_property,
-    member_property,
-    program_load,
-    test_property,
-)
 from ketacds.ruleset.ir import Pattern, Ref, Rule, Test
-from ketacds.ruleset.plan import absence_key, alternatives
+from ketacds.ruleset.plan import alternatives
 
 __all__ = [
     "ENGINE_NAME",
@@ -103,9 +106,6 @@ __all__ = [
 ]
 
 ENGINE_NAME = "durable_rules 2.0.28 (ketacds direct driver)"
-
-#: Facts one assessment may assert; their ids are checked collision-free up to here.
-MAX_FACTS = 4096
 
 _SINK = "__sink"
 _ABSENT_ID = "absent"
@@ -120,15 +120,6 @@ _RULE_NAME = re.compile(r'\{"([^"]+)":')
 _BOUND = re.compile(r'"([^"]+)":\{"id":"([^"]*)"')
 # get_facts returns '[{"id":"0","sid":"1",...},...]': each stored fact's JSON as asserted.
 _STORED_ID = re.compile(r'\{"id":"([^"]*)"')
-
-
-def fnv1a_32(text: str) -> int:
-    """The 32-bit hash durable_rules identifies sessions and facts by (``fnv1Hash32``)."""
-    value = 0x811C9DC5
-    for byte in text.encode("utf-8"):
-        value ^= byte if byte < 128 else byte - 256 & 0xFFFFFFFF
-        value = (value * 16777619) & 0xFFFFFFFF
-    return value
 
 
 class _Alternative:
@@ -191,7 +182,7 @@ class DurableProgram:
         self._codes: dict[str, set[str]] = {}
         self._members: dict[str, set[str]] = {}  # per fact type: the value-set properties read
         self.definition = self._compile(rules, strata)
-        self._check_capacity(rules)
+        capacity.refuse_beyond_limits(self.name, len(self.definition), rules)
         self._check_ids()
         # Per fact type, the tests grouped by field: (field, (name, check) for when the fact
         # has the field, names that hold when it has not (``present: false``)). Every other
@@ -317,28 +308,6 @@ class DurableProgram:
         }
         head, tail = _encode_json(encoded).split(json.dumps(placeholder), 1)
         return head + '"', '"' + tail
-
-    def _check_capacity(self, rules: Sequence[Rule]) -> None:
-        count = len(self.definition)
-        if count > MAX_RULES_PER_PROGRAM:
-            raise EngineCapacityError(
-                f"{self.name}: {count} durable rules exceed durable_rules' limit of about 512 "
-                f"per ruleset (ketacds keeps {MAX_RULES_PER_PROGRAM}); narrow rule scopes"
-            )
-        load = program_load(rules)
-        for fact, readers in load.readers.items():
-            if readers > MAX_RULES_PER_FACT_TYPE:
-                raise EngineCapacityError(
-                    f"{self.name}: {readers} durable rules read {fact!r} facts; durable_rules "
-                    f"allows 64 rules to match one fact (ketacds keeps {MAX_RULES_PER_FACT_TYPE})"
-                )
-        for fact, width in load.widths.items():
-            if width > MAX_FACT_PROPERTIES:
-                raise EngineCapacityError(
-                    f"{self.name}: {fact!r} facts would carry {width} properties; durable_rules "
-                    f"accepts at most {MAX_FACT_PROPERTIES} (fewer value sets or negated patterns "
-                    f"per fact type)"
-                )
 
     def _check_ids(self) -> None:
         ids = [str(n) for n in range(MAX_FACTS)] + list(self._flag_ids.values()) + [_ABSENT_ID, _WARMUP_ID]

@@ -1,0 +1,5 @@
+"""The two engine backends (:mod:`ketacds.engine.backend` says what a backend does).
+
+* :mod:`ketacds.engine.backends.durable`: durable_rules, the production path;
+* :mod:`ketacds.engine.backends.reference`: the reference evaluator, the oracle.
+"""
