@@ -1,28 +1,44 @@
-"""Where batch input comes from: pluggable readers that turn a path into cases.
+"""Patient cases from files: the one reader protocol, the readers, and what a case is.
+
+Two features read many cases: a population run (``ketacds batch``,
+:mod:`ketacds.batch`) and the impact of a ruleset change on a corpus (``ketacds rules
+diff --corpus``, :mod:`ketacds.audit.corpus`). Both read through the :class:`Reader`
+protocol here, with the readers here.
 
 A reader splits its input into :class:`Item` s, in a fixed order, cheaply and in the
-main process (an NDJSON line, the text of a file), and turns one item into a case in
-a worker process (:meth:`Reader.decode`), where parsing costs are shared out. Two
-readers ship with ketacds:
+main process (an NDJSON line, the text of a file), and turns one item into
+:data:`CaseData` (the record and the case's own context data) with
+:meth:`Reader.decode`; a batch run decodes in worker processes, where parsing costs
+are shared out. A reader and its payloads must pickle (a module-level class; payloads
+of plain data), because items travel to worker processes and to Dask workers, which
+may be other machines: read files in :meth:`Reader.items`, not in :meth:`Reader.decode`.
 
-``ndjson``
+A reader may also have ``read_data(item, where)``: the item's case as plain data and
+a name for it when it carries none (``line 3``), read in the main process. A corpus
+reads through it, to name each patient before loading it, and loads the case lazily
+as a :class:`Case`: a case that cannot be read is reported with the others instead of
+stopping the run. A reader without it is read through ``decode``.
+
+The readers:
+
+``ndjson`` (:class:`NdjsonReader`)
     one case per line, in the shape ``ketacds assess`` reads (patient record keys
-    plus an optional ``context``); blank lines are skipped.
-``case-files``
+    plus an optional ``context``); blank lines are skipped. Batch and corpus.
+``case-files`` (:class:`CaseFilesReader`)
     a directory of case files (``*.yaml``, ``*.yml``, ``*.json``), one case per file,
-    taken in file-name order.
+    taken in file-name order. Batch.
+``scenario``, ``json``, ``yaml`` (:class:`ScenarioReader`, :class:`JsonReader`, :class:`YamlReader`)
+    one file: the scenarios of a scenario file (``docs/scenario-format.md``) without
+    their ``expect``, ``author`` and ``source``; one case or a list of cases; one case.
+    Corpus (a corpus is searched file by file).
 ``fhir-bundles`` and ``fhir-bulk``
-    a directory of FHIR R4 Bundles, or a FHIR Bulk Data export (NDJSON files of
-    resources, grouped by patient): see :mod:`ketacds.batch.fhir_readers`.
+    a directory of FHIR R4 Bundles, or a FHIR Bulk Data export: see
+    :mod:`ketacds.batch.fhir_readers`. Batch.
 
-More plug in through :func:`register_reader` or the ``ketacds.batch_readers``
-entry-point group: an entry point names a :class:`Reader` instance (or a class to
-instantiate). Plug-ins are tried before the built-in readers. A reader and its
-payloads must pickle (a module-level class; payloads of plain data), because items
-travel to worker processes and to Dask workers, which may be other machines: read
-files in :meth:`Reader.items`, not in :meth:`Reader.decode`.
+Which readers a batch run tries, and plug-ins, are :mod:`ketacds.batch.readers`;
+which a corpus tries, :mod:`ketacds.audit.corpus`.
 
-Two optional attributes a reader may have: ``context_required``, the context fields
+Two optional attributes a batch reader may have: ``context_required``, the context fields
 its input never carries (a run without defaults for them is refused before it starts),
 and ``decode_with_engine(payload, engine)``, used instead of ``decode`` when the
 reader needs the worker's Engine (the FHIR readers read codes with its value sets).
@@ -32,8 +48,7 @@ reader needs the worker's Engine (the FHIR readers read codes with its value set
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from importlib import metadata
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -41,28 +56,43 @@ import attrs
 
 from ketacds import limits
 from ketacds.errors import InputError
-from ketacds.models.inputs import PatientRecord
-from ketacds.models.load import decode_text, load_record, parse_document
+from ketacds.models.inputs import Context, PatientRecord
+from ketacds.models.load import decode_text, load_record, parse_document, read_document
 
 __all__ = [
-    "ENTRY_POINT_GROUP",
+    "Case",
+    "CaseData",
     "CaseFilesReader",
     "Item",
+    "JsonReader",
     "NdjsonReader",
     "Reader",
-    "decode_case",
-    "known_readers",
-    "missing_context",
-    "reader_for",
-    "register_reader",
+    "ScenarioReader",
+    "YamlReader",
+    "files_in",
+    "read_json",
 ]
-
-#: The entry-point group plug-in readers register under.
-ENTRY_POINT_GROUP = "ketacds.batch_readers"
 
 #: What a reader makes of one item: the patient record, and the case's own context
 #: data (possibly empty; the batch's defaults fill it in).
-Case = tuple[PatientRecord, Mapping[str, Any]]
+CaseData = tuple[PatientRecord, Mapping[str, Any]]
+
+Loader = Callable[[], tuple[PatientRecord, Context]]
+
+
+@attrs.frozen
+class Case:
+    """One patient case, named and loaded on demand (a corpus's case).
+
+    Attributes:
+        source: where it was read: ``cases/a.yaml``, ``batch.ndjson:12``, ``x.scenario.yaml#3``.
+        label: how to name the patient: its id and title, as far as they are known.
+        load: reads the record and context (raises :class:`~ketacds.errors.InputError`).
+    """
+
+    source: str
+    label: str
+    load: Loader = attrs.field(eq=False, repr=False)
 
 
 @attrs.frozen
@@ -71,7 +101,8 @@ class Item:
 
     Attributes:
         index: its position in the input, from 0 (the order of the output).
-        source: where it came from, for people: ``cases.ndjson:18``, ``cases/p1.yaml``.
+        source: where it came from, for people: ``cases.ndjson:18``, ``p1.yaml``; for a
+            reader of one file, the file's name and what follows it in the file.
         payload: plain, picklable data that :meth:`Reader.decode` turns into a case.
     """
 
@@ -82,7 +113,7 @@ class Item:
 
 @runtime_checkable
 class Reader(Protocol):
-    """Reads one kind of batch input. See the module documentation."""
+    """Reads one kind of case input. See the module documentation."""
 
     #: A short name, for ``--input-format`` and the run manifest.
     name: str
@@ -96,7 +127,7 @@ class Reader(Protocol):
     def items(self, path: Path) -> Iterator[Item]:
         """The items of ``path``, numbered from 0, always in the same order."""
 
-    def decode(self, payload: Any) -> Case:
+    def decode(self, payload: Any) -> CaseData:
         """Turn one item's payload into a case.
 
         Raises:
@@ -104,7 +135,7 @@ class Reader(Protocol):
         """
 
 
-def _case_from_data(data: Any, where: str) -> Case:
+def _case_from_data(data: Any, where: str) -> CaseData:
     if not isinstance(data, Mapping):
         raise InputError(where, f"expected a case (a mapping), got {type(data).__name__}")
     context = data.get("context") or {}
@@ -136,9 +167,18 @@ class NdjsonReader:
                     yield Item(index, f"{path.name}:{number}", line)
                     index += 1
 
-    def decode(self, payload: Any) -> Case:
+    def decode(self, payload: Any) -> CaseData:
         """Parse one line (numbers as exact decimals) and read the case."""
         return _case_from_data(read_json(payload, "(line)"), "(line)")
+
+    def read_data(self, item: Item, where: str) -> tuple[Any, str]:
+        """One line as plain data, as the JSON of case files is read (errors at ``where``).
+
+        Duplicate keys and numbers past the limits are refused. The file is known to be
+        UTF-8 text (a corpus checks the whole file first).
+        """
+        line = item.payload.decode("utf-8-sig").removesuffix("\n").removesuffix("\r")
+        return parse_document(line, ".json", where), f"line {item.source.rsplit(':', 1)[1]}"
 
 
 def read_json(payload: str | bytes, where: str) -> Any:
@@ -200,7 +240,7 @@ class CaseFilesReader:
                 problem = error.reason
             yield Item(index, file.name, (file.suffix.lower(), text, problem))
 
-    def decode(self, payload: Any) -> Case:
+    def decode(self, payload: Any) -> CaseData:
         """Parse the file's text as JSON or YAML and read the case."""
         suffix, text, problem = payload
         if text is None:
@@ -208,71 +248,108 @@ class CaseFilesReader:
         return _case_from_data(parse_document(text, suffix, "(file)"), "(file)")
 
 
-_registered: list[Reader] = []
-_plugins_loaded = False
+# ------------------------------------------------------------ one file, parsed in items
 
 
-def register_reader(reader: Reader) -> None:
-    """Add a reader, tried before the built-in ones (later registrations first).
+@attrs.frozen
+class _Parsed:
+    """A case of a file parsed in :meth:`Reader.items`: its data and its name, or why not."""
 
-    Raises:
-        TypeError: ``reader`` does not have the :class:`Reader` methods.
-    """
-    if not isinstance(reader, Reader):
-        raise TypeError(f"{reader!r} is not a batch Reader (name, detect, count, items, decode)")
-    _registered.insert(0, reader)
+    data: Any = None
+    fallback: str = ""
+    error: InputError | None = None
 
 
-def _load_plugins() -> None:
-    global _plugins_loaded
-    if _plugins_loaded:
-        return
-    _plugins_loaded = True
-    for entry in sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
-        loaded = entry.load()
-        register_reader(loaded() if isinstance(loaded, type) else loaded)
+def _suffix(path: Path) -> str:
+    return path.name.lower()
 
 
-def known_readers() -> tuple[Reader, ...]:
-    """Every known reader, in the order they are tried: plug-ins, then built-in."""
-    _load_plugins()
-    from ketacds.batch.fhir_readers import FhirBulkReader, FhirBundlesReader
+class _OneFileReader:
+    """A file read whole in :meth:`items`: the payloads are parsed cases (see the subclasses)."""
 
-    # The FHIR directory readers before case-files, which would take a directory of Bundles.
-    return (*_registered, NdjsonReader(), FhirBulkReader(), FhirBundlesReader(), CaseFilesReader())
+    name = ""
+
+    def detect(self, path: Path) -> bool:  # pragma: no cover - every subclass says
+        raise NotImplementedError
+
+    def count(self, path: Path) -> int | None:
+        """Not known before the file is parsed."""
+        return None
+
+    def _cases(self, path: Path, document: Any) -> Iterator[tuple[str, _Parsed]]:  # pragma: no cover
+        raise NotImplementedError
+
+    def items(self, path: Path) -> Iterator[Item]:
+        """The file's cases, parsed; a file that cannot be read is one item that fails."""
+        try:
+            document = read_document(path)
+        except InputError as error:
+            yield Item(0, path.name, _Parsed(error=error))
+            return
+        for index, (after, parsed) in enumerate(self._cases(path, document)):
+            yield Item(index, f"{path.name}{after}", parsed)
+
+    def read_data(self, item: Item, where: str) -> tuple[Any, str]:
+        """The case's plain data and its fallback name (``where`` is named by the file's errors)."""
+        parsed: _Parsed = item.payload
+        if parsed.error is not None:
+            raise parsed.error
+        return parsed.data, parsed.fallback
+
+    def decode(self, payload: _Parsed) -> CaseData:
+        """The case."""
+        if payload.error is not None:
+            raise payload.error
+        return _case_from_data(payload.data, "(top level)")
 
 
-def reader_for(path: Path, name: str | None = None) -> Reader:
-    """The reader named ``name``, or else the first that detects ``path``.
+class ScenarioReader(_OneFileReader):
+    """``*.scenario.yaml``: the case keys of each scenario (``expect`` and authorship left out)."""
 
-    Raises:
-        InputError: no reader has that name, or none can read ``path``.
-    """
-    known = known_readers()
-    if name is not None:
-        for reader in known:
-            if reader.name == name:
-                return reader
-        names = ", ".join(sorted({r.name for r in known}))
-        raise InputError("--input-format", f"unknown input format {name!r}; known: {names}")
-    if not path.exists():
-        raise InputError(str(path), "no such file or directory")
-    for reader in known:
-        if reader.detect(path):
-            return reader
-    names = ", ".join(r.name for r in known)
-    raise InputError(str(path), f"no reader recognises this input (tried {names}); give --input-format")
+    name = "scenario"
+    _NOT_CASE = ("expect", "author", "source")
 
+    def detect(self, path: Path) -> bool:
+        """Scenario files, by name."""
+        return _suffix(path).endswith((".scenario.yaml", ".scenario.yml"))
 
-def decode_case(reader: Reader, payload: Any, engine: Any) -> Case:
-    """Decode one payload, giving the reader the worker's Engine if it asks for one."""
-    with_engine = getattr(reader, "decode_with_engine", None)
-    if with_engine is not None:
-        case: Case = with_engine(payload, engine)
-        return case
-    return reader.decode(payload)
+    def _cases(self, path: Path, document: Any) -> Iterator[tuple[str, _Parsed]]:
+        several = isinstance(document, Mapping) and isinstance(document.get("scenarios"), list)
+        scenarios = document["scenarios"] if several else [document]
+        for number, scenario in enumerate(scenarios, 1):
+            data = (
+                {k: v for k, v in scenario.items() if k not in self._NOT_CASE}
+                if isinstance(scenario, Mapping)
+                else scenario
+            )
+            yield (f"#{number}" if several else ""), _Parsed(data, f"scenario {number}")
 
 
-def missing_context(reader: Reader, context: Mapping[str, Any]) -> list[str]:
-    """The context fields ``reader``'s input never carries and ``context`` does not give."""
-    return [key for key in getattr(reader, "context_required", ()) if context.get(key) is None]
+class JsonReader(_OneFileReader):
+    """``*.json``: one case, or a list of cases."""
+
+    name = "json"
+
+    def detect(self, path: Path) -> bool:
+        """JSON files, by extension."""
+        return _suffix(path).endswith(".json")
+
+    def _cases(self, path: Path, document: Any) -> Iterator[tuple[str, _Parsed]]:
+        if isinstance(document, list):
+            for index, data in enumerate(document):
+                yield f"[{index}]", _Parsed(data, f"case {index}")
+        else:
+            yield "", _Parsed(document, path.stem)
+
+
+class YamlReader(_OneFileReader):
+    """``*.yaml`` / ``*.yml``: one case."""
+
+    name = "yaml"
+
+    def detect(self, path: Path) -> bool:
+        """YAML files, by extension."""
+        return _suffix(path).endswith((".yaml", ".yml"))
+
+    def _cases(self, path: Path, document: Any) -> Iterator[tuple[str, _Parsed]]:
+        yield "", _Parsed(document, path.stem)
