@@ -33,6 +33,7 @@ __all__ = [
     "em",
     "join",
     "link",
+    "md_escape",
     "page_anchor",
     "strong",
     "to_html",
@@ -161,19 +162,41 @@ def to_text(parts: Iterable[Inline]) -> str:
 
 # --------------------------------------------------------------- Markdown
 
-_MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|])")
+#: How much of a text :func:`md_escape` escapes, by where the text comes from and goes.
+#:
+#: ``"text"``
+#:     our own prose in the rendered pages: inline markup characters (backslash,
+#:     backtick, ``*``, ``_``, brackets, ``<``, ``>``, ``|``), and a leading ``#``, ``+``,
+#:     ``-`` or ``=`` that would start a heading, list or rule.
+#: ``"record"``
+#:     text that came from a patient record (CDS Hooks cards): every character that
+#:     could make Markdown or HTML of it, ``#`` anywhere included.
+#: ``"table-cell"``
+#:     our own words in a table cell of a Markdown report: only the ``|`` that would end the cell.
+MdEscape = Literal["text", "record", "table-cell"]
+
+_MD_SPECIALS: dict[str, re.Pattern[str]] = {
+    "text": re.compile(r"([\\`*_\[\]<>|])"),
+    "record": re.compile(r"([\\*_`\[\]<>#|])"),
+    "table-cell": re.compile(r"(\|)"),
+}
+_MD_LEADING = {"text": ("#", "+", "-", "="), "record": (), "table-cell": ()}
 
 
-def _md_escape(text: str) -> str:
-    escaped = _MD_SPECIAL.sub(r"\\\1", text)
-    return "\\" + escaped if escaped[:1] in ("#", "+", "-", "=") else escaped
+def md_escape(text: str, policy: MdEscape = "text") -> str:
+    """``text`` with a backslash before each character Markdown would read as markup.
+
+    The one Markdown escaper of ketacds: ``policy`` (see :data:`MdEscape`) says how much.
+    """
+    escaped = _MD_SPECIALS[policy].sub(r"\\\1", text)
+    return "\\" + escaped if escaped[:1] in _MD_LEADING[policy] else escaped
 
 
 def _md_inline(parts: Iterable[Inline], page: str) -> str:
     out = []
     for part in parts:
         if isinstance(part, str):
-            out.append(_md_escape(part))
+            out.append(md_escape(part))
         elif part.kind == "code":
             out.append(f"`{to_text(part.parts)}`")
         elif part.kind == "em":
@@ -212,7 +235,7 @@ def _md_block(block: Block, page: str) -> list[str]:
     if isinstance(block, Bullets):
         return [*_md_items(block.items, page, 0), ""]
     if isinstance(block, Table):
-        lines = ["| " + " | ".join(_md_escape(h) for h in block.header) + " |"]
+        lines = ["| " + " | ".join(md_escape(h) for h in block.header) + " |"]
         lines.append("|" + "---|" * len(block.header))
         lines += ["| " + " | ".join(_md_inline(cell, page) for cell in row) + " |" for row in block.rows]
         return [*lines, ""]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import textwrap
 from collections.abc import Iterable
 
+from ketacds.markup import md_escape
 from ketacds.models.quality import DataQualityIssue
 from ketacds.models.results import Assessment, DoseOption, Finding, FindingGroup, MonitoringItem
 
@@ -170,10 +171,6 @@ def to_text(assessment: Assessment, *, title: str | None = None, expand_groups: 
     return "\n".join(lines) + "\n"
 
 
-def _md_escape(text: str) -> str:
-    return text.replace("|", "\\|")
-
-
 def to_markdown(assessment: Assessment, *, title: str | None = None, expand_groups: bool = False) -> str:
     """A Markdown report (for notes, tickets, and documentation).
 
@@ -208,7 +205,7 @@ def to_markdown(assessment: Assessment, *, title: str | None = None, expand_grou
                 _evidence(f),
                 basis,
             )
-            out.append("| " + " | ".join(_md_escape(c) for c in cells) + " |")
+            out.append("| " + " | ".join(md_escape(c, "table-cell") for c in cells) + " |")
         for group in groups:
             members = assessment.members(group.id)
             listed = "; ".join(
@@ -224,14 +221,14 @@ def to_markdown(assessment: Assessment, *, title: str | None = None, expand_grou
                 ", ".join(sources),
                 basis,
             )
-            out.append("| " + " | ".join(_md_escape(c) for c in cells) + " |")
+            out.append("| " + " | ".join(md_escape(c, "table-cell") for c in cells) + " |")
     else:
         out.append("None.")
     if assessment.dose is not None:
         out += ["", "### Dose", ""]
         out += [f"- {dose_line(o)} (`{o.rule_id}`)" for o in assessment.dose.options]
     if assessment.dose_withheld:
-        out += ["", "### Dose", "", f"- {_md_escape(assessment.dose_withheld)}"]
+        out += ["", "### Dose", "", f"- {md_escape(assessment.dose_withheld, 'table-cell')}"]
     if assessment.monitoring:
         out += ["", "### Monitoring", ""]
         out += [_md_monitoring(m, "") for m in assessment.monitoring if m.group not in grouped]

@@ -9,12 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from ketacds.audit.corpus import Case, read_corpus, readers, register
+from ketacds.audit.corpus import read_corpus, readers, register
 from ketacds.audit.diff import MISSING, Change, Impact, changes, compare, flatten, impact, report
 from ketacds.audit.revisions import ruleset_dir
+from ketacds.cases import Item
 from ketacds.engine.api import Engine
 from ketacds.errors import InputError, RulesetError
-from ketacds.models.load import load_case_file
+from ketacds.models.load import load_case_file, load_record, read_document
 from ketacds.ruleset.load import load_ruleset
 from rulesets_fixtures import GOOD_RULE, RULES, add_rule, copy_rules, replace, set_version
 from support import EXAMPLES
@@ -221,17 +222,22 @@ class TestCorpus:
         """A registered reader is asked before the built-in ones (how FHIR bundles will come in)."""
 
         class BundleReader:
+            """The one reader protocol (ketacds.cases.Reader); without read_data, read through decode."""
+
             name = "fhir-bundle"
 
-            def claims(self, path: Path) -> bool:
+            def detect(self, path: Path) -> bool:
                 return path.suffix == ".json" and '"resourceType": "Bundle"' in path.read_text()
 
-            def read(self, path: Path, shown: str):
-                yield Case(
-                    source=shown,
-                    label="from a bundle",
-                    load=lambda: load_case_file(EXAMPLES / "07-esketamine-avm-us.yaml"),
-                )
+            def count(self, path: Path) -> int | None:
+                return 1
+
+            def items(self, path: Path):
+                yield Item(0, path.name, str(EXAMPLES / "07-esketamine-avm-us.yaml"))
+
+            def decode(self, payload: str):
+                data = read_document(payload)
+                return load_record(data), data.get("context") or {}
 
         monkeypatch.setattr("ketacds.audit.corpus._READERS", list(readers()))
         register(BundleReader())
@@ -239,7 +245,9 @@ class TestCorpus:
 
         (case,) = read_corpus([tmp_path])
 
-        assert "from a bundle" == case.label
+        assert "bundle.json" == case.label
+        assert case.source.endswith("/bundle.json")
+        assert load_case_file(EXAMPLES / "07-esketamine-avm-us.yaml") == case.load()
         assert "fhir-bundle" == readers()[0].name
 
 

@@ -33,6 +33,7 @@ from typing import Any
 import attrs
 
 from ketacds.engine.facts import to_json_number
+from ketacds.markup import md_escape
 from ketacds.models.quality import DataQualityIssue
 from ketacds.models.results import Assessment, DoseOption, Finding, FindingGroup
 from ketacds.reporting import dose_line
@@ -128,14 +129,6 @@ def truncate_summary(text: str) -> str:
     return cut.rstrip(" ,;:") + "…"
 
 
-def _md(text: str) -> str:
-    """Escape text that came from the record so it renders as text, not Markdown or HTML."""
-    out = text.replace("\\", "\\\\")
-    for char in "*_`[]<>#|":
-        out = out.replace(char, "\\" + char)
-    return out
-
-
 @attrs.frozen(kw_only=True)
 class CardContext:
     """What the cards need besides the Assessment.
@@ -223,7 +216,7 @@ def _finding_detail(ctx: CardContext, finding: Finding, assessment: Assessment) 
     if finding.management:
         lines += ["", f"**Management:** {finding.management}"]
     lines += ["", "**Because of (the inputs used):**"]
-    lines += [f"- {_md(b.label)}" for b in finding.basis] or [
+    lines += [f"- {md_escape(b.label, 'record')}" for b in finding.basis] or [
         "- (no single input: the rule applies to this route)"
     ]
     lines += ["", "**Evidence:**"]
@@ -311,7 +304,7 @@ def _gaps_card(
         if finding.management:
             lines.append(f"  {finding.management}")
         if finding.basis:
-            lines.append(f"  Because of: {'; '.join(_md(b.label) for b in finding.basis)}")
+            lines.append(f"  Because of: {'; '.join(md_escape(b.label, 'record') for b in finding.basis)}")
     return {
         "uuid": ctx.uuid(),
         "summary": truncate_summary(f"Missing data could change the answer: {', '.join(missing)}"),
@@ -351,8 +344,8 @@ def _quality_card(ctx: CardContext, assessment: Assessment) -> dict[str, Any] | 
 
 
 def _quality_line(issue: DataQualityIssue) -> str:
-    where = " ".join(f"`{_md(part)}`" for part in (issue.resource, issue.path) if part)
-    return f"- {issue.severity}: {_md(issue.message)}{' (' + where + ')' if where else ''}"
+    where = " ".join(f"`{md_escape(part, 'record')}`" for part in (issue.resource, issue.path) if part)
+    return f"- {issue.severity}: {md_escape(issue.message, 'record')}{' (' + where + ')' if where else ''}"
 
 
 def _summary_card(ctx: CardContext, assessment: Assessment, infos: Sequence[Finding]) -> dict[str, Any]:
@@ -360,11 +353,11 @@ def _summary_card(ctx: CardContext, assessment: Assessment, infos: Sequence[Find
     route = ROUTE_LABELS.get(p.route, p.route)
     lines = [f"**{assessment.status}**: {assessment.status_meaning}", ""]
     if ctx.order_key:
-        lines += [f"Assessed for the drafted order `{_md(ctx.order_key)}`.", ""]
+        lines += [f"Assessed for the drafted order `{md_escape(ctx.order_key, 'record')}`.", ""]
     if assessment.dose is not None:
         lines += ["**Dose:**"] + [f"- {dose_line(o)} ({o.rule_id})" for o in assessment.dose.options] + [""]
     if assessment.dose_withheld:
-        lines += ["**Dose:**", f"- {_md(assessment.dose_withheld)}", ""]
+        lines += ["**Dose:**", f"- {md_escape(assessment.dose_withheld, 'record')}", ""]
     monitoring = [m for m in assessment.monitoring if m.group is None]
     if monitoring:
         lines += ["**Monitoring:**"]

@@ -1,17 +1,19 @@
 """A corpus of patient cases, read from files of several formats, to measure a ruleset change on.
 
-Each format is a :class:`Reader`: it says which files it claims and turns one file
-into :class:`Case` objects. A case knows where it came from (file, and line or index),
-how to name the patient (``patient.id`` and ``title``), and how to load itself into a
-record and a context; reading is cheap and loading is deferred, so a case that cannot
-be read is reported with the others instead of stopping the run.
+The readers are those of :mod:`ketacds.cases` (the one reader protocol, shared with
+``ketacds batch``); this module says which a corpus tries, in which order, and turns
+their items into :class:`~ketacds.cases.Case` objects. A case knows where it came from
+(file, and line or index), how to name the patient (``patient.id`` and ``title``), and
+how to load itself into a record and a context; reading is cheap and loading is
+deferred, so a case that cannot be read is reported with the others instead of
+stopping the run.
 
 Formats read here:
 
 * ``*.scenario.yaml`` / ``*.scenario.yml``: scenario files (``docs/scenario-format.md``),
   one scenario or a ``scenarios:`` list; the case is the scenario without its
   ``expect``, ``author`` and ``source``;
-* ``*.ndjson`` / ``*.jsonl``: one case per line;
+* ``*.ndjson`` / ``*.jsonl`` / ``*.json-seq``: one case per line;
 * ``*.json``: one case, or a list of cases;
 * ``*.yaml`` / ``*.yml``: one case (the ``ketacds assess`` shape, ``docs/input-format.md``).
 
@@ -23,46 +25,15 @@ through to the readers here.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Protocol
 
-import attrs
-
+from ketacds.cases import Case, Item, JsonReader, NdjsonReader, Reader, ScenarioReader, YamlReader
 from ketacds.errors import InputError
 from ketacds.models.inputs import Context, PatientRecord
-from ketacds.models.load import decode_text, load_case, parse_document, read_document
+from ketacds.models.load import decode_text, load_case, load_context
 
 __all__ = ["Case", "Reader", "read_corpus", "readers", "register"]
-
-Loader = Callable[[], tuple[PatientRecord, Context]]
-
-
-@attrs.frozen
-class Case:
-    """One patient case of a corpus.
-
-    Attributes:
-        source: where it was read: ``cases/a.yaml``, ``batch.ndjson:12``, ``x.scenario.yaml#3``.
-        label: how to name the patient: its id and title, as far as they are known.
-        load: reads the record and context (raises :class:`~ketacds.errors.InputError`).
-    """
-
-    source: str
-    label: str
-    load: Loader = attrs.field(eq=False, repr=False)
-
-
-class Reader(Protocol):
-    """A corpus format."""
-
-    name: str
-
-    def claims(self, path: Path) -> bool:
-        """Whether this reader reads ``path``."""
-
-    def read(self, path: Path, shown: str) -> Iterator[Case]:
-        """The cases in ``path``; ``shown`` is how to name the file in reports."""
 
 
 def _label(data: object, fallback: str) -> str:
@@ -91,110 +62,40 @@ def _broken(source: str, error: InputError) -> Case:
     return Case(source=source, label="(unreadable)", load=load)
 
 
-def _document(path: Path, shown: str) -> tuple[Any, Case | None]:
-    try:
-        return read_document(path), None
-    except InputError as error:
-        return None, _broken(shown, error)
+def _decoded(reader: Reader, item: Item, where: str) -> Case:
+    """A case of a reader without ``read_data``: loaded through its ``decode``."""
+
+    def load() -> tuple[PatientRecord, Context]:
+        record, context = reader.decode(item.payload)
+        return record, load_context(context)
+
+    return Case(source=where, label=item.source, load=load)
 
 
-def _suffix(path: Path) -> str:
-    return path.name.lower()
-
-
-class ScenarioReader:
-    """``*.scenario.yaml``: the case keys of each scenario (``expect`` and authorship left out)."""
-
-    name = "scenario"
-    _NOT_CASE = ("expect", "author", "source")
-
-    def claims(self, path: Path) -> bool:
-        """Scenario files, by name."""
-        return _suffix(path).endswith((".scenario.yaml", ".scenario.yml"))
-
-    def read(self, path: Path, shown: str) -> Iterator[Case]:
-        """One case per scenario."""
-        document, broken = _document(path, shown)
-        if broken is not None:
-            yield broken
-            return
-        several = isinstance(document, Mapping) and isinstance(document.get("scenarios"), list)
-        scenarios = document["scenarios"] if several else [document]
-        for number, scenario in enumerate(scenarios, 1):
-            data = (
-                {k: v for k, v in scenario.items() if k not in self._NOT_CASE}
-                if isinstance(scenario, Mapping)
-                else scenario
-            )
-            where = f"{shown}#{number}" if several else shown
-            yield _case(where, data, f"scenario {number}")
-
-
-class NdjsonReader:
-    """``*.ndjson`` / ``*.jsonl``: one case per non-empty line."""
-
-    name = "ndjson"
-
-    def claims(self, path: Path) -> bool:
-        """Newline-delimited JSON, by extension."""
-        return _suffix(path).endswith((".ndjson", ".jsonl"))
-
-    def read(self, path: Path, shown: str) -> Iterator[Case]:
-        """One case per line."""
+def _cases(reader: Reader, path: Path, shown: str) -> Iterator[Case]:
+    """The cases of one file; ``shown`` is how to name it in reports."""
+    if isinstance(reader, NdjsonReader):  # a file of lines is text as a whole, or one broken case
         try:
-            text = decode_text(path.read_bytes(), shown)
+            decode_text(path.read_bytes(), shown)
         except OSError as error:
             yield _broken(shown, InputError(shown, f"cannot read file: {error.strerror}"))
             return
         except InputError as error:
             yield _broken(shown, error)
             return
-        for number, line in enumerate(text.splitlines(), 1):
-            if not line.strip():
-                continue
-            where = f"{shown}:{number}"
-            try:  # as the JSON of case files is read: duplicate keys and numbers past the limits refused
-                data = parse_document(line, ".json", where)
-            except InputError as error:
-                yield _broken(where, error)
-                continue
-            yield _case(where, data, f"line {number}")
-
-
-class JsonReader:
-    """``*.json``: one case, or a list of cases."""
-
-    name = "json"
-
-    def claims(self, path: Path) -> bool:
-        """JSON files, by extension."""
-        return _suffix(path).endswith(".json")
-
-    def read(self, path: Path, shown: str) -> Iterator[Case]:
-        """The case, or each case of the list."""
-        document, broken = _document(path, shown)
-        if broken is not None:
-            yield broken
-        elif isinstance(document, list):
-            for index, data in enumerate(document):
-                yield _case(f"{shown}[{index}]", data, f"case {index}")
-        else:
-            yield _case(shown, document, path.stem)
-
-
-class YamlReader:
-    """``*.yaml`` / ``*.yml``: one case."""
-
-    name = "yaml"
-
-    def claims(self, path: Path) -> bool:
-        """YAML files, by extension."""
-        return _suffix(path).endswith((".yaml", ".yml"))
-
-    def read(self, path: Path, shown: str) -> Iterator[Case]:
-        """The one case."""
-        document, broken = _document(path, shown)
-        yield broken if broken is not None else _case(shown, document, path.stem)
+    read_data = getattr(reader, "read_data", None)
+    for item in reader.items(path):
+        # An item's source is the file's name and what follows it (``:12``, ``#3``, ``[0]``).
+        where = shown + item.source[len(path.name) :] if item.source.startswith(path.name) else shown
+        if read_data is None:
+            yield _decoded(reader, item, where)
+            continue
+        try:
+            data, fallback = read_data(item, where)
+        except InputError as error:
+            yield _broken(where, error)
+            continue
+        yield _case(where, data, fallback)
 
 
 _READERS: list[Reader] = [ScenarioReader(), NdjsonReader(), JsonReader(), YamlReader()]
@@ -211,7 +112,7 @@ def register(reader: Reader) -> None:
 
 
 def _reader_for(path: Path) -> Reader | None:
-    return next((r for r in _READERS if r.claims(path)), None)
+    return next((r for r in _READERS if r.detect(path)), None)
 
 
 def _shown(path: Path) -> str:
@@ -262,5 +163,5 @@ def read_corpus(paths: Iterable[Path]) -> list[Case]:
         for file in files:
             reader = _reader_for(file)
             assert reader is not None
-            cases += reader.read(file, _shown(file))
+            cases += _cases(reader, file, _shown(file))
     return cases

@@ -34,6 +34,7 @@ from ketacds.markup import (
     strong,
     to_markdown,
 )
+from ketacds.models.compare import compare_assessments
 from ketacds.models.results import Assessment
 from ketacds.ruleset.describe import Describer
 from ketacds.ruleset.ir import Rule, RuleSet, ValueSet, canonical, to_data
@@ -289,19 +290,13 @@ def _assess(engine: Engine, case: Case) -> tuple[Assessment | None, str | None]:
         return None, str(error)
 
 
-def _findings(assessment: Assessment | None) -> dict[str, Any]:
-    if assessment is None:
-        return {}
-    return {f.rule_id: attrs.evolve(f, basis=()) for f in assessment.findings}
-
-
 def impact(old: Engine, new: Engine, cases: Iterable[Case]) -> Impact:
     """Assess every case with both engines and record what differs."""
     results = []
     for case in cases:
         before, old_error = _assess(old, case)
         after, new_error = _assess(new, case)
-        a, b = _findings(before), _findings(after)
+        changes = compare_assessments(before, after)
         results.append(
             CaseImpact(
                 source=case.source,
@@ -310,10 +305,10 @@ def impact(old: Engine, new: Engine, cases: Iterable[Case]) -> Impact:
                 new_status=after.status if after else None,
                 old_error=old_error,
                 new_error=new_error,
-                appeared=tuple(sorted(b.keys() - a.keys())),
-                vanished=tuple(sorted(a.keys() - b.keys())),
-                altered=tuple(sorted(k for k in a.keys() & b.keys() if a[k] != b[k])),
-                dose_changed=(before.dose if before else None) != (after.dose if after else None),
+                appeared=changes.appeared,
+                vanished=changes.vanished,
+                altered=changes.altered,
+                dose_changed=changes.dose_changed,
             )
         )
     return Impact(tuple(results))

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from ketacds.batch.readers import Case, Item, files_in, read_json
+from ketacds.cases import CaseData, Item, files_in, read_json
 from ketacds.errors import InputError
 
 if TYPE_CHECKING:
@@ -47,7 +47,7 @@ __all__ = ["FhirBulkReader", "FhirBundlesReader"]
 CONTEXT_REQUIRED = ("route", "jurisdiction", "now")
 
 
-def _read_record(resources: list[Any], patient_id: str | None, engine: Engine | None) -> Case:
+def _read_record(resources: list[Any], patient_id: str | None, engine: Engine | None) -> CaseData:
     from ketacds.adapters.fhir import read_resources  # imported only when FHIR is read
 
     terminology = engine.terminology if engine is not None else None
@@ -94,11 +94,11 @@ class FhirBundlesReader:
                 payload = (None, f"cannot read file: {error}")
             yield Item(index, file.name, payload)
 
-    def decode(self, payload: Any) -> Case:
+    def decode(self, payload: Any) -> CaseData:
         """Read the Bundle with the bundled value sets."""
         return self.decode_with_engine(payload, None)
 
-    def decode_with_engine(self, payload: Any, engine: Engine | None) -> Case:
+    def decode_with_engine(self, payload: Any, engine: Engine | None) -> CaseData:
         """Read the Bundle with ``engine``'s value sets (the batch worker's engine)."""
         text, problem = payload
         if text is None:
@@ -248,11 +248,11 @@ class FhirBulkReader:
         data: bytes = handle.readline()
         return data
 
-    def decode(self, payload: Any) -> Case:
+    def decode(self, payload: Any) -> CaseData:
         """Read one patient's resources with the bundled value sets."""
         return self.decode_with_engine(payload, None)
 
-    def decode_with_engine(self, payload: Any, engine: Engine | None) -> Case:
+    def decode_with_engine(self, payload: Any, engine: Engine | None) -> CaseData:
         """Read one patient's resources with ``engine``'s value sets (the batch worker's engine)."""
         kind, key, data = payload
         if kind == "problem":

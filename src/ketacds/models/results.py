@@ -11,12 +11,12 @@ JSON written before ``data_quality`` or ``groups`` existed reads back with none)
 from __future__ import annotations
 
 import json
-import types
 from decimal import Decimal
-from typing import Any, TypeVar, Union, get_args, get_origin, get_type_hints
+from typing import Any, TypeVar
 
 import attrs
 
+from ketacds.jsoncodec import Codec, decimal_text
 from ketacds.models.quality import DataQualityIssue
 
 __all__ = [
@@ -211,18 +211,18 @@ class Assessment:
 
     def to_dict(self) -> dict[str, Any]:
         """Return plain JSON data (decimals as strings)."""
-        data: dict[str, Any] = _plain(self)
+        data: dict[str, Any] = _CODEC.encode(self)
         return data
 
     def to_json(self, *, indent: int | None = None) -> str:
         """Return stable JSON: sorted keys, so equal Assessments give equal text."""
-        # to_dict already writes every mapping's keys in sorted order (see _converter).
+        # to_dict already writes every mapping's keys in sorted order (see ketacds.jsoncodec).
         return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Assessment:
         """Rebuild an Assessment from :meth:`to_dict` data."""
-        result: Assessment = _structure(cls, data)
+        result: Assessment = _CODEC.decode(cls, data)
         return result
 
     @classmethod
@@ -232,77 +232,9 @@ class Assessment:
 
 
 def _serialise(_inst: Any, _field: Any, value: Any) -> Any:
-    return str(value) if isinstance(value, Decimal) else value
+    """The Assessment's decimal policy as an ``attrs.asdict`` value serialiser (for tests)."""
+    return decimal_text(value)
 
 
-# `to_dict` is on the hot path of population runs (one call per patient), and
-# `attrs.asdict` walks every value generically. Each results class gets a converter
-# written out for its own fields, once, from its type hints: the same data as
-# ``attrs.asdict(self, value_serializer=_serialise)`` (tested against it), a few times faster.
-_CONVERTERS: dict[type, Any] = {}
-
-
-def _plain(value: Any) -> Any:
-    converter = _CONVERTERS.get(type(value))
-    if converter is None:
-        converter = _converter(type(value))
-    return converter(value)
-
-
-def _decimal_or_same(value: Any) -> Any:
-    return str(value) if isinstance(value, Decimal) else value
-
-
-def _converter(kind: type) -> Any:
-    hints = get_type_hints(kind)
-    namespace: dict[str, Any] = {"_plain": _plain, "_decimal_or_same": _decimal_or_same}
-    items = []
-    for attribute in sorted(attrs.fields(kind), key=lambda a: a.name):  # keys in sorted order
-        name = attribute.name
-        expression = _field_expression(hints[name], f"o.{name}")
-        items.append(f"{name!r}: {expression}")
-    source = "def convert(o):\n    return {" + ", ".join(items) + "}\n"
-    exec(source, namespace)  # noqa: S102 - our own source, built from our own classes' fields
-    converter = namespace["convert"]
-    _CONVERTERS[kind] = converter
-    return converter
-
-
-def _field_expression(hint: Any, value: str) -> str:
-    """Python source converting ``value`` (of type ``hint``) to plain data."""
-    origin = get_origin(hint)
-    if origin in (Union, types.UnionType):
-        options = [a for a in get_args(hint) if a is not type(None)]
-        inner = _field_expression(options[0], "v") if len(options) == 1 else "_decimal_or_same(v)"
-        return value if inner == "v" else f"(None if (v := {value}) is None else {inner})"
-    if origin is tuple:
-        inner = _field_expression(get_args(hint)[0], "x")
-        return value if inner == "x" else f"tuple([{inner} for x in {value}])"
-    if isinstance(hint, type) and attrs.has(hint):
-        return f"_plain({value})"
-    if hint is Decimal:
-        return f"str({value})"
-    if hint in (str, int, bool):
-        return value
-    return f"_decimal_or_same({value})"
-
-
-def _structure(kind: Any, data: Any) -> Any:
-    origin = get_origin(kind)
-    if origin in (Union, types.UnionType):
-        options = [a for a in get_args(kind) if a is not type(None)]
-        return None if data is None else _structure(options[0], data)
-    if origin is tuple:
-        return tuple(_structure(get_args(kind)[0], item) for item in data)
-    if isinstance(kind, type) and attrs.has(kind):
-        hints = get_type_hints(kind)
-        return kind(
-            **{
-                a.name: _structure(hints[a.name], data[a.name])
-                for a in attrs.fields(kind)
-                if a.name in data or a.default is attrs.NOTHING
-            }
-        )
-    if kind is Decimal:
-        return Decimal(data)
-    return data
+#: The Assessment's JSON: decimals as text, each mapping's keys sorted (see :mod:`ketacds.jsoncodec`).
+_CODEC = Codec(decimals="text", sequences=tuple, sort_keys=True)

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable
 from decimal import Decimal
 
 from ketacds.markup import Inline, Item, Target, code, em, join, link, strong, to_text
+from ketacds.models.facts import FACT_WORDS, FIELDS, field_label
 from ketacds.ruleset.ir import (
     All,
     AnyOf,
@@ -43,67 +44,14 @@ CONFIDENCE: dict[str, str] = {
     UNCONFIRMED: "unconfirmed: advisory only",
 }
 
-_NOUNS = {
-    "patient": "patient",
-    "condition": "condition",
-    "medication": "medication",
-    "observation": "observation",
-    "trial": "antidepressant trial",
-    "allergy": "allergy",
-    "substance": "substance use",
-    "plan": "planned session",
-}
-
-#: How each field of the fact vocabulary is named, and its unit.
+#: How each field of the fact vocabulary is named, and its unit: the words of
+#: :data:`ketacds.models.facts.FIELDS` (their rule-documentation form), by fact type and field.
 FIELD_LABELS: dict[tuple[str, str], tuple[str, str | None]] = {
-    ("patient", "age_years"): ("age", "years"),
-    ("patient", "sex"): ("sex", None),
-    ("patient", "weight_kg"): ("weight", "kg"),
-    ("patient", "height_cm"): ("height", "cm"),
-    ("patient", "bmi"): ("BMI", "kg/m²"),
-    ("patient", "pregnant"): ("pregnant", None),
-    ("patient", "lactating"): ("breastfeeding", None),
-    ("patient", "hepatic_class"): ("Child-Pugh class", None),
-    ("patient", "setting"): ("care setting", None),
-    ("condition", "clinical_status"): ("clinical status", None),
-    ("condition", "active"): ("active", None),
-    ("condition", "onset_days_ago"): ("days since onset", "days"),
-    ("medication", "drug"): ("drug", None),
-    ("medication", "status"): ("status", None),
-    ("medication", "active"): ("active", None),
-    ("medication", "dose_mg"): ("dose", "mg"),
-    ("medication", "daily_mg"): ("daily dose", "mg/day"),
-    ("medication", "frequency_per_day"): ("doses per day", None),
-    ("medication", "as_needed"): ("taken as needed", None),
-    ("observation", "value"): ("value", None),
-    ("observation", "unit"): ("unit", None),
-    ("observation", "hours_ago"): ("time since the reading", "hours"),
-    ("observation", "latest"): ("latest of its kind", None),
-    ("trial", "drug"): ("drug", None),
-    ("trial", "dose_mg"): ("dose", "mg"),
-    ("trial", "weeks"): ("duration", "weeks"),
-    ("trial", "response"): ("response", None),
-    ("trial", "episode"): ("episode", None),
-    ("trial", "adequate_dose"): ("adequate dose", None),
-    ("allergy", "active"): ("active", None),
-    ("substance", "status"): ("status", None),
-    ("plan", "dose_mg"): ("planned dose", "mg"),
-    ("plan", "dose_mg_per_kg"): ("planned dose", "mg/kg"),
-    ("plan", "sessions_per_week"): ("planned sessions per week", None),
-    ("plan", "treatment_week"): ("week of treatment", None),
-    ("plan", "session_number"): ("session of the course", None),
-    ("plan", "missed_sessions"): ("sessions missed since the last session", None),
-    ("plan", "symptoms_worsened"): ("symptoms worsened since the missed sessions", None),
-    # Added by rulesets/tables/diazepam-equivalents.yaml (docs/ruleset-format.md).
-    ("medication", "diazepam_eq_mg_day"): ("daily dose as diazepam equivalent", "mg/day"),
-    ("patient", "benzodiazepine_diazepam_eq_mg_day"): (
-        "total daily benzodiazepine dose as diazepam equivalent",
-        "mg/day",
-    ),
+    (fact, name): field_label(fact, name)
+    for fact, fields in FIELDS.items()
+    for name, f in fields.items()
+    if f.label is not None
 }
-
-# Yes/no fields read best as words before the noun ("an active condition").
-_ADJECTIVES = {"active": "active", "latest": "latest"}
 
 _COMPARE = {
     "gt": "above",
@@ -116,6 +64,16 @@ _COMPARE = {
 
 #: Where a value set and a rule are shown, for links; ``None`` means "do not link".
 Links = Callable[[str, str], Target | None]
+
+
+def _noun(fact: str) -> str:
+    words = FACT_WORDS.get(fact)
+    return words.noun if words is not None and words.noun is not None else fact
+
+
+def _adjective(fact: str, name: str) -> str | None:
+    field = FIELDS.get(fact, {}).get(name)
+    return field.adjective if field is not None else None
 
 
 def _no_links(_kind: str, _id: str) -> Target | None:
@@ -225,11 +183,13 @@ class Describer:
         for test in pattern.tests:
             if test.op == "member":
                 member = self._member(test)
-            elif test.field in _ADJECTIVES and test.op == "eq" and test.value is True:
-                adjectives.append(_ADJECTIVES[test.field])
+            elif (
+                (adjective := _adjective(pattern.fact, test.field)) and test.op == "eq" and test.value is True
+            ):
+                adjectives.append(adjective)
             else:
                 clauses.append(self._test(pattern.fact, test))
-        noun = _NOUNS.get(pattern.fact, pattern.fact)
+        noun = _noun(pattern.fact)
         words = " ".join([*adjectives, noun])
         if negated:
             lead = f"no {words}"
@@ -253,12 +213,12 @@ class Describer:
         return [lead, *join(self.valueset_ref(vs_id) for vs_id in ids)]
 
     def _test(self, fact: str, test: Test) -> list[Inline]:
-        label, unit = FIELD_LABELS.get((fact, test.field), (test.field.replace("_", " "), None))
+        label, unit = field_label(fact, test.field)
         suffix = f" {unit}" if unit else ""
         if test.op == "present":
             return [f"{label} {'recorded' if test.value else 'not recorded'}"]
         if isinstance(test.value, Ref) and test.op in _COMPARE:
-            other, _ = FIELD_LABELS.get((fact, test.value.field), (test.value.field.replace("_", " "), None))
+            other, _ = field_label(fact, test.value.field)
             word = {"eq": "the same as", "ne": "different from"}.get(test.op, _COMPARE[test.op])
             return [f"{label} {word} the {other} of ", em(test.value.alias)]
         if test.op == "in" and isinstance(test.value, tuple):

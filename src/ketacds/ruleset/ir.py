@@ -12,14 +12,13 @@ content always has the same digest, whatever the file layout or comments.
 from __future__ import annotations
 
 import hashlib
-import json
-import types
 from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
-from typing import Any, Literal, TypeAlias, Union, get_args, get_origin, get_type_hints
+from typing import Any, Literal, TypeAlias
 
 import attrs
 
+from ketacds.jsoncodec import Codec, canonical_dumps
 from ketacds.vocabulary import Confidence
 
 __all__ = [
@@ -605,29 +604,25 @@ class RuleSet:
         return tuple(scope)
 
 
-def _serialise(_inst: Any, field: attrs.Attribute[Any] | None, value: Any) -> Any:
-    if isinstance(value, Decimal):
-        # Tagged, so that "0.5" the number and "0.5" the text read back as themselves.
-        return {"decimal": str(value)}
-    return value
-
-
-def _filter(attribute: attrs.Attribute[Any], _value: Any) -> bool:
+def _canonical_field(attribute: attrs.Attribute[Any]) -> bool:
     return bool(attribute.metadata.get("canonical", True))
+
+
+#: The canonical form's JSON (see :mod:`ketacds.jsoncodec`): decimals tagged, so that a
+#: test's value 0.5 and "0.5" stay apart; fields in their order, source locations left
+#: out; condition nodes name their class under ``node``.
+_CODEC = Codec(
+    decimals="tagged",
+    sequences=list,
+    sort_keys=False,
+    include=_canonical_field,
+    tags=(Pattern, All, AnyOf, Not, Ref),
+)
 
 
 def to_data(value: Any) -> Any:
     """Return plain JSON data for any IR value; condition nodes carry their class in ``node``."""
-    if attrs.has(type(value)):
-        data = {
-            a.name: to_data(getattr(value, a.name)) for a in attrs.fields(type(value)) if _filter(a, None)
-        }
-        if isinstance(value, Pattern | All | AnyOf | Not | Ref):
-            data["node"] = type(value).__name__
-        return data
-    if isinstance(value, tuple | list):
-        return [to_data(item) for item in value]
-    return _serialise(None, None, value)
+    return _CODEC.encode(value)
 
 
 def canonical(ruleset: RuleSet) -> dict[str, Any]:
@@ -646,57 +641,15 @@ def from_canonical(data: Mapping[str, Any]) -> RuleSet:
     if data.get("format") != "ketacds-ruleset/1":
         raise ValueError("not a ketacds canonical ruleset (format ketacds-ruleset/1)")
     try:
-        ruleset: RuleSet = _structure(RuleSet, {k: v for k, v in data.items() if k != "format"})
+        ruleset: RuleSet = _CODEC.decode(RuleSet, {k: v for k, v in data.items() if k != "format"})
     except (KeyError, TypeError, AttributeError, InvalidOperation) as error:
         raise ValueError(f"not a ketacds canonical ruleset: {error}") from error
     return ruleset
 
 
-_NODES: dict[str, type] = {}
-
-
-def _structure(kind: Any, data: Any) -> Any:
-    """Build an IR value of type ``kind`` from :func:`to_data` output."""
-    if isinstance(data, dict) and "node" in data:
-        cls = _NODES[data["node"]]
-        return _structure_attrs(cls, {k: v for k, v in data.items() if k != "node"})
-    if isinstance(data, dict) and set(data) == {"decimal"}:
-        return Decimal(data["decimal"])
-    origin = get_origin(kind)
-    if origin in (Union, types.UnionType) or kind is Any:
-        # Scalars and tagged values carry their own type; a mapping is the attrs member,
-        # a list the tuple member.
-        members = [arg for arg in get_args(kind) if isinstance(arg, type) and attrs.has(arg)]
-        if isinstance(data, dict) and len(members) == 1:
-            return _structure_attrs(members[0], data)
-        if isinstance(data, list):
-            return tuple(_structure(Any, item) for item in data)
-        return data
-    if origin is tuple:
-        args = get_args(kind)
-        if len(args) == 2 and args[1] is Ellipsis:
-            return tuple(_structure(args[0], item) for item in data)
-        return tuple(_structure(arg, item) for arg, item in zip(args, data, strict=True))
-    if isinstance(kind, type) and attrs.has(kind):
-        return _structure_attrs(kind, data)
-    return data
-
-
-def _structure_attrs(cls: type, data: Mapping[str, Any]) -> Any:
-    hints = get_type_hints(cls)
-    fields = [a for a in attrs.fields(cls) if _filter(a, None)]
-    unknown = set(data) - {a.name for a in fields}
-    if unknown:
-        raise TypeError(f"unknown fields {sorted(unknown)} for {cls.__name__}")
-    return cls(**{a.name: _structure(hints[a.name], data[a.name]) for a in fields if a.name in data})
-
-
 def canonical_json(ruleset: RuleSet) -> str:
     """Return the canonical form as compact JSON with sorted keys (what the digest hashes)."""
-    return json.dumps(canonical(ruleset), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
-_NODES.update({cls.__name__: cls for cls in (Pattern, All, AnyOf, Not, Ref)})
+    return canonical_dumps(canonical(ruleset))
 
 
 def _digest(ruleset: RuleSet) -> str:

@@ -37,9 +37,10 @@ import attrs
 
 from ketacds._yaml import YamlProblem, load_yaml
 from ketacds.errors import InputError
+from ketacds.models.compare import compare_assessments as compare
 from ketacds.models.inputs import Coding, Context, PatientRecord, canonical_system
 from ketacds.models.load import load_context, load_record
-from ketacds.models.results import Assessment, DoseOption
+from ketacds.models.results import Assessment, DoseOption, Finding
 from ketacds.reporting import dose_text
 from ketacds.terminology.valuesets import Terminology, normalise_name
 from ketacds.vocabulary import DATA_GAP, MONITORING
@@ -344,13 +345,17 @@ def _dose_text(option: DoseOption | None) -> str:
 
 
 def compare_assessments(before: Assessment, after: Assessment) -> Changes:
-    """What ``after`` says differently from ``before``."""
+    """What ``after`` says differently from ``before``, in words.
+
+    The comparing is :func:`ketacds.models.compare.compare_assessments`; this words it.
+    """
+    changes = compare(before, after)
     # Monitoring items and data gaps are findings too; they are listed under their own names.
     own = (MONITORING, DATA_GAP)
-    old = {f.rule_id: f for f in before.findings if f.category not in own}
-    new = {f.rule_id: f for f in after.findings if f.category not in own}
+    old = {f.rule_id: f for f in before.findings}
+    new = {f.rule_id: f for f in after.findings}
 
-    def finding(rule_id: str, source: Mapping[str, Any]) -> str:
+    def finding(rule_id: str, source: Mapping[str, Finding]) -> str:
         f = source[rule_id]
         return f"{rule_id} {f.title} [{f.severity}]"
 
@@ -358,20 +363,19 @@ def compare_assessments(before: Assessment, after: Assessment) -> Changes:
     new_doses = {o.label: o for o in (after.dose.options if after.dose else ())}
     dose = [
         f"“{label}”: {_dose_text(old_doses.get(label))} → {_dose_text(new_doses.get(label))}"
-        for label in sorted(old_doses.keys() | new_doses.keys())
-        if old_doses.get(label) != new_doses.get(label)
+        for label in changes.dose_labels
     ]
     old_mon = {m.rule_id: m.title for m in before.monitoring}
     new_mon = {m.rule_id: m.title for m in after.monitoring}
     old_gaps = {g.rule_id: g.missing for g in before.data_gaps}
     new_gaps = {g.rule_id: g.missing for g in after.data_gaps}
     return Changes(
-        status=(before.status, after.status) if before.status != after.status else None,
-        added=tuple(finding(i, new) for i in sorted(new.keys() - old.keys())),
-        removed=tuple(finding(i, old) for i in sorted(old.keys() - new.keys())),
+        status=(before.status, after.status) if changes.status else None,
+        added=tuple(finding(i, new) for i in changes.appeared if new[i].category not in own),
+        removed=tuple(finding(i, old) for i in changes.vanished if old[i].category not in own),
         dose=tuple(dose),
-        monitoring_added=tuple(f"{new_mon[i]} [{i}]" for i in sorted(new_mon.keys() - old_mon.keys())),
-        monitoring_removed=tuple(f"{old_mon[i]} [{i}]" for i in sorted(old_mon.keys() - new_mon.keys())),
-        gaps_added=tuple(f"{new_gaps[i]} [{i}]" for i in sorted(new_gaps.keys() - old_gaps.keys())),
-        gaps_removed=tuple(f"{old_gaps[i]} [{i}]" for i in sorted(old_gaps.keys() - new_gaps.keys())),
+        monitoring_added=tuple(f"{new_mon[i]} [{i}]" for i in changes.monitoring_added),
+        monitoring_removed=tuple(f"{old_mon[i]} [{i}]" for i in changes.monitoring_removed),
+        gaps_added=tuple(f"{new_gaps[i]} [{i}]" for i in changes.gaps_added),
+        gaps_removed=tuple(f"{old_gaps[i]} [{i}]" for i in changes.gaps_removed),
     )

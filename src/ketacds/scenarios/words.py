@@ -1,9 +1,9 @@
 """Say a rule's conditions, and the facts they were tested on, in plain words.
 
 Pharmacists read these sentences in "why / why not" explanations, scenario diffs
-and mutation reports. This module knows the vocabulary of the fact types
-(:data:`ketacds.models.facts.FACT_TYPES`): how to name a field and its unit. It
-knows no clinical threshold: every number it prints comes from a rule or a fact.
+and mutation reports. Its words for fact types and fields are the explanation forms of
+the one table of them, :data:`ketacds.models.facts.FIELDS`. It knows no clinical
+threshold: every number it prints comes from a rule or a fact.
 """
 
 from __future__ import annotations
@@ -13,63 +13,19 @@ from decimal import Decimal
 from typing import Any
 
 from ketacds.engine.facts import DISPLAY_QUANTA, LONG_QUANTUM, shown
-from ketacds.models.facts import FLAG
+from ketacds.models.facts import FACT_WORDS, short_field, yes_no
 from ketacds.ruleset.ir import Pattern, Ref, RuleSet, Scalar, Test
 from ketacds.ruleset.plan import flag_name
 
 __all__ = ["Vocabulary", "fact_noun", "format_number"]
-
-_NOUNS = {
-    "patient": "the patient",
-    "condition": "a condition",
-    "medication": "a medication",
-    "observation": "an observation",
-    "trial": "an antidepressant trial",
-    "allergy": "an allergy",
-    "substance": "a substance use record",
-    FLAG: "a derived flag",
-}
-
-# Field → (label, unit) as a pharmacist would say them.
-_FIELDS: dict[str, tuple[str, str]] = {
-    "age_years": ("age", "years"),
-    "sex": ("sex", ""),
-    "weight_kg": ("weight", "kg"),
-    "height_cm": ("height", "cm"),
-    "bmi": ("BMI", ""),
-    "hepatic_class": ("Child-Pugh class", ""),
-    "setting": ("setting", ""),
-    "clinical_status": ("clinical status", ""),
-    "onset_days_ago": ("days since onset", "days"),
-    "drug": ("drug", ""),
-    "status": ("status", ""),
-    "dose_mg": ("dose", "mg"),
-    "daily_mg": ("daily dose", "mg"),
-    "frequency_per_day": ("doses per day", ""),
-    "value": ("value", ""),
-    "unit": ("unit", ""),
-    "hours_ago": ("hours since the reading", "h"),
-    "weeks": ("duration", "weeks"),
-    "response": ("response", ""),
-    "episode": ("episode", ""),
-}
-
-# Boolean fields: (what true means, what false means).
-_BOOLS: dict[str, tuple[str, str]] = {
-    "active": ("is active", "is not active"),
-    "latest": ("is the latest reading of its kind", "is not the latest reading of its kind"),
-    "as_needed": ("is taken as needed", "is taken regularly (not as needed)"),
-    "adequate_dose": ("reached an adequate dose", "did not reach an adequate dose"),
-    "pregnant": ("is pregnant", "is not pregnant"),
-    "lactating": ("is breastfeeding", "is not breastfeeding"),
-}
 
 _COMPARE = {"gt": "above {v}", "gte": "{v} or more", "lt": "below {v}", "lte": "{v} or less"}
 
 
 def fact_noun(fact_type: str) -> str:
     """``trial`` → ``an antidepressant trial``."""
-    return _NOUNS.get(fact_type, f"a {fact_type}")
+    words = FACT_WORDS.get(fact_type)
+    return words.phrase if words is not None and words.phrase is not None else f"a {fact_type}"
 
 
 def format_number(value: Any) -> str:
@@ -102,7 +58,7 @@ class Vocabulary:
 
     def field(self, name: str) -> tuple[str, str]:
         """The label and unit of a fact field."""
-        return _FIELDS.get(name, (name.replace("_", " "), ""))
+        return short_field(name)
 
     def valuesets(self, ids: Any) -> str:
         """``(a, b)`` → ``“Title A” or “Title B”``."""
@@ -125,8 +81,9 @@ class Vocabulary:
         label, unit = self.field(test.field)
         if test.op == "present":
             return f"{label} recorded" if test.value else f"{label} not recorded"
-        if test.field in _BOOLS and isinstance(test.value, bool) and test.op in ("eq", "ne"):
-            yes, no = _BOOLS[test.field]
+        said = yes_no(test.field)
+        if said is not None and isinstance(test.value, bool) and test.op in ("eq", "ne"):
+            yes, no = said
             return yes if (test.value is True) == (test.op == "eq") else no
         operand = self._operand(test.value, unit)
         if test.op in _COMPARE:
@@ -173,8 +130,9 @@ class Vocabulary:
         if field not in fact:
             return f"{self.field(field)[0]} not recorded"
         value = fact[field]
-        if field in _BOOLS and isinstance(value, bool):
-            return _BOOLS[field][0 if value else 1]
+        said = yes_no(field)
+        if said is not None and isinstance(value, bool):
+            return said[0 if value else 1]
         label, unit = self.field(field)
         if field == "value" and fact.get("unit"):
             unit = str(fact["unit"])
