@@ -48,7 +48,8 @@ def layer_of(module: str) -> int | None:
     best: tuple[int, int] | None = None
     for index, (_name, prefixes) in enumerate(LAYERS):
         for prefix in prefixes:
-            if (module == prefix or module.startswith(prefix + ".")) and (best is None or len(prefix) > best[1]):
+            names_it = module == prefix or module.startswith(prefix + ".")
+            if names_it and (best is None or len(prefix) > best[1]):
                 best = (index, len(prefix))
     return None if best is None else best[0]
 
