@@ -41,6 +41,7 @@ __all__ = [
     "Problem",
     "Schema",
     "clear_caches",
+    "close_matches",
     "friendly_problem",
     "schema_problem",
     "suggest",
@@ -52,6 +53,27 @@ def suggest(name: str, known: Iterable[str]) -> str | None:
     """The known name closest to ``name`` (a did-you-mean), or ``None`` when none is close."""
     matches = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.6)
     return matches[0] if matches else None
+
+
+def close_matches(name: str, known: Iterable[str], count: int) -> tuple[str, ...]:
+    """Up to ``count`` known names close to ``name``, nearest (fewest edits) first.
+
+    Close means what :func:`suggest` means; the order is by edit distance, since ids such
+    as ``KCDS-CI-001`` and ``KCDS-CI-100`` are equally "similar" to ``KCDS-CI-00l``.
+    """
+    candidates = difflib.get_close_matches(name, sorted(set(known)), n=1 << 30, cutoff=0.6)
+    return tuple(sorted(candidates, key=lambda other: (_edits(name, other), other))[:count])
+
+
+def _edits(a: str, b: str) -> int:
+    """The Levenshtein distance: insertions, deletions and substitutions turning ``a`` into ``b``."""
+    previous = list(range(len(b) + 1))
+    for i, x in enumerate(a, 1):
+        current = [i]
+        for j, y in enumerate(b, 1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (x != y)))
+        previous = current
+    return previous[-1]
 
 
 #: The error a document raises (``RulesetError``, ``ScenarioError``): it is called with the
@@ -90,11 +112,16 @@ class Document(Generic[E]):
     """One YAML file with its line map, to check it and raise errors at the right line.
 
     ``data`` is this document's own copy (changing it changes no cached parse);
-    ``key`` is the SHA-256 of the file's bytes.
+    ``key`` is the SHA-256 of the file's bytes (``None``: schema errors are not cached).
     """
 
     def __init__(
-        self, name: str, data: Any, lines: dict[DocPath, int], key: bytes, error_type: Callable[..., E]
+        self,
+        name: str,
+        data: Any,
+        lines: Mapping[DocPath, int],
+        key: bytes | None,
+        error_type: Callable[..., E],
     ) -> None:
         self.name = name
         self.data = data
@@ -150,6 +177,8 @@ class Document(Generic[E]):
         The errors are shared between documents of the same content: read them, never
         change them.
         """
+        if self.key is None:
+            return tuple(schema.validator.iter_errors(self.data))
         found = _VALIDATED.get((self.key, schema.identity))
         if found is None:
             found = tuple(schema.validator.iter_errors(copy_plain(self.data)))
@@ -222,6 +251,8 @@ def friendly_problem(error: jsonschema.ValidationError, *, pattern: str) -> Prob
     """A schema error in plain words a pharmacist can act on (the path is not in ``reason``).
 
     ``pattern`` names what a ``pattern`` keyword asks for (``a rule id like KCDS-CI-001``).
+    The words are those of the scenario schema's shapes (a ``const`` is the word that
+    may stand for a mapping, as ``dose: none``).
     """
     path: DocPath = tuple(error.absolute_path)
     validator = error.validator

@@ -30,6 +30,7 @@ from typing import Any
 
 import attrs
 
+from ketacds import yamldoc
 from ketacds.errors import RulesetError
 from ketacds.ruleset import checks, plan
 from ketacds.ruleset.ir import Fact, Rule, RuleSet, Table, Validity, ValueSet
@@ -55,6 +56,7 @@ __all__ = [
     "Checked",
     "RuleFile",
     "bundled_rules_dir",
+    "clear_caches",
     "fact_vocabulary",
     "load_checked",
     "load_ruleset",
@@ -63,6 +65,12 @@ __all__ = [
 
 _CACHE: dict[str, RuleSet] = {}
 _CACHE_SIZE = 8
+
+
+def clear_caches() -> None:
+    """Forget every loaded ruleset and every parsed and validated file (for tests)."""
+    _CACHE.clear()
+    yamldoc.clear_caches()
 
 
 def _content_key(root: Path) -> str:

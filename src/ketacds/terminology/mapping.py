@@ -30,10 +30,10 @@ from typing import Any
 import attrs
 import jsonschema
 
-from ketacds._yaml import YamlProblem, load_yaml
 from ketacds.errors import RulesetError
 from ketacds.models.inputs import canonical_system
 from ketacds.ruleset.load import bundled_rules_dir
+from ketacds.yamldoc import Document, Schema, schema_problem
 
 __all__ = [
     "FhirMapping",
@@ -120,22 +120,18 @@ def _schema(name: str) -> dict[str, Any]:
     return data
 
 
+@cache
+def _checker(name: str) -> Schema:
+    return Schema(_schema(name))
+
+
 def _read(path: Path, schema: str) -> Any:
-    try:
-        data, lines = load_yaml(path.read_text(encoding="utf-8"))
-    except OSError as error:
-        raise RulesetError(f"cannot read: {error.strerror}", file=str(path)) from None
-    except YamlProblem as problem:
-        raise RulesetError(problem.reason, file=str(path), line=problem.line) from None
-    errors = list(jsonschema.Draft202012Validator(_schema(schema)).iter_errors(data))
+    doc = Document.read(path, str(path), RulesetError)
+    errors = doc.schema_errors(_checker(schema))
     if errors:
-        best = jsonschema.exceptions.best_match(errors)
-        where = tuple(best.absolute_path)
-        while where and where not in lines:
-            where = where[:-1]
-        location = ".".join(map(str, best.absolute_path)) or "(top level)"
-        raise RulesetError(f"{location}: {best.message}", file=str(path), line=lines.get(where))
-    return data
+        problem = schema_problem(jsonschema.exceptions.best_match(errors), unknown_keys=False)
+        raise doc.error(problem.path, problem.reason)
+    return doc.data
 
 
 def _codes(items: list[dict[str, str]]) -> frozenset[tuple[str, str]]:
