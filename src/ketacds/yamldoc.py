@@ -26,6 +26,8 @@ import hashlib
 import json
 from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
+from functools import cache
+from importlib import resources
 from pathlib import Path
 from typing import Any, Generic, Self, TypeVar
 
@@ -40,6 +42,7 @@ __all__ = [
     "Document",
     "Problem",
     "Schema",
+    "bundled_schema",
     "clear_caches",
     "close_matches",
     "friendly_problem",
@@ -89,9 +92,17 @@ class Schema:
     """
 
     def __init__(self, document: Mapping[str, Any]) -> None:
+        self.document = document
         self.validator = jsonschema.Draft202012Validator(document)
         canonical = json.dumps(document, sort_keys=True, separators=(",", ":"))
         self.identity = hashlib.sha256(canonical.encode("utf-8")).digest()
+
+
+@cache
+def bundled_schema(package: str, name: str) -> Schema:
+    """The JSON Schema ``schemas/<name>.schema.json`` shipped in ``package``, read once."""
+    text = resources.files(package).joinpath(f"schemas/{name}.schema.json").read_text()
+    return Schema(json.loads(text))
 
 
 #: Schema errors by (content digest, schema identity), in the validator's order. Each list

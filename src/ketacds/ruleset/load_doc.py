@@ -8,17 +8,16 @@ with the stable code of the check that failed (``ruleset/checks.py``).
 
 from __future__ import annotations
 
-import json
-from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import jsonschema
 
+from ketacds._yaml import copy_plain
 from ketacds.errors import RulesetError
 from ketacds.ruleset import checks
-from ketacds.yamldoc import DocPath, Document, Schema, schema_problem
+from ketacds.yamldoc import DocPath, Document, Schema, bundled_schema, schema_problem
 
 __all__ = [
     "ANY_JURISDICTION",
@@ -46,17 +45,13 @@ def bundled_rules_dir() -> Path:
     return Path(__file__).resolve().parents[3] / "rulesets"
 
 
-@cache
 def schema(name: str) -> dict[str, Any]:
     """Return one of the bundled JSON Schemas: ``rules``, ``valueset`` or ``manifest``."""
-    text = resources.files("ketacds.ruleset").joinpath(f"schemas/{name}.schema.json").read_text()
-    data: dict[str, Any] = json.loads(text)
-    return data
+    return dict(copy_plain(_schema(name).document))
 
 
-@cache
 def _schema(name: str) -> Schema:
-    return Schema(schema(name))
+    return bundled_schema("ketacds.ruleset", name)
 
 
 def read_doc(path: Path, root: Path) -> RulesDoc:

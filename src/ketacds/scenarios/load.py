@@ -9,16 +9,13 @@ read by the same loader as ``ketacds assess`` (:func:`ketacds.models.load.load_c
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
-from functools import cache
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from ketacds._yaml import YamlProblem, load_yaml
+from ketacds._yaml import YamlProblem, copy_plain, load_yaml
 from ketacds.errors import InputError, ScenarioError
 from ketacds.models.load import load_case
 from ketacds.scenarios.model import (
@@ -31,7 +28,7 @@ from ketacds.scenarios.model import (
     StatusExpectation,
     TextExpectation,
 )
-from ketacds.yamldoc import DocPath, Document, Schema, friendly_problem, suggest
+from ketacds.yamldoc import DocPath, Document, Schema, bundled_schema, friendly_problem, suggest
 
 __all__ = [
     "SCENARIO_SUFFIX",
@@ -51,17 +48,13 @@ SCENARIO_SUFFIX = ".scenario.yaml"
 _SCENARIO_KEYS = {"title", "description", "author", "source", "expect"}
 
 
-@cache
 def scenario_schema() -> dict[str, Any]:
     """Return the JSON Schema of scenario files (``ketacds/scenarios/schemas/scenario.schema.json``)."""
-    text = resources.files("ketacds.scenarios").joinpath("schemas/scenario.schema.json").read_text()
-    data: dict[str, Any] = json.loads(text)
-    return data
+    return dict(copy_plain(_schema().document))
 
 
-@cache
 def _schema() -> Schema:
-    return Schema(scenario_schema())
+    return bundled_schema("ketacds.scenarios", "scenario")
 
 
 def display_path(path: Path) -> str:
@@ -236,7 +229,7 @@ def parse_scenarios(data: Any, lines: Mapping[DocPath, int], *, file: str) -> Sc
 
 def _case_keys(path: DocPath) -> set[str]:
     """The keys the schema lists for the case object at ``path`` (for a did-you-mean)."""
-    defs = scenario_schema()["$defs"]
+    defs = _schema().document["$defs"]
 
     def resolve(node: Any) -> Any:
         while "$ref" in node:

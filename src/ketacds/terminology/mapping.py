@@ -23,7 +23,6 @@ import re
 from collections.abc import Mapping
 from decimal import Decimal
 from functools import cache
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +32,7 @@ import jsonschema
 from ketacds.errors import RulesetError
 from ketacds.models.inputs import canonical_system
 from ketacds.ruleset.load import bundled_rules_dir
-from ketacds.yamldoc import Document, Schema, schema_problem
+from ketacds.yamldoc import Document, bundled_schema, schema_problem
 
 __all__ = [
     "FhirMapping",
@@ -113,21 +112,9 @@ class FhirMapping:
         return tuple(sorted(self.observations))
 
 
-@cache
-def _schema(name: str) -> dict[str, Any]:
-    text = resources.files("ketacds.terminology").joinpath(f"schemas/{name}.schema.json").read_text()
-    data: dict[str, Any] = json.loads(text)
-    return data
-
-
-@cache
-def _checker(name: str) -> Schema:
-    return Schema(_schema(name))
-
-
 def _read(path: Path, schema: str) -> Any:
     doc = Document.read(path, str(path), RulesetError)
-    errors = doc.schema_errors(_checker(schema))
+    errors = doc.schema_errors(bundled_schema("ketacds.terminology", schema))
     if errors:
         problem = schema_problem(jsonschema.exceptions.best_match(errors), unknown_keys=False)
         raise doc.error(problem.path, problem.reason)
