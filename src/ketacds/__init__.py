@@ -31,6 +31,7 @@ from ketacds.errors import (
     ScenarioError,
     TerminologyError,
     UnknownBackendError,
+    UnknownRuleError,
     VerificationError,
 )
 from ketacds.models.inputs import (
@@ -101,6 +102,7 @@ __all__ = [
     "SubstanceUse",
     "TerminologyError",
     "UnknownBackendError",
+    "UnknownRuleError",
     "VerificationError",
     "__version__",
     "assess",

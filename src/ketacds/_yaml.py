@@ -8,7 +8,6 @@ stay strings, so nothing is rounded or given a timezone behind the reader's back
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import re
 import warnings
@@ -22,7 +21,7 @@ from ruamel.yaml.error import MarkedYAMLError, ReusedAnchorWarning, YAMLError
 
 from ketacds import limits
 
-__all__ = ["Path", "YamlProblem", "load_yaml"]
+__all__ = ["Path", "YamlProblem", "clear_cache", "copy_plain", "load_yaml"]
 
 #: A location inside a document: keys and list indexes from the root.
 Path = tuple[str | int, ...]
@@ -165,10 +164,12 @@ def _deep_flow_line(text: str) -> int | None:
     return None
 
 
-#: Parsed documents by the SHA-256 of their text (ruamel's pure-Python parser is slow: the
-#: project's scenario files take seconds, and tests and tools read them again and again).
+#: Parsed documents by the SHA-256 of their UTF-8 text (ruamel's pure-Python parser is slow:
+#: the project's rules and scenario files take seconds, and tests and tools read them again
+#: and again). One cache for the whole process: a ruleset directory copied with one file
+#: changed parses that one file again. The cached data is never handed out, only copies.
 _PARSED: dict[bytes, tuple[Any, dict[Path, int]]] = {}
-_PARSED_SIZE = 256
+_PARSED_SIZE = 512  # documents; each at most _CACHED_TEXT characters
 _CACHED_TEXT = 1 << 20  # characters: larger texts are not kept
 
 
@@ -191,7 +192,25 @@ def load_yaml(text: str) -> tuple[Any, dict[Path, int]]:
         if len(_PARSED) >= _PARSED_SIZE:
             _PARSED.pop(next(iter(_PARSED)))
         _PARSED[key] = hit
-    return copy.deepcopy(hit[0]), dict(hit[1])
+    return copy_plain(hit[0]), dict(hit[1])
+
+
+def clear_cache() -> None:
+    """Forget every parsed document (tests use it to measure an uncached load)."""
+    _PARSED.clear()
+
+
+def copy_plain(value: Any) -> Any:
+    """A copy of parsed YAML data: new dicts and lists, the same (immutable) scalars.
+
+    Much faster than :func:`copy.deepcopy` for the only shapes :func:`load_yaml` returns
+    (dict, list, str, int, Decimal, bool, None); the depth is bounded by ``MAX_DEPTH``.
+    """
+    if isinstance(value, dict):
+        return {key: copy_plain(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [copy_plain(item) for item in value]
+    return value
 
 
 def _parse(text: str) -> tuple[Any, dict[Path, int]]:

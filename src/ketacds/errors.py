@@ -12,6 +12,8 @@ The tree::
     │   │                              ``file`` and ``line`` say where
     │   ├── DigestMismatchError        the rules are not the version the deployment pinned
     │   └── EngineCapacityError        the rules would exceed a durable_rules hard limit
+    ├── UnknownRuleError (KeyError)    ``RuleSet.rule`` asked for an id the rules do not have;
+    │                                  ``suggestions`` holds the nearest ids
     ├── ScenarioError (ValueError)     a scenario file that cannot be read or names
     │                                  an unknown rule; ``file`` and ``line`` say where
     ├── TerminologyError (LookupError) an unknown value set, unit or code system
@@ -54,6 +56,7 @@ __all__ = [
     "ScenarioError",
     "TerminologyError",
     "UnknownBackendError",
+    "UnknownRuleError",
     "VerificationError",
 ]
 
@@ -189,6 +192,30 @@ class DigestMismatchError(RulesetError):
 
     .. versionadded:: 0.1.0
     """
+
+
+class UnknownRuleError(KetacdsError, KeyError):
+    """A rule id the ruleset does not have (from :meth:`ketacds.ruleset.ir.RuleSet.rule`).
+
+    Also a :class:`KeyError`, so callers that caught the bare ``KeyError`` it used to be
+    keep working; unlike one, its text is a sentence.
+
+    Attributes:
+        rule_id: the id asked for.
+        ruleset: the name of the ruleset.
+        suggestions: the nearest ids the ruleset has (closest first; may be empty).
+    """
+
+    def __init__(self, rule_id: str, ruleset: str, suggestions: tuple[str, ...] = ()) -> None:
+        self.rule_id = rule_id
+        self.ruleset = ruleset
+        self.suggestions = suggestions
+        hint = f" (did you mean {' or '.join(suggestions)}?)" if suggestions else ""
+        self.message = f"no rule {rule_id!r} in {ruleset}{hint}"
+        super().__init__(self.message)
+
+    def __str__(self) -> str:
+        return self.message
 
 
 class TerminologyError(KetacdsError, LookupError):

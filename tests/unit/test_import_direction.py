@@ -29,6 +29,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "ketacds.limits",
             "ketacds.markup",
             "ketacds.vocabulary",
+            "ketacds.yamldoc",
         ),
     ),
     ("rules and models", ("ketacds.ruleset", "ketacds.models", "ketacds.cases")),

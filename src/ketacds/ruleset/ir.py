@@ -18,8 +18,10 @@ from typing import Any, Literal, TypeAlias
 
 import attrs
 
+from ketacds.errors import UnknownRuleError
 from ketacds.jsoncodec import Codec, canonical_dumps
 from ketacds.vocabulary import Confidence
+from ketacds.yamldoc import close_matches
 
 __all__ = [
     "All",
@@ -564,12 +566,13 @@ class RuleSet:
         """Return the rule with this id.
 
         Raises:
-            KeyError: there is no such rule.
+            UnknownRuleError: there is no such rule (a ``KeyError`` too), naming the
+                nearest ids.
         """
         for rule in self.rules:
             if rule.id == rule_id:
                 return rule
-        raise KeyError(rule_id)
+        raise UnknownRuleError(rule_id, self.name, close_matches(rule_id, (r.id for r in self.rules), 3))
 
     def jurisdiction_scope(self, jurisdiction: str) -> tuple[str, ...]:
         """Return ``jurisdiction`` and every jurisdiction it lies within, innermost first."""

@@ -8,7 +8,6 @@ Assessment; it returns one :class:`Mismatch` per expectation that did not hold.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
 from typing import Literal
@@ -22,6 +21,7 @@ from ketacds.ruleset.ir import RuleSet
 from ketacds.ruleset.load import ANY_JURISDICTION
 from ketacds.scenarios.model import DoseExpectation, FindingExpectation, Scenario, TextExpectation
 from ketacds.vocabulary import DATA_GAP, MONITORING
+from ketacds.yamldoc import suggest
 
 __all__ = ["Mismatch", "assessment_text", "compare", "validate"]
 
@@ -85,11 +85,6 @@ def _rules_for(expectation: FindingExpectation, ruleset: RuleSet) -> list[str]:
     ]
 
 
-def _suggest(name: str, known: Iterable[str]) -> str | None:
-    close = difflib.get_close_matches(name, sorted(set(known)), n=1, cutoff=0.6)
-    return close[0] if close else None
-
-
 def validate(scenario: Scenario, ruleset: RuleSet) -> None:
     """Check that every rule, status, severity, title, gap and dose label named exists.
 
@@ -99,7 +94,7 @@ def validate(scenario: Scenario, ruleset: RuleSet) -> None:
     expect = scenario.expect
 
     def fail(reason: str, line: int | None, name: str = "", known: Iterable[str] = ()) -> ScenarioError:
-        return ScenarioError(reason, file=scenario.file, line=line, suggestion=_suggest(name, known))
+        return ScenarioError(reason, file=scenario.file, line=line, suggestion=suggest(name, known))
 
     if expect.refused and expect.count > 1:
         raise fail(

@@ -23,7 +23,6 @@ applied. ``docs/explain.md`` describes the output.
 
 from __future__ import annotations
 
-import difflib
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
@@ -42,6 +41,7 @@ from ketacds.models.results import EvidenceRef, FactRef
 from ketacds.ruleset.ir import Pattern, Ref, Rule
 from ketacds.ruleset.plan import Alternative, alternatives, flag_name
 from ketacds.scenarios.words import Vocabulary, fact_noun
+from ketacds.yamldoc import suggest
 
 __all__ = ["CaseAnalysis", "Check", "Explanation", "Match", "explain"]
 
@@ -257,8 +257,8 @@ class CaseAnalysis:
         try:
             return self.engine.ruleset.rule(rule_id)
         except KeyError:
-            close = difflib.get_close_matches(rule_id, [r.id for r in self.engine.ruleset.rules], n=1)
-            hint = f" (did you mean {close[0]}?)" if close else ""
+            close = suggest(rule_id, [r.id for r in self.engine.ruleset.rules])
+            hint = f" (did you mean {close}?)" if close else ""
             raise InputError("rule_id", f"no rule {rule_id!r} in {self.engine.ruleset.name}{hint}") from None
 
     def _scope_reason(self, rule: Rule) -> str | None:

@@ -8,21 +8,14 @@ read by the same loader as ``ketacds assess`` (:func:`ketacds.models.load.load_c
 
 from __future__ import annotations
 
-import difflib
 import hashlib
-import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
-from functools import cache
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import jsonschema
-
-from ketacds._yaml import Path as DocPath
-from ketacds._yaml import YamlProblem, load_yaml
+from ketacds._yaml import YamlProblem, copy_plain, load_yaml
 from ketacds.errors import InputError, ScenarioError
 from ketacds.models.load import load_case
 from ketacds.scenarios.model import (
@@ -35,6 +28,7 @@ from ketacds.scenarios.model import (
     StatusExpectation,
     TextExpectation,
 )
+from ketacds.yamldoc import DocPath, Document, Schema, bundled_schema, friendly_problem, suggest
 
 __all__ = [
     "SCENARIO_SUFFIX",
@@ -53,23 +47,14 @@ SCENARIO_SUFFIX = ".scenario.yaml"
 # the same loader as `ketacds assess` (the schema has already refused unknown keys).
 _SCENARIO_KEYS = {"title", "description", "author", "source", "expect"}
 
-_KINDS = {
-    "array": "a list",
-    "object": "a mapping",
-    "string": "text",
-    "number": "a number",
-    "integer": "a whole number",
-    "boolean": "true or false",
-    "null": "nothing",
-}
 
-
-@cache
 def scenario_schema() -> dict[str, Any]:
     """Return the JSON Schema of scenario files (``ketacds/scenarios/schemas/scenario.schema.json``)."""
-    text = resources.files("ketacds.scenarios").joinpath("schemas/scenario.schema.json").read_text()
-    data: dict[str, Any] = json.loads(text)
-    return data
+    return dict(copy_plain(_schema().document))
+
+
+def _schema() -> Schema:
+    return bundled_schema("ketacds.scenarios", "scenario")
 
 
 def display_path(path: Path) -> str:
@@ -141,23 +126,20 @@ _LOADED: dict[tuple[str, bytes], ScenarioFile] = {}
 _DUPLICATE = re.compile(r'found duplicate key "([^"]*)"')
 
 
-class _Doc:
-    """The data of one file with its line map."""
+class _Doc(Document[ScenarioError]):
+    """The data of one scenario file with its line map; an error names the path it is at."""
 
     def __init__(self, data: Any, lines: Mapping[DocPath, int], file: str) -> None:
-        self.data = data
-        self.lines = lines
+        # Not cached by content: the whole file's result is (load_scenario_file).
+        super().__init__(file, data, lines, None, ScenarioError)
         self.file = file
 
-    def line(self, path: DocPath) -> int | None:
-        while path and path not in self.lines:
-            path = path[:-1]
-        return self.lines.get(path)
-
-    def error(self, path: DocPath, reason: str, suggestion: str | None = None) -> ScenarioError:
+    def error(
+        self, path: DocPath, reason: str, suggestion: str | None = None, **fields: Any
+    ) -> ScenarioError:
+        """A :class:`ScenarioError` at the line of ``path``, the reason prefixed by the path."""
         where = _dotted(path)
-        text = f"{where}: {reason}" if where else reason
-        return ScenarioError(text, file=self.file, line=self.line(path), suggestion=suggestion)
+        return super().error(path, f"{where}: {reason}" if where else reason, suggestion, **fields)
 
 
 def _dotted(path: Sequence[str | int]) -> str:
@@ -167,64 +149,8 @@ def _dotted(path: Sequence[str | int]) -> str:
     return out
 
 
-def _kind(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true or false"
-    if isinstance(value, int | Decimal):
-        return "a number"
-    if isinstance(value, str):
-        return "text"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "a mapping"
-    return "nothing"
-
-
-def _suggest(name: str, known: Iterable[str]) -> str | None:
-    matches = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.6)
-    return matches[0] if matches else None
-
-
-def _friendly(error: jsonschema.ValidationError) -> tuple[DocPath, str, str | None]:
-    """Turn a schema error into (where, what, did-you-mean) a pharmacist can act on."""
-    path: DocPath = tuple(error.absolute_path)
-    validator = error.validator
-    value: Any = error.validator_value
-    instance: Any = error.instance
-    schema: Any = error.schema
-    if validator == "additionalProperties" and isinstance(instance, dict):
-        known = set(schema.get("properties", {}))
-        extra = sorted(set(instance) - known)[0]
-        return (*path, extra), f"unknown key {extra!r}", _suggest(extra, known)
-    if validator == "required" and isinstance(instance, dict):
-        missing = next(key for key in value if key not in instance)
-        return path, f"{missing!r} is required", None
-    if validator == "anyOf" and all(set(branch) == {"required"} for branch in value):
-        names = " or ".join(repr(branch["required"][0]) for branch in value)
-        return path, f"needs {names}", None
-    if validator == "enum":
-        allowed = ", ".join(map(str, value))
-        return path, f"expected one of {allowed}; got {instance!r}", _suggest(str(instance), map(str, value))
-    if validator == "const":
-        return path, f"expected {value!r} or a mapping; got {instance!r}", None
-    if validator == "type":
-        wanted = " or ".join(_KINDS[t] for t in ([value] if isinstance(value, str) else value))
-        return path, f"expected {wanted}, got {_kind(instance)}", None
-    if validator == "pattern":
-        return path, f"{instance!r} is not a rule id like KCDS-CI-001", None
-    if validator == "minLength" and instance:
-        return path, f"is too short ({value} characters at least)", None
-    if validator in ("minLength", "minItems", "minProperties"):
-        return path, "must not be empty", None
-    if validator == "minimum":
-        return path, f"must not be negative, got {instance}", None
-    return path, error.message, None  # pragma: no cover - every validator the schema uses is above
-
-
 def _validate(doc: _Doc) -> None:
-    validator = jsonschema.Draft202012Validator(scenario_schema())
-    errors = list(validator.iter_errors(doc.data))
+    errors = doc.schema_errors(_schema())
     if not errors:
         return
     # The first problem in the file, by line; the most specific one on that line.
@@ -236,7 +162,8 @@ def _validate(doc: _Doc) -> None:
             e.validator != "required",
         ),
     )
-    raise doc.error(*_friendly(best))
+    problem = friendly_problem(best, pattern="a rule id like KCDS-CI-001")
+    raise doc.error(problem.path, problem.reason, problem.suggestion)
 
 
 _SEGMENT = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
@@ -264,7 +191,7 @@ def parse_scenarios(data: Any, lines: Mapping[DocPath, int], *, file: str) -> Sc
         )
     if "scenarios" not in data and "expect" not in data:
         for key in data:
-            close = _suggest(key, ("expect", "scenarios"))
+            close = suggest(key, ("expect", "scenarios"))
             if close is not None:
                 raise doc.error((key,), f"unknown key {key!r}", close)
         raise ScenarioError(
@@ -302,7 +229,7 @@ def parse_scenarios(data: Any, lines: Mapping[DocPath, int], *, file: str) -> Sc
 
 def _case_keys(path: DocPath) -> set[str]:
     """The keys the schema lists for the case object at ``path`` (for a did-you-mean)."""
-    defs = scenario_schema()["$defs"]
+    defs = _schema().document["$defs"]
 
     def resolve(node: Any) -> Any:
         while "$ref" in node:
@@ -334,7 +261,7 @@ def _scenario(doc: _Doc, at: DocPath, defaults: Mapping[str, Any]) -> Scenario:
         where = input_path(error.path)
         suggestion = None
         if error.reason == "unknown field" and where:
-            suggestion = _suggest(str(where[-1]), _case_keys(where[:-1]))
+            suggestion = suggest(str(where[-1]), _case_keys(where[:-1]))
         raise doc.error((*at, *where), error.reason, suggestion) from None
     title = " ".join(str(d["title"]).split())
     return Scenario(

@@ -27,7 +27,6 @@ what the edited case means.
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
@@ -44,6 +43,7 @@ from ketacds.models.results import Assessment, DoseOption, Finding
 from ketacds.reporting import dose_text
 from ketacds.terminology.valuesets import Terminology, normalise_name
 from ketacds.vocabulary import DATA_GAP, MONITORING
+from ketacds.yamldoc import suggest
 
 __all__ = [
     "KINDS",
@@ -160,8 +160,8 @@ def _set(record: PatientRecord, context: Context, edit: Edit) -> tuple[PatientRe
         except InputError as error:
             raise _fail(edit, error.reason) from None
     known = sorted({*PATIENT_FIELDS, *_CONTEXT_FIELDS})
-    close = difflib.get_close_matches(name, known, n=1)
-    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    close = suggest(name, known)
+    hint = f" (did you mean {close!r}?)" if close else ""
     raise _fail(edit, f"unknown field {name!r}{hint}; fields: {', '.join(known)}")
 
 

@@ -23,17 +23,16 @@ import re
 from collections.abc import Mapping
 from decimal import Decimal
 from functools import cache
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import attrs
 import jsonschema
 
-from ketacds._yaml import YamlProblem, load_yaml
 from ketacds.errors import RulesetError
 from ketacds.models.inputs import canonical_system
 from ketacds.ruleset.load import bundled_rules_dir
+from ketacds.yamldoc import Document, bundled_schema, schema_problem
 
 __all__ = [
     "FhirMapping",
@@ -113,29 +112,13 @@ class FhirMapping:
         return tuple(sorted(self.observations))
 
 
-@cache
-def _schema(name: str) -> dict[str, Any]:
-    text = resources.files("ketacds.terminology").joinpath(f"schemas/{name}.schema.json").read_text()
-    data: dict[str, Any] = json.loads(text)
-    return data
-
-
 def _read(path: Path, schema: str) -> Any:
-    try:
-        data, lines = load_yaml(path.read_text(encoding="utf-8"))
-    except OSError as error:
-        raise RulesetError(f"cannot read: {error.strerror}", file=str(path)) from None
-    except YamlProblem as problem:
-        raise RulesetError(problem.reason, file=str(path), line=problem.line) from None
-    errors = list(jsonschema.Draft202012Validator(_schema(schema)).iter_errors(data))
+    doc = Document.read(path, str(path), RulesetError)
+    errors = doc.schema_errors(bundled_schema("ketacds.terminology", schema))
     if errors:
-        best = jsonschema.exceptions.best_match(errors)
-        where = tuple(best.absolute_path)
-        while where and where not in lines:
-            where = where[:-1]
-        location = ".".join(map(str, best.absolute_path)) or "(top level)"
-        raise RulesetError(f"{location}: {best.message}", file=str(path), line=lines.get(where))
-    return data
+        problem = schema_problem(jsonschema.exceptions.best_match(errors), unknown_keys=False)
+        raise doc.error(problem.path, problem.reason)
+    return doc.data
 
 
 def _codes(items: list[dict[str, str]]) -> frozenset[tuple[str, str]]:
