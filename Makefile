@@ -104,7 +104,7 @@ snapshot: $(BIN)/python
 	$(BIN)/python tools/snapshot.py --out $(SNAPSHOT) $(if $(COMPARE),--compare $(COMPARE))
 
 golden: $(BIN)/python
-	$(BIN)/python -m pytest tests/unit/test_golden.py --update-golden
+	$(BIN)/python -m pytest tests/unit/ruleset/test_golden.py --update-golden
 
 docs: $(BIN)/python
 	$(PIP) install .

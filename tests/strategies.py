@@ -153,7 +153,7 @@ records = st.builds(
 )
 
 # Only the programs the bundled rules assess: the others are refused (ProgramRefusedError,
-# tested in tests/unit/test_scope.py), and widen by themselves as refusals are lifted.
+# tested in tests/unit/ruleset/test_scope.py), and widen by themselves as refusals are lifted.
 PROGRAMS = tuple(
     program for program in scope.programs(_RULESET) if scope.coverage(_RULESET, *program).state == "covered"
 )

@@ -210,7 +210,7 @@ class _Page:
                     " (",
                     code("make docs"),
                     "); ",
-                    code("tests/unit/test_clinical_coverage.py"),
+                    code("tests/unit/ruleset/test_clinical_coverage.py"),
                     " fails when this page is stale or when the register and the rules disagree.",
                 )
             ),

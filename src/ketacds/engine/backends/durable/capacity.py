@@ -1,7 +1,7 @@
 """durable_rules' hard limits, how much of them a set of rules uses, and the encodings.
 
 The limits were measured on durable_rules 2.0.28 (``../shared/durable-rules-notes.md``
-and ``tests/unit/test_capacity.py``) and are kept with a margin. The durable_rules
+and ``tests/unit/engine/test_capacity.py``) and are kept with a margin. The durable_rules
 backend refuses to compile a program beyond them (:func:`refuse_beyond_limits`); the
 linter asks the backend for the same limits for every (route, jurisdiction) program
 before anything is compiled (:func:`lint_problems`, through
