@@ -6,6 +6,10 @@ fact per value or panel component, with hours since the reading and which is the
 ``latest``), the order (dose in mg and per kg), the planned session, and the
 data-quality facts the rules see. Units are normalised exactly (kg, cm, mg); a unit
 that cannot be read, or a number beyond the exact context, is an ``InputError``.
+
+Names with a leading underscore are shared only among the fact-building modules
+(``facts``, ``fact_builders``, ``readings``, ``recognition``, ``identity``, ``numbers``);
+they are not API.
 """
 
 from __future__ import annotations

@@ -21,6 +21,14 @@ people read.
 
 A field the input does not give is left out of the fact, never filled with a
 default: rules test ``present: false`` to see a gap.
+
+This module holds :class:`FactSet` and :func:`build_facts`, which runs the steps in
+order; the steps live by job in ``fact_builders`` (one builder per kind of item),
+``readings`` (plausibility and time windows), ``recognition`` (unrecognised items),
+``identity`` (fact ids and descriptions) and ``numbers`` (exact numbers and how they
+are shown; ``exact``, ``shown``, ``to_json_number``, ``DISPLAY_QUANTA`` and
+``LONG_QUANTUM`` are re-exported here). Names with a leading underscore are shared
+only among these modules; they are not API.
 """
 
 from __future__ import annotations
@@ -60,12 +68,8 @@ from ketacds.engine.numbers import (
     shown,
     to_json_number,
 )
-from ketacds.engine.readings import (
-    _drop_implausible,
-)
-from ketacds.engine.recognition import (
-    _Recognition,
-)
+from ketacds.engine.readings import _drop_implausible
+from ketacds.engine.recognition import _Recognition
 from ketacds.errors import InputError
 from ketacds.models.inputs import (
     Context,

@@ -6,6 +6,10 @@ the order of the input lists and exact duplicates collapse; a data-quality entry
 the item by that id too (:func:`_stable_path`). Also here: the words that describe an
 item in a label (:func:`_describe`) and the key that makes one drug one drug
 (:func:`_drug_key`, :func:`_ingredient_key`).
+
+Names with a leading underscore are shared only among the fact-building modules
+(``facts``, ``fact_builders``, ``readings``, ``recognition``, ``identity``, ``numbers``);
+they are not API.
 """
 
 from __future__ import annotations

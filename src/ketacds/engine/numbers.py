@@ -5,6 +5,10 @@ never a float); derived quantities are computed in the 120-digit Decimal context
 ``_EXACT`` and never rounded. Rounding happens only in what people read
 (:func:`shown`, to the quanta of ``DISPLAY_QUANTA`` / ``LONG_QUANTUM``), and a JSON
 number for output (CDS Hooks cards) comes from :func:`to_json_number`.
+
+Names with a leading underscore are shared only among the fact-building modules
+(``facts``, ``fact_builders``, ``readings``, ``recognition``, ``identity``, ``numbers``);
+they are not API.
 """
 
 from __future__ import annotations

@@ -7,6 +7,10 @@ from it (:func:`_believed`, :func:`_drop_implausible`, :func:`_plausible_reading
 patient datum or reading dated after ``now`` is not used, one older than its validity
 window is history (:func:`_current`, :func:`_hours`), and only timed, believed readings
 inside their window may be the ``latest`` of their kind (:func:`_mark_latest`).
+
+Names with a leading underscore are shared only among the fact-building modules
+(``facts``, ``fact_builders``, ``readings``, ``recognition``, ``identity``, ``numbers``);
+they are not API.
 """
 
 from __future__ import annotations
@@ -15,13 +19,9 @@ import datetime as dt
 from decimal import Decimal
 
 from ketacds.dosing.units import canonical_unit, convert
-from ketacds.engine.identity import (
-    Fact,
-)
+from ketacds.engine.identity import Fact
 from ketacds.errors import KetacdsError
-from ketacds.models.inputs import (
-    Context,
-)
+from ketacds.models.inputs import Context
 from ketacds.models.quality import DataQualityIssue
 from ketacds.ruleset.ir import Validity, ValidityRange
 

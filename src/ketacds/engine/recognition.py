@@ -5,6 +5,10 @@ medication (or unread ingredient of a combination product), substance use, aller
 trial, order or kind of observation, at a severity that follows what the unseen item
 could hide. The text of each message names the item as the record gives it
 (:func:`_code_text`).
+
+Names with a leading underscore are shared only among the fact-building modules
+(``facts``, ``fact_builders``, ``readings``, ``recognition``, ``identity``, ``numbers``);
+they are not API.
 """
 
 from __future__ import annotations
@@ -13,9 +17,7 @@ import re
 
 import attrs
 
-from ketacds.models.inputs import (
-    Coding,
-)
+from ketacds.models.inputs import Coding
 from ketacds.models.quality import DataQualityIssue
 from ketacds.terminology.valuesets import Terminology
 
