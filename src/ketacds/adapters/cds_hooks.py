@@ -32,7 +32,7 @@ from typing import Any
 
 import attrs
 
-from ketacds.engine.facts import to_json_number
+from ketacds.engine.numbers import to_json_number
 from ketacds.markup import md_escape
 from ketacds.models.quality import DataQualityIssue
 from ketacds.models.results import Assessment, DoseOption, Finding, FindingGroup

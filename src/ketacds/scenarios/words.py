@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
-from ketacds.engine.facts import DISPLAY_QUANTA, LONG_QUANTUM, shown
+from ketacds.engine.numbers import DISPLAY_QUANTA, LONG_QUANTUM, shown
 from ketacds.models.facts import FACT_WORDS, short_field, yes_no
 from ketacds.ruleset.ir import Pattern, Ref, RuleSet, Scalar, Test
 from ketacds.ruleset.plan import flag_name

@@ -1,0 +1,420 @@
+"""The fact (and the label people read) built from each kind of item of a record.
+
+One builder per kind: the patient (age at ``now``, weight, height and BMI in exact
+units, pregnancy status), a medication (dose in mg, daily dose), the observations (one
+fact per value or panel component, with hours since the reading and which is the
+``latest``), the order (dose in mg and per kg), the planned session, and the
+data-quality facts the rules see. Units are normalised exactly (kg, cm, mg); a unit
+that cannot be read, or a number beyond the exact context, is an ``InputError``.
+
+Names with a leading underscore are shared only among the fact-building modules
+(``facts``, ``fact_builders``, ``readings``, ``recognition``, ``identity``, ``numbers``);
+they are not API.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+from collections.abc import Iterable
+from decimal import ROUND_HALF_EVEN, Decimal
+
+from ketacds.dosing.functions import DoseInputs
+from ketacds.dosing.units import convert, dimension_of
+from ketacds.engine.identity import (
+    Fact,
+    _component_id,
+    _describe,
+    _drug_key,
+    _fact_id,
+    _stable_path,
+)
+from ketacds.engine.numbers import (
+    _HUNDREDTH,
+    _TENTH,
+    _THOUSANDTH,
+    exact,
+    shown,
+)
+from ketacds.engine.readings import (
+    _believed,
+    _check_pairs,
+    _current,
+    _mark_latest,
+    _plausible_reading,
+)
+from ketacds.errors import InputError, KetacdsError
+from ketacds.models.inputs import (
+    Coding,
+    Context,
+    Medication,
+    Observation,
+    Order,
+    PatientRecord,
+)
+from ketacds.models.quality import DataQualityIssue
+from ketacds.ruleset.ir import Validity
+from ketacds.terminology.valuesets import Terminology
+
+# The unit each measured dimension is expressed in, inside facts.
+_FACT_UNITS = {"mass": "kg", "length": "cm"}
+
+_OUT_OF_RANGE = "{} is beyond the 120 significant digits ketacds computes with exactly"
+
+
+def _age(record: PatientRecord, now: dt.datetime) -> int | None:
+    patient = record.patient
+    if patient.birth_date is None:
+        return patient.age_years
+    today = now.date()
+    if patient.birth_date > today:
+        raise InputError("patient.birth_date", "is after the assessment time 'now'")
+    years = today.year - patient.birth_date.year
+    if (today.month, today.day) < (patient.birth_date.month, patient.birth_date.day):
+        years -= 1
+    if patient.age_years is not None and patient.age_years != years:
+        raise InputError("patient.age_years", f"is {patient.age_years} but birth_date gives {years} at 'now'")
+    return years
+
+
+def _measure(value: Decimal, unit: str | None, path: str) -> tuple[Decimal, str]:
+    if unit is None:
+        return value, ""
+    try:
+        dimension = dimension_of(unit)
+        target = _FACT_UNITS.get(dimension)
+        if target is None:
+            return value, unit
+        return convert(value, unit, target), target
+    except KetacdsError as error:
+        raise InputError(path, str(error)) from None
+    except decimal.DecimalException:
+        raise InputError(path.removesuffix(".unit"), _OUT_OF_RANGE.format(value)) from None
+
+
+def _plan_fact(context: Context, dose_inputs: DoseInputs) -> Fact:
+    fact: Fact = {"t": "plan", "id": "plan"}
+    plan = context.plan
+    if plan is None:
+        return fact
+    weight = dose_inputs.weight_kg
+    mg, per_kg = plan.dose_mg, plan.dose_mg_per_kg
+    if mg is None and per_kg is not None and weight is not None:
+        mg = per_kg * weight
+    if per_kg is None and mg is not None and weight is not None and weight > 0:
+        per_kg = mg / weight
+    for name, value in (
+        ("dose_mg", mg),
+        ("dose_mg_per_kg", per_kg),
+        ("sessions_per_week", plan.sessions_per_week),
+    ):
+        if value is not None:
+            fact[name] = exact(value)
+    for name, count in (
+        ("treatment_week", plan.treatment_week),
+        ("session_number", plan.session_number),
+        ("missed_sessions", plan.missed_sessions),
+    ):
+        if count is not None:
+            fact[name] = count
+    if plan.symptoms_worsened is not None:
+        fact["symptoms_worsened"] = plan.symptoms_worsened
+    return fact
+
+
+def _plan_label(fact: Fact) -> str:
+    parts = []
+    if "dose_mg" in fact:
+        parts.append(f"{shown(fact['dose_mg'], _TENTH)} mg")
+    if "dose_mg_per_kg" in fact:
+        parts.append(f"{shown(fact['dose_mg_per_kg'], _THOUSANDTH)} mg/kg")
+    if "sessions_per_week" in fact:
+        parts.append(f"{fact['sessions_per_week']} sessions/week")
+    if "treatment_week" in fact:
+        parts.append(f"week {fact['treatment_week']}")
+    if "session_number" in fact:
+        parts.append(f"session {fact['session_number']}")
+    if "missed_sessions" in fact:
+        parts.append(f"{fact['missed_sessions']} missed since the last session")
+    if "symptoms_worsened" in fact:
+        parts.append("symptoms worsened" if fact["symptoms_worsened"] else "symptoms not worsened")
+    return "planned session: " + (", ".join(parts) if parts else "no dose or schedule given")
+
+
+def _quality_facts(issues: Iterable[DataQualityIssue]) -> list[tuple[Fact, str]]:
+    """One fact per kind of error or warning (severity, code, resource type), with a count in its label.
+
+    Info issues (left out by design) are reported in the Assessment, not asserted.
+    """
+    groups: dict[tuple[str, str, str], list[str]] = {}
+    for issue in issues:
+        if issue.severity == "info":
+            continue
+        kind = issue.resource.split("/", 1)[0].split("[", 1)[0] if issue.resource else ""
+        groups.setdefault((issue.severity, issue.code, kind), []).append(issue.message)
+    out = []
+    for (severity, code, kind), messages in sorted(groups.items()):
+        fact: Fact = {
+            "t": "quality",
+            "id": f"quality:{severity}:{code}:{kind}",
+            "severity": severity,
+            "code": code,
+        }
+        if kind:
+            fact["resource_type"] = kind
+        times = f" ({len(messages)} times)" if len(messages) > 1 else ""
+        where = f" {kind}:" if kind else ""
+        out.append((fact, f"data quality {severity}{times}:{where} {sorted(messages)[0]}"))
+    return out
+
+
+def _order_fact(
+    order: Order, dose_inputs: DoseInputs, terminology: Terminology
+) -> tuple[Fact, str, Decimal | None]:
+    fact: Fact = {
+        "t": "order",
+        "id": _fact_id("order", order),
+        "vs": list(terminology.tag_text(order.code, order.name)),
+        "drug": _drug_key(order.code, order.name),
+    }
+    parts = [f"ordered: {_describe(order.code, order.name)}"]
+    dose_mg = None
+    if order.dose is not None and order.unit is not None:
+        dose_mg = _measure_dose(order.dose, order.unit, "context.order.unit")
+        fact["dose_mg"] = exact(dose_mg)
+        parts.append(f"{order.dose} {order.unit}")
+        if dose_inputs.weight_kg is not None and dose_inputs.weight_kg > 0:
+            per_kg = dose_mg / dose_inputs.weight_kg  # exact: KCDS-ORD-003 compares it with 0.75
+            fact["mg_per_kg"] = exact(per_kg)
+            parts.append(f"({per_kg.quantize(_HUNDREDTH, ROUND_HALF_EVEN)} mg/kg)")
+    else:
+        parts.append("dose not stated")
+    if order.per_week is not None:
+        fact["per_week"] = exact(order.per_week)
+        parts.append(f"{order.per_week} times a week")
+    return fact, " ".join(parts), dose_mg
+
+
+def _measure_dose(value: Decimal, unit: str, path: str) -> Decimal:
+    try:
+        return convert(value, unit, "mg")
+    except KetacdsError as error:
+        raise InputError(path, str(error)) from None
+    except decimal.DecimalException:
+        raise InputError(path.removesuffix(".unit"), _OUT_OF_RANGE.format(value)) from None
+
+
+def _patient_fact(
+    record: PatientRecord,
+    context: Context,
+    validity: Validity | None = None,
+    issues: list[DataQualityIssue] | None = None,
+) -> tuple[Fact, DoseInputs]:
+    p = record.patient
+    found: list[DataQualityIssue] = [] if issues is None else issues
+    fact: Fact = {"t": "patient", "id": "patient"}
+    age = _age(record, context.now)
+    if age is not None and _believed(
+        validity, "patient", "age_years", Decimal(age), "patient.age_years", found, f"Age {age} years"
+    ):
+        fact["age_years"] = age
+    if p.sex is not None:
+        fact["sex"] = p.sex
+    weight = height = None
+    if p.weight is not None and _current(
+        p.weight.time,
+        "weight_kg",
+        f"Weight {p.weight.value} {p.weight.unit}",
+        "patient.weight.time",
+        validity,
+        context,
+        found,
+    ):
+        weight = _measure(p.weight.value, p.weight.unit, "patient.weight")[0]
+        if not _believed(
+            validity,
+            "patient",
+            "weight_kg",
+            weight,
+            "patient.weight",
+            found,
+            f"Weight {p.weight.value} {p.weight.unit}",
+        ):
+            weight = None
+    if p.height is not None and _current(
+        p.height.time,
+        "height_cm",
+        f"Height {p.height.value} {p.height.unit}",
+        "patient.height.time",
+        validity,
+        context,
+        found,
+    ):
+        height = _measure(p.height.value, p.height.unit, "patient.height")[0]
+        if not _believed(
+            validity,
+            "patient",
+            "height_cm",
+            height,
+            "patient.height",
+            found,
+            f"Height {p.height.value} {p.height.unit}",
+        ):
+            height = None
+    if weight is not None and height is not None:
+        if height <= 0:
+            raise InputError("patient.height", "must be more than zero")
+        bmi = weight / (height / 100) ** 2
+        if _believed(
+            validity,
+            "patient",
+            "bmi",
+            bmi,
+            "patient",
+            found,
+            f"The BMI of {p.weight.value} {p.weight.unit} and {p.height.value} {p.height.unit} "  # type: ignore[union-attr]
+            f"({bmi.quantize(_TENTH, ROUND_HALF_EVEN)} kg/m2)",
+        ):
+            fact["bmi"] = exact(bmi)
+        else:
+            # Weight and height do not belong together: neither is believed.
+            weight = height = None
+    if weight is not None:
+        fact["weight_kg"] = exact(weight)
+    if height is not None:
+        fact["height_cm"] = exact(height)
+    for name in ("pregnant", "lactating", "hepatic_class"):
+        value = getattr(p, name)
+        if value is not None:
+            fact[name] = value
+    if p.pregnant is not None:
+        shown = f"Pregnancy status ({'pregnant' if p.pregnant else 'not pregnant'})"
+        if not _current(
+            p.pregnant_time, "pregnant", shown, "patient.pregnant_time", validity, context, found
+        ):
+            del fact["pregnant"]  # not current: unknown, so the pregnancy gap asks again
+    if context.setting is not None:
+        fact["setting"] = context.setting
+    return fact, DoseInputs(weight_kg=weight, height_cm=height, sex=p.sex)
+
+
+def _patient_label(fact: Fact) -> str:
+    parts = [
+        f"{fact['age_years']} y" if "age_years" in fact else "age unknown",
+        fact.get("sex", "sex unknown"),
+        f"{shown(fact['weight_kg'], _HUNDREDTH)} kg" if "weight_kg" in fact else "weight unknown",
+    ]
+    if "height_cm" in fact:
+        parts.append(f"{shown(fact['height_cm'], _TENTH)} cm")
+    if "bmi" in fact:
+        parts.append(f"BMI {shown(fact['bmi'], _TENTH)}")
+    return "patient: " + ", ".join(parts)
+
+
+def _medication_fact(m: Medication, terminology: Terminology, path: str) -> tuple[Fact, str]:
+    fact: Fact = {
+        "t": "medication",
+        "id": _fact_id("medication", m),
+        "vs": list(terminology.tag_text(m.code, m.name)),
+        "drug": _drug_key(m.code, m.name),
+        "status": m.status,
+        "active": m.status == "active",
+        "as_needed": m.as_needed,
+    }
+    dose_text = ""
+    if m.dose is not None and m.unit is not None:
+        dose_mg = _measure_dose(m.dose, m.unit, f"{path}.unit")
+        fact["dose_mg"] = exact(dose_mg)
+        dose_text = f" {m.dose} {m.unit}"
+        if m.frequency_per_day is not None:
+            fact["daily_mg"] = exact(dose_mg * m.frequency_per_day)
+    if m.frequency_per_day is not None:
+        fact["frequency_per_day"] = exact(m.frequency_per_day)
+        dose_text += f" {m.frequency_per_day}/day"
+    if m.as_needed:
+        dose_text += " as needed"
+    return fact, f"{_describe(m.code, m.name)}{dose_text} ({m.status})"
+
+
+def _observation_facts(
+    observations: Iterable[Observation],
+    context: Context,
+    terminology: Terminology,
+    validity: Validity | None = None,
+    issues: list[DataQualityIssue] | None = None,
+) -> list[tuple[Fact, str, str]]:
+    """One fact per observation value, or per component of a panel.
+
+    A value outside its plausible range, or a reading timed after ``now`` (beyond the
+    clock-skew tolerance), is reported as an error and its value left out; only timed,
+    plausible readings inside their validity window may be the ``latest`` of their kind.
+    Untimed and older readings stay as history (reported as ``info``).
+    """
+    found: list[DataQualityIssue] = [] if issues is None else issues
+    skew = dt.timedelta(minutes=float(validity.future_minutes)) if validity is not None else dt.timedelta(0)
+    rows: list[tuple[Fact, str, str, dt.datetime | None, bool]] = []
+    for index, o in enumerate(observations):
+        parts: list[tuple[str, Coding | None, str | None, Decimal, str | None, str]] = []
+        parent = _fact_id("observation", o)
+        # Data-quality entries name the item by its id, never its place in the list.
+        path = _stable_path(f"observations[{index}]", parent)
+        if o.value is not None:
+            parts.append((parent, o.code, o.name, o.value, o.unit, path))
+        for c_index, component in enumerate(o.components):
+            child = _component_id(parent, component)
+            parts.append(
+                (
+                    child,
+                    component.code,
+                    component.name,
+                    component.value,
+                    component.unit,
+                    f"{path}.components[{c_index}]",
+                )
+            )
+        future = o.time is not None and o.time - context.now > skew  # a difference never overflows
+        if future:
+            found.append(
+                DataQualityIssue(
+                    severity="error",
+                    code="future-reading",
+                    message=(
+                        f"{_describe(o.code, o.name)} is dated {o.time.isoformat()}, after the "  # type: ignore[union-attr]
+                        f"assessment time {context.now.isoformat()}; it is not used."
+                    ),
+                    path=f"{path}.time",
+                )
+            )
+        built: list[tuple[Fact, str, str, bool]] = []
+        for fact_id, code, name, value, unit, where in parts:
+            # An input error names the item by its place, as every loader error does.
+            measured, fact_unit = _measure(
+                value, unit, f"{where.replace(path, f'observations[{index}]', 1)}.unit"
+            )
+            fact: Fact = {
+                "t": "observation",
+                "id": fact_id,
+                "vs": list(terminology.tag(code, name)),
+                "value": exact(measured),
+                "unit": fact_unit,
+            }
+            if o.time is not None:
+                elapsed = context.now - o.time  # exact: no float seconds
+                seconds = (
+                    Decimal(elapsed.days * 86400 + elapsed.seconds) + Decimal(elapsed.microseconds) / 10**6
+                )
+                fact["hours_ago"] = exact(seconds / 3600)
+            when = f" at {o.time.isoformat()}" if o.time is not None else " (time not recorded)"
+            shown = f"{_describe(code, name)} {value}{(' ' + unit) if unit else ''}"
+            believed = not future and _plausible_reading(
+                fact, measured, fact_unit, validity, shown, where, found
+            )
+            built.append((fact, f"{shown}{when}", where, believed))
+        if validity is not None:
+            built = _check_pairs(built, validity, found)
+        for fact, label, where, believed in built:
+            if not believed:
+                del fact["value"]  # not believed: never compared, never the latest
+            rows.append((fact, label, where, o.time, believed))
+    _mark_latest(rows, validity, found, context.now)
+    return [(fact, label, where) for fact, label, where, _, _ in rows]

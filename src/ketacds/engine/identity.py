@@ -1,0 +1,87 @@
+"""What a fact is, and how each fact is identified and named.
+
+A fact is a flat ``dict`` (``Fact``). Its id comes from the input's own ``id`` or, when
+there is none, from a digest of its content (:func:`_fact_id`), so ids never depend on
+the order of the input lists and exact duplicates collapse; a data-quality entry names
+the item by that id too (:func:`_stable_path`). Also here: the words that describe an
+item in a label (:func:`_describe`) and the key that makes one drug one drug
+(:func:`_drug_key`, :func:`_ingredient_key`).
+
+Names with a leading underscore are shared only among the fact-building modules
+(``facts``, ``fact_builders``, ``readings``, ``recognition``, ``identity``, ``numbers``);
+they are not API.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from typing import Any
+
+from ketacds.models.inputs import (
+    Coding,
+    Observation,
+    ObservationComponent,
+)
+from ketacds.terminology.valuesets import Terminology, normalise_name
+
+Fact = dict[str, Any]
+
+
+def _content_id(kind: str, item: Any) -> str:
+    # The repr of a frozen attrs model lists every field in a fixed order, and the
+    # reprs of str, Decimal, date and datetime are exact: equal content, equal id.
+    digest = hashlib.blake2b(repr(item).encode(), digest_size=6).hexdigest()
+    return f"{kind}:{digest}"
+
+
+def _fact_id(kind: str, item: Any) -> str:
+    explicit = getattr(item, "id", None)
+    return f"{kind}:{explicit}" if explicit else _content_id(kind, item)
+
+
+def _describe(code: Coding | None, name: str | None) -> str:
+    if name:
+        return name
+    assert code is not None  # the models require a code or a name
+    return code.display or f"{code.system.rsplit('/', 1)[-1]} {code.code}"
+
+
+def _drug_key(code: Coding | None, name: str | None) -> str:
+    return normalise_name(name) if name else f"{code.system}|{code.code}" if code else ""
+
+
+def _component_id(parent: str, component: ObservationComponent) -> str:
+    """The fact id of one component of a panel observation (from its own content)."""
+    return f"{parent}/{_content_id('c', component).split(':')[1][:8]}"
+
+
+def _observation_items(observations: Sequence[Observation]) -> dict[str, tuple[Coding | None, str | None]]:
+    """The code and name of each observation (and panel component), by the id of its fact."""
+    items: dict[str, tuple[Coding | None, str | None]] = {}
+    for o in observations:
+        parent = _fact_id("observation", o)
+        items[parent] = (o.code, o.name)
+        for component in o.components:
+            child = _component_id(parent, component)
+            items[child] = (component.code, component.name)
+    return items
+
+
+def _ingredient_key(terminology: Terminology, code: Coding | None, name: str | None) -> str:
+    """One drug, one key: the ingredient when the value sets name exactly one, else the name or code.
+
+    So a brand and its generic (``Zoloft``, ``sertraline 100 mg``) are one drug.
+    """
+    ingredients = terminology.ingredients(code, name)
+    return f"ingredient:{ingredients[0]}" if len(ingredients) == 1 else _drug_key(code, name)
+
+
+def _stable_path(path: str, fact_id: str) -> str:
+    """``medications[2]`` as ``medications[<id>]``: the item's own id (or content digest).
+
+    So a data-quality entry never depends on the order of the input lists.
+    """
+    if not path.endswith("]") or "[" not in path:
+        return path
+    return f"{path.split('[', 1)[0]}[{fact_id.split(':', 1)[1]}]"

@@ -1,0 +1,268 @@
+"""Whether a value may be believed, and which reading is the current one.
+
+Plausibility (``rulesets/validity.yaml``): a number outside its plausible range is
+reported as an ``implausible`` error and left out of its fact, with what was computed
+from it (:func:`_believed`, :func:`_drop_implausible`, :func:`_plausible_reading`, and
+:func:`_check_pairs` for components that must lie below one another). Time: a timed
+patient datum or reading dated after ``now`` is not used, one older than its validity
+window is history (:func:`_current`, :func:`_hours`), and only timed, believed readings
+inside their window may be the ``latest`` of their kind (:func:`_mark_latest`).
+
+Names with a leading underscore are shared only among the fact-building modules
+(``facts``, ``fact_builders``, ``readings``, ``recognition``, ``identity``, ``numbers``);
+they are not API.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+from ketacds.dosing.units import canonical_unit, convert
+from ketacds.engine.identity import Fact
+from ketacds.errors import KetacdsError
+from ketacds.models.inputs import Context
+from ketacds.models.quality import DataQualityIssue
+from ketacds.ruleset.ir import Validity, ValidityRange
+
+# Fields computed from another field of the same fact: when the source is not
+# believed, neither is what was computed from it.
+_DERIVED_FROM = {
+    "medication": {"dose_mg": ("daily_mg",), "frequency_per_day": ("daily_mg",)},
+    "order": {"dose_mg": ("mg_per_kg",)},
+}
+
+
+def _believed(
+    validity: Validity | None,
+    fact: str,
+    field: str,
+    value: Decimal,
+    path: str,
+    issues: list[DataQualityIssue],
+    shown: str,
+) -> bool:
+    """Whether ``value`` is inside its plausible range; if not, report it (an error)."""
+    declared = validity.range_of(fact, field) if validity is not None else None
+    if declared is None or declared.plausible(value):
+        return True
+    issues.append(_implausible(declared, shown, path))
+    return False
+
+
+def _implausible(declared: ValidityRange, shown: str, path: str) -> DataQualityIssue:
+    # No file:line here: an Assessment depends on the digest, never on the ruleset's layout.
+    return DataQualityIssue(
+        severity="error",
+        code="implausible",
+        message=(
+            f"{shown} is outside the plausible range: {declared.bounds()} (rulesets/validity.yaml); "
+            "it is not used."
+        ),
+        path=path,
+    )
+
+
+def _drop_implausible(fact: Fact, validity: Validity, path: str, issues: list[DataQualityIssue]) -> None:
+    """Leave out every number field of ``fact`` outside its plausible range, and what came from it."""
+    for field in sorted(fact):
+        value = fact.get(field)
+        if field in ("t", "id") or isinstance(value, bool) or not isinstance(value, int | Decimal):
+            continue
+        if not _believed(
+            validity,
+            fact["t"],
+            field,
+            Decimal(str(value)),
+            f"{path}.{field}",
+            issues,
+            f"{fact['t']} {field} {value}",
+        ):
+            del fact[field]
+            for derived in _DERIVED_FROM.get(fact["t"], {}).get(field, ()):
+                fact.pop(derived, None)
+
+
+def _hours(delta: dt.timedelta) -> Decimal:
+    """A time difference in hours, exactly (no float)."""
+    seconds = Decimal(delta.days * 86400 + delta.seconds) + Decimal(delta.microseconds) / 1_000_000
+    return seconds / 3600
+
+
+def _current(
+    time: dt.datetime | None,
+    field: str,
+    shown: str,
+    path: str,
+    validity: Validity | None,
+    context: Context,
+    found: list[DataQualityIssue],
+) -> bool:
+    """Whether a timed patient datum (weight, height, pregnancy status) may be used now.
+
+    Not when it is dated after ``now`` (an error) or older than its validity window
+    (history, ``info``); without a time it is taken as stated for this assessment.
+    """
+    if time is None or validity is None:
+        return True
+    shown = f"{shown} recorded {time.isoformat()}"
+    # Compared as a difference: ``now + skew`` would overflow for a ``now`` near year 9999.
+    if time - context.now > dt.timedelta(minutes=float(validity.future_minutes)):
+        found.append(
+            DataQualityIssue(
+                severity="error",
+                code="future-reading",
+                message=f"{shown} is dated after the assessment time {context.now.isoformat()}; not used.",
+                path=path,
+            )
+        )
+        return False
+    declared = validity.range_of("patient", field)
+    hours = _hours(context.now - time)
+    if declared is not None and declared.current_hours is not None and hours > declared.current_hours:
+        found.append(
+            DataQualityIssue(
+                severity="info",
+                code="stale-reading",
+                message=f"{shown} is older than {declared.current_hours} hours, so not used as current.",
+                path=path,
+            )
+        )
+        return False
+    return True
+
+
+def _plausible_reading(
+    fact: Fact,
+    value: Decimal,
+    unit: str,
+    validity: Validity | None,
+    shown: str,
+    where: str,
+    found: list[DataQualityIssue],
+) -> bool:
+    """Whether a reading's value is inside the plausible range of every value set it is in."""
+    if validity is None:
+        return True
+    for vs in fact["vs"]:
+        declared = validity.range_of("observation", vs)
+        if declared is None:
+            continue
+        compared = value
+        if unit and declared.unit is not None:
+            try:
+                if canonical_unit(unit) != declared.unit:
+                    compared = convert(value, unit, declared.unit)
+            except KetacdsError:
+                found.append(
+                    DataQualityIssue(
+                        severity="error",
+                        code="implausible",
+                        message=f"{shown} is not in {declared.unit}, the unit of {vs}; it is not used.",
+                        path=f"{where}.unit",
+                    )
+                )
+                return False
+        if not declared.plausible(compared):
+            found.append(_implausible(declared, shown, f"{where}.value"))
+            return False
+    return True
+
+
+def _check_pairs(
+    built: list[tuple[Fact, str, str, bool]], validity: Validity, found: list[DataQualityIssue]
+) -> list[tuple[Fact, str, str, bool]]:
+    """Within one reading, a component that must lie below another (diastolic < systolic)."""
+    out = list(built)
+    for pair in validity.pairs:
+        lower = [i for i, (f, _, _, ok) in enumerate(out) if ok and pair.lower in f["vs"]]
+        upper = [i for i, (f, _, _, ok) in enumerate(out) if ok and pair.upper in f["vs"]]
+        for i in lower:
+            for j in upper:
+                if i != j and Decimal(str(out[i][0]["value"])) >= Decimal(str(out[j][0]["value"])):
+                    found.append(
+                        DataQualityIssue(
+                            severity="error",
+                            code="implausible",
+                            message=(
+                                f"In one reading, {out[i][1]} is not below {out[j][1]} "
+                                f"({pair.lower} must be below {pair.upper}); neither is used."
+                            ),
+                            path=out[i][2],
+                        )
+                    )
+                    out[i] = (*out[i][:3], False)
+                    out[j] = (*out[j][:3], False)
+    return out
+
+
+def _mark_latest(
+    rows: list[tuple[Fact, str, str, dt.datetime | None, bool]],
+    validity: Validity | None = None,
+    found: list[DataQualityIssue] | None = None,
+    now: dt.datetime | None = None,
+) -> None:
+    """Mark each reading that is the current one of every value set it belongs to.
+
+    A reading is a candidate when it is believed (plausible, not in the future), timed,
+    and inside the validity window of each of its value sets; the newest candidate is
+    the latest. An untimed or older reading is never the latest: an older one is
+    history (an ``info`` issue), an untimed one of a kind with a validity window is an
+    error (it may be the newest), and rules needing a current value see a gap.
+    """
+    reported: list[DataQualityIssue] = [] if found is None else found
+    candidates: list[tuple[Fact, dt.datetime]] = []
+    for fact, label, where, moment, believed in rows:
+        if not believed or not fact["vs"]:
+            continue
+        windows = [
+            declared.current_hours
+            for vs in fact["vs"]
+            if validity is not None
+            and (declared := validity.range_of("observation", vs)) is not None
+            and declared.current_hours is not None
+        ]
+        if moment is None:
+            # It cannot be placed in time, so it might be the newest: never the current
+            # reading, and where the kind must be current an error (the status cannot
+            # reassure while it stands; otherwise an older reading would speak for it).
+            reported.append(
+                DataQualityIssue(
+                    severity="error" if windows else "info",
+                    code="untimed-reading",
+                    message=(
+                        f"{label}: without a time it cannot be the current reading and may be newer "
+                        "than any other; it is not used."
+                    ),
+                    path=where,
+                )
+            )
+            continue
+        # Exact age in hours (never the rounded ``hours_ago``), compared with the window.
+        age = _hours(now - moment) if now is not None else Decimal(0)
+        if windows and age > min(windows):
+            reported.append(
+                DataQualityIssue(
+                    severity="info",
+                    code="stale-reading",
+                    message=(
+                        f"{label}: older than {min(windows)} hours, so not the current reading; "
+                        "shown as history."
+                    ),
+                    path=where,
+                )
+            )
+            continue
+        candidates.append((fact, moment))
+    newest: dict[str, dt.datetime] = {}
+    for fact, moment in candidates:
+        for vs in fact["vs"]:
+            if vs not in newest or moment > newest[vs]:
+                newest[vs] = moment
+    chosen = {
+        fact["id"]
+        for fact, moment in candidates
+        if fact["vs"] and all(newest[vs] <= moment for vs in fact["vs"])
+    }
+    for fact, *_ in rows:
+        fact["latest"] = fact["id"] in chosen

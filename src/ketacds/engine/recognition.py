@@ -1,0 +1,227 @@
+"""Reporting the items of a record that no value set a rule reads recognises.
+
+:class:`_Recognition` collects one data-quality issue per unrecognised condition,
+medication (or unread ingredient of a combination product), substance use, allergy,
+trial, order or kind of observation, at a severity that follows what the unseen item
+could hide. The text of each message names the item as the record gives it
+(:func:`_code_text`).
+
+Names with a leading underscore are shared only among the fact-building modules
+(``facts``, ``fact_builders``, ``readings``, ``recognition``, ``identity``, ``numbers``);
+they are not API.
+"""
+
+from __future__ import annotations
+
+import re
+
+import attrs
+
+from ketacds.models.inputs import Coding
+from ketacds.models.quality import DataQualityIssue
+from ketacds.terminology.valuesets import Terminology
+
+
+def _code_text(code: Coding | None, name: str | None) -> str:
+    """The item as the record gives it: its name and/or its code, for a data-quality message."""
+    parts = []
+    if name:
+        parts.append(repr(name))
+    if code is not None:
+        system = _SYSTEM_NAMES.get(code.system, code.system)
+        shown = f" {code.display!r}" if code.display and code.display != name else ""
+        parts.append(f"{system} {code.code}{shown}")
+    return " / ".join(parts) or "(no code or name)"
+
+
+# Separators between the ingredients of a combination product's name.
+_COMBINATION = re.compile(r"\s*/\s*|\s+and\s+|\s*\+\s*|\s*&\s*", re.IGNORECASE)
+# A strength written as a ratio of units ("0.1 mg/mL", "20 MG/ML", "5 mcg/actuation",
+# "10 mg/24 hr"): its slash is not a separator between ingredients.
+_UNIT_RATIO = re.compile(
+    r"(?<=\d)(\s*(?:mg|mcg|µg|ug|g|mmol|meq|units?|unt|iu|%)\s*)/(?=\s*(?:\d[\d.,]*\s*)?"
+    r"(?:ml|l|actuat(?:ion)?|sprays?|doses?|hr|h|hours?|kg|days?|m2|puffs?)\b)",
+    re.IGNORECASE,
+)
+
+
+# The resource type named in a data-quality entry, per fact type.
+_RESOURCE_KINDS = {
+    "condition": "Condition",
+    "medication": "Medication",
+    "trial": "AntidepressantTrial",
+    "allergy": "Allergy",
+    "substance": "SubstanceUse",
+    "order": "Order",
+}
+
+_SYSTEM_NAMES = {
+    "http://snomed.info/sct": "SNOMED CT",
+    "http://hl7.org/fhir/sid/icd-10-cm": "ICD-10-CM",
+    "http://www.nlm.nih.gov/research/umls/rxnorm": "RxNorm",
+    "http://www.whocc.no/atc": "ATC",
+    "http://loinc.org": "LOINC",
+}
+
+
+@attrs.define
+class _Recognition:
+    """Reports every item no value set a rule reads (nor a ``known`` list) recognises.
+
+    Severity follows what an unseen item could hide: an active medication, current
+    substance use, or an active condition whose text names a concept a rule reads is an
+    ``error`` (the ruleset's KCDS-GAP-013 then keeps the status from being reassuring);
+    another active condition or allergy a ``warning``; anything inactive, an
+    observation or a trial that is not an antidepressant ``info``.
+    """
+
+    terminology: Terminology
+    issues: list[DataQualityIssue]
+    reported: set[tuple[str, str | None]]
+    _observations: dict[str, int] = attrs.field(factory=dict)
+
+    def _add(self, severity: str, code: str, message: str, where: tuple[str, str] | str) -> None:
+        """Report one issue; ``where`` is (fact id, input list), or an input list alone.
+
+        The item is named by its id, never by its position, so that permuting an input list
+        never changes the Assessment.
+        """
+        resource = None
+        if isinstance(where, tuple):
+            fact_id, where = where
+            kind, own = fact_id.split(":", 1)
+            resource = own if "/" in own else f"{_RESOURCE_KINDS[kind]}/{own}"
+        self.issues.append(
+            DataQualityIssue(severity=severity, code=code, message=message, resource=resource, path=where)  # type: ignore[arg-type]
+        )
+
+    def _named(self, code: Coding | None, name: str | None) -> tuple[str, ...]:
+        text = " ".join(t for t in (name, code.display if code else None) if t)
+        return self.terminology.concepts_named(text) if text else ()
+
+    def _concepts(self, ids: tuple[str, ...]) -> str:
+        return ", ".join(self.terminology.titles.get(i, i) for i in ids)
+
+    def condition(
+        self, code: Coding | None, name: str | None, tags: list[str], active: bool, where: tuple[str, str]
+    ) -> None:
+        if self.terminology.is_read(tags, "condition"):
+            return
+        what = f"Condition {_code_text(code, name)} is in no value set the rules read"
+        named = self._named(code, name)
+        if active and named:
+            self._add(
+                "error",
+                "unrecognised-condition",
+                f"{what}, but its text names {self._concepts(named)}: it may be a contraindication the rules "
+                "cannot see.",
+                where,
+            )
+        elif active:
+            self._add("warning", "unrecognised-condition", f"{what}; no rule assessed it.", where)
+        else:
+            self._add("info", "unrecognised-condition", f"{what} (not active).", where)
+
+    def medication(
+        self,
+        code: Coding | None,
+        name: str | None,
+        item_id: str | None,
+        tags: list[str],
+        active: bool,
+        where: tuple[str, str],
+    ) -> None:
+        if ("unmapped-medication", item_id) in self.reported:
+            return
+        read = self.terminology.is_read(tags, "medication")
+        unread = self._unread_parts(name) if read else [name] if name else []
+        if read and not unread:
+            return
+        what = f"Medication {_code_text(code, name)} is in no value set the rules read"
+        if unread and unread != [name]:
+            parts = ", ".join(map(repr, unread))
+            what = f"Medication {_code_text(code, name)}: {parts} is in no value set the rules read"
+        if active:
+            self._add(
+                "error",
+                "unrecognised-medication",
+                f"{what}, so its interactions are unknown.",
+                where,
+            )
+        else:
+            self._add("info", "unrecognised-medication", f"{what} (not active).", where)
+
+    def _unread_parts(self, name: str | None) -> list[str]:
+        """The ingredients of a combination name (``A / B``, ``A and B``, ``A + B``) that nothing reads.
+
+        A known or read ingredient never vouches for the others: in
+        ``"Acetaminophen / Newdrug 5 MG"`` the unknown part is still unseen. A part with
+        no word of four letters or more (a unit such as ``ML``) is not an ingredient.
+        """
+        parts = [p.strip() for p in _COMBINATION.split(_UNIT_RATIO.sub(r"\1 per ", name or ""))]
+        if len(parts) < 2:
+            return []
+        return [
+            p
+            for p in parts
+            if re.search(r"[A-Za-z]{4,}", p)
+            and not self.terminology.is_read(self.terminology.tag_text(None, p), "medication")
+        ]
+
+    def substance(
+        self, code: Coding | None, name: str | None, tags: list[str], status: str, where: tuple[str, str]
+    ) -> None:
+        if self.terminology.is_read(tags, "substance"):
+            return
+        what = f"Substance use {_code_text(code, name)} ({status}) is in no value set the rules read"
+        severity = {"current": "error", "former": "warning"}.get(status, "info")
+        self._add(severity, "unrecognised-substance", f"{what}; no rule assessed it.", where)
+
+    def allergy(
+        self, code: Coding | None, name: str | None, tags: list[str], active: bool, where: tuple[str, str]
+    ) -> None:
+        if self.terminology.is_read(tags, "allergy"):
+            return
+        what = f"Allergy {_code_text(code, name)} is in no value set the rules read"
+        self._add(
+            "warning" if active else "info", "unrecognised-allergy", f"{what}; no rule assessed it.", where
+        )
+
+    def trial(self, code: Coding | None, name: str | None, tags: list[str], where: tuple[str, str]) -> None:
+        if self.terminology.is_read(tags, "trial"):
+            return
+        self._add(
+            "info",
+            "unrecognised-trial",
+            f"Treatment trial {_code_text(code, name)} is not an antidepressant the rules know; "
+            "it is not counted.",
+            where,
+        )
+
+    def order(self, code: Coding | None, name: str | None, tags: list[str], where: tuple[str, str]) -> None:
+        if self.terminology.is_read(tags, "order"):
+            return
+        self._add(
+            "error",
+            "unrecognised-order",
+            f"The ordered drug {_code_text(code, name)} is in no value set the order rules read, "
+            "so its dose is not checked.",
+            where,
+        )
+
+    def observation(self, code: Coding | None, name: str | None, tags: list[str]) -> None:
+        """Remembered per kind (code or name): one entry per kind, with its count, at :meth:`finish`."""
+        if self.terminology.is_read(tags, "observation"):
+            return
+        self._observations[_code_text(code, name)] = self._observations.get(_code_text(code, name), 0) + 1
+
+    def finish(self) -> None:
+        """Report the unread observations, one entry per kind."""
+        for what, count in sorted(self._observations.items()):
+            times = f" ({count} readings)" if count > 1 else ""
+            self._add(
+                "info",
+                "unrecognised-observation",
+                f"Observation {what}{times} is in no value set the rules read.",
+                "observations",
+            )
