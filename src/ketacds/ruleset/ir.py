@@ -4,6 +4,12 @@ YAML files are loaded into these classes (``ruleset/load.py``); engines run them
 (``engine/backends/durable/`` compiles them onto durable_rules, and
 ``engine/reference.py`` evaluates them directly). Nothing here depends on an engine.
 
+This module holds the rules (conditions, findings, doses), :class:`RuleSet` and the
+canonical form; the declarations a manifest makes beside the rules (value sets, tables,
+validity, sources, jurisdictions, concepts, facts, groups, refusals, the status table)
+live in ``ruleset/declarations.py`` and are re-exported here, so ``from
+ketacds.ruleset.ir import ValueSet`` keeps working.
+
 The canonical form (:func:`canonical`) is plain JSON data with sorted keys and
 without source locations; its sha256 is the ruleset's digest, so the same clinical
 content always has the same digest, whatever the file layout or comments.
@@ -20,6 +26,29 @@ import attrs
 
 from ketacds.errors import UnknownRuleError
 from ketacds.jsoncodec import Codec, canonical_dumps
+from ketacds.ruleset.declarations import (
+    Code,
+    CodeRange,
+    Concept,
+    Evidence,
+    Fact,
+    FactGap,
+    Follows,
+    Group,
+    Ingredient,
+    Jurisdiction,
+    Refusal,
+    Source,
+    StatusLevel,
+    StatusTable,
+    Table,
+    TableEntry,
+    Validity,
+    ValidityPair,
+    ValidityRange,
+    ValueSet,
+    location_field,
+)
 from ketacds.vocabulary import Confidence
 from ketacds.yamldoc import close_matches
 
@@ -27,6 +56,7 @@ __all__ = [
     "All",
     "AnyOf",
     "Code",
+    "CodeRange",
     "Concept",
     "Condition",
     "DoseSpec",
@@ -36,6 +66,7 @@ __all__ = [
     "FindingSpec",
     "Follows",
     "Group",
+    "Ingredient",
     "Jurisdiction",
     "Not",
     "Op",
@@ -63,14 +94,6 @@ __all__ = [
 
 Scalar: TypeAlias = str | int | Decimal | bool
 Op = Literal["eq", "ne", "gt", "gte", "lt", "lte", "in", "not_in", "present", "member"]
-
-# Marks attributes that say where something was written, not what it means;
-# they are left out of the canonical form and of equality.
-_LOCATION = {"canonical": False}
-
-
-def _location() -> Any:
-    return attrs.field(default=None, eq=False, repr=False, metadata=_LOCATION)
 
 
 @attrs.frozen
@@ -130,14 +153,6 @@ Condition: TypeAlias = Pattern | All | AnyOf | Not
 
 
 @attrs.frozen
-class Evidence:
-    """A citation: a source id from the register and the section relied on."""
-
-    source: str
-    section: str | None = None
-
-
-@attrs.frozen
 class FindingSpec:
     """What a rule says when it fires.
 
@@ -181,350 +196,8 @@ class Rule:
     concepts: tuple[str, ...] = ()
     #: The presentation group its finding is shown in (an id of the manifest's ``groups``).
     group: str | None = None
-    file: str | None = _location()
-    line: int | None = _location()
-
-
-@attrs.frozen
-class Code:
-    """One code of a value set."""
-
-    system: str
-    code: str
-    display: str | None = None
-    source: str | None = None
-
-
-@attrs.frozen
-class CodeRange:
-    """A range of codes of a hierarchical system, both ends included: ``I21``–``I22``.
-
-    A code belongs when its first ``len(start)`` characters (dots and case folded) lie
-    between ``start`` and ``end``, so ``I21.4`` and ``I2109`` are in ``I21``–``I22``.
-    """
-
-    system: str
-    start: str
-    end: str
-    display: str | None = None
-    source: str | None = None
-
-
-@attrs.frozen
-class Ingredient:
-    """One ingredient of a value set and the other names it goes by (brands, synonyms)."""
-
-    name: str
-    also: tuple[str, ...] = ()
-
-
-@attrs.frozen
-class ValueSet:
-    """A named set of codes (exact, by prefix or by range in hierarchical systems) and names.
-
-    ``names`` match a typed name exactly (case and space folded) and, for medications,
-    substances and allergies, as whole words inside a longer text (``"Diazepam 5 MG Oral
-    Tablet [Valium]"``). ``synonyms`` are words that name the concept inside free text:
-    an item nobody reads whose text holds one is reported as naming this concept.
-    ``ingredients`` group the names of one ingredient (generic and brands), so that two
-    names of one drug count once. ``known`` (a fact type: ``medication``, ``condition``,
-    ...) marks a list of items of that type ketacds recognises but no rule needs ("known,
-    no rule needs it"): read, never reported as unseen.
-    """
-
-    id: str
-    title: str
-    source: str
-    codes: tuple[Code, ...] = ()
-    prefixes: tuple[Code, ...] = ()
-    names: tuple[str, ...] = ()
-    description: str | None = None
-    file: str | None = _location()
-    ranges: tuple[CodeRange, ...] = ()
-    synonyms: tuple[str, ...] = ()
-    ingredients: tuple[Ingredient, ...] = ()
-    known: str | None = None
-
-
-@attrs.frozen
-class TableEntry:
-    """One row of a conversion table: the ``value`` for items in ``valueset``."""
-
-    valueset: str
-    value: Decimal
-    note: str | None = None
-
-
-@attrs.frozen
-class Table:
-    """A conversion table, deriving the number field ``output`` on facts of type ``fact``.
-
-    ``output`` = ``input`` × value × ``scale`` (operation ``multiply``) or
-    ``input`` ÷ value × ``scale`` (operation ``divide``, e.g. daily dose ÷ the dose
-    equivalent to 10 mg diazepam × 10). With ``total``, the sum of ``output`` over the
-    active items is also set on the patient fact under that name.
-    """
-
-    id: str
-    title: str
-    source: str
-    fact: str
-    input: str
-    output: str
-    entries: tuple[TableEntry, ...]
-    operation: Literal["multiply", "divide"] = "multiply"
-    scale: Decimal = Decimal(1)
-    total: str | None = None
-    #: How a derived figure is shown in a fact's label (explanations): a text with
-    #: ``{input}`` and ``{output}`` (e.g. "{input} mg/day = {output} mg/day diazepam-equivalent
-    #: (Ashton table)"); none: the label is left as it is.
-    label: str | None = None
-    file: str | None = _location()
-
-
-# The unit a fact field is expressed in, by the end of its name (for messages only).
-_FIELD_UNITS = (
-    ("_mg_per_kg", "mg/kg"),
-    ("mg_per_kg", "mg/kg"),
-    ("_kg", "kg"),
-    ("_cm", "cm"),
-    ("_mg", "mg"),
-    ("bmi", "kg/m²"),
-)
-
-
-@attrs.frozen
-class ValidityRange:
-    """The plausible range, and for readings the validity window, of one measured quantity.
-
-    ``fact`` is ``observation`` (then ``key`` is a value set and the bounds are in
-    ``unit``) or ``patient``, ``plan``, ``order``, ``medication``, ``trial`` (then ``key``
-    is a number field of that fact). A value is plausible when it passes every bound
-    given (``gt``, ``gte``, ``lt``, ``lte``). ``current_hours``: a reading of this kind
-    counts as current only when it is timed and at most this many hours old (for a
-    patient's weight or height: when its time is given, at most this old).
-    """
-
-    fact: str
-    key: str
-    rationale: str
-    evidence: tuple[Evidence, ...]
-    unit: str | None = None
-    gt: Decimal | None = None
-    gte: Decimal | None = None
-    lt: Decimal | None = None
-    lte: Decimal | None = None
-    current_hours: Decimal | None = None
-    file: str | None = _location()
-    line: int | None = _location()
-
-    def plausible(self, value: Decimal) -> bool:
-        """Whether ``value`` (in the range's unit) passes every bound."""
-        return (
-            (self.gt is None or value > self.gt)
-            and (self.gte is None or value >= self.gte)
-            and (self.lt is None or value < self.lt)
-            and (self.lte is None or value <= self.lte)
-        )
-
-    def bounds(self) -> str:
-        """The bounds in words, e.g. ``at least 40 and at most 300 mmHg``."""
-        words = [
-            f"{word} {value}"
-            for word, value in (
-                ("more than", self.gt),
-                ("at least", self.gte),
-                ("less than", self.lt),
-                ("at most", self.lte),
-            )
-            if value is not None
-        ]
-        unit = self.unit or next((u for suffix, u in _FIELD_UNITS if self.key.endswith(suffix)), None)
-        return " and ".join(words) + (f" {unit}" if unit else "")
-
-
-@attrs.frozen
-class ValidityPair:
-    """Two components of one reading that must be ordered: ``lower`` below ``upper``.
-
-    Diastolic below systolic: otherwise neither component is believed.
-    """
-
-    lower: str
-    upper: str
-    rationale: str
-    evidence: tuple[Evidence, ...]
-
-
-@attrs.frozen
-class Validity:
-    """``rulesets/validity.yaml``: when a value is believed and when a reading is current.
-
-    ``future_minutes`` is the clock-skew tolerance: a reading timed more than this
-    after ``now`` is a data-quality error, never the latest.
-    """
-
-    future_minutes: Decimal
-    future_rationale: str
-    future_evidence: tuple[Evidence, ...]
-    ranges: tuple[ValidityRange, ...] = ()
-    pairs: tuple[ValidityPair, ...] = ()
-    file: str | None = _location()
-
-    def range_of(self, fact: str, key: str) -> ValidityRange | None:
-        """The range declared for a value set (observations) or a field (other facts)."""
-        for item in self.ranges:
-            if item.fact == fact and item.key == key:
-                return item
-        return None
-
-
-@attrs.frozen
-class Source:
-    """An entry of the sources register that rules cite."""
-
-    id: str
-    title: str
-    confidence_note: str | None = None
-
-
-@attrs.frozen
-class Follows:
-    """For one route, a jurisdiction follows another's label (CH esketamine follows the EU SmPC).
-
-    The followed jurisdiction's rules (and those of the jurisdictions it lies in) then
-    apply to that route there; ``basis`` says why that label is the one to follow.
-    """
-
-    route: str
-    label: str
-    basis: str
-
-
-@attrs.frozen
-class Jurisdiction:
-    """A jurisdiction; rules for ``parent`` apply to it too (DE is within EU).
-
-    ``follows`` lists, per route, the jurisdiction whose label it follows.
-    """
-
-    id: str
-    title: str
-    parent: str | None = None
-    follows: tuple[Follows, ...] = ()
-
-
-@attrs.frozen
-class Concept:
-    """A safety concept every program of its routes must assess (a clinical-reference fact id).
-
-    ``jurisdictions`` limits it to the programs whose scope (a jurisdiction, those it
-    lies in, and the label it follows) meets one of them; ``("any",)`` is everywhere.
-    ``note`` says why a concept is limited, or what assessing it means for a route.
-    """
-
-    id: str
-    title: str
-    routes: tuple[str, ...]
-    jurisdictions: tuple[str, ...] = ("any",)
-    note: str | None = None
-    line: int | None = _location()
-
-
-@attrs.frozen
-class FactGap:
-    """Why the programs of ``routes`` in ``jurisdictions`` have no rule for a fact the reference gives them.
-
-    Empty ``routes`` or ``jurisdictions`` mean all of them.
-    """
-
-    why: str
-    routes: tuple[str, ...] = ()
-    jurisdictions: tuple[str, ...] = ()
-
-
-@attrs.frozen
-class Fact:
-    """A fact of the clinical reference, as the register ``reference-facts.yaml`` records it.
-
-    ``chapter`` is the reference chapter (1-6); ``routes`` the routes the reference says it
-    applies to (its "applies to" codes mapped to the manifest's routes); ``jurisdictions``
-    limits a fact one label states to the programs whose scope meets one of them
-    (``("any",)``: everywhere). ``partial`` says what of it the rules do not encode and why,
-    ``not_encoded`` why no rule does; ``gaps`` why some programs have no rule for it.
-    Rules name the facts they encode in ``concepts``.
-    """
-
-    id: str
-    chapter: int
-    title: str
-    routes: tuple[str, ...]
-    confidence: str
-    jurisdictions: tuple[str, ...] = ("any",)
-    partial: str | None = None
-    not_encoded: str | None = None
-    gaps: tuple[FactGap, ...] = ()
-    line: int | None = _location()
-
-
-@attrs.frozen
-class Group:
-    """A presentation group: findings that are the same for every patient on a route.
-
-    Rules name it (``group:``); reports and CDS Hooks cards show its members as one
-    item (title and a compact list), while every finding stays in the Assessment. Only
-    rules whose condition reads nothing but the treatment context (the setting) may
-    be in a group, so that no patient-specific finding is folded into boilerplate.
-    """
-
-    id: str
-    title: str
-    note: str | None = None
-    line: int | None = _location()
-
-
-@attrs.frozen
-class Refusal:
-    """The engine refuses to assess ``route`` in ``jurisdiction`` (``any``: everywhere), and why."""
-
-    route: str
-    jurisdiction: str
-    reason: str
-    line: int | None = _location()
-
-
-@attrs.frozen
-class StatusLevel:
-    """One overall status, with what it means for the clinician."""
-
-    name: str
-    meaning: str
-
-
-@attrs.frozen
-class StatusTable:
-    """How findings add up to one status word.
-
-    ``levels`` run from the most to the least serious; a finding's severity maps to
-    a level through ``severities``; the most serious level reached wins, else
-    ``default``. ``blocking`` levels are never reached by M-confidence rules. At a
-    ``no_dose`` level no dose is offered (the dose rules' findings stay listed).
-    """
-
-    levels: tuple[StatusLevel, ...]
-    severities: tuple[tuple[str, str], ...]
-    default: str
-    blocking: tuple[str, ...]
-    no_dose: tuple[str, ...] = ()
-
-    def status_of(self, severity: str) -> str | None:
-        """Return the status a severity maps to, or ``None`` when it adds nothing."""
-        mapped = dict(self.severities).get(severity)
-        return None if mapped == self.default else mapped
-
-    def rank(self, status: str) -> int:
-        """Return the precedence of ``status``: 0 is the most serious."""
-        return [level.name for level in self.levels].index(status)
+    file: str | None = location_field()
+    line: int | None = location_field()
 
 
 @attrs.frozen
