@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 from decimal import Decimal
+from pathlib import Path
 
 import attrs
 import pytest
@@ -367,7 +368,7 @@ class TestNumbersNeverReachDurable:
     def test_a_lone_tiny_number_does_not_crash(self):
         """A patient with only that heart rate: same answer as the reference, and the process lives."""
         code = (
-            "import sys; sys.path.insert(0, 'tests/unit'); sys.path.insert(0, 'tests')\n"
+            f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); sys.path.insert(0, 'tests')\n"
             "from test_durable_backend import _heart_rate_case\n"
             "from ketacds import Engine\n"
             "record, context = _heart_rate_case(with_blood_pressure=False)\n"
