@@ -31,8 +31,8 @@ from ketacds.terminology.valuesets import terminology_for
 
 __all__ = ["REFERENCE_ENGINE_NAME", "Backend", "BackendName", "Engine", "assess"]
 
-#: The names of the two backends that come with ketacds (``engine/backend.py``).
-BackendName = Literal["durable", "reference"]
+#: The names of the backends that come with ketacds (``engine/backend.py``).
+BackendName = Literal["durable", "reference", "compiled"]
 T = TypeVar("T")
 
 
@@ -50,8 +50,8 @@ class Engine:
             is given. Which assessments are checked is decided by a hash of the record
             and context, so the same input is always checked or never (deterministic,
             reproducible).
-        backend: the rule engine: a registered name (``"durable"``, the default, or
-            ``"reference"``) or any :class:`~ketacds.engine.backend.Backend` object.
+        backend: the rule engine: a registered name (``"durable"``, the default,
+            ``"compiled"`` or ``"reference"``) or any :class:`~ketacds.engine.backend.Backend` object.
 
     Raises:
         RulesetError: the rules cannot be loaded.
@@ -284,7 +284,8 @@ class Engine:
             context: the planned route, the jurisdiction, ``now``, and optionally the
                 ordered dose.
             backend: a registered backend to run instead of the engine's own
-                (``Engine(backend=...)``, durable_rules by default): ``"durable"`` or
+                (``Engine(backend=...)``, durable_rules by default): ``"durable"``,
+                ``"compiled"`` (generated Python; same answers, faster) or
                 ``"reference"`` (the pure-Python oracle; same answers, slower).
 
         Raises:

@@ -13,11 +13,14 @@ Assessment; a **backend** only decides which rules fire on which facts. A backen
   derived flags included;
 * **closes** a program (:meth:`Program.close`) when the Engine is closed.
 
-Two backends exist, registered by name (:func:`backend_named`):
+Three backends exist, registered by name (:func:`backend_named`):
 
-* ``"durable"``: durable_rules, the production path (``engine/backends/durable/``);
+* ``"durable"``: durable_rules, the production path and the engine of record
+  (``engine/backends/durable/``);
 * ``"reference"``: the reference evaluator, a direct interpreter of the rules and the
-  oracle the durable backend is tested against (``engine/backends/reference.py``).
+  oracle the other backends are tested against (``engine/backends/reference.py``);
+* ``"compiled"``: each program's rules generated as one Python function, the
+  reference's semantics without interpreting (``engine/backends/compiled.py``).
 
 Any object with these methods is a backend (a :class:`typing.Protocol`, no base class to
 inherit): ``Engine(backend=MyBackend())`` runs it, and ``verify_sample`` checks it
@@ -121,8 +124,18 @@ def _reference() -> Backend:
     return ReferenceBackend()
 
 
+def _compiled() -> Backend:
+    from ketacds.engine.backends.compiled import CompiledBackend  # imported on first use: no cycle
+
+    return CompiledBackend()
+
+
 #: The backends known by name, each with the function that makes one.
-BACKENDS: dict[str, Callable[[], Backend]] = {"durable": _durable, "reference": _reference}
+BACKENDS: dict[str, Callable[[], Backend]] = {
+    "durable": _durable,
+    "reference": _reference,
+    "compiled": _compiled,
+}
 
 
 def register_backend(name: str, factory: Callable[[], Backend]) -> None:

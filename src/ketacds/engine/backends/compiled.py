@@ -1,0 +1,317 @@
+"""The compiled backend: each program's rules as one generated Python function.
+
+At compile time the condition trees of one route × jurisdiction program are turned into
+the source of one function, ``run(facts)``, which is ``compile()``d and ``exec``d once.
+It computes exactly what the reference evaluator (:mod:`ketacds.engine.reference`)
+computes, in the same way, without interpreting the trees at every assessment:
+
+* a pattern is a ``for`` loop over the facts of its type, its tests ``if`` statements
+  (with the same comparisons as :mod:`ketacds.engine.match`), and the patterns of one
+  conjunction bind distinct facts (``is`` checks against the facts bound so far);
+* ``all`` nests the loops; ``any`` repeats what follows it once per alternative;
+* ``not`` calls a nested function that says whether any choice of facts satisfies the
+  negated condition (uncorrelated, decided over all facts, as the reference does);
+* the strata run in order, each to a fixed point: a rule that reads flags runs again
+  after a pass that derived a new flag; a rule that reads none runs once.
+
+The generated source holds only what the rules say: field names, fact types, rule ids
+and flag names as Python string literals (``repr`` of a ``str``), and every other
+constant (numbers, tuples of values) as a name bound to the IR's own object. No text of a
+patient record ever becomes code; records are data the function loops over.
+
+``Engine(backend="compiled")`` runs it; its Assessments name
+:data:`COMPILED_ENGINE_NAME` in their provenance (and are otherwise the durable backend's).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from decimal import Decimal
+from typing import Any
+
+from ketacds.engine.backend import CapacityProblem
+from ketacds.engine.match import _EXACT_NUMBERS, _MISSING, _NUMERIC_OPS, _compare
+from ketacds.engine.raw import RawFiring, RawResult, flag_fact
+from ketacds.errors import EvaluationError, InputError
+from ketacds.ruleset.ir import All, AnyOf, Condition, Not, Pattern, Ref, Rule, Test
+
+__all__ = ["COMPILED_ENGINE_NAME", "CompiledBackend", "CompiledProgram", "generate_source"]
+
+#: The engine named on an Assessment the compiled backend produced.
+COMPILED_ENGINE_NAME = "ketacds compiled rules (generated Python)"
+
+_PY_OPS = {"eq": "==", "ne": "!=", "gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
+
+
+def _unbound(alias: str) -> None:
+    """A reference to a pattern not bound where it is read (the reference raises KeyError too)."""
+    raise KeyError(alias)
+
+
+class _Source:
+    """The lines and the constants of one generated module."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.constants: dict[str, Any] = {}
+        self._counter = 0
+
+    def fresh(self, prefix: str) -> str:
+        self._counter += 1
+        return f"{prefix}{self._counter}"
+
+    def emit(self, indent: int, text: str) -> None:
+        self.lines.append("    " * indent + text)
+
+    def literal(self, value: Any) -> str:
+        """Python text for an IR constant: a literal for a str or an int, else a bound name."""
+        if type(value) is str or (type(value) is int):
+            return repr(value)
+        name = self.fresh("K")
+        self.constants[name] = value
+        return name
+
+
+class _RuleWriter:
+    """Writes the loops of one rule; ``lists`` maps each fact type read to its local list name."""
+
+    def __init__(self, source: _Source, helpers: _Source, lists: dict[str, str], rule: Rule) -> None:
+        self.source = source
+        self.helpers = helpers
+        self.lists = lists
+        self.rule = rule
+
+    def list_of(self, fact_type: str) -> str:
+        name = self.lists.get(fact_type)
+        if name is None:
+            name = self.lists[fact_type] = f"L{len(self.lists)}"
+        return name
+
+    def condition(
+        self, cond: Condition, env: dict[str, str], indent: int, then: Callable[[dict[str, str], int], None]
+    ) -> None:
+        """Write the code that runs ``then`` once for every binding under which ``cond`` holds."""
+        if isinstance(cond, Pattern):
+            self.pattern(cond, env, indent, then)
+        elif isinstance(cond, All):
+            self.conjunction(cond.items, env, indent, then)
+        elif isinstance(cond, AnyOf):
+            for item in cond.items:
+                self.condition(item, env, indent, then)
+        elif isinstance(cond, Not):
+            helper = self.negation(cond.item)
+            self.source.emit(indent, f"if not {helper}():")
+            then(env, indent + 1)
+        else:  # pragma: no cover - the IR has no other kind
+            raise TypeError(f"unknown condition {cond!r}")
+
+    def conjunction(
+        self,
+        items: Sequence[Condition],
+        env: dict[str, str],
+        indent: int,
+        then: Callable[[dict[str, str], int], None],
+    ) -> None:
+        if not items:
+            then(env, indent)
+            return
+        self.condition(
+            items[0], env, indent, lambda bound, inner: self.conjunction(items[1:], bound, inner, then)
+        )
+
+    def negation(self, item: Condition) -> str:
+        """Write a nested function: does any choice of facts satisfy ``item``? Returns its name.
+
+        The function is written among the helpers at the top of ``run`` (it binds nothing
+        of the rule's, so it is defined once per run, not once per loop iteration).
+        """
+        writer = _RuleWriter(self.helpers, self.helpers, self.lists, self.rule)
+        name = self.helpers.fresh("_not")
+        self.helpers.emit(1, f"def {name}():")
+        writer.condition(item, {}, 2, lambda _env, inner: self.helpers.emit(inner, "return True"))
+        self.helpers.emit(2, "return False")
+        return name
+
+    def pattern(
+        self, pattern: Pattern, env: dict[str, str], indent: int, then: Callable[[dict[str, str], int], None]
+    ) -> None:
+        src = self.source
+        var = src.fresh("f")
+        src.emit(indent, f"for {var} in {self.list_of(pattern.fact)}:")
+        bound = list(env.values())
+        if bound:
+            src.emit(indent + 1, f"if {' or '.join(f'{var} is {b}' for b in bound)}:")
+            src.emit(indent + 2, "continue")
+        for test in pattern.tests:
+            src.emit(indent + 1, f"if not ({self.test(test, var, env)}):")
+            src.emit(indent + 2, "continue")
+        key = pattern.alias if pattern.alias is not None else f"#{var}"
+        then({**env, key: var}, indent + 1)
+
+    def test(self, test: Test, var: str, env: dict[str, str]) -> str:
+        """A Python expression for :func:`ketacds.engine.match.passes` on fact ``var``."""
+        src = self.source
+        field = src.literal(test.field)
+        op, value = test.op, test.value
+        if op == "present":
+            return f"{field} in {var}" if value else f"{field} not in {var}"
+        if isinstance(value, Ref):
+            other = env.get(value.alias)
+            operand = (
+                f"{other}.get({src.literal(value.field)})"
+                if other is not None
+                else f"_unbound({src.literal(value.alias)})"
+            )
+            return f"{field} in {var} and _compare({src.literal(op)}, {var}[{field}], {operand})"
+        # The fast paths of match.compile_test, each exactly what _compare gives.
+        if op == "eq" and isinstance(value, bool):
+            return f"{var}.get({field}, _MISSING) is {value!r}"
+        if op == "eq" and isinstance(value, str):
+            return f"{var}.get({field}, _MISSING) == {src.literal(value)}"
+        if op in _NUMERIC_OPS and isinstance(value, int | Decimal) and not isinstance(value, bool):
+            expected = src.literal(value)
+            return (
+                f"(a {_PY_OPS[op]} {expected} if (a := {var}.get({field}, _MISSING)).__class__ in _EXACT "
+                f"else (a is not _MISSING and _compare({src.literal(op)}, a, {expected})))"
+            )
+        return f"{field} in {var} and _compare({src.literal(op)}, {var}[{field}], {src.literal(value)})"
+
+    def fire(self, env: dict[str, str], indent: int) -> None:
+        """Write the recording of one firing (and of the flags it derives) under ``env``."""
+        src = self.source
+        ids = [f'{var}["id"]' for var in env.values()]
+        if not ids:
+            facts = "()"
+        elif len(ids) == 1:
+            facts = f"({ids[0]},)"
+        else:
+            facts = f"tuple(sorted({{{', '.join(ids)}}}))"
+        src.emit(indent, f"firing = ({src.literal(self.rule.id)}, {facts})")
+        src.emit(indent, "if firing not in firings:")
+        src.emit(indent + 1, "firings.add(firing)")
+        for flag in self.rule.flags:
+            name = src.literal(flag)
+            src.emit(indent + 1, f"if {name} not in flags:")
+            src.emit(indent + 2, f"flags.add({name})")
+            src.emit(indent + 2, f"flag_list.append(flag_fact({name}))")
+            src.emit(indent + 2, "changed = True")
+
+
+def _reads_flags(cond: Condition) -> bool:
+    if isinstance(cond, Pattern):
+        return cond.fact == "flag"
+    if isinstance(cond, Not):
+        return _reads_flags(cond.item)
+    return any(_reads_flags(item) for item in cond.items)
+
+
+def generate_source(rules: Sequence[Rule], strata: Mapping[str, int]) -> tuple[str, dict[str, Any]]:
+    """The source of ``run(by_type)`` for ``rules`` and the constants it names.
+
+    ``run`` takes the facts grouped by type (``flag`` included, a list it appends the
+    derived flags to) and returns the set of ``(rule id, sorted fact ids)`` firings.
+    """
+    source = _Source()
+    lists: dict[str, str] = {"flag": "flag_list"}
+    body, helpers = _Source(), _Source()
+    for part in (body, helpers):  # one namespace of constants, one counter: names never clash
+        part.constants = source.constants
+        part.fresh = source.fresh  # type: ignore[method-assign]
+    for stratum in sorted({strata[r.id] for r in rules}):
+        layer = [r for r in rules if strata[r.id] == stratum]
+        body.emit(1, f"# stratum {stratum}")
+        body.emit(1, "changed = True")
+        body.emit(1, "first = True")
+        body.emit(1, "while changed:")
+        body.emit(2, "changed = False")
+        for rule in layer:
+            writer = _RuleWriter(body, helpers, lists, rule)
+            indent = 2
+            if not _reads_flags(rule.when):
+                body.emit(2, "if first:")
+                indent = 3
+            body.emit(indent, f"# {rule.id}")
+            body.emit(indent, "pass")
+            writer.condition(rule.when, {}, indent, writer.fire)
+        body.emit(2, "first = False")
+    source.emit(0, "def run(by_type):")
+    source.emit(1, "flag_list = by_type['flag']")
+    for fact_type, name in lists.items():
+        if name != "flag_list":
+            source.emit(1, f"{name} = by_type.get({source.literal(fact_type)}, ())")
+    source.lines.extend(helpers.lines)
+    source.emit(1, "flags = set()")
+    source.emit(1, "firings = set()")
+    source.lines.extend(body.lines)
+    source.emit(1, "return firings")
+    return "\n".join(source.lines) + "\n", source.constants
+
+
+class CompiledProgram:
+    """One program's rules as a generated Python function (stateless between runs: thread-safe)."""
+
+    def __init__(self, name: str, rules: Sequence[Rule], strata: Mapping[str, int]) -> None:
+        self.name = name
+        #: The generated Python source (for reading and debugging; never built from input).
+        self.source, constants = generate_source(rules, strata)
+        namespace: dict[str, Any] = {
+            **constants,
+            "__builtins__": {"tuple": tuple, "sorted": sorted, "set": set, "KeyError": KeyError},
+            "_compare": _compare,
+            "_MISSING": _MISSING,
+            "_EXACT": _EXACT_NUMBERS,
+            "_unbound": _unbound,
+            "flag_fact": flag_fact,
+        }
+        exec(compile(self.source, f"<ketacds compiled program {name}>", "exec"), namespace)  # noqa: S102
+        self._run: Callable[[dict[str, list[Mapping[str, Any]]]], set[tuple[str, tuple[str, ...]]]]
+        self._run = namespace["run"]
+
+    def run(
+        self, facts: Sequence[Mapping[str, Any]], *, action_hook: Callable[[str], None] | None = None
+    ) -> RawResult:
+        """Every distinct firing of the rules on ``facts`` (the reference evaluator's answer).
+
+        ``action_hook`` is called with the rule id of each firing, in the result's order.
+        Any failure is an :class:`~ketacds.errors.EvaluationError` ("the compiled backend failed: ...").
+        """
+        try:
+            by_type: dict[str, list[Mapping[str, Any]]] = {}
+            for fact in facts:
+                by_type.setdefault(fact["t"], []).append(fact)
+            by_type.setdefault("flag", [])
+            result = RawResult.of({RawFiring(rule_id, ids) for rule_id, ids in self._run(by_type)})
+        except (InputError, EvaluationError):
+            raise
+        except Exception as error:
+            raise EvaluationError(f"the compiled backend failed: {type(error).__name__}: {error}") from error
+        if action_hook is not None:
+            for firing in result.firings:
+                action_hook(firing.rule_id)
+        return result
+
+    @property
+    def usable(self) -> bool:
+        """Always true: nothing is kept between runs that a failure could spoil."""
+        return True
+
+    def close(self) -> None:
+        """Nothing to free."""
+
+
+class CompiledBackend:
+    """The rules compiled to Python: the reference evaluator's answers at generated-code speed."""
+
+    name = "compiled"
+    engine_name = COMPILED_ENGINE_NAME
+
+    def capacity(self, rules: Sequence[Rule], route: str, jurisdiction: str) -> tuple[CapacityProblem, ...]:
+        """Generated Python has no limits the rules could reach: always empty."""
+        return ()
+
+    def compile(self, name: str, rules: Sequence[Rule], strata: Mapping[str, int]) -> CompiledProgram:
+        """Generate, compile and load the function of ``rules``."""
+        return CompiledProgram(name, rules, strata)
+
+    def __repr__(self) -> str:
+        return f"<CompiledBackend {self.engine_name}>"
