@@ -27,11 +27,12 @@ def test_permuting_input_facts_never_changes_the_assessment(record: PatientRecor
 
 @given(record=records, context=contexts)
 def test_durable_and_reference_agree(record: PatientRecord, context):
-    """durable_rules and the reference evaluator fire the same rules on the same facts."""
+    """durable_rules, the reference evaluator and the compiled backend fire the same rules on the same facts."""
     _, durable = _ENGINE.evaluate(record, context)
     _, reference = _ENGINE.evaluate(record, context, backend="reference")
+    _, compiled = _ENGINE.evaluate(record, context, backend="compiled")
 
-    assert reference == durable
+    assert reference == durable == compiled
 
 
 @settings(max_examples=50)
@@ -70,8 +71,9 @@ def test_engines_agree_on_joins(record: PatientRecord, context):
     """The engines agree where rules compare facts with each other (two different drugs)."""
     _, durable = _ENGINE.evaluate(record, context)
     _, reference = _ENGINE.evaluate(record, context, backend="reference")
+    _, compiled = _ENGINE.evaluate(record, context, backend="compiled")
 
-    assert reference == durable
+    assert reference == durable == compiled
 
 
 @given(record=records, context=contexts)
@@ -136,10 +138,13 @@ def test_durable_and_reference_agree_on_extreme_magnitudes(record: PatientRecord
     except InputError:
         with pytest.raises(InputError):
             _ENGINE.evaluate(record, context, backend="reference")
+        with pytest.raises(InputError):
+            _ENGINE.evaluate(record, context, backend="compiled")
         return
     _, reference = _ENGINE.evaluate(record, context, backend="reference")
+    _, compiled = _ENGINE.evaluate(record, context, backend="compiled")
 
-    assert reference == durable
+    assert reference == durable == compiled
 
 
 @given(record=st.one_of(records, extreme_records), context=st.one_of(contexts, extreme_contexts))

@@ -1,4 +1,4 @@
-"""Properties of rulesets: random rulesets run the same on both engines, the canonical
+"""Properties of rulesets: random rulesets run the same on every backend, the canonical
 form round-trips, and any mapping either loads or raises RulesetError."""
 
 from __future__ import annotations
@@ -24,14 +24,16 @@ _BUNDLED = load_ruleset()
 @settings(max_examples=80, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 @given(ruleset=random_rulesets(), patients=st.lists(st.tuples(records, contexts), min_size=1, max_size=4))
 def test_engines_agree_on_random_rulesets(ruleset, patients):
-    """For random rules and random patients, durable_rules and the reference evaluator fire alike."""
+    """For random rules and random patients, durable_rules, the reference evaluator and the
+    compiled backend fire alike."""
     stratify(ruleset.rules)  # the generator only makes stratifiable rulesets
     with Engine.from_ruleset(ruleset) as engine:
         for record, context in patients:
             _, durable = engine.evaluate(record, context)
             _, reference = engine.evaluate(record, context, backend="reference")
+            _, compiled = engine.evaluate(record, context, backend="compiled")
 
-            assert reference == durable
+            assert reference == durable == compiled
 
 
 def test_canonical_form_round_trips():
