@@ -27,7 +27,7 @@ def test_permuting_input_facts_never_changes_the_assessment(record: PatientRecor
 
 @given(record=records, context=contexts)
 def test_durable_and_reference_agree(record: PatientRecord, context):
-    """durable_rules, the reference evaluator and the compiled backend fire the same rules on the same facts."""
+    """durable_rules, the reference evaluator and the compiled backend fire alike on the same facts."""
     _, durable = _ENGINE.evaluate(record, context)
     _, reference = _ENGINE.evaluate(record, context, backend="reference")
     _, compiled = _ENGINE.evaluate(record, context, backend="compiled")

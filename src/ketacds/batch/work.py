@@ -179,7 +179,6 @@ def die_with_parent() -> None:
     threading.Thread(target=watch, name="ketacds-parent-watch", daemon=True).start()
 
 
-
 def arm_record_timer() -> None:
     """Limit each record's time in this process (a local worker; Linux and other Unix).
 

@@ -116,9 +116,9 @@ def test_a_program_gap_needs_a_reason(tmp_path: Path):
     replace(
         rules_dir,
         "reference-facts.yaml",
-        "  - id: INT_ERGOMETRINE\n    chapter: 3\n    title: \"Ergometrine with ketamine\"\n"
+        '  - id: INT_ERGOMETRINE\n    chapter: 3\n    title: "Ergometrine with ketamine"\n'
         "    routes: [ketamine-iv]",
-        "  - id: INT_ERGOMETRINE\n    chapter: 3\n    title: \"Ergometrine with ketamine\"\n"
+        '  - id: INT_ERGOMETRINE\n    chapter: 3\n    title: "Ergometrine with ketamine"\n'
         "    routes: [ketamine-iv, esketamine-nasal]",
     )
     ruleset = load_ruleset(rules_dir)
@@ -136,9 +136,9 @@ def test_a_gap_reason_where_a_rule_names_the_fact_is_stale(tmp_path: Path):
     replace(
         rules_dir,
         "reference-facts.yaml",
-        "  - id: INT_ERGOMETRINE\n    chapter: 3\n    title: \"Ergometrine with ketamine\"\n"
+        '  - id: INT_ERGOMETRINE\n    chapter: 3\n    title: "Ergometrine with ketamine"\n'
         "    routes: [ketamine-iv]",
-        "  - id: INT_ERGOMETRINE\n    chapter: 3\n    title: \"Ergometrine with ketamine\"\n"
+        '  - id: INT_ERGOMETRINE\n    chapter: 3\n    title: "Ergometrine with ketamine"\n'
         "    routes: [ketamine-iv]\n    gaps:\n      - {jurisdictions: [US], why: A stale reason.}",
     )
     ruleset = load_ruleset(rules_dir)
