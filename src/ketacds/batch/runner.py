@@ -82,6 +82,7 @@ class BatchOptions:
     override: bool = False
     verify_sample: float = 0.0
     record_seconds: float = limits.RECORD_SECONDS
+    backend: str = "durable"
 
 
 @attrs.frozen
@@ -146,6 +147,8 @@ def run_batch(options: BatchOptions, progress: Progress | None = None) -> BatchR
             "override": options.override,
             "package_version": __version__,
             "total": options.reader.count(options.input),
+            # the default backend is not written: a durable run's manifest stays as it was
+            **({"backend": options.backend} if options.backend != "durable" else {}),
         },
         resume=options.resume,
     )
@@ -161,6 +164,7 @@ def run_batch(options: BatchOptions, progress: Progress | None = None) -> BatchR
         override=options.override,
         verify_sample=options.verify_sample,
         record_seconds=options.record_seconds,
+        backend=options.backend,
     )
     source = _ChunkSource(options.reader.items(options.input), options.chunk_size)
     records = 0

@@ -55,6 +55,7 @@ _IDENTITY = (
     "context",
     "override",
     "package_version",
+    "backend",  # written only when not the default (durable): a durable run's manifest is as before
 )
 
 
@@ -102,7 +103,9 @@ def part_name(number: int) -> str:
 
 def run_id(manifest: dict[str, Any]) -> str:
     """The identity of a run (input, rules, options), as written into its part files."""
-    identity = json.dumps({key: manifest.get(key) for key in _IDENTITY}, sort_keys=True)
+    identity = json.dumps(
+        {key: manifest.get(key) for key in _IDENTITY if key != "backend" or key in manifest}, sort_keys=True
+    )
     return hashlib.sha256(identity.encode()).hexdigest()[:16]
 
 

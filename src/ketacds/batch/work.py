@@ -66,6 +66,7 @@ class WorkerConfig:
             :func:`arm_record_timer`).
         run: the run's identity, written into each part file's header (so that a part
             of another run is recognised on resume).
+        backend: the engine backend's registered name (``Engine(backend=...)``).
     """
 
     reader: Reader
@@ -76,6 +77,7 @@ class WorkerConfig:
     verify_sample: float = 0.0
     record_seconds: float = limits.RECORD_SECONDS
     run: str = ""
+    backend: str = "durable"
 
     def context_for(self, own: Mapping[str, Any]) -> dict[str, Any]:
         """A case's context data with the run's defaults applied."""
@@ -119,7 +121,7 @@ class ChunkResult:
         return sum(self.tally.statuses.values()) + sum(self.tally.errors.values())
 
 
-_engines: dict[tuple[str, str | None, float], Engine] = {}
+_engines: dict[tuple[str, str | None, float, str], Engine] = {}
 
 
 def prepare(config: WorkerConfig, ruleset: RuleSet | None = None) -> Engine:
@@ -127,7 +129,7 @@ def prepare(config: WorkerConfig, ruleset: RuleSet | None = None) -> Engine:
 
     ``ruleset``: the rules already loaded (by the main process), to build it from.
     """
-    key = (config.digest, config.rules_dir, config.verify_sample)
+    key = (config.digest, config.rules_dir, config.verify_sample, config.backend)
     engine = _engines.get(key)
     if engine is None:
         if ruleset is not None:
@@ -136,10 +138,14 @@ def prepare(config: WorkerConfig, ruleset: RuleSet | None = None) -> Engine:
                 expected_digest=config.digest,
                 verify_sample=config.verify_sample,
                 rules_dir=config.rules_dir,
+                backend=config.backend,
             )
         else:
             engine = Engine(
-                config.rules_dir, expected_digest=config.digest, verify_sample=config.verify_sample
+                config.rules_dir,
+                expected_digest=config.digest,
+                verify_sample=config.verify_sample,
+                backend=config.backend,
             )
         _engines[key] = engine
         gc.collect()

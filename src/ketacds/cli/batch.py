@@ -31,7 +31,7 @@ from rich.text import Text
 from ketacds.batch import BatchError, BatchOptions, Interrupted, default_workers, reader_for, run_batch
 from ketacds.batch.runner import DEFAULT_CHUNK_SIZE, BatchResult
 from ketacds.batch.store import ERRORS
-from ketacds.cli.options import RULES_DIR, VERIFY_SAMPLE
+from ketacds.cli.options import BACKEND, RULES_DIR, VERIFY_SAMPLE
 from ketacds.errors import InputError, RulesetError, VerificationError
 from ketacds.vocabulary import ROUTES
 
@@ -130,6 +130,7 @@ def _fail(console: Console, message: str, code: int) -> None:
 )
 @RULES_DIR
 @VERIFY_SAMPLE
+@BACKEND
 @click.option("--quiet", is_flag=True, help="No progress bar and no summary (the files are still written).")
 def batch(
     input_path: Path,
@@ -146,6 +147,7 @@ def batch(
     override_context: bool,
     rules_dir: Path | None,
     verify_sample: float,
+    backend: str,
     quiet: bool,
 ) -> None:
     """Assess every case in INPUT (NDJSON, or a directory of case files) into --out.
@@ -171,6 +173,7 @@ def batch(
         context=tuple(sorted((k, v) for k, v in context.items() if v is not None)),
         override=override_context,
         verify_sample=verify_sample,
+        backend=backend,
     )
     bar = _Bar(errors, enabled=not quiet)
     try:

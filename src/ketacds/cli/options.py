@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-__all__ = ["RULES_DIR", "VERIFY_SAMPLE"]
+__all__ = ["BACKEND", "RULES_DIR", "VERIFY_SAMPLE"]
 
 #: ``--rules DIR``: the ruleset directory, passed to the command as ``rules_dir``.
 RULES_DIR = click.option(
@@ -28,5 +28,19 @@ VERIFY_SAMPLE = click.option(
         "Shadow check: also run the reference evaluator on this fraction of patients (0 to 1, "
         "chosen by a hash of each record, so reproducible) and fail, naming the rules, "
         "if its firings differ from durable_rules'."
+    ),
+)
+
+#: ``--backend NAME``: the engine backend (``Engine(backend=...)``), passed as ``backend``.
+BACKEND = click.option(
+    "--backend",
+    "backend",
+    type=click.Choice(["durable", "compiled", "reference"]),
+    default="durable",
+    show_default=True,
+    help=(
+        "The rule engine: durable_rules (the engine of record), compiled (the rules as "
+        "generated Python: the same findings, faster; the Assessment's provenance names it) "
+        "or reference (the pure-Python oracle, slow)."
     ),
 )
