@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from ketacds.cli.options import RULES_DIR
+from ketacds.cli.options import BACKEND, RULES_DIR
 from ketacds.errors import InputError, RulesetError
 from ketacds.vocabulary import ESKETAMINE_NASAL, ROUTES
 
@@ -64,6 +64,7 @@ def _fail(message: str) -> None:
 @click.option(
     "--log-level", default="info", show_default=True, type=click.Choice(["debug", "info", "warning"])
 )
+@BACKEND
 def serve(
     host: str,
     port: int,
@@ -79,6 +80,7 @@ def serve(
     rules_dir: Path | None,
     rules_docs_url: str | None,
     log_level: str,
+    backend: str,
 ) -> None:
     """Serve the CDS Hooks 2.0 service (patient-view, order-select, order-sign)."""
     try:
@@ -112,6 +114,7 @@ def serve(
             rules_dir=str(rules_dir) if rules_dir else None,
             rules_docs_url=rules_docs_url,
             log_level=log_level,
+            backend=backend,
         )
     except (InputError, RulesetError, ValueError) as error:
         _fail(str(error))

@@ -77,7 +77,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         def build() -> tuple[Engine, FhirMapping]:
-            engine = Engine(settings.rules_dir)
+            engine = Engine(settings.rules_dir, backend=settings.backend)
             mapping = engine.terminology.fhir_mapping  # the tables of the rules it assesses with
             # ketamine-intranasal is refused in every jurisdiction: no program to compile
             for route in (ESKETAMINE_NASAL, KETAMINE_IV, KETAMINE_OTHER):

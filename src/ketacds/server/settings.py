@@ -15,6 +15,7 @@ from typing import Any
 
 import attrs
 
+from ketacds.engine.backend import BACKENDS
 from ketacds.errors import InputError
 from ketacds.models.load import read_document
 from ketacds.vocabulary import ESKETAMINE_NASAL, ROUTES
@@ -70,6 +71,8 @@ class ServiceSettings:
         leeway_seconds: clock skew allowed on ``exp`` and ``iat``.
         max_token_lifetime: longest ``exp - iat`` accepted, in seconds.
         log_level: of the service's own log (``ketacds.server``), which never holds patient data.
+        backend: the engine backend (``Engine(backend=...)``): ``durable`` (the engine of
+            record), ``compiled`` or ``reference``.
     """
 
     public_url: str
@@ -87,6 +90,7 @@ class ServiceSettings:
     leeway_seconds: int = 60
     max_token_lifetime: int = 3600
     log_level: str = "info"
+    backend: str = "durable"
 
     def __attrs_post_init__(self) -> None:
         if not self.public_url.startswith(("http://", "https://")):
@@ -94,6 +98,8 @@ class ServiceSettings:
         for route in self.patient_view_routes:
             if route not in ROUTES:
                 raise ValueError(f"unknown route {route!r}; known: {', '.join(ROUTES)}")
+        if self.backend not in BACKENDS:
+            raise ValueError(f"unknown engine backend {self.backend!r}; known: {', '.join(sorted(BACKENDS))}")
         if self.auth and not self.issuers:
             raise ValueError(
                 "no trusted issuers: give an issuers file (--issuers), or --insecure-no-auth for local use"

@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import attrs
 import httpx
 import pytest
 
@@ -60,6 +61,7 @@ class TestSettings:
         [
             ({"public_url": "cds.example.org"}, "must be an http"),
             ({"patient_view_routes": ("ketamine-oral",)}, "unknown route"),
+            ({"backend": "drools"}, "unknown engine backend"),
         ],
     )
     def test_invalid_settings(self, fields, message):
@@ -73,8 +75,10 @@ class TestSettings:
             public_url="https://cds.example.org/", issuers=(ISSUER,), fhir_servers=["https://ehr/"]
         )
         environment = {ENVIRONMENT_VARIABLE: settings.to_json()}
+        compiled = attrs.evolve(settings, backend="compiled")
 
         assert settings == ServiceSettings.from_environment(environment)
+        assert compiled == ServiceSettings.from_environment({ENVIRONMENT_VARIABLE: compiled.to_json()})
         assert "https://cds.example.org/docs/rules" == settings.docs_url
         with pytest.raises(RuntimeError, match="ketacds serve"):
             ServiceSettings.from_environment({})
