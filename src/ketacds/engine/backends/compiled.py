@@ -100,7 +100,12 @@ class _RuleWriter:
                 self.condition(item, env, indent, then)
         elif isinstance(cond, Not):
             helper = self.negation(cond.item)
-            self.source.emit(indent, f"if not {helper}():")
+            if _reads_flags(cond.item):
+                decided = f"{helper}()"  # flags grow during a stratum: decided where it is read
+            else:  # the input facts never change: decided once per run, on first reading
+                key = repr(helper)
+                decided = f"(absent[{key}] if {key} in absent else absent.setdefault({key}, {helper}()))"
+            self.source.emit(indent, f"if not {decided}:")
             then(env, indent + 1)
         else:  # pragma: no cover - the IR has no other kind
             raise TypeError(f"unknown condition {cond!r}")
@@ -168,6 +173,14 @@ class _RuleWriter:
             return f"{var}.get({field}, _MISSING) is {value!r}"
         if op == "eq" and isinstance(value, str):
             return f"{var}.get({field}, _MISSING) == {src.literal(value)}"
+        if op == "member" and isinstance(value, tuple) and all(type(v) is str for v in value):
+            # a list of value-set ids shares one with the strings of ``value`` exactly when the
+            # set of those strings is not disjoint from it (str equality is hash equality)
+            wanted = src.literal(frozenset(value))
+            return (
+                f"(not {wanted}.isdisjoint(a) if (a := {var}.get({field}, _MISSING)).__class__ is list "
+                f"else (a is not _MISSING and _compare('member', a, {src.literal(value)})))"
+            )
         if op in _NUMERIC_OPS and isinstance(value, int | Decimal) and not isinstance(value, bool):
             expected = src.literal(value)
             return (
@@ -240,6 +253,7 @@ def generate_source(rules: Sequence[Rule], strata: Mapping[str, int]) -> tuple[s
         if name != "flag_list":
             source.emit(1, f"{name} = by_type.get({source.literal(fact_type)}, ())")
     source.lines.extend(helpers.lines)
+    source.emit(1, "absent = {}")
     source.emit(1, "flags = set()")
     source.emit(1, "firings = set()")
     source.lines.extend(body.lines)
@@ -256,7 +270,7 @@ class CompiledProgram:
         self.source, constants = generate_source(rules, strata)
         namespace: dict[str, Any] = {
             **constants,
-            "__builtins__": {"tuple": tuple, "sorted": sorted, "set": set, "KeyError": KeyError},
+            "__builtins__": {"tuple": tuple, "sorted": sorted, "set": set, "list": list},
             "_compare": _compare,
             "_MISSING": _MISSING,
             "_EXACT": _EXACT_NUMBERS,
