@@ -134,9 +134,7 @@ def bodies() -> list[tuple[str, bytes]]:
 
 def start_server(port: int, workers: int, directory: Path) -> subprocess.Popen[bytes]:
     issuers = directory / "issuers.yaml"
-    issuers.write_text(
-        f"issuers:\n  - iss: {ISSUER}\n    jwks_file: {DATA / 'cds-hooks/jwks-public.json'}\n"
-    )
+    issuers.write_text(f"issuers:\n  - iss: {ISSUER}\n    jwks_file: {DATA / 'cds-hooks/jwks-public.json'}\n")
     command = [
         sys.executable,
         "-m",
@@ -174,9 +172,7 @@ def wait_ready(base: str, process: subprocess.Popen[bytes], seconds: float = 120
 
 
 def tokens(base: str, services: list[str]) -> list[str]:
-    key = jwt.PyJWK(
-        json.loads((DATA / "cds-hooks" / "jwk-private-EXAMPLE-ONLY.json").read_text())
-    ).key
+    key = jwt.PyJWK(json.loads((DATA / "cds-hooks" / "jwk-private-EXAMPLE-ONLY.json").read_text())).key
     now = int(time.time())
     return [
         jwt.encode(
