@@ -137,3 +137,24 @@ def test_failures_and_interruptions_have_their_exit_codes(
 
     assert code == result.exit_code
     assert message in result.stderr
+
+
+def test_the_compiled_backend_gives_the_durable_lines_but_the_engine_name(source: Path, tmp_path: Path):
+    """--backend compiled: the same output lines, provenance naming the generated Python; the
+    backend is in the manifest, so a resume with another backend is refused."""
+    from ketacds.engine.backends.compiled import COMPILED_ENGINE_NAME
+    from ketacds.engine.backends.durable import ENGINE_NAME
+
+    durable, compiled = tmp_path / "durable", tmp_path / "compiled"
+    assert 0 == run(str(source), "--out", str(durable), "--workers", "1", "--quiet").exit_code
+    result = run(str(source), "--out", str(compiled), "--workers", "1", "--quiet", "--backend", "compiled")
+    again = run(str(source), "--out", str(compiled), "--workers", "1", "--quiet", "--resume")
+
+    assert 0 == result.exit_code, result.output
+    lines = (compiled / "assessments.ndjson").read_text()
+    assert COMPILED_ENGINE_NAME in lines
+    assert lines.replace(COMPILED_ENGINE_NAME, ENGINE_NAME) == (durable / "assessments.ndjson").read_text()
+    assert "backend" not in json.loads((durable / "manifest.json").read_text())
+    assert "compiled" == json.loads((compiled / "manifest.json").read_text())["backend"]
+    assert 0 != again.exit_code
+    assert "backend" in again.output
