@@ -170,10 +170,10 @@ def scenarios() -> None:
 @RULES_DIR
 @click.option(
     "--backend",
-    type=click.Choice(["durable", "reference"]),
+    type=click.Choice(["durable", "compiled", "reference"]),
     default="durable",
     show_default=True,
-    help="The engine to run (the reference evaluator is the pure-Python oracle).",
+    help="The engine: durable_rules (of record), the compiled rules, or the reference evaluator.",
 )
 @click.option(
     "--junit-xml", type=click.Path(path_type=Path, dir_okay=False), help="Also write JUnit XML here."
