@@ -159,8 +159,10 @@ def main(argv: list[str] | None = None) -> int:
             for side in ("old", "new") if rep % 2 == 0 else ("new", "old"):
                 for stage, value in _side(sides[side], args.patients).items():
                     best[side][stage] = min(best[side].get(stage, value), value)
-    print(f"CPU µs per patient ({int(best['new']['patients'])} patients, best of {args.reps}); "
-          f"old = {args.against}, new = this tree")
+    print(
+        f"CPU µs per patient ({int(best['new']['patients'])} patients, best of {args.reps}); "
+        f"old = {args.against}, new = this tree"
+    )
     print(f"{'stage':<22}{'old':>10}{'new':>10}{'old/new':>10}")
     for stage in STAGES:
         old, new = best["old"][stage], best["new"][stage]
