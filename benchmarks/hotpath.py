@@ -148,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     with tempfile.TemporaryDirectory() as tmp:
         archive = subprocess.run(
-            ["git", "-C", str(ROOT), "archive", "--format=tar", args.against, "src"],
+            ["git", "-C", str(ROOT), "archive", "--format=tar", args.against, "src", "rulesets"],
             check=True,
             capture_output=True,
         ).stdout
