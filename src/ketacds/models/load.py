@@ -69,44 +69,22 @@ _RECORD_KEYS = {
 }
 
 
-class _Path:
-    """Where a field is (``medications[2].dose``), joined into text only if an error names it."""
-
-    __slots__ = ("key", "parent")
-
-    def __init__(self, parent: Where, key: str | int) -> None:
-        self.parent, self.key = parent, key
-
-    def __str__(self) -> str:
-        parent = str(self.parent)
-        if isinstance(self.key, int):
-            return f"{parent}[{self.key}]"
-        return f"{parent}.{self.key}" if parent else self.key
-
-
-Where = str | _Path  # a field's path, as text or as a _Path
-
-
-def _error(path: Where, reason: str) -> InputError:
-    return InputError(str(path), reason)
-
-
 class _Reader:
     """Reads one mapping at ``path``, remembering which keys were used."""
 
-    def __init__(self, data: Any, path: Where) -> None:
+    def __init__(self, data: Any, path: str) -> None:
         if not isinstance(data, Mapping):
-            raise _error(path or "(top level)", f"expected a mapping, got {_kind(data)}")
+            raise InputError(path or "(top level)", f"expected a mapping, got {_kind(data)}")
         self.data = data
         self.path = path
         self.used: set[str] = set()
 
-    def at(self, key: str | int) -> Where:
-        if isinstance(key, int) or self.path:
-            return _Path(self.path, key)
-        return key
+    def at(self, key: str | int) -> str:
+        if isinstance(key, int):
+            return f"{self.path}[{key}]"
+        return f"{self.path}.{key}" if self.path else key
 
-    def get(self, key: str, parse: Callable[[Any, Where], T], default: D) -> T | D:
+    def get(self, key: str, parse: Callable[[Any, str], T], default: D) -> T | D:
         self.used.add(key)
         value = self.data.get(key)
         if value is None:
@@ -116,31 +94,31 @@ class _Reader:
     def finish(self, allowed: set[str] | None = None) -> None:
         extra = sorted(set(map(str, self.data)) - (allowed if allowed is not None else self.used))
         if extra:
-            raise _error(self.at(extra[0]), "unknown field")
+            raise InputError(self.at(extra[0]), "unknown field")
 
 
 def _kind(value: Any) -> str:
     return type(value).__name__ if value is not None else "nothing"
 
 
-def _text(value: Any, path: Where) -> str:
+def _text(value: Any, path: str) -> str:
     if isinstance(value, bool) or not isinstance(value, str | int | Decimal):
-        raise _error(path, f"expected text, got {_kind(value)}")
+        raise InputError(path, f"expected text, got {_kind(value)}")
     text = str(value).strip()
     if not text:
-        raise _error(path, "must not be empty")
+        raise InputError(path, "must not be empty")
     return text
 
 
-def _bool(value: Any, path: Where) -> bool:
+def _bool(value: Any, path: str) -> bool:
     if not isinstance(value, bool):
-        raise _error(path, f"expected true or false, got {_short(value)}")
+        raise InputError(path, f"expected true or false, got {_short(value)}")
     return value
 
 
-def _decimal(value: Any, path: Where) -> Decimal:
+def _decimal(value: Any, path: str) -> Decimal:
     if isinstance(value, bool):
-        raise _error(path, f"expected a number, got {_short(value)}")
+        raise InputError(path, f"expected a number, got {_short(value)}")
     if isinstance(value, float):
         value = repr(value)  # JSON without parse_float=Decimal: keep the written digits
     try:
@@ -148,10 +126,10 @@ def _decimal(value: Any, path: Where) -> Decimal:
     except InvalidOperation:
         number = None
     if number is None or not number.is_finite():
-        raise _error(path, f"expected a number, got {_short(value)}")
+        raise InputError(path, f"expected a number, got {_short(value)}")
     reason = limits.number_problem(number)
     if reason is not None:
-        raise _error(path, reason)
+        raise InputError(path, reason)
     return number
 
 
@@ -161,21 +139,21 @@ def _short(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _non_negative(value: Any, path: Where) -> Decimal:
+def _non_negative(value: Any, path: str) -> Decimal:
     number = _decimal(value, path)
     if number < 0:
-        raise _error(path, f"must not be negative, got {number}")
+        raise InputError(path, f"must not be negative, got {number}")
     return number
 
 
-def _int(value: Any, path: Where) -> int:
+def _int(value: Any, path: str) -> int:
     number = _decimal(value, path)
     if number != number.to_integral_value():
-        raise _error(path, f"expected a whole number, got {value}")
+        raise InputError(path, f"expected a whole number, got {value}")
     return int(number)
 
 
-def _date(value: Any, path: Where) -> dt.date:
+def _date(value: Any, path: str) -> dt.date:
     if isinstance(value, dt.datetime):
         return value.date()
     if isinstance(value, dt.date):
@@ -183,40 +161,40 @@ def _date(value: Any, path: Where) -> dt.date:
     try:
         return dt.date.fromisoformat(_text(value, path))
     except ValueError:
-        raise _error(path, f"expected a date like 1980-05-31, got {_short(value)}") from None
+        raise InputError(path, f"expected a date like 1980-05-31, got {_short(value)}") from None
 
 
-def _datetime(value: Any, path: Where) -> dt.datetime:
+def _datetime(value: Any, path: str) -> dt.datetime:
     if isinstance(value, dt.datetime):
         moment = value
     else:
         try:
             moment = dt.datetime.fromisoformat(_text(value, path))
         except ValueError:
-            raise _error(
+            raise InputError(
                 path, f"expected a date-time like 2026-11-21T09:00:00+00:00, got {_short(value)}"
             ) from None
     if moment.tzinfo is None or moment.utcoffset() is None:
-        raise _error(path, "must include a timezone (e.g. +00:00 or Z)")
+        raise InputError(path, "must include a timezone (e.g. +00:00 or Z)")
     return moment
 
 
-def _unit(value: Any, path: Where, dimension: str | None = None) -> str:
+def _unit(value: Any, path: str, dimension: str | None = None) -> str:
     text = _text(value, path)
     try:
         canonical_unit(text, dimension)
     except KetacdsError as error:
-        raise _error(path, str(error)) from None
+        raise InputError(path, str(error)) from None
     return text
 
 
-def _quantity(dimension: str) -> Callable[[Any, Where], Quantity]:
-    def parse(value: Any, path: Where) -> Quantity:
+def _quantity(dimension: str) -> Callable[[Any, str], Quantity]:
+    def parse(value: Any, path: str) -> Quantity:
         time: dt.datetime | None = None
         if isinstance(value, str):
             match = _QUANTITY_TEXT.match(value)
             if not match:
-                raise _error(path, f"expected a quantity like '70 kg', got {_short(value)}")
+                raise InputError(path, f"expected a quantity like '70 kg', got {_short(value)}")
             number, unit = _decimal(match.group(1), path), match.group(2)
         else:
             reader = _Reader(value, path)
@@ -225,44 +203,44 @@ def _quantity(dimension: str) -> Callable[[Any, Where], Quantity]:
             time = reader.get("time", _datetime, None)
             reader.finish()
             if maybe_number is None or maybe_unit is None:
-                raise _error(path, "a quantity needs a value and a unit")
+                raise InputError(path, "a quantity needs a value and a unit")
             number, unit = maybe_number, maybe_unit
         if number < 0:
-            raise _error(path, f"must not be negative, got {number}")
+            raise InputError(path, f"must not be negative, got {number}")
         return Quantity(value=number, unit=_unit(unit, path, dimension), time=time)
 
     return parse
 
 
-def _choice(*allowed: str) -> Callable[[Any, Where], str]:
-    def parse(value: Any, path: Where) -> str:
+def _choice(*allowed: str) -> Callable[[Any, str], str]:
+    def parse(value: Any, path: str) -> str:
         text = _text(value, path)
         if text not in allowed:
-            raise _error(path, f"expected one of {', '.join(allowed)}; got {_short(text)}")
+            raise InputError(path, f"expected one of {', '.join(allowed)}; got {_short(text)}")
         return text
 
     return parse
 
 
-def _coding(value: Any, path: Where) -> Coding:
+def _coding(value: Any, path: str) -> Coding:
     reader = _Reader(value, path)
     system = reader.get("system", _text, None)
     code = reader.get("code", _text, None)
     display = reader.get("display", _text, None)
     reader.finish()
     if system is None or code is None:
-        raise _error(path, "a code needs a system and a code")
+        raise InputError(path, "a code needs a system and a code")
     try:
         return Coding(system=system, code=code, display=display)
     except ValueError as error:
-        raise _error(reader.at("system"), str(error)) from None
+        raise InputError(reader.at("system"), str(error)) from None
 
 
-def _list(parse: Callable[[Any, Where], T]) -> Callable[[Any, Where], tuple[T, ...]]:
-    def parse_all(value: Any, path: Where) -> tuple[T, ...]:
+def _list(parse: Callable[[Any, str], T]) -> Callable[[Any, str], tuple[T, ...]]:
+    def parse_all(value: Any, path: str) -> tuple[T, ...]:
         if not isinstance(value, list | tuple):
-            raise _error(path, f"expected a list, got {_kind(value)}")
-        return tuple(parse(item, _Path(path, index)) for index, item in enumerate(value))
+            raise InputError(path, f"expected a list, got {_kind(value)}")
+        return tuple(parse(item, f"{path}[{index}]") for index, item in enumerate(value))
 
     return parse_all
 
@@ -280,10 +258,10 @@ def _build(reader: _Reader, cls: Callable[..., T], **fields: Any) -> T:
     try:
         return cls(**fields)
     except (TypeError, ValueError) as error:
-        raise _error(reader.path, str(error)) from None
+        raise InputError(reader.path, str(error)) from None
 
 
-def _patient(value: Any, path: Where) -> Patient:
+def _patient(value: Any, path: str) -> Patient:
     r = _Reader(value, path)
     return _build(
         r,
@@ -302,7 +280,7 @@ def _patient(value: Any, path: Where) -> Patient:
     )
 
 
-def _condition(value: Any, path: Where) -> Condition:
+def _condition(value: Any, path: str) -> Condition:
     r = _Reader(value, path)
     status = r.get(
         "clinical_status",
@@ -312,23 +290,23 @@ def _condition(value: Any, path: Where) -> Condition:
     return _build(r, Condition, **_identity(r), clinical_status=status, onset=r.get("onset", _date, None))
 
 
-def _frequency(value: Any, path: Where) -> Decimal:
+def _frequency(value: Any, path: str) -> Decimal:
     if isinstance(value, str) and not value.strip()[:1].isdigit():
         key = value.strip().lower()
         if key not in FREQUENCIES:
             known = ", ".join(sorted(FREQUENCIES))
-            raise _error(path, f"unknown frequency {_short(value)}; use a number per day or {known}")
+            raise InputError(path, f"unknown frequency {_short(value)}; use a number per day or {known}")
         return FREQUENCIES[key]
     return _non_negative(value, path)
 
 
-def _medication(value: Any, path: Where) -> Medication:
+def _medication(value: Any, path: str) -> Medication:
     r = _Reader(value, path)
     identity = _identity(r)
     frequency = r.get("frequency", _frequency, None)
     per_day = r.get("frequency_per_day", _non_negative, None)
     if frequency is not None and per_day is not None:
-        raise _error(r.at("frequency"), "give frequency or frequency_per_day, not both")
+        raise InputError(r.at("frequency"), "give frequency or frequency_per_day, not both")
     return _build(
         r,
         Medication,
@@ -341,7 +319,7 @@ def _medication(value: Any, path: Where) -> Medication:
     )
 
 
-def _component(value: Any, path: Where) -> ObservationComponent:
+def _component(value: Any, path: str) -> ObservationComponent:
     r = _Reader(value, path)
     return _build(
         r,
@@ -352,7 +330,7 @@ def _component(value: Any, path: Where) -> ObservationComponent:
     )
 
 
-def _observation(value: Any, path: Where) -> Observation:
+def _observation(value: Any, path: str) -> Observation:
     r = _Reader(value, path)
     return _build(
         r,
@@ -365,13 +343,13 @@ def _observation(value: Any, path: Where) -> Observation:
     )
 
 
-def _allergy(value: Any, path: Where) -> Allergy:
+def _allergy(value: Any, path: str) -> Allergy:
     r = _Reader(value, path)
     status = r.get("status", _choice("active", "inactive", "resolved"), "active")
     return _build(r, Allergy, **_identity(r), status=status)
 
 
-def _trial(value: Any, path: Where) -> AntidepressantTrial:
+def _trial(value: Any, path: str) -> AntidepressantTrial:
     r = _Reader(value, path)
     return _build(
         r,
@@ -386,7 +364,7 @@ def _trial(value: Any, path: Where) -> AntidepressantTrial:
     )
 
 
-def _substance(value: Any, path: Where) -> SubstanceUse:
+def _substance(value: Any, path: str) -> SubstanceUse:
     r = _Reader(value, path)
     status = r.get("status", _choice("current", "former", "never"), "current")
     return _build(r, SubstanceUse, **_identity(r), status=status)
@@ -401,7 +379,7 @@ def load_record(data: Mapping[str, Any], *, path: str = "") -> PatientRecord:
     r = _Reader(data, path)
     patient = r.get("patient", _patient, None)
     if patient is None:
-        raise _error(r.at("patient"), "is required")
+        raise InputError(r.at("patient"), "is required")
     record = PatientRecord(
         patient=patient,
         conditions=r.get("conditions", _list(_condition), ()),
@@ -432,7 +410,7 @@ def load_context(data: Mapping[str, Any], *, path: str = "context") -> Context:
     r = _Reader(data, path)
     for required in ("route", "jurisdiction", "now"):
         if data.get(required) is None:
-            raise _error(r.at(required), "is required")
+            raise InputError(r.at(required), "is required")
     return _build(
         r,
         Context,
@@ -445,7 +423,7 @@ def load_context(data: Mapping[str, Any], *, path: str = "context") -> Context:
     )
 
 
-def _plan(value: Any, path: Where) -> Plan:
+def _plan(value: Any, path: str) -> Plan:
     r = _Reader(value, path)
     dose_mg = dose_per_kg = None
     dose = r.get("dose", _text, None)
@@ -453,25 +431,25 @@ def _plan(value: Any, path: Where) -> Plan:
         match = _QUANTITY_TEXT.match(dose)
         unit = match.group(2).replace(" ", "").lower() if match else ""
         if not match or unit not in ("mg", "mg/kg"):
-            raise _error(r.at("dose"), f"expected a dose like '56 mg' or '0.5 mg/kg', got {_short(dose)}")
+            raise InputError(r.at("dose"), f"expected a dose like '56 mg' or '0.5 mg/kg', got {_short(dose)}")
         if unit == "mg":
             dose_mg = _decimal(match.group(1), r.at("dose"))
         else:
             dose_per_kg = _decimal(match.group(1), r.at("dose"))
     week = r.get("treatment_week", _int, None)
     if week is not None and week < 1:
-        raise _error(r.at("treatment_week"), f"weeks count from 1, got {week}")
+        raise InputError(r.at("treatment_week"), f"weeks count from 1, got {week}")
     session = r.get("session_number", _int, None)
     if session is not None and session < 1:
-        raise _error(r.at("session_number"), f"sessions count from 1, got {session}")
+        raise InputError(r.at("session_number"), f"sessions count from 1, got {session}")
     if session == 1 and week not in (None, 1):
-        raise _error(
+        raise InputError(
             r.at("session_number"),
             f"session 1 is the first session of the course, so it is in week 1; the plan says week {week}",
         )
     missed = r.get("missed_sessions", _int, None)
     if missed is not None and missed < 0:
-        raise _error(r.at("missed_sessions"), f"expected 0 or more missed sessions, got {missed}")
+        raise InputError(r.at("missed_sessions"), f"expected 0 or more missed sessions, got {missed}")
     return _build(
         r,
         Plan,
@@ -485,16 +463,16 @@ def _plan(value: Any, path: Where) -> Plan:
     )
 
 
-def _tri_state(value: Any, path: Where) -> bool | None:
+def _tri_state(value: Any, path: str) -> bool | None:
     """``true``, ``false`` or ``unknown`` (stated as not known: the same as leaving it out)."""
     if value == "unknown":
         return None
     if not isinstance(value, bool):
-        raise _error(path, f"expected true, false or unknown, got {_short(value)}")
+        raise InputError(path, f"expected true, false or unknown, got {_short(value)}")
     return value
 
 
-def _order(value: Any, path: Where) -> Order:
+def _order(value: Any, path: str) -> Order:
     r = _Reader(value, path)
     return _build(
         r,
@@ -506,10 +484,10 @@ def _order(value: Any, path: Where) -> Order:
     )
 
 
-def _jurisdiction(value: Any, path: Where) -> str:
+def _jurisdiction(value: Any, path: str) -> str:
     text = _text(value, path).upper()
     if not re.fullmatch(r"[A-Z]{2}", text):
-        raise _error(path, f"expected a two-letter jurisdiction code such as US, got {_short(value)}")
+        raise InputError(path, f"expected a two-letter jurisdiction code such as US, got {_short(value)}")
     return text
 
 
@@ -526,10 +504,10 @@ def load_case(
         InputError: with the path of the first field that cannot be read.
     """
     if not isinstance(data, Mapping):
-        raise _error("(top level)", f"expected a mapping, got {_kind(data)}")
+        raise InputError("(top level)", f"expected a mapping, got {_kind(data)}")
     context_data = data.get("context") or {}
     if not isinstance(context_data, Mapping):
-        raise _error("context", f"expected a mapping, got {_kind(context_data)}")
+        raise InputError("context", f"expected a mapping, got {_kind(context_data)}")
     merged = {**context_data, **{k: v for k, v in (overrides or {}).items() if v is not None}}
     record = load_record(data)
     return record, load_context(merged)
@@ -546,10 +524,10 @@ def read_document(path: Path | str) -> Any:
     try:
         size = path.stat().st_size
         if size > limits.MAX_DOCUMENT_BYTES:
-            raise _error(str(path), f"larger than {limits.MAX_DOCUMENT_BYTES // 2**20} MiB")
+            raise InputError(str(path), f"larger than {limits.MAX_DOCUMENT_BYTES // 2**20} MiB")
         raw = path.read_bytes()
     except OSError as error:
-        raise _error(str(path), f"cannot read file: {error.strerror}") from None
+        raise InputError(str(path), f"cannot read file: {error.strerror}") from None
     return parse_document(decode_text(raw, str(path)), path.suffix, str(path))
 
 
@@ -563,7 +541,7 @@ def decode_text(raw: bytes, where: str) -> str:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as error:
         line = raw.count(b"\n", 0, error.start) + 1
-        raise _error(f"{where}:{line}", f"not UTF-8 text (byte {error.start + 1})") from None
+        raise InputError(f"{where}:{line}", f"not UTF-8 text (byte {error.start + 1})") from None
 
 
 def parse_document(text: str, suffix: str, where: str) -> Any:
@@ -580,15 +558,15 @@ def parse_document(text: str, suffix: str, where: str) -> Any:
         try:
             data = limits.loads_json(text)
         except limits.JsonProblem as error:
-            raise _error(f"{where}:{error.line}" if error.line else where, error.reason) from None
+            raise InputError(f"{where}:{error.line}" if error.line else where, error.reason) from None
         problem = limits.find_problem(data)
         if problem is not None:
-            raise _error(*problem)
+            raise InputError(*problem)
         return data
     try:
         return load_yaml(text)[0]
     except YamlProblem as error:
-        raise _error(
+        raise InputError(
             f"{where}:{error.line}" if error.line else where, f"invalid YAML: {error.reason}"
         ) from None
 
