@@ -14,8 +14,12 @@ they are not API.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
+import types
+import typing
 from collections.abc import Callable, Sequence
+from decimal import Decimal
 from typing import Any
 
 from ketacds.models.inputs import (
@@ -58,6 +62,17 @@ def _sequence_text(value: tuple[Any, ...] | list[Any]) -> str:
     return f"({inner},)" if len(value) == 1 else f"({inner})"
 
 
+def _may_hold_models(hint: Any) -> bool:
+    """Whether a field of type ``hint`` may hold an attrs model or a sequence (else ``repr`` writes it)."""
+    if hint in (str, int, bool, float, Decimal, dt.date, dt.datetime, type(None)):
+        return False
+    args = typing.get_args(hint)
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType, typing.Literal):
+        return origin is not typing.Literal and any(_may_hold_models(a) for a in args)
+    return True
+
+
 def _writer_for(cls: type) -> Callable[[Any], str]:
     if cls is tuple or cls is list:
         return _sequence_text
@@ -72,7 +87,14 @@ def _writer_for(cls: type) -> Callable[[Any], str]:
     ):
         return repr
     name = cls.__qualname__.rsplit(">.", 1)[-1]
-    parts = ", ".join(f"{f.name}={{_text(self.{f.name})}}" for f in fields if f.repr)
+    hints = typing.get_type_hints(cls)
+    parts = ", ".join(
+        f"{f.name}={{_text(self.{f.name})}}"
+        if _may_hold_models(hints.get(f.name, Any))
+        else f"{f.name}={{self.{f.name}!r}}"
+        for f in fields
+        if f.repr
+    )
     source = f"def write(self):\n    return f'{name}({parts})'\n"
     namespace: dict[str, Any] = {"_text": _content_text}
     exec(compile(source, f"<content text of {name}>", "exec"), namespace)  # noqa: S102 - generated from field names
