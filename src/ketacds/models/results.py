@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 import attrs
 
-from ketacds.jsoncodec import Codec, decimal_text
+from ketacds.jsoncodec import Codec, TextWriter, decimal_text
 from ketacds.models.quality import DataQualityIssue
 
 __all__ = [
@@ -217,7 +217,10 @@ class Assessment:
     def to_json(self, *, indent: int | None = None) -> str:
         """Return stable JSON: sorted keys, so equal Assessments give equal text."""
         # to_dict already writes every mapping's keys in sorted order (see ketacds.jsoncodec).
-        return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)
+        if indent is not None:
+            return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)
+        # The same text, written directly, with what recurs from patient to patient remembered.
+        return _WRITER.dumps(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Assessment:
@@ -238,3 +241,11 @@ def _serialise(_inst: Any, _field: Any, value: Any) -> Any:
 
 #: The Assessment's JSON: decimals as text, each mapping's keys sorted (see :mod:`ketacds.jsoncodec`).
 _CODEC = Codec(decimals="text", sequences=tuple, sort_keys=True)
+#: Writes :meth:`Assessment.to_json` text (``json.dumps`` of ``to_dict``, byte for byte):
+#: trace entries, citations, groups, monitoring items and data gaps recur from patient to
+#: patient, and so does everything in a Finding but its basis.
+_WRITER = TextWriter(
+    _CODEC,
+    memo=(Firing, EvidenceRef, FindingGroup, MonitoringItem, DataGap, Provenance),
+    split={Finding: "basis"},
+)
