@@ -13,11 +13,11 @@ import click
 from rich.console import Console
 from rich.markup import escape
 
-from ketacds.cli.options import RULES_DIR, VERIFY_SAMPLE
+from ketacds.cli.options import RULES_DIR, VERIFY_SAMPLE, case_of_document
 from ketacds.cli.scenarios import what_if_outputs, whatif_options
 from ketacds.engine.api import Engine
 from ketacds.errors import EvaluationError, InputError, RulesetError
-from ketacds.models.load import load_case, read_document
+from ketacds.models.load import read_document
 from ketacds.reporting import render
 from ketacds.vocabulary import ROUTES
 
@@ -90,14 +90,7 @@ def assess(
     for file in files:
         try:
             document = read_document(file)
-            if isinstance(document, dict) and document.get("resourceType") == "Bundle":
-                from ketacds.adapters.fhir import read_bundle_case  # FHIR is imported only when needed
-
-                record, context = read_bundle_case(
-                    document, overrides=overrides, terminology=engine.terminology
-                )
-            else:
-                record, context = load_case(document, overrides=overrides)
+            record, context = case_of_document(document, overrides=overrides, terminology=engine.terminology)
             assessment = engine.assess(record, context)
             label = f"{file.name}: {document['title']}" if document.get("title") else file.name
             what_if = what_if_outputs(engine, record, context, assessment, edits, fmt, title=label)

@@ -1,12 +1,33 @@
-"""Command-line options shared by several ``ketacds`` commands."""
+"""Command-line options, and the reading of a case file, shared by several ``ketacds`` commands."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import click
 
-__all__ = ["BACKEND", "RULES_DIR", "VERIFY_SAMPLE"]
+from ketacds.models.inputs import Context, PatientRecord
+from ketacds.models.load import load_case
+from ketacds.terminology.valuesets import Terminology
+
+__all__ = ["BACKEND", "RULES_DIR", "VERIFY_SAMPLE", "case_of_document"]
+
+
+def case_of_document(
+    document: Any, *, overrides: Mapping[str, Any], terminology: Terminology
+) -> tuple[PatientRecord, Context]:
+    """The record and context of a case document: a FHIR R4 Bundle, or a case (YAML/JSON data).
+
+    ``terminology`` is the engine's, so a Bundle is read with the FHIR tables of the rules
+    it will be assessed with.
+    """
+    if isinstance(document, dict) and document.get("resourceType") == "Bundle":
+        from ketacds.adapters.fhir import read_bundle_case  # FHIR is imported only when needed
+
+        return read_bundle_case(document, overrides=overrides, terminology=terminology)
+    return load_case(document, overrides=overrides)
 
 #: ``--rules DIR``: the ruleset directory, passed to the command as ``rules_dir``.
 RULES_DIR = click.option(

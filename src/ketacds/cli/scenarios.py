@@ -25,11 +25,11 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from ketacds.cli.options import RULES_DIR
+from ketacds.cli.options import RULES_DIR, case_of_document
 from ketacds.engine.api import BackendName, Engine
 from ketacds.errors import InputError, KetacdsError, RulesetError, ScenarioError
 from ketacds.models.inputs import Context, PatientRecord
-from ketacds.models.load import load_case, read_document
+from ketacds.models.load import read_document
 from ketacds.models.results import Assessment
 from ketacds.reporting import render
 from ketacds.scenarios.coverage import REQUIRED_CONFIDENCES, measure_coverage
@@ -396,14 +396,7 @@ def explain(
             extra = [Edit("set", "field", f"{k}={v}") for k, v in overrides.items() if v is not None]
         else:
             document = read_document(file)
-            if isinstance(document, dict) and document.get("resourceType") == "Bundle":
-                from ketacds.adapters.fhir import read_bundle_case  # FHIR is imported only when needed
-
-                record, context = read_bundle_case(
-                    document, overrides=overrides, terminology=engine.terminology
-                )
-            else:
-                record, context = load_case(document, overrides=overrides)
+            record, context = case_of_document(document, overrides=overrides, terminology=engine.terminology)
             extra = []
         record, context = _apply(engine, record, context, [*extra, *_edits(options)])
         analysis = CaseAnalysis(engine, record, context)
