@@ -75,10 +75,18 @@ fuzz: $(BIN)/python
 	$(BIN)/python -m fuzz --target $(TARGET) --cases $(N) --loader-cases $(LOADER_N) \
 	  --cli-cases $(CLI_N) --service-cases $(SERVICE_N) --seed $(SEED) --workers $(FUZZ_WORKERS)
 
-# The performance report (about 10 minutes); rewrites the generated part of docs/performance.md.
+# The performance report (about 25 minutes); rewrites the generated parts of docs/performance.md:
+#   bench.py    throughput, latency, scaling with rules and facts, batch on 1 and 2 workers;
+#   hotpath.py  every stage of an assessment, this tree beside BENCH_BASE in one run (issue 18);
+#   load_cds.py the CDS Hooks service (JWT on) at 50, 100 and 200 requests/s: CPU per request
+#               and latency, this tree beside BENCH_BASE in one run.
+# BENCH_BASE is the previous main to compare with (default: main before issue 18, b325944).
+BENCH_BASE ?= b325944
 bench: $(BIN)/python
-	$(PIP) install ".[batch]"
+	$(PIP) install ".[batch,server]"
 	$(BIN)/python benchmarks/bench.py --write docs/performance.md
+	$(BIN)/python benchmarks/hotpath.py --against $(BENCH_BASE) --write docs/performance.md
+	$(BIN)/python benchmarks/load_cds.py --rates 50,100,200 --against $(BENCH_BASE) --write docs/performance.md
 
 # Memory over 10^6 assessments (10 to 20 minutes).
 bench-memory: $(BIN)/python
