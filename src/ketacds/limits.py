@@ -115,8 +115,49 @@ def find_problem(data: Any) -> tuple[str, str] | None:
 
     Checks nesting depth and every number; iterative, so any depth is safe to walk.
     (The number of values is bounded by :data:`MAX_DOCUMENT_BYTES` for JSON, and by
-    :data:`MAX_NODES` for YAML, whose aliases can multiply it.)
+    :data:`MAX_NODES` for YAML, whose aliases can multiply it.) Almost all input is within
+    the limits, so a quick pass that keeps no field paths decides that first; only input
+    with a problem is walked again to name it.
     """
+    if _within_limits(data):
+        return None
+    return _first_problem(data)
+
+
+_LARGEST_INT = 10 ** (MAX_EXPONENT + 1)
+
+
+def _within_limits(data: Any) -> bool:
+    """Whether no value of ``data`` is past a limit (level by level, no paths kept)."""
+    level = [data]
+    depth = 0
+    while level:
+        below: list[Any] = []
+        for value in level:
+            kind = type(value)
+            if kind is str or value is None or kind is bool:
+                continue
+            if kind is int:
+                if -_LARGEST_INT < value < _LARGEST_INT:
+                    continue
+                return False
+            if isinstance(value, Mapping):
+                below.extend(value.values())
+            elif isinstance(value, list | tuple):
+                below.extend(value)
+            else:
+                if isinstance(value, int | Decimal | float) and _number_reason(value) is not None:
+                    return False
+                continue
+            if depth >= MAX_DEPTH:
+                return False
+        level = below
+        depth += 1
+    return True
+
+
+def _first_problem(data: Any) -> tuple[str, str] | None:
+    """:func:`find_problem`, walking in document order and keeping each value's field path."""
     stack: list[tuple[Any, str, int]] = [(data, "", 0)]
     while stack:
         value, path, depth = stack.pop()
@@ -128,17 +169,20 @@ def find_problem(data: Any) -> tuple[str, str] | None:
             if depth >= MAX_DEPTH:
                 return path or "(top level)", f"nested more than {MAX_DEPTH} levels deep"
             stack.extend((v, join_path(path, i), depth + 1) for i, v in reversed(list(enumerate(value))))
-        elif isinstance(value, int | Decimal):
-            reason = number_problem(value)
-            if reason is not None:
-                return path or "(top level)", reason
-        elif isinstance(value, float):  # JSON read by another parser (a web framework, httpx)
-            if value != value or value in (float("inf"), float("-inf")):
-                return path or "(top level)", "numbers must be finite"
-            reason = number_problem(Decimal(repr(value)))
+        elif isinstance(value, int | Decimal | float):
+            reason = _number_reason(value)
             if reason is not None:
                 return path or "(top level)", reason
     return None
+
+
+def _number_reason(value: int | Decimal | float) -> str | None:
+    """Why a number is past the limits, or ``None``; a float is JSON read by another parser."""
+    if isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            return "numbers must be finite"
+        return number_problem(Decimal(repr(value)))
+    return number_problem(value)
 
 
 def _int(text: str) -> int | Decimal:

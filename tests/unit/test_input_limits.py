@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import given
+from hypothesis import strategies as st
 
 from ketacds import Engine, load_case
 from ketacds.batch.readers import CaseFilesReader, NdjsonReader, read_json
@@ -391,3 +393,41 @@ def test_an_error_quotes_at_most_60_characters_of_the_value():
     assert "patient.sex" == caught.value.path
     assert len(str(caught.value)) < 200
     assert str(caught.value).endswith("...")
+
+
+# -- the quick pass of find_problem -------------------------------------------------------
+
+_numbers = st.one_of(
+    st.integers(min_value=-(10**16), max_value=10**16),
+    st.sampled_from([10**15 - 1, 10**15, -(10**15), -(10**15) + 1, True, False]),
+    st.decimals(allow_nan=True, allow_infinity=True),
+    st.sampled_from([Decimal("1e14"), Decimal("1e15"), Decimal("1e-30"), Decimal("1e-31")]),
+    st.just(Decimal("1" * 41)),
+    st.floats(),
+)
+_leaves = st.one_of(st.none(), st.text(max_size=3), _numbers)
+_documents = st.recursive(
+    _leaves,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3),
+        st.tuples(inner, inner),
+        st.dictionaries(st.text(max_size=2), inner, max_size=3),
+    ),
+    max_leaves=20,
+)
+
+
+def _nested(levels: int, leaf: object) -> object:
+    value = leaf
+    for i in range(levels):
+        value = [value] if i % 2 else {"a": value}
+    return value
+
+
+@given(_documents, st.integers(0, 3), st.integers(MAX_DEPTH - 3, MAX_DEPTH + 1))
+def test_the_quick_pass_names_the_same_first_problem_as_the_full_walk(document, where, levels):
+    """find_problem decides with a quick pass and walks again only to name a problem: same answer."""
+    from ketacds.limits import _first_problem
+
+    for data in (document, _nested(levels, document), [document] * where):
+        assert find_problem(data) == _first_problem(data)
