@@ -411,16 +411,14 @@ class TestEveryFactReachesTheSession:
         record, context = case
         engine = Engine()
         program = engine.warm(context.route, context.jurisdiction)
-        third = engine.facts(record, context).facts[2]  # asserted as durable id "2"
-        body = program._encoder.body
+        batch = program._encoder.batch
 
-        def with_exponent(fact):  # what 0.3.0 sent for a tiny number
-            text = body(fact)
-            if text is not None and fact["id"] == third["id"]:
-                text = text[:-1] + ',"value":1e-05}'
-            return text
+        def with_exponent(facts, heads):  # what 0.3.0 sent for a tiny number
+            texts, numbers, absent = batch(facts, heads)
+            texts[2] = texts[2][:-1] + ',"value":1e-05}'
+            return texts, numbers, absent
 
-        program._encoder.body = with_exponent  # type: ignore[method-assign]
+        program._encoder.batch = with_exponent  # type: ignore[method-assign]
         with pytest.raises(EvaluationError, match="does not hold"):
             engine.assess(record, context)
         assert not program.usable

@@ -7,23 +7,25 @@ semantics (``engine/match.py``), and the fact carries ``true`` under the test's 
 (``capacity.member_property``); "no input fact matches this negated pattern" is one
 property of the single ``absent`` fact (``capacity.absent_property``).
 
-:class:`FactEncoder` gives the same encoding two ways:
+:class:`FactEncoder` gives the encoding two ways:
 
-* :meth:`FactEncoder.encode`, a dict per fact (the definition, read by tests);
-* :meth:`FactEncoder.body`, the JSON text durable_rules parses, byte for byte
-  ``json.dumps(encode(...), separators=(",", ":"))`` without the id and session.
-  This is the hot path of every assessment, so what a field's value gives is
-  remembered: the properties a test field sends depend on its value alone, and the
-  same values (statuses, booleans, small integers, value-set lists) recur from one
-  patient to the next. The memories are bounded (cleared when full), so memory stays
-  flat however many patients are assessed.
+* :meth:`FactEncoder.encode`, a dict per fact, and :meth:`FactEncoder.absent_keys`
+  (what the definition means, read by tests);
+* :meth:`FactEncoder.batch`, the same as the JSON text durable_rules parses, byte for
+  byte ``json.dumps(encode(...), separators=(",", ":"))``, with the absent keys, in one
+  pass over the facts. This is the hot path of every assessment. A test reads its own
+  field only, so what a field gives (its properties' text, and which tests of negated
+  patterns hold, as bits) is a function of the field's value, and the same values
+  (statuses, booleans, small integers, value-set lists) recur from one patient to the
+  next: each field remembers what its recent values gave. The memories are bounded
+  (cleared when full), so memory stays flat however many patients are assessed.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 from ketacds.engine.backends.durable.capacity import absent_property, member_property
 from ketacds.engine.match import compile_test
@@ -32,12 +34,14 @@ from ketacds.ruleset.ir import Pattern, Test
 __all__ = ["FactEncoder"]
 
 Check = Callable[[Mapping[str, Any]], bool]
-_Outcome = TypeVar("_Outcome")
+# What one field of one fact gives: the JSON text of its properties, and the bits of the
+# negated patterns' tests that hold on it.
+_Outcome = tuple[str, int]
 
 # Compact JSON, made once (json.dumps with options builds an encoder per call).
 encode_json = json.JSONEncoder(separators=(",", ":"), check_circular=False).encode
 
-#: Values remembered per field (or value-set field) before its memory is cleared.
+#: Values remembered per field before its memory is cleared.
 MEMO_LIMIT = 1024
 _MISSING = object()
 
@@ -47,115 +51,64 @@ def _true(name: str) -> str:
     return "," + encode_json(name) + ":true"
 
 
-class _ByValue(Generic[_Outcome]):
-    """What one field of a fact gives (``decide(value)``), remembered for recurring values.
+class _Field:
+    """One field of one fact type: what its value gives (:data:`_Outcome`), remembered.
 
-    Tests read their own field only, so the outcome is a function of the field's value.
-    Strings, integers, booleans and lists (value-set ids) recur from one patient to the
-    next and are remembered; other values (``Decimal`` weights and ratios, nearly all
-    distinct) are decided each time.
+    ``texts`` are the test properties the field sends (each with its check) or, for a
+    codes field read by value-set membership, ``members`` are the value-set properties
+    read; ``bits`` are the negated patterns' tests on the field.
     """
 
-    __slots__ = ("decide", "field", "memo", "missing")
+    __slots__ = ("bits", "field", "members", "memo", "missing", "texts")
 
-    def __init__(self, field: str, decide: Callable[[Any], _Outcome], missing: _Outcome) -> None:
+    def __init__(
+        self,
+        field: str,
+        texts: Sequence[tuple[str, Check]] = (),
+        when_missing: Sequence[str] = (),
+        members: frozenset[str] | None = None,
+        bits: Sequence[tuple[int, Test]] = (),
+    ) -> None:
         self.field = field
-        self.decide = decide
-        self.missing = missing  # the outcome when the fact does not have the field
+        self.texts = tuple((_true(name), check) for name, check in texts)
+        self.members = members
+        self.bits = tuple((bit, compile_test(test)) for bit, test in bits)
+        # on a missing field only `present: false` holds (engine/match.py), and no value set
+        missing_bits = sum(bit for bit, test in bits if test.op == "present" and not test.value)
+        self.missing: _Outcome = ("".join(_true(name) for name in when_missing), missing_bits)
         self.memo: dict[Any, _Outcome] = {}
 
-    def of(self, fact: Mapping[str, Any]) -> _Outcome:
-        """The outcome for ``fact``."""
-        value = fact.get(self.field, _MISSING)
-        if value is _MISSING:
-            return self.missing
-        cls = value.__class__
-        if cls is str:
-            key: Any = value
-        elif cls is int or cls is bool:
-            key = (cls, value)  # True == 1, but no test treats them alike
-        elif cls is list:
-            key = (cls, *value)
+    def decide(self, value: Any) -> _Outcome:
+        """What the field gives when it holds ``value`` (not remembered)."""
+        probe = {self.field: value}  # a test reads its own field only
+        if self.members is None:
+            text = "".join(name for name, check in self.texts if check(probe))
         else:
-            return self.decide(value)
-        try:
-            return self.memo[key]
-        except KeyError:
-            outcome = self.decide(value)
-            if len(self.memo) >= MEMO_LIMIT:
-                self.memo.clear()
-            self.memo[key] = outcome
-            return outcome
-        except TypeError:  # an unhashable item in a list
-            return self.decide(value)
+            sent: dict[str, None] = {}  # each property once, in order (as dict keys are)
+            for valueset in value:
+                prop = member_property(self.field, valueset)
+                if prop in self.members:
+                    sent[prop] = None
+            text = "".join(_true(prop) for prop in sent)
+        return text, sum(bit for bit, check in self.bits if check(probe))
 
 
-def _test_text(field: str, checks: Sequence[tuple[str, Check]], when_missing: Sequence[str]) -> _ByValue[str]:
-    """The test properties one field sends, as JSON text."""
-    texts = tuple((_true(name), check) for name, check in checks)
+class _Plan:
+    """How facts of one type are encoded: the fields read, and the negated patterns."""
 
-    def decide(value: Any) -> str:
-        probe = {field: value}  # a test reads its own field only
-        return "".join(text for text, check in texts if check(probe))
+    __slots__ = ("exact", "fields", "head", "patterns")
 
-    return _ByValue(field, decide, "".join(_true(name) for name in when_missing))
-
-
-def _member_text(field: str, members: frozenset[str]) -> _ByValue[str]:
-    """The value-set properties one codes field sends, as JSON text (each once, in order)."""
-
-    def decide(valuesets: Any) -> str:
-        sent: dict[str, None] = {}
-        for valueset in valuesets:
-            prop = member_property(field, valueset)
-            if prop in members:
-                sent[prop] = None
-        return "".join(_true(prop) for prop in sent)
-
-    return _ByValue(field, decide, "")
-
-
-class _Negated:
-    """The negated patterns on one fact type: which of them a fact matches, as a bit mask.
-
-    Each test of each pattern is one bit; a field gives the bits of its tests that hold
-    (remembered by value, :class:`_ByValue`); a pattern matches when all its bits are set.
-    """
-
-    __slots__ = ("fields", "patterns")
-
-    def __init__(self, patterns: Sequence[tuple[str, Pattern]]) -> None:
-        by_field: dict[str, list[tuple[int, Test]]] = {}
-        masks: list[tuple[str, int]] = []
-        bit = 0
-        for key, pattern in patterns:
-            mask = 0
-            for test in pattern.tests:
-                by_field.setdefault(test.field, []).append((1 << bit, test))
-                mask |= 1 << bit
-                bit += 1
-            masks.append((key, mask))
-        self.patterns = tuple(masks)
-        self.fields = tuple(self._bits(field, tests) for field, tests in sorted(by_field.items()))
-
-    @staticmethod
-    def _bits(field: str, tests: Sequence[tuple[int, Test]]) -> _ByValue[int]:
-        checks = tuple((bit, compile_test(test)) for bit, test in tests)
-        # on a missing field only `present: false` holds (engine/match.py)
-        missing = sum(bit for bit, test in tests if test.op == "present" and not test.value)
-
-        def decide(value: Any) -> int:
-            probe = {field: value}
-            return sum(bit for bit, check in checks if check(probe))
-
-        return _ByValue(field, decide, missing)
-
-    def matched(self, fact: Mapping[str, Any]) -> list[str]:
-        """The keys of the patterns ``fact`` (of this type) matches."""
-        bits = 0
-        for field in self.fields:
-            bits |= field.of(fact)
-        return [key for key, mask in self.patterns if bits & mask == mask]
+    def __init__(
+        self,
+        head: str | None,
+        fields: Sequence[_Field],
+        patterns: Sequence[tuple[int, int]],
+        exact: Callable[[Mapping[str, Any]], str] | None,
+    ) -> None:
+        self.head = head  # ',"t":KIND' (None: no durable pattern reads the type)
+        self.fields = tuple(fields)
+        self.patterns = tuple(patterns)  # (the pattern's bit among all, the bits of its tests)
+        self.exact = exact
 
 
 class FactEncoder:
@@ -182,15 +135,12 @@ class FactEncoder:
         # has the field, names that hold when it has not (``present: false``)). Every other
         # test is false on a missing field, so a missing field costs no check at all.
         self._plain = {kind: self._by_field(tests) for kind, tests in self._tests.items()}
-        self._bodies: dict[str, Callable[[Mapping[str, Any]], str]] = {
-            kind: self._body_of(kind) for kind in fields
-        }
         self._absent_keys = tuple(sorted(absent))
         self._absent_text = {key: _true(absent_property(key)) for key in self._absent_keys}
-        negated: dict[str, list[tuple[str, Pattern]]] = {}
-        for key in self._absent_keys:
-            negated.setdefault(absent[key].fact, []).append((key, absent[key]))
-        self._negated = {kind: _Negated(patterns) for kind, patterns in negated.items()}
+        negated: dict[str, list[tuple[int, Pattern]]] = {}
+        for number, key in enumerate(self._absent_keys):
+            negated.setdefault(absent[key].fact, []).append((number, absent[key]))
+        self._plans = {kind: self._plan(kind, negated.get(kind, ())) for kind in {*fields, *negated}}
 
     @staticmethod
     def _by_field(
@@ -210,9 +160,39 @@ class FactEncoder:
             for field in fields
         )
 
-    def reads(self, kind: str) -> bool:
-        """Whether any durable pattern of the program reads facts of type ``kind``."""
-        return kind in self._bodies
+    def _plan(self, kind: str, negated: Sequence[tuple[int, Pattern]]) -> _Plan:
+        # Each test of each negated pattern is one bit; a pattern matches a fact when all
+        # its bits are set (a pattern without tests matches every fact of its type).
+        bits: dict[str, list[tuple[int, Test]]] = {}
+        patterns: list[tuple[int, int]] = []
+        bit = 1
+        for number, pattern in negated:
+            mask = 0
+            for test in pattern.tests:
+                bits.setdefault(test.field, []).append((bit, test))
+                mask |= bit
+                bit <<= 1
+            patterns.append((1 << number, mask))
+        if kind not in self._tests:  # only negated patterns read this type
+            fields = [_Field(field, bits=tests) for field, tests in sorted(bits.items())]
+            return _Plan(None, fields, patterns, None)
+        # The fields in the order the dict encoding adds their properties: test fields,
+        # then codes fields; a field's negation bits go with its first appearance.
+        members = self._members_of[kind]
+        fields = [_Field(name, texts, no, bits=bits.pop(name, ())) for name, texts, no in self._plain[kind]]
+        fields += [_Field(field, members=members, bits=bits.pop(field, ())) for field in self._codes_of[kind]]
+        fields += [_Field(field, bits=tests) for field, tests in sorted(bits.items())]
+        exact = None
+        if members & set(self._tests[kind]):
+            # A value-set property could share a name with a test property (one key in
+            # the dict, two in the text): never on ketacds' rules, but stay exact.
+            def exact(fact: Mapping[str, Any]) -> str:
+                encoded = self.encode("", fact, "")
+                assert encoded is not None
+                del encoded["id"], encoded["sid"]
+                return "," + encode_json(encoded)[1:-1]
+
+        return _Plan(',"t":' + encode_json(kind), fields, patterns, exact)
 
     def test_checks(self, kind: str) -> dict[str, Check]:
         """The boolean properties sent for facts of type ``kind``, each with the check that decides it."""
@@ -241,51 +221,73 @@ class FactEncoder:
                     encoded[prop] = True
         return encoded
 
-    def body(self, fact: Mapping[str, Any]) -> str | None:
-        """The JSON text of :meth:`encode` after the id and session (``,"t":…}``); ``None`` as there."""
-        body = self._bodies.get(fact["t"])
-        return None if body is None else body(fact)
-
-    def body_of(self, kind: str) -> Callable[[Mapping[str, Any]], str] | None:
-        """:meth:`body` for facts of type ``kind`` (``None`` when no rule reads the type)."""
-        return self._bodies.get(kind)
-
-    def _body_of(self, kind: str) -> Callable[[Mapping[str, Any]], str]:
-        head = ',"t":' + encode_json(kind)
-        members = self._members_of[kind]
-        if members & set(self._tests[kind]):
-            # A value-set property could share a name with a test property (one key in
-            # the dict, two in the text): never on ketacds' rules, but stay exact.
-            def exact(fact: Mapping[str, Any]) -> str:
-                encoded = self.encode("", fact, "")
-                assert encoded is not None
-                del encoded["id"], encoded["sid"]
-                return "," + encode_json(encoded)[1:]
-
-            return exact
-        parts = tuple(_test_text(*field) for field in self._plain[kind]) + tuple(
-            _member_text(name, members) for name in self._codes_of[kind]
-        )
-
-        def body(fact: Mapping[str, Any]) -> str:
-            text = head
-            for part in parts:
-                text += part.of(fact)
-            return text + "}"
-
-        return body
-
     def absent_keys(self, facts: Sequence[Mapping[str, Any]]) -> list[str]:
         """The keys of the negated patterns that no input fact matches, sorted."""
-        if not self._negated:
-            return []
-        matched: set[str] = set()
-        negated = self._negated
-        for fact in facts:
-            patterns = negated.get(fact["t"])
-            if patterns is not None:
-                matched.update(patterns.matched(fact))
-        return [key for key in self._absent_keys if key not in matched]
+        return self.batch(facts, None)[2]
+
+    def batch(
+        self, facts: Sequence[Mapping[str, Any]], heads: Sequence[str] | None
+    ) -> tuple[list[str], list[int], list[str]]:
+        """The facts as durable sees them, in one pass.
+
+        Args:
+            facts: the input facts of one assessment.
+            heads: the start of each fact's JSON text by its number (``{"id":…,"sid":…``),
+                or ``None`` for the absent keys alone.
+
+        Returns:
+            The JSON text of each fact some durable pattern reads (``heads[n]`` followed
+            by :meth:`encode`'s properties), the numbers of those facts, and the keys of
+            the negated patterns no fact matches (sorted, as :meth:`absent_keys`).
+        """
+        plans = self._plans
+        texts: list[str] = []
+        numbers: list[int] = []
+        matched = 0  # a bit per negated pattern some fact matches
+        for number, fact in enumerate(facts):
+            plan = plans.get(fact["t"])
+            if plan is None:
+                continue
+            text = "" if plan.head is None else plan.head
+            bits = 0
+            for field in plan.fields:
+                value = fact.get(field.field, _MISSING)
+                if value is _MISSING:
+                    outcome = field.missing
+                else:
+                    cls = value.__class__
+                    if cls is str:
+                        key: Any = value
+                    elif cls is int or cls is bool:
+                        key = (cls, value)  # True == 1, but no test treats them alike
+                    elif cls is list:
+                        key = (cls, *value)
+                    else:  # Decimal weights and ratios: nearly all distinct, not remembered
+                        key = None
+                    if key is None:
+                        outcome = field.decide(value)
+                    else:
+                        try:
+                            outcome = field.memo[key]
+                        except KeyError:
+                            outcome = field.decide(value)
+                            if len(field.memo) >= MEMO_LIMIT:
+                                field.memo.clear()
+                            field.memo[key] = outcome
+                        except TypeError:  # an unhashable item in a list
+                            outcome = field.decide(value)
+                text += outcome[0]
+                bits |= outcome[1]
+            for pattern, mask in plan.patterns:
+                if bits & mask == mask:
+                    matched |= pattern
+            if plan.head is not None and heads is not None:
+                if plan.exact is not None:
+                    text = plan.exact(fact)
+                texts.append(heads[number] + text + "}")
+                numbers.append(number)
+        absent = [key for number, key in enumerate(self._absent_keys) if not matched >> number & 1]
+        return texts, numbers, absent
 
     def absent_text(self, keys: Sequence[str]) -> str:
         """The properties of the ``absent`` fact for these keys (sorted), as JSON text."""

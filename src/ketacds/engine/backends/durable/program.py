@@ -121,8 +121,8 @@ _RULE_NAME = re.compile(r'\{"([^"]+)":')
 _BOUND = re.compile(r'"([^"]+)":\{"id":"([^"]*)"')
 # get_facts returns '[{"id":"0","sid":"1",...},...]': each stored fact's JSON as asserted.
 _STORED_ID = re.compile(r'\{"id":"([^"]*)"')
-# Activation texts remembered per program (each a few hundred bytes) before starting afresh.
-_ACTIVATIONS_REMEMBERED = 4096
+# Activation texts (each a few hundred bytes) and firings remembered per program, before starting afresh.
+_REMEMBERED = 4096
 
 
 class _Alternative:
@@ -164,6 +164,11 @@ class _Alternative:
         self.rule_aliases = {rule_alias: durable for durable, rule_alias, _ in joins if rule_alias}
 
 
+# What an activation means (DurableProgram._prepare): the alternative, whether it has guards,
+# the one fact it reports (or None), every fact it reports, and the facts by durable alias.
+_Prepared = tuple[_Alternative, bool, "int | str | None", tuple["int | str", ...], dict[str, "int | str"]]
+
+
 class DurableProgram:
     """The rules for one route and jurisdiction, compiled into one durable ruleset.
 
@@ -198,7 +203,8 @@ class DurableProgram:
         self._heads: list[str] = []
         self._marker_head = ""  # the same for the `absent` marker
         # Each activation text seen (bounded), with what it means (see _prepare).
-        self._activations: dict[str, tuple[_Alternative, tuple[int | str, ...], dict[str, int | str]]] = {}
+        self._activations: dict[str, _Prepared] = {}
+        self._made: dict[tuple[str, tuple[str, ...]], RawFiring] = {}  # firings made (bounded)
         self.session_resets = 0  # sessions found not empty after an assessment (expected: 0)
         with DurableProgram._counter_lock:
             DurableProgram._counter += 1
@@ -369,18 +375,11 @@ class DurableProgram:
         heads = self._heads
         if len(heads) < len(facts):
             heads.extend(self._head(number, sid) for number in range(len(heads), len(facts)))
-        # The batch as JSON text, made directly (the same bytes as encoding the dicts).
-        encoder = self._encoder
-        parts: list[str] = []
-        asserted: list[int] = []  # the numbers of the facts asserted
-        for number, fact in enumerate(facts):
-            body = encoder.body(fact)
-            if body is not None:
-                parts.append(heads[number] + body)
-                asserted.append(number)
-        absent = encoder.absent_keys(facts)
+        # The batch as JSON text, made directly (the same bytes as encoding the dicts);
+        # `asserted` holds the numbers of the facts asserted.
+        parts, asserted, absent = self._encoder.batch(facts, heads)
         if absent:
-            parts.append(self._marker_head + encoder.absent_text(absent) + "}")
+            parts.append(self._marker_head + self._encoder.absent_text(absent) + "}")
         if not parts:
             return RawResult(())  # nothing any rule reads: nothing can fire
         payload = "[" + ",".join(parts) + "]"
@@ -400,21 +399,16 @@ class DurableProgram:
             if failure is None:
                 # One firing, inline (this loop runs about 20 times per assessment).
                 try:
-                    alt, refs, binding = prepared.get(message) or self._prepare(message)
+                    alt, guarded, one, refs, binding = prepared.get(message) or self._prepare(message)
                     if action_hook is not None:
                         action_hook(alt.rule_id)
-                    if (not alt.missing_flags or not any(flag in derived for flag in alt.missing_flags)) and (
-                        not alt.joins or self._joins_hold(alt, binding, facts)
-                    ):
-                        # a flag this alternative needs absent has not been derived, and
-                        # the tests between its facts hold: the rule fires on these facts
-                        if len(refs) == 1:
-                            ref = refs[0]
-                            ids: tuple[str, ...] = (ref if isinstance(ref, str) else facts[ref]["id"],)
-                        else:
+                    if not guarded or self._holds(alt, binding, facts, derived):
+                        if one is None:
                             ids = tuple(
                                 sorted({ref if isinstance(ref, str) else facts[ref]["id"] for ref in refs})
                             )
+                        else:
+                            ids = (one if isinstance(one, str) else facts[one]["id"],)
                         firings.add((alt.rule_id, ids))
                         if alt.flags:
                             self._derive(alt, sid, derived)
@@ -441,7 +435,21 @@ class DurableProgram:
             if isinstance(cause, EvaluationError):
                 raise cause
             raise EvaluationError(f"{type(cause).__name__}: {cause}", rule_id=rule_id) from cause
-        return RawResult(tuple(RawFiring(rule_id, ids) for rule_id, ids in sorted(firings)))
+        return RawResult(tuple(self._firing(key) for key in sorted(firings)))
+
+    def _firing(self, key: tuple[str, tuple[str, ...]]) -> RawFiring:
+        """The firing of rule ``key[0]`` on facts ``key[1]``, made once.
+
+        Firings recur: most are on the patient or the plan, whose ids are the same in
+        every assessment.
+        """
+        firing = self._made.get(key)
+        if firing is None:
+            firing = RawFiring(*key)
+            if len(self._made) >= _REMEMBERED:
+                self._made.clear()
+            self._made[key] = firing
+        return firing
 
     def _head(self, number: int, sid: str) -> str:
         """How fact number ``number`` starts when asserted in session ``sid``: ``{"id":"N","sid":"S"``."""
@@ -544,18 +552,22 @@ class DurableProgram:
         ((name, facts),) = json.loads(message).items()
         return self._alternatives[name], {alias: str(fact["id"]) for alias, fact in facts.items()}
 
-    def _prepare(self, message: str) -> tuple[_Alternative, tuple[int | str, ...], dict[str, int | str]]:
+    def _prepare(self, message: str) -> _Prepared:
         """What an activation means, remembered by its text.
 
-        That is the alternative, the facts it reports (a fact's number in the assessment,
-        or a flag's id) and, for joins, the fact bound to each durable alias. The text
-        names the session and each fact's number and properties, so the same text always
-        means the same thing.
+        That is the alternative; whether it has guards to check when firing (flags that
+        must not be derived, tests between its facts); the facts it reports (each a
+        fact's number in the assessment, or a flag's id; ``one`` when there is exactly
+        one) and, for joins, the fact bound to each durable alias. The text names the
+        session and each fact's number and properties, so the same text always means the
+        same thing.
         """
         alt, bound = self._parse(message)
         refs = {alias: self._ref(bound[alias]) for alias in alt.report_aliases}
-        entry = (alt, tuple(refs.values()), refs if alt.joins else {})
-        if len(self._activations) >= _ACTIVATIONS_REMEMBERED:
+        reported = tuple(refs.values())
+        one = reported[0] if len(reported) == 1 else None
+        entry = (alt, bool(alt.missing_flags or alt.joins), one, reported, refs if alt.joins else {})
+        if len(self._activations) >= _REMEMBERED:
             self._activations.clear()
         self._activations[message] = entry
         return entry
@@ -575,10 +587,22 @@ class DurableProgram:
         except Exception:
             return "(unknown)"
 
-    def _joins_hold(
-        self, alt: _Alternative, binding: Mapping[str, int | str], facts: Sequence[Mapping[str, Any]]
+    def _holds(
+        self,
+        alt: _Alternative,
+        binding: Mapping[str, int | str],
+        facts: Sequence[Mapping[str, Any]],
+        derived: set[str],
     ) -> bool:
-        """Check the tests that compare one matched fact with another, on our own facts."""
+        """Whether an activation of ``alt`` passes its guards.
+
+        That is: no flag it needs absent has been derived, and the tests that compare one
+        matched fact with another hold (checked on our own facts).
+        """
+        if alt.missing_flags and any(flag in derived for flag in alt.missing_flags):
+            return False
+        if not alt.joins:
+            return True
         flags = self._flag_facts
         bound = {alias: flags[ref] if isinstance(ref, str) else facts[ref] for alias, ref in binding.items()}
         env = {rule_alias: bound[durable] for rule_alias, durable in alt.rule_aliases.items()}
