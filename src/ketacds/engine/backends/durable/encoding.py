@@ -43,6 +43,9 @@ encode_json = json.JSONEncoder(separators=(",", ":"), check_circular=False).enco
 
 #: Values remembered per field before its memory is cleared.
 MEMO_LIMIT = 1024
+# Lookups after which a fact type whose facts were found less than half the time stops
+# being remembered as a whole.
+_TRIAL = 512
 _MISSING = object()
 
 
@@ -94,9 +97,27 @@ class _Field:
 
 
 class _Plan:
-    """How facts of one type are encoded: the fields read, and the negated patterns."""
+    """How facts of one type are encoded: the fields read, and the negated patterns.
 
-    __slots__ = ("exact", "fields", "head", "patterns")
+    What a whole fact gives is remembered too, keyed by the values of the fields read
+    (with their types: ``True == 1`` but no test treats them alike; equal numbers of
+    different types compare alike in every test) and the items of its codes field. A
+    type whose facts rarely repeat (the patient, with its ``Decimal`` BMI) stops being
+    remembered after :data:`_TRIAL` lookups that found less than half.
+    """
+
+    __slots__ = (
+        "codes",
+        "defaults",
+        "exact",
+        "fields",
+        "head",
+        "lookups",
+        "memo",
+        "misses",
+        "names",
+        "patterns",
+    )
 
     def __init__(
         self,
@@ -109,6 +130,72 @@ class _Plan:
         self.fields = tuple(fields)
         self.patterns = tuple(patterns)  # (the pattern's bit among all, the bits of its tests)
         self.exact = exact
+        codes = {field.field for field in self.fields if field.members is not None}
+        self.names = tuple(sorted({field.field for field in self.fields} - codes))
+        self.defaults = (_MISSING,) * len(self.names)
+        self.codes = next(iter(codes)) if len(codes) == 1 else None
+        remember = exact is None and len(codes) <= 1
+        self.memo: dict[Any, _Outcome] | None = {} if remember else None
+        self.lookups = self.misses = 0
+
+    def outcome(self, fact: Mapping[str, Any]) -> _Outcome:
+        """What ``fact`` gives: its JSON text after the id and session, and its negation bits."""
+        memo = self.memo
+        if memo is None:
+            return self.by_field(fact)
+        values = tuple(map(fact.get, self.names, self.defaults))
+        codes = _MISSING if self.codes is None else fact.get(self.codes, _MISSING)
+        try:
+            key = (values, tuple(map(type, values)), codes if codes is _MISSING else tuple(codes))
+            outcome = memo[key]
+        except KeyError:
+            outcome = self.by_field(fact)
+            self.misses += 1
+            if len(memo) >= MEMO_LIMIT:
+                memo.clear()
+            memo[key] = outcome
+        except TypeError:  # an unhashable value
+            return self.by_field(fact)
+        self.lookups += 1
+        if self.lookups == _TRIAL and self.misses * 2 > _TRIAL:
+            self.memo = None  # facts of this type rarely repeat: remembering only costs
+        return outcome
+
+    def by_field(self, fact: Mapping[str, Any]) -> _Outcome:
+        """:meth:`outcome`, field by field (each field remembers its recent values)."""
+        text = "" if self.head is None else self.head
+        bits = 0
+        for field in self.fields:
+            value = fact.get(field.field, _MISSING)
+            if value is _MISSING:
+                outcome = field.missing
+            else:
+                cls = value.__class__
+                if cls is str:
+                    key: Any = value
+                elif cls is int or cls is bool:
+                    key = (cls, value)  # True == 1, but no test treats them alike
+                elif cls is list:
+                    key = (cls, *value)
+                else:  # Decimal weights and ratios: nearly all distinct, not remembered
+                    key = None
+                if key is None:
+                    outcome = field.decide(value)
+                else:
+                    try:
+                        outcome = field.memo[key]
+                    except KeyError:
+                        outcome = field.decide(value)
+                        if len(field.memo) >= MEMO_LIMIT:
+                            field.memo.clear()
+                        field.memo[key] = outcome
+                    except TypeError:  # an unhashable item in a list
+                        outcome = field.decide(value)
+            text += outcome[0]
+            bits |= outcome[1]
+        if self.exact is not None:
+            text = self.exact(fact)
+        return text, bits
 
 
 class FactEncoder:
@@ -248,42 +335,11 @@ class FactEncoder:
             plan = plans.get(fact["t"])
             if plan is None:
                 continue
-            text = "" if plan.head is None else plan.head
-            bits = 0
-            for field in plan.fields:
-                value = fact.get(field.field, _MISSING)
-                if value is _MISSING:
-                    outcome = field.missing
-                else:
-                    cls = value.__class__
-                    if cls is str:
-                        key: Any = value
-                    elif cls is int or cls is bool:
-                        key = (cls, value)  # True == 1, but no test treats them alike
-                    elif cls is list:
-                        key = (cls, *value)
-                    else:  # Decimal weights and ratios: nearly all distinct, not remembered
-                        key = None
-                    if key is None:
-                        outcome = field.decide(value)
-                    else:
-                        try:
-                            outcome = field.memo[key]
-                        except KeyError:
-                            outcome = field.decide(value)
-                            if len(field.memo) >= MEMO_LIMIT:
-                                field.memo.clear()
-                            field.memo[key] = outcome
-                        except TypeError:  # an unhashable item in a list
-                            outcome = field.decide(value)
-                text += outcome[0]
-                bits |= outcome[1]
+            text, bits = plan.outcome(fact)
             for pattern, mask in plan.patterns:
                 if bits & mask == mask:
                     matched |= pattern
             if plan.head is not None and heads is not None:
-                if plan.exact is not None:
-                    text = plan.exact(fact)
                 texts.append(heads[number] + text + "}")
                 numbers.append(number)
         absent = [key for number, key in enumerate(self._absent_keys) if not matched >> number & 1]
