@@ -46,14 +46,15 @@ def test_program_load_counts_the_widest_fact_the_engine_asserts(route, jurisdict
     compiled = DurableProgram(f"width_{route}_{jurisdiction}", rules, stratify(ruleset.rules))
     try:
         widths = program_load(rules).widths
-        for kind in list(compiled._plain):
+        encoder = compiled._encoder
+        for kind in list(encoder._plain):
             # Every test outcome true (no real fact passes them all: each is one property).
             names = compiled.test_checks(kind)
-            compiled._plain[kind] = (("t", tuple((name, lambda _fact: True) for name in names), ()),)
+            encoder._plain[kind] = (("t", tuple((name, lambda _fact: True) for name in names), ()),)
             fact: dict[str, object] = {"t": kind, "id": "x"}
-            for codes in compiled._codes_of[kind]:
+            for codes in encoder._codes_of[kind]:
                 prefix = f"{codes}:"
-                members = compiled._members_of[kind]
+                members = encoder._members_of[kind]
                 fact[codes] = [m.removeprefix(prefix) for m in members if m.startswith(prefix)]
             assert len(compiled.encode("0", fact, "1") or {}) == widths[kind], kind
         absent = {"id": "absent", "sid": "1", "t": "absent"} | dict.fromkeys(compiled.absent_patterns, True)

@@ -92,7 +92,8 @@ from ketacds.engine.backends.durable.capacity import (
     member_property,
     test_property,
 )
-from ketacds.engine.match import compile_pattern, compile_test, passes
+from ketacds.engine.backends.durable.encoding import FactEncoder
+from ketacds.engine.match import compile_test, passes
 from ketacds.engine.raw import RawFiring, RawResult, flag_fact, flag_id
 from ketacds.errors import EngineCapacityError, EvaluationError
 from ketacds.ruleset.ir import Pattern, Ref, Rule, Test
@@ -120,6 +121,8 @@ _RULE_NAME = re.compile(r'\{"([^"]+)":')
 _BOUND = re.compile(r'"([^"]+)":\{"id":"([^"]*)"')
 # get_facts returns '[{"id":"0","sid":"1",...},...]': each stored fact's JSON as asserted.
 _STORED_ID = re.compile(r'\{"id":"([^"]*)"')
+# Activation texts (each a few hundred bytes) and firings remembered per program, before starting afresh.
+_REMEMBERED = 4096
 
 
 class _Alternative:
@@ -161,6 +164,11 @@ class _Alternative:
         self.rule_aliases = {rule_alias: durable for durable, rule_alias, _ in joins if rule_alias}
 
 
+# What an activation means (DurableProgram._prepare): the alternative, whether it has guards,
+# the one fact it reports (or None), every fact it reports, and the facts by durable alias.
+_Prepared = tuple[_Alternative, bool, "int | str | None", tuple["int | str", ...], dict[str, "int | str"]]
+
+
 class DurableProgram:
     """The rules for one route and jurisdiction, compiled into one durable ruleset.
 
@@ -184,21 +192,19 @@ class DurableProgram:
         self.definition = self._compile(rules, strata)
         capacity.refuse_beyond_limits(self.name, len(self.definition), rules)
         self._check_ids()
-        # Per fact type, the tests grouped by field: (field, (name, check) for when the fact
-        # has the field, names that hold when it has not (``present: false``)). Every other
-        # test is false on a missing field, so a missing field costs no check at all.
-        self._plain = {kind: self._by_field(tests) for kind, tests in self._fields.items()}
-        self._codes_of = {kind: tuple(sorted(self._codes.get(kind, ()))) for kind in self._fields}
-        self._members_of = {kind: frozenset(self._members.get(kind, ())) for kind in self._fields}
-        self._absent_checks = tuple(
-            (key, pattern.fact, compile_pattern(pattern)) for key, pattern in sorted(self._absent.items())
-        )
+        self._encoder = FactEncoder(self._fields, self._codes, self._members, self._absent)
         self._flag_facts = {fid: flag_fact(flag) for flag, fid in self._flag_ids.items()}
         self._flag_json = {flag: self._flag_text(flag, fid) for flag, fid in self._flag_ids.items()}
         self._lock = threading.Lock()
         self._broken: str | None = None
         self._sessions = 0  # sessions opened so far (each gets the next number as its sid)
         self._sid: str | None = None  # the open session, reused by every assessment
+        # '{"id":"N","sid":"S"': how fact number N of an assessment starts in the open session.
+        self._heads: list[str] = []
+        self._marker_head = ""  # the same for the `absent` marker
+        # Each activation text seen (bounded), with what it means (see _prepare).
+        self._activations: dict[str, _Prepared] = {}
+        self._made: dict[tuple[str, tuple[str, ...]], RawFiring] = {}  # firings made (bounded)
         self.session_resets = 0  # sessions found not empty after an assessment (expected: 0)
         with DurableProgram._counter_lock:
             DurableProgram._counter += 1
@@ -276,27 +282,9 @@ class DurableProgram:
                 terms.append({name: True})
         return terms[0] if len(terms) == 1 else {"$and": terms}
 
-    @staticmethod
-    def _by_field(
-        tests: Mapping[str, tuple[Test, Callable[[Mapping[str, Any]], bool]]],
-    ) -> tuple[tuple[str, tuple[tuple[str, Callable[[Mapping[str, Any]], bool]], ...], tuple[str, ...]], ...]:
-        fields = sorted({test.field for test, _ in tests.values()})
-        return tuple(
-            (
-                field,
-                tuple((name, check) for name, (test, check) in sorted(tests.items()) if test.field == field),
-                tuple(
-                    name
-                    for name, (test, _) in sorted(tests.items())
-                    if test.field == field and test.op == "present" and not test.value
-                ),
-            )
-            for field in fields
-        )
-
     def test_checks(self, kind: str) -> dict[str, Callable[[Mapping[str, Any]], bool]]:
         """The boolean properties sent for facts of type ``kind``, each with the check that decides it."""
-        return {name: check for name, (_, check) in sorted(self._fields.get(kind, {}).items())}
+        return self._encoder.test_checks(kind)
 
     def _flag_text(self, flag: str, fid: str) -> tuple[str, str]:
         """A derived flag's fact as durable sees it, as JSON text split where the sid goes."""
@@ -329,33 +317,11 @@ class DurableProgram:
 
     def absent_keys(self, facts: Sequence[Mapping[str, Any]]) -> list[str]:
         """The keys of the negated patterns that no input fact matches, sorted."""
-        by_type: dict[str, list[Mapping[str, Any]]] = {}
-        for fact in facts:
-            by_type.setdefault(fact["t"], []).append(fact)
-        return [key for key, kind, check in self._absent_checks if not any(map(check, by_type.get(kind, ())))]
+        return self._encoder.absent_keys(facts)
 
     def encode(self, durable_id: str, fact: Mapping[str, Any], sid: str) -> dict[str, Any] | None:
         """The fact as durable sees it (``None`` when no rule of this program reads its type)."""
-        kind = fact["t"]
-        plain = self._plain.get(kind)
-        if plain is None:
-            return None
-        encoded: dict[str, Any] = {"id": durable_id, "sid": sid, "t": kind}
-        for field, checks, when_missing in plain:
-            if field in fact:
-                for name, check in checks:
-                    if check(fact):
-                        encoded[name] = True
-            else:
-                for name in when_missing:
-                    encoded[name] = True
-        members = self._members_of[kind]
-        for name in self._codes_of[kind]:
-            for valueset in fact.get(name, ()):
-                prop = member_property(name, valueset)
-                if prop in members:
-                    encoded[prop] = True
-        return encoded
+        return self._encoder.encode(durable_id, fact, sid)
 
     def run(
         self, facts: Sequence[Mapping[str, Any]], *, action_hook: Callable[[str], None] | None = None
@@ -405,23 +371,18 @@ class DurableProgram:
     def _run(
         self, facts: Sequence[Mapping[str, Any]], action_hook: Callable[[str], None] | None
     ) -> RawResult:
-        batch = []
-        asserted: dict[str, Mapping[str, Any]] = dict(self._flag_facts)
         sid = self._sid if self._sid is not None else self._open_session()
-        for number, fact in enumerate(facts):
-            durable_id = self._durable_id(number)
-            encoded = self.encode(durable_id, fact, sid)
-            if encoded is not None:
-                batch.append(encoded)
-                asserted[durable_id] = fact
-        absent = self.absent_keys(facts)
+        heads = self._heads
+        if len(heads) < len(facts):
+            heads.extend(self._head(number, sid) for number in range(len(heads), len(facts)))
+        # The batch as JSON text, made directly (the same bytes as encoding the dicts);
+        # `asserted` holds the numbers of the facts asserted.
+        parts, asserted, absent = self._encoder.batch(facts, heads)
         if absent:
-            marker: dict[str, Any] = {"id": _ABSENT_ID, "sid": sid, "t": ABSENT}
-            marker.update((absent_property(key), True) for key in absent)
-            batch.append(marker)
-        if not batch:
+            parts.append(self._marker_head + self._encoder.absent_text(absent) + "}")
+        if not parts:
             return RawResult(())  # nothing any rule reads: nothing can fire
-        payload = _encode_json(batch)
+        payload = "[" + ",".join(parts) + "]"
         code, state = _dre.assert_facts(self._handle, payload)
         firings: set[tuple[str, tuple[str, ...]]] = set()
         derived: set[str] = set()
@@ -433,17 +394,31 @@ class DurableProgram:
             )
         result = _dre.start_action_for_state(self._handle, state)
         message = result[1] if result else None
+        prepared = self._activations
         while message is not None:
             if failure is None:
+                # One firing, inline (this loop runs about 20 times per assessment).
                 try:
-                    self._fire(message, sid, asserted, firings, derived, action_hook)
+                    alt, guarded, one, refs, binding = prepared.get(message) or self._prepare(message)
+                    if action_hook is not None:
+                        action_hook(alt.rule_id)
+                    if not guarded or self._holds(alt, binding, facts, derived):
+                        if one is None:
+                            ids = tuple(
+                                sorted({ref if isinstance(ref, str) else facts[ref]["id"] for ref in refs})
+                            )
+                        else:
+                            ids = (one if isinstance(one, str) else facts[one]["id"],)
+                        firings.add((alt.rule_id, ids))
+                        if alt.flags:
+                            self._derive(alt, sid, derived)
                 except Exception as action_error:
                     failure = (self._rule_of(message), action_error)
             message = _dre.complete_and_start_action(self._handle, state)
         # The agenda is drained. Proof that durable holds every fact we asserted (it has
         # been seen to stop reading a batch part way and still return success):
         # nothing is ever retracted during an assessment, so each must be stored now.
-        missing = self._missing(sid, batch, derived)
+        missing = self._missing(sid, asserted, bool(absent), derived)
         self._clear_session(sid, payload, derived)  # the agenda is drained: safe to clean
         if missing and failure is None:
             # durable_rules misread what we sent: its state cannot be trusted any more.
@@ -451,7 +426,7 @@ class DurableProgram:
             failure = (
                 "(assertion)",
                 EvaluationError(
-                    f"durable_rules does not hold {len(missing)} of the {len(batch) + len(derived)} facts "
+                    f"durable_rules does not hold {len(missing)} of the {len(parts) + len(derived)} facts "
                     f"asserted (durable ids {', '.join(missing[:5])}): no result is given"
                 ),
             )
@@ -460,14 +435,53 @@ class DurableProgram:
             if isinstance(cause, EvaluationError):
                 raise cause
             raise EvaluationError(f"{type(cause).__name__}: {cause}", rule_id=rule_id) from cause
-        return RawResult(tuple(RawFiring(rule_id, ids) for rule_id, ids in sorted(firings)))
+        return RawResult(tuple(self._firing(key) for key in sorted(firings)))
 
-    def _missing(self, sid: str, batch: Sequence[Mapping[str, Any]], derived: set[str]) -> list[str]:
+    def _firing(self, key: tuple[str, tuple[str, ...]]) -> RawFiring:
+        """The firing of rule ``key[0]`` on facts ``key[1]``, made once.
+
+        Firings recur: most are on the patient or the plan, whose ids are the same in
+        every assessment.
+        """
+        firing = self._made.get(key)
+        if firing is None:
+            firing = RawFiring(*key)
+            if len(self._made) >= _REMEMBERED:
+                self._made.clear()
+            self._made[key] = firing
+        return firing
+
+    def _head(self, number: int, sid: str) -> str:
+        """How fact number ``number`` starts when asserted in session ``sid``: ``{"id":"N","sid":"S"``."""
+        return '{"id":' + _encode_json(self._durable_id(number)) + ',"sid":' + _encode_json(sid)
+
+    def _derive(self, alt: _Alternative, sid: str, derived: set[str]) -> None:
+        """Assert the flags ``alt``'s rule derives that are not derived yet."""
+        for flag in alt.flags:
+            if flag not in derived:
+                derived.add(flag)
+                head, tail = self._flag_json[flag]
+                code, _ = _dre.assert_fact(self._handle, head + sid + tail)
+                if code != 0:
+                    raise EvaluationError(
+                        f"durable_rules return code {code} asserting flag {flag!r}", rule_id=alt.rule_id
+                    )
+
+    def _missing(self, sid: str, asserted: Sequence[int], marker: bool, derived: set[str]) -> list[str]:
         """The durable ids of the facts asserted in this assessment that the session does not hold."""
-        stored = set(_STORED_ID.findall(_dre.get_facts(self._handle, sid)))
-        expected = [str(fact["id"]) for fact in batch]
-        expected.extend(self._flag_ids[flag] for flag in sorted(derived))
-        return [fid for fid in expected if fid not in stored]
+        stored = _dre.get_facts(self._handle, sid)
+        expected = len(asserted) + marker + len(derived)
+        # The session was empty before this assessment (checked after every assessment and
+        # when it is opened), so it holds only facts asserted now, each under a distinct id:
+        # as many stored as asserted means all of them are.
+        if stored.count('{"id":"') == expected:
+            return []
+        held = set(_STORED_ID.findall(stored))
+        ids = [self._durable_id(number) for number in asserted]
+        if marker:
+            ids.append(_ABSENT_ID)
+        ids.extend(self._flag_ids[flag] for flag in sorted(derived))
+        return [fid for fid in ids if fid not in held]
 
     def _open_session(self) -> str:
         """Open the session assessments reuse, with one warm-up firing (see the module notes)."""
@@ -481,10 +495,14 @@ class DurableProgram:
             fired += 1
             result = _dre.complete_and_start_action(self._handle, state)
         _dre.retract_fact(self._handle, warmup)
-        if (code, fired) != (0, 1):  # pragma: no cover - durable_rules changed under us
+        if (code, fired) != (0, 1) or _dre.get_facts(self._handle, sid) != "[]":  # pragma: no cover
+            # durable_rules changed under us
             self._broken = f"the warm-up of a new session fired {fired} actions (code {code})"
             raise EvaluationError(f"durable_rules failed: {self._broken}")
         self._sid = sid
+        self._heads = []
+        self._marker_head = '{"id":' + _encode_json(_ABSENT_ID) + ',"sid":' + _encode_json(sid) + ',"t":'
+        self._marker_head += _encode_json(ABSENT)
         return sid
 
     def _clear_session(self, sid: str, payload: str, derived: set[str]) -> None:
@@ -534,49 +552,61 @@ class DurableProgram:
         ((name, facts),) = json.loads(message).items()
         return self._alternatives[name], {alias: str(fact["id"]) for alias, fact in facts.items()}
 
+    def _prepare(self, message: str) -> _Prepared:
+        """What an activation means, remembered by its text.
+
+        That is the alternative; whether it has guards to check when firing (flags that
+        must not be derived, tests between its facts); the facts it reports (each a
+        fact's number in the assessment, or a flag's id; ``one`` when there is exactly
+        one) and, for joins, the fact bound to each durable alias. The text names the
+        session and each fact's number and properties, so the same text always means the
+        same thing.
+        """
+        alt, bound = self._parse(message)
+        refs = {alias: self._ref(bound[alias]) for alias in alt.report_aliases}
+        reported = tuple(refs.values())
+        one = reported[0] if len(reported) == 1 else None
+        entry = (alt, bool(alt.missing_flags or alt.joins), one, reported, refs if alt.joins else {})
+        if len(self._activations) >= _REMEMBERED:
+            self._activations.clear()
+        self._activations[message] = entry
+        return entry
+
+    def _ref(self, durable_id: str) -> int | str:
+        """A fact bound in an activation: its number in the assessment, or a flag's id."""
+        if durable_id in self._flag_facts:
+            return durable_id
+        number = int(durable_id)
+        if self._durable_id(number) != durable_id:
+            raise KeyError(durable_id)
+        return number
+
     def _rule_of(self, message: str) -> str:
         try:
             return self._parse(message)[0].rule_id
         except Exception:
             return "(unknown)"
 
-    def _fire(
+    def _holds(
         self,
-        message: str,
-        sid: str,
-        asserted: Mapping[str, Mapping[str, Any]],
-        firings: set[tuple[str, tuple[str, ...]]],
+        alt: _Alternative,
+        binding: Mapping[str, int | str],
+        facts: Sequence[Mapping[str, Any]],
         derived: set[str],
-        action_hook: Callable[[str], None] | None,
-    ) -> None:
-        alt, bound = self._parse(message)
-        if action_hook is not None:
-            action_hook(alt.rule_id)
-        if alt.missing_flags and any(flag in derived for flag in alt.missing_flags):
-            return  # a flag this alternative needs absent has been derived: it does not hold
-        if alt.joins and not self._joins_hold(alt, bound, asserted):
-            return
-        ids = sorted({asserted[bound[alias]]["id"] for alias in alt.report_aliases})
-        firings.add((alt.rule_id, tuple(ids)))
-        for flag in alt.flags:
-            if flag not in derived:
-                derived.add(flag)
-                head, tail = self._flag_json[flag]
-                code, _ = _dre.assert_fact(self._handle, head + sid + tail)
-                if code != 0:
-                    raise EvaluationError(
-                        f"durable_rules return code {code} asserting flag {flag!r}", rule_id=alt.rule_id
-                    )
-
-    @staticmethod
-    def _joins_hold(
-        alt: _Alternative, bound: Mapping[str, str], asserted: Mapping[str, Mapping[str, Any]]
     ) -> bool:
-        """Check the tests that compare one matched fact with another, on our own facts."""
-        env = {rule_alias: asserted[bound[durable]] for rule_alias, durable in alt.rule_aliases.items()}
-        return all(
-            passes(test, asserted[bound[durable]], env) for durable, _, tests in alt.joins for test in tests
-        )
+        """Whether an activation of ``alt`` passes its guards.
+
+        That is: no flag it needs absent has been derived, and the tests that compare one
+        matched fact with another hold (checked on our own facts).
+        """
+        if alt.missing_flags and any(flag in derived for flag in alt.missing_flags):
+            return False
+        if not alt.joins:
+            return True
+        flags = self._flag_facts
+        bound = {alias: flags[ref] if isinstance(ref, str) else facts[ref] for alias, ref in binding.items()}
+        env = {rule_alias: bound[durable] for rule_alias, durable in alt.rule_aliases.items()}
+        return all(passes(test, bound[durable], env) for durable, _, tests in alt.joins for test in tests)
 
     def close(self) -> None:
         """Free the session and the C ruleset. The program cannot be used afterwards."""
