@@ -66,8 +66,47 @@ def normalise_code(system: str, code: str) -> str:
     return code
 
 
+_WORD = re.compile(r"[a-z0-9]+")
+
+
 def _words(text: str) -> str:
-    return " ".join(re.findall(r"[a-z0-9]+", text.lower()))
+    """The words of a text, case folded and joined by single spaces: ``"Diazepam-5MG"`` → ``"diazepam 5mg"``."""
+    return " ".join(_WORD.findall(text.lower()))
+
+
+class _WordIndex:
+    """Names, as their :func:`_words`, found as whole words inside a text by their first word.
+
+    A name occurs in a text when its words are a run of the text's words, the same test
+    as ``f" {name} " in f" {_words(text)} "``, but one dict lookup per word of the text
+    instead of a scan of every name. Built once; read-only afterwards (safe to share
+    between threads).
+    """
+
+    def __init__(self, table: Mapping[str, set[str]]) -> None:
+        # First word → (the words after it, the ids the name gives).
+        self._by_first: dict[str, list[tuple[list[str], frozenset[str]]]] = {}
+        # A name with no word at all matches only a text with no word at all.
+        self._wordless: frozenset[str] = frozenset(table.get("", ()))
+        for words, ids in table.items():
+            if words:
+                first, *rest = words.split(" ")
+                self._by_first.setdefault(first, []).append((rest, frozenset(ids)))
+
+    def find(self, text: str) -> set[str]:
+        """The ids of every name occurring in ``text`` as whole words."""
+        words = _WORD.findall(text.lower())
+        if not words:
+            return set(self._wordless)
+        found: set[str] = set()
+        by_first = self._by_first
+        for index, word in enumerate(words):
+            entries = by_first.get(word)
+            if entries is not None:
+                for rest, ids in entries:
+                    if not rest or words[index + 1 : index + 1 + len(rest)] == rest:
+                        found |= ids
+        return found
 
 
 class Terminology:
@@ -147,6 +186,9 @@ class Terminology:
                 if code.display and (found := ingredient_names.get(_words(code.display))):
                     key = (code.system, normalise_code(code.system, code.code))
                     self._ingredient_of_code.setdefault(key, set()).add(found)
+        self._name_index = _WordIndex(self._name_words)
+        self._synonym_index = _WordIndex(self._synonym_words)
+        self._ingredient_index = _WordIndex(self._ingredient_of_name)
         self._cache: dict[tuple[str | None, str | None, str | None, bool], tuple[str, ...]] = {}
 
     @property
@@ -189,7 +231,7 @@ class Terminology:
             if name:
                 found |= self._names.get(normalise_name(name), set())
                 if words:
-                    found |= self._in_text(name, self._name_words)
+                    found |= self._name_index.find(name)
             tags = self._cache[key] = tuple(sorted(found))
         return tags
 
@@ -206,21 +248,16 @@ class Terminology:
                 found.add(vs_id)
         return found
 
-    @staticmethod
-    def _in_text(text: str, table: dict[str, set[str]]) -> set[str]:
-        padded = f" {_words(text)} "
-        return {vs_id for words, ids in table.items() if f" {words} " in padded for vs_id in ids}
-
     def tag_words(self, text: str) -> tuple[str, ...]:
         """Return the sorted ids of every value set one of whose names occurs in ``text`` as whole words.
 
         ``"Spravato 28 MG nasal spray"`` contains the name ``spravato``.
         """
-        return tuple(sorted(self._in_text(text, self._name_words)))
+        return tuple(sorted(self._name_index.find(text)))
 
     def concepts_named(self, text: str) -> tuple[str, ...]:
         """The value sets some rule reads whose synonyms or names occur in ``text`` as whole words."""
-        return tuple(sorted(self._in_text(text, self._synonym_words) & self.read))
+        return tuple(sorted(self._synonym_index.find(text) & self.read))
 
     # -- what is seen --------------------------------------------------------------
 
@@ -246,10 +283,7 @@ class Terminology:
                 (code.system, normalise_code(code.system, code.code)), set()
             )
         if name:
-            padded = f" {_words(name)} "
-            for words, names in self._ingredient_of_name.items():
-                if f" {words} " in padded:
-                    found |= names
+            found |= self._ingredient_index.find(name)
         return tuple(sorted(found))
 
 
