@@ -57,7 +57,6 @@ from ketacds.engine.identity import (
     _fact_id,
     _ingredient_key,
     _observation_items,
-    _stable_path,
 )
 from ketacds.engine.numbers import (
     _EXACT,
@@ -143,7 +142,7 @@ def _build_facts(
 
     def add(fact: Fact, label: str, path: str) -> None:
         if validity is not None and fact["t"] != "patient":
-            _drop_implausible(fact, validity, _stable_path(path, fact["id"]), issues)
+            _drop_implausible(fact, validity, path, issues)
         existing = facts.get(fact["id"])
         if existing is not None and existing != fact:
             raise InputError(path, f"id {fact['id'].split(':', 1)[1]!r} is used by two different items")

@@ -19,7 +19,7 @@ import datetime as dt
 from decimal import Decimal
 
 from ketacds.dosing.units import canonical_unit, convert
-from ketacds.engine.identity import Fact
+from ketacds.engine.identity import Fact, _stable_path
 from ketacds.errors import KetacdsError
 from ketacds.models.inputs import Context
 from ketacds.models.quality import DataQualityIssue
@@ -64,8 +64,18 @@ def _implausible(declared: ValidityRange, shown: str, path: str) -> DataQualityI
 
 
 def _drop_implausible(fact: Fact, validity: Validity, path: str, issues: list[DataQualityIssue]) -> None:
-    """Leave out every number field of ``fact`` outside its plausible range, and what came from it."""
-    for field in sorted(fact):
+    """Leave out every number field of ``fact`` outside its plausible range, and what came from it.
+
+    ``path`` is the item's place in its input list (``medications[2]``); a data-quality
+    entry names the item by its id instead (:func:`_stable_path`). Only fields with a
+    declared range are looked at, in sorted order (a field left out takes what was
+    computed from it along).
+    """
+    ranged = validity.ranged_fields(fact["t"])
+    if ranged.isdisjoint(fact):
+        return
+    path = _stable_path(path, fact["id"])
+    for field in sorted(ranged.intersection(fact)):
         value = fact.get(field)
         if field in ("t", "id") or isinstance(value, bool) or not isinstance(value, int | Decimal):
             continue

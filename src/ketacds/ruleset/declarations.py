@@ -11,6 +11,7 @@ and part of the canonical form, hence of the digest.
 
 from __future__ import annotations
 
+import functools
 from decimal import Decimal
 from typing import Any, Literal
 
@@ -247,10 +248,27 @@ class Validity:
 
     def range_of(self, fact: str, key: str) -> ValidityRange | None:
         """The range declared for a value set (observations) or a field (other facts)."""
+        return self._range_index.get((fact, key))
+
+    def ranged_fields(self, fact: str) -> frozenset[str]:
+        """The keys of ``fact`` that have a declared range (fields, or value sets for observations)."""
+        return self._ranged_fields.get(fact, frozenset())
+
+    @functools.cached_property
+    def _range_index(self) -> dict[tuple[str, str], ValidityRange]:
+        # The first range declared for a (fact, key) is the one that counts. Built on
+        # first use, the same by every thread; not an attrs field (not in the digest).
+        index: dict[tuple[str, str], ValidityRange] = {}
         for item in self.ranges:
-            if item.fact == fact and item.key == key:
-                return item
-        return None
+            index.setdefault((item.fact, item.key), item)
+        return index
+
+    @functools.cached_property
+    def _ranged_fields(self) -> dict[str, frozenset[str]]:
+        fields: dict[str, set[str]] = {}
+        for item in self.ranges:
+            fields.setdefault(item.fact, set()).add(item.key)
+        return {fact: frozenset(keys) for fact, keys in fields.items()}
 
 
 @attrs.frozen

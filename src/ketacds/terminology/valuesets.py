@@ -70,7 +70,7 @@ _WORD = re.compile(r"[a-z0-9]+")
 
 
 def _words(text: str) -> str:
-    """The words of a text, case folded and joined by single spaces: ``"Diazepam-5MG"`` → ``"diazepam 5mg"``."""
+    """A text's words, case folded, joined by single spaces: ``"Diazepam-5MG"`` → ``"diazepam 5mg"``."""
     return " ".join(_WORD.findall(text.lower()))
 
 
