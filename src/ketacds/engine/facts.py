@@ -56,7 +56,6 @@ from ketacds.engine.identity import (
     _describe,
     _fact_id,
     _ingredient_key,
-    _observation_items,
 )
 from ketacds.engine.numbers import (
     _EXACT,
@@ -230,8 +229,8 @@ def _build_facts(
         seen.substance(s.code, s.name, fact["vs"], s.status, (fact["id"], "substance_use"))
         add(fact, f"substance use: {_describe(s.code, s.name)} ({s.status})", f"substance_use[{index}]")
 
-    observed = _observation_items(record.observations)
-    for fact, label, path in _observation_facts(record.observations, context, terminology, validity, issues):
+    observations, observed = _observation_facts(record.observations, context, terminology, validity, issues)
+    for fact, label, path in observations:
         seen.observation(*observed[fact["id"]], fact["vs"])
         add(fact, label, path)
     seen.finish()

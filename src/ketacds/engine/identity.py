@@ -18,13 +18,12 @@ import datetime as dt
 import hashlib
 import types
 import typing
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
 from ketacds.models.inputs import (
     Coding,
-    Observation,
     ObservationComponent,
 )
 from ketacds.terminology.valuesets import Terminology, normalise_name
@@ -122,18 +121,6 @@ def _drug_key(code: Coding | None, name: str | None) -> str:
 def _component_id(parent: str, component: ObservationComponent) -> str:
     """The fact id of one component of a panel observation (from its own content)."""
     return f"{parent}/{_content_id('c', component).split(':')[1][:8]}"
-
-
-def _observation_items(observations: Sequence[Observation]) -> dict[str, tuple[Coding | None, str | None]]:
-    """The code and name of each observation (and panel component), by the id of its fact."""
-    items: dict[str, tuple[Coding | None, str | None]] = {}
-    for o in observations:
-        parent = _fact_id("observation", o)
-        items[parent] = (o.code, o.name)
-        for component in o.components:
-            child = _component_id(parent, component)
-            items[child] = (component.code, component.name)
-    return items
 
 
 def _ingredient_key(terminology: Terminology, code: Coding | None, name: str | None) -> str:

@@ -66,31 +66,22 @@ def _implausible(declared: ValidityRange, shown: str, path: str) -> DataQualityI
 def _drop_implausible(fact: Fact, validity: Validity, path: str, issues: list[DataQualityIssue]) -> None:
     """Leave out every number field of ``fact`` outside its plausible range, and what came from it.
 
-    ``path`` is the item's place in its input list (``medications[2]``); a data-quality
-    entry names the item by its id instead (:func:`_stable_path`). Only fields with a
-    declared range are looked at, in sorted order (a field left out takes what was
-    computed from it along).
+    Fields are checked in sorted order (a field left out takes what was computed from
+    it along). ``path`` is the item's place in its input list (``medications[2]``); a
+    data-quality entry names the item by its id instead (:func:`_stable_path`).
     """
-    ranged = validity.ranged_fields(fact["t"])
-    if ranged.isdisjoint(fact):
-        return
-    path = _stable_path(path, fact["id"])
-    for field in sorted(ranged.intersection(fact)):
+    kind = fact["t"]
+    for field, declared in validity.ranges_on(kind):
         value = fact.get(field)
         if field in ("t", "id") or isinstance(value, bool) or not isinstance(value, int | Decimal):
             continue
-        if not _believed(
-            validity,
-            fact["t"],
-            field,
-            Decimal(str(value)),
-            f"{path}.{field}",
-            issues,
-            f"{fact['t']} {field} {value}",
-        ):
-            del fact[field]
-            for derived in _DERIVED_FROM.get(fact["t"], {}).get(field, ()):
-                fact.pop(derived, None)
+        if declared.plausible(value):  # exact: an int or a Decimal against Decimal bounds
+            continue
+        where = f"{_stable_path(path, fact['id'])}.{field}"
+        issues.append(_implausible(declared, f"{kind} {field} {value}", where))
+        del fact[field]
+        for derived in _DERIVED_FROM.get(kind, {}).get(field, ()):
+            fact.pop(derived, None)
 
 
 def _hours(delta: dt.timedelta) -> Decimal:

@@ -250,9 +250,9 @@ class Validity:
         """The range declared for a value set (observations) or a field (other facts)."""
         return self._range_index.get((fact, key))
 
-    def ranged_fields(self, fact: str) -> frozenset[str]:
-        """The keys of ``fact`` that have a declared range (fields, or value sets for observations)."""
-        return self._ranged_fields.get(fact, frozenset())
+    def ranges_on(self, fact: str) -> tuple[tuple[str, ValidityRange], ...]:
+        """The ranges declared on ``fact`` (one per key, the first declared), sorted by key."""
+        return self._ranges_on.get(fact, ())
 
     @functools.cached_property
     def _range_index(self) -> dict[tuple[str, str], ValidityRange]:
@@ -264,11 +264,11 @@ class Validity:
         return index
 
     @functools.cached_property
-    def _ranged_fields(self) -> dict[str, frozenset[str]]:
-        fields: dict[str, set[str]] = {}
-        for item in self.ranges:
-            fields.setdefault(item.fact, set()).add(item.key)
-        return {fact: frozenset(keys) for fact, keys in fields.items()}
+    def _ranges_on(self) -> dict[str, tuple[tuple[str, ValidityRange], ...]]:
+        on: dict[str, list[tuple[str, ValidityRange]]] = {}
+        for (fact, key), item in self._range_index.items():
+            on.setdefault(fact, []).append((key, item))
+        return {fact: tuple(sorted(items, key=lambda pair: pair[0])) for fact, items in on.items()}
 
 
 @attrs.frozen

@@ -67,6 +67,7 @@ def normalise_code(system: str, code: str) -> str:
 
 
 _WORD = re.compile(r"[a-z0-9]+")
+_NONE: frozenset[str] = frozenset()
 
 
 def _words(text: str) -> str:
@@ -268,9 +269,8 @@ class Terminology:
         on facts of that type, and the ``known`` lists for it, count.
         """
         if fact is not None and self._read_by is not None:
-            seen = self._read_by.get(fact, frozenset())
-            return any(t in seen for t in tags)
-        return any(t in self.read or t in self.known for t in tags)
+            return not self._read_by.get(fact, _NONE).isdisjoint(tags)
+        return not (self.read.isdisjoint(tags) and self.known.isdisjoint(tags))
 
     def ingredients(self, code: Coding | None, name: str | None) -> tuple[str, ...]:
         """The ingredients (of value sets that list ``ingredients``) the code or name names.
