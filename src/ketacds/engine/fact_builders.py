@@ -421,7 +421,7 @@ def _observation_facts(
                 fact, measured, fact_unit, validity, shown, where, found
             )
             built.append((fact, f"{shown}{when}", where, believed))
-        if validity is not None:
+        if validity is not None and len(built) > 1:  # a pair is two components of one reading
             built = _check_pairs(built, validity, found)
         for fact, label, where, believed in built:
             if not believed:

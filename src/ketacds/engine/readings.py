@@ -25,6 +25,8 @@ from ketacds.models.inputs import Context
 from ketacds.models.quality import DataQualityIssue
 from ketacds.ruleset.ir import Validity, ValidityRange
 
+_NUMBER = (int, Decimal)
+
 # Fields computed from another field of the same fact: when the source is not
 # believed, neither is what was computed from it.
 _DERIVED_FROM = {
@@ -73,7 +75,7 @@ def _drop_implausible(fact: Fact, validity: Validity, path: str, issues: list[Da
     kind = fact["t"]
     for field, declared in validity.ranges_on(kind):
         value = fact.get(field)
-        if field in ("t", "id") or isinstance(value, bool) or not isinstance(value, int | Decimal):
+        if value is None or field in ("t", "id") or isinstance(value, bool) or not isinstance(value, _NUMBER):
             continue
         if declared.plausible(value):  # exact: an int or a Decimal against Decimal bounds
             continue

@@ -43,9 +43,10 @@ __all__ = [
     "terminology_for",
 ]
 
-#: Distinct (code, name) pairs whose tags one Terminology remembers. A population
-#: has far fewer distinct codes than items, so tagging is done once per code; the
-#: cache is emptied when full, so free-text names cannot make it grow without bound.
+#: Distinct (code, name) pairs whose tags (and, apart, whose ingredients) one
+#: Terminology remembers. A population has far fewer distinct codes than items, so
+#: tagging is done once per code; each cache is emptied when full, so free-text names
+#: cannot make it grow without bound.
 TAG_CACHE_SIZE = 50_000
 
 _ICD10 = "http://hl7.org/fhir/sid/icd-10-cm"
@@ -190,7 +191,10 @@ class Terminology:
         self._name_index = _WordIndex(self._name_words)
         self._synonym_index = _WordIndex(self._synonym_words)
         self._ingredient_index = _WordIndex(self._ingredient_of_name)
+        # Tags and ingredients by (system, code, name): each emptied when full. A thread
+        # may see an entry vanish (then computes it again), never a wrong one.
         self._cache: dict[tuple[str | None, str | None, str | None, bool], tuple[str, ...]] = {}
+        self._ingredient_cache: dict[tuple[str | None, str | None, str | None], tuple[str, ...]] = {}
 
     @property
     def fhir_mapping(self) -> FhirMapping:
@@ -277,14 +281,20 @@ class Terminology:
 
         ``"Zoloft"`` and ``"sertraline 100 MG Oral Tablet"`` both give ``("sertraline",)``.
         """
-        found: set[str] = set()
-        if code is not None:
-            found |= self._ingredient_of_code.get(
-                (code.system, normalise_code(code.system, code.code)), set()
-            )
-        if name:
-            found |= self._ingredient_index.find(name)
-        return tuple(sorted(found))
+        key = (code.system, code.code, name) if code is not None else (None, None, name)
+        ingredients = self._ingredient_cache.get(key)
+        if ingredients is None:
+            if len(self._ingredient_cache) >= TAG_CACHE_SIZE:
+                self._ingredient_cache.clear()
+            found: set[str] = set()
+            if code is not None:
+                found |= self._ingredient_of_code.get(
+                    (code.system, normalise_code(code.system, code.code)), set()
+                )
+            if name:
+                found |= self._ingredient_index.find(name)
+            ingredients = self._ingredient_cache[key] = tuple(sorted(found))
+        return ingredients
 
 
 def read_valuesets(ruleset: RuleSet) -> frozenset[str]:

@@ -87,3 +87,16 @@ def test_tag_words(terminology, text, expected):
     assert set(expected) <= set(terminology.tag_words(text))
     if "esketamine" in text.lower() or "spravato" in text.lower():
         assert "ketamine" not in terminology.tag_words(text)
+
+
+def test_the_ingredient_cache_stays_bounded(terminology, monkeypatch):
+    """Ingredients are remembered per code and name, and the memory is emptied when full."""
+    from ketacds.terminology import valuesets
+
+    monkeypatch.setattr(valuesets, "TAG_CACHE_SIZE", 2)
+    fresh = Terminology(load_ruleset().valuesets)
+    names = ["Zoloft", "sertraline 100 MG Oral Tablet", "lorazepam", "Zoloft", "no drug at all"]
+
+    assert [terminology.ingredients(None, n) for n in names] == [fresh.ingredients(None, n) for n in names]
+    assert fresh.ingredients(None, "Zoloft") == ("sertraline",)
+    assert 2 >= len(fresh._ingredient_cache)
