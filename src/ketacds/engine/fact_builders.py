@@ -406,7 +406,7 @@ def _observation_facts(
             when = " (time not recorded)"
         built: list[tuple[Fact, str, str, bool]] = []
         for fact_id, code, name, value, unit, where, at in parts:
-            measured, fact_unit = _measure(value, unit, f"{at}.unit")
+            measured, fact_unit = (value, "") if unit is None else _measure(value, unit, f"{at}.unit")
             fact: Fact = {
                 "t": "observation",
                 "id": fact_id,

@@ -242,8 +242,7 @@ def _mark_latest(
             )
             continue
         # Exact age in hours (never the rounded ``hours_ago``), compared with the window.
-        age = _hours(now - moment) if now is not None else Decimal(0)
-        if windows and age > min(windows):
+        if windows and (_hours(now - moment) if now is not None else Decimal(0)) > min(windows):
             reported.append(
                 DataQualityIssue(
                     severity="info",
