@@ -165,7 +165,7 @@ def _quality_facts(issues: Iterable[DataQualityIssue]) -> list[tuple[Fact, str]]
             fact["resource_type"] = kind
         times = f" ({len(messages)} times)" if len(messages) > 1 else ""
         where = f" {kind}:" if kind else ""
-        out.append((fact, f"data quality {severity}{times}:{where} {sorted(messages)[0]}"))
+        out.append((fact, f"data quality {severity}{times}:{where} {min(messages)}"))
     return out
 
 

@@ -140,13 +140,15 @@ def _build_facts(
     issues: list[DataQualityIssue] = []
 
     def add(fact: Fact, label: str, path: str) -> None:
-        if validity is not None and fact["t"] != "patient":
+        kind = fact["t"]
+        if validity is not None and kind != "patient" and validity.ranges_on(kind):
             _drop_implausible(fact, validity, path, issues)
-        existing = facts.get(fact["id"])
+        fact_id = fact["id"]
+        existing = facts.get(fact_id)
         if existing is not None and existing != fact:
-            raise InputError(path, f"id {fact['id'].split(':', 1)[1]!r} is used by two different items")
-        facts[fact["id"]] = fact
-        labels[fact["id"]] = label
+            raise InputError(path, f"id {fact_id.split(':', 1)[1]!r} is used by two different items")
+        facts[fact_id] = fact
+        labels[fact_id] = label
 
     patient_fact, dose_inputs = _patient_fact(record, context, validity, issues)
     add(patient_fact, _patient_label(patient_fact), "patient")

@@ -108,26 +108,34 @@ def _current(
     """
     if time is None or validity is None:
         return True
-    shown = f"{shown} recorded {time.isoformat()}"
     # Compared as a difference: ``now + skew`` would overflow for a ``now`` near year 9999.
     if time - context.now > dt.timedelta(minutes=float(validity.future_minutes)):
         found.append(
             DataQualityIssue(
                 severity="error",
                 code="future-reading",
-                message=f"{shown} is dated after the assessment time {context.now.isoformat()}; not used.",
+                message=(
+                    f"{shown} recorded {time.isoformat()} is dated after the assessment time "
+                    f"{context.now.isoformat()}; not used."
+                ),
                 path=path,
             )
         )
         return False
     declared = validity.range_of("patient", field)
-    hours = _hours(context.now - time)
-    if declared is not None and declared.current_hours is not None and hours > declared.current_hours:
+    if (
+        declared is not None
+        and declared.current_hours is not None
+        and _hours(context.now - time) > declared.current_hours
+    ):
         found.append(
             DataQualityIssue(
                 severity="info",
                 code="stale-reading",
-                message=f"{shown} is older than {declared.current_hours} hours, so not used as current.",
+                message=(
+                    f"{shown} recorded {time.isoformat()} is older than {declared.current_hours} hours, "
+                    "so not used as current."
+                ),
                 path=path,
             )
         )
