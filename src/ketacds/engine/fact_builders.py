@@ -43,6 +43,7 @@ from ketacds.engine.readings import (
     _hours,
     _mark_latest,
     _plausible_reading,
+    _skew,
 )
 from ketacds.errors import InputError, KetacdsError
 from ketacds.models.inputs import (
@@ -356,7 +357,7 @@ def _observation_facts(
     names it).
     """
     found: list[DataQualityIssue] = [] if issues is None else issues
-    skew = dt.timedelta(minutes=float(validity.future_minutes)) if validity is not None else dt.timedelta(0)
+    skew = _skew(validity.future_minutes) if validity is not None else dt.timedelta(0)
     now = context.now
     rows: list[tuple[Fact, str, str, dt.datetime | None, bool]] = []
     items: dict[str, tuple[Coding | None, str | None]] = {}

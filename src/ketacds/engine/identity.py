@@ -88,14 +88,18 @@ def _writer_for(cls: type) -> Callable[[Any], str]:
         return repr
     name = cls.__qualname__.rsplit(">.", 1)[-1]
     hints = typing.get_type_hints(cls)
+    shown = [f for f in fields if f.repr]
+    nested = [f.name for f in shown if _may_hold_models(hints.get(f.name, Any))]
+    # A field that may hold a model is written by _text, but None and () as repr writes them.
+    lines = [
+        f"    v_{field} = self.{field}\n"
+        f"    v_{field} = 'None' if v_{field} is None else '()' if v_{field} == () else _text(v_{field})\n"
+        for field in nested
+    ]
     parts = ", ".join(
-        f"{f.name}={{_text(self.{f.name})}}"
-        if _may_hold_models(hints.get(f.name, Any))
-        else f"{f.name}={{self.{f.name}!r}}"
-        for f in fields
-        if f.repr
+        f"{f.name}={{v_{f.name}}}" if f.name in nested else f"{f.name}={{self.{f.name}!r}}" for f in shown
     )
-    source = f"def write(self):\n    return f'{name}({parts})'\n"
+    source = f"def write(self):\n{''.join(lines)}    return f'{name}({parts})'\n"
     namespace: dict[str, Any] = {"_text": _content_text}
     exec(compile(source, f"<content text of {name}>", "exec"), namespace)  # noqa: S102 - generated from field names
     writer: Callable[[Any], str] = namespace["write"]

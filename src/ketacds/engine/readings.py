@@ -16,6 +16,7 @@ they are not API.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from decimal import Decimal
 
 from ketacds.dosing.units import canonical_unit, convert
@@ -86,6 +87,12 @@ def _drop_implausible(fact: Fact, validity: Validity, path: str, issues: list[Da
             fact.pop(derived, None)
 
 
+@functools.lru_cache(maxsize=16)
+def _skew(future_minutes: Decimal) -> dt.timedelta:
+    """The clock-skew tolerance of ``validity.yaml`` as a time difference (one per ruleset)."""
+    return dt.timedelta(minutes=float(future_minutes))
+
+
 def _hours(delta: dt.timedelta) -> Decimal:
     """A time difference in hours, exactly (no float)."""
     seconds = Decimal(delta.days * 86400 + delta.seconds) + Decimal(delta.microseconds) / 1_000_000
@@ -109,7 +116,7 @@ def _current(
     if time is None or validity is None:
         return True
     # Compared as a difference: ``now + skew`` would overflow for a ``now`` near year 9999.
-    if time - context.now > dt.timedelta(minutes=float(validity.future_minutes)):
+    if time - context.now > _skew(validity.future_minutes):
         found.append(
             DataQualityIssue(
                 severity="error",
