@@ -40,8 +40,10 @@ from ketacds.engine.readings import (
     _believed,
     _check_pairs,
     _current,
+    _hours,
     _mark_latest,
     _plausible_reading,
+    _skew,
 )
 from ketacds.errors import InputError, KetacdsError
 from ketacds.models.inputs import (
@@ -164,7 +166,7 @@ def _quality_facts(issues: Iterable[DataQualityIssue]) -> list[tuple[Fact, str]]
             fact["resource_type"] = kind
         times = f" ({len(messages)} times)" if len(messages) > 1 else ""
         where = f" {kind}:" if kind else ""
-        out.append((fact, f"data quality {severity}{times}:{where} {sorted(messages)[0]}"))
+        out.append((fact, f"data quality {severity}{times}:{where} {min(messages)}"))
     return out
 
 
@@ -342,26 +344,37 @@ def _observation_facts(
     terminology: Terminology,
     validity: Validity | None = None,
     issues: list[DataQualityIssue] | None = None,
-) -> list[tuple[Fact, str, str]]:
+) -> tuple[list[tuple[Fact, str, str]], dict[str, tuple[Coding | None, str | None]]]:
     """One fact per observation value, or per component of a panel.
 
     A value outside its plausible range, or a reading timed after ``now`` (beyond the
     clock-skew tolerance), is reported as an error and its value left out; only timed,
     plausible readings inside their validity window may be the ``latest`` of their kind.
     Untimed and older readings stay as history (reported as ``info``).
+
+    Returns the (fact, label, path) of every value, and the code and name of each
+    observation and panel component by the id of its fact (the last item given an id
+    names it).
     """
     found: list[DataQualityIssue] = [] if issues is None else issues
-    skew = dt.timedelta(minutes=float(validity.future_minutes)) if validity is not None else dt.timedelta(0)
+    skew = _skew(validity.future_minutes) if validity is not None else dt.timedelta(0)
+    now = context.now
     rows: list[tuple[Fact, str, str, dt.datetime | None, bool]] = []
+    items: dict[str, tuple[Coding | None, str | None]] = {}
     for index, o in enumerate(observations):
-        parts: list[tuple[str, Coding | None, str | None, Decimal, str | None, str]] = []
+        # (fact id, code, name, value, unit, path by id, path by place)
+        parts: list[tuple[str, Coding | None, str | None, Decimal, str | None, str, str]] = []
         parent = _fact_id("observation", o)
-        # Data-quality entries name the item by its id, never its place in the list.
-        path = _stable_path(f"observations[{index}]", parent)
+        items[parent] = (o.code, o.name)
+        # Data-quality entries name the item by its id, never its place in the list; an
+        # input error names it by its place, as every loader error does.
+        place = f"observations[{index}]"
+        path = _stable_path(place, parent)
         if o.value is not None:
-            parts.append((parent, o.code, o.name, o.value, o.unit, path))
+            parts.append((parent, o.code, o.name, o.value, o.unit, path, place))
         for c_index, component in enumerate(o.components):
             child = _component_id(parent, component)
+            items[child] = (component.code, component.name)
             parts.append(
                 (
                     child,
@@ -370,27 +383,31 @@ def _observation_facts(
                     component.value,
                     component.unit,
                     f"{path}.components[{c_index}]",
+                    f"{place}.components[{c_index}]",
                 )
             )
-        future = o.time is not None and o.time - context.now > skew  # a difference never overflows
+        time = o.time
+        future = time is not None and time - now > skew  # a difference never overflows
         if future:
             found.append(
                 DataQualityIssue(
                     severity="error",
                     code="future-reading",
                     message=(
-                        f"{_describe(o.code, o.name)} is dated {o.time.isoformat()}, after the "  # type: ignore[union-attr]
-                        f"assessment time {context.now.isoformat()}; it is not used."
+                        f"{_describe(o.code, o.name)} is dated {time.isoformat()}, after the "  # type: ignore[union-attr]
+                        f"assessment time {now.isoformat()}; it is not used."
                     ),
                     path=f"{path}.time",
                 )
             )
+        if time is not None:
+            hours_ago = exact(_hours(now - time))  # exact: no float seconds
+            when = f" at {time.isoformat()}"
+        else:
+            when = " (time not recorded)"
         built: list[tuple[Fact, str, str, bool]] = []
-        for fact_id, code, name, value, unit, where in parts:
-            # An input error names the item by its place, as every loader error does.
-            measured, fact_unit = _measure(
-                value, unit, f"{where.replace(path, f'observations[{index}]', 1)}.unit"
-            )
+        for fact_id, code, name, value, unit, where, at in parts:
+            measured, fact_unit = (value, "") if unit is None else _measure(value, unit, f"{at}.unit")
             fact: Fact = {
                 "t": "observation",
                 "id": fact_id,
@@ -398,23 +415,18 @@ def _observation_facts(
                 "value": exact(measured),
                 "unit": fact_unit,
             }
-            if o.time is not None:
-                elapsed = context.now - o.time  # exact: no float seconds
-                seconds = (
-                    Decimal(elapsed.days * 86400 + elapsed.seconds) + Decimal(elapsed.microseconds) / 10**6
-                )
-                fact["hours_ago"] = exact(seconds / 3600)
-            when = f" at {o.time.isoformat()}" if o.time is not None else " (time not recorded)"
+            if time is not None:
+                fact["hours_ago"] = hours_ago
             shown = f"{_describe(code, name)} {value}{(' ' + unit) if unit else ''}"
             believed = not future and _plausible_reading(
                 fact, measured, fact_unit, validity, shown, where, found
             )
             built.append((fact, f"{shown}{when}", where, believed))
-        if validity is not None:
+        if validity is not None and len(built) > 1:  # a pair is two components of one reading
             built = _check_pairs(built, validity, found)
         for fact, label, where, believed in built:
             if not believed:
                 del fact["value"]  # not believed: never compared, never the latest
-            rows.append((fact, label, where, o.time, believed))
-    _mark_latest(rows, validity, found, context.now)
-    return [(fact, label, where) for fact, label, where, _, _ in rows]
+            rows.append((fact, label, where, time, believed))
+    _mark_latest(rows, validity, found, now)
+    return [(fact, label, where) for fact, label, where, _, _ in rows], items

@@ -56,8 +56,6 @@ from ketacds.engine.identity import (
     _describe,
     _fact_id,
     _ingredient_key,
-    _observation_items,
-    _stable_path,
 )
 from ketacds.engine.numbers import (
     _EXACT,
@@ -142,13 +140,15 @@ def _build_facts(
     issues: list[DataQualityIssue] = []
 
     def add(fact: Fact, label: str, path: str) -> None:
-        if validity is not None and fact["t"] != "patient":
-            _drop_implausible(fact, validity, _stable_path(path, fact["id"]), issues)
-        existing = facts.get(fact["id"])
+        kind = fact["t"]
+        if validity is not None and kind != "patient" and validity.ranges_on(kind):
+            _drop_implausible(fact, validity, path, issues)
+        fact_id = fact["id"]
+        existing = facts.get(fact_id)
         if existing is not None and existing != fact:
-            raise InputError(path, f"id {fact['id'].split(':', 1)[1]!r} is used by two different items")
-        facts[fact["id"]] = fact
-        labels[fact["id"]] = label
+            raise InputError(path, f"id {fact_id.split(':', 1)[1]!r} is used by two different items")
+        facts[fact_id] = fact
+        labels[fact_id] = label
 
     patient_fact, dose_inputs = _patient_fact(record, context, validity, issues)
     add(patient_fact, _patient_label(patient_fact), "patient")
@@ -231,8 +231,8 @@ def _build_facts(
         seen.substance(s.code, s.name, fact["vs"], s.status, (fact["id"], "substance_use"))
         add(fact, f"substance use: {_describe(s.code, s.name)} ({s.status})", f"substance_use[{index}]")
 
-    observed = _observation_items(record.observations)
-    for fact, label, path in _observation_facts(record.observations, context, terminology, validity, issues):
+    observations, observed = _observation_facts(record.observations, context, terminology, validity, issues)
+    for fact, label, path in observations:
         seen.observation(*observed[fact["id"]], fact["vs"])
         add(fact, label, path)
     seen.finish()

@@ -18,13 +18,12 @@ import datetime as dt
 import hashlib
 import types
 import typing
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
 from ketacds.models.inputs import (
     Coding,
-    Observation,
     ObservationComponent,
 )
 from ketacds.terminology.valuesets import Terminology, normalise_name
@@ -89,14 +88,18 @@ def _writer_for(cls: type) -> Callable[[Any], str]:
         return repr
     name = cls.__qualname__.rsplit(">.", 1)[-1]
     hints = typing.get_type_hints(cls)
+    shown = [f for f in fields if f.repr]
+    nested = [f.name for f in shown if _may_hold_models(hints.get(f.name, Any))]
+    # A field that may hold a model is written by _text, but None and () as repr writes them.
+    lines = [
+        f"    v_{field} = self.{field}\n"
+        f"    v_{field} = 'None' if v_{field} is None else '()' if v_{field} == () else _text(v_{field})\n"
+        for field in nested
+    ]
     parts = ", ".join(
-        f"{f.name}={{_text(self.{f.name})}}"
-        if _may_hold_models(hints.get(f.name, Any))
-        else f"{f.name}={{self.{f.name}!r}}"
-        for f in fields
-        if f.repr
+        f"{f.name}={{v_{f.name}}}" if f.name in nested else f"{f.name}={{self.{f.name}!r}}" for f in shown
     )
-    source = f"def write(self):\n    return f'{name}({parts})'\n"
+    source = f"def write(self):\n{''.join(lines)}    return f'{name}({parts})'\n"
     namespace: dict[str, Any] = {"_text": _content_text}
     exec(compile(source, f"<content text of {name}>", "exec"), namespace)  # noqa: S102 - generated from field names
     writer: Callable[[Any], str] = namespace["write"]
@@ -122,18 +125,6 @@ def _drug_key(code: Coding | None, name: str | None) -> str:
 def _component_id(parent: str, component: ObservationComponent) -> str:
     """The fact id of one component of a panel observation (from its own content)."""
     return f"{parent}/{_content_id('c', component).split(':')[1][:8]}"
-
-
-def _observation_items(observations: Sequence[Observation]) -> dict[str, tuple[Coding | None, str | None]]:
-    """The code and name of each observation (and panel component), by the id of its fact."""
-    items: dict[str, tuple[Coding | None, str | None]] = {}
-    for o in observations:
-        parent = _fact_id("observation", o)
-        items[parent] = (o.code, o.name)
-        for component in o.components:
-            child = _component_id(parent, component)
-            items[child] = (component.code, component.name)
-    return items
 
 
 def _ingredient_key(terminology: Terminology, code: Coding | None, name: str | None) -> str:

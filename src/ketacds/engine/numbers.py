@@ -18,6 +18,7 @@ from decimal import ROUND_HALF_EVEN, Decimal
 
 __all__ = ["DISPLAY_QUANTA", "LONG_QUANTUM", "exact", "shown", "to_json_number"]
 
+_ONE = Decimal(1)
 _TENTH = Decimal("0.1")
 _HUNDREDTH = Decimal("0.01")
 _THOUSANDTH = Decimal("0.001")
@@ -67,10 +68,12 @@ def shown(value: Decimal | int | float, quantum: Decimal) -> str:
 
     A number too large to be written to ``quantum`` in 120 digits is shown as it is.
     """
+    if value.__class__ is int and quantum.as_tuple().exponent <= 0:
+        return str(value)  # a whole number rounded to a quantum of 1 or finer: itself
     try:
         rounded = Decimal(value).quantize(quantum, ROUND_HALF_EVEN, context=_EXACT)
     except decimal.InvalidOperation:
         return str(value)
     if rounded == rounded.to_integral_value():
-        return format(rounded.quantize(Decimal(1), context=_EXACT), "f")
+        return format(rounded.quantize(_ONE, context=_EXACT), "f")
     return format(rounded.normalize(_EXACT), "f")

@@ -16,14 +16,17 @@ they are not API.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from decimal import Decimal
 
 from ketacds.dosing.units import canonical_unit, convert
-from ketacds.engine.identity import Fact
+from ketacds.engine.identity import Fact, _stable_path
 from ketacds.errors import KetacdsError
 from ketacds.models.inputs import Context
 from ketacds.models.quality import DataQualityIssue
 from ketacds.ruleset.ir import Validity, ValidityRange
+
+_NUMBER = (int, Decimal)
 
 # Fields computed from another field of the same fact: when the source is not
 # believed, neither is what was computed from it.
@@ -64,23 +67,30 @@ def _implausible(declared: ValidityRange, shown: str, path: str) -> DataQualityI
 
 
 def _drop_implausible(fact: Fact, validity: Validity, path: str, issues: list[DataQualityIssue]) -> None:
-    """Leave out every number field of ``fact`` outside its plausible range, and what came from it."""
-    for field in sorted(fact):
+    """Leave out every number field of ``fact`` outside its plausible range, and what came from it.
+
+    Fields are checked in sorted order (a field left out takes what was computed from
+    it along). ``path`` is the item's place in its input list (``medications[2]``); a
+    data-quality entry names the item by its id instead (:func:`_stable_path`).
+    """
+    kind = fact["t"]
+    for field, declared in validity.ranges_on(kind):
         value = fact.get(field)
-        if field in ("t", "id") or isinstance(value, bool) or not isinstance(value, int | Decimal):
+        if value is None or field in ("t", "id") or isinstance(value, bool) or not isinstance(value, _NUMBER):
             continue
-        if not _believed(
-            validity,
-            fact["t"],
-            field,
-            Decimal(str(value)),
-            f"{path}.{field}",
-            issues,
-            f"{fact['t']} {field} {value}",
-        ):
-            del fact[field]
-            for derived in _DERIVED_FROM.get(fact["t"], {}).get(field, ()):
-                fact.pop(derived, None)
+        if declared.plausible(value):  # exact: an int or a Decimal against Decimal bounds
+            continue
+        where = f"{_stable_path(path, fact['id'])}.{field}"
+        issues.append(_implausible(declared, f"{kind} {field} {value}", where))
+        del fact[field]
+        for derived in _DERIVED_FROM.get(kind, {}).get(field, ()):
+            fact.pop(derived, None)
+
+
+@functools.lru_cache(maxsize=16)
+def _skew(future_minutes: Decimal) -> dt.timedelta:
+    """The clock-skew tolerance of ``validity.yaml`` as a time difference (one per ruleset)."""
+    return dt.timedelta(minutes=float(future_minutes))
 
 
 def _hours(delta: dt.timedelta) -> Decimal:
@@ -105,26 +115,34 @@ def _current(
     """
     if time is None or validity is None:
         return True
-    shown = f"{shown} recorded {time.isoformat()}"
     # Compared as a difference: ``now + skew`` would overflow for a ``now`` near year 9999.
-    if time - context.now > dt.timedelta(minutes=float(validity.future_minutes)):
+    if time - context.now > _skew(validity.future_minutes):
         found.append(
             DataQualityIssue(
                 severity="error",
                 code="future-reading",
-                message=f"{shown} is dated after the assessment time {context.now.isoformat()}; not used.",
+                message=(
+                    f"{shown} recorded {time.isoformat()} is dated after the assessment time "
+                    f"{context.now.isoformat()}; not used."
+                ),
                 path=path,
             )
         )
         return False
     declared = validity.range_of("patient", field)
-    hours = _hours(context.now - time)
-    if declared is not None and declared.current_hours is not None and hours > declared.current_hours:
+    if (
+        declared is not None
+        and declared.current_hours is not None
+        and _hours(context.now - time) > declared.current_hours
+    ):
         found.append(
             DataQualityIssue(
                 severity="info",
                 code="stale-reading",
-                message=f"{shown} is older than {declared.current_hours} hours, so not used as current.",
+                message=(
+                    f"{shown} recorded {time.isoformat()} is older than {declared.current_hours} hours, "
+                    "so not used as current."
+                ),
                 path=path,
             )
         )
@@ -239,8 +257,7 @@ def _mark_latest(
             )
             continue
         # Exact age in hours (never the rounded ``hours_ago``), compared with the window.
-        age = _hours(now - moment) if now is not None else Decimal(0)
-        if windows and age > min(windows):
+        if windows and (_hours(now - moment) if now is not None else Decimal(0)) > min(windows):
             reported.append(
                 DataQualityIssue(
                     severity="info",

@@ -13,6 +13,7 @@ they are not API.
 
 from __future__ import annotations
 
+import functools
 import re
 
 import attrs
@@ -43,6 +44,22 @@ _UNIT_RATIO = re.compile(
     r"(?:ml|l|actuat(?:ion)?|sprays?|doses?|hr|h|hours?|kg|days?|m2|puffs?)\b)",
     re.IGNORECASE,
 )
+
+
+_INGREDIENT_WORD = re.compile(r"[A-Za-z]{4,}")
+
+
+@functools.lru_cache(maxsize=4096)
+def _combination_parts(name: str) -> tuple[str, ...]:
+    """The parts of a combination name that may be ingredients (``()`` when it is not one).
+
+    A part with no word of four letters or more (a unit such as ``ML``) is not an
+    ingredient. Remembered per name (bounded, shared by every thread: a pure function).
+    """
+    parts = [p.strip() for p in _COMBINATION.split(_UNIT_RATIO.sub(r"\1 per ", name))]
+    if len(parts) < 2:
+        return ()
+    return tuple(p for p in parts if _INGREDIENT_WORD.search(p))
 
 
 # The resource type named in a data-quality entry, per fact type.
@@ -158,14 +175,10 @@ class _Recognition:
         ``"Acetaminophen / Newdrug 5 MG"`` the unknown part is still unseen. A part with
         no word of four letters or more (a unit such as ``ML``) is not an ingredient.
         """
-        parts = [p.strip() for p in _COMBINATION.split(_UNIT_RATIO.sub(r"\1 per ", name or ""))]
-        if len(parts) < 2:
-            return []
         return [
             p
-            for p in parts
-            if re.search(r"[A-Za-z]{4,}", p)
-            and not self.terminology.is_read(self.terminology.tag_text(None, p), "medication")
+            for p in _combination_parts(name or "")
+            if not self.terminology.is_read(self.terminology.tag_text(None, p), "medication")
         ]
 
     def substance(

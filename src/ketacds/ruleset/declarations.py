@@ -11,6 +11,7 @@ and part of the canonical form, hence of the digest.
 
 from __future__ import annotations
 
+import functools
 from decimal import Decimal
 from typing import Any, Literal
 
@@ -247,10 +248,27 @@ class Validity:
 
     def range_of(self, fact: str, key: str) -> ValidityRange | None:
         """The range declared for a value set (observations) or a field (other facts)."""
+        return self._range_index.get((fact, key))
+
+    def ranges_on(self, fact: str) -> tuple[tuple[str, ValidityRange], ...]:
+        """The ranges declared on ``fact`` (one per key, the first declared), sorted by key."""
+        return self._ranges_on.get(fact, ())
+
+    @functools.cached_property
+    def _range_index(self) -> dict[tuple[str, str], ValidityRange]:
+        # The first range declared for a (fact, key) is the one that counts. Built on
+        # first use, the same by every thread; not an attrs field (not in the digest).
+        index: dict[tuple[str, str], ValidityRange] = {}
         for item in self.ranges:
-            if item.fact == fact and item.key == key:
-                return item
-        return None
+            index.setdefault((item.fact, item.key), item)
+        return index
+
+    @functools.cached_property
+    def _ranges_on(self) -> dict[str, tuple[tuple[str, ValidityRange], ...]]:
+        on: dict[str, list[tuple[str, ValidityRange]]] = {}
+        for (fact, key), item in self._range_index.items():
+            on.setdefault(fact, []).append((key, item))
+        return {fact: tuple(sorted(items, key=lambda pair: pair[0])) for fact, items in on.items()}
 
 
 @attrs.frozen

@@ -43,9 +43,10 @@ __all__ = [
     "terminology_for",
 ]
 
-#: Distinct (code, name) pairs whose tags one Terminology remembers. A population
-#: has far fewer distinct codes than items, so tagging is done once per code; the
-#: cache is emptied when full, so free-text names cannot make it grow without bound.
+#: Distinct (code, name) pairs whose tags (and, apart, whose ingredients) one
+#: Terminology remembers. A population has far fewer distinct codes than items, so
+#: tagging is done once per code; each cache is emptied when full, so free-text names
+#: cannot make it grow without bound.
 TAG_CACHE_SIZE = 50_000
 
 _ICD10 = "http://hl7.org/fhir/sid/icd-10-cm"
@@ -66,8 +67,48 @@ def normalise_code(system: str, code: str) -> str:
     return code
 
 
+_WORD = re.compile(r"[a-z0-9]+")
+_NONE: frozenset[str] = frozenset()
+
+
 def _words(text: str) -> str:
-    return " ".join(re.findall(r"[a-z0-9]+", text.lower()))
+    """A text's words, case folded, joined by single spaces: ``"Diazepam-5MG"`` → ``"diazepam 5mg"``."""
+    return " ".join(_WORD.findall(text.lower()))
+
+
+class _WordIndex:
+    """Names, as their :func:`_words`, found as whole words inside a text by their first word.
+
+    A name occurs in a text when its words are a run of the text's words, the same test
+    as ``f" {name} " in f" {_words(text)} "``, but one dict lookup per word of the text
+    instead of a scan of every name. Built once; read-only afterwards (safe to share
+    between threads).
+    """
+
+    def __init__(self, table: Mapping[str, set[str]]) -> None:
+        # First word → (the words after it, the ids the name gives).
+        self._by_first: dict[str, list[tuple[list[str], frozenset[str]]]] = {}
+        # A name with no word at all matches only a text with no word at all.
+        self._wordless: frozenset[str] = frozenset(table.get("", ()))
+        for words, ids in table.items():
+            if words:
+                first, *rest = words.split(" ")
+                self._by_first.setdefault(first, []).append((rest, frozenset(ids)))
+
+    def find(self, text: str) -> set[str]:
+        """The ids of every name occurring in ``text`` as whole words."""
+        words = _WORD.findall(text.lower())
+        if not words:
+            return set(self._wordless)
+        found: set[str] = set()
+        by_first = self._by_first
+        for index, word in enumerate(words):
+            entries = by_first.get(word)
+            if entries is not None:
+                for rest, ids in entries:
+                    if not rest or words[index + 1 : index + 1 + len(rest)] == rest:
+                        found |= ids
+        return found
 
 
 class Terminology:
@@ -147,7 +188,13 @@ class Terminology:
                 if code.display and (found := ingredient_names.get(_words(code.display))):
                     key = (code.system, normalise_code(code.system, code.code))
                     self._ingredient_of_code.setdefault(key, set()).add(found)
+        self._name_index = _WordIndex(self._name_words)
+        self._synonym_index = _WordIndex(self._synonym_words)
+        self._ingredient_index = _WordIndex(self._ingredient_of_name)
+        # Tags and ingredients by (system, code, name): each emptied when full. A thread
+        # may see an entry vanish (then computes it again), never a wrong one.
         self._cache: dict[tuple[str | None, str | None, str | None, bool], tuple[str, ...]] = {}
+        self._ingredient_cache: dict[tuple[str | None, str | None, str | None], tuple[str, ...]] = {}
 
     @property
     def fhir_mapping(self) -> FhirMapping:
@@ -189,7 +236,7 @@ class Terminology:
             if name:
                 found |= self._names.get(normalise_name(name), set())
                 if words:
-                    found |= self._in_text(name, self._name_words)
+                    found |= self._name_index.find(name)
             tags = self._cache[key] = tuple(sorted(found))
         return tags
 
@@ -206,21 +253,16 @@ class Terminology:
                 found.add(vs_id)
         return found
 
-    @staticmethod
-    def _in_text(text: str, table: dict[str, set[str]]) -> set[str]:
-        padded = f" {_words(text)} "
-        return {vs_id for words, ids in table.items() if f" {words} " in padded for vs_id in ids}
-
     def tag_words(self, text: str) -> tuple[str, ...]:
         """Return the sorted ids of every value set one of whose names occurs in ``text`` as whole words.
 
         ``"Spravato 28 MG nasal spray"`` contains the name ``spravato``.
         """
-        return tuple(sorted(self._in_text(text, self._name_words)))
+        return tuple(sorted(self._name_index.find(text)))
 
     def concepts_named(self, text: str) -> tuple[str, ...]:
         """The value sets some rule reads whose synonyms or names occur in ``text`` as whole words."""
-        return tuple(sorted(self._in_text(text, self._synonym_words) & self.read))
+        return tuple(sorted(self._synonym_index.find(text) & self.read))
 
     # -- what is seen --------------------------------------------------------------
 
@@ -231,26 +273,28 @@ class Terminology:
         on facts of that type, and the ``known`` lists for it, count.
         """
         if fact is not None and self._read_by is not None:
-            seen = self._read_by.get(fact, frozenset())
-            return any(t in seen for t in tags)
-        return any(t in self.read or t in self.known for t in tags)
+            return not self._read_by.get(fact, _NONE).isdisjoint(tags)
+        return not (self.read.isdisjoint(tags) and self.known.isdisjoint(tags))
 
     def ingredients(self, code: Coding | None, name: str | None) -> tuple[str, ...]:
         """The ingredients (of value sets that list ``ingredients``) the code or name names.
 
         ``"Zoloft"`` and ``"sertraline 100 MG Oral Tablet"`` both give ``("sertraline",)``.
         """
-        found: set[str] = set()
-        if code is not None:
-            found |= self._ingredient_of_code.get(
-                (code.system, normalise_code(code.system, code.code)), set()
-            )
-        if name:
-            padded = f" {_words(name)} "
-            for words, names in self._ingredient_of_name.items():
-                if f" {words} " in padded:
-                    found |= names
-        return tuple(sorted(found))
+        key = (code.system, code.code, name) if code is not None else (None, None, name)
+        ingredients = self._ingredient_cache.get(key)
+        if ingredients is None:
+            if len(self._ingredient_cache) >= TAG_CACHE_SIZE:
+                self._ingredient_cache.clear()
+            found: set[str] = set()
+            if code is not None:
+                found |= self._ingredient_of_code.get(
+                    (code.system, normalise_code(code.system, code.code)), set()
+                )
+            if name:
+                found |= self._ingredient_index.find(name)
+            ingredients = self._ingredient_cache[key] = tuple(sorted(found))
+        return ingredients
 
 
 def read_valuesets(ruleset: RuleSet) -> frozenset[str]:
