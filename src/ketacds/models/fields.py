@@ -42,7 +42,7 @@ def _values(data: Any, path: str, fields: _Fields) -> list[Any]:
     The same as one :meth:`_Reader.get` per field (the first field that cannot be read
     raises), without a method call per field: most fields of an item are absent.
     """
-    if not isinstance(data, Mapping):
+    if type(data) is not dict and not isinstance(data, Mapping):  # a dict, mostly: no ABC check
         raise InputError(path or "(top level)", f"expected a mapping, got {_kind(data)}")
     get = data.get
     prefix = f"{path}." if path else ""
