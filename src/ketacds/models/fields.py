@@ -4,8 +4,8 @@ The parsers the case loader (:mod:`ketacds.models.load`) is built from: each tak
 value and its field path (``medications[2].dose``) and returns the value as the model
 wants it, or raises :class:`~ketacds.errors.InputError` naming that path. A mapping's
 fields are read in a fixed order by :func:`_values` (the first that cannot be read is
-the error), then :func:`_known_keys_only` refuses any key no field reads: a misspelt
-field is never silently ignored.
+the error), which then refuses any key no field reads: a misspelt field is never
+silently ignored.
 
 Names with a leading underscore are shared only with :mod:`ketacds.models.load`; they
 are not API.
@@ -36,20 +36,25 @@ _new_quantity = trusted_constructor(Quantity)
 _Fields = tuple[tuple[str, Callable[[Any, str], Any], Any], ...]
 
 
-def _values(data: Any, path: str, fields: _Fields) -> list[Any]:
+def _values(data: Any, path: str, fields: _Fields, known: frozenset[str] | None = None) -> list[Any]:
     """The value of each field of the mapping ``data`` at ``path``, read in order.
 
     The same as one :meth:`_Reader.get` per field (the first field that cannot be read
-    raises), without a method call per field: most fields of an item are absent.
+    raises), without a method call per field: most fields of an item are absent. Then,
+    given the ``known`` keys (every key the item's fields read), the first other key of
+    ``data`` is refused, as :meth:`_Reader.finish` does.
     """
     if type(data) is not dict and not isinstance(data, Mapping):  # a dict, mostly: no ABC check
         raise InputError(path or "(top level)", f"expected a mapping, got {_kind(data)}")
     get = data.get
     prefix = f"{path}." if path else ""
-    return [
+    values = [
         default if (value := get(key)) is None else parse(value, prefix + key)
         for key, parse, default in fields
     ]
+    if known is not None and not known.issuperset(data):
+        _known_keys_only(data, path, known)
+    return values
 
 
 def _keys(fields: _Fields) -> frozenset[str]:
@@ -220,8 +225,7 @@ def _quantity(dimension: str) -> Callable[[Any, str], Quantity]:
                 raise InputError(path, f"expected a quantity like '70 kg', got {_short(value)}")
             number, unit = _decimal(match.group(1), path), match.group(2)
         else:
-            maybe_number, maybe_unit, time = _values(value, path, _QUANTITY_FIELDS)
-            _known_keys_only(value, path, _QUANTITY_KEYS)
+            maybe_number, maybe_unit, time = _values(value, path, _QUANTITY_FIELDS, _QUANTITY_KEYS)
             if maybe_number is None or maybe_unit is None:
                 raise InputError(path, "a quantity needs a value and a unit")
             number, unit = maybe_number, maybe_unit
@@ -249,8 +253,7 @@ _CODING_KEYS = _keys(_CODING_FIELDS)
 
 
 def _coding(value: Any, path: str) -> Coding:
-    system, code, display = _values(value, path, _CODING_FIELDS)
-    _known_keys_only(value, path, _CODING_KEYS)
+    system, code, display = _values(value, path, _CODING_FIELDS, _CODING_KEYS)
     if system is None or code is None:
         raise InputError(path, "a code needs a system and a code")
     try:

@@ -40,7 +40,6 @@ from ketacds.models.fields import (
     _int,
     _keys,
     _kind,
-    _known_keys_only,
     _list,
     _made,
     _non_negative,
@@ -142,8 +141,7 @@ _PATIENT_KEYS = _keys(_PATIENT_FIELDS)
 
 
 def _patient(value: Any, path: str) -> Patient:
-    values = _values(value, path, _PATIENT_FIELDS)
-    _known_keys_only(value, path, _PATIENT_KEYS)
+    values = _values(value, path, _PATIENT_FIELDS, _PATIENT_KEYS)
     return _made(_new_patient, path, *values)
 
 
@@ -160,8 +158,7 @@ _CONDITION_KEYS = _keys(_CONDITION_FIELDS)
 
 
 def _condition(value: Any, path: str) -> Condition:
-    status, id_, code, name, onset = _values(value, path, _CONDITION_FIELDS)
-    _known_keys_only(value, path, _CONDITION_KEYS)
+    status, id_, code, name, onset = _values(value, path, _CONDITION_FIELDS, _CONDITION_KEYS)
     return _made(_new_condition, path, id_, code, name, status, onset)
 
 
@@ -196,8 +193,7 @@ def _medication(value: Any, path: str) -> Medication:
         raise InputError(
             f"{path}.frequency" if path else "frequency", "give frequency or frequency_per_day, not both"
         )
-    dose, unit, as_needed, status = _values(value, path, _MEDICATION_DOSE_FIELDS)
-    _known_keys_only(value, path, _MEDICATION_KEYS)
+    dose, unit, as_needed, status = _values(value, path, _MEDICATION_DOSE_FIELDS, _MEDICATION_KEYS)
     per_day = frequency if frequency is not None else per_day
     return _made(_new_medication, path, id_, code, name, dose, unit, per_day, as_needed, status)
 
@@ -207,8 +203,8 @@ _COMPONENT_KEYS = _keys(_COMPONENT_FIELDS)
 
 
 def _component(value: Any, path: str) -> ObservationComponent:
-    _id, code, name, number, unit = _values(value, path, _COMPONENT_FIELDS)  # an id is read, not kept
-    _known_keys_only(value, path, _COMPONENT_KEYS)
+    # An id is read (and refused if not text), not kept.
+    _id, code, name, number, unit = _values(value, path, _COMPONENT_FIELDS, _COMPONENT_KEYS)
     if number is None:  # the model's own refusal of a missing value, word for word
         return _made(ObservationComponent, path, code=code, name=name, value=number, unit=unit)
     return _made(_new_component, path, code, name, number, unit)
@@ -225,8 +221,7 @@ _OBSERVATION_KEYS = _keys(_OBSERVATION_FIELDS)
 
 
 def _observation(value: Any, path: str) -> Observation:
-    values = _values(value, path, _OBSERVATION_FIELDS)
-    _known_keys_only(value, path, _OBSERVATION_KEYS)
+    values = _values(value, path, _OBSERVATION_FIELDS, _OBSERVATION_KEYS)
     return _made(_new_observation, path, *values)
 
 
@@ -235,8 +230,7 @@ _ALLERGY_KEYS = _keys(_ALLERGY_FIELDS)
 
 
 def _allergy(value: Any, path: str) -> Allergy:
-    status, id_, code, name = _values(value, path, _ALLERGY_FIELDS)
-    _known_keys_only(value, path, _ALLERGY_KEYS)
+    status, id_, code, name = _values(value, path, _ALLERGY_FIELDS, _ALLERGY_KEYS)
     return _made(_new_allergy, path, id_, code, name, status)
 
 
@@ -253,8 +247,7 @@ _TRIAL_KEYS = _keys(_TRIAL_FIELDS)
 
 
 def _trial(value: Any, path: str) -> AntidepressantTrial:
-    values = _values(value, path, _TRIAL_FIELDS)
-    _known_keys_only(value, path, _TRIAL_KEYS)
+    values = _values(value, path, _TRIAL_FIELDS, _TRIAL_KEYS)
     return _made(_new_trial, path, *values)
 
 
@@ -263,8 +256,7 @@ _SUBSTANCE_KEYS = _keys(_SUBSTANCE_FIELDS)
 
 
 def _substance(value: Any, path: str) -> SubstanceUse:
-    status, id_, code, name = _values(value, path, _SUBSTANCE_FIELDS)
-    _known_keys_only(value, path, _SUBSTANCE_KEYS)
+    status, id_, code, name = _values(value, path, _SUBSTANCE_FIELDS, _SUBSTANCE_KEYS)
     return _made(_new_substance, path, id_, code, name, status)
 
 
@@ -388,8 +380,7 @@ _ORDER_KEYS = _keys(_ORDER_FIELDS)
 
 
 def _order(value: Any, path: str) -> Order:
-    values = _values(value, path, _ORDER_FIELDS)
-    _known_keys_only(value, path, _ORDER_KEYS)
+    values = _values(value, path, _ORDER_FIELDS, _ORDER_KEYS)
     return _made(_new_order, path, *values)
 
 
