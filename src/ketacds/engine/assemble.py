@@ -6,15 +6,19 @@ order in which an engine happened to fire.
 
 An :class:`Assembler` is built once per set of rules in scope (one route and
 jurisdiction) and keeps what does not depend on the patient: each rule's evidence
-citations, monitoring item, data gap, dose parameters and status precedence. Per
-assessment, only the basis of each finding, the dose arithmetic and the trace are
-built.
+citations, the fields of its Finding but the basis, its monitoring item, data gap,
+dose parameters and status precedence. Per assessment, only the basis of each
+finding, the dose arithmetic and the trace are built; the result models are built
+positionally by :func:`~ketacds.models.trusted.trusted_constructor` (they hold no
+validators: nothing is skipped but attrs' keyword matching), and one Provenance
+serves every assessment at the same ``now``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping, Sequence
+from operator import itemgetter
 from typing import Any
 
 import attrs
@@ -23,6 +27,7 @@ from ketacds._version import __version__
 from ketacds.dosing.functions import FUNCTIONS, DoseResult
 from ketacds.engine.facts import FactSet
 from ketacds.engine.raw import RawFiring, RawResult, flag_id
+from ketacds.models.facts import FLAG
 from ketacds.models.inputs import Context
 from ketacds.models.quality import QUALITY_SEVERITIES, DataQualityIssue
 from ketacds.models.results import (
@@ -38,6 +43,7 @@ from ketacds.models.results import (
     MonitoringItem,
     Provenance,
 )
+from ketacds.models.trusted import trusted_constructor
 from ketacds.ruleset.ir import Condition, Not, Pattern, Rule, RuleSet
 from ketacds.vocabulary import DATA_GAP, MONITORING, UNCONFIRMED
 
@@ -48,6 +54,14 @@ __all__ = ["TRACE_CACHE_SIZE", "Assembler"]
 TRACE_CACHE_SIZE = 20_000
 
 _DOSE_FIELDS = tuple(a.name for a in attrs.fields(DoseResult))
+
+# The result models hold no validators; these build them from positional values, in
+# field order, without attrs' keyword matching (a Finding in about half the time).
+_new_assessment = trusted_constructor(Assessment)
+_new_fact_ref = trusted_constructor(FactRef)
+_new_finding = trusted_constructor(Finding)
+_new_firing = trusted_constructor(Firing)
+_new_provenance = trusted_constructor(Provenance)
 
 
 def _input_basis(
@@ -77,6 +91,15 @@ def _patient_fields(condition: Condition) -> set[str]:
     return set().union(*(_patient_fields(item) for item in condition.items))
 
 
+def _fact_types(condition: Condition) -> set[str]:
+    """The fact types a rule's condition names (in any pattern, negated ones too)."""
+    if isinstance(condition, Pattern):
+        return {condition.fact}
+    if isinstance(condition, Not):
+        return _fact_types(condition.item)
+    return set().union(*(_fact_types(item) for item in condition.items))
+
+
 def _explained_by_totals(basis_ids: set[str], part: _RuleParts, facts: FactSet) -> set[str]:
     """Replace a patient fact read only for table totals by the facts summed into them.
 
@@ -103,9 +126,11 @@ class _RuleParts:
         "finding",
         "flag_ids",
         "gap",
+        "group",
         "monitoring",
         "patient_fields",
         "rank",
+        "reads_flags",
         "rule",
         "status",
     )
@@ -115,6 +140,8 @@ class _RuleParts:
         sources = {source.id: source for source in ruleset.sources}
         self.rule = rule
         self.patient_fields = frozenset(_patient_fields(rule.when))
+        #: Whether a firing may name a derived flag (else its facts are its input basis).
+        self.reads_flags = FLAG in _fact_types(rule.when)
         self.flag_ids = tuple(flag_id(flag) for flag in rule.flags)
         self.status = table.status_of(rule.severity)
         self.rank = table.rank(self.status) if self.status is not None else len(table.levels)
@@ -123,23 +150,24 @@ class _RuleParts:
             for e in rule.evidence
         )
         finding = rule.finding
-        # Every field of the rule's Finding but its basis, which depends on the patient.
-        self.finding: dict[str, Any] | None = (
-            {
-                "rule_id": rule.id,
-                "category": rule.category,
-                "severity": rule.severity,
-                "title": rule.title,
-                "message": finding.message,
-                "management": finding.management,
-                "evidence": self.evidence,
-                "confidence": rule.confidence,
-                "advisory": rule.confidence == UNCONFIRMED,
-                "group": rule.group,
-            }
+        # Every field of the rule's Finding before its basis, which depends on the patient,
+        # in the Finding's field order (then the basis, then ``group``).
+        self.finding: tuple[Any, ...] | None = (
+            (
+                rule.id,
+                rule.category,
+                rule.severity,
+                rule.title,
+                finding.message,
+                finding.management,
+                self.evidence,
+                rule.confidence,
+                rule.confidence == UNCONFIRMED,
+            )
             if finding is not None
             else None
         )
+        self.group = rule.group
         self.monitoring = (
             MonitoringItem(
                 rule_id=rule.id,
@@ -202,8 +230,8 @@ class Assembler:
         )
         self._meanings = {level.name: level.meaning for level in ruleset.status.levels}
         self._ranks = {level.name: index for index, level in enumerate(ruleset.status.levels)}
-        self._trace: dict[RawFiring, Firing] = {}
-        self._now: tuple[dt.datetime | None, str] = (None, "")
+        self._trace: dict[tuple[str, tuple[str, ...]], Firing] = {}
+        self._last_provenance: tuple[dt.datetime, str, str, Provenance] | None = None
 
     def assemble(
         self,
@@ -217,35 +245,53 @@ class Assembler:
         fired: dict[str, list[RawFiring]] = {}
         producers: dict[str, list[RawFiring]] = {}
         for firing in raw.firings:
-            fired.setdefault(firing.rule_id, []).append(firing)
+            same = fired.get(firing.rule_id)
+            if same is None:
+                fired[firing.rule_id] = [firing]
+            else:
+                same.append(firing)
             for produced in parts[firing.rule_id].flag_ids:
                 producers.setdefault(produced, []).append(firing)
 
         facts_by_id = facts.by_id()
+        labels = facts.labels
+        totals = facts.totals
         refs: dict[str, FactRef] = {}
-        reported: list[tuple[int, str, Finding]] = []
+        reported: list[tuple[int, Finding]] = []
+        shown: set[str | None] = set()
         monitoring: list[MonitoringItem] = []
         gaps: list[DataGap] = []
         options: list[DoseOption] = []
         status: str | None = None
+        status_rank = len(self._ranks)  # a rule that adds nothing to the status has this rank
         for rule_id in sorted(fired):
             part = parts[rule_id]
-            if part.finding is None:
+            head = part.finding
+            if head is None:
                 continue
-            basis_ids: set[str] = set()
-            for firing in fired[rule_id]:
-                basis_ids |= _input_basis(firing, producers)
-            basis_ids = _explained_by_totals(basis_ids, part, facts)
+            firings = fired[rule_id]
+            if part.reads_flags:
+                basis_ids = _input_basis(firings[0], producers)
+                for firing in firings[1:]:
+                    basis_ids |= _input_basis(firing, producers)
+            else:
+                basis_ids = set(firings[0].facts)
+                for firing in firings[1:]:
+                    basis_ids.update(firing.facts)
+            if part.patient_fields and totals:
+                basis_ids = _explained_by_totals(basis_ids, part, facts)
             for i in basis_ids:
                 if i not in refs:
-                    refs[i] = FactRef(id=i, type=facts_by_id[i]["t"], label=facts.labels[i])
+                    refs[i] = _new_fact_ref(i, facts_by_id[i]["t"], labels[i])
             if len(basis_ids) == 1:
                 basis: tuple[FactRef, ...] = (refs[next(iter(basis_ids))],)
             else:
-                basis = tuple(sorted((refs[i] for i in basis_ids), key=_fact_ref_key))
-            reported.append((part.rank, rule_id, Finding(**part.finding, basis=basis)))
-            if part.status is not None and (status is None or part.rank < self._ranks[status]):
-                status = part.status
+                basis = tuple(sorted([refs[i] for i in basis_ids], key=_fact_ref_key))
+            # Rules come in id order, so a stable sort by rank gives (rank, rule id) order.
+            reported.append((part.rank, _new_finding(*head, basis, part.group)))
+            shown.add(part.group)
+            if part.rank < status_rank:
+                status, status_rank = part.status, part.rank
             if part.monitoring is not None:
                 monitoring.append(part.monitoring)
             if part.gap is not None:
@@ -260,8 +306,7 @@ class Assembler:
 
         if status is None:
             status = self._ruleset.status.default
-        reported.sort(key=_reported_key)
-        shown = {finding.group for _, _, finding in reported}
+        reported.sort(key=_RANK)
         groups = tuple(g for g in self._groups if g.id in shown)
         withheld = None
         if options and status in self._ruleset.status.no_dose:
@@ -272,56 +317,63 @@ class Assembler:
                 "are listed for reference only."
             )
             options = []
-        return Assessment(
-            status=status,
-            status_meaning=self._meanings[status],
-            findings=tuple(finding for _, _, finding in reported),
-            dose=DoseAdvice(route=context.route, options=tuple(options)) if options else None,
-            dose_withheld=withheld,
-            monitoring=tuple(monitoring),
-            data_gaps=tuple(gaps),
-            data_quality=tuple(sorted(set(data_quality), key=_quality_order)) if data_quality else (),
-            provenance=Provenance(
-                ruleset=self._ruleset.name,
-                version=self._ruleset.version,
-                digest=self._digest,
-                package_version=__version__,
-                engine=self._engine,
-                now=self._isoformat(context.now),
-                route=context.route,
-                jurisdiction=context.jurisdiction,
-                jurisdiction_scope=self._scope,
-                follows=self._follows.label if self._follows is not None else None,
-                follows_basis=self._follows.basis if self._follows is not None else None,
-            ),
-            trace=tuple(self._firing(f) for f in raw.firings),
-            groups=groups,
+        return _new_assessment(
+            status,
+            self._meanings[status],
+            tuple([finding for _, finding in reported]),
+            DoseAdvice(route=context.route, options=tuple(options)) if options else None,
+            tuple(monitoring),
+            tuple(gaps),
+            self._provenance(context),
+            self._trace_of(raw.firings),
+            tuple(sorted(set(data_quality), key=_quality_order)) if data_quality else (),
+            withheld,
+            groups,
         )
 
-    def _firing(self, raw: RawFiring) -> Firing:
-        firing = self._trace.get(raw)
-        if firing is None:
-            if len(self._trace) >= TRACE_CACHE_SIZE:
-                self._trace.clear()
-            firing = Firing(rule_id=raw.rule_id, facts=raw.facts, derived=self._parts[raw.rule_id].rule.flags)
-            self._trace[raw] = firing
-        return firing
+    def _trace_of(self, firings: Sequence[RawFiring]) -> tuple[Firing, ...]:
+        """The trace entries of ``firings``, each built once and remembered (by rule and facts)."""
+        trace = self._trace
+        parts = self._parts
+        entries = []
+        for raw in firings:
+            key = (raw.rule_id, raw.facts)
+            firing = trace.get(key)
+            if firing is None:
+                if len(trace) >= TRACE_CACHE_SIZE:
+                    trace.clear()
+                firing = trace[key] = _new_firing(raw.rule_id, raw.facts, parts[raw.rule_id].rule.flags)
+            entries.append(firing)
+        return tuple(entries)
 
-    def _isoformat(self, now: dt.datetime) -> str:
-        # A batch assesses everyone at one `now`: format it once (same object, same text).
-        last, text = self._now
-        if now is not last:
-            text = now.isoformat()
-            self._now = (now, text)
-        return text
+    def _provenance(self, context: Context) -> Provenance:
+        # A batch assesses everyone at one `now`: one Provenance for them all (same
+        # object, same route and jurisdiction, the same Provenance).
+        last = self._last_provenance
+        if last is not None and last[0] is context.now and last[1:3] == (context.route, context.jurisdiction):
+            return last[3]
+        provenance = _new_provenance(
+            self._ruleset.name,
+            self._ruleset.version,
+            self._digest,
+            __version__,
+            self._engine,
+            context.now.isoformat(),
+            context.route,
+            context.jurisdiction,
+            self._scope,
+            self._follows.label if self._follows is not None else None,
+            self._follows.basis if self._follows is not None else None,
+        )
+        self._last_provenance = (context.now, context.route, context.jurisdiction, provenance)
+        return provenance
+
+
+_RANK = itemgetter(0)
 
 
 def _fact_ref_key(ref: FactRef) -> tuple[str, str, str]:
     return ref.type, ref.label, ref.id
-
-
-def _reported_key(item: tuple[int, str, Finding]) -> tuple[int, str]:
-    return item[0], item[1]
 
 
 def _quality_order(issue: DataQualityIssue) -> tuple[int, str, str, str, str]:

@@ -10,25 +10,49 @@ The input shape (the same in JSON and YAML; see ``examples/`` and ``docs/input-f
     context: {route: ketamine-iv, jurisdiction: US, now: 2026-11-21T09:00:00Z}
 
 Unknown keys are errors: a misspelt field must never be silently ignored.
+
+Each field is parsed into the type its model asks for (the parsers are in
+:mod:`ketacds.models.fields`), so the models are built without running their field
+validators a second time (:mod:`ketacds.models.trusted`); their checks across fields
+still run, and every error names the same path and says the same as before.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 from collections.abc import Callable, Mapping
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, TypeVar
 
 from ketacds import limits
 from ketacds._yaml import YamlProblem, load_yaml
-from ketacds.dosing.units import canonical_unit
-from ketacds.errors import InputError, KetacdsError
+from ketacds.errors import InputError
+from ketacds.models.fields import (
+    _QUANTITY_TEXT,
+    _bool,
+    _choice,
+    _coding,
+    _date,
+    _datetime,
+    _decimal,
+    _Fields,
+    _int,
+    _keys,
+    _kind,
+    _list,
+    _made,
+    _non_negative,
+    _quantity,
+    _Reader,
+    _short,
+    _text,
+    _unit,
+    _values,
+)
 from ketacds.models.inputs import (
     Allergy,
     AntidepressantTrial,
-    Coding,
     Condition,
     Context,
     Medication,
@@ -38,9 +62,9 @@ from ketacds.models.inputs import (
     Patient,
     PatientRecord,
     Plan,
-    Quantity,
     SubstanceUse,
 )
+from ketacds.models.trusted import trusted_constructor
 from ketacds.vocabulary import FREQUENCIES, ROUTES
 
 __all__ = [
@@ -54,9 +78,6 @@ __all__ = [
 ]
 
 T = TypeVar("T")
-D = TypeVar("D")
-
-_QUANTITY_TEXT = re.compile(r"^\s*([-+]?\d+(?:\.\d+)?)\s*(\S.*?)\s*$")
 
 _RECORD_KEYS = {
     "patient",
@@ -69,188 +90,30 @@ _RECORD_KEYS = {
 }
 
 
-class _Reader:
-    """Reads one mapping at ``path``, remembering which keys were used."""
-
-    def __init__(self, data: Any, path: str) -> None:
-        if not isinstance(data, Mapping):
-            raise InputError(path or "(top level)", f"expected a mapping, got {_kind(data)}")
-        self.data = data
-        self.path = path
-        self.used: set[str] = set()
-
-    def at(self, key: str | int) -> str:
-        if isinstance(key, int):
-            return f"{self.path}[{key}]"
-        return f"{self.path}.{key}" if self.path else key
-
-    def get(self, key: str, parse: Callable[[Any, str], T], default: D) -> T | D:
-        self.used.add(key)
-        value = self.data.get(key)
-        if value is None:
-            return default
-        return parse(value, self.at(key))
-
-    def finish(self, allowed: set[str] | None = None) -> None:
-        extra = sorted(set(map(str, self.data)) - (allowed if allowed is not None else self.used))
-        if extra:
-            raise InputError(self.at(extra[0]), "unknown field")
+# Every value the loader passes a model is already of the type and vocabulary that model
+# asks for (that is what the parsers below check, naming the field path), so models are
+# built by trusted constructors: positional, in field order, without validators, the
+# checks across fields (``__attrs_post_init__``) still run. See ketacds.models.trusted.
+_new_allergy = trusted_constructor(Allergy)
+_new_condition = trusted_constructor(Condition)
+_new_context = trusted_constructor(Context)
+_new_medication = trusted_constructor(Medication)
+_new_observation = trusted_constructor(Observation)
+_new_component = trusted_constructor(ObservationComponent)
+_new_order = trusted_constructor(Order)
+_new_patient = trusted_constructor(Patient)
+_new_record = trusted_constructor(PatientRecord)
+_new_plan = trusted_constructor(Plan)
+_new_substance = trusted_constructor(SubstanceUse)
+_new_trial = trusted_constructor(AntidepressantTrial)
 
 
-def _kind(value: Any) -> str:
-    return type(value).__name__ if value is not None else "nothing"
+def _mass_unit(value: Any, path: str) -> str:
+    return _unit(value, path, "mass")
 
 
-def _text(value: Any, path: str) -> str:
-    if isinstance(value, bool) or not isinstance(value, str | int | Decimal):
-        raise InputError(path, f"expected text, got {_kind(value)}")
-    text = str(value).strip()
-    if not text:
-        raise InputError(path, "must not be empty")
-    return text
-
-
-def _bool(value: Any, path: str) -> bool:
-    if not isinstance(value, bool):
-        raise InputError(path, f"expected true or false, got {_short(value)}")
-    return value
-
-
-def _decimal(value: Any, path: str) -> Decimal:
-    if isinstance(value, bool):
-        raise InputError(path, f"expected a number, got {_short(value)}")
-    if isinstance(value, float):
-        value = repr(value)  # JSON without parse_float=Decimal: keep the written digits
-    try:
-        number = Decimal(str(value).strip()) if isinstance(value, str | int | Decimal) else None
-    except InvalidOperation:
-        number = None
-    if number is None or not number.is_finite():
-        raise InputError(path, f"expected a number, got {_short(value)}")
-    reason = limits.number_problem(number)
-    if reason is not None:
-        raise InputError(path, reason)
-    return number
-
-
-def _short(value: Any) -> str:
-    """``repr(value)``, cut to 60 characters (a 5,000-digit number is no use in a message)."""
-    text = repr(value) if not isinstance(value, int) or value.bit_length() < 1000 else "a very long number"
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def _non_negative(value: Any, path: str) -> Decimal:
-    number = _decimal(value, path)
-    if number < 0:
-        raise InputError(path, f"must not be negative, got {number}")
-    return number
-
-
-def _int(value: Any, path: str) -> int:
-    number = _decimal(value, path)
-    if number != number.to_integral_value():
-        raise InputError(path, f"expected a whole number, got {value}")
-    return int(number)
-
-
-def _date(value: Any, path: str) -> dt.date:
-    if isinstance(value, dt.datetime):
-        return value.date()
-    if isinstance(value, dt.date):
-        return value
-    try:
-        return dt.date.fromisoformat(_text(value, path))
-    except ValueError:
-        raise InputError(path, f"expected a date like 1980-05-31, got {_short(value)}") from None
-
-
-def _datetime(value: Any, path: str) -> dt.datetime:
-    if isinstance(value, dt.datetime):
-        moment = value
-    else:
-        try:
-            moment = dt.datetime.fromisoformat(_text(value, path))
-        except ValueError:
-            raise InputError(
-                path, f"expected a date-time like 2026-11-21T09:00:00+00:00, got {_short(value)}"
-            ) from None
-    if moment.tzinfo is None or moment.utcoffset() is None:
-        raise InputError(path, "must include a timezone (e.g. +00:00 or Z)")
-    return moment
-
-
-def _unit(value: Any, path: str, dimension: str | None = None) -> str:
-    text = _text(value, path)
-    try:
-        canonical_unit(text, dimension)
-    except KetacdsError as error:
-        raise InputError(path, str(error)) from None
-    return text
-
-
-def _quantity(dimension: str) -> Callable[[Any, str], Quantity]:
-    def parse(value: Any, path: str) -> Quantity:
-        time: dt.datetime | None = None
-        if isinstance(value, str):
-            match = _QUANTITY_TEXT.match(value)
-            if not match:
-                raise InputError(path, f"expected a quantity like '70 kg', got {_short(value)}")
-            number, unit = _decimal(match.group(1), path), match.group(2)
-        else:
-            reader = _Reader(value, path)
-            maybe_number = reader.get("value", _non_negative, None)
-            maybe_unit = reader.get("unit", _text, None)
-            time = reader.get("time", _datetime, None)
-            reader.finish()
-            if maybe_number is None or maybe_unit is None:
-                raise InputError(path, "a quantity needs a value and a unit")
-            number, unit = maybe_number, maybe_unit
-        if number < 0:
-            raise InputError(path, f"must not be negative, got {number}")
-        return Quantity(value=number, unit=_unit(unit, path, dimension), time=time)
-
-    return parse
-
-
-def _choice(*allowed: str) -> Callable[[Any, str], str]:
-    def parse(value: Any, path: str) -> str:
-        text = _text(value, path)
-        if text not in allowed:
-            raise InputError(path, f"expected one of {', '.join(allowed)}; got {_short(text)}")
-        return text
-
-    return parse
-
-
-def _coding(value: Any, path: str) -> Coding:
-    reader = _Reader(value, path)
-    system = reader.get("system", _text, None)
-    code = reader.get("code", _text, None)
-    display = reader.get("display", _text, None)
-    reader.finish()
-    if system is None or code is None:
-        raise InputError(path, "a code needs a system and a code")
-    try:
-        return Coding(system=system, code=code, display=display)
-    except ValueError as error:
-        raise InputError(reader.at("system"), str(error)) from None
-
-
-def _list(parse: Callable[[Any, str], T]) -> Callable[[Any, str], tuple[T, ...]]:
-    def parse_all(value: Any, path: str) -> tuple[T, ...]:
-        if not isinstance(value, list | tuple):
-            raise InputError(path, f"expected a list, got {_kind(value)}")
-        return tuple(parse(item, f"{path}[{index}]") for index, item in enumerate(value))
-
-    return parse_all
-
-
-def _identity(reader: _Reader) -> dict[str, Any]:
-    return {
-        "id": reader.get("id", _text, None),
-        "code": reader.get("code", _coding, None),
-        "name": reader.get("name", _text, None),
-    }
+#: The fields every item reads first (in this order), after its ``status`` where it has one.
+_IDENTITY: _Fields = (("id", _text, None), ("code", _coding, None), ("name", _text, None))
 
 
 def _build(reader: _Reader, cls: Callable[..., T], **fields: Any) -> T:
@@ -261,33 +124,42 @@ def _build(reader: _Reader, cls: Callable[..., T], **fields: Any) -> T:
         raise InputError(reader.path, str(error)) from None
 
 
+_PATIENT_FIELDS: _Fields = (  # Patient's own field order
+    ("id", _text, None),
+    ("birth_date", _date, None),
+    ("age_years", _int, None),
+    ("sex", _choice("female", "male", "other", "unknown"), None),
+    ("weight", _quantity("mass"), None),
+    ("height", _quantity("length"), None),
+    ("pregnant", _bool, None),
+    ("pregnant_time", _datetime, None),
+    ("lactating", _bool, None),
+    ("hepatic_class", _choice("A", "B", "C"), None),
+    ("deceased", _bool, None),
+)
+_PATIENT_KEYS = _keys(_PATIENT_FIELDS)
+
+
 def _patient(value: Any, path: str) -> Patient:
-    r = _Reader(value, path)
-    return _build(
-        r,
-        Patient,
-        id=r.get("id", _text, None),
-        birth_date=r.get("birth_date", _date, None),
-        age_years=r.get("age_years", _int, None),
-        sex=r.get("sex", _choice("female", "male", "other", "unknown"), None),
-        weight=r.get("weight", _quantity("mass"), None),
-        height=r.get("height", _quantity("length"), None),
-        pregnant=r.get("pregnant", _bool, None),
-        pregnant_time=r.get("pregnant_time", _datetime, None),
-        lactating=r.get("lactating", _bool, None),
-        hepatic_class=r.get("hepatic_class", _choice("A", "B", "C"), None),
-        deceased=r.get("deceased", _bool, None),
-    )
+    values = _values(value, path, _PATIENT_FIELDS, _PATIENT_KEYS)
+    return _made(_new_patient, path, *values)
 
 
-def _condition(value: Any, path: str) -> Condition:
-    r = _Reader(value, path)
-    status = r.get(
+_CONDITION_FIELDS: _Fields = (
+    (
         "clinical_status",
         _choice("active", "recurrence", "relapse", "inactive", "remission", "resolved"),
         "active",
-    )
-    return _build(r, Condition, **_identity(r), clinical_status=status, onset=r.get("onset", _date, None))
+    ),
+    *_IDENTITY,
+    ("onset", _date, None),
+)
+_CONDITION_KEYS = _keys(_CONDITION_FIELDS)
+
+
+def _condition(value: Any, path: str) -> Condition:
+    status, id_, code, name, onset = _values(value, path, _CONDITION_FIELDS, _CONDITION_KEYS)
+    return _made(_new_condition, path, id_, code, name, status, onset)
 
 
 def _frequency(value: Any, path: str) -> Decimal:
@@ -300,74 +172,92 @@ def _frequency(value: Any, path: str) -> Decimal:
     return _non_negative(value, path)
 
 
+# Read in two steps: frequency and frequency_per_day are refused together before the rest is read.
+_MEDICATION_FIELDS: _Fields = (
+    *_IDENTITY,
+    ("frequency", _frequency, None),
+    ("frequency_per_day", _non_negative, None),
+)
+_MEDICATION_DOSE_FIELDS: _Fields = (
+    ("dose", _non_negative, None),
+    ("unit", _mass_unit, None),
+    ("as_needed", _bool, False),
+    ("status", _choice("active", "on-hold", "intended", "stopped", "completed"), "active"),
+)
+_MEDICATION_KEYS = _keys(_MEDICATION_FIELDS + _MEDICATION_DOSE_FIELDS)
+
+
 def _medication(value: Any, path: str) -> Medication:
-    r = _Reader(value, path)
-    identity = _identity(r)
-    frequency = r.get("frequency", _frequency, None)
-    per_day = r.get("frequency_per_day", _non_negative, None)
+    id_, code, name, frequency, per_day = _values(value, path, _MEDICATION_FIELDS)
     if frequency is not None and per_day is not None:
-        raise InputError(r.at("frequency"), "give frequency or frequency_per_day, not both")
-    return _build(
-        r,
-        Medication,
-        **identity,
-        dose=r.get("dose", _non_negative, None),
-        unit=r.get("unit", lambda v, p: _unit(v, p, "mass"), None),
-        frequency_per_day=frequency if frequency is not None else per_day,
-        as_needed=r.get("as_needed", _bool, False),
-        status=r.get("status", _choice("active", "on-hold", "intended", "stopped", "completed"), "active"),
-    )
+        raise InputError(
+            f"{path}.frequency" if path else "frequency", "give frequency or frequency_per_day, not both"
+        )
+    dose, unit, as_needed, status = _values(value, path, _MEDICATION_DOSE_FIELDS, _MEDICATION_KEYS)
+    per_day = frequency if frequency is not None else per_day
+    return _made(_new_medication, path, id_, code, name, dose, unit, per_day, as_needed, status)
+
+
+_COMPONENT_FIELDS: _Fields = (*_IDENTITY, ("value", _decimal, None), ("unit", _unit, None))
+_COMPONENT_KEYS = _keys(_COMPONENT_FIELDS)
 
 
 def _component(value: Any, path: str) -> ObservationComponent:
-    r = _Reader(value, path)
-    return _build(
-        r,
-        ObservationComponent,
-        **{k: v for k, v in _identity(r).items() if k != "id"},
-        value=r.get("value", _decimal, None),
-        unit=r.get("unit", _unit, None),
-    )
+    # An id is read (and refused if not text), not kept.
+    _id, code, name, number, unit = _values(value, path, _COMPONENT_FIELDS, _COMPONENT_KEYS)
+    if number is None:  # the model's own refusal of a missing value, word for word
+        return _made(ObservationComponent, path, code=code, name=name, value=number, unit=unit)
+    return _made(_new_component, path, code, name, number, unit)
+
+
+_OBSERVATION_FIELDS: _Fields = (  # Observation's own field order
+    *_IDENTITY,
+    ("value", _decimal, None),
+    ("unit", _unit, None),
+    ("time", _datetime, None),
+    ("components", _list(_component), ()),
+)
+_OBSERVATION_KEYS = _keys(_OBSERVATION_FIELDS)
 
 
 def _observation(value: Any, path: str) -> Observation:
-    r = _Reader(value, path)
-    return _build(
-        r,
-        Observation,
-        **_identity(r),
-        value=r.get("value", _decimal, None),
-        unit=r.get("unit", _unit, None),
-        time=r.get("time", _datetime, None),
-        components=r.get("components", _list(_component), ()),
-    )
+    values = _values(value, path, _OBSERVATION_FIELDS, _OBSERVATION_KEYS)
+    return _made(_new_observation, path, *values)
+
+
+_ALLERGY_FIELDS: _Fields = (("status", _choice("active", "inactive", "resolved"), "active"), *_IDENTITY)
+_ALLERGY_KEYS = _keys(_ALLERGY_FIELDS)
 
 
 def _allergy(value: Any, path: str) -> Allergy:
-    r = _Reader(value, path)
-    status = r.get("status", _choice("active", "inactive", "resolved"), "active")
-    return _build(r, Allergy, **_identity(r), status=status)
+    status, id_, code, name = _values(value, path, _ALLERGY_FIELDS, _ALLERGY_KEYS)
+    return _made(_new_allergy, path, id_, code, name, status)
+
+
+_TRIAL_FIELDS: _Fields = (  # AntidepressantTrial's own field order
+    *_IDENTITY,
+    ("dose", _non_negative, None),
+    ("unit", _mass_unit, None),
+    ("weeks", _non_negative, None),
+    ("response", _choice("none", "partial", "response", "remission", "unknown"), "unknown"),
+    ("episode", _choice("current", "previous"), "current"),
+    ("adequate_dose", _bool, None),
+)
+_TRIAL_KEYS = _keys(_TRIAL_FIELDS)
 
 
 def _trial(value: Any, path: str) -> AntidepressantTrial:
-    r = _Reader(value, path)
-    return _build(
-        r,
-        AntidepressantTrial,
-        **_identity(r),
-        dose=r.get("dose", _non_negative, None),
-        unit=r.get("unit", lambda v, p: _unit(v, p, "mass"), None),
-        weeks=r.get("weeks", _non_negative, None),
-        response=r.get("response", _choice("none", "partial", "response", "remission", "unknown"), "unknown"),
-        episode=r.get("episode", _choice("current", "previous"), "current"),
-        adequate_dose=r.get("adequate_dose", _bool, None),
-    )
+    values = _values(value, path, _TRIAL_FIELDS, _TRIAL_KEYS)
+    return _made(_new_trial, path, *values)
+
+
+_SUBSTANCE_FIELDS: _Fields = (("status", _choice("current", "former", "never"), "current"), *_IDENTITY)
+_SUBSTANCE_KEYS = _keys(_SUBSTANCE_FIELDS)
 
 
 def _substance(value: Any, path: str) -> SubstanceUse:
-    r = _Reader(value, path)
-    status = r.get("status", _choice("current", "former", "never"), "current")
-    return _build(r, SubstanceUse, **_identity(r), status=status)
+    status, id_, code, name = _values(value, path, _SUBSTANCE_FIELDS, _SUBSTANCE_KEYS)
+    return _made(_new_substance, path, id_, code, name, status)
 
 
 def load_record(data: Mapping[str, Any], *, path: str = "") -> PatientRecord:
@@ -380,18 +270,26 @@ def load_record(data: Mapping[str, Any], *, path: str = "") -> PatientRecord:
     patient = r.get("patient", _patient, None)
     if patient is None:
         raise InputError(r.at("patient"), "is required")
-    record = PatientRecord(
-        patient=patient,
-        conditions=r.get("conditions", _list(_condition), ()),
-        medications=r.get("medications", _list(_medication), ()),
-        observations=r.get("observations", _list(_observation), ()),
-        allergies=r.get("allergies", _list(_allergy), ()),
-        trials=r.get("trials", _list(_trial), ()),
-        substance_use=r.get("substance_use", _list(_substance), ()),
+    record = _new_record(
+        patient,
+        r.get("conditions", _CONDITIONS, ()),
+        r.get("medications", _MEDICATIONS, ()),
+        r.get("observations", _OBSERVATIONS, ()),
+        r.get("allergies", _ALLERGIES, ()),
+        r.get("trials", _TRIALS, ()),
+        r.get("substance_use", _SUBSTANCES, ()),
+        (),
     )
     r.finish(_RECORD_KEYS | {"context"} | set(_EXTRA_TOP_LEVEL))
     return record
 
+
+_CONDITIONS = _list(_condition)
+_MEDICATIONS = _list(_medication)
+_OBSERVATIONS = _list(_observation)
+_ALLERGIES = _list(_allergy)
+_TRIALS = _list(_trial)
+_SUBSTANCES = _list(_substance)
 
 # Descriptive keys a case file may carry beside the record; they never reach the rules.
 _EXTRA_TOP_LEVEL = ("title", "description")
@@ -413,7 +311,7 @@ def load_context(data: Mapping[str, Any], *, path: str = "context") -> Context:
             raise InputError(r.at(required), "is required")
     return _build(
         r,
-        Context,
+        _new_context,
         route=r.get("route", _choice(*ROUTES), None),
         jurisdiction=r.get("jurisdiction", _jurisdiction, None),
         now=r.get("now", _datetime, None),
@@ -452,7 +350,7 @@ def _plan(value: Any, path: str) -> Plan:
         raise InputError(r.at("missed_sessions"), f"expected 0 or more missed sessions, got {missed}")
     return _build(
         r,
-        Plan,
+        _new_plan,
         dose_mg=dose_mg,
         dose_mg_per_kg=dose_per_kg,
         sessions_per_week=r.get("sessions_per_week", _non_negative, None),
@@ -472,16 +370,18 @@ def _tri_state(value: Any, path: str) -> bool | None:
     return value
 
 
+_ORDER_FIELDS: _Fields = (  # Order's own field order
+    *_IDENTITY,
+    ("dose", _non_negative, None),
+    ("unit", _mass_unit, None),
+    ("per_week", _non_negative, None),
+)
+_ORDER_KEYS = _keys(_ORDER_FIELDS)
+
+
 def _order(value: Any, path: str) -> Order:
-    r = _Reader(value, path)
-    return _build(
-        r,
-        Order,
-        **_identity(r),
-        dose=r.get("dose", _non_negative, None),
-        unit=r.get("unit", lambda v, p: _unit(v, p, "mass"), None),
-        per_week=r.get("per_week", _non_negative, None),
-    )
+    values = _values(value, path, _ORDER_FIELDS, _ORDER_KEYS)
+    return _made(_new_order, path, *values)
 
 
 def _jurisdiction(value: Any, path: str) -> str:

@@ -1,0 +1,54 @@
+"""Build frozen attrs models from values already checked, without checking them again.
+
+A model's ``__init__`` runs its field validators on every construction. Where the
+caller has already checked every value (the case loader parses each field into the
+type its model asks for; the assembler copies a rule's texts checked when the ruleset
+loaded), :func:`trusted_constructor` builds the same instance without them: the
+fields are set in order and ``__attrs_post_init__`` (the checks across fields) still
+runs. Nothing is switched off process-wide (``attrs.validators.set_disabled`` would
+switch off every validator in every thread), so a threaded server may use it freely.
+
+The constructor takes every field positionally, in the class's field order
+(``attrs.fields(cls)``), defaults included, and converts nothing: a class with a
+converter is refused.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import attrs
+
+__all__ = ["trusted_constructor"]
+
+T = TypeVar("T")
+
+
+def trusted_constructor(cls: type[T]) -> Callable[..., T]:
+    """A function building ``cls`` from every field's value, in field order, unvalidated.
+
+    Raises:
+        TypeError: ``cls`` is not a frozen, slotted attrs class, or it converts a field,
+            hooks attribute setting, caches its hash or runs ``__attrs_pre_init__``
+            (what a plain sequence of field assignments would not do).
+    """
+    frozen = getattr(cls, "__setattr__", None) is not object.__setattr__
+    if not attrs.has(cls) or "__slots__" not in vars(cls) or not frozen:
+        raise TypeError(f"{cls.__name__} is not a frozen, slotted attrs class")
+    fields = attrs.fields(cls)
+    if any(a.converter is not None or a.on_setattr not in (None, attrs.setters.NO_OP) for a in fields):
+        raise TypeError(f"{cls.__name__} converts or hooks a field: build it with its own __init__")
+    if hasattr(cls, "__attrs_pre_init__") or "_attrs_cached_hash" in getattr(cls, "__slots__", ()):
+        raise TypeError(f"{cls.__name__} has a pre-init hook or caches its hash")
+    names = [a.name for a in fields]
+    lines = [f"def build({', '.join(names)}):", "    self = _new(_cls)", "    _set = _setattr.__get__(self)"]
+    lines += [f"    _set({name!r}, {name})" for name in names]
+    if hasattr(cls, "__attrs_post_init__"):
+        lines.append("    self.__attrs_post_init__()")
+    lines.append("    return self")
+    namespace: dict[str, Any] = {"_new": object.__new__, "_cls": cls, "_setattr": object.__setattr__}
+    exec("\n".join(lines) + "\n", namespace)  # noqa: S102 - our own source, from the class's own field names
+    build: Callable[..., T] = namespace["build"]
+    build.__qualname__ = build.__name__ = f"trusted_{cls.__name__}"
+    return build
