@@ -346,7 +346,9 @@ class Outcome:
         return percentile(self.latencies, {"p50": 50, "p90": 90, "p99": 99}[name])
 
 
-def load(target: Target, requests: list[tuple[str, bytes]], rate: float, duration: float, args: Any) -> Outcome:
+def load(
+    target: Target, requests: list[tuple[str, bytes]], rate: float, duration: float, args: Any
+) -> Outcome:
     """Send ``rate`` requests/s for ``duration`` s to ``target``; the CPU its processes used per 200."""
     count = max(1, int(rate * duration))
     chosen = [requests[i % len(requests)] for i in range(count)]
@@ -380,7 +382,9 @@ def _statuses(outcome: Outcome) -> str:
     return ", ".join(f"{k}: {v}" for k, v in sorted(outcome.statuses.items()))
 
 
-def report(args: Any, rates: list[float], outcomes: dict[tuple[str, float], Outcome], sizes: list[int]) -> str:
+def report(
+    args: Any, rates: list[float], outcomes: dict[tuple[str, float], Outcome], sizes: list[int]
+) -> str:
     """The Markdown report: one row per rate (and, with ``--against``, the other revision beside it)."""
     lines = [
         f"# CDS Hooks service under load ({time.strftime('%Y-%m-%d')})",
@@ -398,8 +402,9 @@ def report(args: Any, rates: list[float], outcomes: dict[tuple[str, float], Outc
             f"This tree beside `{args.against}` (same load, same run, one after the other per rate); "
             "ratio = old / new (> 1: this tree is better).",
             "",
-            "| rate/s | CPU ms/request new | old | ratio | p50 ms new | old | ratio | p90 ms new | old | ratio "
-            "| p99 ms new | old | ratio | answered/s new | old | statuses new | old |",
+            "| rate/s | CPU ms/request new | old | ratio | p50 ms new | old | ratio "
+            "| p90 ms new | old | ratio | p99 ms new | old | ratio "
+            "| answered/s new | old | statuses new | old |",
             "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|",
         ]
         for rate in rates:
@@ -407,7 +412,8 @@ def report(args: Any, rates: list[float], outcomes: dict[tuple[str, float], Outc
             cells = [f"{rate:g}"]
             for name in ("cpu", "p50", "p90", "p99"):
                 a, b = new.figure(name), old.figure(name)
-                cells += [f"{a:.2f}" if name == "cpu" else f"{a:.1f}", f"{b:.2f}" if name == "cpu" else f"{b:.1f}"]
+                digits = 2 if name == "cpu" else 1
+                cells += [f"{a:.{digits}f}", f"{b:.{digits}f}"]
                 cells.append(f"{b / a:.2f}×" if a else "–")
             cells += [
                 f"{new.answered_per_second:.0f}",
@@ -418,7 +424,8 @@ def report(args: Any, rates: list[float], outcomes: dict[tuple[str, float], Outc
             lines.append("| " + " | ".join(cells) + " |")
     else:
         lines += [
-            "| rate/s | requests | answered 200/s | CPU ms/request | p50 ms | p90 ms | p99 ms | max ms | statuses |",
+            "| rate/s | requests | answered 200/s | CPU ms/request | p50 ms | p90 ms | p99 ms | max ms "
+            "| statuses |",
             "|---:|---:|---:|---:|---:|---:|---:|---:|---|",
         ]
         for rate in rates:
