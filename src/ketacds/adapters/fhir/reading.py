@@ -17,9 +17,8 @@ from typing import Any
 from fhir.resources.R4B.codeableconcept import CodeableConcept
 from fhir.resources.R4B.medication import Medication as FhirMedication
 
-from ketacds import limits
 from ketacds.adapters.fhir.tables import READ_ELEMENTS, READ_TYPES, Resource
-from ketacds.adapters.fhir.validation import M, validated
+from ketacds.adapters.fhir.validation import M, checked
 from ketacds.models.inputs import canonical_system
 from ketacds.models.quality import DataQualityIssue, QualitySeverity
 from ketacds.terminology.mapping import FhirMapping
@@ -106,7 +105,7 @@ class ReaderBase:
         is never read cannot change an answer, and validation is the costly part of
         reading. A modifier (``modifierExtension``, ``implicitRules``) can change the
         meaning of everything else, so a resource that has one is not read at all.
-        Outcomes are cached by content, so a resource sent again (the same patient's
+        Outcomes (and the limits check) are cached by content, so a resource sent again (the same patient's
         next hook call) is not validated again.
         """
         modifiers = sorted(set(raw) & {"modifierExtension", "implicitRules"})
@@ -121,12 +120,11 @@ class ReaderBase:
             return None
         elements = READ_ELEMENTS[model.__name__]
         projected = {name: value for name, value in raw.items() if name in elements}
-        out_of_range = limits.find_problem(projected)
+        out_of_range, (parsed, problem, lenient) = checked(model, projected)
         if out_of_range is not None:
             where, reason = out_of_range
             self.issue("error", "out-of-range", f"Not read: {where}: {reason}.", key, where)
             return None
-        parsed, problem, lenient = validated(model, projected)
         if lenient:
             self.issue(
                 "warning",
