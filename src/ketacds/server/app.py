@@ -44,6 +44,7 @@ from fastapi import FastAPI
 from ketacds._version import __version__
 from ketacds.engine.api import Engine
 from ketacds.server.auth import TokenVerifier
+from ketacds.server.codec import JSONRoute
 from ketacds.server.middleware import BodyLimit
 from ketacds.server.routes import SERVICES, install_error_handlers, install_routes
 from ketacds.server.service import Service, utcnow
@@ -124,6 +125,7 @@ def create_app(
         docs_url=None,
         redoc_url=None,
     )
+    app.router.route_class = JSONRoute  # JSON bodies read with orjson where it reads the same
     install_error_handlers(app)
     install_routes(app, service)
     return BodyLimit(app, settings.max_body_bytes)

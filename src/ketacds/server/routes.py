@@ -30,7 +30,7 @@ from typing import Annotated, Any
 from fastapi import FastAPI, HTTPException, Query, Request, Security
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -39,6 +39,7 @@ from ketacds.adapters.fhir import validation_cache_stats
 from ketacds.engine.api import Engine
 from ketacds.errors import AuthError, EvaluationError, ProgramRefusedError
 from ketacds.server.auth import Claims
+from ketacds.server.codec import json_response
 from ketacds.server.evaluation import check_context, evaluate
 from ketacds.server.models import (
     CardsResponse,
@@ -159,9 +160,12 @@ def _install_hook_routes(app: FastAPI, service: Service, errors: dict[int | str,
         body: HookRequest,
         service_id: str = PathParam(max_length=100),
         _credentials: Bearer = None,
-    ) -> dict[str, Any]:
+    ) -> Response:
         """Answer a hook call with cards."""
-        return await answer_hook(service, request, body, service_id)
+        # Written here, not by FastAPI through CardsResponse (the documented schema):
+        # the cards are this service's own, and validating them again costs more than
+        # everything else around the assessment.
+        return json_response(await answer_hook(service, request, body, service_id))
 
 
 def _install_feedback_routes(app: FastAPI, service: Service, errors: dict[int | str, dict[str, Any]]) -> None:
@@ -297,10 +301,10 @@ async def answer_hook(
     engine, mapping, store, _ = service.ready()
     now = service.clock()
     try:
-        rendered = await service.on_engine(
-            lambda: evaluate(
-                service.settings, service.new_uuid, engine, mapping, hook, context, resources, issues, now
-            )
+        # On the event loop itself: the engine holds the GIL throughout, so a thread would
+        # not let anything else run meanwhile, and the hand-off costs more CPU than it saves.
+        rendered = evaluate(
+            service.settings, service.new_uuid, engine, mapping, hook, context, resources, issues, now
         )
     except ProgramRefusedError as error:
         raise HTTPException(422, f"ketacds refuses this assessment: {error.reason}") from None

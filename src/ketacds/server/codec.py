@@ -1,0 +1,87 @@
+"""The service's JSON codec: request bodies read as :func:`json.loads` reads them, answers written fast.
+
+orjson (the ``server`` extra) reads and writes JSON several times faster than the
+standard library. It is used only where it gives the same data:
+
+* :func:`loads` takes orjson's result only for a body orjson reads *and* that holds no
+  integer of 19 digits or more (orjson reads an integer past 64 bits as a float, where
+  :func:`json.loads` keeps every digit); anything orjson refuses (``NaN``, a byte order
+  mark, a UTF-16 body, ...) is read by :func:`json.loads`, so an invalid body gets the
+  very same error as before.
+* :func:`dumps` writes an answer compactly as UTF-8, as Starlette's ``JSONResponse``
+  does (the same data; only the bytes' layout may differ), falling back to
+  :func:`json.dumps` for what orjson cannot write.
+
+Without orjson installed both are the standard library's.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from fastapi import Request, Response
+from fastapi.routing import APIRoute
+
+try:
+    import orjson
+except ImportError:  # pragma: no cover - the server extra installs it
+    orjson = None
+
+__all__ = ["JSONRoute", "dumps", "json_response", "loads"]
+
+#: An integer literal orjson would read as a float (at least 19 digits after ``:``, ``[`` or ``,``).
+#: Digits inside a string can match too: that body is then read by ``json.loads``, never wrongly.
+_LONG_INTEGER = re.compile(rb"(?:^|[:\[,])\s*-?[0-9]{19}")
+
+
+def loads(body: bytes) -> Any:
+    """A JSON body as data, exactly as :func:`json.loads` reads it (and raising what it raises)."""
+    if orjson is not None and not _LONG_INTEGER.search(body):
+        try:
+            return orjson.loads(body)
+        except orjson.JSONDecodeError:
+            pass  # json.loads gives the error the service has always given
+    return json.loads(body)
+
+
+def dumps(data: Any) -> bytes:
+    """``data`` as compact UTF-8 JSON (no NaN or infinity), as Starlette's ``JSONResponse`` writes it."""
+    if orjson is not None:
+        try:
+            return bytes(orjson.dumps(data))
+        except TypeError:  # an integer past 64 bits, or a type orjson does not write
+            pass
+    return json.dumps(data, ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":")).encode(
+        "utf-8"
+    )
+
+
+class _Request(Request):
+    """A request whose JSON body is read with :func:`loads`."""
+
+    async def json(self) -> Any:
+        """The body as JSON data (read once)."""
+        if not hasattr(self, "_json"):
+            self._json = loads(await self.body())
+        return self._json
+
+
+class JSONRoute(APIRoute):
+    """A FastAPI route that reads JSON bodies with :func:`loads` (FastAPI's documented route_class hook)."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        """The route's handler, given the request as a :class:`_Request`."""
+        handler = super().get_route_handler()
+
+        async def fast(request: Request) -> Response:
+            return await handler(_Request(request.scope, request.receive))
+
+        return fast
+
+
+def json_response(data: Any) -> Response:
+    """An ``application/json`` answer of ``data``, written with :func:`dumps`."""
+    return Response(dumps(data), media_type="application/json")
