@@ -4,7 +4,7 @@ orjson (the ``server`` extra) reads and writes JSON several times faster than th
 standard library. It is used only where it gives the same data:
 
 * :func:`loads` takes orjson's result only for a body orjson reads *and* that holds no
-  integer of 19 digits or more (orjson reads an integer past 64 bits as a float, where
+  integer literal of 19 digits or more (orjson reads an integer past 64 bits as a float, where
   :func:`json.loads` keeps every digit); anything orjson refuses (``NaN``, a byte order
   mark, a UTF-16 body, ...) is read by :func:`json.loads`, so an invalid body gets the
   very same error as before.
@@ -28,13 +28,14 @@ from fastapi.routing import APIRoute
 try:
     import orjson
 except ImportError:  # pragma: no cover - the server extra installs it
-    orjson = None
+    orjson = None  # type: ignore[assignment,unused-ignore]
 
 __all__ = ["JSONRoute", "dumps", "json_response", "loads"]
 
-#: An integer literal orjson would read as a float (at least 19 digits after ``:``, ``[`` or ``,``).
-#: Digits inside a string can match too: that body is then read by ``json.loads``, never wrongly.
-_LONG_INTEGER = re.compile(rb"(?:^|[:\[,])\s*-?[0-9]{19}")
+#: An integer literal orjson might read as a float: 19 digits or more, alone between
+#: ``:``, ``[`` or ``,`` and ``,``, ``]`` or ``}``. Text inside a string can match too:
+#: that body is then read by ``json.loads``, never wrongly.
+_LONG_INTEGER = re.compile(rb"(?:^|[:\[,])\s*-?[0-9]{19,}\s*(?:$|[,\]}])")
 
 
 def loads(body: bytes) -> Any:

@@ -186,9 +186,7 @@ def _install_feedback_routes(app: FastAPI, service: Service, errors: dict[int | 
             {**item.model_dump(mode="json"), "outcomeTimestamp": item.outcomeTimestamp.isoformat()}
             for item in body.feedback
         ]
-        count = await service.on_store(
-            lambda: store.record_feedback(service_id, items, claims.get("iss"), service.clock())
-        )
+        count = store.record_feedback(service_id, items, claims.get("iss"), service.clock())
         log.info("feedback service=%s items=%d", service_id, count)
         return {"recorded": count}
 
@@ -212,10 +210,8 @@ def _install_feedback_routes(app: FastAPI, service: Service, errors: dict[int | 
         known(service_id)
         await authenticate(service, request, service_id, feedback=True)
         _, _, store, _ = service.ready()
-        rows = await service.on_store(
-            lambda: store.query_feedback(
-                service=service_id, card=card, outcome=outcome, rule_id=rule_id, since=since, limit=limit
-            )
+        rows = store.query_feedback(
+            service=service_id, card=card, outcome=outcome, rule_id=rule_id, since=since, limit=limit
         )
         return {"feedback": rows}
 
@@ -301,8 +297,6 @@ async def answer_hook(
     engine, mapping, store, _ = service.ready()
     now = service.clock()
     try:
-        # On the event loop itself: the engine holds the GIL throughout, so a thread would
-        # not let anything else run meanwhile, and the hand-off costs more CPU than it saves.
         rendered = evaluate(
             service.settings, service.new_uuid, engine, mapping, hook, context, resources, issues, now
         )
@@ -313,7 +307,7 @@ async def answer_hook(
         log.error("engine failure on hookInstance=%s; this worker now answers 503", _safe(body.hookInstance))
         raise HTTPException(503, "the rule engine failed; no advice was given") from None
     issued = _issued(engine, service_id, hook, body.hookInstance, rendered)
-    await service.on_store(lambda: store.record_cards(issued, now))
+    store.record_cards(issued, now)
     log.info(
         "hook=%s hookInstance=%s client=%s cards=%d ms=%.1f",
         hook,
@@ -364,9 +358,7 @@ async def authenticate(service: Service, request: Request, service_id: str, feed
     except AuthError as error:
         raise _unauthorized(str(error)) from None
     _, _, store, _ = service.ready()
-    fresh = await service.on_store(
-        lambda: store.remember_token(claims["iss"], claims["jti"], int(claims["exp"]), service.clock())
-    )
+    fresh = store.remember_token(claims["iss"], claims["jti"], int(claims["exp"]), service.clock())
     if not fresh:
         raise _unauthorized("the token was already used (jti replayed)")
     return claims

@@ -3,7 +3,7 @@
 Every worker process opens the same file (WAL mode, so readers never block the
 writer); a token id is recorded with an ``INSERT`` on its primary key, so a replay
 is refused whichever worker it reaches. A :class:`Store` belongs to the thread that
-opened it: the service runs all store calls on one dedicated thread per worker.
+opened it: the service makes all store calls on its worker's event loop thread.
 """
 
 from __future__ import annotations
