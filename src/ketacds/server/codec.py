@@ -18,7 +18,6 @@ Without orjson installed both are the standard library's.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -32,15 +31,44 @@ except ImportError:  # pragma: no cover - the server extra installs it
 
 __all__ = ["JSONRoute", "dumps", "json_response", "loads"]
 
-#: An integer literal orjson might read as a float: 19 digits or more, alone between
-#: ``:``, ``[`` or ``,`` and ``,``, ``]`` or ``}``. Text inside a string can match too:
-#: that body is then read by ``json.loads``, never wrongly.
-_LONG_INTEGER = re.compile(rb"(?:^|[:\[,])\s*-?[0-9]{19,}\s*(?:$|[,\]}])")
+#: Every digit to ``0`` (the rest as it is), so that a run of digits is found by ``bytes.find``.
+_DIGITS_TO_ZERO = bytes.maketrans(b"0123456789", b"0000000000")
+_RUN = b"0" * 19
+_SPACE = b" \t\r\n"
+
+
+def _long_integer(body: bytes) -> bool:
+    """Whether ``body`` may hold an integer literal of 19 digits or more.
+
+    That is, a run of such digits alone between ``:``, ``[``, ``,`` (or the start) and
+    ``,``, ``]``, ``}`` (or the end), a minus sign and spaces allowed. Text inside a
+    string can look like one too: that body is then read by ``json.loads``, never wrongly.
+    (Runs are found with ``bytes.translate`` and ``bytes.find``, then each run's neighbours
+    looked at: a regular expression takes a millisecond on a large body.)
+    """
+    digits = body.translate(_DIGITS_TO_ZERO)
+    start = digits.find(_RUN)
+    while start != -1:
+        end = start + len(_RUN)
+        while end < len(digits) and digits[end] == 0x30:  # "0"
+            end += 1
+        before = start - 1
+        if before >= 0 and body[before] == 0x2D:  # "-"
+            before -= 1
+        while before >= 0 and body[before] in _SPACE:
+            before -= 1
+        after = end
+        while after < len(body) and body[after] in _SPACE:
+            after += 1
+        if (before < 0 or body[before] in b":[,") and (after == len(body) or body[after] in b",]}"):
+            return True
+        start = digits.find(_RUN, end)
+    return False
 
 
 def loads(body: bytes) -> Any:
     """A JSON body as data, exactly as :func:`json.loads` reads it (and raising what it raises)."""
-    if orjson is not None and not _LONG_INTEGER.search(body):
+    if orjson is not None and not _long_integer(body):
         try:
             return orjson.loads(body)
         except orjson.JSONDecodeError:
