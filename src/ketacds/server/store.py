@@ -136,8 +136,14 @@ class Store:
             )
             for uuid, service, hook, instance, rules, indicator, ruleset, digest in cards
         ]
-        if rows:
-            self._db.executemany("INSERT OR REPLACE INTO cards VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        if rows:  # one transaction for all of them (one write to the log, not one per card)
+            self._db.execute("BEGIN")
+            try:
+                self._db.executemany("INSERT OR REPLACE INTO cards VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
 
     def record_feedback(
         self, service: str, items: Sequence[Mapping[str, Any]], client: str | None, now: dt.datetime
