@@ -164,7 +164,11 @@ def start_server(port: int, workers: int, directory: Path, src: Path) -> subproc
         "warning",
     ]
     log = (directory / "serve.log").open("wb")
-    env = {**os.environ, "PYTHONPATH": str(src)}
+    # ``src`` first: the package of that revision, whatever else is on the path (orjson, ...)
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(src), os.environ.get("PYTHONPATH")])),
+    }
     return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env)
 
 
@@ -393,8 +397,13 @@ def report(
         f"{args.load_before:.2f}; `ketacds serve --workers {args.workers}`, **JWT on** (ES384, "
         "replay protection); open loop for "
         f"{args.duration:g} s per rate from a second process.",
-        "Requests: patient-view (10 Synthea patients as the spec's prefetch) and order-sign (an esketamine "
-        f"order), alternating; bodies {sizes[0] // 1000}–{sizes[-1] // 1000} kB.",
+        {
+            "both": "Requests: patient-view (10 Synthea patients as the spec's prefetch) and order-sign "
+            "(an esketamine order), alternating",
+            "patient-view": "Requests: patient-view only (10 Synthea patients as the spec's prefetch)",
+            "order-sign": "Requests: order-sign only (an esketamine order, 10 Synthea patients as prefetch)",
+        }[args.hook]
+        + f"; bodies {sizes[0] // 1000}–{sizes[-1] // 1000} kB.",
         "",
     ]
     if args.against:
@@ -457,6 +466,12 @@ def main() -> None:
         "--max-wait", type=float, default=30.0, help="drop a request not sent this long after due"
     )
     parser.add_argument("--against", metavar="REV", help="the same load against this git revision's service")
+    parser.add_argument(
+        "--hook",
+        choices=["both", "patient-view", "order-sign"],
+        default="both",
+        help="the calls sent: patient-view and order-sign alternating (default), or one of them",
+    )
     parser.add_argument("--quick", action="store_true", help="smoke test: 50 requests/s for 3 s")
     parser.add_argument("--out", type=Path, help="also write the report (Markdown) here")
     args = parser.parse_args()
@@ -467,7 +482,7 @@ def main() -> None:
         raise SystemExit("bounded: at most 30,000 requests per run")
     args.load_before = os.getloadavg()[0]
 
-    requests = bodies()
+    requests = [(s, b) for s, b in bodies() if args.hook == "both" or s == f"ketacds-{args.hook}"]
     outcomes: dict[tuple[str, float], Outcome] = {}
     with tempfile.TemporaryDirectory() as temp:
         sources = {"new": ROOT / "src"}
