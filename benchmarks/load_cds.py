@@ -2,7 +2,7 @@
 
 Usage::
 
-    make load                                          # 200 requests/s for 60 s, 2 workers
+    make load                                          # 50, 100, 200 requests/s, 30 s each, 2 workers
     .venv/bin/python benchmarks/load_cds.py --rates 50,100,200 --duration 30 --against main
     .venv/bin/python benchmarks/load_cds.py --quick    # smoke test: 50 requests/s for 3 s
 
@@ -457,9 +457,11 @@ def report(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--rates", default="200", help="requests per second (open loop), comma-separated")
+    parser.add_argument(
+        "--rates", default="50,100,200", help="requests per second (open loop), comma-separated"
+    )
     parser.add_argument("--rate", type=float, help="one rate (the same as --rates RATE)")
-    parser.add_argument("--duration", type=float, default=60.0, help="seconds of load per rate")
+    parser.add_argument("--duration", type=float, default=30.0, help="seconds of load per rate")
     parser.add_argument("--workers", type=int, default=2, help="uvicorn worker processes")
     parser.add_argument("--connections", type=int, default=32, help="client connections")
     parser.add_argument(
