@@ -2,8 +2,9 @@
 
 Usage::
 
-    make load                                          # 200 requests/s for 60 s, 2 workers
-    .venv/bin/python benchmarks/load_cds.py --rate 200 --duration 60 --workers 2 --out report.md
+    make load                                          # 50, 100, 200 requests/s, 30 s each, 2 workers
+    .venv/bin/python benchmarks/load_cds.py --rates 50,100,200 --duration 30 --against main
+    .venv/bin/python benchmarks/load_cds.py --quick    # smoke test: 50 requests/s for 3 s
 
 What happens:
 
@@ -19,20 +20,27 @@ What happens:
    client, so that the generator's own CPU use stays small beside the service's), and
    times each from its due time to the last byte of the answer, so queueing shows.
 
-It reports the rate of answers, p50 / p90 / p99 / max latency, and the status codes.
-Bounded in count and time, and on loopback only.
+4. It reads the CPU time (user + system) of the server process and its worker processes
+   before and after each rate's load: the CPU per answered request is the robust figure
+   on a shared machine (latency moves with whatever else runs).
+
+It reports, per rate, the CPU per request, the rate of answers, p50 / p90 / p99 / max
+latency, and the status codes. With ``--against REV`` the service of another git
+revision (unpacked with ``git archive``, run with ``PYTHONPATH`` at its ``src``) gets
+the same load in the same run, and each figure is shown beside it with the ratio
+old / new. Bounded in count and time, and on loopback only.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import os
 import platform
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -43,6 +51,7 @@ from typing import Any
 
 import httpx
 import jwt
+import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "tests" / "data"  # test input copied into the repository (PROVENANCE.md)
@@ -132,7 +141,8 @@ def bodies() -> list[tuple[str, bytes]]:
     return [(service, json.dumps({**body, "hookInstance": "{instance}"}).encode()) for service, body in out]
 
 
-def start_server(port: int, workers: int, directory: Path) -> subprocess.Popen[bytes]:
+def start_server(port: int, workers: int, directory: Path, src: Path) -> subprocess.Popen[bytes]:
+    """``ketacds serve`` of the package under ``src`` (JWT on), in its own process group."""
     issuers = directory / "issuers.yaml"
     issuers.write_text(f"issuers:\n  - iss: {ISSUER}\n    jwks_file: {DATA / 'cds-hooks/jwks-public.json'}\n")
     command = [
@@ -154,7 +164,12 @@ def start_server(port: int, workers: int, directory: Path) -> subprocess.Popen[b
         "warning",
     ]
     log = (directory / "serve.log").open("wb")
-    return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    # ``src`` first: the package of that revision, whatever else is on the path (orjson, ...)
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(src), os.environ.get("PYTHONPATH")])),
+    }
+    return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env)
 
 
 def wait_ready(base: str, process: subprocess.Popen[bytes], seconds: float = 120) -> None:
@@ -278,79 +293,221 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered)) - 1))]
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) of the server process ``pid`` and all its worker children so far."""
+    root = psutil.Process(pid)
+    total = 0.0
+    for process in [root, *root.children(recursive=True)]:
+        try:
+            times = process.cpu_times()
+        except psutil.NoSuchProcess:  # pragma: no cover - a worker that exited
+            continue
+        total += times.user + times.system
+    return total
+
+
+def unpack(revision: str, directory: Path) -> Path:
+    """The ``src`` tree (and the rulesets) of ``revision``, unpacked with ``git archive``; its ``src``."""
+    archive = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", "--format=tar", revision, "src", "rulesets"],
+        check=True,
+        capture_output=True,
+    ).stdout
+    directory.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["tar", "-x", "-C", str(directory)], input=archive, check=True)
+    return directory / "src"
+
+
+class Target:
+    """One running ``ketacds serve`` (this tree's, or another revision's) and its base URL."""
+
+    def __init__(self, name: str, src: Path, workers: int, directory: Path) -> None:
+        self.name = name
+        directory.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.process = start_server(self.port, workers, directory, src)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)  # the process group this script started
+            self.process.wait(timeout=30)
+
+
+@dataclasses.dataclass
+class Outcome:
+    """One load run against one target: per-request CPU, latencies, statuses, rate answered."""
+
+    requests: int
+    answered_per_second: float
+    cpu_ms_per_request: float
+    latencies: list[float]
+    statuses: dict[int, int]
+
+    def figure(self, name: str) -> float:
+        if name == "cpu":
+            return self.cpu_ms_per_request
+        return percentile(self.latencies, {"p50": 50, "p90": 90, "p99": 99}[name])
+
+
+def load(
+    target: Target, requests: list[tuple[str, bytes]], rate: float, duration: float, args: Any
+) -> Outcome:
+    """Send ``rate`` requests/s for ``duration`` s to ``target``; the CPU its processes used per 200."""
+    count = max(1, int(rate * duration))
+    chosen = [requests[i % len(requests)] for i in range(count)]
+    plan = [(s, b, t) for (s, b), t in zip(chosen, tokens(target.base, [s for s, _ in chosen]), strict=True)]
+    cpu_before = cpu_seconds(target.process.pid)
+    began = time.perf_counter()
+    results = asyncio.run(run_load(target.base, plan, rate, args.connections, args.max_wait))
+    elapsed = time.perf_counter() - began
+    cpu = cpu_seconds(target.process.pid) - cpu_before
+    served = sum(1 for _, status in results if status == 200)
+    statuses: dict[int, int] = {}
+    for _, status in results:
+        statuses[status] = statuses.get(status, 0) + 1
+    return Outcome(
+        requests=len(results),
+        answered_per_second=served / elapsed,
+        cpu_ms_per_request=cpu * 1000 / served if served else float("nan"),
+        latencies=[seconds * 1000 for seconds, status in results if status == 200] or [float("nan")],
+        statuses=statuses,
+    )
+
+
+def warm(target: Target, requests: list[tuple[str, bytes]], count: int) -> None:
+    """Requests before the measured ones: every worker imports, compiles and caches what it will."""
+    plan = [requests[i % len(requests)] for i in range(count)]
+    tokened = [(s, b, t) for (s, b), t in zip(plan, tokens(target.base, [s for s, _ in plan]), strict=True)]
+    asyncio.run(run_load(target.base, tokened, 20, 8))
+
+
+def _statuses(outcome: Outcome) -> str:
+    return ", ".join(f"{k}: {v}" for k, v in sorted(outcome.statuses.items()))
+
+
+def report(
+    args: Any, rates: list[float], outcomes: dict[tuple[str, float], Outcome], sizes: list[int]
+) -> str:
+    """The Markdown report: one row per rate (and, with ``--against``, the other revision beside it)."""
+    lines = [
+        f"# CDS Hooks service under load ({time.strftime('%Y-%m-%d')})",
+        "",
+        f"{os.cpu_count()} CPUs, Python {platform.python_version()}, load average before "
+        f"{args.load_before:.2f}; `ketacds serve --workers {args.workers}`, **JWT on** (ES384, "
+        "replay protection); open loop for "
+        f"{args.duration:g} s per rate from a second process.",
+        {
+            "both": "Requests: patient-view (10 Synthea patients as the spec's prefetch) and order-sign "
+            "(an esketamine order), alternating",
+            "patient-view": "Requests: patient-view only (10 Synthea patients as the spec's prefetch)",
+            "order-sign": "Requests: order-sign only (an esketamine order, 10 Synthea patients as prefetch)",
+        }[args.hook]
+        + f"; bodies {sizes[0] // 1000}–{sizes[-1] // 1000} kB.",
+        "",
+    ]
+    if args.against:
+        lines += [
+            f"This tree beside `{args.against}` (same load, same run, one after the other per rate); "
+            "ratio = old / new (> 1: this tree is better).",
+            "",
+            "| rate/s | CPU ms/request new | old | ratio | p50 ms new | old | ratio "
+            "| p90 ms new | old | ratio | p99 ms new | old | ratio "
+            "| answered/s new | old | statuses new | old |",
+            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|",
+        ]
+        for rate in rates:
+            new, old = outcomes[("new", rate)], outcomes[("old", rate)]
+            cells = [f"{rate:g}"]
+            for name in ("cpu", "p50", "p90", "p99"):
+                a, b = new.figure(name), old.figure(name)
+                digits = 2 if name == "cpu" else 1
+                cells += [f"{a:.{digits}f}", f"{b:.{digits}f}"]
+                cells.append(f"{b / a:.2f}×" if a else "–")
+            cells += [
+                f"{new.answered_per_second:.0f}",
+                f"{old.answered_per_second:.0f}",
+                _statuses(new),
+                _statuses(old),
+            ]
+            lines.append("| " + " | ".join(cells) + " |")
+    else:
+        lines += [
+            "| rate/s | requests | answered 200/s | CPU ms/request | p50 ms | p90 ms | p99 ms | max ms "
+            "| statuses |",
+            "|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        ]
+        for rate in rates:
+            o = outcomes[("new", rate)]
+            lines.append(
+                f"| {rate:g} | {o.requests} | {o.answered_per_second:.0f} | {o.cpu_ms_per_request:.2f} | "
+                f"{o.figure('p50'):.1f} | {o.figure('p90'):.1f} | {o.figure('p99'):.1f} | "
+                f"{max(o.latencies):.1f} | {_statuses(o)} |"
+            )
+    lines += [
+        "",
+        "CPU ms/request: user + system CPU time of the server process and its worker processes during "
+        "the load, divided by the requests answered 200 (the robust figure on a shared machine). "
+        "Latency is from each request's due time to the end of its answer; "
+        f"status {NOT_SENT} = not sent within {args.max_wait:g} s of its due time (client-side backlog).",
+        "",
+    ]
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--rate", type=float, default=200.0, help="requests per second (open loop)")
-    parser.add_argument("--duration", type=float, default=60.0, help="seconds of load")
+    parser.add_argument(
+        "--rates", default="50,100,200", help="requests per second (open loop), comma-separated"
+    )
+    parser.add_argument("--rate", type=float, help="one rate (the same as --rates RATE)")
+    parser.add_argument("--duration", type=float, default=30.0, help="seconds of load per rate")
     parser.add_argument("--workers", type=int, default=2, help="uvicorn worker processes")
     parser.add_argument("--connections", type=int, default=32, help="client connections")
     parser.add_argument(
         "--max-wait", type=float, default=30.0, help="drop a request not sent this long after due"
     )
+    parser.add_argument("--against", metavar="REV", help="the same load against this git revision's service")
+    parser.add_argument(
+        "--hook",
+        choices=["both", "patient-view", "order-sign"],
+        default="both",
+        help="the calls sent: patient-view and order-sign alternating (default), or one of them",
+    )
+    parser.add_argument("--quick", action="store_true", help="smoke test: 50 requests/s for 3 s")
     parser.add_argument("--out", type=Path, help="also write the report (Markdown) here")
     args = parser.parse_args()
-    if args.rate * args.duration > 30_000:
+    if args.quick:
+        args.rates, args.duration = "50", 3.0
+    rates = [args.rate] if args.rate else [float(r) for r in args.rates.split(",") if r.strip()]
+    if max(rates) * args.duration > 30_000:
         raise SystemExit("bounded: at most 30,000 requests per run")
+    args.load_before = os.getloadavg()[0]
 
+    requests = [(s, b) for s, b in bodies() if args.hook == "both" or s == f"ketacds-{args.hook}"]
+    outcomes: dict[tuple[str, float], Outcome] = {}
     with tempfile.TemporaryDirectory() as temp:
-        port = free_port()
-        base = f"http://127.0.0.1:{port}"
-        process = start_server(port, args.workers, Path(temp))
+        sources = {"new": ROOT / "src"}
+        if args.against:
+            sources["old"] = unpack(args.against, Path(temp) / "old")
+        targets: list[Target] = []
         try:
-            wait_ready(base, process)
-            requests = bodies()
-            count = int(args.rate * args.duration)
-            chosen = [requests[i % len(requests)] for i in range(count)]
-            warm = [requests[i % len(requests)] for i in range(40)]
-            asyncio.run(
-                run_load(
-                    base,
-                    [(s, b, t) for (s, b), t in zip(warm, tokens(base, [s for s, _ in warm]), strict=True)],
-                    20,
-                    8,
-                )
-            )
-            plan = [(s, b, t) for (s, b), t in zip(chosen, tokens(base, [s for s, _ in chosen]), strict=True)]
-            began = time.perf_counter()
-            results = asyncio.run(run_load(base, plan, args.rate, args.connections, args.max_wait))
-            health = httpx.get(f"{base}/health", timeout=10).json()
-            elapsed = time.perf_counter() - began
+            for name, src in sources.items():
+                targets.append(Target(name, src, args.workers, Path(temp) / f"serve-{name}"))
+            for target in targets:
+                wait_ready(target.base, target.process)
+                warm(target, requests, 40 if args.quick else 100)
+            for rate in rates:
+                for target in targets:
+                    outcomes[(target.name, rate)] = load(target, requests, rate, args.duration, args)
         finally:
-            os.killpg(process.pid, signal.SIGTERM)  # the process group this script started
-            process.wait(timeout=30)
+            for target in targets:
+                target.stop()
 
-    latencies = [seconds * 1000 for seconds, status in results if status == 200] or [float("nan")]
-    served = sum(1 for _, status in results if status == 200)
-    statuses: dict[int, int] = {}
-    for _, status in results:
-        statuses[status] = statuses.get(status, 0) + 1
-    sizes = sorted(len(b) for _, b in requests)
-    report = "\n".join(
-        [
-            f"# CDS Hooks service under load ({time.strftime('%Y-%m-%d')})",
-            "",
-            f"{os.cpu_count()} CPUs, Python {platform.python_version()}, load average before "
-            f"{os.getloadavg()[0]:.2f}; `ketacds serve --workers {args.workers}`, JWT on; "
-            f"open loop at {args.rate:g} requests/s for {args.duration:g} s from a second process.",
-            f"Requests: patient-view (10 Synthea patients as prefetch) and order-sign (an esketamine order), "
-            f"alternating; bodies {sizes[0] // 1000}–{sizes[-1] // 1000} kB.",
-            "",
-            "| requests | answered 200/s | p50 ms | p90 ms | p99 ms | max ms | statuses |",
-            "|---:|---:|---:|---:|---:|---:|---|",
-            f"| {len(results)} | {served / elapsed:.0f} | {percentile(latencies, 50):.1f} | "
-            f"{percentile(latencies, 90):.1f} | {percentile(latencies, 99):.1f} | {max(latencies):.1f} | "
-            f"{', '.join(f'{k}: {v}' for k, v in sorted(statuses.items()))} |",
-            "",
-            "Latency is from each request's due time to the end of its answer "
-            f"(mean {statistics.mean(latencies):.1f} ms); answered/s counts status 200; "
-            f"status {NOT_SENT} = not sent within {args.max_wait:g} s of its due time (client-side backlog). "
-            f"FHIR validation cache of the worker that answered /health: {health['fhir_validation_cache']}.",
-            "",
-        ]
-    )
-    print(report)
+    text = report(args, rates, outcomes, sorted(len(b) for _, b in requests))
+    print(text)
     if args.out:
-        args.out.write_text(report, encoding="utf-8")
+        args.out.write_text(text, encoding="utf-8")
 
 
 if __name__ == "__main__":

@@ -135,9 +135,9 @@ class TokenVerifier:
         if scheme.lower() != "bearer" or not token.strip():
             raise AuthError("the Authorization header must be 'Bearer <JWT>'")
         token = token.strip()
-        try:
-            header = jwt.get_unverified_header(token)
-            unverified = jwt.decode(token, options={"verify_signature": False})
+        try:  # the header and claims in one parse (the signature is checked below, in _decode)
+            parsed = jwt.decode_complete(token, options={"verify_signature": False})
+            header, unverified = parsed["header"], parsed["payload"]
         except jwt.PyJWTError:
             raise AuthError("the bearer token is not a well-formed JWT") from None
         alg = header.get("alg")

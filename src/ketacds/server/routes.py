@@ -30,7 +30,7 @@ from typing import Annotated, Any
 from fastapi import FastAPI, HTTPException, Query, Request, Security
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -39,6 +39,7 @@ from ketacds.adapters.fhir import validation_cache_stats
 from ketacds.engine.api import Engine
 from ketacds.errors import AuthError, EvaluationError, ProgramRefusedError
 from ketacds.server.auth import Claims
+from ketacds.server.codec import json_response
 from ketacds.server.evaluation import check_context, evaluate
 from ketacds.server.models import (
     CardsResponse,
@@ -159,9 +160,12 @@ def _install_hook_routes(app: FastAPI, service: Service, errors: dict[int | str,
         body: HookRequest,
         service_id: str = PathParam(max_length=100),
         _credentials: Bearer = None,
-    ) -> dict[str, Any]:
+    ) -> Response:
         """Answer a hook call with cards."""
-        return await answer_hook(service, request, body, service_id)
+        # Written here, not by FastAPI through CardsResponse (the documented schema):
+        # the cards are this service's own, and validating them again costs more than
+        # everything else around the assessment.
+        return json_response(await answer_hook(service, request, body, service_id))
 
 
 def _install_feedback_routes(app: FastAPI, service: Service, errors: dict[int | str, dict[str, Any]]) -> None:
@@ -182,9 +186,7 @@ def _install_feedback_routes(app: FastAPI, service: Service, errors: dict[int | 
             {**item.model_dump(mode="json"), "outcomeTimestamp": item.outcomeTimestamp.isoformat()}
             for item in body.feedback
         ]
-        count = await service.on_store(
-            lambda: store.record_feedback(service_id, items, claims.get("iss"), service.clock())
-        )
+        count = store.record_feedback(service_id, items, claims.get("iss"), service.clock())
         log.info("feedback service=%s items=%d", service_id, count)
         return {"recorded": count}
 
@@ -208,10 +210,8 @@ def _install_feedback_routes(app: FastAPI, service: Service, errors: dict[int | 
         known(service_id)
         await authenticate(service, request, service_id, feedback=True)
         _, _, store, _ = service.ready()
-        rows = await service.on_store(
-            lambda: store.query_feedback(
-                service=service_id, card=card, outcome=outcome, rule_id=rule_id, since=since, limit=limit
-            )
+        rows = store.query_feedback(
+            service=service_id, card=card, outcome=outcome, rule_id=rule_id, since=since, limit=limit
         )
         return {"feedback": rows}
 
@@ -297,10 +297,8 @@ async def answer_hook(
     engine, mapping, store, _ = service.ready()
     now = service.clock()
     try:
-        rendered = await service.on_engine(
-            lambda: evaluate(
-                service.settings, service.new_uuid, engine, mapping, hook, context, resources, issues, now
-            )
+        rendered = evaluate(
+            service.settings, service.new_uuid, engine, mapping, hook, context, resources, issues, now
         )
     except ProgramRefusedError as error:
         raise HTTPException(422, f"ketacds refuses this assessment: {error.reason}") from None
@@ -309,7 +307,7 @@ async def answer_hook(
         log.error("engine failure on hookInstance=%s; this worker now answers 503", _safe(body.hookInstance))
         raise HTTPException(503, "the rule engine failed; no advice was given") from None
     issued = _issued(engine, service_id, hook, body.hookInstance, rendered)
-    await service.on_store(lambda: store.record_cards(issued, now))
+    store.record_cards(issued, now)
     log.info(
         "hook=%s hookInstance=%s client=%s cards=%d ms=%.1f",
         hook,
@@ -360,9 +358,7 @@ async def authenticate(service: Service, request: Request, service_id: str, feed
     except AuthError as error:
         raise _unauthorized(str(error)) from None
     _, _, store, _ = service.ready()
-    fresh = await service.on_store(
-        lambda: store.remember_token(claims["iss"], claims["jti"], int(claims["exp"]), service.clock())
-    )
+    fresh = store.remember_token(claims["iss"], claims["jti"], int(claims["exp"]), service.clock())
     if not fresh:
         raise _unauthorized("the token was already used (jti replayed)")
     return claims

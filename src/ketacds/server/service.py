@@ -1,19 +1,15 @@
 """One worker process's running service: its settings, engine, store and HTTP client.
 
-durable_rules is not thread-safe and never releases the GIL, so everything that
-touches the engine runs through :meth:`Service.on_engine` (one dedicated thread) and
-everything that touches SQLite through :meth:`Service.on_store` (a second one); the
-event loop stays free for I/O. The lifespan in :mod:`ketacds.server.app` fills in the
-engine, mapping, store, HTTP client and token verifier before the first request.
+Everything here is used from the worker's event loop thread only (the engine and the
+SQLite connection run in place: see "Concurrency" in :mod:`ketacds.server.app`). The
+lifespan in :mod:`ketacds.server.app` fills in the engine, mapping, store, HTTP client
+and token verifier before the first request.
 """
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
 
 import attrs
 import httpx
@@ -27,8 +23,6 @@ from ketacds.terminology.mapping import FhirMapping
 
 __all__ = ["Service", "utcnow"]
 
-T = TypeVar("T")
-
 
 def utcnow() -> dt.datetime:
     """The current time in UTC: the service's default clock."""
@@ -37,7 +31,7 @@ def utcnow() -> dt.datetime:
 
 @attrs.define
 class Service:
-    """One worker's state: settings, engine (on its own thread), store (on its own thread).
+    """One worker's state: settings, engine, store, HTTP client and token verifier.
 
     Attributes:
         settings: the configuration.
@@ -50,26 +44,12 @@ class Service:
     settings: ServiceSettings
     clock: Callable[[], dt.datetime]
     new_uuid: Callable[[], str]
-    engine_thread: ThreadPoolExecutor = attrs.field(
-        factory=lambda: ThreadPoolExecutor(max_workers=1, thread_name_prefix="ketacds-engine")
-    )
-    store_thread: ThreadPoolExecutor = attrs.field(
-        factory=lambda: ThreadPoolExecutor(max_workers=1, thread_name_prefix="ketacds-store")
-    )
     engine: Engine | None = None
     mapping: FhirMapping | None = None
     store: Store | None = None
     http: httpx.AsyncClient | None = None
     verifier: TokenVerifier | None = None
     broken: str | None = None
-
-    async def on_engine(self, work: Callable[[], T]) -> T:
-        """Run ``work`` on the engine thread."""
-        return await asyncio.get_running_loop().run_in_executor(self.engine_thread, work)
-
-    async def on_store(self, work: Callable[[], T]) -> T:
-        """Run ``work`` on the store (SQLite) thread."""
-        return await asyncio.get_running_loop().run_in_executor(self.store_thread, work)
 
     def ready(self) -> tuple[Engine, FhirMapping, Store, httpx.AsyncClient]:
         """The engine, mapping, store and HTTP client.

@@ -3,7 +3,7 @@
 Every worker process opens the same file (WAL mode, so readers never block the
 writer); a token id is recorded with an ``INSERT`` on its primary key, so a replay
 is refused whichever worker it reaches. A :class:`Store` belongs to the thread that
-opened it: the service runs all store calls on one dedicated thread per worker.
+opened it: the service makes all store calls on its worker's event loop thread.
 """
 
 from __future__ import annotations
@@ -136,8 +136,14 @@ class Store:
             )
             for uuid, service, hook, instance, rules, indicator, ruleset, digest in cards
         ]
-        if rows:
-            self._db.executemany("INSERT OR REPLACE INTO cards VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        if rows:  # one transaction for all of them (one write to the log, not one per card)
+            self._db.execute("BEGIN")
+            try:
+                self._db.executemany("INSERT OR REPLACE INTO cards VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
 
     def record_feedback(
         self, service: str, items: Sequence[Mapping[str, Any]], client: str | None, now: dt.datetime

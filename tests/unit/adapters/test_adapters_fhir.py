@@ -764,3 +764,26 @@ class TestDraftOrders:
 
         assert drafts.orders[0].order.dose is None
         assert ["dose-not-read"] == [i.code for i in drafts.orders[0].issues]
+
+
+def test_a_bundle_read_again_gives_the_same_record_and_issues() -> None:
+    """Reads of validated resources are remembered; a second read must give the very same record."""
+    from ketacds.adapters.fhir import read_bundle
+
+    bundle = json.loads(synthea("01").read_text())
+    bundle["entry"].append(
+        {
+            "resource": {
+                "resourceType": "Observation",
+                "id": "excluded-weight",
+                "status": "entered-in-error",
+                "code": {"coding": [{"system": "http://loinc.org", "code": "29463-7"}]},
+                "effectiveDateTime": "2099-01-01T00:00:00Z",
+                "valueQuantity": {"value": 80, "unit": "kg"},
+            }
+        }
+    )
+    first = read_bundle(bundle)
+    again = read_bundle(json.loads(json.dumps(bundle)))
+    assert again == first
+    assert any(issue.code == "excluded" for issue in again.data_quality)

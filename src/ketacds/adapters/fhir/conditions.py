@@ -94,14 +94,23 @@ class ClinicalReading(ReaderBase):
 
     def _condition(self, key: str, raw: Resource) -> tuple[list[Condition], bool]:
         model = self.validate(FhirCondition, raw, key)
-        read = self._clinical(key, model, CONDITION_STATUS, "condition") if model else None
-        if model is None or read is None:
+        if model is None:
             return [], False
+        conditions, pregnant = self.remembered(
+            "Condition", key, model, lambda: self._read_condition(key, model)
+        )
+        return list(conditions), pregnant
+
+    def _read_condition(self, key: str, model: FhirCondition) -> tuple[tuple[Condition, ...], bool]:
+        """The conditions of a validated Condition, and whether it means the patient is pregnant."""
+        read = self._clinical(key, model, CONDITION_STATUS, "condition")
+        if read is None:
+            return (), False
         status, items, name = read
         onset = date_of(model.onsetDateTime) or date_of(
             model.onsetPeriod.start if model.onsetPeriod else None
         )
-        conditions = [
+        conditions = tuple(
             Condition(
                 id=item_id(key, items, index),
                 code=code,
@@ -110,7 +119,7 @@ class ClinicalReading(ReaderBase):
                 onset=onset,
             )
             for index, code in enumerate(items)
-        ]
+        )
         pregnant = status in ("active", "recurrence", "relapse") and any(
             (c.system, c.code) in self.mapping.pregnancy_conditions for c in items if c is not None
         )

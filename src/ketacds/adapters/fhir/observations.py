@@ -35,11 +35,20 @@ class ObservationReading(ReaderBase):
         model = self.validate(FhirObservation, raw, key)
         if model is None:
             return []
+        reading = self.remembered(
+            f"Observation {read[0]}", key, model, lambda: self._read_observation(key, model, read)
+        )
+        return list(reading)
+
+    def _read_observation(
+        self, key: str, model: FhirObservation, read: list[str]
+    ) -> tuple[tuple[str, Observation], ...]:
+        """The reading of a validated Observation whose codes ``read`` the tables read."""
         if model.status in OBSERVATION_EXCLUDED:
             self.issue(
                 "info", "excluded", f"Left out: the observation is marked {model.status}.", key, "status"
             )
-            return []
+            return ()
         concept = self.mapping.observations[read[0]]
         display = next(
             (c.display for c in model.code.coding or [] if c.code == concept.code and c.display), None
@@ -47,8 +56,8 @@ class ObservationReading(ReaderBase):
         code = Coding(system=LOINC, code=concept.code, display=display)
         time = self._time(key, model)
         if concept.coded:
-            return self._coded_reading(key, model, code, time)
-        return self._measured_reading(key, model, concept, code, time)
+            return tuple(self._coded_reading(key, model, code, time))
+        return tuple(self._measured_reading(key, model, concept, code, time))
 
     def _coded_reading(
         self, key: str, model: FhirObservation, code: Coding, time: dt.datetime | None

@@ -10,20 +10,23 @@ of each resource type (``patient.py``, ``conditions.py``, ...) build on it.
 from __future__ import annotations
 
 import datetime as dt
-from collections import Counter
-from collections.abc import Mapping, Sequence
-from typing import Any
+import threading
+from collections import Counter, OrderedDict
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar, cast
 
 from fhir.resources.R4B.codeableconcept import CodeableConcept
 from fhir.resources.R4B.medication import Medication as FhirMedication
+from pydantic import BaseModel
 
-from ketacds import limits
 from ketacds.adapters.fhir.tables import READ_ELEMENTS, READ_TYPES, Resource
-from ketacds.adapters.fhir.validation import M, validated
+from ketacds.adapters.fhir.validation import VALIDATION_CACHE_SIZE, M, checked
 from ketacds.models.inputs import canonical_system
 from ketacds.models.quality import DataQualityIssue, QualitySeverity
 from ketacds.terminology.mapping import FhirMapping
 from ketacds.terminology.valuesets import Terminology
+
+T = TypeVar("T")
 
 
 def stripped_text(value: Any) -> str | None:
@@ -106,7 +109,7 @@ class ReaderBase:
         is never read cannot change an answer, and validation is the costly part of
         reading. A modifier (``modifierExtension``, ``implicitRules``) can change the
         meaning of everything else, so a resource that has one is not read at all.
-        Outcomes are cached by content, so a resource sent again (the same patient's
+        Outcomes (and the limits check) are cached by content, so a resource sent again (the same patient's
         next hook call) is not validated again.
         """
         modifiers = sorted(set(raw) & {"modifierExtension", "implicitRules"})
@@ -121,12 +124,11 @@ class ReaderBase:
             return None
         elements = READ_ELEMENTS[model.__name__]
         projected = {name: value for name, value in raw.items() if name in elements}
-        out_of_range = limits.find_problem(projected)
+        out_of_range, (parsed, problem, lenient) = checked(model, projected)
         if out_of_range is not None:
             where, reason = out_of_range
             self.issue("error", "out-of-range", f"Not read: {where}: {reason}.", key, where)
             return None
-        parsed, problem, lenient = validated(model, projected)
         if lenient:
             self.issue(
                 "warning",
@@ -139,6 +141,17 @@ class ReaderBase:
         if problem is not None:
             self.issue("error", "invalid-resource", f"Not valid FHIR R4: {problem}.", key)
         return parsed
+
+    def remembered(self, reader: str, key: str, model: BaseModel, read: Callable[[], T]) -> T:
+        """What ``read()`` makes of a validated resource, remembered for the next time it is read.
+
+        ``read`` must depend only on ``key``, the validated ``model`` and this reader's
+        mapping, and change nothing but the issues it records: the result and those
+        issues are kept (by ``reader``, ``key``, the model and the mapping), and a later
+        read of the same resource (the validation cache gives the same model object for
+        the same content) returns the same result and records the same issues again.
+        """
+        return _READS.read(self, (reader, key, id(model), id(self.mapping)), (model, self.mapping), read)
 
     def index(self, pairs: Sequence[tuple[str | None, Any]]) -> list[tuple[str, str | None, Resource]]:
         """Keep well-formed resources once each; report the rest."""
@@ -178,3 +191,43 @@ class ReaderBase:
                 continue
             items.append((key, full_url, raw))
         return items
+
+
+class _Reads:
+    """What readers made of validated resources (least recently used out first), shared by one process.
+
+    An entry holds the model and the mapping it was read with, so neither can be
+    collected and its ``id`` reused by another object while the entry is kept.
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.entries: OrderedDict[
+            tuple[str, str, int, int], tuple[tuple[object, ...], Any, tuple[DataQualityIssue, ...]]
+        ]
+        self.entries = OrderedDict()
+        self.lock = threading.Lock()
+
+    def read(
+        self,
+        reader: ReaderBase,
+        key: tuple[str, str, int, int],
+        owners: tuple[object, ...],
+        read: Callable[[], T],
+    ) -> T:
+        with self.lock:
+            found = self.entries.get(key)
+            if found is not None and all(a is b for a, b in zip(found[0], owners, strict=True)):
+                self.entries.move_to_end(key)
+                reader.issues.extend(found[2])
+                return cast(T, found[1])
+        before = len(reader.issues)
+        result = read()
+        with self.lock:
+            self.entries[key] = (owners, result, tuple(reader.issues[before:]))
+            if len(self.entries) > self.size:
+                self.entries.popitem(last=False)
+        return result
+
+
+_READS = _Reads(VALIDATION_CACHE_SIZE)

@@ -16,9 +16,15 @@ from typing import Any, TypeVar, cast
 
 from pydantic import BaseModel, ValidationError
 
+try:
+    import orjson
+except ImportError:  # pragma: no cover - the server extra installs it
+    orjson = None  # type: ignore[assignment,unused-ignore]
+
+from ketacds import limits
 from ketacds.adapters.fhir.tables import Resource
 
-__all__ = ["VALIDATION_CACHE_SIZE", "validated", "validation_cache_stats"]
+__all__ = ["VALIDATION_CACHE_SIZE", "Checked", "checked", "validated", "validation_cache_stats"]
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -28,19 +34,50 @@ class _ValidationCache:
 
     def __init__(self, size: int) -> None:
         self.size = size
-        self.entries: OrderedDict[str, tuple[Any, str | None, bool]] = OrderedDict()
+        self.entries: OrderedDict[str | bytes, tuple[Any, str | None, bool]] = OrderedDict()
         self.lock = threading.Lock()
         self.hits = self.misses = 0
 
     def validate(self, model: type[M], resource: Mapping[str, Any]) -> tuple[M | None, str | None, bool]:
         """``(model or None, the problem if invalid, whether the STU3 dose was read leniently)``."""
-        key = f"{model.__name__}\0{json.dumps(resource, sort_keys=True, separators=(',', ':'), default=str)}"
+        key = _key(model, resource)
+        return self._found(key) or self._validate(key, model, resource)
+
+    def checked(self, model: type[M], resource: Mapping[str, Any]) -> Checked[M]:
+        """The resource checked against the limits, then validated: ``((where, why) or None, outcome)``.
+
+        The same as :func:`ketacds.limits.find_problem` and then :meth:`validate` when it
+        finds nothing, but a resource validated before (found by content) is not walked
+        for limits again: only a resource within the limits is ever cached. A resource
+        whose content cannot even be written as a key is checked the long way.
+        """
+        try:
+            key = _key(model, resource)
+        except (RecursionError, ValueError):  # too deep, or a number too long to write
+            key = None
+        if key is not None:
+            found = self._found(key)
+            if found is not None:
+                return None, cast(tuple[M | None, str | None, bool], found)
+        out_of_range = limits.find_problem(resource)
+        if out_of_range is not None:
+            return out_of_range, (None, None, False)
+        if key is None:  # pragma: no cover - find_problem refuses what json.dumps cannot write
+            return None, _validate_uncached(model, resource)
+        return None, self._validate(key, model, resource)
+
+    def _found(self, key: str | bytes) -> tuple[Any, str | None, bool] | None:
         with self.lock:
             found = self.entries.get(key)
             if found is not None:
                 self.entries.move_to_end(key)
                 self.hits += 1
-                return cast(tuple[M | None, str | None, bool], found)
+            return found
+
+    def _validate(
+        self, key: str | bytes, model: type[M], resource: Mapping[str, Any]
+    ) -> tuple[M | None, str | None, bool]:
+        with self.lock:
             self.misses += 1
         outcome = _validate_uncached(model, resource)
         with self.lock:
@@ -48,6 +85,27 @@ class _ValidationCache:
             if len(self.entries) > self.size:
                 self.entries.popitem(last=False)
         return outcome
+
+
+#: What :meth:`_ValidationCache.checked` gives: the first value past a limit (or ``None``),
+#: and ``(model or None, the problem if invalid, whether the STU3 dose was read leniently)``.
+Checked = tuple[tuple[str, str] | None, tuple[M | None, str | None, bool]]
+
+
+def _key(model: type[BaseModel], resource: Mapping[str, Any]) -> str | bytes:
+    """The cache key of ``resource`` validated as ``model``: its canonical JSON.
+
+    Written by orjson when it is installed (the server extra; a few times faster), else,
+    or for what orjson cannot write (an integer past 64 bits), by ``json``: each content
+    always gets the same key, and the two kinds never meet (``bytes`` and ``str``).
+    """
+    if orjson is not None:
+        try:
+            written: bytes = orjson.dumps(resource, option=orjson.OPT_SORT_KEYS)
+            return model.__name__.encode() + b"\0" + written
+        except TypeError:
+            pass
+    return f"{model.__name__}\0{json.dumps(resource, sort_keys=True, separators=(',', ':'), default=str)}"
 
 
 def _validate_uncached(model: type[M], resource: Mapping[str, Any]) -> tuple[M | None, str | None, bool]:
@@ -71,6 +129,11 @@ _VALIDATED = _ValidationCache(VALIDATION_CACHE_SIZE)
 def validated(model: type[M], resource: Mapping[str, Any]) -> tuple[M | None, str | None, bool]:
     """``(model or None, the problem if invalid, whether the STU3 dose was read leniently)``, cached."""
     return _VALIDATED.validate(model, resource)
+
+
+def checked(model: type[M], resource: Mapping[str, Any]) -> Checked[M]:
+    """``resource`` checked against the limits, then validated (cached): :meth:`_ValidationCache.checked`."""
+    return _VALIDATED.checked(model, resource)
 
 
 def validation_cache_stats() -> dict[str, int]:
