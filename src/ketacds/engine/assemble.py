@@ -270,23 +270,16 @@ class Assembler:
             if head is None:
                 continue
             firings = fired[rule_id]
-            if part.reads_flags:
-                basis_ids = _input_basis(firings[0], producers)
-                for firing in firings[1:]:
-                    basis_ids |= _input_basis(firing, producers)
+            only = firings[0].facts if len(firings) == 1 and not part.reads_flags else ()
+            if len(only) == 1 and not (part.patient_fields and totals):
+                # Most findings: one firing on one input fact.
+                ref = refs.get(only[0])
+                if ref is None:
+                    i = only[0]
+                    ref = refs[i] = _new_fact_ref(i, facts_by_id[i]["t"], labels[i])
+                basis: tuple[FactRef, ...] = (ref,)
             else:
-                basis_ids = set(firings[0].facts)
-                for firing in firings[1:]:
-                    basis_ids.update(firing.facts)
-            if part.patient_fields and totals:
-                basis_ids = _explained_by_totals(basis_ids, part, facts)
-            for i in basis_ids:
-                if i not in refs:
-                    refs[i] = _new_fact_ref(i, facts_by_id[i]["t"], labels[i])
-            if len(basis_ids) == 1:
-                basis: tuple[FactRef, ...] = (refs[next(iter(basis_ids))],)
-            else:
-                basis = tuple(sorted([refs[i] for i in basis_ids], key=_fact_ref_key))
+                basis = self._basis(part, firings, producers, facts, refs, facts_by_id)
             # Rules come in id order, so a stable sort by rank gives (rank, rule id) order.
             reported.append((part.rank, _new_finding(*head, basis, part.group)))
             shown.add(part.group)
@@ -330,6 +323,33 @@ class Assembler:
             withheld,
             groups,
         )
+
+    @staticmethod
+    def _basis(
+        part: _RuleParts,
+        firings: list[RawFiring],
+        producers: Mapping[str, list[RawFiring]],
+        facts: FactSet,
+        refs: dict[str, FactRef],
+        facts_by_id: Mapping[str, Any],
+    ) -> tuple[FactRef, ...]:
+        """The input facts behind a rule's firings, as FactRefs (remembered in ``refs``), sorted."""
+        if part.reads_flags:
+            basis_ids = _input_basis(firings[0], producers)
+            for firing in firings[1:]:
+                basis_ids |= _input_basis(firing, producers)
+        else:
+            basis_ids = set(firings[0].facts)
+            for firing in firings[1:]:
+                basis_ids.update(firing.facts)
+        if part.patient_fields and facts.totals:
+            basis_ids = _explained_by_totals(basis_ids, part, facts)
+        for i in basis_ids:
+            if i not in refs:
+                refs[i] = _new_fact_ref(i, facts_by_id[i]["t"], facts.labels[i])
+        if len(basis_ids) == 1:
+            return (refs[next(iter(basis_ids))],)
+        return tuple(sorted([refs[i] for i in basis_ids], key=_fact_ref_key))
 
     def _trace_of(self, firings: Sequence[RawFiring]) -> tuple[Firing, ...]:
         """The trace entries of ``firings``, each built once and remembered (by rule and facts)."""
