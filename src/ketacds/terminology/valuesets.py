@@ -215,7 +215,9 @@ class Terminology:
 
     def tag(self, code: Coding | None, name: str | None) -> tuple[str, ...]:
         """Return the sorted ids of every value set the code or the (exact) name belongs to."""
-        return self._cached(code, name, False)
+        key = (code.system, code.code, name, False) if code is not None else (None, None, name, False)
+        tags = self._cache.get(key)
+        return tags if tags is not None else self._cached(code, name, False)
 
     def tag_text(self, code: Coding | None, name: str | None) -> tuple[str, ...]:
         """Like :meth:`tag`, and a listed name also matches as whole words inside ``name``.
@@ -224,7 +226,9 @@ class Terminology:
         salt and brand words around the ingredient. Words are runs of letters and
         digits, case folded: ``"esketamine"`` never contains ``ketamine``.
         """
-        return self._cached(code, name, True)
+        key = (code.system, code.code, name, True) if code is not None else (None, None, name, True)
+        tags = self._cache.get(key)
+        return tags if tags is not None else self._cached(code, name, True)
 
     def _cached(self, code: Coding | None, name: str | None, words: bool) -> tuple[str, ...]:
         key = (code.system, code.code, name, words) if code is not None else (None, None, name, words)
