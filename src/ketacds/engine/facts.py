@@ -141,7 +141,7 @@ def _build_facts(
 
     def add(fact: Fact, label: str, path: str) -> None:
         kind = fact["t"]
-        if validity is not None and kind != "patient" and validity.ranges_on(kind):
+        if validity is not None and kind != "patient" and not validity.ranged_keys(kind).isdisjoint(fact):
             _drop_implausible(fact, validity, path, issues)
         fact_id = fact["id"]
         existing = facts.get(fact_id)
