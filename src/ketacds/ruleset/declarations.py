@@ -193,7 +193,7 @@ class ValidityRange:
     file: str | None = location_field()
     line: int | None = location_field()
 
-    def plausible(self, value: Decimal) -> bool:
+    def plausible(self, value: Decimal | int) -> bool:
         """Whether ``value`` (in the range's unit) passes every bound."""
         return (
             (self.gt is None or value > self.gt)
