@@ -141,7 +141,7 @@ def _build_facts(
 
     def add(fact: Fact, label: str, path: str) -> None:
         kind = fact["t"]
-        if validity is not None and kind != "patient" and validity.ranges_on(kind):
+        if validity is not None and kind != "patient" and not validity.ranged_keys(kind).isdisjoint(fact):
             _drop_implausible(fact, validity, path, issues)
         fact_id = fact["id"]
         existing = facts.get(fact_id)
@@ -252,7 +252,7 @@ def _build_facts(
     for fact, label in _quality_facts((*record.data_quality, *issues)):
         add(fact, label, "data_quality")
 
-    ordered = tuple(facts[key] for key in sorted(facts))
+    ordered = tuple([facts[key] for key in sorted(facts)])
     return FactSet(
         facts=ordered, labels=labels, dose_inputs=dose_inputs, quality=tuple(issues), totals=totals
     )
@@ -268,12 +268,14 @@ def _apply_tables(
     """
     totals: dict[str, dict[str, tuple[str, ...]]] = {}
     for table in tables:
-        values = {entry.valueset: entry.value for entry in table.entries}
+        values: dict[str, Decimal] | None = None  # the table's rows by value set, once a fact needs them
         total: Decimal | None = None
         summed: list[str] = []
         for fact in facts.values():
             if fact["t"] != table.fact or table.input not in fact:
                 continue
+            if values is None:
+                values = {entry.valueset: entry.value for entry in table.entries}
             matched = sorted({values[vs] for vs in fact["vs"] if vs in values})
             if len(matched) != 1:
                 continue  # no row, or rows that disagree: leave the value unknown

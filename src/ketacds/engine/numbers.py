@@ -68,7 +68,7 @@ def shown(value: Decimal | int | float, quantum: Decimal) -> str:
 
     A number too large to be written to ``quantum`` in 120 digits is shown as it is.
     """
-    if value.__class__ is int and quantum.as_tuple().exponent <= 0:
+    if value.__class__ is int and isinstance(places := quantum.as_tuple().exponent, int) and places <= 0:
         return str(value)  # a whole number rounded to a quantum of 1 or finer: itself
     try:
         rounded = Decimal(value).quantize(quantum, ROUND_HALF_EVEN, context=_EXACT)

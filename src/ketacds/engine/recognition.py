@@ -226,7 +226,8 @@ class _Recognition:
         """Remembered per kind (code or name): one entry per kind, with its count, at :meth:`finish`."""
         if self.terminology.is_read(tags, "observation"):
             return
-        self._observations[_code_text(code, name)] = self._observations.get(_code_text(code, name), 0) + 1
+        what = _code_text(code, name)
+        self._observations[what] = self._observations.get(what, 0) + 1
 
     def finish(self) -> None:
         """Report the unread observations, one entry per kind."""

@@ -193,7 +193,7 @@ class ValidityRange:
     file: str | None = location_field()
     line: int | None = location_field()
 
-    def plausible(self, value: Decimal) -> bool:
+    def plausible(self, value: Decimal | int) -> bool:
         """Whether ``value`` (in the range's unit) passes every bound."""
         return (
             (self.gt is None or value > self.gt)
@@ -254,6 +254,10 @@ class Validity:
         """The ranges declared on ``fact`` (one per key, the first declared), sorted by key."""
         return self._ranges_on.get(fact, ())
 
+    def ranged_keys(self, fact: str) -> frozenset[str]:
+        """The keys of :meth:`ranges_on` ``fact``, as a set."""
+        return self._ranged_keys.get(fact, frozenset())
+
     @functools.cached_property
     def _range_index(self) -> dict[tuple[str, str], ValidityRange]:
         # The first range declared for a (fact, key) is the one that counts. Built on
@@ -269,6 +273,10 @@ class Validity:
         for (fact, key), item in self._range_index.items():
             on.setdefault(fact, []).append((key, item))
         return {fact: tuple(sorted(items, key=lambda pair: pair[0])) for fact, items in on.items()}
+
+    @functools.cached_property
+    def _ranged_keys(self) -> dict[str, frozenset[str]]:
+        return {fact: frozenset(key for key, _ in items) for fact, items in self._ranges_on.items()}
 
 
 @attrs.frozen

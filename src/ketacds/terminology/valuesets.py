@@ -43,11 +43,14 @@ __all__ = [
     "terminology_for",
 ]
 
-#: Distinct (code, name) pairs whose tags (and, apart, whose ingredients) one
-#: Terminology remembers. A population has far fewer distinct codes than items, so
-#: tagging is done once per code; each cache is emptied when full, so free-text names
-#: cannot make it grow without bound.
+#: Distinct (code, name) pairs whose tags (and, apart, whose ingredients, and texts
+#: whose named concepts) one Terminology remembers. A population has far fewer
+#: distinct codes than items, so tagging is done once per code; each cache is emptied
+#: when full, so free-text names cannot make it grow without bound.
 TAG_CACHE_SIZE = 50_000
+#: Ingredients and named concepts are remembered only for texts up to this long, so
+#: that long free texts never fill their caches with large keys.
+_CACHED_TEXT = 256
 
 _ICD10 = "http://hl7.org/fhir/sid/icd-10-cm"
 # Systems whose codes are compared with dots and case folded.
@@ -195,6 +198,7 @@ class Terminology:
         # may see an entry vanish (then computes it again), never a wrong one.
         self._cache: dict[tuple[str | None, str | None, str | None, bool], tuple[str, ...]] = {}
         self._ingredient_cache: dict[tuple[str | None, str | None, str | None], tuple[str, ...]] = {}
+        self._named_cache: dict[str, tuple[str, ...]] = {}  # concepts_named, by text
 
     @property
     def fhir_mapping(self) -> FhirMapping:
@@ -215,7 +219,9 @@ class Terminology:
 
     def tag(self, code: Coding | None, name: str | None) -> tuple[str, ...]:
         """Return the sorted ids of every value set the code or the (exact) name belongs to."""
-        return self._cached(code, name, False)
+        key = (code.system, code.code, name, False) if code is not None else (None, None, name, False)
+        tags = self._cache.get(key)
+        return tags if tags is not None else self._cached(code, name, False)
 
     def tag_text(self, code: Coding | None, name: str | None) -> tuple[str, ...]:
         """Like :meth:`tag`, and a listed name also matches as whole words inside ``name``.
@@ -224,7 +230,9 @@ class Terminology:
         salt and brand words around the ingredient. Words are runs of letters and
         digits, case folded: ``"esketamine"`` never contains ``ketamine``.
         """
-        return self._cached(code, name, True)
+        key = (code.system, code.code, name, True) if code is not None else (None, None, name, True)
+        tags = self._cache.get(key)
+        return tags if tags is not None else self._cached(code, name, True)
 
     def _cached(self, code: Coding | None, name: str | None, words: bool) -> tuple[str, ...]:
         key = (code.system, code.code, name, words) if code is not None else (None, None, name, words)
@@ -262,7 +270,14 @@ class Terminology:
 
     def concepts_named(self, text: str) -> tuple[str, ...]:
         """The value sets some rule reads whose synonyms or names occur in ``text`` as whole words."""
-        return tuple(sorted(self._synonym_index.find(text) & self.read))
+        named = self._named_cache.get(text)
+        if named is None:
+            named = tuple(sorted(self._synonym_index.find(text) & self.read))
+            if len(text) <= _CACHED_TEXT:
+                if len(self._named_cache) >= TAG_CACHE_SIZE:
+                    self._named_cache.clear()
+                self._named_cache[text] = named
+        return named
 
     # -- what is seen --------------------------------------------------------------
 
@@ -284,8 +299,6 @@ class Terminology:
         key = (code.system, code.code, name) if code is not None else (None, None, name)
         ingredients = self._ingredient_cache.get(key)
         if ingredients is None:
-            if len(self._ingredient_cache) >= TAG_CACHE_SIZE:
-                self._ingredient_cache.clear()
             found: set[str] = set()
             if code is not None:
                 found |= self._ingredient_of_code.get(
@@ -293,7 +306,11 @@ class Terminology:
                 )
             if name:
                 found |= self._ingredient_index.find(name)
-            ingredients = self._ingredient_cache[key] = tuple(sorted(found))
+            ingredients = tuple(sorted(found))
+            if name is None or len(name) <= _CACHED_TEXT:
+                if len(self._ingredient_cache) >= TAG_CACHE_SIZE:
+                    self._ingredient_cache.clear()
+                self._ingredient_cache[key] = ingredients
         return ingredients
 
 

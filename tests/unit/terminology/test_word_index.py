@@ -100,3 +100,16 @@ def test_the_ingredient_cache_stays_bounded(terminology, monkeypatch):
     assert [terminology.ingredients(None, n) for n in names] == [fresh.ingredients(None, n) for n in names]
     assert fresh.ingredients(None, "Zoloft") == ("sertraline",)
     assert 2 >= len(fresh._ingredient_cache)
+
+
+def test_the_named_concepts_cache_stays_bounded(terminology, monkeypatch):
+    """Named concepts are remembered per text, never for a long text, and emptied when full."""
+    from ketacds.terminology import valuesets
+
+    monkeypatch.setattr(valuesets, "TAG_CACHE_SIZE", 2)
+    fresh = Terminology(load_ruleset().valuesets)
+    texts = ["bipolar disorder", "psychosis", "bipolar disorder", "nothing", "x " * 200 + "psychosis"]
+
+    assert [terminology.concepts_named(t) for t in texts] == [fresh.concepts_named(t) for t in texts]
+    assert 2 >= len(fresh._named_cache)
+    assert texts[-1] not in fresh._named_cache
