@@ -6,7 +6,8 @@ both sides of a refactor) and writes one line per output: what was assessed, and
 sha256 of each rendering (JSON, text and Markdown) or of the refusal or error:
 
 * every scenario of ``tests/scenarios/``;
-* every case in ``examples/`` and the example FHIR bundle, for every route and
+* every case in ``examples/`` and every FHIR bundle (the example, and the Synthea bundles in
+  ``tests/data/fhir/``), for every route and
   jurisdiction the ruleset names;
 * ``--patients`` synthetic patients (``ketacds.synthetic``, fixed seed; 10,000 by default).
 
@@ -71,7 +72,9 @@ def _examples(engine: Engine) -> Iterator[tuple[str, str]]:
             yield f"example\t{path.name}", f"{type(error).__name__}:{_digest(str(error))}"
             continue
         yield f"example\t{path.name}", _fingerprint(engine, record, context)
-    for path in sorted((ROOT / "examples" / "fhir").glob("*.json")):
+    bundles = [*sorted((ROOT / "examples" / "fhir").glob("*.json"))]
+    bundles += sorted((ROOT / "tests" / "data" / "fhir").glob("*.json"))  # Synthea, real-world shaped
+    for path in bundles:
         bundle = read_document(path)
         for route in routes:
             for jurisdiction in jurisdictions:
