@@ -141,7 +141,9 @@ def bodies() -> list[tuple[str, bytes]]:
     return [(service, json.dumps({**body, "hookInstance": "{instance}"}).encode()) for service, body in out]
 
 
-def start_server(port: int, workers: int, directory: Path, src: Path) -> subprocess.Popen[bytes]:
+def start_server(
+    port: int, workers: int, directory: Path, src: Path, backend: str | None = None
+) -> subprocess.Popen[bytes]:
     """``ketacds serve`` of the package under ``src`` (JWT on), in its own process group."""
     issuers = directory / "issuers.yaml"
     issuers.write_text(f"issuers:\n  - iss: {ISSUER}\n    jwks_file: {DATA / 'cds-hooks/jwks-public.json'}\n")
@@ -162,6 +164,7 @@ def start_server(port: int, workers: int, directory: Path, src: Path) -> subproc
         str(directory / "cds.sqlite3"),
         "--log-level",
         "warning",
+        *(["--backend", backend] if backend else []),
     ]
     log = (directory / "serve.log").open("wb")
     # ``src`` first: the package of that revision, whatever else is on the path (orjson, ...)
@@ -321,12 +324,14 @@ def unpack(revision: str, directory: Path) -> Path:
 class Target:
     """One running ``ketacds serve`` (this tree's, or another revision's) and its base URL."""
 
-    def __init__(self, name: str, src: Path, workers: int, directory: Path) -> None:
+    def __init__(
+        self, name: str, src: Path, workers: int, directory: Path, backend: str | None = None
+    ) -> None:
         self.name = name
         directory.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
-        self.process = start_server(self.port, workers, directory, src)
+        self.process = start_server(self.port, workers, directory, src, backend)
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -394,7 +399,8 @@ def report(
         f"# CDS Hooks service under load ({time.strftime('%Y-%m-%d')})",
         "",
         f"{os.cpu_count()} CPUs, Python {platform.python_version()}, load average before "
-        f"{args.load_before:.2f}; `ketacds serve --workers {args.workers}`, **JWT on** (ES384, "
+        f"{args.load_before:.2f}; `ketacds serve --workers {args.workers}"
+        f"{f' --backend {args.backend}' if args.backend else ''}`, **JWT on** (ES384, "
         "replay protection); open loop for "
         f"{args.duration:g} s per rate from a second process.",
         {
@@ -408,7 +414,9 @@ def report(
     ]
     if args.against:
         lines += [
-            f"This tree beside `{args.against}` (same load, same run, one after the other per rate); "
+            f"This tree beside `{args.against}`"
+            f"{' (with its default backend)' if args.backend else ''} "
+            "(same load, same run, one after the other per rate); "
             "ratio = old / new (> 1: this tree is better).",
             "",
             "| rate/s | CPU ms/request new | old | ratio | p50 ms new | old | ratio "
@@ -474,6 +482,9 @@ def main() -> None:
         default="both",
         help="the calls sent: patient-view and order-sign alternating (default), or one of them",
     )
+    parser.add_argument(
+        "--backend", help="this tree's engine backend (ketacds serve --backend); the other revision's default"
+    )
     parser.add_argument("--quick", action="store_true", help="smoke test: 50 requests/s for 3 s")
     parser.add_argument("--out", type=Path, help="also write the report (Markdown) here")
     args = parser.parse_args()
@@ -493,7 +504,8 @@ def main() -> None:
         targets: list[Target] = []
         try:
             for name, src in sources.items():
-                targets.append(Target(name, src, args.workers, Path(temp) / f"serve-{name}"))
+                backend = args.backend if name == "new" else None  # an older revision may not have it
+                targets.append(Target(name, src, args.workers, Path(temp) / f"serve-{name}", backend))
             for target in targets:
                 wait_ready(target.base, target.process)
                 warm(target, requests, 40 if args.quick else 100)

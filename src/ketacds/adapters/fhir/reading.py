@@ -109,8 +109,8 @@ class ReaderBase:
         is never read cannot change an answer, and validation is the costly part of
         reading. A modifier (``modifierExtension``, ``implicitRules``) can change the
         meaning of everything else, so a resource that has one is not read at all.
-        Outcomes (and the limits check) are cached by content, so a resource sent again (the same patient's
-        next hook call) is not validated again.
+        Outcomes (and the limits check) are cached by content, so a resource sent again
+        (the same patient's next hook call) is not checked or validated again.
         """
         modifiers = sorted(set(raw) & {"modifierExtension", "implicitRules"})
         if modifiers:

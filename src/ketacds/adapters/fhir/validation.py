@@ -34,14 +34,17 @@ class _ValidationCache:
 
     def __init__(self, size: int) -> None:
         self.size = size
-        self.entries: OrderedDict[str | bytes, tuple[Any, str | None, bool]] = OrderedDict()
+        #: key → (outcome, whether the content was checked against the limits first)
+        self.entries: OrderedDict[str | bytes, tuple[tuple[Any, str | None, bool], bool]] = OrderedDict()
         self.lock = threading.Lock()
         self.hits = self.misses = 0
 
     def validate(self, model: type[M], resource: Mapping[str, Any]) -> tuple[M | None, str | None, bool]:
         """``(model or None, the problem if invalid, whether the STU3 dose was read leniently)``."""
         key = _key(model, resource)
-        return self._found(key) or self._validate(key, model, resource)
+        return self._found(key, within_limits=False) or self._validate(
+            key, model, resource, within_limits=False
+        )
 
     def checked(self, model: type[M], resource: Mapping[str, Any]) -> Checked[M]:
         """The resource checked against the limits, then validated: ``((where, why) or None, outcome)``.
@@ -56,7 +59,7 @@ class _ValidationCache:
         except (RecursionError, ValueError):  # too deep, or a number too long to write
             key = None
         if key is not None:
-            found = self._found(key)
+            found = self._found(key, within_limits=True)
             if found is not None:
                 return None, cast(tuple[M | None, str | None, bool], found)
         out_of_range = limits.find_problem(resource)
@@ -64,24 +67,26 @@ class _ValidationCache:
             return out_of_range, (None, None, False)
         if key is None:  # pragma: no cover - find_problem refuses what json.dumps cannot write
             return None, _validate_uncached(model, resource)
-        return None, self._validate(key, model, resource)
+        return None, self._validate(key, model, resource, within_limits=True)
 
-    def _found(self, key: str | bytes) -> tuple[Any, str | None, bool] | None:
+    def _found(self, key: str | bytes, *, within_limits: bool) -> tuple[Any, str | None, bool] | None:
+        """The outcome cached for ``key`` (only one checked against the limits, if ``within_limits``)."""
         with self.lock:
             found = self.entries.get(key)
-            if found is not None:
-                self.entries.move_to_end(key)
-                self.hits += 1
-            return found
+            if found is None or (within_limits and not found[1]):
+                return None
+            self.entries.move_to_end(key)
+            self.hits += 1
+            return found[0]
 
     def _validate(
-        self, key: str | bytes, model: type[M], resource: Mapping[str, Any]
+        self, key: str | bytes, model: type[M], resource: Mapping[str, Any], *, within_limits: bool
     ) -> tuple[M | None, str | None, bool]:
         with self.lock:
             self.misses += 1
         outcome = _validate_uncached(model, resource)
         with self.lock:
-            self.entries[key] = outcome
+            self.entries[key] = (outcome, within_limits)
             if len(self.entries) > self.size:
                 self.entries.popitem(last=False)
         return outcome
