@@ -83,7 +83,7 @@ fuzz: $(BIN)/python
 # BENCH_BASE is the previous main to compare with (default: main before issue 18, b325944).
 BENCH_BASE ?= b325944
 bench: $(BIN)/python
-	$(PIP) install ".[batch,server]"
+	$(PIP) install ".[batch,server]" psutil
 	$(BIN)/python benchmarks/bench.py --write docs/performance.md
 	$(BIN)/python benchmarks/hotpath.py --against $(BENCH_BASE) --write docs/performance.md
 	$(BIN)/python benchmarks/load_cds.py --rates 50,100,200 --against $(BENCH_BASE) --write docs/performance.md
@@ -99,9 +99,11 @@ bench-compare: $(BIN)/python
 	$(PIP) install .
 	$(BIN)/python benchmarks/compare.py --base $(BASE) --write docs/performance.md
 
+# The CDS Hooks service under load (JWT on), this tree beside main in one run: CPU per request and
+# latency at 50, 100 and 200 requests/s (benchmarks/load_cds.py --help for the options).
 load: $(BIN)/python
-	$(PIP) install ".[server]"
-	$(BIN)/python benchmarks/load_cds.py
+	$(PIP) install ".[server]" psutil
+	$(BIN)/python benchmarks/load_cds.py --against main
 
 # Fingerprints of every Assessment on a fixed corpus (scenarios, examples, 10,000 synthetic
 # patients): a restructuring must leave them all identical (tools/snapshot.py). About a minute.

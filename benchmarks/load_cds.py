@@ -53,6 +53,9 @@ import httpx
 import jwt
 import psutil
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from report import replace_section  # benchmarks/ is not a package
+
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "tests" / "data"  # test input copied into the repository (PROVENANCE.md)
 ISSUER = "https://fhir-ehr.example.com/"
@@ -487,6 +490,7 @@ def main() -> None:
     )
     parser.add_argument("--quick", action="store_true", help="smoke test: 50 requests/s for 3 s")
     parser.add_argument("--out", type=Path, help="also write the report (Markdown) here")
+    parser.add_argument("--write", type=Path, help="put the report in this file's load section (make bench)")
     args = parser.parse_args()
     if args.quick:
         args.rates, args.duration = "50", 3.0
@@ -520,6 +524,8 @@ def main() -> None:
     print(text)
     if args.out:
         args.out.write_text(text, encoding="utf-8")
+    if args.write:
+        replace_section(args.write, "load", text)
 
 
 if __name__ == "__main__":
