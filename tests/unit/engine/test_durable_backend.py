@@ -158,7 +158,7 @@ class TestHashes:
         program = engine.warm(context.route, context.jurisdiction)
         # every fact asserted under one id (the heads are remade for the patched id)
         monkeypatch.setattr(program, "_durable_id", lambda number: "0")
-        monkeypatch.setattr(program, "_heads", [])
+        monkeypatch.setattr(program, "_heads", {})
 
         with pytest.raises(EvaluationError, match="dropped"):
             program.run(facts)
@@ -413,10 +413,10 @@ class TestEveryFactReachesTheSession:
         program = engine.warm(context.route, context.jurisdiction)
         batch = program._encoder.batch
 
-        def with_exponent(facts, heads):  # what 0.3.0 sent for a tiny number
-            texts, numbers, absent = batch(facts, heads)
+        def with_exponent(*args, **kwargs):  # what 0.3.0 sent for a tiny number
+            texts, numbered, absent = batch(*args, **kwargs)
             texts[2] = texts[2][:-1] + ',"value":1e-05}'
-            return texts, numbers, absent
+            return texts, numbered, absent
 
         program._encoder.batch = with_exponent  # type: ignore[method-assign]
         with pytest.raises(EvaluationError, match="does not hold"):

@@ -73,6 +73,7 @@ fact, property and firing (measured in ``docs/performance.md``):
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import re
 import threading
@@ -116,9 +117,8 @@ _ABSENT_ALIAS = "n0"
 
 # Compact JSON, made once (json.dumps with options builds an encoder per call).
 _encode_json = json.JSONEncoder(separators=(",", ":"), check_circular=False).encode
-# An activation is '{"RULE#n":{"alias":{"id":"3",...},"alias2":{"id":"flag:x",...}}}'.
-_RULE_NAME = re.compile(r'\{"([^"]+)":')
-_BOUND = re.compile(r'"([^"]+)":\{"id":"([^"]*)"')
+# In an activation, what lies between an alias and its fact's id (see _parse).
+_BOUND = '":{"id":"'
 # get_facts returns '[{"id":"0","sid":"1",...},...]': each stored fact's JSON as asserted.
 _STORED_ID = re.compile(r'\{"id":"([^"]*)"')
 # Activation texts (each a few hundred bytes) and firings remembered per program, before starting afresh.
@@ -200,7 +200,7 @@ class DurableProgram:
         self._sessions = 0  # sessions opened so far (each gets the next number as its sid)
         self._sid: str | None = None  # the open session, reused by every assessment
         # '{"id":"N","sid":"S"': how fact number N of an assessment starts in the open session.
-        self._heads: list[str] = []
+        self._heads: dict[int, str] = {}
         self._marker_head = ""  # the same for the `absent` marker
         # Each activation text seen (bounded), with what it means (see _prepare).
         self._activations: dict[str, _Prepared] = {}
@@ -372,12 +372,13 @@ class DurableProgram:
         self, facts: Sequence[Mapping[str, Any]], action_hook: Callable[[str], None] | None
     ) -> RawResult:
         sid = self._sid if self._sid is not None else self._open_session()
-        heads = self._heads
-        if len(heads) < len(facts):
-            heads.extend(self._head(number, sid) for number in range(len(heads), len(facts)))
         # The batch as JSON text, made directly (the same bytes as encoding the dicts);
-        # `asserted` holds the numbers of the facts asserted.
-        parts, asserted, absent = self._encoder.batch(facts, heads)
+        # `at` holds the facts asserted by durable number.
+        batch = self._encoder.batch(facts, self._heads, self._head) or self._encoder.batch(
+            facts, self._heads, self._head, by_position=True
+        )
+        assert batch is not None
+        parts, at, absent = batch
         if absent:
             parts.append(self._marker_head + self._encoder.absent_text(absent) + "}")
         if not parts:
@@ -402,13 +403,13 @@ class DurableProgram:
                     alt, guarded, one, refs, binding = prepared.get(message) or self._prepare(message)
                     if action_hook is not None:
                         action_hook(alt.rule_id)
-                    if not guarded or self._holds(alt, binding, facts, derived):
+                    if not guarded or self._holds(alt, binding, at, derived):
                         if one is None:
                             ids = tuple(
-                                sorted({ref if isinstance(ref, str) else facts[ref]["id"] for ref in refs})
+                                sorted({ref if isinstance(ref, str) else at[ref]["id"] for ref in refs})
                             )
                         else:
-                            ids = (one if isinstance(one, str) else facts[one]["id"],)
+                            ids = (one if isinstance(one, str) else at[one]["id"],)
                         firings.add((alt.rule_id, ids))
                         if alt.flags:
                             self._derive(alt, sid, derived)
@@ -418,7 +419,7 @@ class DurableProgram:
         # The agenda is drained. Proof that durable holds every fact we asserted (it has
         # been seen to stop reading a batch part way and still return success):
         # nothing is ever retracted during an assessment, so each must be stored now.
-        missing = self._missing(sid, asserted, bool(absent), derived)
+        missing = self._missing(sid, at, bool(absent), derived)
         self._clear_session(sid, payload, derived)  # the agenda is drained: safe to clean
         if missing and failure is None:
             # durable_rules misread what we sent: its state cannot be trusted any more.
@@ -435,25 +436,27 @@ class DurableProgram:
             if isinstance(cause, EvaluationError):
                 raise cause
             raise EvaluationError(f"{type(cause).__name__}: {cause}", rule_id=rule_id) from cause
-        return RawResult(tuple(self._firing(key) for key in sorted(firings)))
+        made = self._made
+        return RawResult(tuple(made.get(key) or self._firing(key) for key in sorted(firings)))
 
     def _firing(self, key: tuple[str, tuple[str, ...]]) -> RawFiring:
-        """The firing of rule ``key[0]`` on facts ``key[1]``, made once.
+        """The firing of rule ``key[0]`` on facts ``key[1]``, made and remembered in ``_made``.
 
         Firings recur: most are on the patient or the plan, whose ids are the same in
         every assessment.
         """
-        firing = self._made.get(key)
-        if firing is None:
-            firing = RawFiring(*key)
-            if len(self._made) >= _REMEMBERED:
-                self._made.clear()
-            self._made[key] = firing
+        firing = RawFiring(*key)
+        if len(self._made) >= _REMEMBERED:
+            self._made.clear()
+        self._made[key] = firing
         return firing
 
-    def _head(self, number: int, sid: str) -> str:
-        """How fact number ``number`` starts when asserted in session ``sid``: ``{"id":"N","sid":"S"``."""
-        return '{"id":' + _encode_json(self._durable_id(number)) + ',"sid":' + _encode_json(sid)
+    def _head(self, number: int) -> str:
+        """How fact number ``number`` starts in the open session (``{"id":"N","sid":"S"``), remembered."""
+        assert self._sid is not None
+        head = '{"id":' + _encode_json(self._durable_id(number)) + ',"sid":' + _encode_json(self._sid)
+        self._heads[number] = head
+        return head
 
     def _derive(self, alt: _Alternative, sid: str, derived: set[str]) -> None:
         """Assert the flags ``alt``'s rule derives that are not derived yet."""
@@ -467,7 +470,7 @@ class DurableProgram:
                         f"durable_rules return code {code} asserting flag {flag!r}", rule_id=alt.rule_id
                     )
 
-    def _missing(self, sid: str, asserted: Sequence[int], marker: bool, derived: set[str]) -> list[str]:
+    def _missing(self, sid: str, asserted: Mapping[int, Any], marker: bool, derived: set[str]) -> list[str]:
         """The durable ids of the facts asserted in this assessment that the session does not hold."""
         stored = _dre.get_facts(self._handle, sid)
         expected = len(asserted) + marker + len(derived)
@@ -500,7 +503,7 @@ class DurableProgram:
             self._broken = f"the warm-up of a new session fired {fired} actions (code {code})"
             raise EvaluationError(f"durable_rules failed: {self._broken}")
         self._sid = sid
-        self._heads = []
+        self._heads = {}
         self._marker_head = '{"id":' + _encode_json(_ABSENT_ID) + ',"sid":' + _encode_json(sid) + ',"t":'
         self._marker_head += _encode_json(ABSENT)
         return sid
@@ -542,10 +545,18 @@ class DurableProgram:
 
     def _parse(self, message: str) -> tuple[_Alternative, dict[str, str]]:
         """The alternative an activation is for, and the durable fact id bound to each alias."""
-        match = _RULE_NAME.match(message)
-        alt = self._alternatives.get(match.group(1)) if match else None
-        if alt is not None and match is not None:
-            bound = dict(_BOUND.findall(message, match.end()))
+        # '{"RULE#n":{"alias":{"id":"3",...},"alias2":{"id":"flag:x",...}}}', cut where each
+        # alias's fact begins: an alias ends each piece, a fact id starts the next.
+        pieces = message.split(_BOUND)
+        head = pieces[0]
+        alt = self._alternatives.get(head[2 : head.find('"', 2)]) if head.startswith('{"') else None
+        if alt is not None and len(pieces) == alt.pattern_count + 1:
+            bound = {}
+            for before, after in itertools.pairwise(pieces):
+                end = after.find('"')
+                if end < 0:
+                    break
+                bound[before[before.rfind('"') + 1 :]] = after[:end]
             if len(bound) == alt.pattern_count:
                 return alt, bound
         # Not the shape we expect: read it as JSON (slower, but exact).
@@ -557,7 +568,7 @@ class DurableProgram:
 
         That is the alternative; whether it has guards to check when firing (flags that
         must not be derived, tests between its facts); the facts it reports (each a
-        fact's number in the assessment, or a flag's id; ``one`` when there is exactly
+        fact's durable number, or a flag's id; ``one`` when there is exactly
         one) and, for joins, the fact bound to each durable alias. The text names the
         session and each fact's number and properties, so the same text always means the
         same thing.
@@ -573,7 +584,7 @@ class DurableProgram:
         return entry
 
     def _ref(self, durable_id: str) -> int | str:
-        """A fact bound in an activation: its number in the assessment, or a flag's id."""
+        """A fact bound in an activation: its durable number, or a flag's id."""
         if durable_id in self._flag_facts:
             return durable_id
         number = int(durable_id)
@@ -591,7 +602,7 @@ class DurableProgram:
         self,
         alt: _Alternative,
         binding: Mapping[str, int | str],
-        facts: Sequence[Mapping[str, Any]],
+        at: Mapping[int, Mapping[str, Any]],
         derived: set[str],
     ) -> bool:
         """Whether an activation of ``alt`` passes its guards.
@@ -604,7 +615,7 @@ class DurableProgram:
         if not alt.joins:
             return True
         flags = self._flag_facts
-        bound = {alias: flags[ref] if isinstance(ref, str) else facts[ref] for alias, ref in binding.items()}
+        bound = {alias: flags[ref] if isinstance(ref, str) else at[ref] for alias, ref in binding.items()}
         env = {rule_alias: bound[durable] for rule_alias, durable in alt.rule_aliases.items()}
         return all(passes(test, bound[durable], env) for durable, _, tests in alt.joins for test in tests)
 
