@@ -121,7 +121,7 @@ _encode_json = json.JSONEncoder(separators=(",", ":"), check_circular=False).enc
 _BOUND = '":{"id":"'
 # get_facts returns '[{"id":"0","sid":"1",...},...]': each stored fact's JSON as asserted.
 _STORED_ID = re.compile(r'\{"id":"([^"]*)"')
-# Activation texts (each a few hundred bytes) and firings remembered per program, before starting afresh.
+# Activation texts (each a few hundred bytes) remembered per program, before starting afresh.
 _REMEMBERED = 4096
 
 
@@ -133,6 +133,7 @@ class _Alternative:
         "index",
         "joins",
         "missing_flags",
+        "number",
         "pattern_count",
         "report_aliases",
         "rule",
@@ -162,11 +163,13 @@ class _Alternative:
         # (durable alias, rule alias, tests comparing with earlier facts), checked when firing
         self.joins = tuple(j for j in joins if j[2])
         self.rule_aliases = {rule_alias: durable for durable, rule_alias, _ in joins if rule_alias}
+        self.number = 0  # its index among the program's alternatives
 
 
-# What an activation means (DurableProgram._prepare): the alternative, whether it has guards,
+# What an activation means (DurableProgram._prepare): the alternative (its index in
+# DurableProgram._alternative_list), whether it has guards,
 # the one fact it reports (or None), every fact it reports, and the facts by durable alias.
-_Prepared = tuple[_Alternative, bool, "int | str | None", tuple["int | str", ...], dict[str, "int | str"]]
+_Prepared = tuple[int, bool, "int | str | None", tuple["int | str", ...], dict[str, "int | str"]]
 
 
 class DurableProgram:
@@ -190,6 +193,9 @@ class DurableProgram:
         self._codes: dict[str, set[str]] = {}
         self._members: dict[str, set[str]] = {}  # per fact type: the value-set properties read
         self.definition = self._compile(rules, strata)
+        self._alternative_list = tuple(self._alternatives.values())
+        for number, alt in enumerate(self._alternative_list):
+            alt.number = number
         capacity.refuse_beyond_limits(self.name, len(self.definition), rules)
         self._check_ids()
         self._encoder = FactEncoder(self._fields, self._codes, self._members, self._absent)
@@ -204,7 +210,6 @@ class DurableProgram:
         self._marker_head = ""  # the same for the `absent` marker
         # Each activation text seen (bounded), with what it means (see _prepare).
         self._activations: dict[str, _Prepared] = {}
-        self._made: dict[tuple[str, tuple[str, ...]], RawFiring] = {}  # firings made (bounded)
         self.session_resets = 0  # sessions found not empty after an assessment (expected: 0)
         with DurableProgram._counter_lock:
             DurableProgram._counter += 1
@@ -396,11 +401,13 @@ class DurableProgram:
         result = _dre.start_action_for_state(self._handle, state)
         message = result[1] if result else None
         prepared = self._activations
+        alternative_list = self._alternative_list
         while message is not None:
             if failure is None:
                 # One firing, inline (this loop runs about 20 times per assessment).
                 try:
-                    alt, guarded, one, refs, binding = prepared.get(message) or self._prepare(message)
+                    index, guarded, one, refs, binding = prepared.get(message) or self._prepare(message)
+                    alt = alternative_list[index]
                     if action_hook is not None:
                         action_hook(alt.rule_id)
                     if not guarded or self._holds(alt, binding, at, derived):
@@ -436,20 +443,7 @@ class DurableProgram:
             if isinstance(cause, EvaluationError):
                 raise cause
             raise EvaluationError(f"{type(cause).__name__}: {cause}", rule_id=rule_id) from cause
-        made = self._made
-        return RawResult(tuple(made.get(key) or self._firing(key) for key in sorted(firings)))
-
-    def _firing(self, key: tuple[str, tuple[str, ...]]) -> RawFiring:
-        """The firing of rule ``key[0]`` on facts ``key[1]``, made and remembered in ``_made``.
-
-        Firings recur: most are on the patient or the plan, whose ids are the same in
-        every assessment.
-        """
-        firing = RawFiring(*key)
-        if len(self._made) >= _REMEMBERED:
-            self._made.clear()
-        self._made[key] = firing
-        return firing
+        return RawResult(tuple([RawFiring(rule_id, ids) for rule_id, ids in sorted(firings)]))
 
     def _head(self, number: int) -> str:
         """How fact number ``number`` starts in the open session (``{"id":"N","sid":"S"``), remembered."""
@@ -566,18 +560,21 @@ class DurableProgram:
     def _prepare(self, message: str) -> _Prepared:
         """What an activation means, remembered by its text.
 
-        That is the alternative; whether it has guards to check when firing (flags that
-        must not be derived, tests between its facts); the facts it reports (each a
-        fact's durable number, or a flag's id; ``one`` when there is exactly
-        one) and, for joins, the fact bound to each durable alias. The text names the
-        session and each fact's number and properties, so the same text always means the
-        same thing.
+        That is the alternative (by index); whether it has guards to check when firing
+        (flags that must not be derived, tests between its facts); the facts it reports
+        (each a fact's durable number, or a flag's id; ``one`` when there is exactly one)
+        and, for joins, the fact bound to each durable alias. The text names the session
+        and each fact's number and properties, so the same text always means the same
+        thing. An entry holds only numbers, strings and tuples and dicts of them, so the
+        garbage collector stops tracking it: a memory that grows does not make Python's
+        full collections more frequent (measured: keeping objects here did).
         """
         alt, bound = self._parse(message)
         refs = {alias: self._ref(bound[alias]) for alias in alt.report_aliases}
         reported = tuple(refs.values())
         one = reported[0] if len(reported) == 1 else None
-        entry = (alt, bool(alt.missing_flags or alt.joins), one, reported, refs if alt.joins else {})
+        guarded = bool(alt.missing_flags or alt.joins)
+        entry = (alt.number, guarded, one, reported, refs if alt.joins else {})
         if len(self._activations) >= _REMEMBERED:
             self._activations.clear()
         self._activations[message] = entry
