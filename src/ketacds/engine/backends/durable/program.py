@@ -503,11 +503,11 @@ class DurableProgram:
         return sid
 
     def _clear_session(self, sid: str, payload: str, derived: set[str]) -> None:
-        """Retract everything one assessment asserted, so the session is empty again."""
-        _dre.retract_facts(self._handle, payload)
+        """Retract everything one assessment asserted, so the session is empty again (one call)."""
         if derived:
             flags = ",".join(self._flag_json[flag][0] + sid + self._flag_json[flag][1] for flag in derived)
-            _dre.retract_facts(self._handle, f"[{flags}]")
+            payload = payload[:-1] + "," + flags + "]"
+        _dre.retract_facts(self._handle, payload)
         if _dre.get_facts(self._handle, sid) != "[]":
             # Retraction missed something (it fails silently on content it cannot find):
             # never carry it into the next patient. Deleting is safe: the agenda is drained
