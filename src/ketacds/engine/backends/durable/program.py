@@ -66,14 +66,19 @@ fact, property and firing (measured in ``docs/performance.md``):
   and the next assessment opens a fresh one;
 * activations are not parsed as JSON: durable echoes each matched fact's JSON
   verbatim and ours start with ``id``, so the fact ids are read from the message
-  text and the Python facts are looked up by id (anything unexpected falls back to
-  ``json.loads``).
+  text (``activation.py``; anything unexpected falls back to ``json.loads``);
+* the driver's own work per assessment is kept small (issue 18): the batch is written
+  as JSON text directly, each field remembering the properties its recent values gave,
+  with the absence markers decided in the same pass (``encoding.py``); the k-th fact of
+  a type has the same durable id in every assessment, so activations recur, and what an
+  activation means is remembered by its text (bounded memories of numbers and strings
+  only, which the garbage collector does not track); the proof of arrival counts the
+  facts stored before comparing ids.
 """
 
 from __future__ import annotations
 
 import contextlib
-import itertools
 import json
 import re
 import threading
@@ -83,6 +88,7 @@ from typing import Any
 import durable_rules_engine as _dre  # noqa: TID251 - the one sanctioned importer
 
 from ketacds.engine.backends.durable import capacity
+from ketacds.engine.backends.durable.activation import Alternative, Prepared, parse_activation
 from ketacds.engine.backends.durable.capacity import (
     ABSENT,
     MAX_FACTS,
@@ -117,59 +123,10 @@ _ABSENT_ALIAS = "n0"
 
 # Compact JSON, made once (json.dumps with options builds an encoder per call).
 _encode_json = json.JSONEncoder(separators=(",", ":"), check_circular=False).encode
-# In an activation, what lies between an alias and its fact's id (see _parse).
-_BOUND = '":{"id":"'
 # get_facts returns '[{"id":"0","sid":"1",...},...]': each stored fact's JSON as asserted.
 _STORED_ID = re.compile(r'\{"id":"([^"]*)"')
 # Activation texts (each a few hundred bytes) remembered per program, before starting afresh.
 _REMEMBERED = 4096
-
-
-class _Alternative:
-    """A compiled alternative: which durable aliases are ours to report, and the guards."""
-
-    __slots__ = (
-        "flags",
-        "index",
-        "joins",
-        "missing_flags",
-        "number",
-        "pattern_count",
-        "report_aliases",
-        "rule",
-        "rule_aliases",
-        "rule_id",
-        "types",
-    )
-
-    def __init__(
-        self,
-        rule: Rule,
-        index: int,
-        report_aliases: Sequence[str],
-        pattern_count: int,
-        types: Sequence[str],
-        missing_flags: Sequence[str],
-        joins: Sequence[tuple[str, str | None, tuple[Test, ...]]],
-    ) -> None:
-        self.rule = rule
-        self.rule_id = rule.id
-        self.flags = rule.flags
-        self.index = index
-        self.report_aliases = tuple(report_aliases)  # durable aliases of the positive patterns
-        self.pattern_count = pattern_count  # every durable alias, markers and anchor included
-        self.types = tuple(types)  # the fact type each durable pattern reads
-        self.missing_flags = tuple(missing_flags)
-        # (durable alias, rule alias, tests comparing with earlier facts), checked when firing
-        self.joins = tuple(j for j in joins if j[2])
-        self.rule_aliases = {rule_alias: durable for durable, rule_alias, _ in joins if rule_alias}
-        self.number = 0  # its index among the program's alternatives
-
-
-# What an activation means (DurableProgram._prepare): the alternative (its index in
-# DurableProgram._alternative_list), whether it has guards,
-# the one fact it reports (or None), every fact it reports, and the facts by durable alias.
-_Prepared = tuple[int, bool, "int | str | None", tuple["int | str", ...], dict[str, "int | str"]]
 
 
 class DurableProgram:
@@ -183,7 +140,7 @@ class DurableProgram:
 
     def __init__(self, name: str, rules: Sequence[Rule], strata: Mapping[str, int]) -> None:
         self.name = name
-        self._alternatives: dict[str, _Alternative] = {}
+        self._alternatives: dict[str, Alternative] = {}
         self._absent: dict[str, Pattern] = {}
         self._flag_ids: dict[str, str] = {}
         # What a fact of each type is encoded with: the outcome of each constant test
@@ -209,7 +166,7 @@ class DurableProgram:
         self._heads: dict[int, str] = {}
         self._marker_head = ""  # the same for the `absent` marker
         # Each activation text seen (bounded), with what it means (see _prepare).
-        self._activations: dict[str, _Prepared] = {}
+        self._activations: dict[str, Prepared] = {}
         self.session_resets = 0  # sessions found not empty after an assessment (expected: 0)
         with DurableProgram._counter_lock:
             DurableProgram._counter += 1
@@ -252,7 +209,7 @@ class DurableProgram:
                     types.append("patient")
                 name = f"{rule.id}#{index}"
                 definition[name] = {"all": patterns, "pri": strata[rule.id]}
-                self._alternatives[name] = _Alternative(
+                self._alternatives[name] = Alternative(
                     rule, index, report, len(patterns), types, alt.missing_flags, joins
                 )
             for flag in rule.flags:
@@ -452,7 +409,7 @@ class DurableProgram:
         self._heads[number] = head
         return head
 
-    def _derive(self, alt: _Alternative, sid: str, derived: set[str]) -> None:
+    def _derive(self, alt: Alternative, sid: str, derived: set[str]) -> None:
         """Assert the flags ``alt``'s rule derives that are not derived yet."""
         for flag in alt.flags:
             if flag not in derived:
@@ -537,27 +494,11 @@ class DurableProgram:
         """The id a fact is asserted under: short, and checked collision-free up to MAX_FACTS."""
         return str(number)
 
-    def _parse(self, message: str) -> tuple[_Alternative, dict[str, str]]:
+    def _parse(self, message: str) -> tuple[Alternative, dict[str, str]]:
         """The alternative an activation is for, and the durable fact id bound to each alias."""
-        # '{"RULE#n":{"alias":{"id":"3",...},"alias2":{"id":"flag:x",...}}}', cut where each
-        # alias's fact begins: an alias ends each piece, a fact id starts the next.
-        pieces = message.split(_BOUND)
-        head = pieces[0]
-        alt = self._alternatives.get(head[2 : head.find('"', 2)]) if head.startswith('{"') else None
-        if alt is not None and len(pieces) == alt.pattern_count + 1:
-            bound = {}
-            for before, after in itertools.pairwise(pieces):
-                end = after.find('"')
-                if end < 0:
-                    break
-                bound[before[before.rfind('"') + 1 :]] = after[:end]
-            if len(bound) == alt.pattern_count:
-                return alt, bound
-        # Not the shape we expect: read it as JSON (slower, but exact).
-        ((name, facts),) = json.loads(message).items()
-        return self._alternatives[name], {alias: str(fact["id"]) for alias, fact in facts.items()}
+        return parse_activation(message, self._alternatives)
 
-    def _prepare(self, message: str) -> _Prepared:
+    def _prepare(self, message: str) -> Prepared:
         """What an activation means, remembered by its text.
 
         That is the alternative (by index); whether it has guards to check when firing
@@ -597,7 +538,7 @@ class DurableProgram:
 
     def _holds(
         self,
-        alt: _Alternative,
+        alt: Alternative,
         binding: Mapping[str, int | str],
         at: Mapping[int, Mapping[str, Any]],
         derived: set[str],
