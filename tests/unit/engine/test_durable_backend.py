@@ -253,6 +253,83 @@ class TestSessions:
         assert {"KCDS-INT-002", "KCDS-INT-003"} <= set(engine.assess(record, context).rule_ids)
 
 
+def _synthetic_facts(engine, patients: int):
+    """(program, facts) of the first synthetic patients the engine accepts."""
+    from ketacds import KetacdsError
+    from ketacds.synthetic import synthetic_cases
+
+    found = []
+    for data in synthetic_cases(patients):
+        try:
+            record, context = load_case(data)
+            facts = engine.facts(record, context).facts
+        except KetacdsError:
+            continue
+        found.append((engine.warm(context.route, context.jurisdiction), facts))
+    return found
+
+
+class TestTheBatchText:
+    """The driver writes the batch as text; it must be exactly the JSON of the encoded facts."""
+
+    def test_the_text_is_the_json_of_the_encoded_facts_and_the_absent_keys_are_the_patterns(self, engine):
+        from ketacds.engine.backends.durable.encoding import encode_json
+        from ketacds.engine.match import compile_pattern
+
+        for program, facts in _synthetic_facts(engine, 300) * 2:  # twice: remembered values too
+            heads: dict[int, str] = {}
+
+            def head(number, heads=heads):
+                heads[number] = f'{{"id":"{number}","sid":"7"'
+                return heads[number]
+
+            texts, numbered, absent = program._encoder.batch(facts, heads, head)
+            expected = [program.encode(str(number), fact, "7") for number, fact in numbered.items()]
+            by_type: dict[str, list] = {}
+            for fact in facts:
+                by_type.setdefault(fact["t"], []).append(fact)
+            negated = sorted(program.absent_patterns.items())
+
+            assert "[" + ",".join(texts) + "]" == encode_json(expected)
+            assert sorted(numbered.values(), key=id) == sorted(
+                (f for f in facts if program.encode("0", f, "1") is not None), key=id
+            )
+            assert absent == [
+                key for key, p in negated if not any(map(compile_pattern(p), by_type.get(p.fact, ())))
+            ]
+
+    def test_a_type_with_more_facts_than_its_range_is_numbered_by_position(self, engine, case):
+        """Each fact type has a range of durable ids; beyond it, ids are positions (same firings)."""
+        record, context = case
+        facts = list(engine.facts(record, context).facts)
+        program = engine.warm(context.route, context.jurisdiction)
+        extra = [
+            {
+                "t": "condition",
+                "id": f"condition:extra{n}",
+                "vs": ["depressive-disorders"],
+                "active": n % 2 == 0,
+            }
+            for n in range(program._encoder._span + 5)
+        ]
+        reference = engine._compiled(engine._backend("reference"), context.route, context.jurisdiction)
+
+        assert program._encoder.batch(facts + extra, {}, lambda n: "") is None
+        assert reference.run(facts + extra) == program.run(facts + extra)
+
+    def test_what_the_driver_remembers_is_bounded(self, engine):
+        from ketacds.engine.backends.durable import program as durable_program
+        from ketacds.engine.backends.durable.encoding import MEMO_LIMIT
+
+        found = _synthetic_facts(engine, 300)
+        for program, facts in found:
+            program.run(facts)
+        for program in {id(p): p for p, _ in found}.values():
+            assert len(program._activations) <= durable_program._REMEMBERED
+            for plan in program._encoder._plans.values():
+                assert all(len(field.memo) <= MEMO_LIMIT for field in plan.fields)
+
+
 class TestEncoding:
     def test_value_sets_become_boolean_properties(self, engine):
         """Durable sees membership as one property per value set some rule reads, and only read fields."""
