@@ -158,7 +158,7 @@ class TestHashes:
         program = engine.warm(context.route, context.jurisdiction)
         # every fact asserted under one id (the heads are remade for the patched id)
         monkeypatch.setattr(program, "_durable_id", lambda number: "0")
-        monkeypatch.setattr(program, "_heads", [])
+        monkeypatch.setattr(program, "_heads", {})
 
         with pytest.raises(EvaluationError, match="dropped"):
             program.run(facts)
@@ -251,6 +251,83 @@ class TestSessions:
         record, context = case
 
         assert {"KCDS-INT-002", "KCDS-INT-003"} <= set(engine.assess(record, context).rule_ids)
+
+
+def _synthetic_facts(engine, patients: int):
+    """(program, facts) of the first synthetic patients the engine accepts."""
+    from ketacds import KetacdsError
+    from ketacds.synthetic import synthetic_cases
+
+    found = []
+    for data in synthetic_cases(patients):
+        try:
+            record, context = load_case(data)
+            facts = engine.facts(record, context).facts
+        except KetacdsError:
+            continue
+        found.append((engine.warm(context.route, context.jurisdiction), facts))
+    return found
+
+
+class TestTheBatchText:
+    """The driver writes the batch as text; it must be exactly the JSON of the encoded facts."""
+
+    def test_the_text_is_the_json_of_the_encoded_facts_and_the_absent_keys_are_the_patterns(self, engine):
+        from ketacds.engine.backends.durable.encoding import encode_json
+        from ketacds.engine.match import compile_pattern
+
+        for program, facts in _synthetic_facts(engine, 300) * 2:  # twice: remembered values too
+            heads: dict[int, str] = {}
+
+            def head(number, heads=heads):
+                heads[number] = f'{{"id":"{number}","sid":"7"'
+                return heads[number]
+
+            texts, numbered, absent = program._encoder.batch(facts, heads, head)
+            expected = [program.encode(str(number), fact, "7") for number, fact in numbered.items()]
+            by_type: dict[str, list] = {}
+            for fact in facts:
+                by_type.setdefault(fact["t"], []).append(fact)
+            negated = sorted(program.absent_patterns.items())
+
+            assert "[" + ",".join(texts) + "]" == encode_json(expected)
+            assert sorted(numbered.values(), key=id) == sorted(
+                (f for f in facts if program.encode("0", f, "1") is not None), key=id
+            )
+            assert absent == [
+                key for key, p in negated if not any(map(compile_pattern(p), by_type.get(p.fact, ())))
+            ]
+
+    def test_a_type_with_more_facts_than_its_range_is_numbered_by_position(self, engine, case):
+        """Each fact type has a range of durable ids; beyond it, ids are positions (same firings)."""
+        record, context = case
+        facts = list(engine.facts(record, context).facts)
+        program = engine.warm(context.route, context.jurisdiction)
+        extra = [
+            {
+                "t": "condition",
+                "id": f"condition:extra{n}",
+                "vs": ["depressive-disorders"],
+                "active": n % 2 == 0,
+            }
+            for n in range(program._encoder._span + 5)
+        ]
+        reference = engine._compiled(engine._backend("reference"), context.route, context.jurisdiction)
+
+        assert program._encoder.batch(facts + extra, {}, lambda n: "") is None
+        assert reference.run(facts + extra) == program.run(facts + extra)
+
+    def test_what_the_driver_remembers_is_bounded(self, engine):
+        from ketacds.engine.backends.durable import program as durable_program
+        from ketacds.engine.backends.durable.encoding import MEMO_LIMIT
+
+        found = _synthetic_facts(engine, 300)
+        for program, facts in found:
+            program.run(facts)
+        for program in {id(p): p for p, _ in found}.values():
+            assert len(program._activations) <= durable_program._REMEMBERED
+            for plan in program._encoder._plans.values():
+                assert all(len(field.memo) <= MEMO_LIMIT for field in plan.fields)
 
 
 class TestEncoding:
@@ -413,10 +490,10 @@ class TestEveryFactReachesTheSession:
         program = engine.warm(context.route, context.jurisdiction)
         batch = program._encoder.batch
 
-        def with_exponent(facts, heads):  # what 0.3.0 sent for a tiny number
-            texts, numbers, absent = batch(facts, heads)
+        def with_exponent(*args, **kwargs):  # what 0.3.0 sent for a tiny number
+            texts, numbered, absent = batch(*args, **kwargs)
             texts[2] = texts[2][:-1] + ',"value":1e-05}'
-            return texts, numbers, absent
+            return texts, numbered, absent
 
         program._encoder.batch = with_exponent  # type: ignore[method-assign]
         with pytest.raises(EvaluationError, match="does not hold"):

@@ -29,12 +29,12 @@ def lose_conditions(monkeypatch):
     """durable_rules gets condition facts stripped of their value sets (a lost-fact stand-in)."""
     batch = FactEncoder.batch
 
-    def stripped(self, facts, heads):
-        texts, numbers, absent = batch(self, facts, heads)
-        for index, number in enumerate(numbers):
-            if facts[number]["t"] == "condition":
+    def stripped(self, *args, **kwargs):
+        texts, numbered, absent = batch(self, *args, **kwargs)
+        for index, fact in enumerate(numbered.values()):
+            if fact["t"] == "condition":
                 texts[index] = re.sub(r',"vs:[^"]*":true', "", texts[index])
-        return texts, numbers, absent
+        return texts, numbered, absent
 
     monkeypatch.setattr(FactEncoder, "batch", stripped)
 

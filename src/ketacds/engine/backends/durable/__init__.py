@@ -3,7 +3,9 @@
 * ``program.py``: :class:`DurableProgram`, the compiled rules of one program and the
   driver of durable_rules' C engine (the only importer of durable_rules);
 * ``capacity.py``: durable_rules' hard limits, how much of them a set of rules uses
-  (for the compiler and the linter alike), and how facts are encoded for it.
+  (for the compiler and the linter alike), and the names of the encoded properties;
+* ``encoding.py``: facts encoded for one program, as the JSON text durable_rules reads;
+* ``activation.py``: the compiled alternatives, and reading an activation's text.
 
 :class:`DurableBackend` is what ``Engine(backend="durable")`` (the default) uses.
 """

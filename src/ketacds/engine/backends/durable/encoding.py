@@ -27,7 +27,7 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from ketacds.engine.backends.durable.capacity import absent_property, member_property
+from ketacds.engine.backends.durable.capacity import MAX_FACTS, absent_property, member_property
 from ketacds.engine.match import compile_test
 from ketacds.ruleset.ir import Pattern, Test
 
@@ -35,7 +35,7 @@ __all__ = ["FactEncoder"]
 
 Check = Callable[[Mapping[str, Any]], bool]
 # What one field of one fact gives: the JSON text of its properties, and the bits of the
-# negated patterns' tests that hold on it.
+# negated patterns' tests that hold on it (for a whole fact: of the patterns it matches).
 _Outcome = tuple[str, int]
 
 # Compact JSON, made once (json.dumps with options builds an encoder per call).
@@ -43,9 +43,6 @@ encode_json = json.JSONEncoder(separators=(",", ":"), check_circular=False).enco
 
 #: Values remembered per field before its memory is cleared.
 MEMO_LIMIT = 1024
-# Lookups after which a fact type whose facts were found less than half the time stops
-# being remembered as a whole.
-_TRIAL = 512
 _MISSING = object()
 
 
@@ -99,25 +96,11 @@ class _Field:
 class _Plan:
     """How facts of one type are encoded: the fields read, and the negated patterns.
 
-    What a whole fact gives is remembered too, keyed by the values of the fields read
-    (with their types: ``True == 1`` but no test treats them alike; equal numbers of
-    different types compare alike in every test) and the items of its codes field. A
-    type whose facts rarely repeat (the patient, with its ``Decimal`` BMI) stops being
-    remembered after :data:`_TRIAL` lookups that found less than half.
+    (Remembering what a whole fact gives, keyed by all its values, was measured: no
+    faster on patients seen before, slower on new ones; each field remembers instead.)
     """
 
-    __slots__ = (
-        "codes",
-        "defaults",
-        "exact",
-        "fields",
-        "head",
-        "lookups",
-        "memo",
-        "misses",
-        "names",
-        "patterns",
-    )
+    __slots__ = ("base", "exact", "fields", "head", "patterns")
 
     def __init__(
         self,
@@ -130,39 +113,10 @@ class _Plan:
         self.fields = tuple(fields)
         self.patterns = tuple(patterns)  # (the pattern's bit among all, the bits of its tests)
         self.exact = exact
-        codes = {field.field for field in self.fields if field.members is not None}
-        self.names = tuple(sorted({field.field for field in self.fields} - codes))
-        self.defaults = (_MISSING,) * len(self.names)
-        self.codes = next(iter(codes)) if len(codes) == 1 else None
-        remember = exact is None and len(codes) <= 1
-        self.memo: dict[Any, _Outcome] | None = {} if remember else None
-        self.lookups = self.misses = 0
+        self.base = 0  # the first durable number of facts of this type (set by FactEncoder)
 
     def outcome(self, fact: Mapping[str, Any]) -> _Outcome:
-        """What ``fact`` gives: its JSON text after the id and session, and its negation bits."""
-        memo = self.memo
-        if memo is None:
-            return self.by_field(fact)
-        values = tuple(map(fact.get, self.names, self.defaults))
-        codes = _MISSING if self.codes is None else fact.get(self.codes, _MISSING)
-        try:
-            key = (values, tuple(map(type, values)), codes if codes is _MISSING else tuple(codes))
-            outcome = memo[key]
-        except KeyError:
-            outcome = self.by_field(fact)
-            self.misses += 1
-            if len(memo) >= MEMO_LIMIT:
-                memo.clear()
-            memo[key] = outcome
-        except TypeError:  # an unhashable value
-            return self.by_field(fact)
-        self.lookups += 1
-        if self.lookups == _TRIAL and self.misses * 2 > _TRIAL:
-            self.memo = None  # facts of this type rarely repeat: remembering only costs
-        return outcome
-
-    def by_field(self, fact: Mapping[str, Any]) -> _Outcome:
-        """:meth:`outcome`, field by field (each field remembers its recent values)."""
+        """What ``fact`` gives: its properties as JSON text, and a bit per negated pattern it matches."""
         text = "" if self.head is None else self.head
         bits = 0
         for field in self.fields:
@@ -195,7 +149,11 @@ class _Plan:
             bits |= outcome[1]
         if self.exact is not None:
             text = self.exact(fact)
-        return text, bits
+        matched = 0
+        for pattern, mask in self.patterns:
+            if bits & mask == mask:
+                matched |= pattern
+        return text, matched
 
 
 class FactEncoder:
@@ -227,7 +185,11 @@ class FactEncoder:
         negated: dict[str, list[tuple[int, Pattern]]] = {}
         for number, key in enumerate(self._absent_keys):
             negated.setdefault(absent[key].fact, []).append((number, absent[key]))
-        self._plans = {kind: self._plan(kind, negated.get(kind, ())) for kind in {*fields, *negated}}
+        self._plans = {kind: self._plan(kind, negated.get(kind, ())) for kind in sorted({*fields, *negated})}
+        # Each fact type's range of durable numbers (see batch).
+        self._span = MAX_FACTS // len(self._plans) if self._plans else MAX_FACTS
+        for index, plan in enumerate(self._plans.values()):
+            plan.base = index * self._span
 
     @staticmethod
     def _by_field(
@@ -310,40 +272,71 @@ class FactEncoder:
 
     def absent_keys(self, facts: Sequence[Mapping[str, Any]]) -> list[str]:
         """The keys of the negated patterns that no input fact matches, sorted."""
-        return self.batch(facts, None)[2]
+        result = self.batch(facts, None)
+        assert result is not None  # nothing is numbered
+        return result[2]
 
     def batch(
-        self, facts: Sequence[Mapping[str, Any]], heads: Sequence[str] | None
-    ) -> tuple[list[str], list[int], list[str]]:
+        self,
+        facts: Sequence[Mapping[str, Any]],
+        heads: Mapping[int, str] | None,
+        make_head: Callable[[int], str] | None = None,
+        *,
+        by_position: bool = False,
+    ) -> tuple[list[str], dict[int, Mapping[str, Any]], list[str]] | None:
         """The facts as durable sees them, in one pass.
+
+        Each fact some durable pattern reads gets a number, its durable id: the ``k``-th
+        fact of a type is number ``base + k``, where each type has its own range of
+        :data:`~ketacds.engine.backends.durable.capacity.MAX_FACTS` divided among the
+        types (so the first trial of every patient is the same number, and what durable
+        sends back for it is the same text, which the driver remembers); with
+        ``by_position`` the number is the fact's position in ``facts``. Either way every
+        number is below ``MAX_FACTS``, whose ids are checked collision-free.
 
         Args:
             facts: the input facts of one assessment.
             heads: the start of each fact's JSON text by its number (``{"id":…,"sid":…``),
                 or ``None`` for the absent keys alone.
+            make_head: makes (and remembers) a head that ``heads`` does not hold yet.
+            by_position: number the facts by position.
 
         Returns:
-            The JSON text of each fact some durable pattern reads (``heads[n]`` followed
-            by :meth:`encode`'s properties), the numbers of those facts, and the keys of
-            the negated patterns no fact matches (sorted, as :meth:`absent_keys`).
+            The JSON text of each fact asserted (its head followed by :meth:`encode`'s
+            properties), those facts by number, and the keys of the negated patterns no
+            fact matches (sorted, as :meth:`absent_keys`). ``None`` when a type has more
+            facts than its range (then number them by position).
         """
         plans = self._plans
+        span = self._span
         texts: list[str] = []
-        numbers: list[int] = []
+        numbered: dict[int, Mapping[str, Any]] = {}
+        counts: dict[str, int] = {}  # per type, facts numbered so far
         matched = 0  # a bit per negated pattern some fact matches
-        for number, fact in enumerate(facts):
-            plan = plans.get(fact["t"])
+        for position, fact in enumerate(facts):
+            kind = fact["t"]
+            plan = plans.get(kind)
             if plan is None:
                 continue
             text, bits = plan.outcome(fact)
-            for pattern, mask in plan.patterns:
-                if bits & mask == mask:
-                    matched |= pattern
+            matched |= bits
             if plan.head is not None and heads is not None:
-                texts.append(heads[number] + text + "}")
-                numbers.append(number)
+                if by_position:
+                    number = position
+                else:
+                    count = counts.get(kind, 0)
+                    if count == span:
+                        return None
+                    counts[kind] = count + 1
+                    number = plan.base + count
+                head = heads.get(number)
+                if head is None:
+                    assert make_head is not None
+                    head = make_head(number)
+                texts.append(head + text + "}")
+                numbered[number] = fact
         absent = [key for number, key in enumerate(self._absent_keys) if not matched >> number & 1]
-        return texts, numbers, absent
+        return texts, numbered, absent
 
     def absent_text(self, keys: Sequence[str]) -> str:
         """The properties of the ``absent`` fact for these keys (sorted), as JSON text."""

@@ -66,8 +66,14 @@ fact, property and firing (measured in ``docs/performance.md``):
   and the next assessment opens a fresh one;
 * activations are not parsed as JSON: durable echoes each matched fact's JSON
   verbatim and ours start with ``id``, so the fact ids are read from the message
-  text and the Python facts are looked up by id (anything unexpected falls back to
-  ``json.loads``).
+  text (``activation.py``; anything unexpected falls back to ``json.loads``);
+* the driver's own work per assessment is kept small (issue 18): the batch is written
+  as JSON text directly, each field remembering the properties its recent values gave,
+  with the absence markers decided in the same pass (``encoding.py``); the k-th fact of
+  a type has the same durable id in every assessment, so activations recur, and what an
+  activation means is remembered by its text (bounded memories of numbers and strings
+  only, which the garbage collector does not track); the proof of arrival counts the
+  facts stored before comparing ids.
 """
 
 from __future__ import annotations
@@ -82,6 +88,7 @@ from typing import Any
 import durable_rules_engine as _dre  # noqa: TID251 - the one sanctioned importer
 
 from ketacds.engine.backends.durable import capacity
+from ketacds.engine.backends.durable.activation import Alternative, Prepared, parse_activation
 from ketacds.engine.backends.durable.capacity import (
     ABSENT,
     MAX_FACTS,
@@ -116,57 +123,10 @@ _ABSENT_ALIAS = "n0"
 
 # Compact JSON, made once (json.dumps with options builds an encoder per call).
 _encode_json = json.JSONEncoder(separators=(",", ":"), check_circular=False).encode
-# An activation is '{"RULE#n":{"alias":{"id":"3",...},"alias2":{"id":"flag:x",...}}}'.
-_RULE_NAME = re.compile(r'\{"([^"]+)":')
-_BOUND = re.compile(r'"([^"]+)":\{"id":"([^"]*)"')
 # get_facts returns '[{"id":"0","sid":"1",...},...]': each stored fact's JSON as asserted.
 _STORED_ID = re.compile(r'\{"id":"([^"]*)"')
-# Activation texts (each a few hundred bytes) and firings remembered per program, before starting afresh.
+# Activation texts (each a few hundred bytes) remembered per program, before starting afresh.
 _REMEMBERED = 4096
-
-
-class _Alternative:
-    """A compiled alternative: which durable aliases are ours to report, and the guards."""
-
-    __slots__ = (
-        "flags",
-        "index",
-        "joins",
-        "missing_flags",
-        "pattern_count",
-        "report_aliases",
-        "rule",
-        "rule_aliases",
-        "rule_id",
-        "types",
-    )
-
-    def __init__(
-        self,
-        rule: Rule,
-        index: int,
-        report_aliases: Sequence[str],
-        pattern_count: int,
-        types: Sequence[str],
-        missing_flags: Sequence[str],
-        joins: Sequence[tuple[str, str | None, tuple[Test, ...]]],
-    ) -> None:
-        self.rule = rule
-        self.rule_id = rule.id
-        self.flags = rule.flags
-        self.index = index
-        self.report_aliases = tuple(report_aliases)  # durable aliases of the positive patterns
-        self.pattern_count = pattern_count  # every durable alias, markers and anchor included
-        self.types = tuple(types)  # the fact type each durable pattern reads
-        self.missing_flags = tuple(missing_flags)
-        # (durable alias, rule alias, tests comparing with earlier facts), checked when firing
-        self.joins = tuple(j for j in joins if j[2])
-        self.rule_aliases = {rule_alias: durable for durable, rule_alias, _ in joins if rule_alias}
-
-
-# What an activation means (DurableProgram._prepare): the alternative, whether it has guards,
-# the one fact it reports (or None), every fact it reports, and the facts by durable alias.
-_Prepared = tuple[_Alternative, bool, "int | str | None", tuple["int | str", ...], dict[str, "int | str"]]
 
 
 class DurableProgram:
@@ -180,7 +140,7 @@ class DurableProgram:
 
     def __init__(self, name: str, rules: Sequence[Rule], strata: Mapping[str, int]) -> None:
         self.name = name
-        self._alternatives: dict[str, _Alternative] = {}
+        self._alternatives: dict[str, Alternative] = {}
         self._absent: dict[str, Pattern] = {}
         self._flag_ids: dict[str, str] = {}
         # What a fact of each type is encoded with: the outcome of each constant test
@@ -190,6 +150,9 @@ class DurableProgram:
         self._codes: dict[str, set[str]] = {}
         self._members: dict[str, set[str]] = {}  # per fact type: the value-set properties read
         self.definition = self._compile(rules, strata)
+        self._alternative_list = tuple(self._alternatives.values())
+        for number, alt in enumerate(self._alternative_list):
+            alt.number = number
         capacity.refuse_beyond_limits(self.name, len(self.definition), rules)
         self._check_ids()
         self._encoder = FactEncoder(self._fields, self._codes, self._members, self._absent)
@@ -200,11 +163,10 @@ class DurableProgram:
         self._sessions = 0  # sessions opened so far (each gets the next number as its sid)
         self._sid: str | None = None  # the open session, reused by every assessment
         # '{"id":"N","sid":"S"': how fact number N of an assessment starts in the open session.
-        self._heads: list[str] = []
+        self._heads: dict[int, str] = {}
         self._marker_head = ""  # the same for the `absent` marker
         # Each activation text seen (bounded), with what it means (see _prepare).
-        self._activations: dict[str, _Prepared] = {}
-        self._made: dict[tuple[str, tuple[str, ...]], RawFiring] = {}  # firings made (bounded)
+        self._activations: dict[str, Prepared] = {}
         self.session_resets = 0  # sessions found not empty after an assessment (expected: 0)
         with DurableProgram._counter_lock:
             DurableProgram._counter += 1
@@ -247,7 +209,7 @@ class DurableProgram:
                     types.append("patient")
                 name = f"{rule.id}#{index}"
                 definition[name] = {"all": patterns, "pri": strata[rule.id]}
-                self._alternatives[name] = _Alternative(
+                self._alternatives[name] = Alternative(
                     rule, index, report, len(patterns), types, alt.missing_flags, joins
                 )
             for flag in rule.flags:
@@ -372,12 +334,13 @@ class DurableProgram:
         self, facts: Sequence[Mapping[str, Any]], action_hook: Callable[[str], None] | None
     ) -> RawResult:
         sid = self._sid if self._sid is not None else self._open_session()
-        heads = self._heads
-        if len(heads) < len(facts):
-            heads.extend(self._head(number, sid) for number in range(len(heads), len(facts)))
         # The batch as JSON text, made directly (the same bytes as encoding the dicts);
-        # `asserted` holds the numbers of the facts asserted.
-        parts, asserted, absent = self._encoder.batch(facts, heads)
+        # `at` holds the facts asserted by durable number.
+        batch = self._encoder.batch(facts, self._heads, self._head) or self._encoder.batch(
+            facts, self._heads, self._head, by_position=True
+        )
+        assert batch is not None
+        parts, at, absent = batch
         if absent:
             parts.append(self._marker_head + self._encoder.absent_text(absent) + "}")
         if not parts:
@@ -395,20 +358,22 @@ class DurableProgram:
         result = _dre.start_action_for_state(self._handle, state)
         message = result[1] if result else None
         prepared = self._activations
+        alternative_list = self._alternative_list
         while message is not None:
             if failure is None:
                 # One firing, inline (this loop runs about 20 times per assessment).
                 try:
-                    alt, guarded, one, refs, binding = prepared.get(message) or self._prepare(message)
+                    index, guarded, one, refs, binding = prepared.get(message) or self._prepare(message)
+                    alt = alternative_list[index]
                     if action_hook is not None:
                         action_hook(alt.rule_id)
-                    if not guarded or self._holds(alt, binding, facts, derived):
+                    if not guarded or self._holds(alt, binding, at, derived):
                         if one is None:
                             ids = tuple(
-                                sorted({ref if isinstance(ref, str) else facts[ref]["id"] for ref in refs})
+                                sorted({ref if isinstance(ref, str) else at[ref]["id"] for ref in refs})
                             )
                         else:
-                            ids = (one if isinstance(one, str) else facts[one]["id"],)
+                            ids = (one if isinstance(one, str) else at[one]["id"],)
                         firings.add((alt.rule_id, ids))
                         if alt.flags:
                             self._derive(alt, sid, derived)
@@ -418,7 +383,7 @@ class DurableProgram:
         # The agenda is drained. Proof that durable holds every fact we asserted (it has
         # been seen to stop reading a batch part way and still return success):
         # nothing is ever retracted during an assessment, so each must be stored now.
-        missing = self._missing(sid, asserted, bool(absent), derived)
+        missing = self._missing(sid, at, bool(absent), derived)
         self._clear_session(sid, payload, derived)  # the agenda is drained: safe to clean
         if missing and failure is None:
             # durable_rules misread what we sent: its state cannot be trusted any more.
@@ -435,27 +400,16 @@ class DurableProgram:
             if isinstance(cause, EvaluationError):
                 raise cause
             raise EvaluationError(f"{type(cause).__name__}: {cause}", rule_id=rule_id) from cause
-        return RawResult(tuple(self._firing(key) for key in sorted(firings)))
+        return RawResult(tuple([RawFiring(rule_id, ids) for rule_id, ids in sorted(firings)]))
 
-    def _firing(self, key: tuple[str, tuple[str, ...]]) -> RawFiring:
-        """The firing of rule ``key[0]`` on facts ``key[1]``, made once.
+    def _head(self, number: int) -> str:
+        """How fact number ``number`` starts in the open session (``{"id":"N","sid":"S"``), remembered."""
+        assert self._sid is not None
+        head = '{"id":' + _encode_json(self._durable_id(number)) + ',"sid":' + _encode_json(self._sid)
+        self._heads[number] = head
+        return head
 
-        Firings recur: most are on the patient or the plan, whose ids are the same in
-        every assessment.
-        """
-        firing = self._made.get(key)
-        if firing is None:
-            firing = RawFiring(*key)
-            if len(self._made) >= _REMEMBERED:
-                self._made.clear()
-            self._made[key] = firing
-        return firing
-
-    def _head(self, number: int, sid: str) -> str:
-        """How fact number ``number`` starts when asserted in session ``sid``: ``{"id":"N","sid":"S"``."""
-        return '{"id":' + _encode_json(self._durable_id(number)) + ',"sid":' + _encode_json(sid)
-
-    def _derive(self, alt: _Alternative, sid: str, derived: set[str]) -> None:
+    def _derive(self, alt: Alternative, sid: str, derived: set[str]) -> None:
         """Assert the flags ``alt``'s rule derives that are not derived yet."""
         for flag in alt.flags:
             if flag not in derived:
@@ -467,7 +421,7 @@ class DurableProgram:
                         f"durable_rules return code {code} asserting flag {flag!r}", rule_id=alt.rule_id
                     )
 
-    def _missing(self, sid: str, asserted: Sequence[int], marker: bool, derived: set[str]) -> list[str]:
+    def _missing(self, sid: str, asserted: Mapping[int, Any], marker: bool, derived: set[str]) -> list[str]:
         """The durable ids of the facts asserted in this assessment that the session does not hold."""
         stored = _dre.get_facts(self._handle, sid)
         expected = len(asserted) + marker + len(derived)
@@ -500,17 +454,17 @@ class DurableProgram:
             self._broken = f"the warm-up of a new session fired {fired} actions (code {code})"
             raise EvaluationError(f"durable_rules failed: {self._broken}")
         self._sid = sid
-        self._heads = []
+        self._heads = {}
         self._marker_head = '{"id":' + _encode_json(_ABSENT_ID) + ',"sid":' + _encode_json(sid) + ',"t":'
         self._marker_head += _encode_json(ABSENT)
         return sid
 
     def _clear_session(self, sid: str, payload: str, derived: set[str]) -> None:
-        """Retract everything one assessment asserted, so the session is empty again."""
-        _dre.retract_facts(self._handle, payload)
+        """Retract everything one assessment asserted, so the session is empty again (one call)."""
         if derived:
             flags = ",".join(self._flag_json[flag][0] + sid + self._flag_json[flag][1] for flag in derived)
-            _dre.retract_facts(self._handle, f"[{flags}]")
+            payload = payload[:-1] + "," + flags + "]"
+        _dre.retract_facts(self._handle, payload)
         if _dre.get_facts(self._handle, sid) != "[]":
             # Retraction missed something (it fails silently on content it cannot find):
             # never carry it into the next patient. Deleting is safe: the agenda is drained
@@ -540,40 +494,35 @@ class DurableProgram:
         """The id a fact is asserted under: short, and checked collision-free up to MAX_FACTS."""
         return str(number)
 
-    def _parse(self, message: str) -> tuple[_Alternative, dict[str, str]]:
+    def _parse(self, message: str) -> tuple[Alternative, dict[str, str]]:
         """The alternative an activation is for, and the durable fact id bound to each alias."""
-        match = _RULE_NAME.match(message)
-        alt = self._alternatives.get(match.group(1)) if match else None
-        if alt is not None and match is not None:
-            bound = dict(_BOUND.findall(message, match.end()))
-            if len(bound) == alt.pattern_count:
-                return alt, bound
-        # Not the shape we expect: read it as JSON (slower, but exact).
-        ((name, facts),) = json.loads(message).items()
-        return self._alternatives[name], {alias: str(fact["id"]) for alias, fact in facts.items()}
+        return parse_activation(message, self._alternatives)
 
-    def _prepare(self, message: str) -> _Prepared:
+    def _prepare(self, message: str) -> Prepared:
         """What an activation means, remembered by its text.
 
-        That is the alternative; whether it has guards to check when firing (flags that
-        must not be derived, tests between its facts); the facts it reports (each a
-        fact's number in the assessment, or a flag's id; ``one`` when there is exactly
-        one) and, for joins, the fact bound to each durable alias. The text names the
-        session and each fact's number and properties, so the same text always means the
-        same thing.
+        That is the alternative (by index); whether it has guards to check when firing
+        (flags that must not be derived, tests between its facts); the facts it reports
+        (each a fact's durable number, or a flag's id; ``one`` when there is exactly one)
+        and, for joins, the fact bound to each durable alias. The text names the session
+        and each fact's number and properties, so the same text always means the same
+        thing. An entry holds only numbers, strings and tuples and dicts of them, so the
+        garbage collector stops tracking it: a memory that grows does not make Python's
+        full collections more frequent (measured: keeping objects here did).
         """
         alt, bound = self._parse(message)
         refs = {alias: self._ref(bound[alias]) for alias in alt.report_aliases}
         reported = tuple(refs.values())
         one = reported[0] if len(reported) == 1 else None
-        entry = (alt, bool(alt.missing_flags or alt.joins), one, reported, refs if alt.joins else {})
+        guarded = bool(alt.missing_flags or alt.joins)
+        entry = (alt.number, guarded, one, reported, refs if alt.joins else {})
         if len(self._activations) >= _REMEMBERED:
             self._activations.clear()
         self._activations[message] = entry
         return entry
 
     def _ref(self, durable_id: str) -> int | str:
-        """A fact bound in an activation: its number in the assessment, or a flag's id."""
+        """A fact bound in an activation: its durable number, or a flag's id."""
         if durable_id in self._flag_facts:
             return durable_id
         number = int(durable_id)
@@ -589,9 +538,9 @@ class DurableProgram:
 
     def _holds(
         self,
-        alt: _Alternative,
+        alt: Alternative,
         binding: Mapping[str, int | str],
-        facts: Sequence[Mapping[str, Any]],
+        at: Mapping[int, Mapping[str, Any]],
         derived: set[str],
     ) -> bool:
         """Whether an activation of ``alt`` passes its guards.
@@ -604,7 +553,7 @@ class DurableProgram:
         if not alt.joins:
             return True
         flags = self._flag_facts
-        bound = {alias: flags[ref] if isinstance(ref, str) else facts[ref] for alias, ref in binding.items()}
+        bound = {alias: flags[ref] if isinstance(ref, str) else at[ref] for alias, ref in binding.items()}
         env = {rule_alias: bound[durable] for rule_alias, durable in alt.rule_aliases.items()}
         return all(passes(test, bound[durable], env) for durable, _, tests in alt.joins for test in tests)
 
