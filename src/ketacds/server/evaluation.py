@@ -1,7 +1,7 @@
 """From a checked hook request and its FHIR resources to the cards of the answer.
 
 :func:`check_context` checks the hook's ``context`` (422 when it lacks what the hook
-needs). :func:`evaluate` then runs on the engine thread: it reads the resources into a
+needs). :func:`evaluate` then runs in place on the worker's event loop: it reads the resources into a
 :class:`~ketacds.models.inputs.PatientRecord`, builds one
 :class:`~ketacds.models.inputs.Context` per assessment (each configured route for
 ``patient-view``; each drafted or selected order for the order hooks), assesses, and
@@ -69,7 +69,7 @@ def evaluate(
     issues: Sequence[DataQualityIssue],
     now: dt.datetime,
 ) -> list[RenderedCard]:
-    """Everything that touches the engine, on the engine thread: the cards of one hook call.
+    """Everything that touches the engine: the cards of one hook call.
 
     Args:
         settings: the service configuration (jurisdiction, patient-view routes, docs URL).
