@@ -524,8 +524,8 @@ def main() -> None:
     print(text)
     if args.out:
         args.out.write_text(text, encoding="utf-8")
-    if args.write:
-        replace_section(args.write, "load", text)
+    if args.write:  # under the document's own heading: the report's title line is left out
+        replace_section(args.write, "load", text.split("\n", 1)[1].lstrip("\n"))
 
 
 if __name__ == "__main__":
