@@ -560,6 +560,27 @@ class TestMedications:
             (m.code.code if m.code else None, m.name) for m in record.medications
         ]
 
+    def test_a_remembered_reading_follows_the_medication_referred_to(self):
+        """The same request read again is remembered, but never across a different referred Medication."""
+        request = {**med_request(None, id="m3"), "medicationReference": {"reference": "Medication/med1"}}
+
+        def medication(code: str) -> dict[str, Any]:
+            return {
+                "resourceType": "Medication",
+                "id": "med1",
+                "code": {"coding": [{"system": RXNORM, "code": code}]},
+            }
+
+        readings = [read(medication(code), request) for code in ("2598", "596", "2598", "596")]
+        readings.append(read(request))  # the Medication not given this time
+
+        assert [["2598"], ["596"], ["2598"], ["596"], []] == [
+            [m.code.code for m in r.medications if m.code] for r in readings
+        ]
+        assert [("error", "unresolved-reference")] == codes(readings[-1])
+        assert readings[0] == readings[2]
+        assert readings[1] == readings[3]
+
     def test_unresolved_reference_is_an_error(self):
         """A reference to a Medication that was not given, without a display, cannot be read."""
         record = read({**med_request(None), "medicationReference": {"reference": "Medication/gone"}})

@@ -51,12 +51,30 @@ class MedicationReading(DosageReading):
         model: MedicationRequest | MedicationStatement | None
         if kind == "MedicationRequest":
             model = self.validate(MedicationRequest, raw, key)
-            statuses, dosages = REQUEST_STATUS, (model.dosageInstruction if model else None)
         else:
             model = self.validate(MedicationStatement, raw, key)
-            statuses, dosages = STATEMENT_STATUS, (model.dosage if model else None)
         if model is None:
             return []
+        # What is read depends on the resource, the mapping, the terminology and the
+        # Medication it refers to among the bundle's (a contained one is part of the model).
+        reference = model.medicationReference if model.medicationCodeableConcept is None else None
+        ref = reference.reference if reference is not None else None
+        referred = self._referred_medication(model, ref) if ref and not ref.startswith("#") else None
+        medications = self.remembered(
+            "Medication",
+            key,
+            model,
+            lambda: tuple(self._read_medication(key, model)),
+            also=(self.terminology, referred),
+        )
+        return list(medications)
+
+    def _read_medication(self, key: str, model: MedicationRequest | MedicationStatement) -> list[Medication]:
+        """The medications a validated request or statement gives (none when it is left out)."""
+        if isinstance(model, MedicationRequest):
+            statuses, dosages = REQUEST_STATUS, model.dosageInstruction
+        else:
+            statuses, dosages = STATEMENT_STATUS, model.dosage
         if model.status in EXCLUDED_STATUS:
             self.issue(
                 "info", "excluded", f"Left out: the medication is marked {model.status}.", key, "status"

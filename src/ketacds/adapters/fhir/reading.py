@@ -142,16 +142,21 @@ class ReaderBase:
             self.issue("error", "invalid-resource", f"Not valid FHIR R4: {problem}.", key)
         return parsed
 
-    def remembered(self, reader: str, key: str, model: BaseModel, read: Callable[[], T]) -> T:
+    def remembered(
+        self, reader: str, key: str, model: BaseModel, read: Callable[[], T], also: tuple[object, ...] = ()
+    ) -> T:
         """What ``read()`` makes of a validated resource, remembered for the next time it is read.
 
-        ``read`` must depend only on ``key``, the validated ``model`` and this reader's
-        mapping, and change nothing but the issues it records: the result and those
-        issues are kept (by ``reader``, ``key``, the model and the mapping), and a later
-        read of the same resource (the validation cache gives the same model object for
-        the same content) returns the same result and records the same issues again.
+        ``read`` must depend only on ``key``, the validated ``model``, this reader's
+        mapping and the objects in ``also`` (compared by identity: the terminology, a
+        referenced Medication's validated model ...), and change nothing but the issues
+        it records: the result and those issues are kept (by ``reader``, ``key``, the
+        model, the mapping and ``also``), and a later read of the same resource (the
+        validation cache gives the same model object for the same content) returns the
+        same result and records the same issues again.
         """
-        return _READS.read(self, (reader, key, id(model), id(self.mapping)), (model, self.mapping), read)
+        owners = (model, self.mapping, *also)
+        return _READS.read(self, (reader, key, *map(id, owners)), owners, read)
 
     def index(self, pairs: Sequence[tuple[str | None, Any]]) -> list[tuple[str, str | None, Resource]]:
         """Keep well-formed resources once each; report the rest."""
@@ -203,7 +208,7 @@ class _Reads:
     def __init__(self, size: int) -> None:
         self.size = size
         self.entries: OrderedDict[
-            tuple[str, str, int, int], tuple[tuple[object, ...], Any, tuple[DataQualityIssue, ...]]
+            tuple[str | int, ...], tuple[tuple[object, ...], Any, tuple[DataQualityIssue, ...]]
         ]
         self.entries = OrderedDict()
         self.lock = threading.Lock()
@@ -211,7 +216,7 @@ class _Reads:
     def read(
         self,
         reader: ReaderBase,
-        key: tuple[str, str, int, int],
+        key: tuple[str | int, ...],
         owners: tuple[object, ...],
         read: Callable[[], T],
     ) -> T:
