@@ -22,7 +22,8 @@ import attrs
 from fastapi import HTTPException
 
 from ketacds.adapters.cds_hooks import CardContext, RenderedCard, cards_for, error_card
-from ketacds.adapters.fhir import read_draft_orders, read_resources
+from ketacds.adapters.fhir import read_draft_orders
+from ketacds.adapters.fhir.records import read_json_resources
 from ketacds.engine.api import Engine
 from ketacds.errors import InputError, NotAssessedError, ProgramRefusedError
 from ketacds.models.inputs import Context, Medication, PatientRecord
@@ -88,7 +89,8 @@ def evaluate(
     """
     evaluation = _Evaluation(settings, new_uuid, engine, mapping, now)
     try:
-        record = read_resources(
+        # The body's resources are JSON data: the record is remembered by their content.
+        record = read_json_resources(
             resources, patient_id=context["patientId"], mapping=mapping, terminology=engine.terminology
         )
     except InputError as error:
