@@ -6,7 +6,9 @@ again. :func:`read_json_resources` reads it with :func:`~ketacds.adapters.fhir.r
 the first time and remembers the :class:`~ketacds.models.inputs.PatientRecord` (frozen,
 so it can be given out again) by everything the reading depends on:
 
-* the resources' exact JSON text, in their order (written by orjson, keys unsorted);
+* the resources' exact JSON text, in their order (written by orjson, keys unsorted),
+  kept as its BLAKE2b-256 digest (32 bytes, not the text: a kept record then costs its
+  model, not a second copy of the request);
 * the patient id asked for;
 * the mapping and the terminology they are read with (by identity: the entry holds
   both, so neither ``id`` can be reused while it is kept).
@@ -21,6 +23,7 @@ first.
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -43,6 +46,7 @@ KEPT = 256
 #: The longest JSON text (bytes) whose record is kept: a few hundred resources.
 _LONGEST = 256 * 1024
 
+#: (digest of the JSON text, patient id, id(mapping), id(terminology))
 _Key = tuple[bytes, str | None, int, int]
 _kept: OrderedDict[_Key, tuple[FhirMapping, Terminology, PatientRecord]] = OrderedDict()
 _lock = threading.Lock()
@@ -74,7 +78,7 @@ def read_json_resources(
     written = _written(resources)
     if written is None:
         return read_resources(resources, patient_id=patient_id, mapping=mapping, terminology=terminology)
-    key = (written, patient_id, id(mapping), id(terminology))
+    key = (hashlib.blake2b(written, digest_size=32).digest(), patient_id, id(mapping), id(terminology))
     with _lock:
         found = _kept.get(key)
         if found is not None and found[0] is mapping and found[1] is terminology:
