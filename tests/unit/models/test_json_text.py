@@ -56,3 +56,29 @@ def test_a_small_memory_is_emptied_and_stays_exact() -> None:
     for number in range(5):
         option = DoseOption(rule_id=f"r{number}", label="l", function="f", dose_mg=None)
         assert writer.dumps(option) == json.dumps(Codec(decimals="text").encode(option), ensure_ascii=False)
+
+
+def test_equal_copies_of_remembered_parts_are_written_alike() -> None:
+    """The memories look values up by identity first: an equal copy (a Finding's evidence
+    rebuilt, an Assessment read back from its JSON) is written exactly the same."""
+    engine = Engine()
+    assessment = engine.assess(*load_case(next(iter(synthetic_cases(1)))))
+    text = assessment.to_json()
+    copied = attrs.evolve(
+        assessment,
+        findings=tuple(
+            attrs.evolve(f, evidence=tuple(attrs.evolve(e) for e in f.evidence)) for f in assessment.findings
+        ),
+    )
+    assert copied.findings[0].evidence is not assessment.findings[0].evidence
+    assert copied.to_json() == text == _reference(copied)
+    assert Assessment.from_json(text).to_json() == text
+
+
+def test_a_small_split_memory_is_emptied_and_stays_exact() -> None:
+    codec = Codec(decimals="text")
+    writer = TextWriter(codec, split={DoseAdvice: "options"}, limit=2)
+    for number in range(5):
+        option = DoseOption(rule_id=f"r{number}", label="l", function="f", dose_mg=None)
+        advice = DoseAdvice(route=f"iv{number % 3}", options=(option,))
+        assert writer.dumps(advice) == json.dumps(codec.encode(advice), ensure_ascii=False)
