@@ -360,6 +360,13 @@ class TextWriter:
             return self.dumps
         if hint is str:
             return _write_str
+        if origin is Literal and all(type(a) is str for a in get_args(hint)):
+            generic = self._generic
+            return lambda v: _encode_basestring(v) if type(v) is str else generic(v)
+        if hint is int:
+            # What json.dumps writes for an int (a bool, or anything else, goes the generic way).
+            generic = self._generic
+            return lambda v: int.__repr__(v) if type(v) is int else generic(v)
         if hint is Decimal:
             return lambda v: _write_str(str(v)) if isinstance(v, Decimal) else self._generic(v)
         if hint is bool:
