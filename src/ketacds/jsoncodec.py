@@ -213,12 +213,19 @@ class TextWriter:
     call to the next is remembered:
 
     ``memo``
-        classes whose whole text is remembered, by value (a trace entry, a citation);
+        classes whose whole text is remembered (a trace entry, a citation): looked up
+        first by the value's identity (the same object recurs: an Assembler reuses its
+        parts), then by value (hashing an attrs value runs Python code);
     ``split``
         a class and one field whose value varies (a Finding and its ``basis``): the text
-        before and after that field is remembered, by the other fields' values.
+        before and after that field is remembered, by the other fields' values, where
+        a field that is not a plain ``str``, ``int`` or ``bool`` (a Finding's evidence
+        tuple) is keyed by identity: hashing a tuple of attrs values on every call
+        costs more than writing the text again when an equal copy comes along.
 
-    Each memory is emptied when it holds ``limit`` texts, so memory stays flat.
+    A memory keyed by identity keeps the objects it names alive, so an ``id`` in it is
+    never another object's. Each memory is emptied when it holds ``limit`` texts, so
+    memory stays flat.
     """
 
     def __init__(
@@ -261,14 +268,22 @@ class TextWriter:
 
     def _remembered(self, write: Callable[[Any], str]) -> Callable[[Any], str]:
         texts: dict[Any, str] = {}
+        # id(value) -> (value, text): the value is kept so that its id is not reused.
+        by_identity: dict[int, tuple[Any, str]] = {}
         limit = self._limit
 
         def remembered(value: Any) -> str:
+            entry = by_identity.get(id(value))
+            if entry is not None and entry[0] is value:
+                return entry[1]
             text = texts.get(value)
             if text is None:
                 if len(texts) >= limit:
                     texts.clear()
                 text = texts[value] = write(value)
+            if len(by_identity) >= limit:
+                by_identity.clear()
+            by_identity[id(value)] = (value, text)
             return text
 
         return remembered
@@ -280,12 +295,18 @@ class TextWriter:
         after = self._fields_writer(kind, fields[at + 1 :], first=False, last=True)
         middle = self._value_writer(get_type_hints(kind)[varying])
         key = f"{json.dumps(varying)}: "
-        others = tuple(a.name for a in fields if a.name != varying)
-        namespace: dict[str, Any] = {}
-        source = "def key(o):\n    return (" + "".join(f"o.{name}, " for name in others) + ")\n"
+        hints = get_type_hints(kind)
+        others = [a.name for a in fields if a.name != varying]
+        # Plain scalars are keyed by value; anything else by identity, kept alive in the entry.
+        held = [name for name in others if not _scalar(hints[name])]
+        keyed = "".join(f"_id(o.{name}), " if name in held else f"o.{name}, " for name in others)
+        kept = "".join(f"o.{name}, " for name in held)
+        namespace: dict[str, Any] = {"_id": id}
+        source = f"def key(o):\n    return ({keyed})\ndef kept(o):\n    return ({kept})\n"
         exec(source, namespace)  # noqa: S102 - our own source, built from our own classes' fields
         key_of: Callable[[Any], tuple[Any, ...]] = namespace["key"]
-        texts: dict[tuple[Any, ...], tuple[str, str]] = {}
+        kept_of: Callable[[Any], tuple[Any, ...]] = namespace["kept"]
+        texts: dict[tuple[Any, ...], tuple[str, str, tuple[Any, ...]]] = {}
         limit = self._limit
         separator = ", " if at > 0 else ""
 
@@ -295,7 +316,7 @@ class TextWriter:
             if parts is None:
                 if len(texts) >= limit:
                     texts.clear()
-                parts = texts[k] = (before(value) + separator + key, after(value))
+                parts = texts[k] = (before(value) + separator + key, after(value), kept_of(value))
             return parts[0] + middle(getattr(value, varying)) + parts[1]
 
         return write
@@ -339,11 +360,24 @@ class TextWriter:
             return self.dumps
         if hint is str:
             return _write_str
+        if origin is Literal and all(type(a) is str for a in get_args(hint)):
+            generic = self._generic
+            return lambda v: _encode_basestring(v) if type(v) is str else generic(v)
+        if hint is int:
+            # What json.dumps writes for an int (a bool, or anything else, goes the generic way).
+            generic = self._generic
+            return lambda v: int.__repr__(v) if type(v) is int else generic(v)
         if hint is Decimal:
             return lambda v: _write_str(str(v)) if isinstance(v, Decimal) else self._generic(v)
         if hint is bool:
             return lambda v: ("true" if v else "false") if v is True or v is False else self._generic(v)
         return self._generic
+
+
+def _scalar(hint: Any) -> bool:
+    """Whether a field of type ``hint`` holds only ``str``, ``int``, ``bool`` or ``None`` (hashed in C)."""
+    args = get_args(hint) if get_origin(hint) in (Union, types.UnionType) else (hint,)
+    return all(a in (str, int, bool, type(None)) for a in args)
 
 
 def _write_str(value: Any) -> str:

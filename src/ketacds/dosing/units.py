@@ -90,13 +90,26 @@ def canonical_unit(unit: str, dimension: str | None = None) -> str:
     Raises:
         TerminologyError: the unit is unknown or measures something else.
     """
+    if unit.__class__ is str:
+        known = _CANONICAL.get((unit, dimension))
+        if known is not None:
+            return known
     key = unit.strip()
     name = key if key in _UNITS else _ALIASES.get(key.lower(), key.lower())
     if name not in _UNITS:
         raise TerminologyError(f"unknown unit {unit!r}")
     if dimension is not None and _UNITS[name][0] != dimension:
         raise TerminologyError(f"unit {unit!r} does not measure {dimension}")
+    if unit.__class__ is str and len(_CANONICAL) < _CANONICAL_SIZE:
+        _CANONICAL[(unit, dimension)] = name
     return name
+
+
+#: The spellings :func:`canonical_unit` has read, with their answer (only units it knows:
+#: an unknown one raises every time). Filled up to ``_CANONICAL_SIZE`` entries, then
+#: only read, so memory stays bounded; setting a key in a dict is safe between threads.
+_CANONICAL: dict[tuple[str, str | None], str] = {}
+_CANONICAL_SIZE = 1024
 
 
 def dimension_of(unit: str) -> str:

@@ -42,6 +42,7 @@ from ketacds.engine.readings import (
     _current,
     _hours,
     _mark_latest,
+    _new_issue,
     _plausible_reading,
     _skew,
 )
@@ -390,13 +391,14 @@ def _observation_facts(
         future = time is not None and time - now > skew  # a difference never overflows
         if future:
             found.append(
-                DataQualityIssue(
+                _new_issue(
                     severity="error",
                     code="future-reading",
                     message=(
                         f"{_describe(o.code, o.name)} is dated {time.isoformat()}, after the "  # type: ignore[union-attr]
                         f"assessment time {now.isoformat()}; it is not used."
                     ),
+                    resource=None,
                     path=f"{path}.time",
                 )
             )

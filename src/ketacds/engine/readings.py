@@ -24,9 +24,16 @@ from ketacds.engine.identity import Fact, _stable_path
 from ketacds.errors import KetacdsError
 from ketacds.models.inputs import Context
 from ketacds.models.quality import DataQualityIssue
+from ketacds.models.trusted import trusted_constructor
 from ketacds.ruleset.ir import Validity, ValidityRange
 
 _NUMBER = (int, Decimal)
+
+#: Builds a :class:`DataQualityIssue` without re-running its field validators, for the
+#: issues the fact-building modules write themselves: a severity of
+#: ``QUALITY_SEVERITIES``, a code and texts that are ``str``. Call it with every field
+#: by keyword (``severity``, ``code``, ``message``, ``resource``, ``path``).
+_new_issue = trusted_constructor(DataQualityIssue)
 
 # Fields computed from another field of the same fact: when the source is not
 # believed, neither is what was computed from it.
@@ -55,13 +62,14 @@ def _believed(
 
 def _implausible(declared: ValidityRange, shown: str, path: str) -> DataQualityIssue:
     # No file:line here: an Assessment depends on the digest, never on the ruleset's layout.
-    return DataQualityIssue(
+    return _new_issue(
         severity="error",
         code="implausible",
         message=(
             f"{shown} is outside the plausible range: {declared.bounds()} (rulesets/validity.yaml); "
             "it is not used."
         ),
+        resource=None,
         path=path,
     )
 
@@ -118,13 +126,14 @@ def _current(
     # Compared as a difference: ``now + skew`` would overflow for a ``now`` near year 9999.
     if time - context.now > _skew(validity.future_minutes):
         found.append(
-            DataQualityIssue(
+            _new_issue(
                 severity="error",
                 code="future-reading",
                 message=(
                     f"{shown} recorded {time.isoformat()} is dated after the assessment time "
                     f"{context.now.isoformat()}; not used."
                 ),
+                resource=None,
                 path=path,
             )
         )
@@ -136,13 +145,14 @@ def _current(
         and _hours(context.now - time) > declared.current_hours
     ):
         found.append(
-            DataQualityIssue(
+            _new_issue(
                 severity="info",
                 code="stale-reading",
                 message=(
                     f"{shown} recorded {time.isoformat()} is older than {declared.current_hours} hours, "
                     "so not used as current."
                 ),
+                resource=None,
                 path=path,
             )
         )
@@ -173,10 +183,11 @@ def _plausible_reading(
                     compared = convert(value, unit, declared.unit)
             except KetacdsError:
                 found.append(
-                    DataQualityIssue(
+                    _new_issue(
                         severity="error",
                         code="implausible",
                         message=f"{shown} is not in {declared.unit}, the unit of {vs}; it is not used.",
+                        resource=None,
                         path=f"{where}.unit",
                     )
                 )
@@ -199,13 +210,14 @@ def _check_pairs(
             for j in upper:
                 if i != j and Decimal(str(out[i][0]["value"])) >= Decimal(str(out[j][0]["value"])):
                     found.append(
-                        DataQualityIssue(
+                        _new_issue(
                             severity="error",
                             code="implausible",
                             message=(
                                 f"In one reading, {out[i][1]} is not below {out[j][1]} "
                                 f"({pair.lower} must be below {pair.upper}); neither is used."
                             ),
+                            resource=None,
                             path=out[i][2],
                         )
                     )
@@ -245,13 +257,14 @@ def _mark_latest(
             # reading, and where the kind must be current an error (the status cannot
             # reassure while it stands; otherwise an older reading would speak for it).
             reported.append(
-                DataQualityIssue(
+                _new_issue(
                     severity="error" if windows else "info",
                     code="untimed-reading",
                     message=(
                         f"{label}: without a time it cannot be the current reading and may be newer "
                         "than any other; it is not used."
                     ),
+                    resource=None,
                     path=where,
                 )
             )
@@ -259,13 +272,14 @@ def _mark_latest(
         # Exact age in hours (never the rounded ``hours_ago``), compared with the window.
         if windows and (_hours(now - moment) if now is not None else Decimal(0)) > min(windows):
             reported.append(
-                DataQualityIssue(
+                _new_issue(
                     severity="info",
                     code="stale-reading",
                     message=(
                         f"{label}: older than {min(windows)} hours, so not the current reading; "
                         "shown as history."
                     ),
+                    resource=None,
                     path=where,
                 )
             )

@@ -18,6 +18,7 @@ import re
 
 import attrs
 
+from ketacds.engine.readings import _new_issue
 from ketacds.models.inputs import Coding
 from ketacds.models.quality import DataQualityIssue
 from ketacds.terminology.valuesets import Terminology
@@ -109,7 +110,7 @@ class _Recognition:
             kind, own = fact_id.split(":", 1)
             resource = own if "/" in own else f"{_RESOURCE_KINDS[kind]}/{own}"
         self.issues.append(
-            DataQualityIssue(severity=severity, code=code, message=message, resource=resource, path=where)  # type: ignore[arg-type]
+            _new_issue(severity=severity, code=code, message=message, resource=resource, path=where)
         )
 
     def _named(self, code: Coding | None, name: str | None) -> tuple[str, ...]:

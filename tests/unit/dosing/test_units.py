@@ -39,3 +39,21 @@ def test_unknown_or_wrong_units_are_errors(unit, dimension):
     """An unknown unit, or one that measures something else, is refused."""
     with pytest.raises(TerminologyError):
         canonical_unit(unit, dimension)
+
+
+def test_canonical_unit_remembers_only_known_units_and_stays_bounded():
+    """Asked twice, the same answer or the same error; the memory never outgrows its size."""
+    from ketacds.dosing import units
+
+    for _ in range(2):
+        assert units.canonical_unit(" [lb_av] ") == "lb"
+        assert units.canonical_unit("[lb_av]", "mass") == "lb"
+        with pytest.raises(TerminologyError, match="does not measure length"):
+            units.canonical_unit("[lb_av]", "length")
+        with pytest.raises(TerminologyError, match="unknown unit"):
+            units.canonical_unit("furlong")
+    assert ("furlong", None) not in units._CANONICAL
+    assert ("[lb_av]", "length") not in units._CANONICAL
+    for n in range(units._CANONICAL_SIZE + 10):
+        assert units.canonical_unit("kg" + " " * n) == "kg"
+    assert len(units._CANONICAL) <= units._CANONICAL_SIZE

@@ -380,3 +380,42 @@ def test_a_timed_pregnancy_status_is_used_only_inside_its_window(engine, days_ag
     built = engine.facts(PatientRecord(patient=patient), IV)
 
     assert kept == ("pregnant" in next(f for f in built.facts if f["t"] == "patient"))
+
+
+def test_issues_built_without_validators_are_valid(engine):
+    """The fact builders write their data-quality issues unvalidated (``readings._new_issue``):
+    each one passes its class's validators and equals the same issue built by keyword."""
+    from ketacds import load_case
+    from ketacds.errors import KetacdsError
+    from ketacds.models.quality import DataQualityIssue
+    from ketacds.synthetic import synthetic_cases
+
+    built = [
+        engine.facts(
+            PatientRecord(
+                patient=Patient(weight=Quantity(value=Decimal(5000), unit="kg")),
+                observations=(
+                    _bp(400, 80, NOW - dt.timedelta(hours=1)),
+                    _bp(120, 130, NOW - dt.timedelta(hours=2)),
+                    _bp(120, 80, NOW + dt.timedelta(days=365)),
+                    _bp(120, 80, None),
+                ),
+            ),
+            IV,
+        )
+    ]
+    for data in synthetic_cases(300):
+        try:
+            record, context = load_case(data)
+            built.append(engine.facts(record, context))
+        except KetacdsError:
+            continue
+    codes = set()
+    for facts in built:
+        for issue in facts.quality:
+            attrs.validate(issue)
+            assert issue == DataQualityIssue(**attrs.asdict(issue))
+            codes.add(issue.code)
+    expected = {"implausible", "future-reading", "stale-reading", "untimed-reading"}
+    expected.add("unrecognised-medication")
+    assert expected <= codes, codes
