@@ -8,6 +8,7 @@ import json
 import shutil
 from pathlib import Path
 
+import attrs
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -46,7 +47,13 @@ def test_canonical_form_round_trips():
 
 @given(ruleset=random_rulesets())
 def test_random_canonical_forms_round_trip(ruleset):
-    """Random rulesets round-trip through their canonical JSON exactly."""
+    """Random rulesets round-trip through their canonical JSON exactly.
+
+    What is random is the rules; the value sets and the reference register are the
+    bundled ones (round-tripped by the test above), left out here: reading back their
+    thousands of codes took a quarter of a second per example.
+    """
+    ruleset = attrs.evolve(ruleset, valuesets=(), facts=())
     assert ruleset == from_canonical(json.loads(json.dumps(canonical(ruleset))))
 
 
