@@ -7,6 +7,8 @@ Profiles: ``dev`` (default, fast), ``ci`` (derandomised; what ``make test`` uses
 from __future__ import annotations
 
 import datetime as dt
+import os
+import tempfile
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -27,6 +29,12 @@ settings.register_profile(
 )
 settings.register_profile("nightly", max_examples=3000, deadline=None, print_blob=True)
 settings.load_profile("dev")
+
+# Loaded rulesets are kept on disk between processes (ketacds.ruleset.diskcache). The tests
+# keep theirs in a directory of their own, not the user's cache, shared by the xdist
+# workers and the ketacds processes the tests start (they inherit the environment). A
+# directory given by the caller (KETACDS_CACHE_DIR, "off" included) is kept.
+os.environ.setdefault("KETACDS_CACHE_DIR", os.path.join(tempfile.gettempdir(), "ketacds-test-cache"))
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

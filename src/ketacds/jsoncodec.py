@@ -87,6 +87,7 @@ class Codec:
         self.tags: dict[str, type] = {cls.__name__: cls for cls in tags}
         self._decimal = decimal_text if decimals == "text" else _decimal_tagged
         self._converters: dict[type, Callable[[Any], Any]] = {}
+        self._decoding: dict[type, tuple[dict[str, Any], list[attrs.Attribute[Any]]]] = {}
 
     # ------------------------------------------------------------- encoding
 
@@ -192,8 +193,11 @@ class Codec:
         return data
 
     def _decode_attrs(self, cls: type, data: Mapping[str, Any]) -> Any:
-        hints = get_type_hints(cls)
-        fields = [a for a in attrs.fields(cls) if self.include(a)]
+        known = self._decoding.get(cls)
+        if known is None:  # type hints are evaluated once per class, not once per value
+            fields = [a for a in attrs.fields(cls) if self.include(a)]
+            known = self._decoding[cls] = (get_type_hints(cls), fields)
+        hints, fields = known
         if self.decimals == "text":
             # Every field the data has, and every required one (a KeyError if it is missing).
             wanted = [a for a in fields if a.name in data or a.default is attrs.NOTHING]

@@ -19,7 +19,8 @@ The loader is split by what it reads; this module is the entry point and runs th
 
 Each file's parse and schema check are cached by content (:mod:`ketacds.yamldoc`), so
 loading a copy of a directory with one file changed parses and validates that file only;
-:func:`load_ruleset` also keeps whole rulesets by the bytes of all their files.
+:func:`load_ruleset` also keeps whole rulesets by the bytes of all their files, in the
+process and on disk (:mod:`ketacds.ruleset.diskcache`).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ import attrs
 
 from ketacds import yamldoc
 from ketacds.errors import RulesetError
-from ketacds.ruleset import checks, plan
+from ketacds.ruleset import checks, diskcache, plan
 from ketacds.ruleset.ir import Fact, Rule, RuleSet, Table, Validity, ValueSet
 from ketacds.ruleset.load_data import load_facts, load_tables, load_validity, load_valueset
 from ketacds.ruleset.load_doc import (
@@ -85,7 +86,8 @@ def load_ruleset(directory: Path | str | None = None) -> RuleSet:
     """Load, validate and return the ruleset in ``directory`` (default: the bundled one).
 
     Parsing YAML is slow, so rulesets are cached by the exact bytes of their files: a
-    changed file is always loaded afresh, and an unchanged one is not parsed twice.
+    changed file is always loaded afresh, and an unchanged one is not parsed twice: not
+    in this process, nor in the next one (:mod:`ketacds.ruleset.diskcache`).
 
     Raises:
         RulesetError: with the file and line of the first problem found.
@@ -95,8 +97,11 @@ def load_ruleset(directory: Path | str | None = None) -> RuleSet:
     cached = _CACHE.get(key)
     if cached is not None:
         return cached
-    ruleset = _load(root, _Problems(collect=False)).ruleset
-    assert ruleset is not None  # a problem would have raised
+    ruleset = diskcache.read(key)  # what an earlier process loaded from the same bytes
+    if ruleset is None:
+        ruleset = _load(root, _Problems(collect=False)).ruleset
+        assert ruleset is not None  # a problem would have raised
+        diskcache.write(key, ruleset)
     if key:
         if len(_CACHE) >= _CACHE_SIZE:
             _CACHE.pop(next(iter(_CACHE)))

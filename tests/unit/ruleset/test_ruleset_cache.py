@@ -72,6 +72,7 @@ def test_a_cached_load_equals_an_uncached_one(tmp_path: Path, monkeypatch: pytes
     monkeypatch.setattr(_yaml, "_PARSED", {})
     monkeypatch.setattr(yamldoc, "_VALIDATED", {})
     monkeypatch.setattr(load_module, "_CACHE", {})
+    monkeypatch.setenv("KETACDS_CACHE_DIR", "off")  # and no ruleset kept on disk
     assert cached_ruleset == load_ruleset(rules_dir)
     assert cached_checked == load_checked(rules_dir)
 
