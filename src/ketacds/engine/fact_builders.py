@@ -37,12 +37,13 @@ from ketacds.engine.numbers import (
     shown,
 )
 from ketacds.engine.readings import (
-    _believed,
     _check_pairs,
     _current,
     _hours,
+    _implausible,
     _mark_latest,
     _new_issue,
+    _outside,
     _plausible_reading,
     _skew,
 )
@@ -54,6 +55,7 @@ from ketacds.models.inputs import (
     Observation,
     Order,
     PatientRecord,
+    Quantity,
 )
 from ketacds.models.quality import DataQualityIssue
 from ketacds.ruleset.ir import Validity
@@ -84,15 +86,30 @@ def _measure(value: Decimal, unit: str | None, path: str) -> tuple[Decimal, str]
     if unit is None:
         return value, ""
     try:
-        dimension = dimension_of(unit)
-        target = _FACT_UNITS.get(dimension)
+        target = _FACT_UNIT_OF.get(unit)
         if target is None:
+            target = _fact_unit(unit)
+        if not target:
             return value, unit
         return convert(value, unit, target), target
     except KetacdsError as error:
         raise InputError(path, str(error)) from None
     except decimal.DecimalException:
         raise InputError(path.removesuffix(".unit"), _OUT_OF_RANGE.format(value)) from None
+
+
+def _fact_unit(unit: str) -> str:
+    """The unit a value in ``unit`` is expressed in inside facts (``""``: as written); remembered."""
+    target = _FACT_UNITS.get(dimension_of(unit), "")
+    if unit.__class__ is str and len(_FACT_UNIT_OF) < _FACT_UNIT_SIZE:
+        _FACT_UNIT_OF[unit] = target
+    return target
+
+
+#: :func:`_fact_unit` of every unit read (known units only: an unknown one raises every
+#: time), up to ``_FACT_UNIT_SIZE`` of them; then only read (bounded).
+_FACT_UNIT_OF: dict[str, str] = {}
+_FACT_UNIT_SIZE = 1024
 
 
 def _plan_fact(context: Context, dose_inputs: DoseInputs) -> Fact:
@@ -213,84 +230,48 @@ def _patient_fact(
     validity: Validity | None = None,
     issues: list[DataQualityIssue] | None = None,
 ) -> tuple[Fact, DoseInputs]:
+    # Each message is written only when it is reported.
     p = record.patient
     found: list[DataQualityIssue] = [] if issues is None else issues
     fact: Fact = {"t": "patient", "id": "patient"}
     age = _age(record, context.now)
-    if age is not None and _believed(
-        validity, "patient", "age_years", Decimal(age), "patient.age_years", found, f"Age {age} years"
-    ):
-        fact["age_years"] = age
+    if age is not None:
+        declared = _outside(validity, "patient", "age_years", age)
+        if declared is None:
+            fact["age_years"] = age
+        else:
+            found.append(_implausible(declared, f"Age {age} years", "patient.age_years"))
     if p.sex is not None:
         fact["sex"] = p.sex
-    weight = height = None
-    if p.weight is not None and _current(
-        p.weight.time,
-        "weight_kg",
-        f"Weight {p.weight.value} {p.weight.unit}",
-        "patient.weight.time",
-        validity,
-        context,
-        found,
-    ):
-        weight = _measure(p.weight.value, p.weight.unit, "patient.weight")[0]
-        if not _believed(
-            validity,
-            "patient",
-            "weight_kg",
-            weight,
-            "patient.weight",
-            found,
-            f"Weight {p.weight.value} {p.weight.unit}",
-        ):
-            weight = None
-    if p.height is not None and _current(
-        p.height.time,
-        "height_cm",
-        f"Height {p.height.value} {p.height.unit}",
-        "patient.height.time",
-        validity,
-        context,
-        found,
-    ):
-        height = _measure(p.height.value, p.height.unit, "patient.height")[0]
-        if not _believed(
-            validity,
-            "patient",
-            "height_cm",
-            height,
-            "patient.height",
-            found,
-            f"Height {p.height.value} {p.height.unit}",
-        ):
-            height = None
+    weight = _measured(p.weight, "weight_kg", "Weight", "patient.weight", validity, context, found)
+    height = _measured(p.height, "height_cm", "Height", "patient.height", validity, context, found)
     if weight is not None and height is not None:
         if height <= 0:
             raise InputError("patient.height", "must be more than zero")
         bmi = weight / (height / 100) ** 2
-        if _believed(
-            validity,
-            "patient",
-            "bmi",
-            bmi,
-            "patient",
-            found,
-            f"The BMI of {p.weight.value} {p.weight.unit} and {p.height.value} {p.height.unit} "  # type: ignore[union-attr]
-            f"({bmi.quantize(_TENTH, ROUND_HALF_EVEN)} kg/m2)",
-        ):
+        rounded = bmi.quantize(_TENTH, ROUND_HALF_EVEN)  # for the message; raises as it always did
+        declared = _outside(validity, "patient", "bmi", bmi)
+        if declared is None:
             fact["bmi"] = exact(bmi)
         else:
+            shown = (
+                f"The BMI of {p.weight.value} {p.weight.unit} and {p.height.value} {p.height.unit} "  # type: ignore[union-attr]
+                f"({rounded} kg/m2)"
+            )
+            found.append(_implausible(declared, shown, "patient"))
             # Weight and height do not belong together: neither is believed.
             weight = height = None
     if weight is not None:
         fact["weight_kg"] = exact(weight)
     if height is not None:
         fact["height_cm"] = exact(height)
-    for name in ("pregnant", "lactating", "hepatic_class"):
-        value = getattr(p, name)
-        if value is not None:
-            fact[name] = value
     if p.pregnant is not None:
+        fact["pregnant"] = p.pregnant
+    if p.lactating is not None:
+        fact["lactating"] = p.lactating
+    if p.hepatic_class is not None:
+        fact["hepatic_class"] = p.hepatic_class
+    if p.pregnant is not None and p.pregnant_time is not None:
         shown = f"Pregnancy status ({'pregnant' if p.pregnant else 'not pregnant'})"
         if not _current(
             p.pregnant_time, "pregnant", shown, "patient.pregnant_time", validity, context, found
@@ -299,6 +280,36 @@ def _patient_fact(
     if context.setting is not None:
         fact["setting"] = context.setting
     return fact, DoseInputs(weight_kg=weight, height_cm=height, sex=p.sex)
+
+
+def _measured(
+    quantity: Quantity | None,
+    field: str,
+    what: str,
+    path: str,
+    validity: Validity | None,
+    context: Context,
+    found: list[DataQualityIssue],
+) -> Decimal | None:
+    """A patient's weight or height in the fact's unit, when it is current and plausible, else ``None``."""
+    if quantity is None:
+        return None
+    if quantity.time is not None and not _current(
+        quantity.time,
+        field,
+        f"{what} {quantity.value} {quantity.unit}",
+        f"{path}.time",
+        validity,
+        context,
+        found,
+    ):
+        return None
+    value = _measure(quantity.value, quantity.unit, path)[0]
+    declared = _outside(validity, "patient", field, value)
+    if declared is None:
+        return value
+    found.append(_implausible(declared, f"{what} {quantity.value} {quantity.unit}", path))
+    return None
 
 
 def _patient_label(fact: Fact) -> str:

@@ -78,6 +78,27 @@ def _may_hold_models(hint: Any) -> bool:
     return True
 
 
+def _only(hint: Any, allowed: tuple[type, ...]) -> bool:
+    """Whether ``hint`` is one of ``allowed``, or a union of them."""
+    if hint in allowed:
+        return True
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return all(arg in allowed for arg in typing.get_args(hint))
+    return False
+
+
+def _decimal_text(value: Any) -> str:
+    # ``repr`` of a Decimal is ``Decimal('<str>')`` (both in the current context's
+    # capitals), written here three times faster; any other value by its own repr.
+    return "Decimal('" + str(value) + "')" if value.__class__ is Decimal else repr(value)
+
+
+#: How many content texts of one code-like model class (every field a ``str`` or
+#: ``None``: a Coding) are remembered, by their field values: a population repeats its
+#: codes. Each class's memo is emptied when full (bounded); texts are immutable strings.
+_CODES_SIZE = 4096
+
+
 def _writer_for(cls: type) -> Callable[[Any], str]:
     if cls is tuple or cls is list:
         return _sequence_text
@@ -95,17 +116,39 @@ def _writer_for(cls: type) -> Callable[[Any], str]:
     hints = typing.get_type_hints(cls)
     shown = [f for f in fields if f.repr]
     nested = [f.name for f in shown if _may_hold_models(hints.get(f.name, Any))]
-    # A field that may hold a model is written by _text, but None and () as repr writes them.
+    decimals = [f.name for f in shown if _only(hints.get(f.name, Any), (Decimal, type(None)))]
+    # A field that may hold a model is written by _text, but None as repr writes it; a
+    # Decimal field by _decimal (exactly its repr).
     lines = [
         f"    v_{field} = self.{field}\n"
-        f"    v_{field} = 'None' if v_{field} is None else '()' if v_{field} == () else _text(v_{field})\n"
+        f"    v_{field} = 'None' if v_{field} is None else _text(v_{field})\n"
         for field in nested
     ]
     parts = ", ".join(
-        f"{f.name}={{v_{f.name}}}" if f.name in nested else f"{f.name}={{self.{f.name}!r}}" for f in shown
+        f"{f.name}={{v_{f.name}}}"
+        if f.name in nested
+        else f"{f.name}={{_decimal(self.{f.name})}}"
+        if f.name in decimals
+        else f"{f.name}={{self.{f.name}!r}}"
+        for f in shown
     )
     source = f"def write(self):\n{''.join(lines)}    return f'{name}({parts})'\n"
-    namespace: dict[str, Any] = {"_text": _content_text}
+    if shown and all(_only(hints.get(f.name, Any), (str, type(None))) for f in shown):
+        # Code-like: remembered by its field values (strings: equal values, equal reprs).
+        key = ", ".join(f"self.{f.name}" for f in shown)
+        source = (
+            f"def write(self):\n    key = ({key},)\n    text = _codes.get(key)\n"
+            f"    if text is None:\n"
+            f"        text = f'{name}({parts})'\n"
+            f"        if len(_codes) >= _size:\n            _codes.clear()\n"
+            f"        _codes[key] = text\n    return text\n"
+        )
+    namespace: dict[str, Any] = {
+        "_text": _content_text,
+        "_decimal": _decimal_text,
+        "_codes": {},  # this class's own memo
+        "_size": _CODES_SIZE,
+    }
     exec(compile(source, f"<content text of {name}>", "exec"), namespace)  # noqa: S102 - generated from field names
     writer: Callable[[Any], str] = namespace["write"]
     return writer

@@ -43,21 +43,12 @@ _DERIVED_FROM = {
 }
 
 
-def _believed(
-    validity: Validity | None,
-    fact: str,
-    field: str,
-    value: Decimal,
-    path: str,
-    issues: list[DataQualityIssue],
-    shown: str,
-) -> bool:
-    """Whether ``value`` is inside its plausible range; if not, report it (an error)."""
+def _outside(validity: Validity | None, fact: str, field: str, value: Decimal | int) -> ValidityRange | None:
+    """The plausible range ``value`` lies outside of (then it is not believed), or ``None``."""
     declared = validity.range_of(fact, field) if validity is not None else None
     if declared is None or declared.plausible(value):
-        return True
-    issues.append(_implausible(declared, shown, path))
-    return False
+        return None
+    return declared
 
 
 def _implausible(declared: ValidityRange, shown: str, path: str) -> DataQualityIssue:
