@@ -37,6 +37,7 @@ from ketacds.engine.numbers import (
     shown,
 )
 from ketacds.engine.readings import (
+    _NO_RANGES,
     _check_pairs,
     _current,
     _hours,
@@ -45,6 +46,7 @@ from ketacds.engine.readings import (
     _new_issue,
     _outside,
     _plausible_reading,
+    _Row,
     _skew,
 )
 from ketacds.errors import InputError, KetacdsError
@@ -82,7 +84,12 @@ def _age(record: PatientRecord, now: dt.datetime) -> int | None:
     return years
 
 
-def _measure(value: Decimal, unit: str | None, path: str) -> tuple[Decimal, str]:
+def _measure(value: Decimal, unit: str | None, path: str, suffix: str = "") -> tuple[Decimal, str]:
+    """``value`` in the unit facts use for its dimension, with that unit (``""``: no unit).
+
+    An unknown unit is an input error at ``path + suffix``; a number beyond the exact
+    context one at ``path``.
+    """
     if unit is None:
         return value, ""
     try:
@@ -93,9 +100,9 @@ def _measure(value: Decimal, unit: str | None, path: str) -> tuple[Decimal, str]
             return value, unit
         return convert(value, unit, target), target
     except KetacdsError as error:
-        raise InputError(path, str(error)) from None
+        raise InputError(path + suffix, str(error)) from None
     except decimal.DecimalException:
-        raise InputError(path.removesuffix(".unit"), _OUT_OF_RANGE.format(value)) from None
+        raise InputError(path, _OUT_OF_RANGE.format(value)) from None
 
 
 def _fact_unit(unit: str) -> str:
@@ -370,18 +377,29 @@ def _observation_facts(
     """
     found: list[DataQualityIssue] = [] if issues is None else issues
     skew = _skew(validity.future_minutes) if validity is not None else dt.timedelta(0)
+    ranges = validity.ranges_by_key("observation") if validity is not None else _NO_RANGES
     now = context.now
-    rows: list[tuple[Fact, str, str, dt.datetime | None, bool]] = []
+    rows: list[_Row] = []
     items: dict[str, tuple[Coding | None, str | None]] = {}
     for index, o in enumerate(observations):
-        # (fact id, code, name, value, unit, path by id, path by place)
-        parts: list[tuple[str, Coding | None, str | None, Decimal, str | None, str, str]] = []
         parent = _fact_id("observation", o)
         items[parent] = (o.code, o.name)
         # Data-quality entries name the item by its id, never its place in the list; an
         # input error names it by its place, as every loader error does.
         place = f"observations[{index}]"
         path = _stable_path(place, parent)
+        time = o.time
+        if time is not None:
+            elapsed: Decimal | None = _hours(now - time)  # exact: no float seconds
+            hours_ago = exact(elapsed)  # type: ignore[arg-type]
+            when = f" at {time.isoformat()}"
+            future = time - now > skew  # a difference never overflows
+        else:
+            elapsed = hours_ago = None
+            when = " (time not recorded)"
+            future = False
+        # (fact id, code, name, value, unit, path by id, path by place)
+        parts: list[tuple[str, Coding | None, str | None, Decimal, str | None, str, str]] = []
         if o.value is not None:
             parts.append((parent, o.code, o.name, o.value, o.unit, path, place))
         for c_index, component in enumerate(o.components):
@@ -398,8 +416,6 @@ def _observation_facts(
                     f"{place}.components[{c_index}]",
                 )
             )
-        time = o.time
-        future = time is not None and time - now > skew  # a difference never overflows
         if future:
             found.append(
                 _new_issue(
@@ -413,14 +429,9 @@ def _observation_facts(
                     path=f"{path}.time",
                 )
             )
-        if time is not None:
-            hours_ago = exact(_hours(now - time))  # exact: no float seconds
-            when = f" at {time.isoformat()}"
-        else:
-            when = " (time not recorded)"
         built: list[tuple[Fact, str, str, bool]] = []
         for fact_id, code, name, value, unit, where, at in parts:
-            measured, fact_unit = (value, "") if unit is None else _measure(value, unit, f"{at}.unit")
+            measured, fact_unit = (value, "") if unit is None else _measure(value, unit, at, ".unit")
             fact: Fact = {
                 "t": "observation",
                 "id": fact_id,
@@ -428,11 +439,11 @@ def _observation_facts(
                 "value": exact(measured),
                 "unit": fact_unit,
             }
-            if time is not None:
+            if elapsed is not None:
                 fact["hours_ago"] = hours_ago
-            shown = f"{_describe(code, name)} {value}{(' ' + unit) if unit else ''}"
+            shown = f"{_describe(code, name)} {value} {unit}" if unit else f"{_describe(code, name)} {value}"
             believed = not future and _plausible_reading(
-                fact, measured, fact_unit, validity, shown, where, found
+                fact, measured, fact_unit, ranges, shown, where, found
             )
             built.append((fact, f"{shown}{when}", where, believed))
         if validity is not None and len(built) > 1:  # a pair is two components of one reading
@@ -440,6 +451,6 @@ def _observation_facts(
         for fact, label, where, believed in built:
             if not believed:
                 del fact["value"]  # not believed: never compared, never the latest
-            rows.append((fact, label, where, time, believed))
-    _mark_latest(rows, validity, found, now)
-    return [(fact, label, where) for fact, label, where, _, _ in rows], items
+            rows.append((fact, label, where, time, elapsed, believed))
+    _mark_latest(rows, ranges, found)
+    return [(fact, label, where) for fact, label, where, _, _, _ in rows], items

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import types
+from collections.abc import Mapping
 from decimal import Decimal
 
 from ketacds.dosing.units import canonical_unit, convert
@@ -26,6 +28,9 @@ from ketacds.models.inputs import Context
 from ketacds.models.quality import DataQualityIssue
 from ketacds.models.trusted import trusted_constructor
 from ketacds.ruleset.ir import Validity, ValidityRange
+
+#: No ranges (a fact type without any, or no ``validity.yaml``).
+_NO_RANGES: Mapping[str, ValidityRange] = types.MappingProxyType({})
 
 _NUMBER = (int, Decimal)
 
@@ -155,16 +160,18 @@ def _plausible_reading(
     fact: Fact,
     value: Decimal,
     unit: str,
-    validity: Validity | None,
+    ranges: Mapping[str, ValidityRange],
     shown: str,
     where: str,
     found: list[DataQualityIssue],
 ) -> bool:
-    """Whether a reading's value is inside the plausible range of every value set it is in."""
-    if validity is None:
-        return True
+    """Whether a reading's value is inside the plausible range of every value set it is in.
+
+    ``ranges``: the observation ranges of ``validity.yaml`` by value set
+    (:meth:`Validity.ranges_by_key`; empty without a validity).
+    """
     for vs in fact["vs"]:
-        declared = validity.range_of("observation", vs)
+        declared = ranges.get(vs)
         if declared is None:
             continue
         compared = value
@@ -217,31 +224,35 @@ def _check_pairs(
     return out
 
 
+#: One reading for :func:`_mark_latest`: its fact, label, path, time, exact hours
+#: before ``now`` (``None`` when untimed) and whether its value is believed.
+_Row = tuple[Fact, str, str, "dt.datetime | None", "Decimal | None", bool]
+
+
 def _mark_latest(
-    rows: list[tuple[Fact, str, str, dt.datetime | None, bool]],
-    validity: Validity | None = None,
+    rows: list[_Row],
+    ranges: Mapping[str, ValidityRange] = _NO_RANGES,
     found: list[DataQualityIssue] | None = None,
-    now: dt.datetime | None = None,
 ) -> None:
     """Mark each reading that is the current one of every value set it belongs to.
 
     A reading is a candidate when it is believed (plausible, not in the future), timed,
-    and inside the validity window of each of its value sets; the newest candidate is
-    the latest. An untimed or older reading is never the latest: an older one is
-    history (an ``info`` issue), an untimed one of a kind with a validity window is an
-    error (it may be the newest), and rules needing a current value see a gap.
+    and inside the validity window of each of its value sets (``ranges``: the
+    observation ranges by value set); the newest candidate is the latest. An untimed or
+    older reading is never the latest: an older one is history (an ``info`` issue), an
+    untimed one of a kind with a validity window is an error (it may be the newest), and
+    rules needing a current value see a gap.
     """
     reported: list[DataQualityIssue] = [] if found is None else found
     candidates: list[tuple[Fact, dt.datetime]] = []
-    for fact, label, where, moment, believed in rows:
-        if not believed or not fact["vs"]:
+    for fact, label, where, moment, elapsed, believed in rows:
+        kinds = fact["vs"]
+        if not believed or not kinds:
             continue
         windows = [
             declared.current_hours
-            for vs in fact["vs"]
-            if validity is not None
-            and (declared := validity.range_of("observation", vs)) is not None
-            and declared.current_hours is not None
+            for vs in kinds
+            if (declared := ranges.get(vs)) is not None and declared.current_hours is not None
         ]
         if moment is None:
             # It cannot be placed in time, so it might be the newest: never the current
@@ -261,7 +272,7 @@ def _mark_latest(
             )
             continue
         # Exact age in hours (never the rounded ``hours_ago``), compared with the window.
-        if windows and (_hours(now - moment) if now is not None else Decimal(0)) > min(windows):
+        if windows and elapsed is not None and elapsed > min(windows):
             reported.append(
                 _new_issue(
                     severity="info",
@@ -286,5 +297,6 @@ def _mark_latest(
         for fact, moment in candidates
         if fact["vs"] and all(newest[vs] <= moment for vs in fact["vs"])
     }
-    for fact, *_ in rows:
+    for row in rows:
+        fact = row[0]
         fact["latest"] = fact["id"] in chosen

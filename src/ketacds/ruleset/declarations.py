@@ -12,6 +12,8 @@ and part of the canonical form, hence of the digest.
 from __future__ import annotations
 
 import functools
+import types
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any, Literal
 
@@ -231,6 +233,9 @@ class ValidityPair:
     evidence: tuple[Evidence, ...]
 
 
+_NO_RANGES: Mapping[str, ValidityRange] = types.MappingProxyType({})
+
+
 @attrs.frozen
 class Validity:
     """``rulesets/validity.yaml``: when a value is believed and when a reading is current.
@@ -258,6 +263,10 @@ class Validity:
         """The keys of :meth:`ranges_on` ``fact``, as a set."""
         return self._ranged_keys.get(fact, frozenset())
 
+    def ranges_by_key(self, fact: str) -> Mapping[str, ValidityRange]:
+        """The ranges declared on ``fact`` by key (what :meth:`range_of` finds, one lookup per key)."""
+        return self._ranges_by_key.get(fact, _NO_RANGES)
+
     @functools.cached_property
     def _range_index(self) -> dict[tuple[str, str], ValidityRange]:
         # The first range declared for a (fact, key) is the one that counts. Built on
@@ -273,6 +282,10 @@ class Validity:
         for (fact, key), item in self._range_index.items():
             on.setdefault(fact, []).append((key, item))
         return {fact: tuple(sorted(items, key=lambda pair: pair[0])) for fact, items in on.items()}
+
+    @functools.cached_property
+    def _ranges_by_key(self) -> dict[str, Mapping[str, ValidityRange]]:
+        return {fact: types.MappingProxyType(dict(items)) for fact, items in self._ranges_on.items()}
 
     @functools.cached_property
     def _ranged_keys(self) -> dict[str, frozenset[str]]:
