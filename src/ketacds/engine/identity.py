@@ -93,6 +93,38 @@ def _decimal_text(value: Any) -> str:
     return "Decimal('" + str(value) + "')" if value.__class__ is Decimal else repr(value)
 
 
+def _moment_text(value: Any) -> str:
+    # ``repr`` of a ``datetime`` or ``date`` (exactly those classes), as C's datetime
+    # writes it: seconds only when there are seconds or microseconds, microseconds only
+    # when not zero, then ``fold`` when 1 and ``tzinfo`` by its own repr. Any other value
+    # by its own repr.
+    cls = value.__class__
+    if cls is dt.datetime:
+        if value.microsecond:
+            text = (
+                f"datetime.datetime({value.year}, {value.month}, {value.day}, {value.hour}, "
+                f"{value.minute}, {value.second}, {value.microsecond}"
+            )
+        elif value.second:
+            text = (
+                f"datetime.datetime({value.year}, {value.month}, {value.day}, {value.hour}, "
+                f"{value.minute}, {value.second}"
+            )
+        else:
+            text = f"datetime.datetime({value.year}, {value.month}, {value.day}, {value.hour}, {value.minute}"
+        if value.fold:
+            text += f", fold={value.fold}"
+        zone = value.tzinfo
+        if zone is not None:
+            text += ", tzinfo=datetime.timezone.utc" if zone is _UTC else f", tzinfo={zone!r}"
+        return text + ")"
+    if cls is dt.date:
+        return f"datetime.date({value.year}, {value.month}, {value.day})"
+    return repr(value)
+
+
+_UTC = dt.UTC
+
 #: How many content texts of one code-like model class (every field a ``str`` or
 #: ``None``: a Coding) are remembered, by their field values: a population repeats its
 #: codes. Each class's memo is emptied when full (bounded); texts are immutable strings.
@@ -117,11 +149,16 @@ def _writer_for(cls: type) -> Callable[[Any], str]:
     shown = [f for f in fields if f.repr]
     nested = [f.name for f in shown if _may_hold_models(hints.get(f.name, Any))]
     decimals = [f.name for f in shown if _only(hints.get(f.name, Any), (Decimal, type(None)))]
-    # A field that may hold a model is written by _text, but None as repr writes it; a
-    # Decimal field by _decimal (exactly its repr).
+    moments = [f.name for f in shown if _only(hints.get(f.name, Any), (dt.datetime, dt.date, type(None)))]
+    # A field that may hold a model is written by _text, but None and () as repr writes
+    # them; a Decimal field by _decimal and a datetime or date by _moment (exactly their reprs).
     lines = [
         f"    v_{field} = self.{field}\n"
-        f"    v_{field} = 'None' if v_{field} is None else _text(v_{field})\n"
+        + (
+            f"    v_{field} = '()' if v_{field} == () else _text(v_{field})\n"
+            if typing.get_origin(hints.get(field)) is tuple
+            else f"    v_{field} = 'None' if v_{field} is None else _text(v_{field})\n"
+        )
         for field in nested
     ]
     parts = ", ".join(
@@ -129,6 +166,8 @@ def _writer_for(cls: type) -> Callable[[Any], str]:
         if f.name in nested
         else f"{f.name}={{_decimal(self.{f.name})}}"
         if f.name in decimals
+        else f"{f.name}={{_moment(self.{f.name})}}"
+        if f.name in moments
         else f"{f.name}={{self.{f.name}!r}}"
         for f in shown
     )
@@ -146,6 +185,7 @@ def _writer_for(cls: type) -> Callable[[Any], str]:
     namespace: dict[str, Any] = {
         "_text": _content_text,
         "_decimal": _decimal_text,
+        "_moment": _moment_text,
         "_codes": {},  # this class's own memo
         "_size": _CODES_SIZE,
     }
