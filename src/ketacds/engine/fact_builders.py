@@ -207,7 +207,7 @@ def _order_fact(
     parts = [f"ordered: {_describe(order.code, order.name)}"]
     dose_mg = None
     if order.dose is not None and order.unit is not None:
-        dose_mg = _measure_dose(order.dose, order.unit, "context.order.unit")
+        dose_mg = _measure_dose(order.dose, order.unit, "context.order", ".unit")
         fact["dose_mg"] = exact(dose_mg)
         parts.append(f"{order.dose} {order.unit}")
         if dose_inputs.weight_kg is not None and dose_inputs.weight_kg > 0:
@@ -222,13 +222,18 @@ def _order_fact(
     return fact, " ".join(parts), dose_mg
 
 
-def _measure_dose(value: Decimal, unit: str, path: str) -> Decimal:
+def _measure_dose(value: Decimal, unit: str, path: str, suffix: str = "") -> Decimal:
+    """A dose in mg.
+
+    An unknown unit is an input error at ``path + suffix``, a number beyond the exact
+    context one at ``path``.
+    """
     try:
         return convert(value, unit, "mg")
     except KetacdsError as error:
-        raise InputError(path, str(error)) from None
+        raise InputError(path + suffix, str(error)) from None
     except decimal.DecimalException:
-        raise InputError(path.removesuffix(".unit"), _OUT_OF_RANGE.format(value)) from None
+        raise InputError(path, _OUT_OF_RANGE.format(value)) from None
 
 
 def _patient_fact(
@@ -333,28 +338,30 @@ def _patient_label(fact: Fact) -> str:
 
 
 def _medication_fact(m: Medication, terminology: Terminology, path: str) -> tuple[Fact, str]:
+    code, name, status = m.code, m.name, m.status
     fact: Fact = {
         "t": "medication",
         "id": _fact_id("medication", m),
-        "vs": list(terminology.tag_text(m.code, m.name)),
-        "drug": _drug_key(m.code, m.name),
-        "status": m.status,
-        "active": m.status == "active",
+        "vs": list(terminology.tag_text(code, name)),
+        "drug": _drug_key(code, name),
+        "status": status,
+        "active": status == "active",
         "as_needed": m.as_needed,
     }
+    dose, unit, per_day = m.dose, m.unit, m.frequency_per_day
     dose_text = ""
-    if m.dose is not None and m.unit is not None:
-        dose_mg = _measure_dose(m.dose, m.unit, f"{path}.unit")
+    if dose is not None and unit is not None:
+        dose_mg = _measure_dose(dose, unit, path, ".unit")
         fact["dose_mg"] = exact(dose_mg)
-        dose_text = f" {m.dose} {m.unit}"
-        if m.frequency_per_day is not None:
-            fact["daily_mg"] = exact(dose_mg * m.frequency_per_day)
-    if m.frequency_per_day is not None:
-        fact["frequency_per_day"] = exact(m.frequency_per_day)
-        dose_text += f" {m.frequency_per_day}/day"
+        dose_text = f" {dose} {unit}"
+        if per_day is not None:
+            fact["daily_mg"] = exact(dose_mg * per_day)
+    if per_day is not None:
+        fact["frequency_per_day"] = exact(per_day)
+        dose_text += f" {per_day}/day"
     if m.as_needed:
         dose_text += " as needed"
-    return fact, f"{_describe(m.code, m.name)}{dose_text} ({m.status})"
+    return fact, f"{_describe(code, name)}{dose_text} ({status})"
 
 
 def _observation_facts(

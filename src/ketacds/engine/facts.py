@@ -139,10 +139,13 @@ def _build_facts(
     # What this function finds it cannot read as given; each step appends here.
     issues: list[DataQualityIssue] = []
 
+    ranged_keys = validity.ranged_keys if validity is not None else None
+
     def add(fact: Fact, label: str, path: str) -> None:
-        kind = fact["t"]
-        if validity is not None and kind != "patient" and not validity.ranged_keys(kind).isdisjoint(fact):
-            _drop_implausible(fact, validity, path, issues)
+        if ranged_keys is not None:
+            kind = fact["t"]
+            if kind != "patient" and not ranged_keys(kind).isdisjoint(fact):
+                _drop_implausible(fact, validity, path, issues)  # type: ignore[arg-type]
         fact_id = fact["id"]
         existing = facts.get(fact_id)
         if existing is not None and existing != fact:
@@ -156,80 +159,83 @@ def _build_facts(
     # Items already reported unreadable by the reader (e.g. FHIR unmapped-medication).
     reported = {(i.code, i.resource) for i in record.data_quality}
     seen = _Recognition(terminology, issues, reported)
+    tag, tag_text = terminology.tag, terminology.tag_text
 
     # One source item read as several (a FHIR Condition coded in two systems: ids ``key#0``,
     # ``key#1``) is seen when any of its codes is read.
     read_sources = {
         c.id.split("#", 1)[0]
         for c in record.conditions
-        if c.id and "#" in c.id and terminology.is_read(terminology.tag(c.code, c.name), "condition")
+        if c.id and "#" in c.id and terminology.is_read(tag(c.code, c.name), "condition")
     }
 
     for index, c in enumerate(record.conditions):
+        code, name, status, own = c.code, c.name, c.clinical_status, c.id
+        fact_id = _fact_id("condition", c)
+        active = status in _ACTIVE_CONDITION
         fact: Fact = {
             "t": "condition",
-            "id": _fact_id("condition", c),
-            "vs": list(terminology.tag(c.code, c.name)),
-            "clinical_status": c.clinical_status,
-            "active": c.clinical_status in _ACTIVE_CONDITION,
+            "id": fact_id,
+            "vs": list(tag(code, name)),
+            "clinical_status": status,
+            "active": active,
         }
-        if not (c.id and "#" in c.id and c.id.split("#", 1)[0] in read_sources):
-            seen.condition(c.code, c.name, fact["vs"], fact["active"], (fact["id"], "conditions"))
+        if not (own and "#" in own and own.split("#", 1)[0] in read_sources):
+            seen.condition(code, name, fact["vs"], active, (fact_id, "conditions"))
         if c.onset is not None:
             fact["onset_days_ago"] = (context.now.date() - c.onset).days
-        add(fact, f"{_describe(c.code, c.name)} ({c.clinical_status})", f"conditions[{index}]")
+        add(fact, f"{_describe(code, name)} ({status})", f"conditions[{index}]")
 
     for index, m in enumerate(record.medications):
-        fact, label = _medication_fact(m, terminology, f"medications[{index}]")
+        path = f"medications[{index}]"
+        fact, label = _medication_fact(m, terminology, path)
         seen.medication(m.code, m.name, m.id, fact["vs"], fact["active"], (fact["id"], "medications"))
-        add(fact, label, f"medications[{index}]")
+        add(fact, label, path)
 
     for index, t in enumerate(record.trials):
         path = f"trials[{index}]"
+        code, name, weeks = t.code, t.name, t.weeks
+        fact_id = _fact_id("trial", t)
         fact = {
             "t": "trial",
-            "id": _fact_id("trial", t),
-            "vs": list(terminology.tag_text(t.code, t.name)),
-            "drug": _ingredient_key(terminology, t.code, t.name),
+            "id": fact_id,
+            "vs": list(tag_text(code, name)),
+            "drug": _ingredient_key(terminology, code, name),
             "response": t.response,
             "episode": t.episode,
         }
         if t.dose is not None and t.unit is not None:
-            fact["dose_mg"] = exact(_measure_dose(t.dose, t.unit, f"{path}.unit"))
-        if t.weeks is not None:
-            fact["weeks"] = exact(t.weeks)
+            fact["dose_mg"] = exact(_measure_dose(t.dose, t.unit, path, ".unit"))
+        if weeks is not None:
+            fact["weeks"] = exact(weeks)
+        how_long = f", {weeks} weeks" if weeks is not None else ""
+        label = f"{_describe(code, name)} trial ({t.episode} episode{how_long}, response {t.response})"
         if t.adequate_dose is not None:
             fact["adequate_dose"] = t.adequate_dose
-        weeks = f", {t.weeks} weeks" if t.weeks is not None else ""
-        label = f"{_describe(t.code, t.name)} trial ({t.episode} episode{weeks}, response {t.response})"
-        seen.trial(t.code, t.name, fact["vs"], (fact["id"], "trials"))
+        seen.trial(code, name, fact["vs"], (fact_id, "trials"))
         add(fact, label, path)
 
     for index, a in enumerate(record.allergies):
-        fact = {
-            "t": "allergy",
-            "id": _fact_id("allergy", a),
-            "vs": list(terminology.tag_text(a.code, a.name)),
-            "active": a.status == "active",
-        }
-        siblings = [
-            b
+        code, name, own = a.code, a.name, a.id
+        fact_id = _fact_id("allergy", a)
+        active = a.status == "active"
+        fact = {"t": "allergy", "id": fact_id, "vs": list(tag_text(code, name)), "active": active}
+        # Like conditions: one source allergy read as several (ids ``key#0``, ``key#1``).
+        source = own.split("#")[0] if own and "#" in own else None
+        if source is None or not any(
+            terminology.is_read(tag_text(b.code, b.name), "allergy")
             for b in record.allergies
-            if a.id and "#" in a.id and b.id and b.id.split("#")[0] == a.id.split("#")[0]
-        ]
-        if not any(terminology.is_read(terminology.tag_text(b.code, b.name), "allergy") for b in siblings):
-            seen.allergy(a.code, a.name, fact["vs"], fact["active"], (fact["id"], "allergies"))
-        add(fact, f"allergy: {_describe(a.code, a.name)} ({a.status})", f"allergies[{index}]")
+            if b.id and b.id.split("#")[0] == source
+        ):
+            seen.allergy(code, name, fact["vs"], active, (fact_id, "allergies"))
+        add(fact, f"allergy: {_describe(code, name)} ({a.status})", f"allergies[{index}]")
 
     for index, s in enumerate(record.substance_use):
-        fact = {
-            "t": "substance",
-            "id": _fact_id("substance", s),
-            "vs": list(terminology.tag_text(s.code, s.name)),
-            "status": s.status,
-        }
-        seen.substance(s.code, s.name, fact["vs"], s.status, (fact["id"], "substance_use"))
-        add(fact, f"substance use: {_describe(s.code, s.name)} ({s.status})", f"substance_use[{index}]")
+        code, name, status = s.code, s.name, s.status
+        fact_id = _fact_id("substance", s)
+        fact = {"t": "substance", "id": fact_id, "vs": list(tag_text(code, name)), "status": status}
+        seen.substance(code, name, fact["vs"], status, (fact_id, "substance_use"))
+        add(fact, f"substance use: {_describe(code, name)} ({status})", f"substance_use[{index}]")
 
     observations, observed = _observation_facts(record.observations, context, terminology, validity, issues)
     for fact, label, path in observations:

@@ -207,7 +207,21 @@ def _describe(code: Coding | None, name: str | None) -> str:
 
 
 def _drug_key(code: Coding | None, name: str | None) -> str:
-    return normalise_name(name) if name else f"{code.system}|{code.code}" if code else ""
+    if name:
+        key = _DRUG_KEYS.get(name)
+        if key is None:
+            key = normalise_name(name)
+            if len(_DRUG_KEYS) >= _DRUG_KEYS_SIZE:
+                _DRUG_KEYS.clear()
+            _DRUG_KEYS[name] = key
+        return key
+    return f"{code.system}|{code.code}" if code else ""
+
+
+#: :func:`normalise_name` of the drug names read (a population repeats its drugs),
+#: emptied when full (bounded); keys and values are immutable strings.
+_DRUG_KEYS: dict[str, str] = {}
+_DRUG_KEYS_SIZE = 4096
 
 
 def _component_id(parent: str, component: ObservationComponent) -> str:

@@ -80,8 +80,11 @@ def _drop_implausible(fact: Fact, validity: Validity, path: str, issues: list[Da
     kind = fact["t"]
     for field, declared in validity.ranges_on(kind):
         value = fact.get(field)
-        if value is None or field in ("t", "id") or isinstance(value, bool) or not isinstance(value, _NUMBER):
+        if value is None:
             continue
+        number = value.__class__
+        if number is not int and number is not Decimal and (number is bool or not isinstance(value, _NUMBER)):
+            continue  # not a number (``t``, ``id``, a text, a flag)
         if declared.plausible(value):  # exact: an int or a Decimal against Decimal bounds
             continue
         where = f"{_stable_path(path, fact['id'])}.{field}"
