@@ -102,8 +102,10 @@ def _skew(future_minutes: Decimal) -> dt.timedelta:
 
 def _hours(delta: dt.timedelta) -> Decimal:
     """A time difference in hours, exactly (no float)."""
-    seconds = Decimal(delta.days * 86400 + delta.seconds) + Decimal(delta.microseconds) / 1_000_000
-    return seconds / 3600
+    whole = delta.days * 86400 + delta.seconds
+    if not delta.microseconds:  # the same Decimal as below: adding 0 changes neither value nor exponent
+        return Decimal(whole) / 3600
+    return (Decimal(whole) + Decimal(delta.microseconds) / 1_000_000) / 3600
 
 
 def _current(
