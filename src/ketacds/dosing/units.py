@@ -149,4 +149,3 @@ def _factors(unit: str, to: str) -> tuple[Decimal, Decimal]:
 #: one raises every time). Bounded like ``_CANONICAL``; the values are immutable.
 _FACTORS: dict[tuple[str, str], tuple[Decimal, Decimal]] = {}
 _ONE = Decimal(1)
-

@@ -160,6 +160,10 @@ def _build_facts(
     reported = {(i.code, i.resource) for i in record.data_quality}
     seen = _Recognition(terminology, issues, reported)
     tag, tag_text = terminology.tag, terminology.tag_text
+    # An item in one of these is seen; only another goes to ``seen`` (whose methods test
+    # ``terminology.is_read`` first, the same test).
+    conditions_seen, trials_seen = terminology.seen_on("condition"), terminology.seen_on("trial")
+    allergies_seen, substances_seen = terminology.seen_on("allergy"), terminology.seen_on("substance")
 
     # One source item read as several (a FHIR Condition coded in two systems: ids ``key#0``,
     # ``key#1``) is seen when any of its codes is read.
@@ -180,7 +184,9 @@ def _build_facts(
             "clinical_status": status,
             "active": active,
         }
-        if not (own and "#" in own and own.split("#", 1)[0] in read_sources):
+        if not (own and "#" in own and own.split("#", 1)[0] in read_sources) and conditions_seen.isdisjoint(
+            fact["vs"]
+        ):
             seen.condition(code, name, fact["vs"], active, (fact_id, "conditions"))
         if c.onset is not None:
             fact["onset_days_ago"] = (context.now.date() - c.onset).days
@@ -212,7 +218,8 @@ def _build_facts(
         label = f"{_describe(code, name)} trial ({t.episode} episode{how_long}, response {t.response})"
         if t.adequate_dose is not None:
             fact["adequate_dose"] = t.adequate_dose
-        seen.trial(code, name, fact["vs"], (fact_id, "trials"))
+        if trials_seen.isdisjoint(fact["vs"]):
+            seen.trial(code, name, fact["vs"], (fact_id, "trials"))
         add(fact, label, path)
 
     for index, a in enumerate(record.allergies):
@@ -222,10 +229,13 @@ def _build_facts(
         fact = {"t": "allergy", "id": fact_id, "vs": list(tag_text(code, name)), "active": active}
         # Like conditions: one source allergy read as several (ids ``key#0``, ``key#1``).
         source = own.split("#")[0] if own and "#" in own else None
-        if source is None or not any(
-            terminology.is_read(tag_text(b.code, b.name), "allergy")
-            for b in record.allergies
-            if b.id and b.id.split("#")[0] == source
+        if allergies_seen.isdisjoint(fact["vs"]) and (
+            source is None
+            or not any(
+                terminology.is_read(tag_text(b.code, b.name), "allergy")
+                for b in record.allergies
+                if b.id and b.id.split("#")[0] == source
+            )
         ):
             seen.allergy(code, name, fact["vs"], active, (fact_id, "allergies"))
         add(fact, f"allergy: {_describe(code, name)} ({a.status})", f"allergies[{index}]")
@@ -234,12 +244,15 @@ def _build_facts(
         code, name, status = s.code, s.name, s.status
         fact_id = _fact_id("substance", s)
         fact = {"t": "substance", "id": fact_id, "vs": list(tag_text(code, name)), "status": status}
-        seen.substance(code, name, fact["vs"], status, (fact_id, "substance_use"))
+        if substances_seen.isdisjoint(fact["vs"]):
+            seen.substance(code, name, fact["vs"], status, (fact_id, "substance_use"))
         add(fact, f"substance use: {_describe(code, name)} ({status})", f"substance_use[{index}]")
 
     observations, observed = _observation_facts(record.observations, context, terminology, validity, issues)
+    observations_seen = terminology.seen_on("observation")
     for fact, label, path in observations:
-        seen.observation(*observed[fact["id"]], fact["vs"])
+        if observations_seen.isdisjoint(fact["vs"]):
+            seen.observation(*observed[fact["id"]], fact["vs"])
         add(fact, label, path)
     seen.finish()
 
@@ -274,14 +287,12 @@ def _apply_tables(
     """
     totals: dict[str, dict[str, tuple[str, ...]]] = {}
     for table in tables:
-        values: dict[str, Decimal] | None = None  # the table's rows by value set, once a fact needs them
+        values = table.values  # the table's rows by value set
         total: Decimal | None = None
         summed: list[str] = []
         for fact in facts.values():
             if fact["t"] != table.fact or table.input not in fact:
                 continue
-            if values is None:
-                values = {entry.valueset: entry.value for entry in table.entries}
             matched = sorted({values[vs] for vs in fact["vs"] if vs in values})
             if len(matched) != 1:
                 continue  # no row, or rows that disagree: leave the value unknown

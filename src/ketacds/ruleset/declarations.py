@@ -158,6 +158,14 @@ class Table:
     label: str | None = None
     file: str | None = location_field()
 
+    @functools.cached_property
+    def values(self) -> Mapping[str, Decimal]:
+        """The table's value by value set (of entries naming one value set twice, the last).
+
+        Built on first use, the same by every thread; not an attrs field (not in the digest).
+        """
+        return types.MappingProxyType({entry.valueset: entry.value for entry in self.entries})
+
 
 # The unit a fact field is expressed in, by the end of its name (for messages only).
 _FIELD_UNITS = (
