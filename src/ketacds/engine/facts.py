@@ -74,12 +74,13 @@ from ketacds.models.inputs import (
     PatientRecord,
 )
 from ketacds.models.quality import DataQualityIssue
-from ketacds.ruleset.ir import Table, Validity
+from ketacds.ruleset.ir import Table, Validity, ValidityRange
 from ketacds.terminology.valuesets import Terminology
 
 __all__ = ["DISPLAY_QUANTA", "LONG_QUANTUM", "FactSet", "build_facts", "exact", "shown", "to_json_number"]
 
 _ACTIVE_CONDITION = ("active", "recurrence", "relapse")
+_NOTHING_CHECKED: Mapping[str, tuple[frozenset[str], tuple[tuple[str, ValidityRange], ...]]] = {}
 
 
 @attrs.frozen
@@ -139,13 +140,14 @@ def _build_facts(
     # What this function finds it cannot read as given; each step appends here.
     issues: list[DataQualityIssue] = []
 
-    ranged_keys = validity.ranged_keys if validity is not None else None
+    # Per fact type with plausible ranges: the fields they are on, and the ranges.
+    checked = validity.checked_on() if validity is not None else _NOTHING_CHECKED
 
     def add(fact: Fact, label: str, path: str) -> None:
-        if ranged_keys is not None:
-            kind = fact["t"]
-            if kind != "patient" and not ranged_keys(kind).isdisjoint(fact):
-                _drop_implausible(fact, validity, path, issues)  # type: ignore[arg-type]
+        kind = fact["t"]
+        check = checked.get(kind)
+        if check is not None and kind != "patient" and not check[0].isdisjoint(fact):
+            _drop_implausible(fact, check[1], path, issues)
         fact_id = fact["id"]
         existing = facts.get(fact_id)
         if existing is not None and existing != fact:

@@ -70,15 +70,22 @@ def _implausible(declared: ValidityRange, shown: str, path: str) -> DataQualityI
     )
 
 
-def _drop_implausible(fact: Fact, validity: Validity, path: str, issues: list[DataQualityIssue]) -> None:
+def _drop_implausible(
+    fact: Fact,
+    ranges: tuple[tuple[str, ValidityRange], ...],
+    path: str,
+    issues: list[DataQualityIssue],
+) -> None:
     """Leave out every number field of ``fact`` outside its plausible range, and what came from it.
 
-    Fields are checked in sorted order (a field left out takes what was computed from
-    it along). ``path`` is the item's place in its input list (``medications[2]``); a
-    data-quality entry names the item by its id instead (:func:`_stable_path`).
+    ``ranges``: the ranges declared on the fact's type, sorted by field
+    (:meth:`Validity.ranges_on`); fields are checked in that order (a field left out
+    takes what was computed from it along). ``path`` is the item's place in its input
+    list (``medications[2]``); a data-quality entry names the item by its id instead
+    (:func:`_stable_path`).
     """
     kind = fact["t"]
-    for field, declared in validity.ranges_on(kind):
+    for field, declared in ranges:
         value = fact.get(field)
         if value is None:
             continue

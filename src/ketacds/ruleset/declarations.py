@@ -271,6 +271,10 @@ class Validity:
         """The keys of :meth:`ranges_on` ``fact``, as a set."""
         return self._ranged_keys.get(fact, frozenset())
 
+    def checked_on(self) -> Mapping[str, tuple[frozenset[str], tuple[tuple[str, ValidityRange], ...]]]:
+        """For each fact type with ranges: its :meth:`ranged_keys` and its :meth:`ranges_on`."""
+        return self._checked_on
+
     def ranges_by_key(self, fact: str) -> Mapping[str, ValidityRange]:
         """The ranges declared on ``fact`` by key (what :meth:`range_of` finds, one lookup per key)."""
         return self._ranges_by_key.get(fact, _NO_RANGES)
@@ -290,6 +294,12 @@ class Validity:
         for (fact, key), item in self._range_index.items():
             on.setdefault(fact, []).append((key, item))
         return {fact: tuple(sorted(items, key=lambda pair: pair[0])) for fact, items in on.items()}
+
+    @functools.cached_property
+    def _checked_on(self) -> Mapping[str, tuple[frozenset[str], tuple[tuple[str, ValidityRange], ...]]]:
+        return types.MappingProxyType(
+            {fact: (self._ranged_keys[fact], on) for fact, on in self._ranges_on.items()}
+        )
 
     @functools.cached_property
     def _ranges_by_key(self) -> dict[str, Mapping[str, ValidityRange]]:
