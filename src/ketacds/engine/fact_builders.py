@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from decimal import ROUND_HALF_EVEN, Decimal
 
 from ketacds.dosing.functions import DoseInputs
@@ -27,7 +27,6 @@ from ketacds.engine.identity import (
     _describe,
     _drug_key,
     _fact_id,
-    _stable_path,
 )
 from ketacds.engine.numbers import (
     _HUNDREDTH,
@@ -60,7 +59,7 @@ from ketacds.models.inputs import (
     Quantity,
 )
 from ketacds.models.quality import DataQualityIssue
-from ketacds.ruleset.ir import Validity
+from ketacds.ruleset.ir import Validity, ValidityRange
 from ketacds.terminology.valuesets import Terminology
 
 # The unit each measured dimension is expressed in, inside facts.
@@ -246,23 +245,24 @@ def _patient_fact(
     p = record.patient
     found: list[DataQualityIssue] = [] if issues is None else issues
     fact: Fact = {"t": "patient", "id": "patient"}
+    ranges = validity.ranges_by_key("patient") if validity is not None else _NO_RANGES
     age = _age(record, context.now)
     if age is not None:
-        declared = _outside(validity, "patient", "age_years", age)
+        declared = _outside(ranges, "age_years", age)
         if declared is None:
             fact["age_years"] = age
         else:
             found.append(_implausible(declared, f"Age {age} years", "patient.age_years"))
     if p.sex is not None:
         fact["sex"] = p.sex
-    weight = _measured(p.weight, "weight_kg", "Weight", "patient.weight", validity, context, found)
-    height = _measured(p.height, "height_cm", "Height", "patient.height", validity, context, found)
+    weight = _measured(p.weight, "weight_kg", "Weight", "patient.weight", validity, ranges, context, found)
+    height = _measured(p.height, "height_cm", "Height", "patient.height", validity, ranges, context, found)
     if weight is not None and height is not None:
         if height <= 0:
             raise InputError("patient.height", "must be more than zero")
         bmi = weight / (height / 100) ** 2
         rounded = bmi.quantize(_TENTH, ROUND_HALF_EVEN)  # for the message; raises as it always did
-        declared = _outside(validity, "patient", "bmi", bmi)
+        declared = _outside(ranges, "bmi", bmi)
         if declared is None:
             fact["bmi"] = exact(bmi)
         else:
@@ -300,6 +300,7 @@ def _measured(
     what: str,
     path: str,
     validity: Validity | None,
+    ranges: Mapping[str, ValidityRange],
     context: Context,
     found: list[DataQualityIssue],
 ) -> Decimal | None:
@@ -317,7 +318,7 @@ def _measured(
     ):
         return None
     value = _measure(quantity.value, quantity.unit, path)[0]
-    declared = _outside(validity, "patient", field, value)
+    declared = _outside(ranges, field, value)
     if declared is None:
         return value
     found.append(_implausible(declared, f"{what} {quantity.value} {quantity.unit}", path))
@@ -394,7 +395,7 @@ def _observation_facts(
         # Data-quality entries name the item by its id, never its place in the list; an
         # input error names it by its place, as every loader error does.
         place = f"observations[{index}]"
-        path = _stable_path(place, parent)
+        path = f"observations[{parent.split(':', 1)[1]}]"  # _stable_path(place, parent)
         time = o.time
         if time is not None:
             elapsed: Decimal | None = _hours(now - time)  # exact: no float seconds

@@ -48,9 +48,12 @@ _DERIVED_FROM = {
 }
 
 
-def _outside(validity: Validity | None, fact: str, field: str, value: Decimal | int) -> ValidityRange | None:
-    """The plausible range ``value`` lies outside of (then it is not believed), or ``None``."""
-    declared = validity.range_of(fact, field) if validity is not None else None
+def _outside(ranges: Mapping[str, ValidityRange], field: str, value: Decimal | int) -> ValidityRange | None:
+    """The plausible range ``value`` lies outside of (then it is not believed), or ``None``.
+
+    ``ranges``: the ranges of the fact's type by field (:meth:`Validity.ranges_by_key`).
+    """
+    declared = ranges.get(field)
     if declared is None or declared.plausible(value):
         return None
     return declared
@@ -304,11 +307,13 @@ def _mark_latest(
         for vs in fact["vs"]:
             if vs not in newest or moment > newest[vs]:
                 newest[vs] = moment
-    chosen = {
-        fact["id"]
-        for fact, moment in candidates
-        if fact["vs"] and all(newest[vs] <= moment for vs in fact["vs"])
-    }
+    chosen = set()
+    for fact, moment in candidates:  # each with at least one value set
+        for vs in fact["vs"]:
+            if newest[vs] > moment:
+                break
+        else:
+            chosen.add(fact["id"])
     for row in rows:
         fact = row[0]
         fact["latest"] = fact["id"] in chosen
