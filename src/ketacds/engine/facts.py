@@ -243,12 +243,12 @@ def _build_facts(
         add(fact, f"allergy: {_describe(code, name)} ({a.status})", f"allergies[{index}]")
 
     for index, s in enumerate(record.substance_use):
-        code, name, status = s.code, s.name, s.status
+        code, name, use = s.code, s.name, s.status
         fact_id = _fact_id("substance", s)
-        fact = {"t": "substance", "id": fact_id, "vs": list(tag_text(code, name)), "status": status}
+        fact = {"t": "substance", "id": fact_id, "vs": list(tag_text(code, name)), "status": use}
         if substances_seen.isdisjoint(fact["vs"]):
-            seen.substance(code, name, fact["vs"], status, (fact_id, "substance_use"))
-        add(fact, f"substance use: {_describe(code, name)} ({status})", f"substance_use[{index}]")
+            seen.substance(code, name, fact["vs"], use, (fact_id, "substance_use"))
+        add(fact, f"substance use: {_describe(code, name)} ({use})", f"substance_use[{index}]")
 
     observations, observed = _observation_facts(record.observations, context, terminology, validity, issues)
     observations_seen = terminology.seen_on("observation")

@@ -58,7 +58,7 @@ def exact(value: Decimal | int) -> int | Decimal:
     """A number as a fact carries it: ``int`` when whole (and of a sane size), else the Decimal."""
     if value.__class__ is not Decimal and isinstance(value, int):
         return value
-    if value == value.to_integral_value() and value.adjusted() < 18:  # type: ignore[union-attr]
+    if value == value.to_integral_value() and value.adjusted() < 18:
         return int(value)
     return value
 
@@ -75,9 +75,8 @@ def shown(value: Decimal | int | float, quantum: Decimal) -> str:
     if number is int and (fine or (isinstance(places := quantum.as_tuple().exponent, int) and places <= 0)):
         return str(value)  # a whole number rounded to a quantum of 1 or finer: itself
     try:
-        rounded = (value if number is Decimal else Decimal(value)).quantize(
-            quantum, ROUND_HALF_EVEN, context=_EXACT
-        )
+        given: Decimal = value if number is Decimal else Decimal(value)  # type: ignore[assignment]
+        rounded = given.quantize(quantum, ROUND_HALF_EVEN, context=_EXACT)
     except decimal.InvalidOperation:
         return str(value)
     if rounded == rounded.to_integral_value():

@@ -97,6 +97,8 @@ _SAID: weakref.WeakKeyDictionary[Terminology, dict[tuple[object, ...], tuple[str
     weakref.WeakKeyDictionary()
 )
 _SAID_SIZE = 20_000
+#: What ``_Recognition._said`` answers for an item not met yet (compared by identity).
+_NEW: tuple[str, str, str] = ("(not met yet)", "", "")
 
 
 @attrs.define
@@ -146,9 +148,9 @@ class _Recognition:
     def _concepts(self, ids: tuple[str, ...]) -> str:
         return ", ".join(self.terminology.titles.get(i, i) for i in ids)
 
-    def _said(self, key: tuple[object, ...]) -> tuple[str, str, str] | bool | None:
-        """What was reported before of an item with this key (``False``: never met)."""
-        return self._memo.get(key, False)
+    def _said(self, key: tuple[object, ...]) -> tuple[str, str, str] | None:
+        """What an item with this key reported before (``_NEW``: none was met yet)."""
+        return self._memo.get(key, _NEW)
 
     def _say(
         self, key: tuple[object, ...], said: tuple[str, str, str] | None, where: tuple[str, str]
@@ -165,10 +167,10 @@ class _Recognition:
     ) -> None:
         key = ("condition", *_coding_key(code), name, active)
         said = self._said(key)
-        if said is False:
+        if said is _NEW:
             self._say(key, self._condition(code, name, tags, active), where)
         elif said is not None:
-            self._add(*said, where)  # type: ignore[misc]
+            self._add(*said, where)
 
     def _condition(
         self, code: Coding | None, name: str | None, tags: list[str], active: bool
@@ -201,10 +203,10 @@ class _Recognition:
             return
         key = ("medication", *_coding_key(code), name, active)
         said = self._said(key)
-        if said is False:
+        if said is _NEW:
             self._say(key, self._medication(code, name, tags, active), where)
         elif said is not None:
-            self._add(*said, where)  # type: ignore[misc]
+            self._add(*said, where)
 
     def _medication(
         self, code: Coding | None, name: str | None, tags: list[str], active: bool
@@ -256,7 +258,7 @@ class _Recognition:
     def trial(self, code: Coding | None, name: str | None, tags: list[str], where: tuple[str, str]) -> None:
         key = ("trial", *_coding_key(code), name)
         said = self._said(key)
-        if said is False:
+        if said is _NEW:
             said = (
                 None
                 if self.terminology.is_read(tags, "trial")
@@ -269,7 +271,7 @@ class _Recognition:
             )
             self._say(key, said, where)
         elif said is not None:
-            self._add(*said, where)  # type: ignore[misc]
+            self._add(*said, where)
 
     def order(self, code: Coding | None, name: str | None, tags: list[str], where: tuple[str, str]) -> None:
         if self.terminology.is_read(tags, "order"):
