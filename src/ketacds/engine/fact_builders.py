@@ -59,8 +59,13 @@ from ketacds.models.inputs import (
     Quantity,
 )
 from ketacds.models.quality import DataQualityIssue
+from ketacds.models.trusted import trusted_constructor
 from ketacds.ruleset.ir import Validity, ValidityRange
 from ketacds.terminology.valuesets import Terminology
+
+#: Builds :class:`DoseInputs` (weight_kg, height_cm, sex, ordered_mg, in that order)
+#: without attrs' keyword handling: it has no validators to skip.
+_new_dose_inputs = trusted_constructor(DoseInputs)
 
 # The unit each measured dimension is expressed in, inside facts.
 _FACT_UNITS = {"mass": "kg", "length": "cm"}
@@ -291,7 +296,7 @@ def _patient_fact(
             del fact["pregnant"]  # not current: unknown, so the pregnancy gap asks again
     if context.setting is not None:
         fact["setting"] = context.setting
-    return fact, DoseInputs(weight_kg=weight, height_cm=height, sex=p.sex)
+    return fact, _new_dose_inputs(weight, height, p.sex, None)
 
 
 def _measured(

@@ -74,6 +74,7 @@ from ketacds.models.inputs import (
     PatientRecord,
 )
 from ketacds.models.quality import DataQualityIssue
+from ketacds.models.trusted import trusted_constructor
 from ketacds.ruleset.ir import Table, Validity, ValidityRange
 from ketacds.terminology.valuesets import Terminology
 
@@ -104,6 +105,11 @@ class FactSet:
     def by_id(self) -> dict[str, Fact]:
         """Return the facts keyed by id."""
         return {fact["id"]: fact for fact in self.facts}
+
+
+#: Builds a :class:`FactSet` from every field in order (facts, labels, dose_inputs,
+#: quality, totals) without attrs' keyword handling: it has no validators to skip.
+_new_fact_set = trusted_constructor(FactSet)
 
 
 def build_facts(
@@ -274,9 +280,7 @@ def _build_facts(
         add(fact, label, "data_quality")
 
     ordered = tuple([facts[key] for key in sorted(facts)])
-    return FactSet(
-        facts=ordered, labels=labels, dose_inputs=dose_inputs, quality=tuple(issues), totals=totals
-    )
+    return _new_fact_set(ordered, labels, dose_inputs, tuple(issues), totals)
 
 
 def _apply_tables(
