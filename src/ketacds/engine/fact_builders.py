@@ -29,6 +29,7 @@ from ketacds.engine.identity import (
     _fact_id,
 )
 from ketacds.engine.numbers import (
+    _EXACT,
     _HUNDREDTH,
     _TENTH,
     _THOUSANDTH,
@@ -211,8 +212,7 @@ def _order_fact(
     parts = [f"ordered: {_describe(order.code, order.name)}"]
     dose_mg = None
     if order.dose is not None and order.unit is not None:
-        dose_mg = _measure_dose(order.dose, order.unit, "context.order", ".unit")
-        fact["dose_mg"] = exact(dose_mg)
+        dose_mg, fact["dose_mg"] = _dose_in_mg(order.dose, order.unit, "context.order", ".unit")
         parts.append(f"{order.dose} {order.unit}")
         if dose_inputs.weight_kg is not None and dose_inputs.weight_kg > 0:
             per_kg = dose_mg / dose_inputs.weight_kg  # exact: KCDS-ORD-003 compares it with 0.75
@@ -226,18 +226,46 @@ def _order_fact(
     return fact, " ".join(parts), dose_mg
 
 
-def _measure_dose(value: Decimal, unit: str, path: str, suffix: str = "") -> Decimal:
-    """A dose in mg.
+def _dose_in_mg(value: Decimal, unit: str, path: str, suffix: str = "") -> tuple[Decimal, int | Decimal]:
+    """A dose in mg, and that dose as a fact carries it (:func:`exact`).
 
     An unknown unit is an input error at ``path + suffix``, a number beyond the exact
     context one at ``path``.
+
+    Remembered by (dose, unit), in the exact context facts are built in: a population
+    repeats its strengths. The answer depends only on the dose's value (equal values,
+    one answer: the converted dose has no trailing zeros), except for zero (``-0`` stays
+    ``-0``), so zero, NaN and infinity are never remembered; neither is an error.
     """
+    remember = (
+        unit.__class__ is str
+        and value.__class__ is Decimal
+        and value
+        and value.is_finite()
+        and decimal.getcontext().prec == _EXACT.prec
+    )
+    if remember:
+        known = _DOSES.get((value, unit))
+        if known is not None:
+            return known
     try:
-        return convert(value, unit, "mg")
+        mg = convert(value, unit, "mg")
     except KetacdsError as error:
         raise InputError(path + suffix, str(error)) from None
     except decimal.DecimalException:
         raise InputError(path, _OUT_OF_RANGE.format(value)) from None
+    known = (mg, exact(mg))
+    if remember:
+        if len(_DOSES) >= _DOSES_SIZE:
+            _DOSES.clear()
+        _DOSES[(value, unit)] = known
+    return known
+
+
+#: :func:`_dose_in_mg` by (dose, unit as written), in the exact context facts are built
+#: in; emptied when full (bounded). Keys and values are immutable.
+_DOSES: dict[tuple[Decimal, str], tuple[Decimal, int | Decimal]] = {}
+_DOSES_SIZE = 4096
 
 
 def _patient_fact(
@@ -357,8 +385,7 @@ def _medication_fact(m: Medication, terminology: Terminology, path: str) -> tupl
     dose, unit, per_day = m.dose, m.unit, m.frequency_per_day
     dose_text = ""
     if dose is not None and unit is not None:
-        dose_mg = _measure_dose(dose, unit, path, ".unit")
-        fact["dose_mg"] = exact(dose_mg)
+        dose_mg, fact["dose_mg"] = _dose_in_mg(dose, unit, path, ".unit")
         dose_text = f" {dose} {unit}"
         if per_day is not None:
             fact["daily_mg"] = exact(dose_mg * per_day)

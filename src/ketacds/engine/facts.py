@@ -41,7 +41,7 @@ import attrs
 
 from ketacds.dosing.functions import DoseInputs
 from ketacds.engine.fact_builders import (
-    _measure_dose,
+    _dose_in_mg,
     _medication_fact,
     _observation_facts,
     _order_fact,
@@ -219,7 +219,7 @@ def _build_facts(
             "episode": t.episode,
         }
         if t.dose is not None and t.unit is not None:
-            fact["dose_mg"] = exact(_measure_dose(t.dose, t.unit, path, ".unit"))
+            fact["dose_mg"] = _dose_in_mg(t.dose, t.unit, path, ".unit")[1]
         if weeks is not None:
             fact["weeks"] = exact(weeks)
         how_long = f", {weeks} weeks" if weeks is not None else ""
