@@ -294,11 +294,12 @@ def _apply_tables(
     totals: dict[str, dict[str, tuple[str, ...]]] = {}
     for table in tables:
         values = table.values  # the table's rows by value set
+        kind, given_field = table.fact, table.input
         total: Decimal | None = None
         summed: list[str] = []
         for fact in facts.values():
-            if fact["t"] != table.fact or table.input not in fact:
-                continue
+            if fact["t"] != kind or given_field not in fact or values.keys().isdisjoint(fact["vs"]):
+                continue  # (a fact in no row's value set matches no row)
             matched = sorted({values[vs] for vs in fact["vs"] if vs in values})
             if len(matched) != 1:
                 continue  # no row, or rows that disagree: leave the value unknown

@@ -37,7 +37,7 @@ _NUMBER = (int, Decimal)
 #: Builds a :class:`DataQualityIssue` without re-running its field validators, for the
 #: issues the fact-building modules write themselves: a severity of
 #: ``QUALITY_SEVERITIES``, a code and texts that are ``str``. Call it with every field
-#: by keyword (``severity``, ``code``, ``message``, ``resource``, ``path``).
+#: by keyword (``severity``, ``code``, ``message``, ``resource``, ``path``), or by position in that order.
 _new_issue = trusted_constructor(DataQualityIssue)
 
 # Fields computed from another field of the same fact: when the source is not

@@ -133,13 +133,12 @@ class _Recognition:
         never changes the Assessment.
         """
         resource = None
-        if isinstance(where, tuple):
+        if where.__class__ is tuple:
             fact_id, where = where
             kind, own = fact_id.split(":", 1)
             resource = own if "/" in own else f"{_RESOURCE_KINDS[kind]}/{own}"
-        self.issues.append(
-            _new_issue(severity=severity, code=code, message=message, resource=resource, path=where)
-        )
+        # _new_issue(severity, code, message, resource, path), in its field order
+        self.issues.append(_new_issue(severity, code, message, resource, where))
 
     def _named(self, code: Coding | None, name: str | None) -> tuple[str, ...]:
         text = " ".join(t for t in (name, code.display if code else None) if t)
