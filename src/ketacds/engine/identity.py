@@ -173,10 +173,14 @@ def _writer_for(cls: type) -> Callable[[Any], str]:
     )
     source = f"def write(self):\n{''.join(lines)}    return f'{name}({parts})'\n"
     if shown and all(_only(hints.get(f.name, Any), (str, type(None))) for f in shown):
-        # Code-like: remembered by its field values (strings: equal values, equal reprs).
+        # Code-like: remembered by its field values when each is a plain ``str`` or None
+        # (equal values, equal reprs); a ``str`` subclass is written, never remembered.
         key = ", ".join(f"self.{f.name}" for f in shown)
+        plain = " and ".join(f"(self.{f.name} is None or self.{f.name}.__class__ is str)" for f in shown)
         source = (
-            f"def write(self):\n    key = ({key},)\n    text = _codes.get(key)\n"
+            f"def write(self):\n"
+            f"    if not ({plain}):\n        return f'{name}({parts})'\n"
+            f"    key = ({key},)\n    text = _codes.get(key)\n"
             f"    if text is None:\n"
             f"        text = f'{name}({parts})'\n"
             f"        if len(_codes) >= _size:\n            _codes.clear()\n"

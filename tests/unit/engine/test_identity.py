@@ -102,3 +102,15 @@ def test_code_like_models_of_two_classes_with_equal_fields_keep_their_own_texts(
     for _ in range(2):  # the second time from the memo
         assert _content_text(coding) == repr(coding)
         assert _content_text(other) == repr(other)
+
+
+def test_a_code_holding_a_str_subclass_is_written_by_its_own_repr() -> None:
+    class Shown(str):
+        def __repr__(self) -> str:
+            return "Shown!"
+
+    plain = Coding(system="http://loinc.org", code="8480-6")
+    subclass = Coding(system="http://loinc.org", code=Shown("8480-6"))
+    for _ in range(2):  # the second time, the plain one from the memo
+        assert _content_text(plain) == repr(plain)
+        assert _content_text(subclass) == repr(subclass)
