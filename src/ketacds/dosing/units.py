@@ -126,15 +126,26 @@ def convert(value: Decimal, unit: str, to: str) -> Decimal:
     >>> convert(Decimal("154"), "[lb_av]", "kg")
     Decimal('69.85322498')
     """
+    factors = _FACTORS.get((unit, to)) if unit.__class__ is str and to.__class__ is str else None
+    if factors is None:
+        factors = _factors(unit, to)
+    result = value * factors[0] / factors[1]
+    if result == result.to_integral_value():  # drop trailing zeros without exponent notation
+        return result.quantize(_ONE)
+    return result.normalize()
+
+
+def _factors(unit: str, to: str) -> tuple[Decimal, Decimal]:
+    """The factors :func:`convert` multiplies by and divides by (remembered, for known units)."""
     target = canonical_unit(to)
     dimension, target_factor = _UNITS[target]
-    source_factor = _UNITS[canonical_unit(unit, dimension)][1]
-    result = value * source_factor / target_factor
-    return _tidy(result)
+    factors = (_UNITS[canonical_unit(unit, dimension)][1], target_factor)
+    if unit.__class__ is str and to.__class__ is str and len(_FACTORS) < _CANONICAL_SIZE:
+        _FACTORS[(unit, to)] = factors
+    return factors
 
 
-def _tidy(value: Decimal) -> Decimal:
-    """Drop trailing zeros without switching to exponent notation (``70``, not ``7E+1``)."""
-    if value == value.to_integral_value():
-        return value.quantize(Decimal(1))
-    return value.normalize()
+#: The factors of every (unit, to) :func:`convert` has read (only known units: an unknown
+#: one raises every time). Bounded like ``_CANONICAL``; the values are immutable.
+_FACTORS: dict[tuple[str, str], tuple[Decimal, Decimal]] = {}
+_ONE = Decimal(1)

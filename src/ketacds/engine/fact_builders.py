@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from decimal import ROUND_HALF_EVEN, Decimal
 
 from ketacds.dosing.functions import DoseInputs
@@ -27,9 +27,9 @@ from ketacds.engine.identity import (
     _describe,
     _drug_key,
     _fact_id,
-    _stable_path,
 )
 from ketacds.engine.numbers import (
+    _EXACT,
     _HUNDREDTH,
     _TENTH,
     _THOUSANDTH,
@@ -37,13 +37,16 @@ from ketacds.engine.numbers import (
     shown,
 )
 from ketacds.engine.readings import (
-    _believed,
+    _NO_RANGES,
     _check_pairs,
     _current,
     _hours,
+    _implausible,
     _mark_latest,
     _new_issue,
+    _outside,
     _plausible_reading,
+    _Row,
     _skew,
 )
 from ketacds.errors import InputError, KetacdsError
@@ -54,10 +57,16 @@ from ketacds.models.inputs import (
     Observation,
     Order,
     PatientRecord,
+    Quantity,
 )
 from ketacds.models.quality import DataQualityIssue
-from ketacds.ruleset.ir import Validity
+from ketacds.models.trusted import trusted_constructor
+from ketacds.ruleset.ir import Validity, ValidityRange
 from ketacds.terminology.valuesets import Terminology
+
+#: Builds :class:`DoseInputs` (weight_kg, height_cm, sex, ordered_mg, in that order)
+#: without attrs' keyword handling: it has no validators to skip.
+_new_dose_inputs = trusted_constructor(DoseInputs)
 
 # The unit each measured dimension is expressed in, inside facts.
 _FACT_UNITS = {"mass": "kg", "length": "cm"}
@@ -80,19 +89,39 @@ def _age(record: PatientRecord, now: dt.datetime) -> int | None:
     return years
 
 
-def _measure(value: Decimal, unit: str | None, path: str) -> tuple[Decimal, str]:
+def _measure(value: Decimal, unit: str | None, path: str, suffix: str = "") -> tuple[Decimal, str]:
+    """``value`` in the unit facts use for its dimension, with that unit (``""``: no unit).
+
+    An unknown unit is an input error at ``path + suffix``; a number beyond the exact
+    context one at ``path``.
+    """
     if unit is None:
         return value, ""
     try:
-        dimension = dimension_of(unit)
-        target = _FACT_UNITS.get(dimension)
+        target = _FACT_UNIT_OF.get(unit)
         if target is None:
+            target = _fact_unit(unit)
+        if not target:
             return value, unit
         return convert(value, unit, target), target
     except KetacdsError as error:
-        raise InputError(path, str(error)) from None
+        raise InputError(path + suffix, str(error)) from None
     except decimal.DecimalException:
-        raise InputError(path.removesuffix(".unit"), _OUT_OF_RANGE.format(value)) from None
+        raise InputError(path, _OUT_OF_RANGE.format(value)) from None
+
+
+def _fact_unit(unit: str) -> str:
+    """The unit a value in ``unit`` is expressed in inside facts (``""``: as written); remembered."""
+    target = _FACT_UNITS.get(dimension_of(unit), "")
+    if unit.__class__ is str and len(_FACT_UNIT_OF) < _FACT_UNIT_SIZE:
+        _FACT_UNIT_OF[unit] = target
+    return target
+
+
+#: :func:`_fact_unit` of every unit read (known units only: an unknown one raises every
+#: time), up to ``_FACT_UNIT_SIZE`` of them; then only read (bounded).
+_FACT_UNIT_OF: dict[str, str] = {}
+_FACT_UNIT_SIZE = 1024
 
 
 def _plan_fact(context: Context, dose_inputs: DoseInputs) -> Fact:
@@ -183,8 +212,7 @@ def _order_fact(
     parts = [f"ordered: {_describe(order.code, order.name)}"]
     dose_mg = None
     if order.dose is not None and order.unit is not None:
-        dose_mg = _measure_dose(order.dose, order.unit, "context.order.unit")
-        fact["dose_mg"] = exact(dose_mg)
+        dose_mg, fact["dose_mg"] = _dose_in_mg(order.dose, order.unit, "context.order", ".unit")
         parts.append(f"{order.dose} {order.unit}")
         if dose_inputs.weight_kg is not None and dose_inputs.weight_kg > 0:
             per_kg = dose_mg / dose_inputs.weight_kg  # exact: KCDS-ORD-003 compares it with 0.75
@@ -198,13 +226,46 @@ def _order_fact(
     return fact, " ".join(parts), dose_mg
 
 
-def _measure_dose(value: Decimal, unit: str, path: str) -> Decimal:
+def _dose_in_mg(value: Decimal, unit: str, path: str, suffix: str = "") -> tuple[Decimal, int | Decimal]:
+    """A dose in mg, and that dose as a fact carries it (:func:`exact`).
+
+    An unknown unit is an input error at ``path + suffix``, a number beyond the exact
+    context one at ``path``.
+
+    Remembered by (dose, unit), in the exact context facts are built in: a population
+    repeats its strengths. The answer depends only on the dose's value (equal values,
+    one answer: the converted dose has no trailing zeros), except for zero (``-0`` stays
+    ``-0``), so zero, NaN and infinity are never remembered; neither is an error.
+    """
+    remember = (
+        unit.__class__ is str
+        and value.__class__ is Decimal
+        and value
+        and value.is_finite()
+        and decimal.getcontext().prec == _EXACT.prec
+    )
+    if remember:
+        known = _DOSES.get((value, unit))
+        if known is not None:
+            return known
     try:
-        return convert(value, unit, "mg")
+        mg = convert(value, unit, "mg")
     except KetacdsError as error:
-        raise InputError(path, str(error)) from None
+        raise InputError(path + suffix, str(error)) from None
     except decimal.DecimalException:
-        raise InputError(path.removesuffix(".unit"), _OUT_OF_RANGE.format(value)) from None
+        raise InputError(path, _OUT_OF_RANGE.format(value)) from None
+    known = (mg, exact(mg))
+    if remember:
+        if len(_DOSES) >= _DOSES_SIZE:
+            _DOSES.clear()
+        _DOSES[(value, unit)] = known
+    return known
+
+
+#: :func:`_dose_in_mg` by (dose, unit as written), in the exact context facts are built
+#: in; emptied when full (bounded). Keys and values are immutable.
+_DOSES: dict[tuple[Decimal, str], tuple[Decimal, int | Decimal]] = {}
+_DOSES_SIZE = 4096
 
 
 def _patient_fact(
@@ -213,84 +274,49 @@ def _patient_fact(
     validity: Validity | None = None,
     issues: list[DataQualityIssue] | None = None,
 ) -> tuple[Fact, DoseInputs]:
+    # Each message is written only when it is reported.
     p = record.patient
     found: list[DataQualityIssue] = [] if issues is None else issues
     fact: Fact = {"t": "patient", "id": "patient"}
+    ranges = validity.ranges_by_key("patient") if validity is not None else _NO_RANGES
     age = _age(record, context.now)
-    if age is not None and _believed(
-        validity, "patient", "age_years", Decimal(age), "patient.age_years", found, f"Age {age} years"
-    ):
-        fact["age_years"] = age
+    if age is not None:
+        declared = _outside(ranges, "age_years", age)
+        if declared is None:
+            fact["age_years"] = age
+        else:
+            found.append(_implausible(declared, f"Age {age} years", "patient.age_years"))
     if p.sex is not None:
         fact["sex"] = p.sex
-    weight = height = None
-    if p.weight is not None and _current(
-        p.weight.time,
-        "weight_kg",
-        f"Weight {p.weight.value} {p.weight.unit}",
-        "patient.weight.time",
-        validity,
-        context,
-        found,
-    ):
-        weight = _measure(p.weight.value, p.weight.unit, "patient.weight")[0]
-        if not _believed(
-            validity,
-            "patient",
-            "weight_kg",
-            weight,
-            "patient.weight",
-            found,
-            f"Weight {p.weight.value} {p.weight.unit}",
-        ):
-            weight = None
-    if p.height is not None and _current(
-        p.height.time,
-        "height_cm",
-        f"Height {p.height.value} {p.height.unit}",
-        "patient.height.time",
-        validity,
-        context,
-        found,
-    ):
-        height = _measure(p.height.value, p.height.unit, "patient.height")[0]
-        if not _believed(
-            validity,
-            "patient",
-            "height_cm",
-            height,
-            "patient.height",
-            found,
-            f"Height {p.height.value} {p.height.unit}",
-        ):
-            height = None
+    weight = _measured(p.weight, "weight_kg", "Weight", "patient.weight", validity, ranges, context, found)
+    height = _measured(p.height, "height_cm", "Height", "patient.height", validity, ranges, context, found)
     if weight is not None and height is not None:
         if height <= 0:
             raise InputError("patient.height", "must be more than zero")
         bmi = weight / (height / 100) ** 2
-        if _believed(
-            validity,
-            "patient",
-            "bmi",
-            bmi,
-            "patient",
-            found,
-            f"The BMI of {p.weight.value} {p.weight.unit} and {p.height.value} {p.height.unit} "  # type: ignore[union-attr]
-            f"({bmi.quantize(_TENTH, ROUND_HALF_EVEN)} kg/m2)",
-        ):
+        rounded = bmi.quantize(_TENTH, ROUND_HALF_EVEN)  # for the message; raises as it always did
+        declared = _outside(ranges, "bmi", bmi)
+        if declared is None:
             fact["bmi"] = exact(bmi)
         else:
+            shown = (
+                f"The BMI of {p.weight.value} {p.weight.unit} and {p.height.value} {p.height.unit} "  # type: ignore[union-attr]
+                f"({rounded} kg/m2)"
+            )
+            found.append(_implausible(declared, shown, "patient"))
             # Weight and height do not belong together: neither is believed.
             weight = height = None
     if weight is not None:
         fact["weight_kg"] = exact(weight)
     if height is not None:
         fact["height_cm"] = exact(height)
-    for name in ("pregnant", "lactating", "hepatic_class"):
-        value = getattr(p, name)
-        if value is not None:
-            fact[name] = value
     if p.pregnant is not None:
+        fact["pregnant"] = p.pregnant
+    if p.lactating is not None:
+        fact["lactating"] = p.lactating
+    if p.hepatic_class is not None:
+        fact["hepatic_class"] = p.hepatic_class
+    if p.pregnant is not None and p.pregnant_time is not None:
         shown = f"Pregnancy status ({'pregnant' if p.pregnant else 'not pregnant'})"
         if not _current(
             p.pregnant_time, "pregnant", shown, "patient.pregnant_time", validity, context, found
@@ -298,7 +324,38 @@ def _patient_fact(
             del fact["pregnant"]  # not current: unknown, so the pregnancy gap asks again
     if context.setting is not None:
         fact["setting"] = context.setting
-    return fact, DoseInputs(weight_kg=weight, height_cm=height, sex=p.sex)
+    return fact, _new_dose_inputs(weight, height, p.sex, None)
+
+
+def _measured(
+    quantity: Quantity | None,
+    field: str,
+    what: str,
+    path: str,
+    validity: Validity | None,
+    ranges: Mapping[str, ValidityRange],
+    context: Context,
+    found: list[DataQualityIssue],
+) -> Decimal | None:
+    """A patient's weight or height in the fact's unit, when it is current and plausible, else ``None``."""
+    if quantity is None:
+        return None
+    if quantity.time is not None and not _current(
+        quantity.time,
+        field,
+        f"{what} {quantity.value} {quantity.unit}",
+        f"{path}.time",
+        validity,
+        context,
+        found,
+    ):
+        return None
+    value = _measure(quantity.value, quantity.unit, path)[0]
+    declared = _outside(ranges, field, value)
+    if declared is None:
+        return value
+    found.append(_implausible(declared, f"{what} {quantity.value} {quantity.unit}", path))
+    return None
 
 
 def _patient_label(fact: Fact) -> str:
@@ -315,28 +372,29 @@ def _patient_label(fact: Fact) -> str:
 
 
 def _medication_fact(m: Medication, terminology: Terminology, path: str) -> tuple[Fact, str]:
+    code, name, status = m.code, m.name, m.status
     fact: Fact = {
         "t": "medication",
         "id": _fact_id("medication", m),
-        "vs": list(terminology.tag_text(m.code, m.name)),
-        "drug": _drug_key(m.code, m.name),
-        "status": m.status,
-        "active": m.status == "active",
+        "vs": list(terminology.tag_text(code, name)),
+        "drug": _drug_key(code, name),
+        "status": status,
+        "active": status == "active",
         "as_needed": m.as_needed,
     }
+    dose, unit, per_day = m.dose, m.unit, m.frequency_per_day
     dose_text = ""
-    if m.dose is not None and m.unit is not None:
-        dose_mg = _measure_dose(m.dose, m.unit, f"{path}.unit")
-        fact["dose_mg"] = exact(dose_mg)
-        dose_text = f" {m.dose} {m.unit}"
-        if m.frequency_per_day is not None:
-            fact["daily_mg"] = exact(dose_mg * m.frequency_per_day)
-    if m.frequency_per_day is not None:
-        fact["frequency_per_day"] = exact(m.frequency_per_day)
-        dose_text += f" {m.frequency_per_day}/day"
+    if dose is not None and unit is not None:
+        dose_mg, fact["dose_mg"] = _dose_in_mg(dose, unit, path, ".unit")
+        dose_text = f" {dose} {unit}"
+        if per_day is not None:
+            fact["daily_mg"] = exact(dose_mg * per_day)
+    if per_day is not None:
+        fact["frequency_per_day"] = exact(per_day)
+        dose_text += f" {per_day}/day"
     if m.as_needed:
         dose_text += " as needed"
-    return fact, f"{_describe(m.code, m.name)}{dose_text} ({m.status})"
+    return fact, f"{_describe(code, name)}{dose_text} ({status})"
 
 
 def _observation_facts(
@@ -359,18 +417,29 @@ def _observation_facts(
     """
     found: list[DataQualityIssue] = [] if issues is None else issues
     skew = _skew(validity.future_minutes) if validity is not None else dt.timedelta(0)
+    ranges = validity.ranges_by_key("observation") if validity is not None else _NO_RANGES
     now = context.now
-    rows: list[tuple[Fact, str, str, dt.datetime | None, bool]] = []
+    rows: list[_Row] = []
     items: dict[str, tuple[Coding | None, str | None]] = {}
     for index, o in enumerate(observations):
-        # (fact id, code, name, value, unit, path by id, path by place)
-        parts: list[tuple[str, Coding | None, str | None, Decimal, str | None, str, str]] = []
         parent = _fact_id("observation", o)
         items[parent] = (o.code, o.name)
         # Data-quality entries name the item by its id, never its place in the list; an
         # input error names it by its place, as every loader error does.
         place = f"observations[{index}]"
-        path = _stable_path(place, parent)
+        path = f"observations[{parent.split(':', 1)[1]}]"  # _stable_path(place, parent)
+        time = o.time
+        if time is not None:
+            elapsed: Decimal | None = _hours(now - time)  # exact: no float seconds
+            hours_ago = exact(elapsed)  # type: ignore[arg-type]
+            when = f" at {time.isoformat()}"
+            future = time - now > skew  # a difference never overflows
+        else:
+            elapsed = hours_ago = None
+            when = " (time not recorded)"
+            future = False
+        # (fact id, code, name, value, unit, path by id, path by place)
+        parts: list[tuple[str, Coding | None, str | None, Decimal, str | None, str, str]] = []
         if o.value is not None:
             parts.append((parent, o.code, o.name, o.value, o.unit, path, place))
         for c_index, component in enumerate(o.components):
@@ -387,8 +456,6 @@ def _observation_facts(
                     f"{place}.components[{c_index}]",
                 )
             )
-        time = o.time
-        future = time is not None and time - now > skew  # a difference never overflows
         if future:
             found.append(
                 _new_issue(
@@ -402,14 +469,9 @@ def _observation_facts(
                     path=f"{path}.time",
                 )
             )
-        if time is not None:
-            hours_ago = exact(_hours(now - time))  # exact: no float seconds
-            when = f" at {time.isoformat()}"
-        else:
-            when = " (time not recorded)"
         built: list[tuple[Fact, str, str, bool]] = []
         for fact_id, code, name, value, unit, where, at in parts:
-            measured, fact_unit = (value, "") if unit is None else _measure(value, unit, f"{at}.unit")
+            measured, fact_unit = (value, "") if unit is None else _measure(value, unit, at, ".unit")
             fact: Fact = {
                 "t": "observation",
                 "id": fact_id,
@@ -417,11 +479,11 @@ def _observation_facts(
                 "value": exact(measured),
                 "unit": fact_unit,
             }
-            if time is not None:
+            if elapsed is not None:
                 fact["hours_ago"] = hours_ago
-            shown = f"{_describe(code, name)} {value}{(' ' + unit) if unit else ''}"
+            shown = f"{_describe(code, name)} {value} {unit}" if unit else f"{_describe(code, name)} {value}"
             believed = not future and _plausible_reading(
-                fact, measured, fact_unit, validity, shown, where, found
+                fact, measured, fact_unit, ranges, shown, where, found
             )
             built.append((fact, f"{shown}{when}", where, believed))
         if validity is not None and len(built) > 1:  # a pair is two components of one reading
@@ -429,6 +491,6 @@ def _observation_facts(
         for fact, label, where, believed in built:
             if not believed:
                 del fact["value"]  # not believed: never compared, never the latest
-            rows.append((fact, label, where, time, believed))
-    _mark_latest(rows, validity, found, now)
-    return [(fact, label, where) for fact, label, where, _, _ in rows], items
+            rows.append((fact, label, where, time, elapsed, believed))
+    _mark_latest(rows, ranges, found)
+    return [(fact, label, where) for fact, label, where, _, _, _ in rows], items

@@ -41,7 +41,7 @@ import attrs
 
 from ketacds.dosing.functions import DoseInputs
 from ketacds.engine.fact_builders import (
-    _measure_dose,
+    _dose_in_mg,
     _medication_fact,
     _observation_facts,
     _order_fact,
@@ -74,12 +74,14 @@ from ketacds.models.inputs import (
     PatientRecord,
 )
 from ketacds.models.quality import DataQualityIssue
-from ketacds.ruleset.ir import Table, Validity
+from ketacds.models.trusted import trusted_constructor
+from ketacds.ruleset.ir import Table, Validity, ValidityRange
 from ketacds.terminology.valuesets import Terminology
 
 __all__ = ["DISPLAY_QUANTA", "LONG_QUANTUM", "FactSet", "build_facts", "exact", "shown", "to_json_number"]
 
 _ACTIVE_CONDITION = ("active", "recurrence", "relapse")
+_NOTHING_CHECKED: Mapping[str, tuple[frozenset[str], tuple[tuple[str, ValidityRange], ...]]] = {}
 
 
 @attrs.frozen
@@ -103,6 +105,11 @@ class FactSet:
     def by_id(self) -> dict[str, Fact]:
         """Return the facts keyed by id."""
         return {fact["id"]: fact for fact in self.facts}
+
+
+#: Builds a :class:`FactSet` from every field in order (facts, labels, dose_inputs,
+#: quality, totals) without attrs' keyword handling: it has no validators to skip.
+_new_fact_set = trusted_constructor(FactSet)
 
 
 def build_facts(
@@ -139,10 +146,14 @@ def _build_facts(
     # What this function finds it cannot read as given; each step appends here.
     issues: list[DataQualityIssue] = []
 
+    # Per fact type with plausible ranges: the fields they are on, and the ranges.
+    checked = validity.checked_on() if validity is not None else _NOTHING_CHECKED
+
     def add(fact: Fact, label: str, path: str) -> None:
         kind = fact["t"]
-        if validity is not None and kind != "patient" and not validity.ranged_keys(kind).isdisjoint(fact):
-            _drop_implausible(fact, validity, path, issues)
+        check = checked.get(kind)
+        if check is not None and kind != "patient" and not check[0].isdisjoint(fact):
+            _drop_implausible(fact, check[1], path, issues)
         fact_id = fact["id"]
         existing = facts.get(fact_id)
         if existing is not None and existing != fact:
@@ -156,84 +167,100 @@ def _build_facts(
     # Items already reported unreadable by the reader (e.g. FHIR unmapped-medication).
     reported = {(i.code, i.resource) for i in record.data_quality}
     seen = _Recognition(terminology, issues, reported)
+    tag, tag_text = terminology.tag, terminology.tag_text
+    # An item in one of these is seen; only another goes to ``seen`` (whose methods test
+    # ``terminology.is_read`` first, the same test).
+    conditions_seen, trials_seen = terminology.seen_on("condition"), terminology.seen_on("trial")
+    allergies_seen, substances_seen = terminology.seen_on("allergy"), terminology.seen_on("substance")
 
     # One source item read as several (a FHIR Condition coded in two systems: ids ``key#0``,
     # ``key#1``) is seen when any of its codes is read.
     read_sources = {
         c.id.split("#", 1)[0]
         for c in record.conditions
-        if c.id and "#" in c.id and terminology.is_read(terminology.tag(c.code, c.name), "condition")
+        if c.id and "#" in c.id and terminology.is_read(tag(c.code, c.name), "condition")
     }
 
     for index, c in enumerate(record.conditions):
+        code, name, status, own = c.code, c.name, c.clinical_status, c.id
+        fact_id = _fact_id("condition", c)
+        active = status in _ACTIVE_CONDITION
         fact: Fact = {
             "t": "condition",
-            "id": _fact_id("condition", c),
-            "vs": list(terminology.tag(c.code, c.name)),
-            "clinical_status": c.clinical_status,
-            "active": c.clinical_status in _ACTIVE_CONDITION,
+            "id": fact_id,
+            "vs": list(tag(code, name)),
+            "clinical_status": status,
+            "active": active,
         }
-        if not (c.id and "#" in c.id and c.id.split("#", 1)[0] in read_sources):
-            seen.condition(c.code, c.name, fact["vs"], fact["active"], (fact["id"], "conditions"))
+        if not (own and "#" in own and own.split("#", 1)[0] in read_sources) and conditions_seen.isdisjoint(
+            fact["vs"]
+        ):
+            seen.condition(code, name, fact["vs"], active, (fact_id, "conditions"))
         if c.onset is not None:
             fact["onset_days_ago"] = (context.now.date() - c.onset).days
-        add(fact, f"{_describe(c.code, c.name)} ({c.clinical_status})", f"conditions[{index}]")
+        add(fact, f"{_describe(code, name)} ({status})", f"conditions[{index}]")
 
     for index, m in enumerate(record.medications):
-        fact, label = _medication_fact(m, terminology, f"medications[{index}]")
+        path = f"medications[{index}]"
+        fact, label = _medication_fact(m, terminology, path)
         seen.medication(m.code, m.name, m.id, fact["vs"], fact["active"], (fact["id"], "medications"))
-        add(fact, label, f"medications[{index}]")
+        add(fact, label, path)
 
     for index, t in enumerate(record.trials):
         path = f"trials[{index}]"
+        code, name, weeks = t.code, t.name, t.weeks
+        fact_id = _fact_id("trial", t)
         fact = {
             "t": "trial",
-            "id": _fact_id("trial", t),
-            "vs": list(terminology.tag_text(t.code, t.name)),
-            "drug": _ingredient_key(terminology, t.code, t.name),
+            "id": fact_id,
+            "vs": list(tag_text(code, name)),
+            "drug": _ingredient_key(terminology, code, name),
             "response": t.response,
             "episode": t.episode,
         }
         if t.dose is not None and t.unit is not None:
-            fact["dose_mg"] = exact(_measure_dose(t.dose, t.unit, f"{path}.unit"))
-        if t.weeks is not None:
-            fact["weeks"] = exact(t.weeks)
+            fact["dose_mg"] = _dose_in_mg(t.dose, t.unit, path, ".unit")[1]
+        if weeks is not None:
+            fact["weeks"] = exact(weeks)
+        how_long = f", {weeks} weeks" if weeks is not None else ""
+        label = f"{_describe(code, name)} trial ({t.episode} episode{how_long}, response {t.response})"
         if t.adequate_dose is not None:
             fact["adequate_dose"] = t.adequate_dose
-        weeks = f", {t.weeks} weeks" if t.weeks is not None else ""
-        label = f"{_describe(t.code, t.name)} trial ({t.episode} episode{weeks}, response {t.response})"
-        seen.trial(t.code, t.name, fact["vs"], (fact["id"], "trials"))
+        if trials_seen.isdisjoint(fact["vs"]):
+            seen.trial(code, name, fact["vs"], (fact_id, "trials"))
         add(fact, label, path)
 
     for index, a in enumerate(record.allergies):
-        fact = {
-            "t": "allergy",
-            "id": _fact_id("allergy", a),
-            "vs": list(terminology.tag_text(a.code, a.name)),
-            "active": a.status == "active",
-        }
-        siblings = [
-            b
-            for b in record.allergies
-            if a.id and "#" in a.id and b.id and b.id.split("#")[0] == a.id.split("#")[0]
-        ]
-        if not any(terminology.is_read(terminology.tag_text(b.code, b.name), "allergy") for b in siblings):
-            seen.allergy(a.code, a.name, fact["vs"], fact["active"], (fact["id"], "allergies"))
-        add(fact, f"allergy: {_describe(a.code, a.name)} ({a.status})", f"allergies[{index}]")
+        code, name, own = a.code, a.name, a.id
+        fact_id = _fact_id("allergy", a)
+        active = a.status == "active"
+        fact = {"t": "allergy", "id": fact_id, "vs": list(tag_text(code, name)), "active": active}
+        # Like conditions: one source allergy read as several (ids ``key#0``, ``key#1``).
+        source = own.split("#")[0] if own and "#" in own else None
+        if allergies_seen.isdisjoint(fact["vs"]) and (
+            source is None
+            or not any(
+                terminology.is_read(tag_text(b.code, b.name), "allergy")
+                for b in record.allergies
+                if b.id and b.id.split("#")[0] == source
+            )
+        ):
+            seen.allergy(code, name, fact["vs"], active, (fact_id, "allergies"))
+        add(fact, f"allergy: {_describe(code, name)} ({a.status})", f"allergies[{index}]")
 
     for index, s in enumerate(record.substance_use):
-        fact = {
-            "t": "substance",
-            "id": _fact_id("substance", s),
-            "vs": list(terminology.tag_text(s.code, s.name)),
-            "status": s.status,
-        }
-        seen.substance(s.code, s.name, fact["vs"], s.status, (fact["id"], "substance_use"))
-        add(fact, f"substance use: {_describe(s.code, s.name)} ({s.status})", f"substance_use[{index}]")
+        code, name, use = s.code, s.name, s.status
+        fact_id = _fact_id("substance", s)
+        fact = {"t": "substance", "id": fact_id, "vs": list(tag_text(code, name)), "status": use}
+        if substances_seen.isdisjoint(fact["vs"]):
+            seen.substance(code, name, fact["vs"], use, (fact_id, "substance_use"))
+        add(fact, f"substance use: {_describe(code, name)} ({use})", f"substance_use[{index}]")
 
     observations, observed = _observation_facts(record.observations, context, terminology, validity, issues)
+    observations_seen = terminology.seen_on("observation")
     for fact, label, path in observations:
-        seen.observation(*observed[fact["id"]], fact["vs"])
+        if observations_seen.isdisjoint(fact["vs"]):
+            seen.observation(*observed[fact["id"]], fact["vs"])
         add(fact, label, path)
     seen.finish()
 
@@ -253,9 +280,7 @@ def _build_facts(
         add(fact, label, "data_quality")
 
     ordered = tuple([facts[key] for key in sorted(facts)])
-    return FactSet(
-        facts=ordered, labels=labels, dose_inputs=dose_inputs, quality=tuple(issues), totals=totals
-    )
+    return _new_fact_set(ordered, labels, dose_inputs, tuple(issues), totals)
 
 
 def _apply_tables(
@@ -268,14 +293,13 @@ def _apply_tables(
     """
     totals: dict[str, dict[str, tuple[str, ...]]] = {}
     for table in tables:
-        values: dict[str, Decimal] | None = None  # the table's rows by value set, once a fact needs them
+        values = table.values  # the table's rows by value set
+        kind, given_field = table.fact, table.input
         total: Decimal | None = None
         summed: list[str] = []
         for fact in facts.values():
-            if fact["t"] != table.fact or table.input not in fact:
-                continue
-            if values is None:
-                values = {entry.valueset: entry.value for entry in table.entries}
+            if fact["t"] != kind or given_field not in fact or values.keys().isdisjoint(fact["vs"]):
+                continue  # (a fact in no row's value set matches no row)
             matched = sorted({values[vs] for vs in fact["vs"] if vs in values})
             if len(matched) != 1:
                 continue  # no row, or rows that disagree: leave the value unknown

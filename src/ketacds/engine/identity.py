@@ -78,6 +78,59 @@ def _may_hold_models(hint: Any) -> bool:
     return True
 
 
+def _only(hint: Any, allowed: tuple[type, ...]) -> bool:
+    """Whether ``hint`` is one of ``allowed``, or a union of them."""
+    if hint in allowed:
+        return True
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return all(arg in allowed for arg in typing.get_args(hint))
+    return False
+
+
+def _decimal_text(value: Any) -> str:
+    # ``repr`` of a Decimal is ``Decimal('<str>')`` (both in the current context's
+    # capitals), written here three times faster; any other value by its own repr.
+    return "Decimal('" + str(value) + "')" if value.__class__ is Decimal else repr(value)
+
+
+def _moment_text(value: Any) -> str:
+    # ``repr`` of a ``datetime`` or ``date`` (exactly those classes), as C's datetime
+    # writes it: seconds only when there are seconds or microseconds, microseconds only
+    # when not zero, then ``fold`` when 1 and ``tzinfo`` by its own repr. Any other value
+    # by its own repr.
+    cls = value.__class__
+    if cls is dt.datetime:
+        if value.microsecond:
+            text = (
+                f"datetime.datetime({value.year}, {value.month}, {value.day}, {value.hour}, "
+                f"{value.minute}, {value.second}, {value.microsecond}"
+            )
+        elif value.second:
+            text = (
+                f"datetime.datetime({value.year}, {value.month}, {value.day}, {value.hour}, "
+                f"{value.minute}, {value.second}"
+            )
+        else:
+            text = f"datetime.datetime({value.year}, {value.month}, {value.day}, {value.hour}, {value.minute}"
+        if value.fold:
+            text += f", fold={value.fold}"
+        zone = value.tzinfo
+        if zone is not None:
+            text += ", tzinfo=datetime.timezone.utc" if zone is _UTC else f", tzinfo={zone!r}"
+        return text + ")"
+    if cls is dt.date:
+        return f"datetime.date({value.year}, {value.month}, {value.day})"
+    return repr(value)
+
+
+_UTC = dt.UTC
+
+#: How many content texts of one code-like model class (every field a ``str`` or
+#: ``None``: a Coding) are remembered, by their field values: a population repeats its
+#: codes. Each class's memo is emptied when full (bounded); texts are immutable strings.
+_CODES_SIZE = 4096
+
+
 def _writer_for(cls: type) -> Callable[[Any], str]:
     if cls is tuple or cls is list:
         return _sequence_text
@@ -95,17 +148,51 @@ def _writer_for(cls: type) -> Callable[[Any], str]:
     hints = typing.get_type_hints(cls)
     shown = [f for f in fields if f.repr]
     nested = [f.name for f in shown if _may_hold_models(hints.get(f.name, Any))]
-    # A field that may hold a model is written by _text, but None and () as repr writes them.
+    decimals = [f.name for f in shown if _only(hints.get(f.name, Any), (Decimal, type(None)))]
+    moments = [f.name for f in shown if _only(hints.get(f.name, Any), (dt.datetime, dt.date, type(None)))]
+    # A field that may hold a model is written by _text, but None and () as repr writes
+    # them; a Decimal field by _decimal and a datetime or date by _moment (exactly their reprs).
     lines = [
         f"    v_{field} = self.{field}\n"
-        f"    v_{field} = 'None' if v_{field} is None else '()' if v_{field} == () else _text(v_{field})\n"
+        + (
+            f"    v_{field} = '()' if v_{field} == () else _text(v_{field})\n"
+            if typing.get_origin(hints.get(field)) is tuple
+            else f"    v_{field} = 'None' if v_{field} is None else _text(v_{field})\n"
+        )
         for field in nested
     ]
     parts = ", ".join(
-        f"{f.name}={{v_{f.name}}}" if f.name in nested else f"{f.name}={{self.{f.name}!r}}" for f in shown
+        f"{f.name}={{v_{f.name}}}"
+        if f.name in nested
+        else f"{f.name}={{_decimal(self.{f.name})}}"
+        if f.name in decimals
+        else f"{f.name}={{_moment(self.{f.name})}}"
+        if f.name in moments
+        else f"{f.name}={{self.{f.name}!r}}"
+        for f in shown
     )
     source = f"def write(self):\n{''.join(lines)}    return f'{name}({parts})'\n"
-    namespace: dict[str, Any] = {"_text": _content_text}
+    if shown and all(_only(hints.get(f.name, Any), (str, type(None))) for f in shown):
+        # Code-like: remembered by its field values when each is a plain ``str`` or None
+        # (equal values, equal reprs); a ``str`` subclass is written, never remembered.
+        key = ", ".join(f"self.{f.name}" for f in shown)
+        plain = " and ".join(f"(self.{f.name} is None or self.{f.name}.__class__ is str)" for f in shown)
+        source = (
+            f"def write(self):\n"
+            f"    if not ({plain}):\n        return f'{name}({parts})'\n"
+            f"    key = ({key},)\n    text = _codes.get(key)\n"
+            f"    if text is None:\n"
+            f"        text = f'{name}({parts})'\n"
+            f"        if len(_codes) >= _size:\n            _codes.clear()\n"
+            f"        _codes[key] = text\n    return text\n"
+        )
+    namespace: dict[str, Any] = {
+        "_text": _content_text,
+        "_decimal": _decimal_text,
+        "_moment": _moment_text,
+        "_codes": {},  # this class's own memo
+        "_size": _CODES_SIZE,
+    }
     exec(compile(source, f"<content text of {name}>", "exec"), namespace)  # noqa: S102 - generated from field names
     writer: Callable[[Any], str] = namespace["write"]
     return writer
@@ -113,7 +200,15 @@ def _writer_for(cls: type) -> Callable[[Any], str]:
 
 def _fact_id(kind: str, item: Any) -> str:
     explicit = getattr(item, "id", None)
-    return f"{kind}:{explicit}" if explicit else _content_id(kind, item)
+    if explicit:
+        return f"{kind}:{explicit}"
+    # _content_id(kind, item), written out: one call per item fewer on the hot path.
+    writer = _WRITERS.get(item.__class__)
+    if writer is None:
+        return _content_id(kind, item)
+    digest = _BLAKE2B_6.copy()
+    digest.update(writer(item).encode())
+    return f"{kind}:{digest.hexdigest()}"
 
 
 def _describe(code: Coding | None, name: str | None) -> str:
@@ -124,7 +219,21 @@ def _describe(code: Coding | None, name: str | None) -> str:
 
 
 def _drug_key(code: Coding | None, name: str | None) -> str:
-    return normalise_name(name) if name else f"{code.system}|{code.code}" if code else ""
+    if name:
+        key = _DRUG_KEYS.get(name)
+        if key is None:
+            key = normalise_name(name)
+            if len(_DRUG_KEYS) >= _DRUG_KEYS_SIZE:
+                _DRUG_KEYS.clear()
+            _DRUG_KEYS[name] = key
+        return key
+    return f"{code.system}|{code.code}" if code else ""
+
+
+#: :func:`normalise_name` of the drug names read (a population repeats its drugs),
+#: emptied when full (bounded); keys and values are immutable strings.
+_DRUG_KEYS: dict[str, str] = {}
+_DRUG_KEYS_SIZE = 4096
 
 
 def _component_id(parent: str, component: ObservationComponent) -> str:

@@ -56,7 +56,7 @@ def to_json_number(value: Decimal) -> int | float:
 
 def exact(value: Decimal | int) -> int | Decimal:
     """A number as a fact carries it: ``int`` when whole (and of a sane size), else the Decimal."""
-    if isinstance(value, int):
+    if value.__class__ is not Decimal and isinstance(value, int):
         return value
     if value == value.to_integral_value() and value.adjusted() < 18:
         return int(value)
@@ -68,12 +68,19 @@ def shown(value: Decimal | int | float, quantum: Decimal) -> str:
 
     A number too large to be written to ``quantum`` in 120 digits is shown as it is.
     """
-    if value.__class__ is int and isinstance(places := quantum.as_tuple().exponent, int) and places <= 0:
+    # ``str`` writes these fixed point, as ``format(..., "f")`` does: a whole number has
+    # exponent 0, and a fraction rounded to one of ``_FINE`` is at least 0.001.
+    fine = quantum is _HUNDREDTH or quantum is _TENTH or quantum is _THOUSANDTH
+    number = value.__class__
+    if number is int and (fine or (isinstance(places := quantum.as_tuple().exponent, int) and places <= 0)):
         return str(value)  # a whole number rounded to a quantum of 1 or finer: itself
     try:
-        rounded = Decimal(value).quantize(quantum, ROUND_HALF_EVEN, context=_EXACT)
+        given: Decimal = value if number is Decimal else Decimal(value)  # type: ignore[assignment]
+        rounded = given.quantize(quantum, ROUND_HALF_EVEN, context=_EXACT)
     except decimal.InvalidOperation:
         return str(value)
     if rounded == rounded.to_integral_value():
-        return format(rounded.quantize(_ONE, context=_EXACT), "f")
+        return str(rounded.quantize(_ONE, context=_EXACT))
+    if fine:
+        return str(rounded.normalize(_EXACT))
     return format(rounded.normalize(_EXACT), "f")

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import types
+from collections.abc import Mapping
 from decimal import Decimal
 
 from ketacds.dosing.units import canonical_unit, convert
@@ -27,12 +29,15 @@ from ketacds.models.quality import DataQualityIssue
 from ketacds.models.trusted import trusted_constructor
 from ketacds.ruleset.ir import Validity, ValidityRange
 
+#: No ranges (a fact type without any, or no ``validity.yaml``).
+_NO_RANGES: Mapping[str, ValidityRange] = types.MappingProxyType({})
+
 _NUMBER = (int, Decimal)
 
 #: Builds a :class:`DataQualityIssue` without re-running its field validators, for the
 #: issues the fact-building modules write themselves: a severity of
 #: ``QUALITY_SEVERITIES``, a code and texts that are ``str``. Call it with every field
-#: by keyword (``severity``, ``code``, ``message``, ``resource``, ``path``).
+#: by keyword (``severity``, ``code``, ``message``, ``resource``, ``path``), or by position in that order.
 _new_issue = trusted_constructor(DataQualityIssue)
 
 # Fields computed from another field of the same fact: when the source is not
@@ -43,21 +48,15 @@ _DERIVED_FROM = {
 }
 
 
-def _believed(
-    validity: Validity | None,
-    fact: str,
-    field: str,
-    value: Decimal,
-    path: str,
-    issues: list[DataQualityIssue],
-    shown: str,
-) -> bool:
-    """Whether ``value`` is inside its plausible range; if not, report it (an error)."""
-    declared = validity.range_of(fact, field) if validity is not None else None
+def _outside(ranges: Mapping[str, ValidityRange], field: str, value: Decimal | int) -> ValidityRange | None:
+    """The plausible range ``value`` lies outside of (then it is not believed), or ``None``.
+
+    ``ranges``: the ranges of the fact's type by field (:meth:`Validity.ranges_by_key`).
+    """
+    declared = ranges.get(field)
     if declared is None or declared.plausible(value):
-        return True
-    issues.append(_implausible(declared, shown, path))
-    return False
+        return None
+    return declared
 
 
 def _implausible(declared: ValidityRange, shown: str, path: str) -> DataQualityIssue:
@@ -74,18 +73,28 @@ def _implausible(declared: ValidityRange, shown: str, path: str) -> DataQualityI
     )
 
 
-def _drop_implausible(fact: Fact, validity: Validity, path: str, issues: list[DataQualityIssue]) -> None:
+def _drop_implausible(
+    fact: Fact,
+    ranges: tuple[tuple[str, ValidityRange], ...],
+    path: str,
+    issues: list[DataQualityIssue],
+) -> None:
     """Leave out every number field of ``fact`` outside its plausible range, and what came from it.
 
-    Fields are checked in sorted order (a field left out takes what was computed from
-    it along). ``path`` is the item's place in its input list (``medications[2]``); a
-    data-quality entry names the item by its id instead (:func:`_stable_path`).
+    ``ranges``: the ranges declared on the fact's type, sorted by field
+    (:meth:`Validity.ranges_on`); fields are checked in that order (a field left out
+    takes what was computed from it along). ``path`` is the item's place in its input
+    list (``medications[2]``); a data-quality entry names the item by its id instead
+    (:func:`_stable_path`).
     """
     kind = fact["t"]
-    for field, declared in validity.ranges_on(kind):
+    for field, declared in ranges:
         value = fact.get(field)
-        if value is None or field in ("t", "id") or isinstance(value, bool) or not isinstance(value, _NUMBER):
+        if value is None:
             continue
+        number = value.__class__
+        if number is not int and number is not Decimal and (number is bool or not isinstance(value, _NUMBER)):
+            continue  # not a number (``t``, ``id``, a text, a flag)
         if declared.plausible(value):  # exact: an int or a Decimal against Decimal bounds
             continue
         where = f"{_stable_path(path, fact['id'])}.{field}"
@@ -103,8 +112,10 @@ def _skew(future_minutes: Decimal) -> dt.timedelta:
 
 def _hours(delta: dt.timedelta) -> Decimal:
     """A time difference in hours, exactly (no float)."""
-    seconds = Decimal(delta.days * 86400 + delta.seconds) + Decimal(delta.microseconds) / 1_000_000
-    return seconds / 3600
+    whole = delta.days * 86400 + delta.seconds
+    if not delta.microseconds:  # the same Decimal as below: adding 0 changes neither value nor exponent
+        return Decimal(whole) / 3600
+    return (Decimal(whole) + Decimal(delta.microseconds) / 1_000_000) / 3600
 
 
 def _current(
@@ -164,16 +175,18 @@ def _plausible_reading(
     fact: Fact,
     value: Decimal,
     unit: str,
-    validity: Validity | None,
+    ranges: Mapping[str, ValidityRange],
     shown: str,
     where: str,
     found: list[DataQualityIssue],
 ) -> bool:
-    """Whether a reading's value is inside the plausible range of every value set it is in."""
-    if validity is None:
-        return True
+    """Whether a reading's value is inside the plausible range of every value set it is in.
+
+    ``ranges``: the observation ranges of ``validity.yaml`` by value set
+    (:meth:`Validity.ranges_by_key`; empty without a validity).
+    """
     for vs in fact["vs"]:
-        declared = validity.range_of("observation", vs)
+        declared = ranges.get(vs)
         if declared is None:
             continue
         compared = value
@@ -226,31 +239,35 @@ def _check_pairs(
     return out
 
 
+#: One reading for :func:`_mark_latest`: its fact, label, path, time, exact hours
+#: before ``now`` (``None`` when untimed) and whether its value is believed.
+_Row = tuple[Fact, str, str, "dt.datetime | None", "Decimal | None", bool]
+
+
 def _mark_latest(
-    rows: list[tuple[Fact, str, str, dt.datetime | None, bool]],
-    validity: Validity | None = None,
+    rows: list[_Row],
+    ranges: Mapping[str, ValidityRange] = _NO_RANGES,
     found: list[DataQualityIssue] | None = None,
-    now: dt.datetime | None = None,
 ) -> None:
     """Mark each reading that is the current one of every value set it belongs to.
 
     A reading is a candidate when it is believed (plausible, not in the future), timed,
-    and inside the validity window of each of its value sets; the newest candidate is
-    the latest. An untimed or older reading is never the latest: an older one is
-    history (an ``info`` issue), an untimed one of a kind with a validity window is an
-    error (it may be the newest), and rules needing a current value see a gap.
+    and inside the validity window of each of its value sets (``ranges``: the
+    observation ranges by value set); the newest candidate is the latest. An untimed or
+    older reading is never the latest: an older one is history (an ``info`` issue), an
+    untimed one of a kind with a validity window is an error (it may be the newest), and
+    rules needing a current value see a gap.
     """
     reported: list[DataQualityIssue] = [] if found is None else found
     candidates: list[tuple[Fact, dt.datetime]] = []
-    for fact, label, where, moment, believed in rows:
-        if not believed or not fact["vs"]:
+    for fact, label, where, moment, elapsed, believed in rows:
+        kinds = fact["vs"]
+        if not believed or not kinds:
             continue
         windows = [
             declared.current_hours
-            for vs in fact["vs"]
-            if validity is not None
-            and (declared := validity.range_of("observation", vs)) is not None
-            and declared.current_hours is not None
+            for vs in kinds
+            if (declared := ranges.get(vs)) is not None and declared.current_hours is not None
         ]
         if moment is None:
             # It cannot be placed in time, so it might be the newest: never the current
@@ -270,7 +287,7 @@ def _mark_latest(
             )
             continue
         # Exact age in hours (never the rounded ``hours_ago``), compared with the window.
-        if windows and (_hours(now - moment) if now is not None else Decimal(0)) > min(windows):
+        if windows and elapsed is not None and elapsed > min(windows):
             reported.append(
                 _new_issue(
                     severity="info",
@@ -290,10 +307,13 @@ def _mark_latest(
         for vs in fact["vs"]:
             if vs not in newest or moment > newest[vs]:
                 newest[vs] = moment
-    chosen = {
-        fact["id"]
-        for fact, moment in candidates
-        if fact["vs"] and all(newest[vs] <= moment for vs in fact["vs"])
-    }
-    for fact, *_ in rows:
+    chosen = set()
+    for fact, moment in candidates:  # each with at least one value set
+        for vs in fact["vs"]:
+            if newest[vs] > moment:
+                break
+        else:
+            chosen.add(fact["id"])
+    for row in rows:
+        fact = row[0]
         fact["latest"] = fact["id"] in chosen

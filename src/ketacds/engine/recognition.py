@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import re
+import weakref
 
 import attrs
 
@@ -82,6 +83,24 @@ _SYSTEM_NAMES = {
 }
 
 
+def _coding_key(code: Coding | None) -> tuple[str | None, str | None, str | None]:
+    """A code's fields, as part of a memo key (a Coding's own hash is slower to compute)."""
+    return (code.system, code.code, code.display) if code is not None else (None, None, None)
+
+
+#: Per terminology (the value sets decide what is read), what reporting an item of a
+#: given kind, code, name and activity adds: ``None`` (it is read) or its (severity,
+#: code, message). A population repeats its codes and names, so each is worked out
+#: once; each terminology's memo is emptied at ``_SAID_SIZE`` entries (bounded), and
+#: goes with its terminology. Values are immutable.
+_SAID: weakref.WeakKeyDictionary[Terminology, dict[tuple[object, ...], tuple[str, str, str] | None]] = (
+    weakref.WeakKeyDictionary()
+)
+_SAID_SIZE = 20_000
+#: What ``_Recognition._said`` answers for an item not met yet (compared by identity).
+_NEW: tuple[str, str, str] = ("(not met yet)", "", "")
+
+
 @attrs.define
 class _Recognition:
     """Reports every item no value set a rule reads (nor a ``known`` list) recognises.
@@ -97,6 +116,15 @@ class _Recognition:
     issues: list[DataQualityIssue]
     reported: set[tuple[str, str | None]]
     _observations: dict[str, int] = attrs.field(factory=dict)
+    # What an item reports, by its kind, code, name (and activity): the same for every
+    # record assessed with this terminology (see ``_SAID``).
+    _memo: dict[tuple[object, ...], tuple[str, str, str] | None] = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        memo = _SAID.get(self.terminology)
+        if memo is None:
+            memo = _SAID.setdefault(self.terminology, {})
+        self._memo = memo
 
     def _add(self, severity: str, code: str, message: str, where: tuple[str, str] | str) -> None:
         """Report one issue; ``where`` is (fact id, input list), or an input list alone.
@@ -105,13 +133,12 @@ class _Recognition:
         never changes the Assessment.
         """
         resource = None
-        if isinstance(where, tuple):
+        if where.__class__ is tuple:
             fact_id, where = where
             kind, own = fact_id.split(":", 1)
             resource = own if "/" in own else f"{_RESOURCE_KINDS[kind]}/{own}"
-        self.issues.append(
-            _new_issue(severity=severity, code=code, message=message, resource=resource, path=where)
-        )
+        # _new_issue(severity, code, message, resource, path), in its field order
+        self.issues.append(_new_issue(severity, code, message, resource, where))
 
     def _named(self, code: Coding | None, name: str | None) -> tuple[str, ...]:
         text = " ".join(t for t in (name, code.display if code else None) if t)
@@ -120,25 +147,47 @@ class _Recognition:
     def _concepts(self, ids: tuple[str, ...]) -> str:
         return ", ".join(self.terminology.titles.get(i, i) for i in ids)
 
+    def _said(self, key: tuple[object, ...]) -> tuple[str, str, str] | None:
+        """What an item with this key reported before (``_NEW``: none was met yet)."""
+        return self._memo.get(key, _NEW)
+
+    def _say(
+        self, key: tuple[object, ...], said: tuple[str, str, str] | None, where: tuple[str, str]
+    ) -> None:
+        """Remember what an item with this key reports (bounded), and report it here."""
+        if len(self._memo) >= _SAID_SIZE:
+            self._memo.clear()
+        self._memo[key] = said
+        if said is not None:
+            self._add(*said, where)
+
     def condition(
         self, code: Coding | None, name: str | None, tags: list[str], active: bool, where: tuple[str, str]
     ) -> None:
+        key = ("condition", *_coding_key(code), name, active)
+        said = self._said(key)
+        if said is _NEW:
+            self._say(key, self._condition(code, name, tags, active), where)
+        elif said is not None:
+            self._add(*said, where)
+
+    def _condition(
+        self, code: Coding | None, name: str | None, tags: list[str], active: bool
+    ) -> tuple[str, str, str] | None:
         if self.terminology.is_read(tags, "condition"):
-            return
+            return None
         what = f"Condition {_code_text(code, name)} is in no value set the rules read"
         named = self._named(code, name)
         if active and named:
-            self._add(
+            return (
                 "error",
                 "unrecognised-condition",
                 f"{what}, but its text names {self._concepts(named)}: it may be a contraindication the rules "
                 "cannot see.",
-                where,
             )
-        elif active:
-            self._add("warning", "unrecognised-condition", f"{what}; no rule assessed it.", where)
-        else:
-            self._add("info", "unrecognised-condition", f"{what} (not active).", where)
+        if active:
+            return ("warning", "unrecognised-condition", f"{what}; no rule assessed it.")
+        return ("info", "unrecognised-condition", f"{what} (not active).")
 
     def medication(
         self,
@@ -151,23 +200,27 @@ class _Recognition:
     ) -> None:
         if ("unmapped-medication", item_id) in self.reported:
             return
+        key = ("medication", *_coding_key(code), name, active)
+        said = self._said(key)
+        if said is _NEW:
+            self._say(key, self._medication(code, name, tags, active), where)
+        elif said is not None:
+            self._add(*said, where)
+
+    def _medication(
+        self, code: Coding | None, name: str | None, tags: list[str], active: bool
+    ) -> tuple[str, str, str] | None:
         read = self.terminology.is_read(tags, "medication")
         unread = self._unread_parts(name) if read else [name] if name else []
         if read and not unread:
-            return
+            return None
         what = f"Medication {_code_text(code, name)} is in no value set the rules read"
         if unread and unread != [name]:
             parts = ", ".join(map(repr, unread))
             what = f"Medication {_code_text(code, name)}: {parts} is in no value set the rules read"
         if active:
-            self._add(
-                "error",
-                "unrecognised-medication",
-                f"{what}, so its interactions are unknown.",
-                where,
-            )
-        else:
-            self._add("info", "unrecognised-medication", f"{what} (not active).", where)
+            return ("error", "unrecognised-medication", f"{what}, so its interactions are unknown.")
+        return ("info", "unrecognised-medication", f"{what} (not active).")
 
     def _unread_parts(self, name: str | None) -> list[str]:
         """The ingredients of a combination name (``A / B``, ``A and B``, ``A + B``) that nothing reads.
@@ -202,15 +255,22 @@ class _Recognition:
         )
 
     def trial(self, code: Coding | None, name: str | None, tags: list[str], where: tuple[str, str]) -> None:
-        if self.terminology.is_read(tags, "trial"):
-            return
-        self._add(
-            "info",
-            "unrecognised-trial",
-            f"Treatment trial {_code_text(code, name)} is not an antidepressant the rules know; "
-            "it is not counted.",
-            where,
-        )
+        key = ("trial", *_coding_key(code), name)
+        said = self._said(key)
+        if said is _NEW:
+            said = (
+                None
+                if self.terminology.is_read(tags, "trial")
+                else (
+                    "info",
+                    "unrecognised-trial",
+                    f"Treatment trial {_code_text(code, name)} is not an antidepressant the rules know; "
+                    "it is not counted.",
+                )
+            )
+            self._say(key, said, where)
+        elif said is not None:
+            self._add(*said, where)
 
     def order(self, code: Coding | None, name: str | None, tags: list[str], where: tuple[str, str]) -> None:
         if self.terminology.is_read(tags, "order"):

@@ -12,6 +12,8 @@ and part of the canonical form, hence of the digest.
 from __future__ import annotations
 
 import functools
+import types
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any, Literal
 
@@ -156,6 +158,14 @@ class Table:
     label: str | None = None
     file: str | None = location_field()
 
+    @functools.cached_property
+    def values(self) -> Mapping[str, Decimal]:
+        """The table's value by value set (of entries naming one value set twice, the last).
+
+        Built on first use, the same by every thread; not an attrs field (not in the digest).
+        """
+        return types.MappingProxyType({entry.valueset: entry.value for entry in self.entries})
+
 
 # The unit a fact field is expressed in, by the end of its name (for messages only).
 _FIELD_UNITS = (
@@ -231,6 +241,9 @@ class ValidityPair:
     evidence: tuple[Evidence, ...]
 
 
+_NO_RANGES: Mapping[str, ValidityRange] = types.MappingProxyType({})
+
+
 @attrs.frozen
 class Validity:
     """``rulesets/validity.yaml``: when a value is believed and when a reading is current.
@@ -258,6 +271,14 @@ class Validity:
         """The keys of :meth:`ranges_on` ``fact``, as a set."""
         return self._ranged_keys.get(fact, frozenset())
 
+    def checked_on(self) -> Mapping[str, tuple[frozenset[str], tuple[tuple[str, ValidityRange], ...]]]:
+        """For each fact type with ranges: its :meth:`ranged_keys` and its :meth:`ranges_on`."""
+        return self._checked_on
+
+    def ranges_by_key(self, fact: str) -> Mapping[str, ValidityRange]:
+        """The ranges declared on ``fact`` by key (what :meth:`range_of` finds, one lookup per key)."""
+        return self._ranges_by_key.get(fact, _NO_RANGES)
+
     @functools.cached_property
     def _range_index(self) -> dict[tuple[str, str], ValidityRange]:
         # The first range declared for a (fact, key) is the one that counts. Built on
@@ -273,6 +294,16 @@ class Validity:
         for (fact, key), item in self._range_index.items():
             on.setdefault(fact, []).append((key, item))
         return {fact: tuple(sorted(items, key=lambda pair: pair[0])) for fact, items in on.items()}
+
+    @functools.cached_property
+    def _checked_on(self) -> Mapping[str, tuple[frozenset[str], tuple[tuple[str, ValidityRange], ...]]]:
+        return types.MappingProxyType(
+            {fact: (self._ranged_keys[fact], on) for fact, on in self._ranges_on.items()}
+        )
+
+    @functools.cached_property
+    def _ranges_by_key(self) -> dict[str, Mapping[str, ValidityRange]]:
+        return {fact: types.MappingProxyType(dict(items)) for fact, items in self._ranges_on.items()}
 
     @functools.cached_property
     def _ranged_keys(self) -> dict[str, frozenset[str]]:

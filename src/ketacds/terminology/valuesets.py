@@ -22,6 +22,7 @@ fact building can report every item that is neither.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -290,6 +291,19 @@ class Terminology:
         if fact is not None and self._read_by is not None:
             return not self._read_by.get(fact, _NONE).isdisjoint(tags)
         return not (self.read.isdisjoint(tags) and self.known.isdisjoint(tags))
+
+    def seen_on(self, fact: str) -> frozenset[str]:
+        """The value sets that make an item of type ``fact`` seen (read by a rule, or ``known``).
+
+        ``is_read(tags, fact)`` is ``not seen_on(fact).isdisjoint(tags)``: one set test per item.
+        """
+        if self._read_by is not None:
+            return self._read_by.get(fact, _NONE)
+        return self._read_or_known
+
+    @functools.cached_property
+    def _read_or_known(self) -> frozenset[str]:
+        return self.read | self.known
 
     def ingredients(self, code: Coding | None, name: str | None) -> tuple[str, ...]:
         """The ingredients (of value sets that list ``ingredients``) the code or name names.

@@ -57,3 +57,25 @@ def test_canonical_unit_remembers_only_known_units_and_stays_bounded():
     for n in range(units._CANONICAL_SIZE + 10):
         assert units.canonical_unit("kg" + " " * n) == "kg"
     assert len(units._CANONICAL) <= units._CANONICAL_SIZE
+
+
+def test_convert_remembers_the_factors_of_known_units_only_and_stays_bounded():
+    """Asked twice, the same exact answer or the same error; the memory never outgrows its size."""
+    from decimal import Decimal
+
+    from ketacds.dosing import units
+
+    for _ in range(2):
+        assert repr(units.convert(Decimal("154"), "[lb_av]", "kg")) == "Decimal('69.85322498')"
+        assert repr(units.convert(Decimal("70.0"), "kg", "kg")) == "Decimal('70')"
+        assert repr(units.convert(Decimal("0.50"), "g", "mg")) == "Decimal('500')"
+        assert repr(units.convert(Decimal("0.50"), "mg", "mg")) == "Decimal('0.5')"
+        with pytest.raises(TerminologyError, match="unknown unit"):
+            units.convert(Decimal(1), "furlong", "mg")
+        with pytest.raises(TerminologyError, match="does not measure mass"):
+            units.convert(Decimal(1), "cm", "mg")
+    assert ("furlong", "mg") not in units._FACTORS
+    assert ("cm", "mg") not in units._FACTORS
+    for n in range(units._CANONICAL_SIZE + 10):
+        assert units.convert(Decimal(2), "g" + " " * n, "mg") == 2000
+    assert len(units._FACTORS) <= units._CANONICAL_SIZE

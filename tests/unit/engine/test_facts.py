@@ -170,3 +170,47 @@ def test_a_label_rounds_but_never_fails():
     assert "68.04" == shown(Decimal("68.0388555"), Decimal("0.01"))
     assert "70" == shown(70, Decimal("0.1"))
     assert "1E+119" == shown(Decimal("1E+119"), Decimal("0.01"))
+
+
+def test_a_label_is_written_as_format_writes_it():
+    """``shown`` writes every number as rounding then ``format(..., "f")`` would."""
+    import decimal
+    import random
+    from decimal import ROUND_HALF_EVEN
+
+    from ketacds.engine.numbers import _EXACT, _HUNDREDTH, _TENTH, _THOUSANDTH, shown
+
+    def reference(value, quantum):
+        if value.__class__ is int and quantum.as_tuple().exponent <= 0:
+            return str(value)
+        try:
+            rounded = Decimal(value).quantize(quantum, ROUND_HALF_EVEN, context=_EXACT)
+        except decimal.InvalidOperation:
+            return str(value)
+        if rounded == rounded.to_integral_value():
+            return format(rounded.quantize(Decimal(1), context=_EXACT), "f")
+        return format(rounded.normalize(_EXACT), "f")
+
+    rng = random.Random(18)
+    values = [Decimal("-0"), Decimal("-0.001"), Decimal("1E+200"), 0, -3, 10**130, 2.5]
+    values += [Decimal(rng.randint(-(10**12), 10**12)).scaleb(rng.randint(-12, 12)) for _ in range(3000)]
+    for quantum in (_TENTH, _HUNDREDTH, _THOUSANDTH, Decimal(1), Decimal("1E-9"), Decimal("1E+2")):
+        for value in values:
+            assert shown(value, quantum) == reference(value, quantum)
+
+
+def test_hours_since_a_reading_are_exact():
+    import decimal
+
+    from ketacds.engine.numbers import _EXACT
+    from ketacds.engine.readings import _hours
+
+    with decimal.localcontext(_EXACT):
+        for delta in (
+            dt.timedelta(0),
+            dt.timedelta(minutes=20),
+            dt.timedelta(days=-1, seconds=5),
+            dt.timedelta(microseconds=1),
+        ):
+            seconds = Decimal(delta.days * 86400 + delta.seconds) + Decimal(delta.microseconds) / 1_000_000
+            assert repr(_hours(delta)) == repr(seconds / 3600)

@@ -54,3 +54,63 @@ def test_a_component_id_is_the_parent_and_eight_digits_of_its_content() -> None:
     component = ObservationComponent(code=code, value=Decimal("120"))
     expected = _repr_content_id("c", component).split(":")[1][:8]
     assert _component_id("observation:o1", component) == f"observation:o1/{expected}"
+
+
+def test_datetimes_dates_and_decimals_are_written_as_repr() -> None:
+    """The content text's own writers for times and Decimals give exactly their reprs."""
+    import datetime as dt
+    import random
+    from zoneinfo import ZoneInfo
+
+    from ketacds.engine.identity import _decimal_text, _moment_text
+
+    rng = random.Random(18)
+    zones = [
+        None,
+        dt.UTC,
+        dt.timezone(dt.timedelta(hours=2)),
+        dt.timezone(dt.timedelta(hours=-5, minutes=-30), "named"),
+        ZoneInfo("Europe/Zurich"),
+    ]
+    for _ in range(5000):
+        moment = dt.datetime(
+            rng.randint(1, 9999),
+            rng.randint(1, 12),
+            rng.randint(1, 28),
+            rng.choice([0, rng.randint(0, 23)]),
+            rng.choice([0, rng.randint(0, 59)]),
+            rng.choice([0, rng.randint(0, 59)]),
+            rng.choice([0, rng.randint(0, 999_999)]),
+            tzinfo=rng.choice(zones),
+            fold=rng.choice([0, 1]),
+        )
+        assert _moment_text(moment) == repr(moment)
+        assert _moment_text(moment.date()) == repr(moment.date())
+    for value in (Decimal("-0"), Decimal("1E+5"), Decimal("0.000001"), Decimal("1E-7"), Decimal("NaN"), None):
+        assert _decimal_text(value) == repr(value)
+
+
+def test_code_like_models_of_two_classes_with_equal_fields_keep_their_own_texts() -> None:
+    @attrs.frozen
+    class Other:
+        system: str
+        code: str
+        display: str | None = None
+
+    coding = Coding(system="http://loinc.org", code="8480-6")
+    other = Other(system="http://loinc.org", code="8480-6")
+    for _ in range(2):  # the second time from the memo
+        assert _content_text(coding) == repr(coding)
+        assert _content_text(other) == repr(other)
+
+
+def test_a_code_holding_a_str_subclass_is_written_by_its_own_repr() -> None:
+    class Shown(str):
+        def __repr__(self) -> str:
+            return "Shown!"
+
+    plain = Coding(system="http://loinc.org", code="8480-6")
+    subclass = Coding(system="http://loinc.org", code=Shown("8480-6"))
+    for _ in range(2):  # the second time, the plain one from the memo
+        assert _content_text(plain) == repr(plain)
+        assert _content_text(subclass) == repr(subclass)
