@@ -27,18 +27,25 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
+from itertools import starmap
 from typing import Any
 
 from ketacds.engine.backend import CapacityProblem
 from ketacds.engine.match import _EXACT_NUMBERS, _MISSING, _NUMERIC_OPS, _compare
 from ketacds.engine.raw import RawFiring, RawResult, flag_fact
 from ketacds.errors import EvaluationError, InputError
+from ketacds.models.facts import FLAG
+from ketacds.models.trusted import trusted_constructor
 from ketacds.ruleset.ir import All, AnyOf, Condition, Not, Pattern, Ref, Rule, Test
 
 __all__ = ["COMPILED_ENGINE_NAME", "CompiledBackend", "CompiledProgram", "generate_source"]
 
 #: The engine named on an Assessment the compiled backend produced.
 COMPILED_ENGINE_NAME = "ketacds compiled rules (generated Python)"
+
+# RawFiring and RawResult from values built here (str ids, a sorted tuple), unvalidated.
+_new_raw_firing = trusted_constructor(RawFiring)
+_new_raw_result = trusted_constructor(RawResult)
 
 _PY_OPS = {"eq": "==", "ne": "!=", "gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
 
@@ -75,16 +82,29 @@ class _Source:
 class _RuleWriter:
     """Writes the loops of one rule; ``lists`` maps each fact type read to its local list name."""
 
-    def __init__(self, source: _Source, helpers: _Source, lists: dict[str, str], rule: Rule) -> None:
+    def __init__(
+        self,
+        source: _Source,
+        helpers: _Source,
+        lists: dict[str, str],
+        rule: Rule,
+        seen: dict[tuple[str, str], str] | None = None,
+    ) -> None:
         self.source = source
         self.helpers = helpers
         self.lists = lists
         self.rule = rule
+        #: (fact type, field) -> the name of the set of the strings that field lists over
+        #: the facts of that type (see :meth:`guard`); shared by every rule of a program.
+        self.seen = seen if seen is not None else {}
+        #: The locals of ``run`` the written code reads (a negation helper takes them as arguments).
+        self.used: set[str] = set()
 
     def list_of(self, fact_type: str) -> str:
         name = self.lists.get(fact_type)
         if name is None:
             name = self.lists[fact_type] = f"L{len(self.lists)}"
+        self.used.add(name)
         return name
 
     def condition(
@@ -99,12 +119,13 @@ class _RuleWriter:
             for item in cond.items:
                 self.condition(item, env, indent, then)
         elif isinstance(cond, Not):
-            helper = self.negation(cond.item)
+            helper, call = self.negation(cond.item)
             if _reads_flags(cond.item):
-                decided = f"{helper}()"  # flags grow during a stratum: decided where it is read
+                decided = call  # flags grow during a stratum: decided where it is read
             else:  # the input facts never change: decided once per run, on first reading
                 key = repr(helper)
-                decided = f"(absent[{key}] if {key} in absent else absent.setdefault({key}, {helper}()))"
+                decided = f"(absent[{key}] if {key} in absent else absent.setdefault({key}, {call}))"
+                self.used.add("absent")
             self.source.emit(indent, f"if not {decided}:")
             then(env, indent + 1)
         else:  # pragma: no cover - the IR has no other kind
@@ -124,23 +145,33 @@ class _RuleWriter:
             items[0], env, indent, lambda bound, inner: self.conjunction(items[1:], bound, inner, then)
         )
 
-    def negation(self, item: Condition) -> str:
-        """Write a nested function: does any choice of facts satisfy ``item``? Returns its name.
+    def negation(self, item: Condition) -> tuple[str, str]:
+        """Write a helper function: does any choice of facts satisfy ``item``?
 
-        The function is written among the helpers at the top of ``run`` (it binds nothing
-        of the rule's, so it is defined once per run, not once per loop iteration).
+        The helper is a function of the generated module (defined once, when the program
+        is compiled, not at every run), and takes the locals of ``run`` it reads as
+        arguments. Returns its name and the expression that calls it.
         """
-        writer = _RuleWriter(self.helpers, self.helpers, self.lists, self.rule)
         name = self.helpers.fresh("_not")
-        self.helpers.emit(1, f"def {name}():")
-        writer.condition(item, {}, 2, lambda _env, inner: self.helpers.emit(inner, "return True"))
-        self.helpers.emit(2, "return False")
-        return name
+        body = _Source()
+        body.constants, body.fresh = self.helpers.constants, self.helpers.fresh  # type: ignore[method-assign]
+        writer = _RuleWriter(body, self.helpers, self.lists, self.rule, self.seen)
+        writer.condition(item, {}, 1, lambda _env, inner: body.emit(inner, "return True"))
+        body.emit(1, "return False")
+        arguments = ", ".join(sorted(writer.used))
+        self.helpers.emit(0, f"def {name}({arguments}):")
+        self.helpers.lines.extend(body.lines)
+        self.used |= writer.used
+        return name, f"{name}({arguments})"
 
     def pattern(
         self, pattern: Pattern, env: dict[str, str], indent: int, then: Callable[[dict[str, str], int], None]
     ) -> None:
         src = self.source
+        guard = self.guard(pattern)
+        if guard is not None:
+            src.emit(indent, f"if {guard}:")
+            indent += 1
         var = src.fresh("f")
         src.emit(indent, f"for {var} in {self.list_of(pattern.fact)}:")
         bound = list(env.values())
@@ -152,6 +183,39 @@ class _RuleWriter:
             src.emit(indent + 2, "continue")
         key = pattern.alias if pattern.alias is not None else f"#{var}"
         then({**env, key: var}, indent + 1)
+
+    def guard(self, pattern: Pattern) -> str | None:
+        """A cheap condition that is false only where no fact can pass the pattern's first test.
+
+        Most patterns start by asking for a value set (``vs`` member of a few ids) that no
+        fact of the patient has; the guard answers that once for the pattern instead of
+        once per fact. For a derived flag asked for by name, the set of flags derived so far
+        answers it (unless the input held facts of type ``flag`` of its own). Only the first
+        test is guarded on: a test before it could have raised on a fact the loop would read.
+        """
+        if not pattern.tests:
+            return None
+        test = pattern.tests[0]
+        value = test.value
+        if pattern.fact == FLAG and test.field == "name" and test.op == "eq" and type(value) is str:
+            self.used |= {"input_flags", "flags"}
+            return f"input_flags or {self.source.literal(value)} in flags"
+        if (
+            pattern.fact == FLAG  # the flags grow during a run: no set taken at its start holds them
+            or test.op != "member"
+            or not isinstance(value, tuple)
+            or not all(type(v) is str for v in value)
+        ):
+            return None
+        key = (pattern.fact, test.field)
+        seen = self.seen.get(key)
+        if seen is None:
+            seen = self.seen[key] = f"S{len(self.seen)}"
+            self.list_of(pattern.fact)
+        self.used |= {seen, f"odd_{seen}"}
+        if len(value) == 1:
+            return f"odd_{seen} or {self.source.literal(value[0])} in {seen}"
+        return f"odd_{seen} or not {self.source.literal(frozenset(value))}.isdisjoint({seen})"
 
     def test(self, test: Test, var: str, env: dict[str, str]) -> str:
         """A Python expression for :func:`ketacds.engine.match.passes` on fact ``var``."""
@@ -181,6 +245,21 @@ class _RuleWriter:
                 f"(not {wanted}.isdisjoint(a) if (a := {var}.get({field}, _MISSING)).__class__ is list "
                 f"else (a is not _MISSING and _compare('member', a, {src.literal(value)})))"
             )
+        if op == "ne" and isinstance(value, str):
+            # a value of another kind than str is unequal; a str, unless it is this one
+            return (
+                f"((a := {var}.get({field}, _MISSING)) is not _MISSING "
+                f"and (a.__class__ is not str or a != {src.literal(value)}))"
+            )
+        if op in ("in", "not_in") and isinstance(value, tuple) and all(type(v) is str for v in value):
+            # only a str is of the kind of these values (a str subclass is not: _same_kind)
+            wanted = src.literal(frozenset(value))
+            if op == "in":
+                return f"((a := {var}.get({field}, _MISSING)).__class__ is str and a in {wanted})"
+            return (
+                f"((a := {var}.get({field}, _MISSING)) is not _MISSING "
+                f"and (a.__class__ is not str or a not in {wanted}))"
+            )
         if op in _NUMERIC_OPS and isinstance(value, int | Decimal) and not isinstance(value, bool):
             expected = src.literal(value)
             return (
@@ -199,6 +278,9 @@ class _RuleWriter:
             facts = f"({ids[0]},)"
         else:
             facts = f"tuple(sorted({{{', '.join(ids)}}}))"
+        if not self.rule.flags:
+            src.emit(indent, f"firings.add(({src.literal(self.rule.id)}, {facts}))")
+            return
         src.emit(indent, f"firing = ({src.literal(self.rule.id)}, {facts})")
         src.emit(indent, "if firing not in firings:")
         src.emit(indent + 1, "firings.add(firing)")
@@ -212,7 +294,7 @@ class _RuleWriter:
 
 def _reads_flags(cond: Condition) -> bool:
     if isinstance(cond, Pattern):
-        return cond.fact == "flag"
+        return cond.fact == FLAG
     if isinstance(cond, Not):
         return _reads_flags(cond.item)
     return any(_reads_flags(item) for item in cond.items)
@@ -223,36 +305,53 @@ def generate_source(rules: Sequence[Rule], strata: Mapping[str, int]) -> tuple[s
 
     ``run`` takes the facts grouped by type (``flag`` included, a list it appends the
     derived flags to) and returns the set of ``(rule id, sorted fact ids)`` firings.
+    Each stratum runs every rule once, then the rules that read flags again while a
+    pass derives a new flag (the rules that read none would find nothing new).
     """
     source = _Source()
-    lists: dict[str, str] = {"flag": "flag_list"}
+    lists: dict[str, str] = {FLAG: "flag_list"}
+    seen: dict[tuple[str, str], str] = {}
     body, helpers = _Source(), _Source()
     for part in (body, helpers):  # one namespace of constants, one counter: names never clash
         part.constants = source.constants
         part.fresh = source.fresh  # type: ignore[method-assign]
     for stratum in sorted({strata[r.id] for r in rules}):
         layer = [r for r in rules if strata[r.id] == stratum]
+        again = [r for r in layer if _reads_flags(r.when)]
         body.emit(1, f"# stratum {stratum}")
-        body.emit(1, "changed = True")
-        body.emit(1, "first = True")
-        body.emit(1, "while changed:")
-        body.emit(2, "changed = False")
+        body.emit(1, "changed = False")
         for rule in layer:
-            writer = _RuleWriter(body, helpers, lists, rule)
-            indent = 2
-            if not _reads_flags(rule.when):
-                body.emit(2, "if first:")
-                indent = 3
-            body.emit(indent, f"# {rule.id}")
-            body.emit(indent, "pass")
-            writer.condition(rule.when, {}, indent, writer.fire)
-        body.emit(2, "first = False")
+            body.emit(1, f"# {rule.id}")
+            writer = _RuleWriter(body, helpers, lists, rule, seen)
+            writer.condition(rule.when, {}, 1, writer.fire)
+        if again:
+            body.emit(1, "while changed:")
+            body.emit(2, "changed = False")
+            for rule in again:
+                body.emit(2, f"# {rule.id} again")
+                writer = _RuleWriter(body, helpers, lists, rule, seen)
+                writer.condition(rule.when, {}, 2, writer.fire)
+    source.lines.extend(helpers.lines)
     source.emit(0, "def run(by_type):")
     source.emit(1, "flag_list = by_type['flag']")
+    source.emit(1, "input_flags = bool(flag_list)")
     for fact_type, name in lists.items():
         if name != "flag_list":
             source.emit(1, f"{name} = by_type.get({source.literal(fact_type)}, ())")
-    source.lines.extend(helpers.lines)
+    for (fact_type, field), name in seen.items():
+        # The strings ``field`` lists over the facts of ``fact_type``; odd_ when a fact
+        # holds something else there (then every guard on it lets the loop decide).
+        source.emit(1, f"{name} = set()")
+        source.emit(1, f"odd_{name} = False")
+        source.emit(1, f"for f in {lists[fact_type]}:")
+        source.emit(2, f"a = f.get({source.literal(field)}, _MISSING)")
+        source.emit(2, "if a.__class__ is list:")
+        source.emit(3, "try:")
+        source.emit(4, f"{name}.update(a)")
+        source.emit(3, "except TypeError:")
+        source.emit(4, f"odd_{name} = True")
+        source.emit(2, "elif a is not _MISSING:")
+        source.emit(3, f"odd_{name} = True")
     source.emit(1, "absent = {}")
     source.emit(1, "flags = set()")
     source.emit(1, "firings = set()")
@@ -270,7 +369,15 @@ class CompiledProgram:
         self.source, constants = generate_source(rules, strata)
         namespace: dict[str, Any] = {
             **constants,
-            "__builtins__": {"tuple": tuple, "sorted": sorted, "set": set, "list": list},
+            "__builtins__": {
+                "bool": bool,
+                "list": list,
+                "set": set,
+                "sorted": sorted,
+                "str": str,
+                "tuple": tuple,
+                "TypeError": TypeError,
+            },
             "_compare": _compare,
             "_MISSING": _MISSING,
             "_EXACT": _EXACT_NUMBERS,
@@ -290,11 +397,19 @@ class CompiledProgram:
         Any failure is an :class:`~ketacds.errors.EvaluationError` ("the compiled backend failed: ...").
         """
         try:
-            by_type: dict[str, list[Mapping[str, Any]]] = {}
+            by_type: dict[str, list[Mapping[str, Any]]] = {FLAG: []}
+            group_of = by_type.get
             for fact in facts:
-                by_type.setdefault(fact["t"], []).append(fact)
-            by_type.setdefault("flag", [])
-            result = RawResult.of({RawFiring(rule_id, ids) for rule_id, ids in self._run(by_type)})
+                fact_type = fact["t"]
+                group = group_of(fact_type)
+                if group is None:
+                    by_type[fact_type] = [fact]
+                else:
+                    group.append(fact)
+            # Distinct (rule id, fact ids) pairs, sorted as RawResult.of sorts its firings
+            # (by rule id, then fact ids): no RawFiring is hashed, none compared.
+            found = sorted(self._run(by_type))
+            result = _new_raw_result(tuple(starmap(_new_raw_firing, found)))
         except (InputError, EvaluationError):
             raise
         except Exception as error:
