@@ -27,7 +27,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
-from itertools import starmap
 from typing import Any
 
 from ketacds.engine.backend import CapacityProblem
@@ -43,8 +42,7 @@ __all__ = ["COMPILED_ENGINE_NAME", "CompiledBackend", "CompiledProgram", "genera
 #: The engine named on an Assessment the compiled backend produced.
 COMPILED_ENGINE_NAME = "ketacds compiled rules (generated Python)"
 
-# RawFiring and RawResult from values built here (str ids, a sorted tuple), unvalidated.
-_new_raw_firing = trusted_constructor(RawFiring)
+# A RawResult from the sorted tuple of RawFirings built here, unvalidated.
 _new_raw_result = trusted_constructor(RawResult)
 
 _PY_OPS = {"eq": "==", "ne": "!=", "gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
@@ -79,31 +77,44 @@ class _Source:
         return name
 
 
-class _RuleWriter:
-    """Writes the loops of one rule; ``lists`` maps each fact type read to its local list name."""
+class _Shared:
+    """What the writers of one program share: the helpers, and the names of ``run``'s locals."""
 
-    def __init__(
-        self,
-        source: _Source,
-        helpers: _Source,
-        lists: dict[str, str],
-        rule: Rule,
-        seen: dict[tuple[str, str], str] | None = None,
-    ) -> None:
+    def __init__(self, source: _Source) -> None:
+        #: The negation helpers: functions of the generated module, beside ``run``.
+        self.helpers = _Source()
+        self.helpers.constants, self.helpers.fresh = source.constants, source.fresh  # type: ignore[method-assign]
+        #: Fact type -> the local list of the facts of that type.
+        self.lists: dict[str, str] = {FLAG: "flag_list"}
+        #: Field -> the local set of the strings that field lists over the input facts (see
+        #: :meth:`_RuleWriter.guard`).
+        self.seen: dict[str, str] = {}
+        #: ``repr`` of a negated condition -> its helper's name, its call and the locals it reads
+        #: (one helper per distinct condition, so one answer per run for every rule asking).
+        self.negations: dict[str, tuple[str, str, frozenset[str]]] = {}
+
+    def body(self) -> _Source:
+        """An empty piece of source in the program's namespace (its constants, its counter)."""
+        part = _Source()
+        part.constants, part.fresh = self.helpers.constants, self.helpers.fresh  # type: ignore[method-assign]
+        return part
+
+
+class _RuleWriter:
+    """Writes the loops of one rule into ``source``."""
+
+    def __init__(self, source: _Source, shared: _Shared, rule: Rule) -> None:
         self.source = source
-        self.helpers = helpers
-        self.lists = lists
+        self.shared = shared
         self.rule = rule
-        #: (fact type, field) -> the name of the set of the strings that field lists over
-        #: the facts of that type (see :meth:`guard`); shared by every rule of a program.
-        self.seen = seen if seen is not None else {}
         #: The locals of ``run`` the written code reads (a negation helper takes them as arguments).
         self.used: set[str] = set()
 
     def list_of(self, fact_type: str) -> str:
-        name = self.lists.get(fact_type)
+        lists = self.shared.lists
+        name = lists.get(fact_type)
         if name is None:
-            name = self.lists[fact_type] = f"L{len(self.lists)}"
+            name = lists[fact_type] = f"L{len(lists)}"
         self.used.add(name)
         return name
 
@@ -150,19 +161,25 @@ class _RuleWriter:
 
         The helper is a function of the generated module (defined once, when the program
         is compiled, not at every run), and takes the locals of ``run`` it reads as
-        arguments. Returns its name and the expression that calls it.
+        arguments. Rules negating the same condition share one. Returns its name and the
+        expression that calls it.
         """
-        name = self.helpers.fresh("_not")
-        body = _Source()
-        body.constants, body.fresh = self.helpers.constants, self.helpers.fresh  # type: ignore[method-assign]
-        writer = _RuleWriter(body, self.helpers, self.lists, self.rule, self.seen)
-        writer.condition(item, {}, 1, lambda _env, inner: body.emit(inner, "return True"))
-        body.emit(1, "return False")
-        arguments = ", ".join(sorted(writer.used))
-        self.helpers.emit(0, f"def {name}({arguments}):")
-        self.helpers.lines.extend(body.lines)
-        self.used |= writer.used
-        return name, f"{name}({arguments})"
+        shared = self.shared
+        key = repr(item)  # not the IR's equality: Test(..., 1) == Test(..., True), yet they differ
+        known = shared.negations.get(key)
+        if known is None:
+            name = shared.helpers.fresh("_not")
+            body = shared.body()
+            writer = _RuleWriter(body, shared, self.rule)
+            writer.condition(item, {}, 1, lambda _env, inner: body.emit(inner, "return True"))
+            body.emit(1, "return False")
+            arguments = ", ".join(sorted(writer.used))
+            shared.helpers.emit(0, f"def {name}({arguments}):")
+            shared.helpers.lines.extend(body.lines)
+            known = shared.negations[key] = (name, f"{name}({arguments})", frozenset(writer.used))
+        name, call, used = known
+        self.used |= used
+        return name, call
 
     def pattern(
         self, pattern: Pattern, env: dict[str, str], indent: int, then: Callable[[dict[str, str], int], None]
@@ -189,9 +206,12 @@ class _RuleWriter:
 
         Most patterns start by asking for a value set (``vs`` member of a few ids) that no
         fact of the patient has; the guard answers that once for the pattern instead of
-        once per fact. For a derived flag asked for by name, the set of flags derived so far
-        answers it (unless the input held facts of type ``flag`` of its own). Only the first
-        test is guarded on: a test before it could have raised on a fact the loop would read.
+        once per fact, from the strings that field lists over all the input facts (taken
+        in the same pass that groups them by type; ``odd_`` when a fact holds anything but
+        a list of hashable values there: then the loop decides). For a derived flag asked
+        for by name, the set of flags derived so far answers it (unless the input held
+        facts of type ``flag`` of its own). Only the first test is guarded on: a test
+        before it could have raised on a fact the loop would read.
         """
         if not pattern.tests:
             return None
@@ -207,11 +227,9 @@ class _RuleWriter:
             or not all(type(v) is str for v in value)
         ):
             return None
-        key = (pattern.fact, test.field)
-        seen = self.seen.get(key)
+        seen = self.shared.seen.get(test.field)
         if seen is None:
-            seen = self.seen[key] = f"S{len(self.seen)}"
-            self.list_of(pattern.fact)
+            seen = self.shared.seen[test.field] = f"S{len(self.shared.seen)}"
         self.used |= {seen, f"odd_{seen}"}
         if len(value) == 1:
             return f"odd_{seen} or {self.source.literal(value[0])} in {seen}"
@@ -301,20 +319,17 @@ def _reads_flags(cond: Condition) -> bool:
 
 
 def generate_source(rules: Sequence[Rule], strata: Mapping[str, int]) -> tuple[str, dict[str, Any]]:
-    """The source of ``run(by_type)`` for ``rules`` and the constants it names.
+    """The source of ``run(facts)`` for ``rules`` and the constants it names.
 
-    ``run`` takes the facts grouped by type (``flag`` included, a list it appends the
-    derived flags to) and returns the set of ``(rule id, sorted fact ids)`` firings.
-    Each stratum runs every rule once, then the rules that read flags again while a
-    pass derives a new flag (the rules that read none would find nothing new).
+    ``run`` takes the input facts and returns the set of ``(rule id, sorted fact ids)``
+    firings. It groups the facts by type (``flag`` included: the list it appends the
+    derived flags to), then runs each stratum: every rule once, then the rules that read
+    flags again while a pass derives a new flag (the rules that read none would find
+    nothing new).
     """
     source = _Source()
-    lists: dict[str, str] = {FLAG: "flag_list"}
-    seen: dict[tuple[str, str], str] = {}
-    body, helpers = _Source(), _Source()
-    for part in (body, helpers):  # one namespace of constants, one counter: names never clash
-        part.constants = source.constants
-        part.fresh = source.fresh  # type: ignore[method-assign]
+    shared = _Shared(source)
+    body = shared.body()
     for stratum in sorted({strata[r.id] for r in rules}):
         layer = [r for r in rules if strata[r.id] == stratum]
         again = [r for r in layer if _reads_flags(r.when)]
@@ -322,36 +337,43 @@ def generate_source(rules: Sequence[Rule], strata: Mapping[str, int]) -> tuple[s
         body.emit(1, "changed = False")
         for rule in layer:
             body.emit(1, f"# {rule.id}")
-            writer = _RuleWriter(body, helpers, lists, rule, seen)
+            writer = _RuleWriter(body, shared, rule)
             writer.condition(rule.when, {}, 1, writer.fire)
         if again:
             body.emit(1, "while changed:")
             body.emit(2, "changed = False")
             for rule in again:
                 body.emit(2, f"# {rule.id} again")
-                writer = _RuleWriter(body, helpers, lists, rule, seen)
+                writer = _RuleWriter(body, shared, rule)
                 writer.condition(rule.when, {}, 2, writer.fire)
-    source.lines.extend(helpers.lines)
-    source.emit(0, "def run(by_type):")
-    source.emit(1, "flag_list = by_type['flag']")
-    source.emit(1, "input_flags = bool(flag_list)")
-    for fact_type, name in lists.items():
-        if name != "flag_list":
-            source.emit(1, f"{name} = by_type.get({source.literal(fact_type)}, ())")
-    for (fact_type, field), name in seen.items():
-        # The strings ``field`` lists over the facts of ``fact_type``; odd_ when a fact
-        # holds something else there (then every guard on it lets the loop decide).
+    source.lines.extend(shared.helpers.lines)
+    source.emit(0, "def run(facts):")
+    source.emit(1, "flag_list = []")
+    source.emit(1, f"by_type = {{{FLAG!r}: flag_list}}")
+    source.emit(1, "group_of = by_type.get")
+    for name in shared.seen.values():
         source.emit(1, f"{name} = set()")
         source.emit(1, f"odd_{name} = False")
-        source.emit(1, f"for f in {lists[fact_type]}:")
+    source.emit(1, "for f in facts:")
+    source.emit(2, "t = f['t']")
+    source.emit(2, "group = group_of(t)")
+    source.emit(2, "if group is None:")
+    source.emit(3, "by_type[t] = [f]")
+    source.emit(2, "else:")
+    source.emit(3, "group.append(f)")
+    for field, name in shared.seen.items():
         source.emit(2, f"a = f.get({source.literal(field)}, _MISSING)")
         source.emit(2, "if a.__class__ is list:")
         source.emit(3, "try:")
         source.emit(4, f"{name}.update(a)")
-        source.emit(3, "except TypeError:")
+        source.emit(3, "except TypeError:  # an unhashable item: let the loops decide")
         source.emit(4, f"odd_{name} = True")
         source.emit(2, "elif a is not _MISSING:")
         source.emit(3, f"odd_{name} = True")
+    source.emit(1, "input_flags = bool(flag_list)")
+    for fact_type, name in shared.lists.items():
+        if name != "flag_list":
+            source.emit(1, f"{name} = group_of({source.literal(fact_type)}, ())")
     source.emit(1, "absent = {}")
     source.emit(1, "flags = set()")
     source.emit(1, "firings = set()")
@@ -385,7 +407,7 @@ class CompiledProgram:
             "flag_fact": flag_fact,
         }
         exec(compile(self.source, f"<ketacds compiled program {name}>", "exec"), namespace)  # noqa: S102
-        self._run: Callable[[dict[str, list[Mapping[str, Any]]]], set[tuple[str, tuple[str, ...]]]]
+        self._run: Callable[[Sequence[Mapping[str, Any]]], set[tuple[str, tuple[str, ...]]]]
         self._run = namespace["run"]
 
     def run(
@@ -397,19 +419,9 @@ class CompiledProgram:
         Any failure is an :class:`~ketacds.errors.EvaluationError` ("the compiled backend failed: ...").
         """
         try:
-            by_type: dict[str, list[Mapping[str, Any]]] = {FLAG: []}
-            group_of = by_type.get
-            for fact in facts:
-                fact_type = fact["t"]
-                group = group_of(fact_type)
-                if group is None:
-                    by_type[fact_type] = [fact]
-                else:
-                    group.append(fact)
             # Distinct (rule id, fact ids) pairs, sorted as RawResult.of sorts its firings
-            # (by rule id, then fact ids): no RawFiring is hashed, none compared.
-            found = sorted(self._run(by_type))
-            result = _new_raw_result(tuple(starmap(_new_raw_firing, found)))
+            # (by rule id, then fact ids); each pair becomes the RawFiring it equals.
+            result = _new_raw_result(tuple(map(RawFiring._make, sorted(self._run(facts)))))
         except (InputError, EvaluationError):
             raise
         except Exception as error:
