@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
 from ketacds.engine.backend import CapacityProblem
@@ -42,8 +43,10 @@ __all__ = ["COMPILED_ENGINE_NAME", "CompiledBackend", "CompiledProgram", "genera
 #: The engine named on an Assessment the compiled backend produced.
 COMPILED_ENGINE_NAME = "ketacds compiled rules (generated Python)"
 
-# A RawResult from the sorted tuple of RawFirings built here, unvalidated.
+# A RawResult from the sorted tuple of RawFirings built here, unvalidated; a RawFiring
+# from the (rule id, fact ids) pair it equals (what RawFiring._make does, without a Python call).
 _new_raw_result = trusted_constructor(RawResult)
+_new_raw_firing = partial(tuple.__new__, RawFiring)
 
 _PY_OPS = {"eq": "==", "ne": "!=", "gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
 
@@ -421,7 +424,7 @@ class CompiledProgram:
         try:
             # Distinct (rule id, fact ids) pairs, sorted as RawResult.of sorts its firings
             # (by rule id, then fact ids); each pair becomes the RawFiring it equals.
-            result = _new_raw_result(tuple(map(RawFiring._make, sorted(self._run(facts)))))
+            result = _new_raw_result(tuple(map(_new_raw_firing, sorted(self._run(facts)))))
         except (InputError, EvaluationError):
             raise
         except Exception as error:
