@@ -269,7 +269,8 @@ class Assembler:
         self._meanings = {level.name: level.meaning for level in ruleset.status.levels}
         #: The status of each rank a rule may have (the last: the rules that add nothing to it).
         self._ranked: tuple[str | None, ...] = (*(level.name for level in ruleset.status.levels), None)
-        self._trace: dict[tuple[str, tuple[str, ...]], Firing] = {}
+        #: Trace entries by RawFiring (a backend that keeps its RawFirings finds them by identity).
+        self._trace: dict[RawFiring, Firing] = {}
         self._last_provenance: tuple[dt.datetime, str, str, Provenance] | None = None
 
     def assemble(
@@ -443,8 +444,8 @@ class Assembler:
             if firing is None:
                 if len(trace) >= TRACE_CACHE_SIZE:
                     trace.clear()
-                rule_id, ids = firings[index]
-                entries[index] = trace[(rule_id, ids)] = _new_firing(rule_id, ids, parts[rule_id].rule.flags)
+                raw = firings[index]
+                entries[index] = trace[raw] = _new_firing(raw.rule_id, raw.facts, parts[raw.rule_id].rule.flags)
         return tuple(entries)
 
     def _provenance(self, context: Context) -> Provenance:

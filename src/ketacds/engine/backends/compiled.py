@@ -37,8 +37,15 @@ from ketacds.errors import EvaluationError, InputError
 from ketacds.models.facts import FLAG
 from ketacds.models.trusted import trusted_constructor
 from ketacds.ruleset.ir import All, AnyOf, Condition, Not, Pattern, Ref, Rule, Test
+from ketacds.ruleset.plan import SINGLE_FACT_TYPES
 
 __all__ = ["COMPILED_ENGINE_NAME", "CompiledBackend", "CompiledProgram", "generate_source"]
+
+#: The RawFirings a program keeps of its firings on no fact or on the patient and plan only
+#: (see :meth:`CompiledProgram._remembered`); emptied when full.
+REMEMBERED_FIRINGS = 4096
+
+_Pair = tuple[str, tuple[str, ...]]
 
 #: The engine named on an Assessment the compiled backend produced.
 COMPILED_ENGINE_NAME = "ketacds compiled rules (generated Python)"
@@ -49,6 +56,19 @@ _new_raw_result = trusted_constructor(RawResult)
 _new_raw_firing = partial(tuple.__new__, RawFiring)
 
 _PY_OPS = {"eq": "==", "ne": "!=", "gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
+
+
+class _Everything:
+    """The set of strings a guard reads when a fact holds something odd in the field: it holds all."""
+
+    def __contains__(self, item: object) -> bool:
+        return True
+
+    def isdisjoint(self, other: object) -> bool:
+        return False
+
+
+_EVERYTHING = _Everything()
 
 
 def _unbound(alias: str) -> None:
@@ -112,6 +132,8 @@ class _RuleWriter:
         self.rule = rule
         #: The locals of ``run`` the written code reads (a negation helper takes them as arguments).
         self.used: set[str] = set()
+        #: Each loop variable's fact type.
+        self.types: dict[str, str] = {}
 
     def list_of(self, fact_type: str) -> str:
         lists = self.shared.lists
@@ -193,6 +215,7 @@ class _RuleWriter:
             src.emit(indent, f"if {guard}:")
             indent += 1
         var = src.fresh("f")
+        self.types[var] = pattern.fact
         src.emit(indent, f"for {var} in {self.list_of(pattern.fact)}:")
         bound = list(env.values())
         if bound:
@@ -210,8 +233,8 @@ class _RuleWriter:
         Most patterns start by asking for a value set (``vs`` member of a few ids) that no
         fact of the patient has; the guard answers that once for the pattern instead of
         once per fact, from the strings that field lists over all the input facts (taken
-        in the same pass that groups them by type; ``odd_`` when a fact holds anything but
-        a list of hashable values there: then the loop decides). For a derived flag asked
+        in the same pass that groups them by type; when a fact holds anything but a list
+        of hashable values there, the set is :data:`_EVERYTHING` and the loop decides). For a derived flag asked
         for by name, the set of flags derived so far answers it (unless the input held
         facts of type ``flag`` of its own). Only the first test is guarded on: a test
         before it could have raised on a fact the loop would read.
@@ -233,10 +256,10 @@ class _RuleWriter:
         seen = self.shared.seen.get(test.field)
         if seen is None:
             seen = self.shared.seen[test.field] = f"S{len(self.shared.seen)}"
-        self.used |= {seen, f"odd_{seen}"}
+        self.used.add(seen)
         if len(value) == 1:
-            return f"odd_{seen} or {self.source.literal(value[0])} in {seen}"
-        return f"odd_{seen} or not {self.source.literal(frozenset(value))}.isdisjoint({seen})"
+            return f"{self.source.literal(value[0])} in {seen}"
+        return f"not {seen}.isdisjoint({self.source.literal(frozenset(value))})"
 
     def test(self, test: Test, var: str, env: dict[str, str]) -> str:
         """A Python expression for :func:`ketacds.engine.match.passes` on fact ``var``."""
@@ -292,6 +315,10 @@ class _RuleWriter:
     def fire(self, env: dict[str, str], indent: int) -> None:
         """Write the recording of one firing (and of the flags it derives) under ``env``."""
         src = self.source
+        # A firing on no fact, or only on the patient and the plan (one fact each, with the
+        # same id in every assessment), recurs from patient to patient: it goes to ``fixed``,
+        # whose RawFirings the program remembers (see CompiledProgram.run).
+        into = "fixed" if all(self.types[var] in SINGLE_FACT_TYPES for var in env.values()) else "firings"
         ids = [f'{var}["id"]' for var in env.values()]
         if not ids:
             facts = "()"
@@ -300,11 +327,11 @@ class _RuleWriter:
         else:
             facts = f"tuple(sorted({{{', '.join(ids)}}}))"
         if not self.rule.flags:
-            src.emit(indent, f"firings.add(({src.literal(self.rule.id)}, {facts}))")
+            src.emit(indent, f"{into}.add(({src.literal(self.rule.id)}, {facts}))")
             return
         src.emit(indent, f"firing = ({src.literal(self.rule.id)}, {facts})")
-        src.emit(indent, "if firing not in firings:")
-        src.emit(indent + 1, "firings.add(firing)")
+        src.emit(indent, f"if firing not in {into}:")
+        src.emit(indent + 1, f"{into}.add(firing)")
         for flag in self.rule.flags:
             name = src.literal(flag)
             src.emit(indent + 1, f"if {name} not in flags:")
@@ -324,8 +351,9 @@ def _reads_flags(cond: Condition) -> bool:
 def generate_source(rules: Sequence[Rule], strata: Mapping[str, int]) -> tuple[str, dict[str, Any]]:
     """The source of ``run(facts)`` for ``rules`` and the constants it names.
 
-    ``run`` takes the input facts and returns the set of ``(rule id, sorted fact ids)``
-    firings. It groups the facts by type (``flag`` included: the list it appends the
+    ``run`` takes the input facts and returns the ``(rule id, sorted fact ids)`` pairs
+    of the firings, as two sets: those on facts of any type, and those on no fact or
+    only on facts of the types that have one fact (the patient, the plan). It groups the facts by type (``flag`` included: the list it appends the
     derived flags to), then runs each stratum: every rule once, then the rules that read
     flags again while a pass derives a new flag (the rules that read none would find
     nothing new).
@@ -373,6 +401,9 @@ def generate_source(rules: Sequence[Rule], strata: Mapping[str, int]) -> tuple[s
         source.emit(4, f"odd_{name} = True")
         source.emit(2, "elif a is not _MISSING:")
         source.emit(3, f"odd_{name} = True")
+    for name in shared.seen.values():
+        source.emit(1, f"if odd_{name}:")
+        source.emit(2, f"{name} = _EVERYTHING")
     source.emit(1, "input_flags = bool(flag_list)")
     for fact_type, name in shared.lists.items():
         if name != "flag_list":
@@ -380,13 +411,14 @@ def generate_source(rules: Sequence[Rule], strata: Mapping[str, int]) -> tuple[s
     source.emit(1, "absent = {}")
     source.emit(1, "flags = set()")
     source.emit(1, "firings = set()")
+    source.emit(1, "fixed = set()")
     source.lines.extend(body.lines)
-    source.emit(1, "return firings")
+    source.emit(1, "return firings, fixed")
     return "\n".join(source.lines) + "\n", source.constants
 
 
 class CompiledProgram:
-    """One program's rules as a generated Python function (stateless between runs: thread-safe)."""
+    """One program's rules as a generated Python function (thread-safe: it keeps only immutable RawFirings)."""
 
     def __init__(self, name: str, rules: Sequence[Rule], strata: Mapping[str, int]) -> None:
         self.name = name
@@ -407,11 +439,15 @@ class CompiledProgram:
             "_MISSING": _MISSING,
             "_EXACT": _EXACT_NUMBERS,
             "_unbound": _unbound,
+            "_EVERYTHING": _EVERYTHING,
             "flag_fact": flag_fact,
         }
         exec(compile(self.source, f"<ketacds compiled program {name}>", "exec"), namespace)  # noqa: S102
-        self._run: Callable[[Sequence[Mapping[str, Any]]], set[tuple[str, tuple[str, ...]]]]
+        self._run: Callable[[Sequence[Mapping[str, Any]]], tuple[set[_Pair], set[_Pair]]]
         self._run = namespace["run"]
+        #: The RawFirings on no fact or on the patient and plan only, by (rule id, fact ids):
+        #: a few per rule, the same for every patient (immutable, shared by every thread).
+        self._kept: dict[tuple[str, tuple[str, ...]], RawFiring] = {}
 
     def run(
         self, facts: Sequence[Mapping[str, Any]], *, action_hook: Callable[[str], None] | None = None
@@ -422,9 +458,14 @@ class CompiledProgram:
         Any failure is an :class:`~ketacds.errors.EvaluationError` ("the compiled backend failed: ...").
         """
         try:
-            # Distinct (rule id, fact ids) pairs, sorted as RawResult.of sorts its firings
-            # (by rule id, then fact ids); each pair becomes the RawFiring it equals.
-            result = _new_raw_result(tuple(map(_new_raw_firing, sorted(self._run(facts)))))
+            firings, fixed = self._run(facts)
+            # Each distinct (rule id, fact ids) pair becomes the RawFiring it equals, sorted as
+            # RawResult.of sorts them (by rule id, then fact ids).
+            made = list(map(_new_raw_firing, firings))
+            if fixed:
+                made += self._remembered(fixed - firings if not fixed.isdisjoint(firings) else fixed)
+            made.sort()
+            result = _new_raw_result(tuple(made))
         except (InputError, EvaluationError):
             raise
         except Exception as error:
@@ -433,6 +474,19 @@ class CompiledProgram:
             for firing in result.firings:
                 action_hook(firing.rule_id)
         return result
+
+    def _remembered(self, pairs: set[tuple[str, tuple[str, ...]]]) -> list[RawFiring]:
+        """The RawFirings of ``pairs``, each made once and kept (up to REMEMBERED_FIRINGS)."""
+        kept = self._kept
+        made = []
+        for pair in pairs:
+            firing = kept.get(pair)
+            if firing is None:
+                if len(kept) >= REMEMBERED_FIRINGS:
+                    kept.clear()
+                firing = kept[pair] = _new_raw_firing(pair)
+            made.append(firing)
+        return made
 
     @property
     def usable(self) -> bool:
