@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from itertools import chain
 from operator import attrgetter
-from typing import Any, TypeAlias
+from typing import Any, TypeAlias, cast
 
 import attrs
 
@@ -149,6 +149,7 @@ class _RuleParts:
         "dose_params",
         "evidence",
         "finding",
+        "finding_on_nothing",
         "flag_ids",
         "gap",
         "group",
@@ -204,6 +205,8 @@ class _RuleParts:
         self.make_finding: Callable[[tuple[FactRef, ...], str | None], Finding] | None = (
             partial(_new_finding, *self.finding) if self.finding is not None else None
         )
+        #: Its Finding on no fact (immutable: one for every assessment that has it).
+        self.finding_on_nothing = self.make_finding((), self.group) if self.make_finding is not None else None
         self.monitoring = (
             MonitoringItem(
                 rule_id=rule.id,
@@ -284,7 +287,7 @@ class Assembler:
         found = self._findings(raw.firings, facts)
         if found is None:  # the firings were not in RawResult's order: read them in that order
             found = self._findings(tuple(sorted(raw.firings)), facts)
-            assert found is not None  # noqa: S101 - sorted firings come in rule id order
+            assert found is not None  # sorted firings come in rule id order
         reported, status, shown, monitoring, gaps, options = found
         if status is None:
             status = self._ruleset.status.default
@@ -335,7 +338,10 @@ class Assembler:
         producers: dict[str, list[RawFiring]] | None = None
         for firing in firings:
             rule_id, ids = firing
-            if rule_id == previous:  # another firing of the rule just seen
+            if rule_id <= previous:
+                if rule_id < previous:
+                    return None
+                # another firing of the rule just seen
                 part = parts[rule_id]
                 if part.make_finding is None:
                     continue
@@ -347,14 +353,14 @@ class Assembler:
                 basis = self._basis(part, same, producers, facts, refs, facts_by_id)
                 ranked[part.rank][-1] = part.make_finding(basis, part.group)
                 continue
-            if rule_id < previous:
-                return None
             previous = rule_id
             part = parts[rule_id]
             make = part.make_finding
             if make is None:
                 continue
-            if len(ids) == 1 and part.direct and not (part.patient_fields and totals):
+            if not ids and part.direct and (same_for_all := part.finding_on_nothing) is not None:
+                ranked[part.rank].append(same_for_all)  # a rule on no fact: one finding for all
+            elif len(ids) == 1 and part.direct and not (part.patient_fields and totals):
                 # Most findings: one firing on one input fact.
                 i = ids[0]
                 ref = refs.get(i)
@@ -365,17 +371,15 @@ class Assembler:
                             facts_by_id = facts.by_id()
                         kind = facts_by_id[i]["t"]
                     ref = refs[i] = _new_fact_ref(i, kind, labels[i])
-                basis: tuple[FactRef, ...] = (ref,)
-            elif not ids and part.direct:
-                basis = ()
+                ranked[part.rank].append(make((ref,), part.group))
             else:
                 if producers is None:
                     producers = self._producers(firings)
                 if facts_by_id is None:
                     facts_by_id = facts.by_id()
                 basis = self._basis(part, [firing], producers, facts, refs, facts_by_id)
+                ranked[part.rank].append(make(basis, part.group))
             group = part.group
-            ranked[part.rank].append(make(basis, group))
             if group is not None:
                 shown.add(group)
             if part.adds:
@@ -401,9 +405,10 @@ class Assembler:
     @staticmethod
     def _dose_option(part: _RuleParts, facts: FactSet) -> DoseOption:
         """The dose a dose rule computes for this patient."""
-        dose = part.rule.dose
-        assert dose is not None and part.dose_params is not None  # noqa: S101 - a dose rule's parts
-        result = FUNCTIONS[dose.function](part.dose_params, facts.dose_inputs)
+        dose, params = part.rule.dose, part.dose_params
+        assert dose is not None  # a dose rule's parts
+        assert params is not None
+        result = FUNCTIONS[dose.function](params, facts.dose_inputs)
         return _new_dose_option(part.rule.id, dose.label, dose.function, *_dose_values(result))
 
     @staticmethod
@@ -436,17 +441,17 @@ class Assembler:
     def _trace_of(self, firings: Sequence[RawFiring]) -> tuple[Firing, ...]:
         """The trace entries of ``firings``, each built once and remembered (by rule and facts)."""
         trace = self._trace
-        entries = list(map(trace.get, firings))  # a RawFiring is the (rule id, fact ids) pair it names
-        if all(entries):
-            return tuple(entries)
-        parts = self._parts
-        for index, firing in enumerate(entries):
-            if firing is None:
-                if len(trace) >= TRACE_CACHE_SIZE:
-                    trace.clear()
-                raw = firings[index]
-                entries[index] = trace[raw] = _new_firing(raw.rule_id, raw.facts, parts[raw.rule_id].rule.flags)
-        return tuple(entries)
+        found = list(map(trace.get, firings))  # a RawFiring is the (rule id, fact ids) pair it names
+        if not all(found):
+            parts = self._parts
+            for index, firing in enumerate(found):
+                if firing is None:
+                    if len(trace) >= TRACE_CACHE_SIZE:
+                        trace.clear()
+                    raw = firings[index]
+                    rule_id = raw.rule_id
+                    found[index] = trace[raw] = _new_firing(rule_id, raw.facts, parts[rule_id].rule.flags)
+        return tuple(cast("list[Firing]", found))
 
     def _provenance(self, context: Context) -> Provenance:
         # A batch assesses everyone at one `now`: one Provenance for them all (same

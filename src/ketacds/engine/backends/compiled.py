@@ -234,10 +234,10 @@ class _RuleWriter:
         fact of the patient has; the guard answers that once for the pattern instead of
         once per fact, from the strings that field lists over all the input facts (taken
         in the same pass that groups them by type; when a fact holds anything but a list
-        of hashable values there, the set is :data:`_EVERYTHING` and the loop decides). For a derived flag asked
-        for by name, the set of flags derived so far answers it (unless the input held
-        facts of type ``flag`` of its own). Only the first test is guarded on: a test
-        before it could have raised on a fact the loop would read.
+        of hashable values there, the set is :data:`_EVERYTHING` and the loop decides).
+        For a derived flag asked for by name, the set of flags derived so far answers it
+        (unless the input held facts of type ``flag`` of its own). Only the first test is
+        guarded on: a test before it could have raised on a fact the loop would read.
         """
         if not pattern.tests:
             return None
@@ -353,10 +353,10 @@ def generate_source(rules: Sequence[Rule], strata: Mapping[str, int]) -> tuple[s
 
     ``run`` takes the input facts and returns the ``(rule id, sorted fact ids)`` pairs
     of the firings, as two sets: those on facts of any type, and those on no fact or
-    only on facts of the types that have one fact (the patient, the plan). It groups the facts by type (``flag`` included: the list it appends the
-    derived flags to), then runs each stratum: every rule once, then the rules that read
-    flags again while a pass derives a new flag (the rules that read none would find
-    nothing new).
+    only on facts of the types that have one fact (the patient, the plan). It groups
+    the facts by type (``flag`` included: the list it appends the derived flags to),
+    then runs each stratum: every rule once, then the rules that read flags again
+    while a pass derives a new flag (the rules that read none would find nothing new).
     """
     source = _Source()
     shared = _Shared(source)
@@ -418,7 +418,7 @@ def generate_source(rules: Sequence[Rule], strata: Mapping[str, int]) -> tuple[s
 
 
 class CompiledProgram:
-    """One program's rules as a generated Python function (thread-safe: it keeps only immutable RawFirings)."""
+    """One program's rules as a generated Python function (thread-safe: it keeps immutable values only)."""
 
     def __init__(self, name: str, rules: Sequence[Rule], strata: Mapping[str, int]) -> None:
         self.name = name
