@@ -272,7 +272,7 @@ class Assembler:
         self._meanings = {level.name: level.meaning for level in ruleset.status.levels}
         #: The status of each rank a rule may have (the last: the rules that add nothing to it).
         self._ranked: tuple[str | None, ...] = (*(level.name for level in ruleset.status.levels), None)
-        #: Trace entries by RawFiring (a backend that keeps its RawFirings finds them by identity).
+        #: Trace entries by RawFiring (equal to, and hashed as, its (rule id, fact ids) pair).
         self._trace: dict[RawFiring, Firing] = {}
         self._last_provenance: tuple[dt.datetime, str, str, Provenance] | None = None
 

@@ -37,13 +37,8 @@ from ketacds.errors import EvaluationError, InputError
 from ketacds.models.facts import FLAG
 from ketacds.models.trusted import trusted_constructor
 from ketacds.ruleset.ir import All, AnyOf, Condition, Not, Pattern, Ref, Rule, Test
-from ketacds.ruleset.plan import SINGLE_FACT_TYPES
 
 __all__ = ["COMPILED_ENGINE_NAME", "CompiledBackend", "CompiledProgram", "generate_source"]
-
-#: The RawFirings a program keeps of its firings on no fact or on the patient and plan only
-#: (see :meth:`CompiledProgram._remembered`); emptied when full.
-REMEMBERED_FIRINGS = 4096
 
 _Pair = tuple[str, tuple[str, ...]]
 
@@ -132,8 +127,6 @@ class _RuleWriter:
         self.rule = rule
         #: The locals of ``run`` the written code reads (a negation helper takes them as arguments).
         self.used: set[str] = set()
-        #: Each loop variable's fact type.
-        self.types: dict[str, str] = {}
 
     def list_of(self, fact_type: str) -> str:
         lists = self.shared.lists
@@ -215,7 +208,6 @@ class _RuleWriter:
             src.emit(indent, f"if {guard}:")
             indent += 1
         var = src.fresh("f")
-        self.types[var] = pattern.fact
         src.emit(indent, f"for {var} in {self.list_of(pattern.fact)}:")
         bound = list(env.values())
         if bound:
@@ -315,10 +307,6 @@ class _RuleWriter:
     def fire(self, env: dict[str, str], indent: int) -> None:
         """Write the recording of one firing (and of the flags it derives) under ``env``."""
         src = self.source
-        # A firing on no fact, or only on the patient and the plan (one fact each, with the
-        # same id in every assessment), recurs from patient to patient: it goes to ``fixed``,
-        # whose RawFirings the program remembers (see CompiledProgram.run).
-        into = "fixed" if all(self.types[var] in SINGLE_FACT_TYPES for var in env.values()) else "firings"
         ids = [f'{var}["id"]' for var in env.values()]
         if not ids:
             facts = "()"
@@ -327,11 +315,11 @@ class _RuleWriter:
         else:
             facts = f"tuple(sorted({{{', '.join(ids)}}}))"
         if not self.rule.flags:
-            src.emit(indent, f"{into}.add(({src.literal(self.rule.id)}, {facts}))")
+            src.emit(indent, f"firings.add(({src.literal(self.rule.id)}, {facts}))")
             return
         src.emit(indent, f"firing = ({src.literal(self.rule.id)}, {facts})")
-        src.emit(indent, f"if firing not in {into}:")
-        src.emit(indent + 1, f"{into}.add(firing)")
+        src.emit(indent, "if firing not in firings:")
+        src.emit(indent + 1, "firings.add(firing)")
         for flag in self.rule.flags:
             name = src.literal(flag)
             src.emit(indent + 1, f"if {name} not in flags:")
@@ -351,12 +339,11 @@ def _reads_flags(cond: Condition) -> bool:
 def generate_source(rules: Sequence[Rule], strata: Mapping[str, int]) -> tuple[str, dict[str, Any]]:
     """The source of ``run(facts)`` for ``rules`` and the constants it names.
 
-    ``run`` takes the input facts and returns the ``(rule id, sorted fact ids)`` pairs
-    of the firings, as two sets: those on facts of any type, and those on no fact or
-    only on facts of the types that have one fact (the patient, the plan). It groups
-    the facts by type (``flag`` included: the list it appends the derived flags to),
-    then runs each stratum: every rule once, then the rules that read flags again
-    while a pass derives a new flag (the rules that read none would find nothing new).
+    ``run`` takes the input facts and returns the set of ``(rule id, sorted fact ids)``
+    firings. It groups the facts by type (``flag`` included: the list it appends the
+    derived flags to), then runs each stratum: every rule once, then the rules that read
+    flags again while a pass derives a new flag (the rules that read none would find
+    nothing new).
     """
     source = _Source()
     shared = _Shared(source)
@@ -411,14 +398,13 @@ def generate_source(rules: Sequence[Rule], strata: Mapping[str, int]) -> tuple[s
     source.emit(1, "absent = {}")
     source.emit(1, "flags = set()")
     source.emit(1, "firings = set()")
-    source.emit(1, "fixed = set()")
     source.lines.extend(body.lines)
-    source.emit(1, "return firings, fixed")
+    source.emit(1, "return firings")
     return "\n".join(source.lines) + "\n", source.constants
 
 
 class CompiledProgram:
-    """One program's rules as a generated Python function (thread-safe: it keeps immutable values only)."""
+    """One program's rules as a generated Python function (stateless between runs: thread-safe)."""
 
     def __init__(self, name: str, rules: Sequence[Rule], strata: Mapping[str, int]) -> None:
         self.name = name
@@ -443,11 +429,8 @@ class CompiledProgram:
             "flag_fact": flag_fact,
         }
         exec(compile(self.source, f"<ketacds compiled program {name}>", "exec"), namespace)  # noqa: S102
-        self._run: Callable[[Sequence[Mapping[str, Any]]], tuple[set[_Pair], set[_Pair]]]
+        self._run: Callable[[Sequence[Mapping[str, Any]]], set[_Pair]]
         self._run = namespace["run"]
-        #: The RawFirings on no fact or on the patient and plan only, by (rule id, fact ids):
-        #: a few per rule, the same for every patient (immutable, shared by every thread).
-        self._kept: dict[tuple[str, tuple[str, ...]], RawFiring] = {}
 
     def run(
         self, facts: Sequence[Mapping[str, Any]], *, action_hook: Callable[[str], None] | None = None
@@ -458,14 +441,9 @@ class CompiledProgram:
         Any failure is an :class:`~ketacds.errors.EvaluationError` ("the compiled backend failed: ...").
         """
         try:
-            firings, fixed = self._run(facts)
-            # Each distinct (rule id, fact ids) pair becomes the RawFiring it equals, sorted as
-            # RawResult.of sorts them (by rule id, then fact ids).
-            made = list(map(_new_raw_firing, firings))
-            if fixed:
-                made += self._remembered(fixed - firings if not fixed.isdisjoint(firings) else fixed)
-            made.sort()
-            result = _new_raw_result(tuple(made))
+            # Distinct (rule id, fact ids) pairs, sorted as RawResult.of sorts its firings
+            # (by rule id, then fact ids); each pair becomes the RawFiring it equals.
+            result = _new_raw_result(tuple(map(_new_raw_firing, sorted(self._run(facts)))))
         except (InputError, EvaluationError):
             raise
         except Exception as error:
@@ -474,19 +452,6 @@ class CompiledProgram:
             for firing in result.firings:
                 action_hook(firing.rule_id)
         return result
-
-    def _remembered(self, pairs: set[tuple[str, tuple[str, ...]]]) -> list[RawFiring]:
-        """The RawFirings of ``pairs``, each made once and kept (up to REMEMBERED_FIRINGS)."""
-        kept = self._kept
-        made = []
-        for pair in pairs:
-            firing = kept.get(pair)
-            if firing is None:
-                if len(kept) >= REMEMBERED_FIRINGS:
-                    kept.clear()
-                firing = kept[pair] = _new_raw_firing(pair)
-            made.append(firing)
-        return made
 
     @property
     def usable(self) -> bool:
