@@ -17,9 +17,11 @@ serves every assessment at the same ``now``.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
-from operator import itemgetter
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from functools import partial
+from itertools import chain
+from operator import attrgetter
+from typing import Any, TypeAlias, cast
 
 import attrs
 
@@ -49,15 +51,26 @@ from ketacds.vocabulary import DATA_GAP, MONITORING, UNCONFIRMED
 
 __all__ = ["TRACE_CACHE_SIZE", "Assembler"]
 
+#: What :meth:`Assembler._findings` finds: the findings in order, the status (None: the
+#: default), the groups shown, the monitoring items, the data gaps and the dose options.
+_Found: TypeAlias = tuple[
+    tuple[Finding, ...], str | None, set[str], list[MonitoringItem], list[DataGap], list[DoseOption]
+]
+
 #: Trace entries an Assembler remembers: many firings recur from patient to patient
 #: (a monitoring rule on the plan fact), so each is built once; emptied when full.
 TRACE_CACHE_SIZE = 20_000
 
+# A DoseOption is the rule's id, label and function, then a DoseResult's fields in order.
 _DOSE_FIELDS = tuple(a.name for a in attrs.fields(DoseResult))
+if tuple(a.name for a in attrs.fields(DoseOption))[3:] != _DOSE_FIELDS:  # pragma: no cover
+    raise TypeError("DoseOption's fields after its first three are not DoseResult's")
+_dose_values = attrgetter(*_DOSE_FIELDS)
 
 # The result models hold no validators; these build them from positional values, in
 # field order, without attrs' keyword matching (a Finding in about half the time).
 _new_assessment = trusted_constructor(Assessment)
+_new_dose_option = trusted_constructor(DoseOption)
 _new_fact_ref = trusted_constructor(FactRef)
 _new_finding = trusted_constructor(Finding)
 _new_firing = trusted_constructor(Firing)
@@ -100,6 +113,15 @@ def _fact_types(condition: Condition) -> set[str]:
     return set().union(*(_fact_types(item) for item in condition.items))
 
 
+def _bound_types(condition: Condition) -> set[str]:
+    """The fact types a rule's firings name: its patterns' outside any ``not``."""
+    if isinstance(condition, Pattern):
+        return {condition.fact}
+    if isinstance(condition, Not):
+        return set()
+    return set().union(*(_bound_types(item) for item in condition.items))
+
+
 def _explained_by_totals(basis_ids: set[str], part: _RuleParts, facts: FactSet) -> set[str]:
     """Replace a patient fact read only for table totals by the facts summed into them.
 
@@ -121,12 +143,17 @@ class _RuleParts:
     """What an Assessment says about one rule, whatever the patient."""
 
     __slots__ = (
+        "adds",
+        "bound_type",
+        "direct",
         "dose_params",
         "evidence",
         "finding",
+        "finding_on_nothing",
         "flag_ids",
         "gap",
         "group",
+        "make_finding",
         "monitoring",
         "patient_fields",
         "rank",
@@ -142,6 +169,12 @@ class _RuleParts:
         self.patient_fields = frozenset(_patient_fields(rule.when))
         #: Whether a firing may name a derived flag (else its facts are its input basis).
         self.reads_flags = FLAG in _fact_types(rule.when)
+        #: Whether a firing's facts are its input basis (no flags to follow), but for
+        #: patient totals to explain (see :func:`_explained_by_totals`).
+        self.direct = not self.reads_flags
+        #: The type of every fact a firing names, when the rule binds facts of one type only.
+        bound = _bound_types(rule.when)
+        self.bound_type = next(iter(bound)) if len(bound) == 1 and FLAG not in bound else None
         self.flag_ids = tuple(flag_id(flag) for flag in rule.flags)
         self.status = table.status_of(rule.severity)
         self.rank = table.rank(self.status) if self.status is not None else len(table.levels)
@@ -168,6 +201,12 @@ class _RuleParts:
             else None
         )
         self.group = rule.group
+        #: The rule's Finding from its basis (``None``: the rule reports no finding).
+        self.make_finding: Callable[[tuple[FactRef, ...], str | None], Finding] | None = (
+            partial(_new_finding, *self.finding) if self.finding is not None else None
+        )
+        #: Its Finding on no fact (immutable: one for every assessment that has it).
+        self.finding_on_nothing = self.make_finding((), self.group) if self.make_finding is not None else None
         self.monitoring = (
             MonitoringItem(
                 rule_id=rule.id,
@@ -190,6 +229,8 @@ class _RuleParts:
             else None
         )
         self.dose_params: dict[str, Any] | None = dict(rule.dose.params) if rule.dose is not None else None
+        #: Whether the rule adds a monitoring item, a data gap or a dose option beside its finding.
+        self.adds = self.monitoring is not None or self.gap is not None or self.dose_params is not None
 
 
 class Assembler:
@@ -229,8 +270,10 @@ class Assembler:
             FindingGroup(id=g.id, title=g.title, note=g.note) for g in ruleset.groups if g.id in named
         )
         self._meanings = {level.name: level.meaning for level in ruleset.status.levels}
-        self._ranks = {level.name: index for index, level in enumerate(ruleset.status.levels)}
-        self._trace: dict[tuple[str, tuple[str, ...]], Firing] = {}
+        #: The status of each rank a rule may have (the last: the rules that add nothing to it).
+        self._ranked: tuple[str | None, ...] = (*(level.name for level in ruleset.status.levels), None)
+        #: Trace entries by RawFiring (equal to, and hashed as, its (rule id, fact ids) pair).
+        self._trace: dict[RawFiring, Firing] = {}
         self._last_provenance: tuple[dt.datetime, str, str, Provenance] | None = None
 
     def assemble(
@@ -241,65 +284,13 @@ class Assembler:
         data_quality: Sequence[DataQualityIssue] = (),
     ) -> Assessment:
         """Build the Assessment for one evaluation (``data_quality``: the adapter's notes on the input)."""
-        parts = self._parts
-        fired: dict[str, list[RawFiring]] = {}
-        producers: dict[str, list[RawFiring]] = {}
-        for firing in raw.firings:
-            same = fired.get(firing.rule_id)
-            if same is None:
-                fired[firing.rule_id] = [firing]
-            else:
-                same.append(firing)
-            for produced in parts[firing.rule_id].flag_ids:
-                producers.setdefault(produced, []).append(firing)
-
-        facts_by_id = facts.by_id()
-        labels = facts.labels
-        totals = facts.totals
-        refs: dict[str, FactRef] = {}
-        reported: list[tuple[int, Finding]] = []
-        shown: set[str | None] = set()
-        monitoring: list[MonitoringItem] = []
-        gaps: list[DataGap] = []
-        options: list[DoseOption] = []
-        status: str | None = None
-        status_rank = len(self._ranks)  # a rule that adds nothing to the status has this rank
-        for rule_id in sorted(fired):
-            part = parts[rule_id]
-            head = part.finding
-            if head is None:
-                continue
-            firings = fired[rule_id]
-            only = firings[0].facts if len(firings) == 1 and not part.reads_flags else ()
-            if len(only) == 1 and not (part.patient_fields and totals):
-                # Most findings: one firing on one input fact.
-                ref = refs.get(only[0])
-                if ref is None:
-                    i = only[0]
-                    ref = refs[i] = _new_fact_ref(i, facts_by_id[i]["t"], labels[i])
-                basis: tuple[FactRef, ...] = (ref,)
-            else:
-                basis = self._basis(part, firings, producers, facts, refs, facts_by_id)
-            # Rules come in id order, so a stable sort by rank gives (rank, rule id) order.
-            reported.append((part.rank, _new_finding(*head, basis, part.group)))
-            shown.add(part.group)
-            if part.rank < status_rank:
-                status, status_rank = part.status, part.rank
-            if part.monitoring is not None:
-                monitoring.append(part.monitoring)
-            if part.gap is not None:
-                gaps.append(part.gap)
-            dose = part.rule.dose
-            if dose is not None and part.dose_params is not None:
-                result = FUNCTIONS[dose.function](part.dose_params, facts.dose_inputs)
-                computed = {name: getattr(result, name) for name in _DOSE_FIELDS}
-                options.append(
-                    DoseOption(rule_id=rule_id, label=dose.label, function=dose.function, **computed)
-                )
-
+        found = self._findings(raw.firings, facts)
+        if found is None:  # the firings were not in RawResult's order: read them in that order
+            found = self._findings(tuple(sorted(raw.firings)), facts)
+            assert found is not None  # sorted firings come in rule id order
+        reported, status, shown, monitoring, gaps, options = found
         if status is None:
             status = self._ruleset.status.default
-        reported.sort(key=_RANK)
         groups = tuple(g for g in self._groups if g.id in shown)
         withheld = None
         if options and status in self._ruleset.status.no_dose:
@@ -313,16 +304,112 @@ class Assembler:
         return _new_assessment(
             status,
             self._meanings[status],
-            tuple([finding for _, finding in reported]),
+            reported,
             DoseAdvice(route=context.route, options=tuple(options)) if options else None,
             tuple(monitoring),
             tuple(gaps),
             self._provenance(context),
             self._trace_of(raw.firings),
-            tuple(sorted(set(data_quality), key=_quality_order)) if data_quality else (),
+            _quality_sorted(data_quality) if data_quality else (),
             withheld,
             groups,
         )
+
+    def _findings(self, firings: Sequence[RawFiring], facts: FactSet) -> _Found | None:
+        """The findings of ``firings`` (sorted by rank, then rule id) and what their rules add.
+
+        One pass over the firings, which come sorted by rule id (RawResult's order), so
+        the firings of one rule are neighbours: a rule's finding is built at its first
+        firing and rebuilt, on the basis of them all, at each further one (rare). Each
+        finding goes to the list of its rank, so the lists joined in rank order give
+        (rank, rule id) order. Returns None if the firings are not in rule id order.
+        """
+        parts = self._parts
+        facts_by_id: Mapping[str, Any] | None = None
+        labels = facts.labels
+        totals = facts.totals
+        refs: dict[str, FactRef] = {}
+        ranked: list[list[Finding]] = [[] for _ in self._ranked]
+        shown: set[str] = set()
+        monitoring: list[MonitoringItem] = []
+        gaps: list[DataGap] = []
+        options: list[DoseOption] = []
+        previous = ""
+        producers: dict[str, list[RawFiring]] | None = None
+        for firing in firings:
+            rule_id, ids = firing
+            if rule_id <= previous:
+                if rule_id < previous:
+                    return None
+                # another firing of the rule just seen
+                part = parts[rule_id]
+                if part.make_finding is None:
+                    continue
+                if producers is None:
+                    producers = self._producers(firings)
+                if facts_by_id is None:
+                    facts_by_id = facts.by_id()
+                same = [other for other in firings if other.rule_id == rule_id]
+                basis = self._basis(part, same, producers, facts, refs, facts_by_id)
+                ranked[part.rank][-1] = part.make_finding(basis, part.group)
+                continue
+            previous = rule_id
+            part = parts[rule_id]
+            make = part.make_finding
+            if make is None:
+                continue
+            if not ids and part.direct and (same_for_all := part.finding_on_nothing) is not None:
+                ranked[part.rank].append(same_for_all)  # a rule on no fact: one finding for all
+            elif len(ids) == 1 and part.direct and not (part.patient_fields and totals):
+                # Most findings: one firing on one input fact.
+                i = ids[0]
+                ref = refs.get(i)
+                if ref is None:
+                    kind = part.bound_type
+                    if kind is None:
+                        if facts_by_id is None:
+                            facts_by_id = facts.by_id()
+                        kind = facts_by_id[i]["t"]
+                    ref = refs[i] = _new_fact_ref(i, kind, labels[i])
+                ranked[part.rank].append(make((ref,), part.group))
+            else:
+                if producers is None:
+                    producers = self._producers(firings)
+                if facts_by_id is None:
+                    facts_by_id = facts.by_id()
+                basis = self._basis(part, [firing], producers, facts, refs, facts_by_id)
+                ranked[part.rank].append(make(basis, part.group))
+            group = part.group
+            if group is not None:
+                shown.add(group)
+            if part.adds:
+                if part.monitoring is not None:
+                    monitoring.append(part.monitoring)
+                if part.gap is not None:
+                    gaps.append(part.gap)
+                if part.dose_params is not None:
+                    options.append(self._dose_option(part, facts))
+        # The status is that of the most severe rule that fired (the last rank: none adds one).
+        status = next((self._ranked[rank] for rank, found in enumerate(ranked) if found), None)
+        return tuple(chain.from_iterable(ranked)), status, shown, monitoring, gaps, options
+
+    def _producers(self, firings: Sequence[RawFiring]) -> dict[str, list[RawFiring]]:
+        """The firings that derived each flag (by the flag's fact id)."""
+        parts = self._parts
+        producers: dict[str, list[RawFiring]] = {}
+        for firing in firings:
+            for produced in parts[firing.rule_id].flag_ids:
+                producers.setdefault(produced, []).append(firing)
+        return producers
+
+    @staticmethod
+    def _dose_option(part: _RuleParts, facts: FactSet) -> DoseOption:
+        """The dose a dose rule computes for this patient."""
+        dose, params = part.rule.dose, part.dose_params
+        assert dose is not None  # a dose rule's parts
+        assert params is not None
+        result = FUNCTIONS[dose.function](params, facts.dose_inputs)
+        return _new_dose_option(part.rule.id, dose.label, dose.function, *_dose_values(result))
 
     @staticmethod
     def _basis(
@@ -354,17 +441,17 @@ class Assembler:
     def _trace_of(self, firings: Sequence[RawFiring]) -> tuple[Firing, ...]:
         """The trace entries of ``firings``, each built once and remembered (by rule and facts)."""
         trace = self._trace
-        parts = self._parts
-        entries = []
-        for raw in firings:
-            key = (raw.rule_id, raw.facts)
-            firing = trace.get(key)
-            if firing is None:
-                if len(trace) >= TRACE_CACHE_SIZE:
-                    trace.clear()
-                firing = trace[key] = _new_firing(raw.rule_id, raw.facts, parts[raw.rule_id].rule.flags)
-            entries.append(firing)
-        return tuple(entries)
+        found = list(map(trace.get, firings))  # a RawFiring is the (rule id, fact ids) pair it names
+        if not all(found):
+            parts = self._parts
+            for index, firing in enumerate(found):
+                if firing is None:
+                    if len(trace) >= TRACE_CACHE_SIZE:
+                        trace.clear()
+                    raw = firings[index]
+                    rule_id = raw.rule_id
+                    found[index] = trace[raw] = _new_firing(rule_id, raw.facts, parts[rule_id].rule.flags)
+        return tuple(cast("list[Firing]", found))
 
     def _provenance(self, context: Context) -> Provenance:
         # A batch assesses everyone at one `now`: one Provenance for them all (same
@@ -389,18 +476,28 @@ class Assembler:
         return provenance
 
 
-_RANK = itemgetter(0)
-
-
 def _fact_ref_key(ref: FactRef) -> tuple[str, str, str]:
     return ref.type, ref.label, ref.id
 
 
-def _quality_order(issue: DataQualityIssue) -> tuple[int, str, str, str, str]:
-    return (
-        QUALITY_SEVERITIES.index(issue.severity),
-        issue.resource or "",
-        issue.path or "",
-        issue.code,
-        issue.message,
-    )
+def _quality_sorted(issues: Sequence[DataQualityIssue]) -> tuple[DataQualityIssue, ...]:
+    """The distinct issues, by severity, resource, path, code and message.
+
+    Each issue is keyed by a tuple that orders it so and tells every two distinct issues
+    apart (whether ``resource`` and ``path`` are None is part of it), so the keys both
+    drop the duplicates and sort the rest, without hashing the issues themselves.
+    """
+    severity = QUALITY_SEVERITIES.index
+    keyed = {
+        (
+            severity(issue.severity),
+            issue.resource or "",
+            issue.path or "",
+            issue.code,
+            issue.message,
+            issue.resource is None,
+            issue.path is None,
+        ): issue
+        for issue in issues
+    }
+    return tuple([keyed[key] for key in sorted(keyed)])

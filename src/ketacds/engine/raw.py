@@ -7,6 +7,8 @@ differential test between the engines.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import attrs
 
 __all__ = ["RawFiring", "RawResult", "flag_fact", "flag_id"]
@@ -24,9 +26,12 @@ def flag_fact(name: str) -> dict[str, str]:
     return {"t": "flag", "id": flag_id(name), "name": name}
 
 
-@attrs.frozen(order=True)
-class RawFiring:
-    """A rule fired on these facts (input fact ids and ``flag:NAME`` ids, sorted)."""
+class RawFiring(NamedTuple):
+    """A rule fired on these facts (input fact ids and ``flag:NAME`` ids, sorted).
+
+    A named tuple (an engine makes many per assessment): equal, hashed and ordered as
+    the pair ``(rule_id, facts)``, and built from such a pair with ``RawFiring._make``.
+    """
 
     rule_id: str
     facts: tuple[str, ...]
@@ -40,11 +45,5 @@ class RawResult:
 
     @classmethod
     def of(cls, firings: set[RawFiring]) -> RawResult:
-        """Build from an unordered set of firings."""
-        # Sorting by an explicit key is the same order as attrs' generated comparison
-        # (rule_id, then facts), without building a tuple per comparison.
-        return cls(tuple(sorted(firings, key=_firing_key)))
-
-
-def _firing_key(firing: RawFiring) -> tuple[str, tuple[str, ...]]:
-    return firing.rule_id, firing.facts
+        """Build from an unordered set of firings (sorted by rule id, then fact ids)."""
+        return cls(tuple(sorted(firings)))

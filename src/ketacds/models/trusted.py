@@ -10,12 +10,14 @@ switch off every validator in every thread), so a threaded server may use it fre
 
 The constructor takes every field positionally, in the class's field order
 (``attrs.fields(cls)``), defaults included, and converts nothing: a class with a
-converter is refused.
+converter is refused. Each field is set through its slot's own setter (the member
+descriptor ``object.__setattr__`` would look up and call), without the lookup.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from types import MemberDescriptorType
 from typing import Any, TypeVar
 
 import attrs
@@ -42,13 +44,28 @@ def trusted_constructor(cls: type[T]) -> Callable[..., T]:
     if hasattr(cls, "__attrs_pre_init__") or "_attrs_cached_hash" in getattr(cls, "__slots__", ()):
         raise TypeError(f"{cls.__name__} has a pre-init hook or caches its hash")
     names = [a.name for a in fields]
-    lines = [f"def build({', '.join(names)}):", "    self = _new(_cls)", "    _set = _setattr.__get__(self)"]
-    lines += [f"    _set({name!r}, {name})" for name in names]
+    namespace: dict[str, Any] = {"_new": object.__new__, "_cls": cls, "_setattr": object.__setattr__}
+    lines = [f"def build({', '.join(names)}):", "    self = _new(_cls)"]
+    for index, name in enumerate(names):
+        slot = _slot_of(cls, name)
+        if slot is not None:  # the slot's own setter: what object.__setattr__ finds and calls
+            namespace[f"_set{index}"] = slot.__set__
+            lines.append(f"    _set{index}(self, {name})")
+        else:  # pragma: no cover - every field of a slotted attrs class is a slot
+            lines.append(f"    _setattr(self, {name!r}, {name})")
     if hasattr(cls, "__attrs_post_init__"):
         lines.append("    self.__attrs_post_init__()")
     lines.append("    return self")
-    namespace: dict[str, Any] = {"_new": object.__new__, "_cls": cls, "_setattr": object.__setattr__}
     exec("\n".join(lines) + "\n", namespace)  # noqa: S102 - our own source, from the class's own field names
     build: Callable[..., T] = namespace["build"]
     build.__qualname__ = build.__name__ = f"trusted_{cls.__name__}"
     return build
+
+
+def _slot_of(cls: type, name: str) -> Any:
+    """The member descriptor of slot ``name`` (on ``cls`` or a base), or None."""
+    for klass in cls.__mro__:
+        if name in vars(klass):
+            found = vars(klass)[name]
+            return found if isinstance(found, MemberDescriptorType) else None
+    return None

@@ -27,20 +27,43 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
 from ketacds.engine.backend import CapacityProblem
 from ketacds.engine.match import _EXACT_NUMBERS, _MISSING, _NUMERIC_OPS, _compare
 from ketacds.engine.raw import RawFiring, RawResult, flag_fact
 from ketacds.errors import EvaluationError, InputError
+from ketacds.models.facts import FLAG
+from ketacds.models.trusted import trusted_constructor
 from ketacds.ruleset.ir import All, AnyOf, Condition, Not, Pattern, Ref, Rule, Test
 
 __all__ = ["COMPILED_ENGINE_NAME", "CompiledBackend", "CompiledProgram", "generate_source"]
 
+_Pair = tuple[str, tuple[str, ...]]
+
 #: The engine named on an Assessment the compiled backend produced.
 COMPILED_ENGINE_NAME = "ketacds compiled rules (generated Python)"
 
+# A RawResult from the sorted tuple of RawFirings built here, unvalidated; a RawFiring
+# from the (rule id, fact ids) pair it equals (what RawFiring._make does, without a Python call).
+_new_raw_result = trusted_constructor(RawResult)
+_new_raw_firing = partial(tuple.__new__, RawFiring)
+
 _PY_OPS = {"eq": "==", "ne": "!=", "gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
+
+
+class _Everything:
+    """The set of strings a guard reads when a fact holds something odd in the field: it holds all."""
+
+    def __contains__(self, item: object) -> bool:
+        return True
+
+    def isdisjoint(self, other: object) -> bool:
+        return False
+
+
+_EVERYTHING = _Everything()
 
 
 def _unbound(alias: str) -> None:
@@ -72,19 +95,45 @@ class _Source:
         return name
 
 
-class _RuleWriter:
-    """Writes the loops of one rule; ``lists`` maps each fact type read to its local list name."""
+class _Shared:
+    """What the writers of one program share: the helpers, and the names of ``run``'s locals."""
 
-    def __init__(self, source: _Source, helpers: _Source, lists: dict[str, str], rule: Rule) -> None:
+    def __init__(self, source: _Source) -> None:
+        #: The negation helpers: functions of the generated module, beside ``run``.
+        self.helpers = _Source()
+        self.helpers.constants, self.helpers.fresh = source.constants, source.fresh  # type: ignore[method-assign]
+        #: Fact type -> the local list of the facts of that type.
+        self.lists: dict[str, str] = {FLAG: "flag_list"}
+        #: Field -> the local set of the strings that field lists over the input facts (see
+        #: :meth:`_RuleWriter.guard`).
+        self.seen: dict[str, str] = {}
+        #: ``repr`` of a negated condition -> its helper's name, its call and the locals it reads
+        #: (one helper per distinct condition, so one answer per run for every rule asking).
+        self.negations: dict[str, tuple[str, str, frozenset[str]]] = {}
+
+    def body(self) -> _Source:
+        """An empty piece of source in the program's namespace (its constants, its counter)."""
+        part = _Source()
+        part.constants, part.fresh = self.helpers.constants, self.helpers.fresh  # type: ignore[method-assign]
+        return part
+
+
+class _RuleWriter:
+    """Writes the loops of one rule into ``source``."""
+
+    def __init__(self, source: _Source, shared: _Shared, rule: Rule) -> None:
         self.source = source
-        self.helpers = helpers
-        self.lists = lists
+        self.shared = shared
         self.rule = rule
+        #: The locals of ``run`` the written code reads (a negation helper takes them as arguments).
+        self.used: set[str] = set()
 
     def list_of(self, fact_type: str) -> str:
-        name = self.lists.get(fact_type)
+        lists = self.shared.lists
+        name = lists.get(fact_type)
         if name is None:
-            name = self.lists[fact_type] = f"L{len(self.lists)}"
+            name = lists[fact_type] = f"L{len(lists)}"
+        self.used.add(name)
         return name
 
     def condition(
@@ -99,12 +148,13 @@ class _RuleWriter:
             for item in cond.items:
                 self.condition(item, env, indent, then)
         elif isinstance(cond, Not):
-            helper = self.negation(cond.item)
+            helper, call = self.negation(cond.item)
             if _reads_flags(cond.item):
-                decided = f"{helper}()"  # flags grow during a stratum: decided where it is read
+                decided = call  # flags grow during a stratum: decided where it is read
             else:  # the input facts never change: decided once per run, on first reading
                 key = repr(helper)
-                decided = f"(absent[{key}] if {key} in absent else absent.setdefault({key}, {helper}()))"
+                decided = f"(absent[{key}] if {key} in absent else absent.setdefault({key}, {call}))"
+                self.used.add("absent")
             self.source.emit(indent, f"if not {decided}:")
             then(env, indent + 1)
         else:  # pragma: no cover - the IR has no other kind
@@ -124,23 +174,39 @@ class _RuleWriter:
             items[0], env, indent, lambda bound, inner: self.conjunction(items[1:], bound, inner, then)
         )
 
-    def negation(self, item: Condition) -> str:
-        """Write a nested function: does any choice of facts satisfy ``item``? Returns its name.
+    def negation(self, item: Condition) -> tuple[str, str]:
+        """Write a helper function: does any choice of facts satisfy ``item``?
 
-        The function is written among the helpers at the top of ``run`` (it binds nothing
-        of the rule's, so it is defined once per run, not once per loop iteration).
+        The helper is a function of the generated module (defined once, when the program
+        is compiled, not at every run), and takes the locals of ``run`` it reads as
+        arguments. Rules negating the same condition share one. Returns its name and the
+        expression that calls it.
         """
-        writer = _RuleWriter(self.helpers, self.helpers, self.lists, self.rule)
-        name = self.helpers.fresh("_not")
-        self.helpers.emit(1, f"def {name}():")
-        writer.condition(item, {}, 2, lambda _env, inner: self.helpers.emit(inner, "return True"))
-        self.helpers.emit(2, "return False")
-        return name
+        shared = self.shared
+        key = repr(item)  # not the IR's equality: Test(..., 1) == Test(..., True), yet they differ
+        known = shared.negations.get(key)
+        if known is None:
+            name = shared.helpers.fresh("_not")
+            body = shared.body()
+            writer = _RuleWriter(body, shared, self.rule)
+            writer.condition(item, {}, 1, lambda _env, inner: body.emit(inner, "return True"))
+            body.emit(1, "return False")
+            arguments = ", ".join(sorted(writer.used))
+            shared.helpers.emit(0, f"def {name}({arguments}):")
+            shared.helpers.lines.extend(body.lines)
+            known = shared.negations[key] = (name, f"{name}({arguments})", frozenset(writer.used))
+        name, call, used = known
+        self.used |= used
+        return name, call
 
     def pattern(
         self, pattern: Pattern, env: dict[str, str], indent: int, then: Callable[[dict[str, str], int], None]
     ) -> None:
         src = self.source
+        guard = self.guard(pattern)
+        if guard is not None:
+            src.emit(indent, f"if {guard}:")
+            indent += 1
         var = src.fresh("f")
         src.emit(indent, f"for {var} in {self.list_of(pattern.fact)}:")
         bound = list(env.values())
@@ -152,6 +218,40 @@ class _RuleWriter:
             src.emit(indent + 2, "continue")
         key = pattern.alias if pattern.alias is not None else f"#{var}"
         then({**env, key: var}, indent + 1)
+
+    def guard(self, pattern: Pattern) -> str | None:
+        """A cheap condition that is false only where no fact can pass the pattern's first test.
+
+        Most patterns start by asking for a value set (``vs`` member of a few ids) that no
+        fact of the patient has; the guard answers that once for the pattern instead of
+        once per fact, from the strings that field lists over all the input facts (taken
+        in the same pass that groups them by type; when a fact holds anything but a list
+        of hashable values there, the set is :data:`_EVERYTHING` and the loop decides).
+        For a derived flag asked for by name, the set of flags derived so far answers it
+        (unless the input held facts of type ``flag`` of its own). Only the first test is
+        guarded on: a test before it could have raised on a fact the loop would read.
+        """
+        if not pattern.tests:
+            return None
+        test = pattern.tests[0]
+        value = test.value
+        if pattern.fact == FLAG and test.field == "name" and test.op == "eq" and type(value) is str:
+            self.used |= {"input_flags", "flags"}
+            return f"input_flags or {self.source.literal(value)} in flags"
+        if (
+            pattern.fact == FLAG  # the flags grow during a run: no set taken at its start holds them
+            or test.op != "member"
+            or not isinstance(value, tuple)
+            or not all(type(v) is str for v in value)
+        ):
+            return None
+        seen = self.shared.seen.get(test.field)
+        if seen is None:
+            seen = self.shared.seen[test.field] = f"S{len(self.shared.seen)}"
+        self.used.add(seen)
+        if len(value) == 1:
+            return f"{self.source.literal(value[0])} in {seen}"
+        return f"not {seen}.isdisjoint({self.source.literal(frozenset(value))})"
 
     def test(self, test: Test, var: str, env: dict[str, str]) -> str:
         """A Python expression for :func:`ketacds.engine.match.passes` on fact ``var``."""
@@ -181,6 +281,21 @@ class _RuleWriter:
                 f"(not {wanted}.isdisjoint(a) if (a := {var}.get({field}, _MISSING)).__class__ is list "
                 f"else (a is not _MISSING and _compare('member', a, {src.literal(value)})))"
             )
+        if op == "ne" and isinstance(value, str):
+            # a value of another kind than str is unequal; a str, unless it is this one
+            return (
+                f"((a := {var}.get({field}, _MISSING)) is not _MISSING "
+                f"and (a.__class__ is not str or a != {src.literal(value)}))"
+            )
+        if op in ("in", "not_in") and isinstance(value, tuple) and all(type(v) is str for v in value):
+            # only a str is of the kind of these values (a str subclass is not: _same_kind)
+            wanted = src.literal(frozenset(value))
+            if op == "in":
+                return f"((a := {var}.get({field}, _MISSING)).__class__ is str and a in {wanted})"
+            return (
+                f"((a := {var}.get({field}, _MISSING)) is not _MISSING "
+                f"and (a.__class__ is not str or a not in {wanted}))"
+            )
         if op in _NUMERIC_OPS and isinstance(value, int | Decimal) and not isinstance(value, bool):
             expected = src.literal(value)
             return (
@@ -199,6 +314,9 @@ class _RuleWriter:
             facts = f"({ids[0]},)"
         else:
             facts = f"tuple(sorted({{{', '.join(ids)}}}))"
+        if not self.rule.flags:
+            src.emit(indent, f"firings.add(({src.literal(self.rule.id)}, {facts}))")
+            return
         src.emit(indent, f"firing = ({src.literal(self.rule.id)}, {facts})")
         src.emit(indent, "if firing not in firings:")
         src.emit(indent + 1, "firings.add(firing)")
@@ -212,47 +330,71 @@ class _RuleWriter:
 
 def _reads_flags(cond: Condition) -> bool:
     if isinstance(cond, Pattern):
-        return cond.fact == "flag"
+        return cond.fact == FLAG
     if isinstance(cond, Not):
         return _reads_flags(cond.item)
     return any(_reads_flags(item) for item in cond.items)
 
 
 def generate_source(rules: Sequence[Rule], strata: Mapping[str, int]) -> tuple[str, dict[str, Any]]:
-    """The source of ``run(by_type)`` for ``rules`` and the constants it names.
+    """The source of ``run(facts)`` for ``rules`` and the constants it names.
 
-    ``run`` takes the facts grouped by type (``flag`` included, a list it appends the
-    derived flags to) and returns the set of ``(rule id, sorted fact ids)`` firings.
+    ``run`` takes the input facts and returns the set of ``(rule id, sorted fact ids)``
+    firings. It groups the facts by type (``flag`` included: the list it appends the
+    derived flags to), then runs each stratum: every rule once, then the rules that read
+    flags again while a pass derives a new flag (the rules that read none would find
+    nothing new).
     """
     source = _Source()
-    lists: dict[str, str] = {"flag": "flag_list"}
-    body, helpers = _Source(), _Source()
-    for part in (body, helpers):  # one namespace of constants, one counter: names never clash
-        part.constants = source.constants
-        part.fresh = source.fresh  # type: ignore[method-assign]
+    shared = _Shared(source)
+    body = shared.body()
     for stratum in sorted({strata[r.id] for r in rules}):
         layer = [r for r in rules if strata[r.id] == stratum]
+        again = [r for r in layer if _reads_flags(r.when)]
         body.emit(1, f"# stratum {stratum}")
-        body.emit(1, "changed = True")
-        body.emit(1, "first = True")
-        body.emit(1, "while changed:")
-        body.emit(2, "changed = False")
+        body.emit(1, "changed = False")
         for rule in layer:
-            writer = _RuleWriter(body, helpers, lists, rule)
-            indent = 2
-            if not _reads_flags(rule.when):
-                body.emit(2, "if first:")
-                indent = 3
-            body.emit(indent, f"# {rule.id}")
-            body.emit(indent, "pass")
-            writer.condition(rule.when, {}, indent, writer.fire)
-        body.emit(2, "first = False")
-    source.emit(0, "def run(by_type):")
-    source.emit(1, "flag_list = by_type['flag']")
-    for fact_type, name in lists.items():
+            body.emit(1, f"# {rule.id}")
+            writer = _RuleWriter(body, shared, rule)
+            writer.condition(rule.when, {}, 1, writer.fire)
+        if again:
+            body.emit(1, "while changed:")
+            body.emit(2, "changed = False")
+            for rule in again:
+                body.emit(2, f"# {rule.id} again")
+                writer = _RuleWriter(body, shared, rule)
+                writer.condition(rule.when, {}, 2, writer.fire)
+    source.lines.extend(shared.helpers.lines)
+    source.emit(0, "def run(facts):")
+    source.emit(1, "flag_list = []")
+    source.emit(1, f"by_type = {{{FLAG!r}: flag_list}}")
+    source.emit(1, "group_of = by_type.get")
+    for name in shared.seen.values():
+        source.emit(1, f"{name} = set()")
+        source.emit(1, f"odd_{name} = False")
+    source.emit(1, "for f in facts:")
+    source.emit(2, "t = f['t']")
+    source.emit(2, "group = group_of(t)")
+    source.emit(2, "if group is None:")
+    source.emit(3, "by_type[t] = [f]")
+    source.emit(2, "else:")
+    source.emit(3, "group.append(f)")
+    for field, name in shared.seen.items():
+        source.emit(2, f"a = f.get({source.literal(field)}, _MISSING)")
+        source.emit(2, "if a.__class__ is list:")
+        source.emit(3, "try:")
+        source.emit(4, f"{name}.update(a)")
+        source.emit(3, "except TypeError:  # an unhashable item: let the loops decide")
+        source.emit(4, f"odd_{name} = True")
+        source.emit(2, "elif a is not _MISSING:")
+        source.emit(3, f"odd_{name} = True")
+    for name in shared.seen.values():
+        source.emit(1, f"if odd_{name}:")
+        source.emit(2, f"{name} = _EVERYTHING")
+    source.emit(1, "input_flags = bool(flag_list)")
+    for fact_type, name in shared.lists.items():
         if name != "flag_list":
-            source.emit(1, f"{name} = by_type.get({source.literal(fact_type)}, ())")
-    source.lines.extend(helpers.lines)
+            source.emit(1, f"{name} = group_of({source.literal(fact_type)}, ())")
     source.emit(1, "absent = {}")
     source.emit(1, "flags = set()")
     source.emit(1, "firings = set()")
@@ -270,15 +412,24 @@ class CompiledProgram:
         self.source, constants = generate_source(rules, strata)
         namespace: dict[str, Any] = {
             **constants,
-            "__builtins__": {"tuple": tuple, "sorted": sorted, "set": set, "list": list},
+            "__builtins__": {
+                "bool": bool,
+                "list": list,
+                "set": set,
+                "sorted": sorted,
+                "str": str,
+                "tuple": tuple,
+                "TypeError": TypeError,
+            },
             "_compare": _compare,
             "_MISSING": _MISSING,
             "_EXACT": _EXACT_NUMBERS,
             "_unbound": _unbound,
+            "_EVERYTHING": _EVERYTHING,
             "flag_fact": flag_fact,
         }
         exec(compile(self.source, f"<ketacds compiled program {name}>", "exec"), namespace)  # noqa: S102
-        self._run: Callable[[dict[str, list[Mapping[str, Any]]]], set[tuple[str, tuple[str, ...]]]]
+        self._run: Callable[[Sequence[Mapping[str, Any]]], set[_Pair]]
         self._run = namespace["run"]
 
     def run(
@@ -290,11 +441,9 @@ class CompiledProgram:
         Any failure is an :class:`~ketacds.errors.EvaluationError` ("the compiled backend failed: ...").
         """
         try:
-            by_type: dict[str, list[Mapping[str, Any]]] = {}
-            for fact in facts:
-                by_type.setdefault(fact["t"], []).append(fact)
-            by_type.setdefault("flag", [])
-            result = RawResult.of({RawFiring(rule_id, ids) for rule_id, ids in self._run(by_type)})
+            # Distinct (rule id, fact ids) pairs, sorted as RawResult.of sorts its firings
+            # (by rule id, then fact ids); each pair becomes the RawFiring it equals.
+            result = _new_raw_result(tuple(map(_new_raw_firing, sorted(self._run(facts)))))
         except (InputError, EvaluationError):
             raise
         except Exception as error:
