@@ -48,6 +48,7 @@ from ketacds.engine.api import Engine
 from ketacds.server.auth import TokenVerifier
 from ketacds.server.codec import JSONRoute
 from ketacds.server.middleware import BodyLimit
+from ketacds.server.plain_route import PlainDispatch
 from ketacds.server.routes import SERVICES, install_error_handlers, install_routes
 from ketacds.server.service import Service, utcnow
 from ketacds.server.settings import ServiceSettings
@@ -154,7 +155,8 @@ def create_app(
     app.router.route_class = JSONRoute  # JSON bodies read with orjson where it reads the same
     install_error_handlers(app)
     install_routes(app, service)
-    return BodyLimit(app, settings.max_body_bytes)
+    # A plain hook call is answered in front of FastAPI's stack (ketacds.server.plain_route).
+    return BodyLimit(PlainDispatch(app), settings.max_body_bytes)
 
 
 def app_from_environment() -> BodyLimit:
