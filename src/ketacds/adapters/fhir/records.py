@@ -25,6 +25,7 @@ first.
 from __future__ import annotations
 
 import hashlib
+import re
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -47,6 +48,9 @@ KEPT = 256
 #: The longest JSON text (bytes) whose record is kept: a few hundred resources.
 _LONGEST = 256 * 1024
 
+#: ``null`` in the JSON text (a regular expression finds it faster than ``in`` does).
+_NULL = re.compile(rb"null")
+
 #: (digest of the JSON text, patient id, id(mapping), id(terminology))
 _Key = tuple[bytes, str | None, int, int]
 _kept: OrderedDict[_Key, tuple[FhirMapping, Terminology, PatientRecord]] = OrderedDict()
@@ -61,7 +65,7 @@ def _written(resources: Sequence[Any]) -> bytes | None:
         written: bytes = orjson.dumps(list(resources))
     except TypeError:
         return None
-    return written if len(written) <= _LONGEST and b"null" not in written else None
+    return written if len(written) <= _LONGEST and not _NULL.search(written) else None
 
 
 def read_json_resources(
