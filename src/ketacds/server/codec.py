@@ -18,7 +18,6 @@ Without orjson installed both are the standard library's.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -32,9 +31,9 @@ except ImportError:  # pragma: no cover - the server extra installs it
 
 __all__ = ["JSONRequest", "JSONRoute", "dumps", "json_response", "loads"]
 
-#: A run of 19 digits or more (the regular expression engine finds one faster than any
-#: other way tried: a translation of every digit then ``bytes.find`` takes twice as long).
-_RUN = re.compile(rb"[0-9]{19,}")
+#: Every digit to ``0`` (the rest as it is), so that a run of digits is found by ``bytes.find``.
+_DIGITS_TO_ZERO = bytes.maketrans(b"0123456789", b"0000000000")
+_RUN = b"0" * 19
 _SPACE = b" \t\r\n"
 
 
@@ -44,11 +43,15 @@ def _long_integer(body: bytes) -> bool:
     That is, a run of such digits alone between ``:``, ``[``, ``,`` (or the start) and
     ``,``, ``]``, ``}`` (or the end), a minus sign and spaces allowed. Text inside a
     string can look like one too: that body is then read by ``json.loads``, never wrongly.
-    (Each run of 19 digits or more is found, then its neighbours looked at: a regular
-    expression with the neighbours in it takes a millisecond on a large body.)
+    (Runs are found with ``bytes.translate`` and ``bytes.find``, then each run's neighbours
+    looked at: a regular expression takes a millisecond on a large body.)
     """
-    for run in _RUN.finditer(body):
-        start, end = run.span()
+    digits = body.translate(_DIGITS_TO_ZERO)
+    start = digits.find(_RUN)
+    while start != -1:
+        end = start + len(_RUN)
+        while end < len(digits) and digits[end] == 0x30:  # "0"
+            end += 1
         before = start - 1
         if before >= 0 and body[before] == 0x2D:  # "-"
             before -= 1
@@ -59,6 +62,7 @@ def _long_integer(body: bytes) -> bool:
             after += 1
         if (before < 0 or body[before] in b":[,") and (after == len(body) or body[after] in b",]}"):
             return True
+        start = digits.find(_RUN, end)
     return False
 
 
