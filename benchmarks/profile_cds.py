@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import inspect
 import pstats
 import sys
 import tempfile
@@ -88,7 +89,9 @@ async def run(args: argparse.Namespace) -> None:
             log_level="warning",
             **({"backend": args.backend} if args.backend else {}),
         )
-        app = create_app(settings)
+        # As a `ketacds serve` worker (its garbage collector tuned after start-up) where this revision can.
+        worker = "worker_process" in inspect.signature(create_app).parameters
+        app = create_app(settings, **({"worker_process": True} if worker else {}))
         requests = [
             (s, b) for s, b in load_cds.bodies() if args.hook == "both" or s == f"ketacds-{args.hook}"
         ]

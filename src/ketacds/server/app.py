@@ -34,6 +34,7 @@ never echo request values.
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import logging
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -47,6 +48,7 @@ from ketacds.engine.api import Engine
 from ketacds.server.auth import TokenVerifier
 from ketacds.server.codec import JSONRoute
 from ketacds.server.middleware import BodyLimit
+from ketacds.server.plain_route import PlainDispatch
 from ketacds.server.routes import SERVICES, install_error_handlers, install_routes
 from ketacds.server.service import Service, utcnow
 from ketacds.server.settings import ServiceSettings
@@ -54,9 +56,30 @@ from ketacds.server.store import Store
 from ketacds.terminology.mapping import FhirMapping
 from ketacds.vocabulary import ESKETAMINE_NASAL, KETAMINE_IV, KETAMINE_OTHER
 
-__all__ = ["SERVICES", "BodyLimit", "app_from_environment", "create_app"]
+__all__ = ["GC_THRESHOLD", "SERVICES", "BodyLimit", "app_from_environment", "create_app", "tune_gc"]
 
 log = logging.getLogger("ketacds.server")
+
+#: The youngest generation's collection threshold in a worker process (Python's default is 700).
+GC_THRESHOLD = 10_000
+
+
+def tune_gc() -> None:
+    """Set this process's garbage collector for answering hook calls (a worker process, after start-up).
+
+    A hook call makes a few thousand containers (the body's JSON, the record, the facts,
+    the cards) that live until it is answered. With Python's default threshold the
+    collector runs in the middle of almost every call, finds them alive and promotes
+    them, and the full collections that follow walk the whole heap, the engine and the
+    rules included (≈ 100 ms each): 0.2-0.4 ms of CPU per call on average. So everything
+    built at start-up is frozen out of collections (:func:`gc.freeze`: it lives as long
+    as the worker), and the youngest generation's threshold is raised above what one
+    call makes. Cyclic garbage is still collected, only less often; no answer changes.
+    """
+    gc.collect()
+    gc.freeze()
+    youngest, middle, oldest = gc.get_threshold()
+    gc.set_threshold(max(youngest, GC_THRESHOLD), middle, oldest)
 
 
 def create_app(
@@ -65,6 +88,7 @@ def create_app(
     clock: Callable[[], dt.datetime] = utcnow,
     new_uuid: Callable[[], str] = lambda: str(uuid.uuid4()),
     fhir_transport: httpx.AsyncBaseTransport | None = None,
+    worker_process: bool = False,
 ) -> BodyLimit:
     """Build the service (an ASGI app) for ``settings``.
 
@@ -73,6 +97,8 @@ def create_app(
         clock: gives ``now`` for each assessment (the engine itself never reads the clock).
         new_uuid: makes card and suggestion uuids.
         fhir_transport: an httpx transport for FHIR and JWKS requests (tests).
+        worker_process: the app is its process's only one (a ``ketacds serve`` worker):
+            :func:`tune_gc` once it has started.
     """
     service = Service(settings=settings, clock=clock, new_uuid=new_uuid)
 
@@ -106,6 +132,8 @@ def create_app(
             engine.digest[:12],
             settings.jurisdiction,
         )
+        if worker_process:
+            tune_gc()
         try:
             yield
         finally:
@@ -127,7 +155,8 @@ def create_app(
     app.router.route_class = JSONRoute  # JSON bodies read with orjson where it reads the same
     install_error_handlers(app)
     install_routes(app, service)
-    return BodyLimit(app, settings.max_body_bytes)
+    # A plain hook call is answered in front of FastAPI's stack (ketacds.server.plain_route).
+    return BodyLimit(PlainDispatch(app), settings.max_body_bytes)
 
 
 def app_from_environment() -> BodyLimit:
@@ -141,4 +170,4 @@ def app_from_environment() -> BodyLimit:
         )
         logger.addHandler(handler)
     logger.setLevel(settings.log_level.upper())
-    return create_app(settings)
+    return create_app(settings, worker_process=True)

@@ -29,7 +29,7 @@ try:
 except ImportError:  # pragma: no cover - the server extra installs it
     orjson = None  # type: ignore[assignment,unused-ignore]
 
-__all__ = ["JSONRoute", "dumps", "json_response", "loads"]
+__all__ = ["JSONRequest", "JSONRoute", "dumps", "json_response", "loads"]
 
 #: Every digit to ``0`` (the rest as it is), so that a run of digits is found by ``bytes.find``.
 _DIGITS_TO_ZERO = bytes.maketrans(b"0123456789", b"0000000000")
@@ -88,7 +88,7 @@ def dumps(data: Any) -> bytes:
     )
 
 
-class _Request(Request):
+class JSONRequest(Request):
     """A request whose JSON body is read with :func:`loads`."""
 
     async def json(self) -> Any:
@@ -102,11 +102,11 @@ class JSONRoute(APIRoute):
     """A FastAPI route that reads JSON bodies with :func:`loads` (FastAPI's documented route_class hook)."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        """The route's handler, given the request as a :class:`_Request`."""
+        """The route's handler, given the request as a :class:`JSONRequest`."""
         handler = super().get_route_handler()
 
         async def fast(request: Request) -> Response:
-            return await handler(_Request(request.scope, request.receive))
+            return await handler(JSONRequest(request.scope, request.receive))
 
         return fast
 

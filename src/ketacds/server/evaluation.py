@@ -97,7 +97,8 @@ def evaluate(
         return evaluation.fail(
             "ketacds could not read this patient's record", f"The record could not be read: {error}."
         )
-    record = attrs.evolve(record, data_quality=(*record.data_quality, *issues))
+    if issues:  # (without, the record read is assessed as it is: evolving it copies it)
+        record = attrs.evolve(record, data_quality=(*record.data_quality, *issues))
     card_context = CardContext(
         hook=hook,
         ruleset=engine.ruleset,

@@ -50,23 +50,32 @@ class BodyLimit:
         if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
             await self._refuse(send)
             return
-        body = bytearray()
+        body = b""
+        buffer: bytearray | None = None  # a body in more than one message (most come in one)
         more = True
         while more:
             message = await receive()
             if message["type"] == "http.disconnect":
                 return
-            body += message.get("body", b"")
+            chunk = message.get("body", b"")
             more = message.get("more_body", False)
-            if len(body) > self.limit:
+            if buffer is not None:
+                buffer += chunk
+            elif more:
+                buffer = bytearray(chunk)
+            else:
+                body = bytes(chunk)  # the one message's bytes, not a copy
+            if len(body if buffer is None else buffer) > self.limit:
                 await self._refuse(send)
                 return
+        if buffer is not None:
+            body = bytes(buffer)
         try:  # json.loads would read UTF-8-encoded surrogates ("surrogatepass"): refused here
-            bytes(body).decode("utf-8")
+            body.decode("utf-8")
         except UnicodeDecodeError as error:
             await _answer(send, 400, f"the request body is not UTF-8 (byte {error.start + 1})")
             return
-        if _SURROGATE_ESCAPE.search(body) and _LONE_SURROGATE.search(body):
+        if b"\\u" in body and _SURROGATE_ESCAPE.search(body) and _LONE_SURROGATE.search(body):
             await _answer(
                 send, 400, "the request body is not valid JSON: a \\u escape names a lone surrogate"
             )
@@ -77,7 +86,7 @@ class BodyLimit:
             nonlocal replayed
             if not replayed:
                 replayed = True
-                return {"type": "http.request", "body": bytes(body), "more_body": False}
+                return {"type": "http.request", "body": body, "more_body": False}
             return await receive()
 
         await self.app(scope, replay, send)

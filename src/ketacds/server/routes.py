@@ -49,6 +49,7 @@ from ketacds.server.models import (
     HookRequest,
     Problem,
 )
+from ketacds.server.plain_route import plain_route
 from ketacds.server.prefetch import prefetched
 from ketacds.server.rule_docs import PAGE, rule_page
 from ketacds.server.service import Service
@@ -148,13 +149,12 @@ def _install_hook_routes(app: FastAPI, service: Service, errors: dict[int | str,
         """The CDS services offered, with their prefetch templates."""
         return discovery_document(service)
 
-    @app.post(
-        "/cds-services/{service_id}",
-        response_model=CardsResponse,
-        response_model_exclude_none=True,
-        responses=errors,
-        tags=["CDS Hooks"],
-    )
+    async def answer(request: Request, body: HookRequest, service_id: str) -> Response:
+        # Written here, not by FastAPI through CardsResponse (the documented schema):
+        # the cards are this service's own, and validating them again costs more than
+        # everything else around the assessment.
+        return json_response(await answer_hook(service, request, body, service_id))
+
     async def call(
         request: Request,
         body: HookRequest,
@@ -162,10 +162,21 @@ def _install_hook_routes(app: FastAPI, service: Service, errors: dict[int | str,
         _credentials: Bearer = None,
     ) -> Response:
         """Answer a hook call with cards."""
-        # Written here, not by FastAPI through CardsResponse (the documented schema):
-        # the cards are this service's own, and validating them again costs more than
-        # everything else around the assessment.
-        return json_response(await answer_hook(service, request, body, service_id))
+        return await answer(request, body, service_id)
+
+    # A plain call (a JSON body that validates) is answered without FastAPI's dependency
+    # solving, by ``answer`` with the same validated values; ``call`` is the documented
+    # operation, and answers the rest (see ketacds.server.plain_route).
+    app.router.add_api_route(
+        "/cds-services/{service_id}",
+        call,
+        methods=["POST"],
+        response_model=CardsResponse,
+        response_model_exclude_none=True,
+        responses=errors,
+        tags=["CDS Hooks"],
+        route_class_override=plain_route(answer),
+    )
 
 
 def _install_feedback_routes(app: FastAPI, service: Service, errors: dict[int | str, dict[str, Any]]) -> None:

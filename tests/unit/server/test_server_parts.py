@@ -313,3 +313,18 @@ def test_body_limit_refuses_a_bad_content_length():
     run(BodyLimit(app, 10)(scope, receive, send))
 
     assert 413 == sent[0]["status"]
+
+
+def test_a_worker_process_tunes_its_garbage_collector_after_start_up():
+    import gc
+
+    from ketacds.server.app import GC_THRESHOLD, tune_gc
+
+    before = gc.get_threshold()
+    try:
+        tune_gc()
+        assert gc.get_threshold()[0] == max(before[0], GC_THRESHOLD)
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)
