@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 import re
 import weakref
+from collections.abc import Callable
 
 import attrs
 
@@ -151,6 +152,19 @@ class _Recognition:
         """What an item with this key reported before (``_NEW``: none was met yet)."""
         return self._memo.get(key, _NEW)
 
+    def _report(
+        self,
+        key: tuple[object, ...],
+        decide: Callable[[], tuple[str, str, str] | None],
+        where: tuple[str, str],
+    ) -> None:
+        """Report what an item with this key reports: remembered, or decided now and remembered."""
+        said = self._said(key)
+        if said is _NEW:
+            self._say(key, decide(), where)
+        elif said is not None:
+            self._add(*said, where)
+
     def _say(
         self, key: tuple[object, ...], said: tuple[str, str, str] | None, where: tuple[str, str]
     ) -> None:
@@ -165,11 +179,7 @@ class _Recognition:
         self, code: Coding | None, name: str | None, tags: list[str], active: bool, where: tuple[str, str]
     ) -> None:
         key = ("condition", *_coding_key(code), name, active)
-        said = self._said(key)
-        if said is _NEW:
-            self._say(key, self._condition(code, name, tags, active), where)
-        elif said is not None:
-            self._add(*said, where)
+        self._report(key, lambda: self._condition(code, name, tags, active), where)
 
     def _condition(
         self, code: Coding | None, name: str | None, tags: list[str], active: bool
@@ -201,11 +211,7 @@ class _Recognition:
         if ("unmapped-medication", item_id) in self.reported:
             return
         key = ("medication", *_coding_key(code), name, active)
-        said = self._said(key)
-        if said is _NEW:
-            self._say(key, self._medication(code, name, tags, active), where)
-        elif said is not None:
-            self._add(*said, where)
+        self._report(key, lambda: self._medication(code, name, tags, active), where)
 
     def _medication(
         self, code: Coding | None, name: str | None, tags: list[str], active: bool
