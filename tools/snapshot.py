@@ -55,8 +55,9 @@ def _fingerprint(engine: Engine, record: object, context: object) -> str:
 def _scenarios(engine: Engine) -> Iterator[tuple[str, str]]:
     for path in find_scenario_files([ROOT / "tests" / "scenarios"]):
         for scenario in load_scenario_file(path).scenarios:
-            yield f"scenario\t{path.name}:{scenario.line}", _fingerprint(
-                engine, scenario.record, scenario.context
+            yield (
+                f"scenario\t{path.name}:{scenario.line}",
+                _fingerprint(engine, scenario.record, scenario.context),
             )
 
 

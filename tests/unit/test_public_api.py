@@ -64,7 +64,11 @@ def test_rulesets_are_shipped_inside_the_package():
     from importlib import resources
     from pathlib import Path
 
+    import pytest
+
     packaged = Path(str(resources.files("ketacds"))) / "rulesets"
+    if packaged.parent.resolve() == (ROOT / "src" / "ketacds").resolve():
+        pytest.skip("ketacds is imported from the source tree (PYTHONPATH=src), not an installed copy")
 
     assert (packaged / "manifest.yaml").is_file()
     assert sorted(p.name for p in (ROOT / "rulesets").rglob("*.yaml")) == sorted(

@@ -29,6 +29,7 @@ def case_of_document(
         return read_bundle_case(document, overrides=overrides, terminology=terminology)
     return load_case(document, overrides=overrides)
 
+
 #: ``--rules DIR``: the ruleset directory, passed to the command as ``rules_dir``.
 RULES_DIR = click.option(
     "--rules",
