@@ -30,7 +30,7 @@ import attrs
 
 from ketacds.models.inputs import ConditionStatus, MedicationStatus, SubstanceStatus, TrialResponse
 from ketacds.ruleset import scope
-from ketacds.ruleset.ir import All, AnyOf, Condition, Not, Pattern, Ref, RuleSet, ValueSet
+from ketacds.ruleset.ir import Ref, RuleSet, ValueSet, patterns
 from ketacds.ruleset.load import load_ruleset
 from ketacds.vocabulary import CANDIDACY, ROUTES
 
@@ -70,16 +70,6 @@ _FACT_OF = {
 }
 
 
-def _patterns(condition: Condition) -> Iterator[Pattern]:
-    if isinstance(condition, Pattern):
-        yield condition
-    elif isinstance(condition, All | AnyOf):
-        for item in condition.items:
-            yield from _patterns(item)
-    elif isinstance(condition, Not):
-        yield from _patterns(condition.item)
-
-
 @attrs.frozen
 class Population:
     """What the generator draws from, read off a ruleset once.
@@ -108,7 +98,7 @@ class Population:
         numbers: dict[tuple[str, str | None, str], set[float]] = {}
         words: dict[tuple[str, str], set[str]] = {}
         for rule in ruleset.rules:
-            for pattern in _patterns(rule.when):
+            for pattern in patterns(rule.when):
                 members = [str(v) for t in pattern.tests if t.op == "member" for v in t.value]  # type: ignore[union-attr]
                 for vs in members:
                     counts = uses.setdefault(pattern.fact, {})

@@ -46,7 +46,7 @@ from ketacds.models.results import (
     Provenance,
 )
 from ketacds.models.trusted import trusted_constructor
-from ketacds.ruleset.ir import Condition, Not, Pattern, Rule, RuleSet
+from ketacds.ruleset.ir import Rule, RuleSet, patterns
 from ketacds.vocabulary import DATA_GAP, MONITORING, UNCONFIRMED
 
 __all__ = ["TRACE_CACHE_SIZE", "Assembler"]
@@ -95,33 +95,6 @@ def _input_basis(
     return ids
 
 
-def _patient_fields(condition: Condition) -> set[str]:
-    """The patient-fact fields a rule's condition tests."""
-    if isinstance(condition, Pattern):
-        return {test.field for test in condition.tests} if condition.fact == "patient" else set()
-    if isinstance(condition, Not):
-        return _patient_fields(condition.item)
-    return set().union(*(_patient_fields(item) for item in condition.items))
-
-
-def _fact_types(condition: Condition) -> set[str]:
-    """The fact types a rule's condition names (in any pattern, negated ones too)."""
-    if isinstance(condition, Pattern):
-        return {condition.fact}
-    if isinstance(condition, Not):
-        return _fact_types(condition.item)
-    return set().union(*(_fact_types(item) for item in condition.items))
-
-
-def _bound_types(condition: Condition) -> set[str]:
-    """The fact types a rule's firings name: its patterns' outside any ``not``."""
-    if isinstance(condition, Pattern):
-        return {condition.fact}
-    if isinstance(condition, Not):
-        return set()
-    return set().union(*(_bound_types(item) for item in condition.items))
-
-
 def _explained_by_totals(basis_ids: set[str], part: _RuleParts, facts: FactSet) -> set[str]:
     """Replace a patient fact read only for table totals by the facts summed into them.
 
@@ -166,14 +139,15 @@ class _RuleParts:
         table = ruleset.status
         sources = {source.id: source for source in ruleset.sources}
         self.rule = rule
-        self.patient_fields = frozenset(_patient_fields(rule.when))
+        patient = [pattern for pattern in patterns(rule.when) if pattern.fact == "patient"]
+        self.patient_fields = frozenset(test.field for pattern in patient for test in pattern.tests)
         #: Whether a firing may name a derived flag (else its facts are its input basis).
-        self.reads_flags = FLAG in _fact_types(rule.when)
+        self.reads_flags = any(pattern.fact == FLAG for pattern in patterns(rule.when))
         #: Whether a firing's facts are its input basis (no flags to follow), but for
         #: patient totals to explain (see :func:`_explained_by_totals`).
         self.direct = not self.reads_flags
         #: The type of every fact a firing names, when the rule binds facts of one type only.
-        bound = _bound_types(rule.when)
+        bound = {pattern.fact for pattern in patterns(rule.when, negated=False)}
         self.bound_type = next(iter(bound)) if len(bound) == 1 and FLAG not in bound else None
         self.flag_ids = tuple(flag_id(flag) for flag in rule.flags)
         self.status = table.status_of(rule.severity)

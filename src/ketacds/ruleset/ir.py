@@ -18,7 +18,7 @@ content always has the same digest, whatever the file layout or comments.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal, TypeAlias
 
@@ -89,6 +89,7 @@ __all__ = [
     "canonical",
     "canonical_json",
     "from_canonical",
+    "patterns",
     "to_data",
 ]
 
@@ -150,6 +151,18 @@ class Not:
 
 
 Condition: TypeAlias = Pattern | All | AnyOf | Not
+
+
+def patterns(condition: Condition, *, negated: bool = True) -> Iterator[Pattern]:
+    """Every pattern of ``condition``, in order; with ``negated=False``, none under a ``not``."""
+    if isinstance(condition, Pattern):
+        yield condition
+    elif isinstance(condition, Not):
+        if negated:
+            yield from patterns(condition.item)
+    else:
+        for item in condition.items:
+            yield from patterns(item, negated=negated)
 
 
 @attrs.frozen
