@@ -28,6 +28,7 @@ from ketacds.engine.identity import (
     _drug_key,
     _fact_id,
 )
+from ketacds.engine.labels import _Label
 from ketacds.engine.numbers import (
     _EXACT,
     _HUNDREDTH,
@@ -46,6 +47,7 @@ from ketacds.engine.readings import (
     _new_issue,
     _outside,
     _plausible_reading,
+    _reading_ranges,
     _Row,
     _skew,
 )
@@ -173,7 +175,7 @@ def _plan_label(fact: Fact) -> str:
     return "planned session: " + (", ".join(parts) if parts else "no dose or schedule given")
 
 
-def _quality_facts(issues: Iterable[DataQualityIssue]) -> list[tuple[Fact, str]]:
+def _quality_facts(issues: Iterable[DataQualityIssue]) -> list[tuple[Fact, _Label]]:
     """One fact per kind of error or warning (severity, code, resource type), with a count in its label.
 
     Info issues (left out by design) are reported in the Assessment, not asserted.
@@ -194,10 +196,14 @@ def _quality_facts(issues: Iterable[DataQualityIssue]) -> list[tuple[Fact, str]]
         }
         if kind:
             fact["resource_type"] = kind
-        times = f" ({len(messages)} times)" if len(messages) > 1 else ""
-        where = f" {kind}:" if kind else ""
-        out.append((fact, f"data quality {severity}{times}:{where} {min(messages)}"))
+        out.append((fact, (_quality_label, severity, kind, messages)))
     return out
+
+
+def _quality_label(severity: str, kind: str, messages: list[str]) -> str:
+    times = f" ({len(messages)} times)" if len(messages) > 1 else ""
+    where = f" {kind}:" if kind else ""
+    return f"data quality {severity}{times}:{where} {min(messages)}"
 
 
 def _order_fact(
@@ -371,7 +377,7 @@ def _patient_label(fact: Fact) -> str:
     return "patient: " + ", ".join(parts)
 
 
-def _medication_fact(m: Medication, terminology: Terminology, path: str) -> tuple[Fact, str]:
+def _medication_fact(m: Medication, terminology: Terminology, path: str) -> tuple[Fact, _Label]:
     code, name, status = m.code, m.name, m.status
     fact: Fact = {
         "t": "medication",
@@ -383,18 +389,25 @@ def _medication_fact(m: Medication, terminology: Terminology, path: str) -> tupl
         "as_needed": m.as_needed,
     }
     dose, unit, per_day = m.dose, m.unit, m.frequency_per_day
-    dose_text = ""
     if dose is not None and unit is not None:
         dose_mg, fact["dose_mg"] = _dose_in_mg(dose, unit, path, ".unit")
-        dose_text = f" {dose} {unit}"
         if per_day is not None:
             fact["daily_mg"] = exact(dose_mg * per_day)
     if per_day is not None:
         fact["frequency_per_day"] = exact(per_day)
+    return fact, (_medication_label, m)
+
+
+def _medication_label(m: Medication) -> str:
+    dose, unit, per_day = m.dose, m.unit, m.frequency_per_day
+    dose_text = ""
+    if dose is not None and unit is not None:
+        dose_text = f" {dose} {unit}"
+    if per_day is not None:
         dose_text += f" {per_day}/day"
     if m.as_needed:
         dose_text += " as needed"
-    return fact, f"{_describe(code, name)}{dose_text} ({status})"
+    return f"{_describe(m.code, m.name)}{dose_text} ({m.status})"
 
 
 def _observation_facts(
@@ -403,7 +416,7 @@ def _observation_facts(
     terminology: Terminology,
     validity: Validity | None = None,
     issues: list[DataQualityIssue] | None = None,
-) -> tuple[list[tuple[Fact, str, str]], dict[str, tuple[Coding | None, str | None]]]:
+) -> tuple[list[_Row], dict[str, tuple[Coding | None, str | None]]]:
     """One fact per observation value, or per component of a panel.
 
     A value outside its plausible range, or a reading timed after ``now`` (beyond the
@@ -411,51 +424,44 @@ def _observation_facts(
     plausible readings inside their validity window may be the ``latest`` of their kind.
     Untimed and older readings stay as history (reported as ``info``).
 
-    Returns the (fact, label, path) of every value, and the code and name of each
-    observation and panel component by the id of its fact (the last item given an id
-    names it).
+    Returns a row per value (:data:`~ketacds.engine.readings._Row`: the fact, its label
+    and path as built, ...), and the code and name of each observation and panel
+    component by the id of its fact (the last item given an id names it).
     """
     found: list[DataQualityIssue] = [] if issues is None else issues
     skew = _skew(validity.future_minutes) if validity is not None else dt.timedelta(0)
     ranges = validity.ranges_by_key("observation") if validity is not None else _NO_RANGES
+    pairs = validity is not None and bool(validity.pairs)
     now = context.now
+    tag = terminology.tag
+    units = _FACT_UNIT_OF
     rows: list[_Row] = []
     items: dict[str, tuple[Coding | None, str | None]] = {}
     for index, o in enumerate(observations):
         parent = _fact_id("observation", o)
         items[parent] = (o.code, o.name)
-        # Data-quality entries name the item by its id, never its place in the list; an
-        # input error names it by its place, as every loader error does.
-        place = f"observations[{index}]"
-        path = f"observations[{parent.split(':', 1)[1]}]"  # _stable_path(place, parent)
+        # Data-quality entries name the item by its id, never its place in the list
+        # (``where``, written when reported); an input error names it by its place, as
+        # every loader error does.
         time = o.time
         if time is not None:
             elapsed: Decimal | None = _hours(now - time)  # exact: no float seconds
             hours_ago = exact(elapsed)  # type: ignore[arg-type]
-            when = f" at {time.isoformat()}"
             future = time - now > skew  # a difference never overflows
         else:
             elapsed = hours_ago = None
-            when = " (time not recorded)"
             future = False
-        # (fact id, code, name, value, unit, path by id, path by place)
-        parts: list[tuple[str, Coding | None, str | None, Decimal, str | None, str, str]] = []
+        # (fact id, code, name, value, unit, component index or -1)
+        parts: list[tuple[str, Coding | None, str | None, Decimal, str | None, int]] = []
         if o.value is not None:
-            parts.append((parent, o.code, o.name, o.value, o.unit, path, place))
-        for c_index, component in enumerate(o.components):
-            child = _component_id(parent, component)
-            items[child] = (component.code, component.name)
-            parts.append(
-                (
-                    child,
-                    component.code,
-                    component.name,
-                    component.value,
-                    component.unit,
-                    f"{path}.components[{c_index}]",
-                    f"{place}.components[{c_index}]",
+            parts.append((parent, o.code, o.name, o.value, o.unit, -1))
+        if o.components:
+            for c_index, component in enumerate(o.components):
+                child = _component_id(parent, component)
+                items[child] = (component.code, component.name)
+                parts.append(
+                    (child, component.code, component.name, component.value, component.unit, c_index)
                 )
-            )
         if future:
             found.append(
                 _new_issue(
@@ -466,31 +472,64 @@ def _observation_facts(
                         f"assessment time {now.isoformat()}; it is not used."
                     ),
                     resource=None,
-                    path=f"{path}.time",
+                    path=f"{_reading_path(parent, -1)}.time",
                 )
             )
-        built: list[tuple[Fact, str, str, bool]] = []
-        for fact_id, code, name, value, unit, where, at in parts:
-            measured, fact_unit = (value, "") if unit is None else _measure(value, unit, at, ".unit")
+        built: list[_Row] = []
+        for fact_id, code, name, value, unit, c_index in parts:
+            if unit is None:
+                measured, fact_unit = value, ""
+            elif units.get(unit) == "":  # a unit facts keep as written: what _measure returns
+                measured, fact_unit = value, unit
+            else:
+                at = f"observations[{index}]"
+                if c_index >= 0:
+                    at += f".components[{c_index}]"
+                measured, fact_unit = _measure(value, unit, at, ".unit")
+            tags = tag(code, name)
             fact: Fact = {
                 "t": "observation",
                 "id": fact_id,
-                "vs": list(terminology.tag(code, name)),
+                "vs": list(tags),
                 "value": exact(measured),
                 "unit": fact_unit,
             }
             if elapsed is not None:
                 fact["hours_ago"] = hours_ago
-            shown = f"{_describe(code, name)} {value} {unit}" if unit else f"{_describe(code, name)} {value}"
-            believed = not future and _plausible_reading(
-                fact, measured, fact_unit, ranges, shown, where, found
+            declared, window = _reading_ranges(tags, ranges)
+            where = (_reading_path, parent, c_index)
+            believed = not future and (
+                not declared
+                or _plausible_reading(
+                    measured, fact_unit, declared, (_reading_text, code, name, value, unit), where, found
+                )
             )
-            built.append((fact, f"{shown}{when}", where, believed))
-        if validity is not None and len(built) > 1:  # a pair is two components of one reading
-            built = _check_pairs(built, validity, found)
-        for fact, label, where, believed in built:
-            if not believed:
-                del fact["value"]  # not believed: never compared, never the latest
-            rows.append((fact, label, where, time, elapsed, believed))
-    _mark_latest(rows, ranges, found)
-    return [(fact, label, where) for fact, label, where, _, _, _ in rows], items
+            label = (_observation_label, code, name, value, unit, time)
+            built.append([fact, label, where, time, elapsed, believed, window])
+        if pairs and len(built) > 1:  # a pair is two components of one reading
+            _check_pairs(built, validity, found)  # type: ignore[arg-type]
+        for row in built:
+            if not row[5]:
+                del row[0]["value"]  # not believed: never compared, never the latest
+        rows += built
+    _mark_latest(rows, found)
+    return rows, items
+
+
+def _reading_path(parent: str, c_index: int) -> str:
+    """Where a data-quality entry names a reading: by its observation's id (:func:`_stable_path`)."""
+    path = f"observations[{parent.split(':', 1)[1]}]"
+    return path if c_index < 0 else f"{path}.components[{c_index}]"
+
+
+def _reading_text(code: Coding | None, name: str | None, value: Decimal, unit: str | None) -> str:
+    """A reading in words, as given: ``Systolic blood pressure 120 mm[Hg]``."""
+    return f"{_describe(code, name)} {value} {unit}" if unit else f"{_describe(code, name)} {value}"
+
+
+def _observation_label(
+    code: Coding | None, name: str | None, value: Decimal, unit: str | None, time: dt.datetime | None
+) -> str:
+    """An observation's label: the reading in words and when it was made."""
+    when = f" at {time.isoformat()}" if time is not None else " (time not recorded)"
+    return f"{_reading_text(code, name, value, unit)}{when}"

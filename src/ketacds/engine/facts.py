@@ -57,6 +57,7 @@ from ketacds.engine.identity import (
     _fact_id,
     _ingredient_key,
 )
+from ketacds.engine.labels import Labels, _Label, _text
 from ketacds.engine.numbers import (
     _EXACT,
     _TENTH,
@@ -70,6 +71,8 @@ from ketacds.engine.readings import _drop_implausible
 from ketacds.engine.recognition import _Recognition
 from ketacds.errors import InputError
 from ketacds.models.inputs import (
+    AntidepressantTrial,
+    Coding,
     Context,
     PatientRecord,
 )
@@ -95,7 +98,8 @@ class FactSet:
     """
 
     facts: tuple[Fact, ...]
-    labels: dict[str, str]
+    #: The label of each fact by id (a read-only mapping; each written on first read).
+    labels: Mapping[str, str]
     dose_inputs: DoseInputs
     quality: tuple[DataQualityIssue, ...] = ()
     #: For a total a conversion table set on the patient: the ids of the facts summed
@@ -142,27 +146,29 @@ def _build_facts(
     validity: Validity | None,
 ) -> FactSet:
     facts: dict[str, Fact] = {}
-    labels: dict[str, str] = {}
+    labels: dict[str, _Label] = {}  # as built: written when read (ketacds.engine.labels)
     # What this function finds it cannot read as given; each step appends here.
     issues: list[DataQualityIssue] = []
 
     # Per fact type with plausible ranges: the fields they are on, and the ranges.
     checked = validity.checked_on() if validity is not None else _NOTHING_CHECKED
 
-    def add(fact: Fact, label: str, path: str) -> None:
+    def add(fact: Fact, label: _Label, path: _Label) -> None:
+        # ``path`` as a label is: a text, or written only when something is reported.
         kind = fact["t"]
         check = checked.get(kind)
         if check is not None and kind != "patient" and not check[0].isdisjoint(fact):
-            _drop_implausible(fact, check[1], path, issues)
+            _drop_implausible(fact, check[1], _text(path), issues)
         fact_id = fact["id"]
         existing = facts.get(fact_id)
         if existing is not None and existing != fact:
-            raise InputError(path, f"id {fact_id.split(':', 1)[1]!r} is used by two different items")
+            raise InputError(_text(path), f"id {fact_id.split(':', 1)[1]!r} is used by two different items")
         facts[fact_id] = fact
         labels[fact_id] = label
 
     patient_fact, dose_inputs = _patient_fact(record, context, validity, issues)
-    add(patient_fact, _patient_label(patient_fact), "patient")
+    # A label describes its fact as built: a copy, since later steps add to the fact.
+    add(patient_fact, (_patient_label, patient_fact.copy()), "patient")
 
     # Items already reported unreadable by the reader (e.g. FHIR unmapped-medication).
     reported = {(i.code, i.resource) for i in record.data_quality}
@@ -198,7 +204,7 @@ def _build_facts(
             seen.condition(code, name, fact["vs"], active, (fact_id, "conditions"))
         if c.onset is not None:
             fact["onset_days_ago"] = (context.now.date() - c.onset).days
-        add(fact, f"{_describe(code, name)} ({status})", f"conditions[{index}]")
+        add(fact, (_condition_label, code, name, status), (_place, "conditions", index))
 
     for index, m in enumerate(record.medications):
         path = f"medications[{index}]"
@@ -207,7 +213,6 @@ def _build_facts(
         add(fact, label, path)
 
     for index, t in enumerate(record.trials):
-        path = f"trials[{index}]"
         code, name, weeks = t.code, t.name, t.weeks
         fact_id = _fact_id("trial", t)
         fact = {
@@ -219,16 +224,14 @@ def _build_facts(
             "episode": t.episode,
         }
         if t.dose is not None and t.unit is not None:
-            fact["dose_mg"] = _dose_in_mg(t.dose, t.unit, path, ".unit")[1]
+            fact["dose_mg"] = _dose_in_mg(t.dose, t.unit, f"trials[{index}]", ".unit")[1]
         if weeks is not None:
             fact["weeks"] = exact(weeks)
-        how_long = f", {weeks} weeks" if weeks is not None else ""
-        label = f"{_describe(code, name)} trial ({t.episode} episode{how_long}, response {t.response})"
         if t.adequate_dose is not None:
             fact["adequate_dose"] = t.adequate_dose
         if trials_seen.isdisjoint(fact["vs"]):
             seen.trial(code, name, fact["vs"], (fact_id, "trials"))
-        add(fact, label, path)
+        add(fact, (_trial_label, t), (_place, "trials", index))
 
     for index, a in enumerate(record.allergies):
         code, name, own = a.code, a.name, a.id
@@ -246,7 +249,7 @@ def _build_facts(
             )
         ):
             seen.allergy(code, name, fact["vs"], active, (fact_id, "allergies"))
-        add(fact, f"allergy: {_describe(code, name)} ({a.status})", f"allergies[{index}]")
+        add(fact, (_allergy_label, code, name, a.status), (_place, "allergies", index))
 
     for index, s in enumerate(record.substance_use):
         code, name, use = s.code, s.name, s.status
@@ -254,14 +257,15 @@ def _build_facts(
         fact = {"t": "substance", "id": fact_id, "vs": list(tag_text(code, name)), "status": use}
         if substances_seen.isdisjoint(fact["vs"]):
             seen.substance(code, name, fact["vs"], use, (fact_id, "substance_use"))
-        add(fact, f"substance use: {_describe(code, name)} ({use})", f"substance_use[{index}]")
+        add(fact, (_substance_label, code, name, use), (_place, "substance_use", index))
 
     observations, observed = _observation_facts(record.observations, context, terminology, validity, issues)
     observations_seen = terminology.seen_on("observation")
-    for fact, label, path in observations:
+    for row in observations:
+        fact = row[0]
         if observations_seen.isdisjoint(fact["vs"]):
             seen.observation(*observed[fact["id"]], fact["vs"])
-        add(fact, label, path)
+        add(fact, row[1], row[2])
     seen.finish()
 
     if context.order is not None:
@@ -272,7 +276,7 @@ def _build_facts(
             ordered_mg = None  # not believed: no dose is computed from it
         dose_inputs = attrs.evolve(dose_inputs, ordered_mg=ordered_mg)
     plan_fact = _plan_fact(context, dose_inputs)
-    add(plan_fact, _plan_label(plan_fact), "context.plan")
+    add(plan_fact, (_plan_label, plan_fact.copy()), "context.plan")
     totals = _apply_tables(tables, facts, patient_fact, labels)
 
     # Last, so that every step above may have added to ``issues``.
@@ -280,11 +284,38 @@ def _build_facts(
         add(fact, label, "data_quality")
 
     ordered = tuple([facts[key] for key in sorted(facts)])
-    return _new_fact_set(ordered, labels, dose_inputs, tuple(issues), totals)
+    return _new_fact_set(ordered, Labels(labels), dose_inputs, tuple(issues), totals)
+
+
+def _place(kind: str, index: int) -> str:
+    """An item's place in its input list (``conditions[2]``), for an input error."""
+    return f"{kind}[{index}]"
+
+
+def _condition_label(code: Coding | None, name: str | None, status: str) -> str:
+    return f"{_describe(code, name)} ({status})"
+
+
+def _trial_label(t: AntidepressantTrial) -> str:
+    how_long = f", {t.weeks} weeks" if t.weeks is not None else ""
+    return f"{_describe(t.code, t.name)} trial ({t.episode} episode{how_long}, response {t.response})"
+
+
+def _allergy_label(code: Coding | None, name: str | None, status: str) -> str:
+    return f"allergy: {_describe(code, name)} ({status})"
+
+
+def _substance_label(code: Coding | None, name: str | None, use: str) -> str:
+    return f"substance use: {_describe(code, name)} ({use})"
+
+
+def _table_label(label: _Label, template: str, given: Decimal | int, output: Decimal | int) -> str:
+    """A label with a table's figure after it (the table's ``label``, e.g. diazepam equivalents)."""
+    return _text(label) + "; " + template.format(input=shown(given, _TENTH), output=shown(output, _TENTH))
 
 
 def _apply_tables(
-    tables: Sequence[Table], facts: Mapping[str, Fact], patient: Fact, labels: dict[str, str]
+    tables: Sequence[Table], facts: Mapping[str, Fact], patient: Fact, labels: dict[str, _Label]
 ) -> dict[str, dict[str, tuple[str, ...]]]:
     """Derive each table's output on matching facts, and its total on the patient fact.
 
@@ -308,8 +339,9 @@ def _apply_tables(
             value = raw * table.scale  # exact: rules compare it, labels round it
             fact[table.output] = exact(value)
             if table.label is not None:
-                shown_in, shown_out = shown(fact[table.input], _TENTH), shown(fact[table.output], _TENTH)
-                labels[fact["id"]] += "; " + table.label.format(input=shown_in, output=shown_out)
+                fact_id = fact["id"]
+                given, output = fact[table.input], fact[table.output]
+                labels[fact_id] = (_table_label, labels[fact_id], table.label, given, output)
             if fact.get("active", True):
                 total = value if total is None else total + value
                 summed.append(fact["id"])

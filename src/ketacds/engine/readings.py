@@ -20,9 +20,11 @@ import functools
 import types
 from collections.abc import Mapping
 from decimal import Decimal
+from typing import Any
 
 from ketacds.dosing.units import canonical_unit, convert
 from ketacds.engine.identity import Fact, _stable_path
+from ketacds.engine.labels import _Label, _text
 from ketacds.errors import KetacdsError
 from ketacds.models.inputs import Context
 from ketacds.models.quality import DataQualityIssue
@@ -172,23 +174,21 @@ def _current(
 
 
 def _plausible_reading(
-    fact: Fact,
     value: Decimal,
     unit: str,
-    ranges: Mapping[str, ValidityRange],
-    shown: str,
-    where: str,
+    declared_ranges: tuple[tuple[str, ValidityRange], ...],
+    shown: _Label,
+    where: _Label,
     found: list[DataQualityIssue],
 ) -> bool:
     """Whether a reading's value is inside the plausible range of every value set it is in.
 
-    ``ranges``: the observation ranges of ``validity.yaml`` by value set
-    (:meth:`Validity.ranges_by_key`; empty without a validity).
+    ``declared_ranges``: the (value set, range) of each of the reading's value sets that
+    has a range in ``validity.yaml``, in the order of its value sets
+    (:func:`_reading_ranges`). ``shown`` (the reading in words) and ``where`` (its path)
+    are labels as built (:mod:`ketacds.engine.labels`): written only when reported.
     """
-    for vs in fact["vs"]:
-        declared = ranges.get(vs)
-        if declared is None:
-            continue
+    for vs, declared in declared_ranges:
         compared = value
         if unit and declared.unit is not None:
             try:
@@ -199,105 +199,133 @@ def _plausible_reading(
                     _new_issue(
                         severity="error",
                         code="implausible",
-                        message=f"{shown} is not in {declared.unit}, the unit of {vs}; it is not used.",
+                        message=(
+                            f"{_text(shown)} is not in {declared.unit}, the unit of {vs}; it is not used."
+                        ),
                         resource=None,
-                        path=f"{where}.unit",
+                        path=f"{_text(where)}.unit",
                     )
                 )
                 return False
         if not declared.plausible(compared):
-            found.append(_implausible(declared, shown, f"{where}.value"))
+            found.append(_implausible(declared, _text(shown), f"{_text(where)}.value"))
             return False
     return True
 
 
-def _check_pairs(
-    built: list[tuple[Fact, str, str, bool]], validity: Validity, found: list[DataQualityIssue]
-) -> list[tuple[Fact, str, str, bool]]:
-    """Within one reading, a component that must lie below another (diastolic < systolic)."""
-    out = list(built)
+def _reading_ranges(
+    tags: tuple[str, ...], ranges: Mapping[str, ValidityRange]
+) -> tuple[tuple[tuple[str, ValidityRange], ...], Decimal | None]:
+    """The ranges and validity window of a reading in the value sets ``tags``.
+
+    The (value set, range) of each that has a range, in order, and the shortest
+    validity window among them (``None``: none has one). ``ranges``: the observation
+    ranges by value set (:meth:`Validity.ranges_by_key`). Remembered by the value sets
+    (a population repeats its codes) while ``ranges`` is the same object; emptied when
+    full (bounded). Keys and values are immutable.
+    """
+    known = _READING_RANGES.get(tags)
+    if known is not None and known[0] is ranges:
+        return known[1], known[2]
+    declared = tuple((vs, found) for vs in tags if (found := ranges.get(vs)) is not None)
+    windows = [found.current_hours for _, found in declared if found.current_hours is not None]
+    window = min(windows) if windows else None  # the first of the shortest, as ``min`` picks it
+    if tags.__class__ is tuple:
+        if len(_READING_RANGES) >= _READING_RANGES_SIZE:
+            _READING_RANGES.clear()
+        _READING_RANGES[tags] = (ranges, declared, window)
+    return declared, window
+
+
+#: :func:`_reading_ranges` by value sets: (the ranges it was worked out from, its answer).
+_READING_RANGES: dict[
+    tuple[str, ...],
+    tuple[Mapping[str, ValidityRange], tuple[tuple[str, ValidityRange], ...], Decimal | None],
+] = {}
+_READING_RANGES_SIZE = 4096
+
+
+def _check_pairs(built: list[list[Any]], validity: Validity, found: list[DataQualityIssue]) -> None:
+    """Within one reading, a component that must lie below another (diastolic < systolic).
+
+    ``built``: the reading's rows (:data:`_Row`); a component not believed has its
+    ``believed`` set to ``False`` here.
+    """
     for pair in validity.pairs:
-        lower = [i for i, (f, _, _, ok) in enumerate(out) if ok and pair.lower in f["vs"]]
-        upper = [i for i, (f, _, _, ok) in enumerate(out) if ok and pair.upper in f["vs"]]
+        lower = [i for i, row in enumerate(built) if row[5] and pair.lower in row[0]["vs"]]
+        upper = [i for i, row in enumerate(built) if row[5] and pair.upper in row[0]["vs"]]
         for i in lower:
             for j in upper:
-                if i != j and Decimal(str(out[i][0]["value"])) >= Decimal(str(out[j][0]["value"])):
+                if i != j and Decimal(str(built[i][0]["value"])) >= Decimal(str(built[j][0]["value"])):
+                    low, high = built[i], built[j]
+                    low[1], high[1] = _text(low[1]), _text(high[1])
                     found.append(
                         _new_issue(
                             severity="error",
                             code="implausible",
                             message=(
-                                f"In one reading, {out[i][1]} is not below {out[j][1]} "
+                                f"In one reading, {low[1]} is not below {high[1]} "
                                 f"({pair.lower} must be below {pair.upper}); neither is used."
                             ),
                             resource=None,
-                            path=out[i][2],
+                            path=_text(low[2]),
                         )
                     )
-                    out[i] = (*out[i][:3], False)
-                    out[j] = (*out[j][:3], False)
-    return out
+                    low[5] = high[5] = False
 
 
-#: One reading for :func:`_mark_latest`: its fact, label, path, time, exact hours
-#: before ``now`` (``None`` when untimed) and whether its value is believed.
-_Row = tuple[Fact, str, str, "dt.datetime | None", "Decimal | None", bool]
+#: One reading for :func:`_mark_latest`, a ``list``: its fact, label and path (as built:
+#: :mod:`ketacds.engine.labels`; a label written for a message is kept in place), time,
+#: exact hours before ``now`` (``None`` when untimed), whether its value is believed,
+#: and the shortest validity window of its value sets (``None``: none has one).
+_Row = list[Any]
 
 
-def _mark_latest(
-    rows: list[_Row],
-    ranges: Mapping[str, ValidityRange] = _NO_RANGES,
-    found: list[DataQualityIssue] | None = None,
-) -> None:
+def _mark_latest(rows: list[_Row], found: list[DataQualityIssue] | None = None) -> None:
     """Mark each reading that is the current one of every value set it belongs to.
 
     A reading is a candidate when it is believed (plausible, not in the future), timed,
-    and inside the validity window of each of its value sets (``ranges``: the
-    observation ranges by value set); the newest candidate is the latest. An untimed or
-    older reading is never the latest: an older one is history (an ``info`` issue), an
-    untimed one of a kind with a validity window is an error (it may be the newest), and
-    rules needing a current value see a gap.
+    and inside the validity window of each of its value sets; the newest candidate is
+    the latest. An untimed or older reading is never the latest: an older one is
+    history (an ``info`` issue), an untimed one of a kind with a validity window is an
+    error (it may be the newest), and rules needing a current value see a gap.
     """
     reported: list[DataQualityIssue] = [] if found is None else found
     candidates: list[tuple[Fact, dt.datetime]] = []
-    for fact, label, where, moment, elapsed, believed in rows:
-        kinds = fact["vs"]
-        if not believed or not kinds:
+    for row in rows:
+        fact, label, where, moment, elapsed, believed, window = row
+        if not believed or not fact["vs"]:
             continue
-        windows = [
-            declared.current_hours
-            for vs in kinds
-            if (declared := ranges.get(vs)) is not None and declared.current_hours is not None
-        ]
         if moment is None:
             # It cannot be placed in time, so it might be the newest: never the current
             # reading, and where the kind must be current an error (the status cannot
             # reassure while it stands; otherwise an older reading would speak for it).
+            row[1] = label = _text(label)
             reported.append(
                 _new_issue(
-                    severity="error" if windows else "info",
+                    severity="error" if window is not None else "info",
                     code="untimed-reading",
                     message=(
                         f"{label}: without a time it cannot be the current reading and may be newer "
                         "than any other; it is not used."
                     ),
                     resource=None,
-                    path=where,
+                    path=_text(where),
                 )
             )
             continue
         # Exact age in hours (never the rounded ``hours_ago``), compared with the window.
-        if windows and elapsed is not None and elapsed > min(windows):
+        if window is not None and elapsed is not None and elapsed > window:
+            row[1] = label = _text(label)
             reported.append(
                 _new_issue(
                     severity="info",
                     code="stale-reading",
                     message=(
-                        f"{label}: older than {min(windows)} hours, so not the current reading; "
-                        "shown as history."
+                        f"{label}: older than {window} hours, so not the current reading; shown as history."
                     ),
                     resource=None,
-                    path=where,
+                    path=_text(where),
                 )
             )
             continue
