@@ -300,8 +300,10 @@ def _patient_fact(
         if height <= 0:
             raise InputError("patient.height", "must be more than zero")
         bmi = weight / (height / 100) ** 2
-        rounded = bmi.quantize(_TENTH, ROUND_HALF_EVEN)  # for the message; raises as it always did
         declared = _outside(ranges, "bmi", bmi)
+        if declared is not None or bmi.adjusted() > 110:
+            # For the message; beyond the exact context's 120 digits it raises, as it always did.
+            rounded = bmi.quantize(_TENTH, ROUND_HALF_EVEN)
         if declared is None:
             fact["bmi"] = exact(bmi)
         else:

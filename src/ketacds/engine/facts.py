@@ -84,6 +84,8 @@ from ketacds.terminology.valuesets import Terminology
 __all__ = ["DISPLAY_QUANTA", "LONG_QUANTUM", "FactSet", "build_facts", "exact", "shown", "to_json_number"]
 
 _ACTIVE_CONDITION = ("active", "recurrence", "relapse")
+#: Every field an observation fact may have (``fact_builders._observation_facts``).
+_OBSERVATION_FIELDS = frozenset({"t", "id", "vs", "value", "unit", "hours_ago", "latest"})
 _NOTHING_CHECKED: Mapping[str, tuple[frozenset[str], tuple[tuple[str, ValidityRange], ...]]] = {}
 
 
@@ -166,6 +168,11 @@ def _build_facts(
         facts[fact_id] = fact
         labels[fact_id] = label
 
+    # Fact types ``add`` checks for ranged fields (conditions, allergies and substance use
+    # have none in rulesets/validity.yaml: their facts are stored directly).
+    condition_checked, allergy_checked = "condition" in checked, "allergy" in checked
+    substance_checked = "substance" in checked
+
     patient_fact, dose_inputs = _patient_fact(record, context, validity, issues)
     # A label describes its fact as built: a copy, since later steps add to the fact.
     add(patient_fact, (_patient_label, patient_fact.copy()), "patient")
@@ -187,6 +194,7 @@ def _build_facts(
         if c.id and "#" in c.id and terminology.is_read(tag(c.code, c.name), "condition")
     }
 
+    today = context.now.date()
     for index, c in enumerate(record.conditions):
         code, name, status, own = c.code, c.name, c.clinical_status, c.id
         fact_id = _fact_id("condition", c)
@@ -203,8 +211,12 @@ def _build_facts(
         ):
             seen.condition(code, name, fact["vs"], active, (fact_id, "conditions"))
         if c.onset is not None:
-            fact["onset_days_ago"] = (context.now.date() - c.onset).days
-        add(fact, (_condition_label, code, name, status), (_place, "conditions", index))
+            fact["onset_days_ago"] = (today - c.onset).days
+        if condition_checked or fact_id in facts:  # else what ``add`` would do, without the call
+            add(fact, (_condition_label, code, name, status), (_place, "conditions", index))
+        else:
+            facts[fact_id] = fact
+            labels[fact_id] = (_condition_label, code, name, status)
 
     for index, m in enumerate(record.medications):
         path = f"medications[{index}]"
@@ -249,7 +261,11 @@ def _build_facts(
             )
         ):
             seen.allergy(code, name, fact["vs"], active, (fact_id, "allergies"))
-        add(fact, (_allergy_label, code, name, a.status), (_place, "allergies", index))
+        if allergy_checked or fact_id in facts:  # else what ``add`` would do, without the call
+            add(fact, (_allergy_label, code, name, a.status), (_place, "allergies", index))
+        else:
+            facts[fact_id] = fact
+            labels[fact_id] = (_allergy_label, code, name, a.status)
 
     for index, s in enumerate(record.substance_use):
         code, name, use = s.code, s.name, s.status
@@ -257,15 +273,28 @@ def _build_facts(
         fact = {"t": "substance", "id": fact_id, "vs": list(tag_text(code, name)), "status": use}
         if substances_seen.isdisjoint(fact["vs"]):
             seen.substance(code, name, fact["vs"], use, (fact_id, "substance_use"))
-        add(fact, (_substance_label, code, name, use), (_place, "substance_use", index))
+        if substance_checked or fact_id in facts:  # else what ``add`` would do, without the call
+            add(fact, (_substance_label, code, name, use), (_place, "substance_use", index))
+        else:
+            facts[fact_id] = fact
+            labels[fact_id] = (_substance_label, code, name, use)
 
     observations, observed = _observation_facts(record.observations, context, terminology, validity, issues)
     observations_seen = terminology.seen_on("observation")
+    # Whether ``add`` could find a ranged field on an observation fact (its ranges are by
+    # value set, never on one of its fields): if not, the facts are stored here directly.
+    check = checked.get("observation")
+    ranged = check is not None and not check[0].isdisjoint(_OBSERVATION_FIELDS)
     for row in observations:
         fact = row[0]
+        fact_id = fact["id"]
         if observations_seen.isdisjoint(fact["vs"]):
-            seen.observation(*observed[fact["id"]], fact["vs"])
-        add(fact, row[1], row[2])
+            seen.observation(*observed[fact_id], fact["vs"])
+        if ranged or fact_id in facts:
+            add(fact, row[1], row[2])
+        else:
+            facts[fact_id] = fact
+            labels[fact_id] = row[1]
     seen.finish()
 
     if context.order is not None:

@@ -238,7 +238,10 @@ _DRUG_KEYS_SIZE = 4096
 
 def _component_id(parent: str, component: ObservationComponent) -> str:
     """The fact id of one component of a panel observation (from its own content)."""
-    return f"{parent}/{_content_id('c', component).split(':')[1][:8]}"
+    # _content_id("c", component), its digest's first 8 hex digits, written out.
+    digest = _BLAKE2B_6.copy()
+    digest.update(_content_text(component).encode())
+    return f"{parent}/{digest.hexdigest()[:8]}"
 
 
 def _ingredient_key(terminology: Terminology, code: Coding | None, name: str | None) -> str:
