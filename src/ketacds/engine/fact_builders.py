@@ -18,6 +18,7 @@ import datetime as dt
 import decimal
 from collections.abc import Iterable, Mapping
 from decimal import ROUND_HALF_EVEN, Decimal
+from typing import Any
 
 from ketacds.dosing.functions import DoseInputs
 from ketacds.dosing.units import convert, dimension_of
@@ -39,6 +40,7 @@ from ketacds.engine.numbers import (
 )
 from ketacds.engine.readings import (
     _NO_RANGES,
+    _READING_RANGES,
     _check_pairs,
     _current,
     _hours,
@@ -439,6 +441,7 @@ def _observation_facts(
     units = _FACT_UNIT_OF
     rows: list[_Row] = []
     items: dict[str, tuple[Coding | None, str | None]] = {}
+    moments: dict[tuple[dt.datetime, dt.timedelta | None], _Moment] = {}
     for index, o in enumerate(observations):
         parent = _fact_id("observation", o)
         items[parent] = (o.code, o.name)
@@ -446,10 +449,17 @@ def _observation_facts(
         # (``where``, written when reported); an input error names it by its place, as
         # every loader error does.
         time = o.time
+        when: list[Any] | None = None  # the time in the label (_observation_label)
         if time is not None:
-            elapsed: Decimal | None = _hours(now - time)  # exact: no float seconds
-            hours_ago = exact(elapsed)  # type: ignore[arg-type]
-            future = time - now > skew  # a difference never overflows
+            # Readings of one encounter share its time: worked out once per moment. Equal
+            # times with equal offsets are the same instant written the same way.
+            key = (time, time.utcoffset())
+            moment = moments.get(key)
+            if moment is None:
+                elapsed_hours = _hours(now - time)  # exact: no float seconds
+                # (exact hours, as the fact carries them, in the future, label cell)
+                moment = moments[key] = (elapsed_hours, exact(elapsed_hours), time - now > skew, [time])
+            elapsed, hours_ago, future, when = moment
         else:
             elapsed = hours_ago = None
             future = False
@@ -498,7 +508,11 @@ def _observation_facts(
             }
             if elapsed is not None:
                 fact["hours_ago"] = hours_ago
-            declared, window = _reading_ranges(tags, ranges)
+            known = _READING_RANGES.get(tags)  # _reading_ranges(tags, ranges), its memo read here
+            if known is not None and known[0] is ranges:
+                declared, window = known[1], known[2]
+            else:
+                declared, window = _reading_ranges(tags, ranges)
             where = (_reading_path, parent, c_index)
             believed = not future and (
                 not declared
@@ -506,7 +520,7 @@ def _observation_facts(
                     measured, fact_unit, declared, (_reading_text, code, name, value, unit), where, found
                 )
             )
-            label = (_observation_label, code, name, value, unit, time)
+            label = (_observation_label, code, name, value, unit, when)
             built.append([fact, label, where, time, elapsed, believed, window])
         if pairs and len(built) > 1:  # a pair is two components of one reading
             _check_pairs(built, validity, found)  # type: ignore[arg-type]
@@ -516,6 +530,12 @@ def _observation_facts(
         rows += built
     _mark_latest(rows, found)
     return rows, items
+
+
+#: What :func:`_observation_facts` works out once per moment of a record: the exact hours
+#: before ``now``, those hours as the fact carries them, whether it is in the future, and
+#: the cell its label's time is written into.
+_Moment = tuple[Decimal, int | Decimal, bool, list[Any]]
 
 
 def _reading_path(parent: str, c_index: int) -> str:
@@ -530,8 +550,16 @@ def _reading_text(code: Coding | None, name: str | None, value: Decimal, unit: s
 
 
 def _observation_label(
-    code: Coding | None, name: str | None, value: Decimal, unit: str | None, time: dt.datetime | None
+    code: Coding | None, name: str | None, value: Decimal, unit: str | None, when: list[Any] | None
 ) -> str:
-    """An observation's label: the reading in words and when it was made."""
-    when = f" at {time.isoformat()}" if time is not None else " (time not recorded)"
-    return f"{_reading_text(code, name, value, unit)}{when}"
+    """An observation's label: the reading in words and when it was made.
+
+    ``when``: ``None`` (untimed), or a cell holding the reading's time, replaced by its
+    words when first written (the readings of one moment share the cell).
+    """
+    if when is None:
+        return f"{_reading_text(code, name, value, unit)} (time not recorded)"
+    text = when[0]
+    if text.__class__ is not str:
+        text = when[0] = f" at {text.isoformat()}"
+    return f"{_reading_text(code, name, value, unit)}{text}"
