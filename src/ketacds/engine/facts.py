@@ -43,6 +43,7 @@ from ketacds.dosing.functions import DoseInputs
 from ketacds.engine.fact_builders import (
     _dose_in_mg,
     _medication_fact,
+    _new_dose_inputs,
     _observation_facts,
     _order_fact,
     _patient_fact,
@@ -160,7 +161,7 @@ def _build_facts(
         kind = fact["t"]
         check = checked.get(kind)
         if check is not None and kind != "patient" and not check[0].isdisjoint(fact):
-            _drop_implausible(fact, check[1], _text(path), issues)
+            _drop_implausible(fact, check[1], path, issues)
         fact_id = fact["id"]
         existing = facts.get(fact_id)
         if existing is not None and existing != fact:
@@ -303,7 +304,9 @@ def _build_facts(
         add(fact, label, "context.order")
         if "dose_mg" not in fact:
             ordered_mg = None  # not believed: no dose is computed from it
-        dose_inputs = attrs.evolve(dose_inputs, ordered_mg=ordered_mg)
+        # attrs.evolve(dose_inputs, ordered_mg=ordered_mg), without its keyword handling
+        weight, height, sex = dose_inputs.weight_kg, dose_inputs.height_cm, dose_inputs.sex
+        dose_inputs = _new_dose_inputs(weight, height, sex, ordered_mg)
     plan_fact = _plan_fact(context, dose_inputs)
     add(plan_fact, (_plan_label, plan_fact.copy()), "context.plan")
     totals = _apply_tables(tables, facts, patient_fact, labels)

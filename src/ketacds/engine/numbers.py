@@ -56,9 +56,13 @@ def to_json_number(value: Decimal) -> int | float:
 
 def exact(value: Decimal | int) -> int | Decimal:
     """A number as a fact carries it: ``int`` when whole (and of a sane size), else the Decimal."""
-    if value.__class__ is not Decimal and isinstance(value, int):
+    if value.__class__ is Decimal:
+        if value == value.to_integral_value() and value.adjusted() < 18:
+            return int(value)
         return value
-    if value == value.to_integral_value() and value.adjusted() < 18:
+    if isinstance(value, int):
+        return value
+    if value == value.to_integral_value() and value.adjusted() < 18:  # a Decimal subclass
         return int(value)
     return value
 

@@ -78,7 +78,7 @@ def _implausible(declared: ValidityRange, shown: str, path: str) -> DataQualityI
 def _drop_implausible(
     fact: Fact,
     ranges: tuple[tuple[str, ValidityRange], ...],
-    path: str,
+    path: _Label,
     issues: list[DataQualityIssue],
 ) -> None:
     """Leave out every number field of ``fact`` outside its plausible range, and what came from it.
@@ -86,8 +86,8 @@ def _drop_implausible(
     ``ranges``: the ranges declared on the fact's type, sorted by field
     (:meth:`Validity.ranges_on`); fields are checked in that order (a field left out
     takes what was computed from it along). ``path`` is the item's place in its input
-    list (``medications[2]``); a data-quality entry names the item by its id instead
-    (:func:`_stable_path`).
+    list (``medications[2]``; text, or a label as built, written only when reported); a
+    data-quality entry names the item by its id instead (:func:`_stable_path`).
     """
     kind = fact["t"]
     for field, declared in ranges:
@@ -99,7 +99,7 @@ def _drop_implausible(
             continue  # not a number (``t``, ``id``, a text, a flag)
         if declared.plausible(value):  # exact: an int or a Decimal against Decimal bounds
             continue
-        where = f"{_stable_path(path, fact['id'])}.{field}"
+        where = f"{_stable_path(_text(path), fact['id'])}.{field}"
         issues.append(_implausible(declared, f"{kind} {field} {value}", where))
         del fact[field]
         for derived in _DERIVED_FROM.get(kind, {}).get(field, ()):
