@@ -450,6 +450,8 @@ def _observation_facts(
         # every loader error does.
         time = o.time
         when: list[Any] | None = None  # the time in the label (_observation_label)
+        elapsed: Decimal | None
+        hours_ago: int | Decimal | None
         if time is not None:
             # Readings of one encounter share its time: worked out once per moment. Equal
             # times with equal offsets are the same instant written the same way.

@@ -32,7 +32,7 @@ _Label = Any
 def _text(label: _Label) -> str:
     """The text of a label as built (written now when it is not yet)."""
     if label.__class__ is str:
-        return label  # type: ignore[no-any-return]
+        return label
     return _written(label)
 
 
@@ -65,7 +65,7 @@ class Labels(Mapping[str, str]):
     def __getitem__(self, key: str) -> str:
         label = self._items[key]
         if label.__class__ is str:
-            return label  # type: ignore[no-any-return]
+            return label
         text = self._items[key] = _written(label)
         return text
 

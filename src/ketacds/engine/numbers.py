@@ -80,11 +80,11 @@ def shown(value: Decimal | int | float, quantum: Decimal) -> str:
         return str(value)  # a whole number rounded to a quantum of 1 or finer: itself
     try:
         given: Decimal = value if number is Decimal else Decimal(value)  # type: ignore[assignment]
-        rounded = given.quantize(quantum, ROUND_HALF_EVEN, context=_EXACT)
+        rounded = given.quantize(quantum, ROUND_HALF_EVEN, _EXACT)  # (positional: no keyword parsing)
     except decimal.InvalidOperation:
         return str(value)
     if rounded == rounded.to_integral_value():
-        return str(rounded.quantize(_ONE, context=_EXACT))
+        return str(rounded.quantize(_ONE, None, _EXACT))
     if fine:
         return str(rounded.normalize(_EXACT))
     return format(rounded.normalize(_EXACT), "f")
