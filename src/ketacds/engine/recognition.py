@@ -98,6 +98,22 @@ _SAID: weakref.WeakKeyDictionary[Terminology, dict[tuple[object, ...], tuple[str
     weakref.WeakKeyDictionary()
 )
 _SAID_SIZE = 20_000
+#: The terminology :class:`_Recognition` met last (a weak reference: it goes when it is
+#: no longer used, as in ``_SAID``) and its ``_SAID`` memo; one tuple, replaced whole, so
+#: a thread reads a pair that belongs together.
+_LAST_SAID: tuple[Callable[[], Terminology | None], dict[tuple[object, ...], tuple[str, str, str] | None]] = (
+    lambda: None,
+    {},
+)
+
+
+def _remember_last(
+    terminology: Terminology, memo: dict[tuple[object, ...], tuple[str, str, str] | None]
+) -> None:
+    global _LAST_SAID  # one pair, replaced whole
+    _LAST_SAID = (weakref.ref(terminology), memo)
+
+
 #: What ``_Recognition._said`` answers for an item not met yet (compared by identity).
 _NEW: tuple[str, str, str] = ("(not met yet)", "", "")
 
@@ -122,10 +138,15 @@ class _Recognition:
     _memo: dict[tuple[object, ...], tuple[str, str, str] | None] = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
+        last = _LAST_SAID  # the terminology met last and its memo: one identity test per record
+        if last[0]() is self.terminology:
+            self._memo = last[1]
+            return
         memo = _SAID.get(self.terminology)
         if memo is None:
             memo = _SAID.setdefault(self.terminology, {})
         self._memo = memo
+        _remember_last(self.terminology, memo)
 
     def _add(self, severity: str, code: str, message: str, where: tuple[str, str] | str) -> None:
         """Report one issue; ``where`` is (fact id, input list), or an input list alone.
