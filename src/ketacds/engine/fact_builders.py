@@ -29,7 +29,7 @@ from ketacds.engine.identity import (
     _drug_key,
     _fact_id,
 )
-from ketacds.engine.labels import _Label
+from ketacds.engine.labels import _Label, _text
 from ketacds.engine.numbers import (
     _EXACT,
     _HUNDREDTH,
@@ -234,11 +234,11 @@ def _order_fact(
     return fact, " ".join(parts), dose_mg
 
 
-def _dose_in_mg(value: Decimal, unit: str, path: str, suffix: str = "") -> tuple[Decimal, int | Decimal]:
+def _dose_in_mg(value: Decimal, unit: str, path: _Label, suffix: str = "") -> tuple[Decimal, int | Decimal]:
     """A dose in mg, and that dose as a fact carries it (:func:`exact`).
 
     An unknown unit is an input error at ``path + suffix``, a number beyond the exact
-    context one at ``path``.
+    context one at ``path`` (a text, or a label as built: written only then).
 
     Remembered by (dose, unit), in the exact context facts are built in: a population
     repeats its strengths. The answer depends only on the dose's value (equal values,
@@ -259,9 +259,9 @@ def _dose_in_mg(value: Decimal, unit: str, path: str, suffix: str = "") -> tuple
     try:
         mg = convert(value, unit, "mg")
     except KetacdsError as error:
-        raise InputError(path + suffix, str(error)) from None
+        raise InputError(_text(path) + suffix, str(error)) from None
     except decimal.DecimalException:
-        raise InputError(path, _OUT_OF_RANGE.format(value)) from None
+        raise InputError(_text(path), _OUT_OF_RANGE.format(value)) from None
     known = (mg, exact(mg))
     if remember:
         if len(_DOSES) >= _DOSES_SIZE:
@@ -381,7 +381,7 @@ def _patient_label(fact: Fact) -> str:
     return "patient: " + ", ".join(parts)
 
 
-def _medication_fact(m: Medication, terminology: Terminology, path: str) -> tuple[Fact, _Label]:
+def _medication_fact(m: Medication, terminology: Terminology, path: _Label) -> tuple[Fact, _Label]:
     code, name, status = m.code, m.name, m.status
     fact: Fact = {
         "t": "medication",

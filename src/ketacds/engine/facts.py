@@ -220,7 +220,7 @@ def _build_facts(
             labels[fact_id] = (_condition_label, code, name, status)
 
     for index, m in enumerate(record.medications):
-        path = f"medications[{index}]"
+        path = (_place, "medications", index)  # written only when an error names it
         fact, label = _medication_fact(m, terminology, path)
         seen.medication(m.code, m.name, m.id, fact["vs"], fact["active"], (fact["id"], "medications"))
         add(fact, label, path)
@@ -237,7 +237,7 @@ def _build_facts(
             "episode": t.episode,
         }
         if t.dose is not None and t.unit is not None:
-            fact["dose_mg"] = _dose_in_mg(t.dose, t.unit, f"trials[{index}]", ".unit")[1]
+            fact["dose_mg"] = _dose_in_mg(t.dose, t.unit, (_place, "trials", index), ".unit")[1]
         if weeks is not None:
             fact["weeks"] = exact(weeks)
         if t.adequate_dose is not None:
