@@ -386,7 +386,7 @@ def _suggestions(ctx: CardContext, finding: Finding, assessment: Assessment) -> 
 def _with_dose(resource: Mapping[str, Any], option: DoseOption) -> dict[str, Any]:
     """The drafted MedicationRequest with its first dosage's dose replaced (R4 doseAndRate)."""
     assert option.dose_mg is not None  # only computed doses are suggested
-    updated: dict[str, Any] = copy.deepcopy(dict(resource))
+    updated: dict[str, Any] = _json_copy(dict(resource))
     dosages = updated.get("dosageInstruction")
     if not isinstance(dosages, list) or not dosages or not isinstance(dosages[0], dict):
         dosages = [{}]
@@ -399,6 +399,26 @@ def _with_dose(resource: Mapping[str, Any], option: DoseOption) -> dict[str, Any
     first["doseAndRate"] = [rate]
     updated["dosageInstruction"] = [first, *dosages[1:]]
     return updated
+
+
+#: The JSON types :func:`_json_copy` gives out as they are (immutable).
+_JSON_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
+def _json_copy(value: Any) -> Any:
+    """A deep copy of JSON data (dicts and lists copied, scalars shared; anything else deep-copied).
+
+    The request's JSON has no shared or cyclic parts, so this gives what
+    :func:`copy.deepcopy` gives, without its memo and dispatch per value.
+    """
+    kind = type(value)
+    if kind is dict:
+        return {k: _json_copy(v) for k, v in value.items()}
+    if kind is list:
+        return [_json_copy(v) for v in value]
+    if kind in _JSON_SCALARS:
+        return value
+    return copy.deepcopy(value)
 
 
 @attrs.frozen
