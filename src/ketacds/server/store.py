@@ -9,6 +9,7 @@ opened it: the service makes all store calls on its worker's event loop thread.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
@@ -122,19 +123,10 @@ class Store:
 
     def record_cards(self, cards: Iterable[IssuedCard], now: dt.datetime) -> None:
         """Record the cards of one response (to join feedback to rules later)."""
+        issued_at = now.isoformat()
         rows = [
-            (
-                uuid,
-                service,
-                hook,
-                instance,
-                json.dumps(list(rules)),
-                indicator,
-                ruleset,
-                digest,
-                now.isoformat(),
-            )
-            for uuid, service, hook, instance, rules, indicator, ruleset, digest in cards
+            (uuid, service, hook, instance, _rule_ids_json(tuple(ids)), indicator, ruleset, digest, issued_at)
+            for uuid, service, hook, instance, ids, indicator, ruleset, digest in cards
         ]
         if rows:  # one transaction for all of them (one write to the log, not one per card)
             self._db.execute("BEGIN")
@@ -213,6 +205,12 @@ class Store:
         )
         rows = self._db.execute(sql, (*args, limit)).fetchall()
         return [_feedback_row(row) for row in rows]
+
+
+@functools.lru_cache(maxsize=1024)
+def _rule_ids_json(rule_ids: tuple[str, ...]) -> str:
+    """A card's rule ids as stored (a JSON list); the same few lists recur, so each is written once."""
+    return json.dumps(list(rule_ids))
 
 
 def _feedback_row(row: sqlite3.Row) -> dict[str, Any]:
