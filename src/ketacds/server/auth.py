@@ -214,6 +214,12 @@ _FAST_PARSE = (
 )
 #: The claim checks :func:`jwt.decode_complete` makes with :data:`_UNVERIFIED` (none, in the versions tested).
 _UNVERIFIED_CLAIMS: Any = _PLAIN_JWT._merge_options(_UNVERIFIED) if _FAST_PARSE else None
+#: Whether those checks check nothing (no claim required, no ``verify_*`` on): then they are skipped.
+_UNVERIFIED_CHECKS_NOTHING = bool(
+    _FAST_PARSE
+    and not _UNVERIFIED_CLAIMS.get("require")
+    and not any(value for name, value in _UNVERIFIED_CLAIMS.items() if name.startswith("verify_"))
+)
 _BASE64URL = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 
 
@@ -250,20 +256,33 @@ def _fast_unverified(token: str) -> dict[str, Any] | None:
     header_data, payload_data, signature = (_segment(part) for part in parts)
     if header_data is None or payload_data is None or signature is None:
         return None
-    try:
-        header = json.loads(header_data)
-        payload = json.loads(payload_data)
-    except (ValueError, RecursionError):
-        return None
-    if not isinstance(header, dict) or not isinstance(payload, dict):
+    header = _json_object(header_data)
+    payload = _json_object(payload_data)
+    if header is None or payload is None:
         return None
     if "b64" in header or "crit" in header or not isinstance(header.get("kid", ""), str):
         return None  # PyJWT's checks of detached payloads, critical and kid headers: its own to make
-    try:
-        _PLAIN_JWT._validate_claims(payload, _UNVERIFIED_CLAIMS)
-    except jwt.PyJWTError:
-        return None
+    if not _UNVERIFIED_CHECKS_NOTHING:
+        try:
+            _PLAIN_JWT._validate_claims(payload, _UNVERIFIED_CLAIMS)
+        except jwt.PyJWTError:
+            return None
     return {"payload": payload, "header": header, "signature": signature}
+
+
+def _json_object(data: bytes) -> dict[str, Any] | None:
+    """``json.loads(data)`` when it is a JSON object in UTF-8, else ``None``.
+
+    Bytes starting ``{`` and then a non-zero byte are UTF-8 to :func:`json.loads`
+    (``json.detect_encoding``), which it decodes with ``surrogatepass``: decoded so here.
+    """
+    if data[:1] != b"{" or data[1:2] == b"\x00":
+        return None
+    try:
+        value = json.loads(data.decode("utf-8", "surrogatepass"))
+    except (ValueError, RecursionError):  # (UnicodeDecodeError is a ValueError)
+        return None
+    return value if isinstance(value, dict) else None
 
 
 def _segment(segment: bytes) -> bytes | None:

@@ -92,6 +92,10 @@ def _odd_tokens() -> dict[str, str]:
     kid_number = _segment(b'{"alg": "ES384", "kid": 5}')
     b64_false = _segment(b'{"alg": "ES384", "b64": false, "crit": ["b64"]}')
     b64_true = _segment(b'{"alg": "ES384", "b64": true}')
+    utf16 = _segment('{"alg": "ES384", "kid": "k"}'.encode("utf-16-le"))
+    bom = _segment(b'\xef\xbb\xbf{"alg": "ES384", "kid": "k"}')
+    latin1 = _segment(b'{"alg": "ES384", "kid": "\xe9"}')
+    surrogate = _segment(b'{"alg": "ES384", "kid": "\\udc80", "x": "\xed\xb2\x80"}')
     crit = _segment(b'{"alg": "ES384", "crit": ["exp"]}')
     odd = {
         "padded header": f"{head}==.{payload}.{signature}",
@@ -112,6 +116,10 @@ def _odd_tokens() -> dict[str, str]:
         "b64 true": f"{b64_true}.{claims}.{signature}",
         "crit": f"{crit}.{claims}.{signature}",
         "not ASCII": f"{head}.{payload}é.{signature}",
+        "header in UTF-16": f"{utf16}.{claims}.{signature}",
+        "header with a byte order mark": f"{bom}.{claims}.{signature}",
+        "header not UTF-8": f"{latin1}.{claims}.{signature}",
+        "header with a surrogate escape": f"{surrogate}.{claims}.{signature}",
         "lone surrogate": f"{head}.{payload}\udc80.{signature}",
         "nothing": "",
     }
