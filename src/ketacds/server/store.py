@@ -4,6 +4,16 @@ Every worker process opens the same file (WAL mode, so readers never block the
 writer); a token id is recorded with an ``INSERT`` on its primary key, so a replay
 is refused whichever worker it reaches. A :class:`Store` belongs to the thread that
 opened it: the service makes all store calls on its worker's event loop thread.
+
+Durability (``synchronous=NORMAL``, the setting SQLite recommends with WAL): a commit
+is in the log when the statement returns, so it survives the worker process crashing
+or being killed; the log is synced to disk at checkpoints, so a power loss or an
+operating-system crash can lose the last commits (cards recorded, token ids seen)
+but never corrupts the file. ``FULL`` would sync every commit (two per hook call).
+A hook call commits its token id when it is checked, before any work, and its cards
+in one transaction when they are issued (not both at the end: that would hold
+SQLite's one write lock across the assessment, and the other workers' token checks
+would wait for it).
 """
 
 from __future__ import annotations
