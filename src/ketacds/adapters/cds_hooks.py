@@ -27,6 +27,7 @@ Indicators follow the status level the finding's severity maps to in the ruleset
 from __future__ import annotations
 
 import copy
+import functools
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -92,7 +93,13 @@ _ADVISORY = "_Advisory only: ketacds informs a clinician; it does not order trea
 
 def prefetch_templates(observation_codes: Iterable[str]) -> dict[str, str]:
     """The prefetch templates of every service: the patient and what the rules read."""
-    codes = ",".join(f"http://loinc.org|{code}" for code in sorted(observation_codes))
+    return dict(_templates(tuple(sorted(observation_codes))))
+
+
+@functools.lru_cache(maxsize=8)
+def _templates(observation_codes: tuple[str, ...]) -> dict[str, str]:
+    """:func:`prefetch_templates` of sorted codes, written once per mapping (given out as copies)."""
+    codes = ",".join(f"http://loinc.org|{code}" for code in observation_codes)
     return {
         "patient": "Patient/{{context.patientId}}",
         "conditions": "Condition?patient={{context.patientId}}",
