@@ -325,11 +325,15 @@ class _Cards:
             "links": [{"label": "All rules (rendered)", "url": parts.index_url, "type": "absolute"}],
         }
 
+    def group_indicator(self, members: Sequence[Finding]) -> str:
+        """A group card's indicator: its most serious member's."""
+        return _most_serious(self.parts.indicator(f.severity) for f in members)
+
     def group_card(self, group: FindingGroup, members: Sequence[Finding]) -> dict[str, Any]:
         """One card for a presentation group: its members, each with rule id, message and sources."""
         assessment, parts = self.assessment, self.parts
         route = ROUTE_LABELS.get(assessment.provenance.route, assessment.provenance.route)
-        indicator = _most_serious(parts.indicator(f.severity) for f in members)
+        indicator = self.group_indicator(members)
         timing = {m.rule_id: m.timing for m in assessment.monitoring if m.timing}
         lines = [f"**{group.title}** ({len(members)} items)", ""]
         if group.note:
@@ -461,9 +465,11 @@ def cards_for(assessment: Assessment, ctx: CardContext) -> list[RenderedCard]:
         cards.append(RenderedCard(quality))
     for group in assessment.groups:
         members = grouped[group.id]
+        if ctx.hook == "order-sign" and render.group_indicator(members) == "info":
+            ctx.uuid()  # (not shown at signing: only its uuid is drawn, as when it was rendered)
+            continue
         card = render.group_card(group, members)
-        if ctx.hook != "order-sign" or card["indicator"] != "info":
-            cards.append(RenderedCard(card, tuple(f.rule_id for f in members)))
+        cards.append(RenderedCard(card, tuple(f.rule_id for f in members)))
     if ctx.hook != "order-sign":
         # Last of the info cards: the overview, after what it sums up.
         cards.append(RenderedCard(render.summary_card(infos), tuple(f.rule_id for f in infos)))
