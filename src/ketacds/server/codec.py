@@ -97,7 +97,7 @@ KEPT_PREFETCH = 32
 #: The longest ``prefetch`` object (bytes) read apart and remembered: its data takes about
 #: five times its length in memory, so at most ≈ 40 MB are kept (a longer one: the body is read whole).
 _LONGEST_PREFETCH = 256 * 1024
-#: The candidate ends of a ``prefetch`` object tried (the last ``}`` of the body first).
+#: The candidate ends of a ``prefetch`` object tried (from the body's end: its last ``}`` but one first).
 _CANDIDATE_ENDS = 8
 _PREFETCH = b'"prefetch"'
 #: A JSON string standing for the ``prefetch`` object in the rest of the body: random per
@@ -140,7 +140,10 @@ def _with_known_prefetch(body: bytes) -> Any:
         start += 1
     if body[start : start + 1] != b"{":
         return None
-    end = len(body)
+    # (never the body's last "}": in a body that reads, that one closes what holds the object)
+    end = body.rfind(b"}", start)
+    if end == -1:
+        return None
     for _ in range(_CANDIDATE_ENDS):
         end = body.rfind(b"}", start, end)
         if end == -1:
