@@ -7,10 +7,7 @@ standard library. It is used only where it gives the same data:
   integer literal of 19 digits or more (orjson reads an integer past 64 bits as a float, where
   :func:`json.loads` keeps every digit); anything orjson refuses (``NaN``, a byte order
   mark, a UTF-16 body, ...) is read by :func:`json.loads`, so an invalid body gets the
-  very same error as before. A large hook call's ``prefetch`` object is read apart,
-  once per distinct bytes (:func:`_with_known_prefetch`): an EHR sends the same
-  patient's prefetch again and again (the chart reopened, ``order-select`` then
-  ``order-sign``), and its reading was most of a body's.
+  very same error as before.
 * :func:`dumps` writes an answer compactly as UTF-8, as Starlette's ``JSONResponse``
   does (the same data; only the bytes' layout may differ), falling back to
   :func:`json.dumps` for what orjson cannot write.
