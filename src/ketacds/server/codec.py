@@ -97,7 +97,7 @@ KEPT_PREFETCH = 32
 #: The longest ``prefetch`` object (bytes) read apart and remembered: its data takes about
 #: five times its length in memory, so at most ≈ 40 MB are kept (a longer one: the body is read whole).
 _LONGEST_PREFETCH = 256 * 1024
-#: The candidate ends of a ``prefetch`` object tried (from the body's end: its last ``}`` but one first).
+#: The candidate ends of a ``prefetch`` object tried (the last ``}`` of the body first).
 _CANDIDATE_ENDS = 8
 _PREFETCH = b'"prefetch"'
 #: A JSON string standing for the ``prefetch`` object in the rest of the body: random per
@@ -140,10 +140,7 @@ def _with_known_prefetch(body: bytes) -> Any:
         start += 1
     if body[start : start + 1] != b"{":
         return None
-    # (never the body's last "}": in a body that reads, that one closes what holds the object)
-    end = body.rfind(b"}", start)
-    if end == -1:
-        return None
+    end = len(body)
     for _ in range(_CANDIDATE_ENDS):
         end = body.rfind(b"}", start, end)
         if end == -1:
