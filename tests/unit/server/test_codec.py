@@ -158,11 +158,3 @@ def test_prefetch_objects_with_the_same_checksum_are_told_apart(monkeypatch) -> 
     assert len(one) == len(two)
     for body in (one, two, one, two):
         assert codec.loads(body) == json.loads(body)
-
-
-def test_a_long_prefetch_object_is_read_whole_and_not_kept(monkeypatch) -> None:
-    monkeypatch.setattr(codec, "_LONGEST_PREFETCH", 1000)
-    monkeypatch.setattr(codec, "_known_prefetch", codec.OrderedDict())
-    body = _big('{"prefetch": ', ', "x": 1}', inner=', "long": 1')
-    assert codec.loads(body) == json.loads(body)
-    assert not codec._known_prefetch
