@@ -93,10 +93,7 @@ def loads(body: bytes) -> Any:
 #: Bodies at least this long are read with :func:`_with_known_prefetch` first.
 _SPLIT_MIN = 8 * 1024
 #: ``prefetch`` objects remembered (their bytes and data), least recently used out first.
-KEPT_PREFETCH = 32
-#: The longest ``prefetch`` object (bytes) read apart and remembered: its data takes about
-#: five times its length in memory, so at most ≈ 40 MB are kept (a longer one: the body is read whole).
-_LONGEST_PREFETCH = 256 * 1024
+KEPT_PREFETCH = 64
 #: The candidate ends of a ``prefetch`` object tried (the last ``}`` of the body first).
 _CANDIDATE_ENDS = 8
 _PREFETCH = b'"prefetch"'
@@ -154,8 +151,6 @@ def _with_known_prefetch(body: bytes) -> Any:
             continue
         if not isinstance(rest, dict) or rest.get("prefetch") != _STAND_IN:
             return None
-        if end + 1 - start > _LONGEST_PREFETCH:
-            return None  # (too long to keep: read whole)
         rest["prefetch"] = _prefetch_object(body[start : end + 1])
         if rest["prefetch"] is None:
             _misses.count += 1

@@ -59,7 +59,7 @@ _NULL = re.compile(rb"null")
 _Key = tuple[bytes, str | None, int, int]
 _kept: OrderedDict[_Key, tuple[FhirMapping, Terminology, PatientRecord]] = OrderedDict()
 #: Resource lists known by the identity of their objects (``unchanging``), per process.
-KEPT_SAME = 32
+KEPT_SAME = 64
 #: (id of each resource, patient id, id(mapping), id(terminology))
 _Same = tuple[tuple[int, ...], str | None, int, int]
 #: The objects themselves (so no id is reused while kept) and their content's key in ``_kept``.
