@@ -17,10 +17,10 @@ Without orjson installed both are the standard library's.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import secrets
 import threading
-import zlib
 from collections import OrderedDict
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -92,7 +92,7 @@ def loads(body: bytes) -> Any:
 
 #: Bodies at least this long are read with :func:`_with_known_prefetch` first.
 _SPLIT_MIN = 8 * 1024
-#: ``prefetch`` objects remembered (their bytes and data), least recently used out first.
+#: ``prefetch`` objects remembered (their data, by the SHA-256 of their bytes), least recently used out first.
 KEPT_PREFETCH = 64
 #: The candidate ends of a ``prefetch`` object tried (the last ``}`` of the body first).
 _CANDIDATE_ENDS = 8
@@ -101,8 +101,7 @@ _PREFETCH = b'"prefetch"'
 #: process, so no body can hold it (letters only: no run of digits).
 _STAND_IN = "ketacds-prefetch-" + secrets.token_hex(16).translate(str.maketrans("0123456789", "ghijklmnop"))
 _STAND_IN_JSON = f'"{_STAND_IN}"'.encode()
-#: (length, CRC-32) of a ``prefetch`` object's bytes → those bytes and their data.
-_known_prefetch: OrderedDict[tuple[int, int], tuple[bytes, Any]] = OrderedDict()
+_known_prefetch: OrderedDict[bytes, Any] = OrderedDict()
 
 
 def _with_known_prefetch(body: bytes) -> Any:
@@ -116,8 +115,8 @@ def _with_known_prefetch(body: bytes) -> Any:
     its data is the rest's with the value put back. Integer literals of 19 digits or more
     are looked for in both parts (:func:`_long_integer`; its answer on the body is the
     same, as no run of digits is cut), the object's bytes only when they are new. The
-    cut-out bytes are read once: their data is remembered with them, found by their
-    length and CRC-32 and then compared byte for byte (:data:`KEPT_PREFETCH` of them). Any
+    cut-out bytes are read once: their data is remembered by their SHA-256
+    (:data:`KEPT_PREFETCH` of them). Any
     other body (no such key, a rest or an object that does not read, an object nested
     too deep for orjson inside the body) gives ``None``: it is read whole, as before.
     """
@@ -179,12 +178,12 @@ _MISSES_ALLOWED = 64
 
 def _prefetch_object(text: bytes) -> Any:
     """The data of a ``prefetch`` object's bytes, remembered; ``None`` when they are not one JSON object."""
-    key = (len(text), zlib.crc32(text))  # (a checksum to find it by: the bytes are compared)
+    digest = hashlib.sha256(text).digest()
     with _lock:
-        found = _known_prefetch.get(key)
-        if found is not None and found[0] == text:
-            _known_prefetch.move_to_end(key)
-            return found[1]
+        found = _known_prefetch.get(digest)
+        if found is not None:
+            _known_prefetch.move_to_end(digest)
+            return found
     assert orjson is not None
     if _long_integer(text):
         return None
@@ -195,7 +194,7 @@ def _prefetch_object(text: bytes) -> Any:
     if not isinstance(data, dict):  # pragma: no cover - bytes from "{" to "}" that read are an object
         return None
     with _lock:
-        _known_prefetch[key] = (text, data)
+        _known_prefetch[digest] = data
         if len(_known_prefetch) > KEPT_PREFETCH:
             _known_prefetch.popitem(last=False)
     return data

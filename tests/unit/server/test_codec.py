@@ -149,12 +149,3 @@ def test_changed_bodies_are_read_as_read_whole() -> None:
             else:
                 changed.insert(where, rng.choice(alphabet))
         assert _outcome(codec.loads, bytes(changed)) == _outcome(_whole, bytes(changed)), bytes(changed)[-80:]
-
-
-def test_prefetch_objects_with_the_same_checksum_are_told_apart(monkeypatch) -> None:
-    monkeypatch.setattr(codec.zlib, "crc32", lambda _data: 7)
-    one = _big('{"prefetch": ', ', "x": 1}', inner=', "n": 1')
-    two = _big('{"prefetch": ', ', "x": 1}', inner=', "n": 2')
-    assert len(one) == len(two)
-    for body in (one, two, one, two):
-        assert codec.loads(body) == json.loads(body)
