@@ -89,14 +89,9 @@ def evaluate(
     """
     evaluation = _Evaluation(settings, new_uuid, engine, mapping, now)
     try:
-        # The body's resources are JSON data: the record is remembered by their content
-        # (and by their identity: the service never changes a request's data).
+        # The body's resources are JSON data: the record is remembered by their content.
         record = read_json_resources(
-            resources,
-            patient_id=context["patientId"],
-            mapping=mapping,
-            terminology=engine.terminology,
-            unchanging=True,
+            resources, patient_id=context["patientId"], mapping=mapping, terminology=engine.terminology
         )
     except InputError as error:
         return evaluation.fail(

@@ -23,7 +23,6 @@ def engine() -> Engine:
 @pytest.fixture(autouse=True)
 def _empty() -> None:
     records_module._kept.clear()
-    records_module._same.clear()
 
 
 def _resources(number: str = "01") -> tuple[list[dict[str, Any]], str]:
@@ -34,13 +33,12 @@ def _resources(number: str = "01") -> tuple[list[dict[str, Any]], str]:
     return resources, patient["id"]
 
 
-def _read(engine: Engine, resources: list[Any], patient_id: str | None, unchanging: bool = False) -> Any:
+def _read(engine: Engine, resources: list[Any], patient_id: str | None) -> Any:
     return read_json_resources(
         resources,
         patient_id=patient_id,
         mapping=engine.terminology.fhir_mapping,
         terminology=engine.terminology,
-        unchanging=unchanging,
     )
 
 
@@ -92,30 +90,3 @@ def test_records_kept_are_bounded(engine, monkeypatch):
     for number in range(4):
         _read(engine, [*resources, {"resourceType": "Basic", "id": str(number)}], pid)
     assert len(records_module._kept) == 2
-
-
-def test_unchanging_resources_are_known_by_identity(engine, monkeypatch):
-    resources, pid = _resources()
-    first = _read(engine, resources, pid, unchanging=True)
-
-    def unwritten(_resources: Any) -> bytes:
-        raise AssertionError("written again")
-
-    monkeypatch.setattr(records_module, "_written", unwritten)
-    assert _read(engine, list(resources), pid, unchanging=True) is first  # the same objects, a new list
-    with pytest.raises(AssertionError, match="written again"):
-        _read(engine, copy.deepcopy(resources), pid, unchanging=True)  # equal objects: by content
-    with pytest.raises(AssertionError, match="written again"):
-        _read(engine, resources, pid)  # not said to be unchanging: by content
-    with pytest.raises(AssertionError, match="written again"):
-        _read(engine, resources, "someone-else", unchanging=True)
-
-
-def test_resources_known_by_identity_are_bounded_and_held(engine, monkeypatch):
-    monkeypatch.setattr(records_module, "KEPT_SAME", 2)
-    resources, pid = _resources()
-    lists = [[*resources, {"resourceType": "Basic", "id": str(number)}] for number in range(4)]
-    for each in lists:
-        _read(engine, each, pid, unchanging=True)
-    assert len(records_module._same) == 2
-    assert [objects[-1]["id"] for objects, _ in records_module._same.values()] == ["2", "3"]

@@ -14,10 +14,6 @@ so it can be given out again) by everything the reading depends on:
 * the mapping and the terminology they are read with (by identity: the entry holds
   both, so neither ``id`` can be reused while it is kept).
 
-A caller that never changes the resource objects it gives (the service) says so
-(``unchanging``): the same objects given again (a ``prefetch`` object the service's
-codec read before) are then known by identity, without their text being written again.
-
 Only JSON data (dicts, lists, text, numbers, booleans) may be given: a tuple would be
 written like a list. A content orjson cannot write exactly (an integer past 64 bits, a
 string that is not Unicode, ``NaN`` or an infinity, which it writes as ``null``: any
@@ -45,7 +41,7 @@ try:
 except ImportError:  # pragma: no cover - the server extra installs it
     orjson = None  # type: ignore[assignment,unused-ignore]
 
-__all__ = ["KEPT", "KEPT_SAME", "read_json_resources"]
+__all__ = ["KEPT", "read_json_resources"]
 
 #: Records kept per process.
 KEPT = 256
@@ -58,12 +54,6 @@ _NULL = re.compile(rb"null")
 #: (digest of the JSON text, patient id, id(mapping), id(terminology))
 _Key = tuple[bytes, str | None, int, int]
 _kept: OrderedDict[_Key, tuple[FhirMapping, Terminology, PatientRecord]] = OrderedDict()
-#: Resource lists known by the identity of their objects (``unchanging``), per process.
-KEPT_SAME = 64
-#: (id of each resource, patient id, id(mapping), id(terminology))
-_Same = tuple[tuple[int, ...], str | None, int, int]
-#: The objects themselves (so no id is reused while kept) and their content's key in ``_kept``.
-_same: OrderedDict[_Same, tuple[tuple[Any, ...], _Key]] = OrderedDict()
 _lock = threading.Lock()
 
 
@@ -84,28 +74,12 @@ def read_json_resources(
     patient_id: str | None,
     mapping: FhirMapping,
     terminology: Terminology,
-    unchanging: bool = False,
 ) -> PatientRecord:
     """:func:`~ketacds.adapters.fhir.read_resources` of JSON data, remembered by content.
-
-    ``unchanging``: the caller never changes these resource objects (the service's
-    request data, whose ``prefetch`` objects recur, see :func:`ketacds.server.codec.loads`).
-    The same objects given again are then known by identity, without writing their
-    JSON text again (:data:`KEPT_SAME` of them, held so no id is reused meanwhile).
 
     Raises:
         InputError: as :func:`~ketacds.adapters.fhir.read_resources` (never remembered).
     """
-    same = (tuple(map(id, resources)), patient_id, id(mapping), id(terminology)) if unchanging else None
-    if same is not None:
-        with _lock:
-            seen = _same.get(same)
-            if seen is not None:
-                found = _kept.get(seen[1])
-                if found is not None and found[0] is mapping and found[1] is terminology:
-                    _same.move_to_end(same)
-                    _kept.move_to_end(seen[1])
-                    return found[2]
     written = _written(resources)
     if written is None:
         return read_resources(resources, patient_id=patient_id, mapping=mapping, terminology=terminology)
@@ -114,20 +88,10 @@ def read_json_resources(
         found = _kept.get(key)
         if found is not None and found[0] is mapping and found[1] is terminology:
             _kept.move_to_end(key)
-            _remember_same(same, resources, key)
             return found[2]
     record = read_resources(resources, patient_id=patient_id, mapping=mapping, terminology=terminology)
     with _lock:
         _kept[key] = (mapping, terminology, record)
         if len(_kept) > KEPT:
             _kept.popitem(last=False)
-        _remember_same(same, resources, key)
     return record
-
-
-def _remember_same(same: _Same | None, resources: Sequence[Any], key: _Key) -> None:
-    """Remember (under the lock) that these very objects have the content ``key``."""
-    if same is not None:
-        _same[same] = (tuple(resources), key)
-        if len(_same) > KEPT_SAME:
-            _same.popitem(last=False)
