@@ -181,6 +181,13 @@ _MD_SPECIALS: dict[str, re.Pattern[str]] = {
     "table-cell": re.compile(r"(\|)"),
 }
 _MD_LEADING = {"text": ("#", "+", "-", "="), "record": (), "table-cell": ()}
+#: Each policy's characters, the backslash first (so the backslashes put in front of the
+#: others are not escaped again): :func:`md_escape` replaces each one present with
+#: :meth:`str.replace`, the same escapes as ``_MD_SPECIALS``' substitution without a
+#: Python call per character found.
+_MD_CHARS = {
+    policy: tuple(c for c in "\\`*_[]<>|#" if pattern.match(c)) for policy, pattern in _MD_SPECIALS.items()
+}
 
 
 def md_escape(text: str, policy: MdEscape = "text") -> str:
@@ -188,7 +195,11 @@ def md_escape(text: str, policy: MdEscape = "text") -> str:
 
     The one Markdown escaper of ketacds: ``policy`` (see :data:`MdEscape`) says how much.
     """
-    escaped = _MD_SPECIALS[policy].sub(r"\\\1", text)
+    escaped = text
+    if _MD_SPECIALS[policy].search(text):
+        for char in _MD_CHARS[policy]:
+            if char in escaped:
+                escaped = escaped.replace(char, "\\" + char)
     return "\\" + escaped if escaped[:1] in _MD_LEADING[policy] else escaped
 
 

@@ -27,6 +27,7 @@ Indicators follow the status level the finding's severity maps to in the ruleset
 from __future__ import annotations
 
 import copy
+import functools
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -92,7 +93,13 @@ _ADVISORY = "_Advisory only: ketacds informs a clinician; it does not order trea
 
 def prefetch_templates(observation_codes: Iterable[str]) -> dict[str, str]:
     """The prefetch templates of every service: the patient and what the rules read."""
-    codes = ",".join(f"http://loinc.org|{code}" for code in sorted(observation_codes))
+    return dict(_templates(tuple(sorted(observation_codes))))
+
+
+@functools.lru_cache(maxsize=8)
+def _templates(observation_codes: tuple[str, ...]) -> dict[str, str]:
+    """:func:`prefetch_templates` of sorted codes, written once per mapping (given out as copies)."""
+    codes = ",".join(f"http://loinc.org|{code}" for code in observation_codes)
     return {
         "patient": "Patient/{{context.patientId}}",
         "conditions": "Condition?patient={{context.patientId}}",
@@ -318,11 +325,15 @@ class _Cards:
             "links": [{"label": "All rules (rendered)", "url": parts.index_url, "type": "absolute"}],
         }
 
+    def group_indicator(self, members: Sequence[Finding]) -> str:
+        """A group card's indicator: its most serious member's."""
+        return _most_serious(self.parts.indicator(f.severity) for f in members)
+
     def group_card(self, group: FindingGroup, members: Sequence[Finding]) -> dict[str, Any]:
         """One card for a presentation group: its members, each with rule id, message and sources."""
         assessment, parts = self.assessment, self.parts
         route = ROUTE_LABELS.get(assessment.provenance.route, assessment.provenance.route)
-        indicator = _most_serious(parts.indicator(f.severity) for f in members)
+        indicator = self.group_indicator(members)
         timing = {m.rule_id: m.timing for m in assessment.monitoring if m.timing}
         lines = [f"**{group.title}** ({len(members)} items)", ""]
         if group.note:
@@ -386,7 +397,7 @@ def _suggestions(ctx: CardContext, finding: Finding, assessment: Assessment) -> 
 def _with_dose(resource: Mapping[str, Any], option: DoseOption) -> dict[str, Any]:
     """The drafted MedicationRequest with its first dosage's dose replaced (R4 doseAndRate)."""
     assert option.dose_mg is not None  # only computed doses are suggested
-    updated: dict[str, Any] = copy.deepcopy(dict(resource))
+    updated: dict[str, Any] = _json_copy(dict(resource))
     dosages = updated.get("dosageInstruction")
     if not isinstance(dosages, list) or not dosages or not isinstance(dosages[0], dict):
         dosages = [{}]
@@ -399,6 +410,26 @@ def _with_dose(resource: Mapping[str, Any], option: DoseOption) -> dict[str, Any
     first["doseAndRate"] = [rate]
     updated["dosageInstruction"] = [first, *dosages[1:]]
     return updated
+
+
+#: The JSON types :func:`_json_copy` gives out as they are (immutable).
+_JSON_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
+def _json_copy(value: Any) -> Any:
+    """A deep copy of JSON data (dicts and lists copied, scalars shared; anything else deep-copied).
+
+    The request's JSON has no shared or cyclic parts, so this gives what
+    :func:`copy.deepcopy` gives, without its memo and dispatch per value.
+    """
+    kind = type(value)
+    if kind is dict:
+        return {k: _json_copy(v) for k, v in value.items()}
+    if kind is list:
+        return [_json_copy(v) for v in value]
+    if kind in _JSON_SCALARS:
+        return value
+    return copy.deepcopy(value)
 
 
 @attrs.frozen
@@ -434,9 +465,11 @@ def cards_for(assessment: Assessment, ctx: CardContext) -> list[RenderedCard]:
         cards.append(RenderedCard(quality))
     for group in assessment.groups:
         members = grouped[group.id]
+        if ctx.hook == "order-sign" and render.group_indicator(members) == "info":
+            ctx.uuid()  # (not shown at signing: only its uuid is drawn, as when it was rendered)
+            continue
         card = render.group_card(group, members)
-        if ctx.hook != "order-sign" or card["indicator"] != "info":
-            cards.append(RenderedCard(card, tuple(f.rule_id for f in members)))
+        cards.append(RenderedCard(card, tuple(f.rule_id for f in members)))
     if ctx.hook != "order-sign":
         # Last of the info cards: the overview, after what it sums up.
         cards.append(RenderedCard(render.summary_card(infos), tuple(f.rule_id for f in infos)))

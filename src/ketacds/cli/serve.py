@@ -126,6 +126,9 @@ def serve(
         port=port,
         workers=workers,
         log_level=log_level,
+        # An access line is logged at info: at warning uvicorn would still gather each
+        # request's (client, method, path) for a line its logger then drops.
+        access_log=log_level != "warning",
         server_header=False,
         timeout_keep_alive=5,
     )

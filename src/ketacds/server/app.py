@@ -36,7 +36,7 @@ from __future__ import annotations
 import datetime as dt
 import gc
 import logging
-import uuid
+import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
@@ -64,6 +64,22 @@ log = logging.getLogger("ketacds.server")
 GC_THRESHOLD = 10_000
 
 
+#: The bits a version 4 (random) UUID fixes (RFC 9562: version ``0100``, variant ``10``), and their values.
+_UUID4_FIXED = (0xF000 << 64) | (0xC000 << 48)
+_UUID4_SET = (0x4000 << 64) | (0x8000 << 48)
+
+
+def random_uuid() -> str:
+    """A random (version 4) UUID as text: what ``str(uuid.uuid4())`` gives, a few times faster.
+
+    The same 16 bytes of :func:`os.urandom` with the same version and variant bits set
+    (the ``uuid.UUID`` object and its checks are skipped: a card's uuid is only text).
+    """
+    value = (int.from_bytes(os.urandom(16), "big") & ~_UUID4_FIXED) | _UUID4_SET
+    text = f"{value:032x}"
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
+
+
 def tune_gc() -> None:
     """Set this process's garbage collector for answering hook calls (a worker process, after start-up).
 
@@ -86,7 +102,7 @@ def create_app(
     settings: ServiceSettings,
     *,
     clock: Callable[[], dt.datetime] = utcnow,
-    new_uuid: Callable[[], str] = lambda: str(uuid.uuid4()),
+    new_uuid: Callable[[], str] | None = None,
     fhir_transport: httpx.AsyncBaseTransport | None = None,
     worker_process: bool = False,
 ) -> BodyLimit:
@@ -95,12 +111,12 @@ def create_app(
     Args:
         settings: the configuration.
         clock: gives ``now`` for each assessment (the engine itself never reads the clock).
-        new_uuid: makes card and suggestion uuids.
+        new_uuid: makes card and suggestion uuids (default: :func:`random_uuid`).
         fhir_transport: an httpx transport for FHIR and JWKS requests (tests).
         worker_process: the app is its process's only one (a ``ketacds serve`` worker):
             :func:`tune_gc` once it has started.
     """
-    service = Service(settings=settings, clock=clock, new_uuid=new_uuid)
+    service = Service(settings=settings, clock=clock, new_uuid=new_uuid or random_uuid)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

@@ -196,7 +196,11 @@ class _Evaluation:
                 now=self.now,
                 order=order.order,
             )
-            order_record = attrs.evolve(record, data_quality=(*record.data_quality, *order.issues))
+            order_record = (  # (an order without issues is assessed with the record as it is)
+                attrs.evolve(record, data_quality=(*record.data_quality, *order.issues))
+                if order.issues
+                else record
+            )
             rendered += self.assess(
                 order_record,
                 ctx,

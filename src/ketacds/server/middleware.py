@@ -75,7 +75,7 @@ class BodyLimit:
         except UnicodeDecodeError as error:
             await _answer(send, 400, f"the request body is not UTF-8 (byte {error.start + 1})")
             return
-        if b"\\u" in body and _SURROGATE_ESCAPE.search(body) and _LONE_SURROGATE.search(body):
+        if _has_u_escape(body) and _SURROGATE_ESCAPE.search(body) and _LONE_SURROGATE.search(body):
             await _answer(
                 send, 400, "the request body is not valid JSON: a \\u escape names a lone surrogate"
             )
@@ -106,6 +106,27 @@ _LONE_SURROGATE = re.compile(
 #: full pattern (its look-arounds tried at every byte) takes milliseconds on a large body,
 #: this one microseconds, and almost no body has a surrogate escape at all.
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+#: Backslashes :func:`_has_u_escape` looks at one by one before it searches the rest at once.
+_BACKSLASHES_LOOKED_AT = 32
+
+
+def _has_u_escape(body: bytes) -> bool:
+    """Whether ``body`` holds a backslash followed by ``u`` (as ``in`` finds it), found faster.
+
+    ``in`` looks at almost every byte for a two-byte needle ending in a common letter (≈
+    35 µs on a 50 KB body); a backslash alone is found at memory speed, and most bodies
+    have a handful. Past :data:`_BACKSLASHES_LOOKED_AT` of them, ``in`` searches the rest.
+    """
+    at = body.find(b"\\")
+    for _ in range(_BACKSLASHES_LOOKED_AT):
+        if at == -1:
+            return False
+        if body[at + 1 : at + 2] == b"u":
+            return True
+        at = body.find(b"\\", at + 1)
+    return at != -1 and body.find(b"\\u", at) != -1
 
 
 async def _answer(send: Any, status: int, error: str) -> None:

@@ -60,7 +60,10 @@ async def prefetched(
             value = given[key]
             if value is None:
                 continue  # the client found nothing for this query
-            value, complete = await _read_prefetched(service, http, key, value, server, token)
+            if server is not None and _is_bundle(value):
+                value, complete = await _read_prefetched(service, http, key, value, server, token)
+            else:  # (taken as given: nothing to await)
+                complete = _complete(value)
             if not complete:
                 issues.append(_incomplete(key))
             resources.append(value)
@@ -78,26 +81,28 @@ async def prefetched(
 
 
 async def _read_prefetched(
-    service: Service, http: httpx.AsyncClient, key: str, value: Any, server: str | None, token: str | None
+    service: Service, http: httpx.AsyncClient, key: str, value: Any, server: str, token: str | None
 ) -> tuple[Any, bool]:
-    """One prefetched value, and whether it is complete.
+    """A prefetched Bundle with its next pages read from ``server`` (allowed), and whether it is complete."""
+    try:
+        return await next_pages(http, value, server, token, service.settings.fhir_timeout)
+    except FetchError as error:
+        raise HTTPException(412, f"prefetch {key!r}: could not read its next page ({error})") from None
 
-    A Bundle with a ``next`` link is complete only when its next pages can be read
-    from ``server`` (an allowed FHIR server); anything else is taken as given.
-    """
-    if isinstance(value, Mapping) and value.get("resourceType") == "Bundle" and server is not None:
-        try:
-            return await next_pages(http, value, server, token, service.settings.fhir_timeout)
-        except FetchError as error:
-            raise HTTPException(412, f"prefetch {key!r}: could not read its next page ({error})") from None
-    if isinstance(value, Mapping) and value.get("resourceType") == "Bundle":
-        links = value.get("link")
-        complete = not any(
-            isinstance(link, Mapping) and link.get("relation") == "next"
-            for link in (links if isinstance(links, list) else [])
-        )
-        return value, complete
-    return value, True
+
+def _is_bundle(value: Any) -> bool:
+    return isinstance(value, Mapping) and value.get("resourceType") == "Bundle"
+
+
+def _complete(value: Any) -> bool:
+    """Whether a prefetched value taken as given is complete: not a Bundle with a ``next`` link."""
+    if not _is_bundle(value):
+        return True
+    links = value.get("link")
+    return not any(
+        isinstance(link, Mapping) and link.get("relation") == "next"
+        for link in (links if isinstance(links, list) else [])
+    )
 
 
 def _incomplete(key: str) -> DataQualityIssue:

@@ -319,14 +319,15 @@ async def answer_hook(
         raise HTTPException(503, "the rule engine failed; no advice was given") from None
     issued = _issued(engine, service_id, hook, body.hookInstance, rendered)
     store.record_cards(issued, now)
-    log.info(
-        "hook=%s hookInstance=%s client=%s cards=%d ms=%.1f",
-        hook,
-        _safe(body.hookInstance),
-        "yes" if claims else "-",
-        len(rendered),
-        (time.perf_counter() - started) * 1000,
-    )
+    if log.isEnabledFor(logging.INFO):  # (its arguments are not worked out for a line not logged)
+        log.info(
+            "hook=%s hookInstance=%s client=%s cards=%d ms=%.1f",
+            hook,
+            _safe(body.hookInstance),
+            "yes" if claims else "-",
+            len(rendered),
+            (time.perf_counter() - started) * 1000,
+        )
     return {"cards": [r.card for r in rendered]}
 
 

@@ -4,11 +4,22 @@ Every worker process opens the same file (WAL mode, so readers never block the
 writer); a token id is recorded with an ``INSERT`` on its primary key, so a replay
 is refused whichever worker it reaches. A :class:`Store` belongs to the thread that
 opened it: the service makes all store calls on its worker's event loop thread.
+
+Durability (``synchronous=NORMAL``, the setting SQLite recommends with WAL): a commit
+is in the log when the statement returns, so it survives the worker process crashing
+or being killed; the log is synced to disk at checkpoints, so a power loss or an
+operating-system crash can lose the last commits (cards recorded, token ids seen)
+but never corrupts the file. ``FULL`` would sync every commit (two per hook call).
+A hook call commits its token id when it is checked, before any work, and its cards
+in one transaction when they are issued (not both at the end: that would hold
+SQLite's one write lock across the assessment, and the other workers' token checks
+would wait for it).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
@@ -122,19 +133,10 @@ class Store:
 
     def record_cards(self, cards: Iterable[IssuedCard], now: dt.datetime) -> None:
         """Record the cards of one response (to join feedback to rules later)."""
+        issued_at = now.isoformat()
         rows = [
-            (
-                uuid,
-                service,
-                hook,
-                instance,
-                json.dumps(list(rules)),
-                indicator,
-                ruleset,
-                digest,
-                now.isoformat(),
-            )
-            for uuid, service, hook, instance, rules, indicator, ruleset, digest in cards
+            (uuid, service, hook, instance, _rule_ids_json(tuple(ids)), indicator, ruleset, digest, issued_at)
+            for uuid, service, hook, instance, ids, indicator, ruleset, digest in cards
         ]
         if rows:  # one transaction for all of them (one write to the log, not one per card)
             self._db.execute("BEGIN")
@@ -213,6 +215,12 @@ class Store:
         )
         rows = self._db.execute(sql, (*args, limit)).fetchall()
         return [_feedback_row(row) for row in rows]
+
+
+@functools.lru_cache(maxsize=1024)
+def _rule_ids_json(rule_ids: tuple[str, ...]) -> str:
+    """A card's rule ids as stored (a JSON list); the same few lists recur, so each is written once."""
+    return json.dumps(list(rule_ids))
 
 
 def _feedback_row(row: sqlite3.Row) -> dict[str, Any]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import random
 import time
 from typing import Any
 
@@ -74,3 +76,89 @@ def test_the_checks_after_one_parse_are_jwt_decode(name):
 
 def test_this_pyjwt_is_checked_in_one_parse():
     assert auth._ONE_PARSE
+
+
+def _segment(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+def _odd_tokens() -> dict[str, str]:
+    """Tokens PyJWT reads in its own ways (padding, detached payloads, odd headers), and junk."""
+    valid = _tokens()["valid"]
+    head, payload, signature = valid.split(".")
+    claims = _segment(b'{"iss": "x", "exp": 1, "iat": 1, "jti": "j"}')
+    last = "B" if payload[-1] != "B" else "C"
+    nan = _segment(b'{"exp": NaN}')
+    kid_number = _segment(b'{"alg": "ES384", "kid": 5}')
+    b64_false = _segment(b'{"alg": "ES384", "b64": false, "crit": ["b64"]}')
+    b64_true = _segment(b'{"alg": "ES384", "b64": true}')
+    utf16 = _segment('{"alg": "ES384", "kid": "k"}'.encode("utf-16-le"))
+    bom = _segment(b'\xef\xbb\xbf{"alg": "ES384", "kid": "k"}')
+    latin1 = _segment(b'{"alg": "ES384", "kid": "\xe9"}')
+    surrogate = _segment(b'{"alg": "ES384", "kid": "\\udc80", "x": "\xed\xb2\x80"}')
+    crit = _segment(b'{"alg": "ES384", "crit": ["exp"]}')
+    odd = {
+        "padded header": f"{head}==.{payload}.{signature}",
+        "padded signature": f"{head}.{payload}.{signature}=",
+        "empty signature": f"{head}.{payload}.",
+        "empty header": f".{payload}.{signature}",
+        "two segments": f"{head}.{payload}",
+        "four segments": f"{head}.{payload}.{signature}.{signature}",
+        "junk in a segment": f"{head}.{payload[:10]}!{payload[11:]}.{signature}",
+        "one character too many": f"{head}.{payload}A.{signature}",
+        "non-canonical last character": f"{head}.{payload[:-1]}{last}.{signature}",
+        "header not an object": f"{_segment(b'[1]')}.{payload}.{signature}",
+        "header not JSON": f"{_segment(b'{nope')}.{payload}.{signature}",
+        "payload not an object": f"{head}.{_segment(b'5')}.{signature}",
+        "payload with NaN": f"{head}.{nan}.{signature}",
+        "kid a number": f"{kid_number}.{claims}.{signature}",
+        "b64 false": f"{b64_false}..{signature}",
+        "b64 true": f"{b64_true}.{claims}.{signature}",
+        "crit": f"{crit}.{claims}.{signature}",
+        "not ASCII": f"{head}.{payload}é.{signature}",
+        "header in UTF-16": f"{utf16}.{claims}.{signature}",
+        "header with a byte order mark": f"{bom}.{claims}.{signature}",
+        "header not UTF-8": f"{latin1}.{claims}.{signature}",
+        "header with a surrogate escape": f"{surrogate}.{claims}.{signature}",
+        "lone surrogate": f"{head}.{payload}\udc80.{signature}",
+        "nothing": "",
+    }
+    return {**_tokens(), **odd}
+
+
+def _any_outcome(call: Any) -> Any:
+    try:
+        return ("claims", call())
+    except Exception as error:  # PyJWT lets a UnicodeEncodeError through: so does the fast parse
+        return (type(error).__name__, str(error))
+
+
+@pytest.mark.parametrize("name", sorted(_odd_tokens()))
+def test_the_fast_parse_is_pyjwts(name):
+    token = _odd_tokens()[name]
+    expected = _any_outcome(lambda: jwt.decode_complete(token, options={"verify_signature": False}))
+    assert _any_outcome(lambda: auth._unverified(token)) == expected
+
+
+def test_random_changes_to_a_token_are_read_as_pyjwt_reads_them():
+    rng = random.Random(18)
+    valid = _tokens()["valid"]
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.=+/ "
+    for _ in range(3000):
+        chars = list(valid)
+        for _ in range(rng.randint(1, 3)):
+            where = rng.randrange(len(chars))
+            action = rng.random()
+            if action < 0.5:
+                chars[where] = rng.choice(alphabet)
+            elif action < 0.75:
+                del chars[where]
+            else:
+                chars.insert(where, rng.choice(alphabet))
+        token = "".join(chars)
+        expected = _outcome(lambda t=token: jwt.decode_complete(t, options={"verify_signature": False}))
+        assert _outcome(lambda t=token: auth._unverified(t)) == expected, token
+
+
+def test_this_pyjwt_is_read_fast():
+    assert auth._FAST_PARSE

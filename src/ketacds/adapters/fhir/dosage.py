@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from decimal import ROUND_HALF_EVEN, Decimal
 from fractions import Fraction
@@ -106,7 +107,13 @@ def _repeat_rate(
     ``unit_days``: the days in one of the period's units. ``(None, None)`` when the
     period is not positive (then the timing code is read).
     """
-    given = [Decimal(str(period)), Decimal(str(frequency or 1))]
+    return _rate_of(str(period), str(frequency or 1), unit_days)
+
+
+@functools.lru_cache(maxsize=512)
+def _rate_of(period: str, frequency: str, unit_days: Fraction) -> tuple[Fraction | None, str | None]:
+    """:func:`_repeat_rate` of the period and frequency as written (the same few recur: "2 per 1 wk")."""
+    given = [Decimal(period), Decimal(frequency)]
     problem = next(filter(None, map(limits.number_problem, given)), None)
     days = Fraction(given[0]) * unit_days if problem is None else Fraction(0)
     if days > 0:
