@@ -72,7 +72,7 @@ _Plan: TypeAlias = tuple[
     Callable[[tuple[FactRef, ...]], Finding],
     bool | None,
     str | None,
-    Finding | None,
+    Finding,
     str | None,
     MonitoringItem | None,
     DataGap | None,
@@ -235,8 +235,9 @@ class _RuleParts:
         plain = (None if self.patient_fields else True) if self.direct else False
         #: What :meth:`Assembler._findings` reads at a firing of a rule with a finding, in one
         #: tuple (``None`` for a rule without one).
-        self.plan: _Plan | None = (
-            (
+        self.plan: _Plan | None = None
+        if self.make_finding is not None and self.finding_on_nothing is not None:
+            self.plan = (
                 self.rank,
                 self.make_finding,
                 plain,
@@ -247,9 +248,6 @@ class _RuleParts:
                 self.gap,
                 self if self.dose_params is not None else None,
             )
-            if self.make_finding is not None
-            else None
-        )
 
 
 class Assembler:
@@ -386,16 +384,16 @@ class Assembler:
             elif len(ids) == 1 and (plain or (plain is None and not totals)):
                 # Most findings: one firing on one input fact.
                 i = ids[0]
-                basis = bases.get(i)
-                if basis is None:
+                single = bases.get(i)
+                if single is None:
                     if kind is None:
                         if facts_by_id is None:
                             facts_by_id = facts.by_id()
                         kind = facts_by_id[i]["t"]
                     ref = refs.get(i) or _new_fact_ref(i, kind, labels[i])
                     refs[i] = ref
-                    basis = bases[i] = (ref,)
-                ranked[rank].append(make(basis))
+                    single = bases[i] = (ref,)
+                ranked[rank].append(make(single))
             else:
                 if producers is None:
                     producers = self._producers(firings)
@@ -413,12 +411,12 @@ class Assembler:
                 options.append(self._dose_option(dose, facts))
         # The status is that of the most severe rule that fired (the last rank: none adds one).
         status = None
-        for rank, found in enumerate(ranked):
-            if found:
+        for rank, of_rank in enumerate(ranked):
+            if of_rank:
                 status = self._ranked[rank]
                 break
-        found = tuple(chain.from_iterable(ranked))
-        return found, status, shown, monitoring, gaps, options, self._trace_of(firings)
+        reported = tuple(chain.from_iterable(ranked))
+        return reported, status, shown, monitoring, gaps, options, self._trace_of(firings)
 
     def _producers(self, firings: Sequence[RawFiring]) -> dict[str, list[RawFiring]]:
         """The firings that derived each flag (by the flag's fact id)."""

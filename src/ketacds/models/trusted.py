@@ -84,6 +84,7 @@ def trusted_factory(cls: type[T], varying: tuple[str, ...]) -> Callable[..., Cal
         TypeError: as :func:`trusted_constructor` does, or ``varying`` are not distinct fields of ``cls``.
     """
     trusted_constructor(cls)  # the same refusals
+    assert attrs.has(cls)  # (checked there)
     names = [a.name for a in attrs.fields(cls)]
     if not set(varying) <= set(names) or len(set(varying)) != len(varying):
         raise TypeError(f"{varying} are not distinct fields of {cls.__name__}")
