@@ -292,8 +292,8 @@ class Assembler:
         self._ranked: tuple[str | None, ...] = (*(level.name for level in ruleset.status.levels), None)
         #: Trace entries by RawFiring (equal to, and hashed as, its (rule id, fact ids) pair).
         self._trace: dict[RawFiring, Firing] = {}
-        #: The last Provenance: for `now` (and `now` written), the route and the jurisdiction.
-        self._last_provenance: tuple[dt.datetime, str, str, str, Provenance] | None = None
+        #: The last Provenance: for `now`, the route and the jurisdiction.
+        self._last_provenance: tuple[dt.datetime, str, str, Provenance] | None = None
 
     def assemble(
         self,
@@ -465,10 +465,10 @@ class Assembler:
 
     def _trace_of(self, firings: Sequence[RawFiring]) -> tuple[Firing, ...]:
         """The trace entries of ``firings``, each built once and remembered (by rule and facts)."""
-        found = list(map(self._trace.get, firings))  # a RawFiring is the (rule id, fact ids) pair it names
-        if not all(found):  # (a Firing is true)
-            found = [entry or self._traced(firings[index]) for index, entry in enumerate(found)]
-        return tuple(found)  # type: ignore[arg-type]  # no None left
+        found = tuple(map(self._trace.get, firings))  # a RawFiring is the (rule id, fact ids) pair it names
+        if all(found):  # (a Firing is true)
+            return found  # type: ignore[return-value]  # no None in it
+        return tuple([entry or self._traced(firings[index]) for index, entry in enumerate(found)])
 
     def _traced(self, firing: RawFiring) -> Firing:
         """The trace entry of ``firing``, built and remembered (the memo emptied when full)."""
@@ -481,32 +481,32 @@ class Assembler:
 
     def _provenance(self, context: Context) -> Provenance:
         # A batch assesses everyone at one `now`: one Provenance for them all (the same
-        # route and jurisdiction, and `now` the same object or written the same).
+        # route and jurisdiction, and `now` the same object, or an equal datetime at the
+        # same UTC offset: the same local time and offset, written the same).
         last = self._last_provenance
         now = context.now
-        if last is not None and last[2:4] == (context.route, context.jurisdiction):
-            if last[0] is now:
-                return last[4]
-            written = now.isoformat()
-            if last[1] == written:
-                self._last_provenance = (now, written, *last[2:])
-                return last[4]
-        else:
-            written = now.isoformat()
+        if last is not None and last[1] == context.route and last[2] == context.jurisdiction:
+            before = last[0]
+            if before is now or (
+                now.__class__ is before.__class__ is dt.datetime
+                and before == now
+                and before.utcoffset() == now.utcoffset()
+            ):
+                return last[3]
         provenance = _new_provenance(
             self._ruleset.name,
             self._ruleset.version,
             self._digest,
             __version__,
             self._engine,
-            written,
+            now.isoformat(),
             context.route,
             context.jurisdiction,
             self._scope,
             self._follows.label if self._follows is not None else None,
             self._follows.basis if self._follows is not None else None,
         )
-        self._last_provenance = (now, written, context.route, context.jurisdiction, provenance)
+        self._last_provenance = (now, context.route, context.jurisdiction, provenance)
         return provenance
 
 
@@ -514,24 +514,32 @@ def _fact_ref_key(ref: FactRef) -> tuple[str, str, str]:
     return ref.type, ref.label, ref.id
 
 
+class _SeverityRank(dict[str, int]):
+    """Each severity's place in QUALITY_SEVERITIES (an unknown one: ``index``'s ValueError)."""
+
+    def __missing__(self, severity: str) -> int:
+        return QUALITY_SEVERITIES.index(severity)
+
+
+_SEVERITY_RANK = _SeverityRank((severity, rank) for rank, severity in enumerate(QUALITY_SEVERITIES))
+
+
 def _quality_sorted(issues: Sequence[DataQualityIssue]) -> tuple[DataQualityIssue, ...]:
     """The distinct issues, by severity, resource, path, code and message.
 
     Each issue is keyed by a tuple that orders it so and tells every two distinct issues
     apart (whether ``resource`` and ``path`` are None is part of it), so the keys both
-    drop the duplicates and sort the rest, without hashing the issues themselves.
+    drop the duplicates (the last of equal keys stays) and sort the rest, without
+    hashing the issues themselves.
     """
-    severity = QUALITY_SEVERITIES.index
-    keyed = {
-        (
-            severity(issue.severity),
-            issue.resource or "",
-            issue.path or "",
-            issue.code,
-            issue.message,
-            issue.resource is None,
-            issue.path is None,
-        ): issue
-        for issue in issues
-    }
+    if len(issues) == 1:
+        return (issues[0],)
+    rank = _SEVERITY_RANK
+    keyed = {}
+    for issue in issues:
+        resource = issue.resource
+        path = issue.path
+        severity = rank[issue.severity]
+        code, message = issue.code, issue.message
+        keyed[severity, resource or "", path or "", code, message, resource is None, path is None] = issue
     return tuple([keyed[key] for key in sorted(keyed)])
