@@ -199,9 +199,11 @@ class Engine:
         as esketamine beside an order for another drug. That is an input error, never an
         assessment (issue 15).
         """
+        if context.order is None:
+            return
         drugs = dict(self.ruleset.route_drugs)
         drug = drugs.get(context.route)
-        if context.order is None or drug is None:
+        if drug is None:
             return
         tags = set(self.terminology.tag_text(context.order.code, context.order.name))
         others = sorted({d for d in drugs.values() if d != drug} & tags)
