@@ -6,7 +6,7 @@ import hashlib
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Literal
 
 from ketacds.engine.assemble import Assembler
 from ketacds.engine.backend import Backend, Program, backend_named
@@ -33,7 +33,6 @@ __all__ = ["REFERENCE_ENGINE_NAME", "Backend", "BackendName", "Engine", "assess"
 
 #: The names of the backends that come with ketacds (``engine/backend.py``).
 BackendName = Literal["durable", "reference", "compiled"]
-T = TypeVar("T")
 
 
 class Engine:
@@ -95,6 +94,13 @@ class Engine:
         self._scoped: dict[tuple[str, str], tuple[Rule, ...]] = {}
         self._assemblers: dict[tuple[str, str, str], Assembler] = {}
         self._coverage: dict[tuple[str, str], scope.Coverage] = {}
+        self._jurisdictions = frozenset(j.id for j in self.ruleset.jurisdictions)
+        #: What :meth:`assess` has already checked and looked up for a (backend argument,
+        #: route, jurisdiction): the backend, its program and the assembler. Filled once
+        #: the first assessment of the key has passed the checks that depend on nothing
+        #: else (the jurisdiction is known, the program covered, the backend found and
+        #: compiled); read without the lock (one dict read under the GIL), emptied by close.
+        self._ready: dict[tuple[str | None, str, str], tuple[Backend, Program, Assembler]] = {}
         self._lock = threading.Lock()
 
     @classmethod
@@ -146,6 +152,9 @@ class Engine:
         """The engine's backend (``None``), or the backend of that registered name (made once)."""
         if name is None:
             return self.backend
+        found = self._backends.get(name)  # made once and never replaced: no lock to read it
+        if found is not None:
+            return found
         with self._lock:
             found = self._backends.get(name)
             if found is None:
@@ -154,6 +163,9 @@ class Engine:
 
     def _compiled(self, backend: Backend, route: str, jurisdiction: str) -> Program:
         key = (backend.name, route, jurisdiction)
+        program = self._programs.get(key)  # compiled once, replaced only by close: no lock to read it
+        if program is not None:
+            return program
         with self._lock:
             program = self._programs.get(key)
             if program is None:
@@ -187,9 +199,11 @@ class Engine:
         as esketamine beside an order for another drug. That is an input error, never an
         assessment (issue 15).
         """
+        if context.order is None:
+            return
         drugs = dict(self.ruleset.route_drugs)
         drug = drugs.get(context.route)
-        if context.order is None or drug is None:
+        if drug is None:
             return
         tags = set(self.terminology.tag_text(context.order.code, context.order.name))
         others = sorted({d for d in drugs.values() if d != drug} & tags)
@@ -206,8 +220,8 @@ class Engine:
         )
 
     def _check_context(self, context: Context) -> None:
-        known = [j.id for j in self.ruleset.jurisdictions]
-        if context.jurisdiction not in known:
+        if context.jurisdiction not in self._jurisdictions:
+            known = [j.id for j in self.ruleset.jurisdictions]
             raise InputError(
                 "context.jurisdiction",
                 f"unknown jurisdiction {context.jurisdiction!r}; the rules know {', '.join(known)}",
@@ -255,16 +269,40 @@ class Engine:
         is not checked here: :meth:`assess` and explanations
         (``scenarios.explain.CaseAnalysis``) refuse it.
         """
-        facts = _guarded("building the facts", lambda: self.facts(record, context))
+        facts = self._guarded_facts(record, context)
         chosen = self._backend(backend)
         program = self._compiled(chosen, context.route, context.jurisdiction)
-        raw = _guarded(
-            f"the {chosen.name} backend", lambda: program.run(facts.facts, action_hook=_action_hook)
-        )
-        if chosen.name != "reference" and self.verify_sample and self.sampled(record, context):
+        return facts, self._run(chosen, program, record, context, facts, _action_hook)
+
+    def _guarded_facts(self, record: PatientRecord, context: Context) -> FactSet:
+        """:meth:`facts`, any failure but an InputError an EvaluationError (see :func:`_failed`)."""
+        try:
+            return self.facts(record, context)
+        except (InputError, EvaluationError):
+            raise
+        except Exception as error:
+            raise _failed("building the facts", error) from error
+
+    def _run(
+        self,
+        chosen: Backend,
+        program: Program,
+        record: PatientRecord,
+        context: Context,
+        facts: FactSet,
+        action_hook: Callable[[str], None] | None = None,
+    ) -> RawResult:
+        """Run ``program`` (of backend ``chosen``) on ``facts``, and the shadow check if it is due."""
+        try:
+            raw = program.run(facts.facts, action_hook=action_hook)
+        except (InputError, EvaluationError):
+            raise
+        except Exception as error:
+            raise _failed(f"the {chosen.name} backend", error) from error
+        if self.verify_sample and chosen.name != "reference" and self.sampled(record, context):
             oracle = self._compiled(self._backend("reference"), context.route, context.jurisdiction)
             _check_same(raw, oracle.run(facts.facts), chosen.name)
-        return facts, raw
+        return raw
 
     def sampled(self, record: PatientRecord, context: Context) -> bool:
         """Whether the shadow check runs for this input (a hash of its content against ``verify_sample``)."""
@@ -297,12 +335,33 @@ class Engine:
             VerificationError: (an EvaluationError) the shadow check ran for this input
                 (``verify_sample``) and the two engines' firings differ.
         """
-        self._check_context(context)
-        self.check_program(context.route, context.jurisdiction)
-        facts, raw = self.evaluate(record, context, backend=backend)
-        assembler = self._assembler(context.route, context.jurisdiction, self._backend(backend))
+        route, jurisdiction = context.route, context.jurisdiction
+        ready = self._ready.get((backend, route, jurisdiction))
+        if ready is None or (backend is None and ready[0] is not self.backend):
+            # The first assessment of this program: check it, and look up what it needs.
+            self._check_context(context)
+            self.check_program(route, jurisdiction)
+            facts = self._guarded_facts(record, context)
+            chosen = self._backend(backend)
+            program = self._compiled(chosen, route, jurisdiction)
+            raw = self._run(chosen, program, record, context, facts)
+            assembler = self._assembler(route, jurisdiction, chosen)
+            with self._lock:
+                if self._programs.get((chosen.name, route, jurisdiction)) is program:  # not closed meanwhile
+                    self._ready[(backend, route, jurisdiction)] = (chosen, program, assembler)
+        else:
+            # Checked before: the jurisdiction is known and the program covered (both depend
+            # on the route and jurisdiction only); the backend, program and assembler found.
+            chosen, program, assembler = ready
+            facts = self._guarded_facts(record, context)
+            raw = self._run(chosen, program, record, context, facts)
         quality = (*record.data_quality, *facts.quality)
-        return _guarded("assembling the Assessment", lambda: assembler.assemble(facts, raw, context, quality))
+        try:
+            return assembler.assemble(facts, raw, context, quality)
+        except (InputError, EvaluationError):
+            raise
+        except Exception as error:
+            raise _failed("assembling the Assessment", error) from error
 
     def _assembler(self, route: str, jurisdiction: str, backend: Backend) -> Assembler:
         key = (route, jurisdiction, backend.name)
@@ -344,6 +403,7 @@ class Engine:
             for program in self._programs.values():
                 program.close()
             self._programs.clear()
+            self._ready.clear()
 
     def __enter__(self) -> Engine:
         return self
@@ -369,20 +429,17 @@ def _check_same(checked: RawResult, reference: RawResult, name: str) -> None:
     raise VerificationError(rule_ids, detail)
 
 
-def _guarded(step: str, work: Callable[[], T]) -> T:
-    """Run one step of an assessment: any failure but an InputError becomes an EvaluationError.
+def _failed(step: str, error: Exception) -> EvaluationError:
+    """The error of one step of an assessment that failed: any failure but an InputError is one.
 
     An assessment either returns a result or raises one of the two documented errors:
     a bug or a fault in fact building or assembly (a ``KeyError``, a Decimal signal, an
-    ``OSError``) must not escape as something a caller does not expect to catch.
-    ``KeyboardInterrupt`` and ``SystemExit`` pass through as themselves.
+    ``OSError``) must not escape as something a caller does not expect to catch. Each
+    step catches ``Exception`` only (after letting InputError and EvaluationError through
+    as themselves) and raises this from it, so ``KeyboardInterrupt`` and ``SystemExit``
+    pass through as themselves.
     """
-    try:
-        return work()
-    except (InputError, EvaluationError):
-        raise
-    except Exception as error:
-        raise EvaluationError(f"{step} failed: {type(error).__name__}: {error}") from error
+    return EvaluationError(f"{step} failed: {type(error).__name__}: {error}")
 
 
 _default: Engine | None = None

@@ -18,10 +18,9 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Mapping, Sequence
-from functools import partial
 from itertools import chain
 from operator import attrgetter
-from typing import Any, TypeAlias, cast
+from typing import Any, TypeAlias
 
 import attrs
 
@@ -45,16 +44,39 @@ from ketacds.models.results import (
     MonitoringItem,
     Provenance,
 )
-from ketacds.models.trusted import trusted_constructor
+from ketacds.models.trusted import trusted_constructor, trusted_factory
 from ketacds.ruleset.ir import Rule, RuleSet, patterns
 from ketacds.vocabulary import DATA_GAP, MONITORING, UNCONFIRMED
 
 __all__ = ["TRACE_CACHE_SIZE", "Assembler"]
 
 #: What :meth:`Assembler._findings` finds: the findings in order, the status (None: the
-#: default), the groups shown, the monitoring items, the data gaps and the dose options.
+#: default), the groups shown, the monitoring items, the data gaps, the dose options and
+#: the trace.
 _Found: TypeAlias = tuple[
-    tuple[Finding, ...], str | None, set[str], list[MonitoringItem], list[DataGap], list[DoseOption]
+    tuple[Finding, ...],
+    str | None,
+    set[str],
+    list[MonitoringItem],
+    list[DataGap],
+    list[DoseOption],
+    tuple[Firing, ...],
+]
+
+#: What :class:`_RuleParts` keeps for :meth:`Assembler._findings` (see ``_RuleParts.plan``): the
+#: rank, the Finding builder, whether the facts are the basis as they are, the type of the
+#: facts it binds, its Finding on no fact, its group, its monitoring item, its data gap, and
+#: its parts if it is a dose rule.
+_Plan: TypeAlias = tuple[
+    int,
+    Callable[[tuple[FactRef, ...]], Finding],
+    bool | None,
+    str | None,
+    Finding,
+    str | None,
+    MonitoringItem | None,
+    DataGap | None,
+    "_RuleParts | None",
 ]
 
 #: Trace entries an Assembler remembers: many firings recur from patient to patient
@@ -72,7 +94,8 @@ _dose_values = attrgetter(*_DOSE_FIELDS)
 _new_assessment = trusted_constructor(Assessment)
 _new_dose_option = trusted_constructor(DoseOption)
 _new_fact_ref = trusted_constructor(FactRef)
-_new_finding = trusted_constructor(Finding)
+#: A rule's Finding builder from every field but the basis: ``_finding_maker(*fields)(basis)``.
+_finding_maker = trusted_factory(Finding, ("basis",))
 _new_firing = trusted_constructor(Firing)
 _new_provenance = trusted_constructor(Provenance)
 
@@ -129,6 +152,7 @@ class _RuleParts:
         "make_finding",
         "monitoring",
         "patient_fields",
+        "plan",
         "rank",
         "reads_flags",
         "rule",
@@ -176,11 +200,11 @@ class _RuleParts:
         )
         self.group = rule.group
         #: The rule's Finding from its basis (``None``: the rule reports no finding).
-        self.make_finding: Callable[[tuple[FactRef, ...], str | None], Finding] | None = (
-            partial(_new_finding, *self.finding) if self.finding is not None else None
+        self.make_finding: Callable[[tuple[FactRef, ...]], Finding] | None = (
+            _finding_maker(*self.finding, rule.group) if self.finding is not None else None
         )
         #: Its Finding on no fact (immutable: one for every assessment that has it).
-        self.finding_on_nothing = self.make_finding((), self.group) if self.make_finding is not None else None
+        self.finding_on_nothing = self.make_finding(()) if self.make_finding is not None else None
         self.monitoring = (
             MonitoringItem(
                 rule_id=rule.id,
@@ -205,6 +229,25 @@ class _RuleParts:
         self.dose_params: dict[str, Any] | None = dict(rule.dose.params) if rule.dose is not None else None
         #: Whether the rule adds a monitoring item, a data gap or a dose option beside its finding.
         self.adds = self.monitoring is not None or self.gap is not None or self.dose_params is not None
+        #: Whether a firing's facts are its finding's basis as they are: always (True), when
+        #: the patient has no table totals (None: the rule reads the patient's fields, and a
+        #: total there is explained by the facts summed), or never (False: it reads flags).
+        plain = (None if self.patient_fields else True) if self.direct else False
+        #: What :meth:`Assembler._findings` reads at a firing of a rule with a finding, in one
+        #: tuple (``None`` for a rule without one).
+        self.plan: _Plan | None = None
+        if self.make_finding is not None and self.finding_on_nothing is not None:
+            self.plan = (
+                self.rank,
+                self.make_finding,
+                plain,
+                self.bound_type,
+                self.finding_on_nothing,
+                self.group,
+                self.monitoring,
+                self.gap,
+                self if self.dose_params is not None else None,
+            )
 
 
 class Assembler:
@@ -239,6 +282,7 @@ class Assembler:
             self._scope = ruleset.program_scope(route, jurisdiction)
             self._follows = ruleset.follows(route, jurisdiction)
         self._parts = {rule.id: _RuleParts(rule, ruleset) for rule in rules}
+        self._plans = {rule_id: part.plan for rule_id, part in self._parts.items()}
         named = {rule.group for rule in rules}
         self._groups = tuple(
             FindingGroup(id=g.id, title=g.title, note=g.note) for g in ruleset.groups if g.id in named
@@ -248,6 +292,7 @@ class Assembler:
         self._ranked: tuple[str | None, ...] = (*(level.name for level in ruleset.status.levels), None)
         #: Trace entries by RawFiring (equal to, and hashed as, its (rule id, fact ids) pair).
         self._trace: dict[RawFiring, Firing] = {}
+        #: The last Provenance: for `now`, the route and the jurisdiction.
         self._last_provenance: tuple[dt.datetime, str, str, Provenance] | None = None
 
     def assemble(
@@ -262,10 +307,11 @@ class Assembler:
         if found is None:  # the firings were not in RawResult's order: read them in that order
             found = self._findings(tuple(sorted(raw.firings)), facts)
             assert found is not None  # sorted firings come in rule id order
-        reported, status, shown, monitoring, gaps, options = found
+            found = (*found[:-1], self._trace_of(raw.firings))  # the trace in their order
+        reported, status, shown, monitoring, gaps, options, trace = found
         if status is None:
             status = self._ruleset.status.default
-        groups = tuple(g for g in self._groups if g.id in shown)
+        groups = tuple([g for g in self._groups if g.id in shown]) if shown else ()
         withheld = None
         if options and status in self._ruleset.status.no_dose:
             # Never a dose beside "do not treat": the dose rules' findings stay listed.
@@ -283,14 +329,14 @@ class Assembler:
             tuple(monitoring),
             tuple(gaps),
             self._provenance(context),
-            self._trace_of(raw.firings),
+            trace,
             _quality_sorted(data_quality) if data_quality else (),
             withheld,
             groups,
         )
 
     def _findings(self, firings: Sequence[RawFiring], facts: FactSet) -> _Found | None:
-        """The findings of ``firings`` (sorted by rank, then rule id) and what their rules add.
+        """The findings of ``firings`` (sorted by rank, then rule id), what their rules add, and the trace.
 
         One pass over the firings, which come sorted by rule id (RawResult's order), so
         the firings of one rule are neighbours: a rule's finding is built at its first
@@ -298,10 +344,11 @@ class Assembler:
         finding goes to the list of its rank, so the lists joined in rank order give
         (rank, rule id) order. Returns None if the firings are not in rule id order.
         """
-        parts = self._parts
+        plans = self._plans
         facts_by_id: Mapping[str, Any] | None = None
         labels = facts.labels
         totals = facts.totals
+        bases: dict[str, tuple[FactRef]] = {}  # the basis of one fact, by its id
         refs: dict[str, FactRef] = {}
         ranked: list[list[Finding]] = [[] for _ in self._ranked]
         shown: set[str] = set()
@@ -316,7 +363,7 @@ class Assembler:
                 if rule_id < previous:
                     return None
                 # another firing of the rule just seen
-                part = parts[rule_id]
+                part = self._parts[rule_id]
                 if part.make_finding is None:
                     continue
                 if producers is None:
@@ -325,47 +372,51 @@ class Assembler:
                     facts_by_id = facts.by_id()
                 same = [other for other in firings if other.rule_id == rule_id]
                 basis = self._basis(part, same, producers, facts, refs, facts_by_id)
-                ranked[part.rank][-1] = part.make_finding(basis, part.group)
+                ranked[part.rank][-1] = part.make_finding(basis)
                 continue
             previous = rule_id
-            part = parts[rule_id]
-            make = part.make_finding
-            if make is None:
+            plan = plans[rule_id]
+            if plan is None:  # a rule that reports no finding
                 continue
-            if not ids and part.direct and (same_for_all := part.finding_on_nothing) is not None:
-                ranked[part.rank].append(same_for_all)  # a rule on no fact: one finding for all
-            elif len(ids) == 1 and part.direct and not (part.patient_fields and totals):
+            rank, make, plain, kind, on_nothing, group, item, gap, dose = plan
+            if not ids and plain is not False:
+                ranked[rank].append(on_nothing)  # a rule on no fact: one finding for all
+            elif len(ids) == 1 and (plain or (plain is None and not totals)):
                 # Most findings: one firing on one input fact.
                 i = ids[0]
-                ref = refs.get(i)
-                if ref is None:
-                    kind = part.bound_type
+                single = bases.get(i)
+                if single is None:
                     if kind is None:
                         if facts_by_id is None:
                             facts_by_id = facts.by_id()
                         kind = facts_by_id[i]["t"]
-                    ref = refs[i] = _new_fact_ref(i, kind, labels[i])
-                ranked[part.rank].append(make((ref,), part.group))
+                    ref = refs.get(i) or _new_fact_ref(i, kind, labels[i])
+                    refs[i] = ref
+                    single = bases[i] = (ref,)
+                ranked[rank].append(make(single))
             else:
                 if producers is None:
                     producers = self._producers(firings)
                 if facts_by_id is None:
                     facts_by_id = facts.by_id()
-                basis = self._basis(part, [firing], producers, facts, refs, facts_by_id)
-                ranked[part.rank].append(make(basis, part.group))
-            group = part.group
+                part = self._parts[rule_id]
+                ranked[rank].append(make(self._basis(part, [firing], producers, facts, refs, facts_by_id)))
             if group is not None:
                 shown.add(group)
-            if part.adds:
-                if part.monitoring is not None:
-                    monitoring.append(part.monitoring)
-                if part.gap is not None:
-                    gaps.append(part.gap)
-                if part.dose_params is not None:
-                    options.append(self._dose_option(part, facts))
+            if item is not None:
+                monitoring.append(item)
+            if gap is not None:
+                gaps.append(gap)
+            if dose is not None:
+                options.append(self._dose_option(dose, facts))
         # The status is that of the most severe rule that fired (the last rank: none adds one).
-        status = next((self._ranked[rank] for rank, found in enumerate(ranked) if found), None)
-        return tuple(chain.from_iterable(ranked)), status, shown, monitoring, gaps, options
+        status = None
+        for rank, of_rank in enumerate(ranked):
+            if of_rank:
+                status = self._ranked[rank]
+                break
+        reported = tuple(chain.from_iterable(ranked))
+        return reported, status, shown, monitoring, gaps, options, self._trace_of(firings)
 
     def _producers(self, firings: Sequence[RawFiring]) -> dict[str, list[RawFiring]]:
         """The firings that derived each flag (by the flag's fact id)."""
@@ -414,39 +465,48 @@ class Assembler:
 
     def _trace_of(self, firings: Sequence[RawFiring]) -> tuple[Firing, ...]:
         """The trace entries of ``firings``, each built once and remembered (by rule and facts)."""
+        found = tuple(map(self._trace.get, firings))  # a RawFiring is the (rule id, fact ids) pair it names
+        if all(found):  # (a Firing is true)
+            return found  # type: ignore[return-value]  # no None in it
+        return tuple([entry or self._traced(firings[index]) for index, entry in enumerate(found)])
+
+    def _traced(self, firing: RawFiring) -> Firing:
+        """The trace entry of ``firing``, built and remembered (the memo emptied when full)."""
         trace = self._trace
-        found = list(map(trace.get, firings))  # a RawFiring is the (rule id, fact ids) pair it names
-        if not all(found):
-            parts = self._parts
-            for index, firing in enumerate(found):
-                if firing is None:
-                    if len(trace) >= TRACE_CACHE_SIZE:
-                        trace.clear()
-                    raw = firings[index]
-                    rule_id = raw.rule_id
-                    found[index] = trace[raw] = _new_firing(rule_id, raw.facts, parts[rule_id].rule.flags)
-        return tuple(cast("list[Firing]", found))
+        if len(trace) >= TRACE_CACHE_SIZE:
+            trace.clear()
+        rule_id = firing.rule_id
+        entry = trace[firing] = _new_firing(rule_id, firing.facts, self._parts[rule_id].rule.flags)
+        return entry
 
     def _provenance(self, context: Context) -> Provenance:
-        # A batch assesses everyone at one `now`: one Provenance for them all (same
-        # object, same route and jurisdiction, the same Provenance).
+        # A batch assesses everyone at one `now`: one Provenance for them all (the same
+        # route and jurisdiction, and `now` the same object, or an equal datetime at the
+        # same UTC offset: the same local time and offset, written the same).
         last = self._last_provenance
-        if last is not None and last[0] is context.now and last[1:3] == (context.route, context.jurisdiction):
-            return last[3]
+        now = context.now
+        if last is not None and last[1] == context.route and last[2] == context.jurisdiction:
+            before = last[0]
+            if before is now or (
+                now.__class__ is before.__class__ is dt.datetime
+                and before == now
+                and before.utcoffset() == now.utcoffset()
+            ):
+                return last[3]
         provenance = _new_provenance(
             self._ruleset.name,
             self._ruleset.version,
             self._digest,
             __version__,
             self._engine,
-            context.now.isoformat(),
+            now.isoformat(),
             context.route,
             context.jurisdiction,
             self._scope,
             self._follows.label if self._follows is not None else None,
             self._follows.basis if self._follows is not None else None,
         )
-        self._last_provenance = (context.now, context.route, context.jurisdiction, provenance)
+        self._last_provenance = (now, context.route, context.jurisdiction, provenance)
         return provenance
 
 
@@ -454,24 +514,32 @@ def _fact_ref_key(ref: FactRef) -> tuple[str, str, str]:
     return ref.type, ref.label, ref.id
 
 
+class _SeverityRank(dict[str, int]):
+    """Each severity's place in QUALITY_SEVERITIES (an unknown one: ``index``'s ValueError)."""
+
+    def __missing__(self, severity: str) -> int:
+        return QUALITY_SEVERITIES.index(severity)
+
+
+_SEVERITY_RANK = _SeverityRank((severity, rank) for rank, severity in enumerate(QUALITY_SEVERITIES))
+
+
 def _quality_sorted(issues: Sequence[DataQualityIssue]) -> tuple[DataQualityIssue, ...]:
     """The distinct issues, by severity, resource, path, code and message.
 
     Each issue is keyed by a tuple that orders it so and tells every two distinct issues
     apart (whether ``resource`` and ``path`` are None is part of it), so the keys both
-    drop the duplicates and sort the rest, without hashing the issues themselves.
+    drop the duplicates (the last of equal keys stays) and sort the rest, without
+    hashing the issues themselves.
     """
-    severity = QUALITY_SEVERITIES.index
-    keyed = {
-        (
-            severity(issue.severity),
-            issue.resource or "",
-            issue.path or "",
-            issue.code,
-            issue.message,
-            issue.resource is None,
-            issue.path is None,
-        ): issue
-        for issue in issues
-    }
+    if len(issues) == 1:
+        return (issues[0],)
+    rank = _SEVERITY_RANK
+    keyed = {}
+    for issue in issues:
+        resource = issue.resource
+        path = issue.path
+        severity = rank[issue.severity]
+        code, message = issue.code, issue.message
+        keyed[severity, resource or "", path or "", code, message, resource is None, path is None] = issue
     return tuple([keyed[key] for key in sorted(keyed)])

@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 import attrs
 
-__all__ = ["trusted_constructor"]
+__all__ = ["trusted_constructor", "trusted_factory"]
 
 T = TypeVar("T")
 
@@ -69,3 +69,38 @@ def _slot_of(cls: type, name: str) -> Any:
             found = vars(klass)[name]
             return found if isinstance(found, MemberDescriptorType) else None
     return None
+
+
+def trusted_factory(cls: type[T], varying: tuple[str, ...]) -> Callable[..., Callable[..., T]]:
+    """A function taking every field's value but ``varying``'s (in field order) and returning a builder.
+
+    The builder takes the values of the fields in ``varying`` (in that order) and builds
+    ``cls`` as the function of :func:`trusted_constructor` does, with the other fields'
+    values given to the factory: for values known long before the rest (a rule's texts,
+    once per rule; its Finding's basis, at every assessment), a plain call that sets the
+    fields, with no argument tuple joined at every call.
+
+    Raises:
+        TypeError: as :func:`trusted_constructor` does, or ``varying`` are not distinct fields of ``cls``.
+    """
+    trusted_constructor(cls)  # the same refusals
+    assert attrs.has(cls)  # (checked there)
+    names = [a.name for a in attrs.fields(cls)]
+    if not set(varying) <= set(names) or len(set(varying)) != len(varying):
+        raise TypeError(f"{varying} are not distinct fields of {cls.__name__}")
+    namespace: dict[str, Any] = {"_new": object.__new__, "_cls": cls}
+    lines = [
+        f"def factory({', '.join(name for name in names if name not in varying)}):",
+        f"    def build({', '.join(varying)}):",
+        "        self = _new(_cls)",
+    ]
+    for index, name in enumerate(names):
+        namespace[f"_set{index}"] = _slot_of(cls, name).__set__  # every field is a slot (checked above)
+        lines.append(f"        _set{index}(self, {name})")
+    if hasattr(cls, "__attrs_post_init__"):
+        lines.append("        self.__attrs_post_init__()")
+    lines += ["        return self", "    return build"]
+    exec("\n".join(lines) + "\n", namespace)  # noqa: S102 - our own source, from the class's own field names
+    factory: Callable[..., Callable[..., T]] = namespace["factory"]
+    factory.__qualname__ = factory.__name__ = f"trusted_factory_{cls.__name__}"
+    return factory

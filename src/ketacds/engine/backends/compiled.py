@@ -110,6 +110,9 @@ class _Shared:
         #: ``repr`` of a negated condition -> its helper's name, its call and the locals it reads
         #: (one helper per distinct condition, so one answer per run for every rule asking).
         self.negations: dict[str, tuple[str, str, frozenset[str]]] = {}
+        #: The locals of ``run`` that hold the answer of a negation on the input facts
+        #: (``None`` until it is first read).
+        self.decided: list[str] = []
 
     def body(self) -> _Source:
         """An empty piece of source in the program's namespace (its constants, its counter)."""
@@ -121,10 +124,12 @@ class _Shared:
 class _RuleWriter:
     """Writes the loops of one rule into ``source``."""
 
-    def __init__(self, source: _Source, shared: _Shared, rule: Rule) -> None:
+    def __init__(self, source: _Source, shared: _Shared, rule: Rule, *, in_run: bool = True) -> None:
         self.source = source
         self.shared = shared
         self.rule = rule
+        #: Whether the code is written into ``run`` itself (else into a negation helper).
+        self.in_run = in_run
         #: The locals of ``run`` the written code reads (a negation helper takes them as arguments).
         self.used: set[str] = set()
 
@@ -151,7 +156,12 @@ class _RuleWriter:
             helper, call = self.negation(cond.item)
             if _reads_flags(cond.item):
                 decided = call  # flags grow during a stratum: decided where it is read
-            else:  # the input facts never change: decided once per run, on first reading
+            elif self.in_run:  # the input facts never change: decided once per run, on first reading
+                local = f"decided{helper}"
+                if local not in self.shared.decided:
+                    self.shared.decided.append(local)
+                decided = f"({local} if {local} is not None else ({local} := {call}))"
+            else:  # the same in a helper, in a dict that ``run`` passes it
                 key = repr(helper)
                 decided = f"(absent[{key}] if {key} in absent else absent.setdefault({key}, {call}))"
                 self.used.add("absent")
@@ -188,7 +198,7 @@ class _RuleWriter:
         if known is None:
             name = shared.helpers.fresh("_not")
             body = shared.body()
-            writer = _RuleWriter(body, shared, self.rule)
+            writer = _RuleWriter(body, shared, self.rule, in_run=False)
             writer.condition(item, {}, 1, lambda _env, inner: body.emit(inner, "return True"))
             body.emit(1, "return False")
             arguments = ", ".join(sorted(writer.used))
@@ -395,7 +405,10 @@ def generate_source(rules: Sequence[Rule], strata: Mapping[str, int]) -> tuple[s
     for fact_type, name in shared.lists.items():
         if name != "flag_list":
             source.emit(1, f"{name} = group_of({source.literal(fact_type)}, ())")
-    source.emit(1, "absent = {}")
+    if any("absent" in used for _name, _call, used in shared.negations.values()):
+        source.emit(1, "absent = {}")  # the answers of the negations that helpers read
+    for local in shared.decided:
+        source.emit(1, f"{local} = None")
     source.emit(1, "flags = set()")
     source.emit(1, "firings = set()")
     source.lines.extend(body.lines)
