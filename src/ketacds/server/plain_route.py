@@ -17,6 +17,12 @@ operation, and answers every request that is not plain), so the document does no
 change. Only routes whose security schemes never refuse a request (``auto_error=False``:
 the endpoint checks the token itself) and whose endpoint ignores them may use it.
 
+The plain path reads parts of FastAPI that are not its documented API (a route's
+``dependant``, ``body_field`` and ``_embed_body_fields``, and ``ModelField.validate``).
+A FastAPI without them is no error: the route then leaves every request to FastAPI
+(``PlainRouteBase.plain_path`` is False, logged once as a warning), which answers
+exactly as the plain path would, only with more CPU.
+
 :class:`PlainDispatch` goes one step further: in front of the whole app, it hands a
 POST whose path a plain route matches to that route's :meth:`plain` directly, past
 FastAPI's middleware stack and router (≈ 60 µs a call more), answering what it raises
@@ -28,6 +34,7 @@ from __future__ import annotations
 import email.message
 import functools
 import inspect
+import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
@@ -38,6 +45,8 @@ from starlette.exceptions import HTTPException
 from ketacds.server.codec import JSONRequest, JSONRoute
 
 __all__ = ["Answer", "PlainDispatch", "PlainRouteBase", "plain_route"]
+
+log = logging.getLogger("ketacds.server")
 
 #: The scope key of a request :class:`PlainDispatch` found not plain (the route does not try again).
 _TRIED = "ketacds.plain_tried"
@@ -60,6 +69,16 @@ def _is_json(content_type: str) -> bool:
 class PlainRouteBase(JSONRoute):
     """What :class:`PlainDispatch` calls on a route of :func:`plain_route`."""
 
+    #: Whether this route answers plain requests itself (False: this FastAPI lacks what
+    #: :meth:`plain` reads, and FastAPI answers every request).
+    plain_path: bool = False
+
+    def _plain_path_off(self, why: str) -> None:
+        """Leave every request to FastAPI from now on, saying why (once per route)."""
+        if self.plain_path:
+            self.plain_path = False
+            log.warning("%s: FastAPI answers every request (slower, the same answers): %s", self.path, why)
+
     async def plain(self, request: JSONRequest) -> Response | None:
         """The answer to a plain request, or ``None`` when FastAPI must read it."""
         raise NotImplementedError  # pragma: no cover - each plain_route class has its own
@@ -73,20 +92,30 @@ def plain_route(answer: Answer) -> type[PlainRouteBase]:
 
         def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
             super().__init__(path, endpoint, **kwargs)
-            dependant = self.dependant
-            body = self.body_field
-            if (
-                body is None
-                or len(dependant.body_params) != 1
-                or self._embed_body_fields
-                or dependant.query_params
-                or dependant.header_params
-                or dependant.cookie_params
-            ):  # pragma: no cover - a programming error, found when the app is built
+            self.plain_path = True
+            try:
+                dependant = self.dependant
+                body = self.body_field
+                shaped = not (
+                    body is None
+                    or not callable(body.validate)
+                    or len(dependant.body_params) != 1
+                    or self._embed_body_fields
+                    or dependant.query_params
+                    or dependant.header_params
+                    or dependant.cookie_params
+                )
+                dependant.path_params  # noqa: B018 - read by plain()
+            except AttributeError as missing:  # another FastAPI: its own handler reads every request
+                self._plain_path_off(f"this FastAPI has no {missing.name or missing}")
+                return
+            if not shaped:  # pragma: no cover - a programming error, found when the app is built
                 raise TypeError(f"{path}: a plain route takes one JSON body and path parameters only")
 
         async def plain(self, request: JSONRequest) -> Response | None:
             """The answer to a plain request, or ``None`` when FastAPI must read it."""
+            if not self.plain_path:
+                return None
             content_type = request.headers.get("content-type")
             if not content_type or not _is_json(content_type):
                 return None
@@ -96,18 +125,33 @@ def plain_route(answer: Answer) -> type[PlainRouteBase]:
                 data = await request.json()
             except Exception:  # FastAPI reads it again, and answers its error
                 return None
-            assert self.body_field is not None  # checked in __init__
-            body, errors = self.body_field.validate(data, {}, loc=("body",))
-            if errors:
+            values = self._validated(data, request.path_params)
+            if values is None:
                 return None
-            path_params = request.path_params
-            values: dict[str, Any] = {}
-            for field in self.dependant.path_params:
-                value, errors = field.validate(path_params.get(field.alias), {}, loc=("path", field.alias))
+            body, path_values = values
+            return await answer(request, body, **path_values)
+
+        def _validated(self, data: Any, path_params: dict[str, Any]) -> tuple[Any, dict[str, Any]] | None:
+            """The body and path parameters as FastAPI's own fields validate them (``None``: not valid)."""
+            assert self.body_field is not None  # checked in __init__
+            try:
+                body, errors = self.body_field.validate(data, {}, loc=("body",))
                 if errors:
                     return None
-                values[field.name] = value
-            return await answer(request, body, **values)
+                values: dict[str, Any] = {}
+                for field in self.dependant.path_params:
+                    value, errors = field.validate(
+                        path_params.get(field.alias), {}, loc=("path", field.alias)
+                    )
+                    if errors:
+                        return None
+                    values[field.name] = value
+            except (TypeError, AttributeError) as error:  # validate is not what it was in this FastAPI
+                self._plain_path_off(f"its field validation failed: {type(error).__name__}: {error}")
+                return None
+            except Exception:  # any other surprise: FastAPI reads this request itself
+                return None
+            return body, values
 
         def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
             """:meth:`plain`, then FastAPI's own handler when it gives ``None`` (the same request)."""
@@ -143,7 +187,9 @@ class PlainDispatch:
     def __init__(self, app: FastAPI) -> None:
         self.app = app
         self.routes = [
-            r for r in app.router.routes if isinstance(r, PlainRouteBase) and r.methods == {"POST"}
+            r
+            for r in app.router.routes
+            if isinstance(r, PlainRouteBase) and r.plain_path and r.methods == {"POST"}
         ]
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:

@@ -129,3 +129,49 @@ def test_the_plain_path_is_taken_for_a_plain_request():
     _call(dispatch, "POST", "/things/a", b'{"what": "x"}', b"application/json")
     _call(dispatch, "POST", "/things/a", b'{"count": "x"}', b"application/json")
     assert calls == [True, False]  # the second one tried once, then left to FastAPI
+
+
+def test_a_fastapi_without_what_the_plain_path_reads_answers_every_request_itself(monkeypatch, caplog):
+    # A FastAPI whose routes lack a private attribute the plain path reads: no error, and
+    # every request is FastAPI's, answered as always.
+    from fastapi.routing import APIRoute
+
+    built = APIRoute.__init__
+
+    def without_embed_fields(self: Any, *args: Any, **kwargs: Any) -> None:
+        built(self, *args, **kwargs)
+        del self._embed_body_fields
+
+    monkeypatch.setattr(APIRoute, "__init__", without_embed_fields)
+    with caplog.at_level("WARNING", logger="ketacds.server"):
+        app = _app()
+    dispatch = PlainDispatch(app)
+    assert dispatch.routes == []
+    assert "FastAPI answers every request" in caplog.text
+    assert "_embed_body_fields" in caplog.text
+    monkeypatch.setattr(APIRoute, "__init__", built)
+    for case in CASES:
+        assert _call(dispatch, *case) == _call(_app(), *case), case
+
+
+def test_a_field_validation_unlike_fastapis_own_turns_the_plain_path_off(caplog):
+    # ModelField.validate with another signature (a FastAPI release): the request is
+    # answered by FastAPI, and so is every later one.
+    app = _app()
+    dispatch = PlainDispatch(app)
+    (route,) = dispatch.routes
+
+    class OtherField:
+        def validate(self, *_args: Any, **_kwargs: Any) -> Any:
+            raise TypeError("validate() got an unexpected keyword argument 'loc'")
+
+    # What the plain path reads; FastAPI's own handler keeps the field it was built with.
+    route.body_field = OtherField()  # type: ignore[assignment]
+    body = json.dumps({"what": "x", "count": 2}).encode()
+    expected = _call(_app(), "POST", "/things/a", body, b"application/json")
+    with caplog.at_level("WARNING", logger="ketacds.server"):
+        assert _call(dispatch, "POST", "/things/a", body, b"application/json") == expected
+    assert route.plain_path is False
+    assert "its field validation failed: TypeError" in caplog.text
+    assert _call(dispatch, "POST", "/things/a", body, b"application/json") == expected
+    assert expected[0]["status"] == 200
