@@ -358,12 +358,30 @@ class Outcome:
         return percentile(self.latencies, {"p50": 50, "p90": 90, "p99": 99}[name])
 
 
+def new_patient(body: bytes, ids: dict[bytes, bytes]) -> bytes:
+    """The same hook call about a patient never seen: the patient's id replaced by a fresh UUID.
+
+    The id is in the context, the Patient resource and every other resource's ``subject``,
+    so every resource's content is new: no cache keyed by a record or by a resource's
+    content can hit (``ids`` remembers each body's patient id).
+    """
+    patient_id = ids.get(body)
+    if patient_id is None:
+        patient_id = ids[body] = json.loads(body.replace(b"{instance}", b"-"))["context"][
+            "patientId"
+        ].encode()
+    return body.replace(patient_id, str(uuid.uuid4()).encode())
+
+
 def load(
     target: Target, requests: list[tuple[str, bytes]], rate: float, duration: float, args: Any
 ) -> Outcome:
     """Send ``rate`` requests/s for ``duration`` s to ``target``; the CPU its processes used per 200."""
     count = max(1, int(rate * duration))
     chosen = [requests[i % len(requests)] for i in range(count)]
+    if args.new_patients:
+        ids: dict[bytes, bytes] = {}
+        chosen = [(service, new_patient(body, ids)) for service, body in chosen]
     plan = [(s, b, t) for (s, b), t in zip(chosen, tokens(target.base, [s for s, _ in chosen]), strict=True)]
     cpu_before = cpu_seconds(target.process.pid)
     began = time.perf_counter()
@@ -412,7 +430,14 @@ def report(
             "patient-view": "Requests: patient-view only (10 Synthea patients as the spec's prefetch)",
             "order-sign": "Requests: order-sign only (an esketamine order, 10 Synthea patients as prefetch)",
         }[args.hook]
-        + f"; bodies {sizes[0] // 1000}–{sizes[-1] // 1000} kB.",
+        + f"; bodies {sizes[0] // 1000}–{sizes[-1] // 1000} kB; "
+        + (
+            "**every request about a new patient** (`--new-patients`: the patient's id replaced by a "
+            "fresh UUID in every resource, so no per-process cache of records or resources hits)."
+            if args.new_patients
+            else "the ten patients recur, so the service's per-process caches of records and resources "
+            "hit after each patient's first call (`--new-patients` makes every call a new patient)."
+        ),
         "",
     ]
     if args.against:
@@ -487,6 +512,11 @@ def main() -> None:
     )
     parser.add_argument(
         "--backend", help="this tree's engine backend (ketacds serve --backend); the other revision's default"
+    )
+    parser.add_argument(
+        "--new-patients",
+        action="store_true",
+        help="every request about a patient never seen (the patient's id replaced by a fresh UUID)",
     )
     parser.add_argument("--quick", action="store_true", help="smoke test: 50 requests/s for 3 s")
     parser.add_argument("--out", type=Path, help="also write the report (Markdown) here")
