@@ -4,6 +4,7 @@ Usage::
 
     PYTHONPATH=src .venv/bin/python benchmarks/profile_cds.py --requests 400 --hook patient-view
     PYTHONPATH=src .venv/bin/python benchmarks/profile_cds.py --profile 30   # cProfile, top 30
+    PYTHONPATH=src .venv/bin/python benchmarks/profile_cds.py --new-patients # no patient recurs
 
 The app of ``ketacds serve`` (JWT on, trusting the specification's example issuer, a
 temporary SQLite file) is built with :func:`ketacds.server.app.create_app` and called
@@ -96,6 +97,9 @@ async def run(args: argparse.Namespace) -> None:
             (s, b) for s, b in load_cds.bodies() if args.hook == "both" or s == f"ketacds-{args.hook}"
         ]
         plan = [requests[i % len(requests)] for i in range(args.requests + args.warm)]
+        if args.new_patients:  # every call about a patient never seen (load_cds.new_patient)
+            ids: dict[bytes, bytes] = {}
+            plan = [(service, load_cds.new_patient(body, ids)) for service, body in plan]
         tokens = load_cds.tokens(BASE, [s for s, _ in plan])
         startup: asyncio.Queue[Any] = asyncio.Queue()
         ready = asyncio.Event()
@@ -121,7 +125,11 @@ async def run(args: argparse.Namespace) -> None:
             profile.disable()
         cpu = time.process_time() - started
         per_request = cpu / args.requests * 1000
-        print(f"{args.hook}: {per_request:.2f} ms CPU per request ({args.requests} requests, JWT on)")
+        patients = "every one a new patient" if args.new_patients else "ten patients recurring"
+        print(
+            f"{args.hook}: {per_request:.2f} ms CPU per request "
+            f"({args.requests} requests, JWT on, {patients})"
+        )
         if profile:
             pstats.Stats(profile).sort_stats("cumulative").print_stats(args.profile)
         startup.put_nowait({"type": "lifespan.shutdown"})
@@ -135,6 +143,11 @@ def main() -> None:
     parser.add_argument("--hook", choices=["both", "patient-view", "order-sign"], default="patient-view")
     parser.add_argument("--backend", help="the engine backend (default: the service's)")
     parser.add_argument("--profile", type=int, default=0, metavar="N", help="cProfile; print the top N")
+    parser.add_argument(
+        "--new-patients",
+        action="store_true",
+        help="every request about a patient never seen (the patient's id replaced by a fresh UUID)",
+    )
     asyncio.run(run(parser.parse_args()))
 
 
