@@ -85,8 +85,6 @@ from ketacds.terminology.valuesets import Terminology
 __all__ = ["DISPLAY_QUANTA", "LONG_QUANTUM", "FactSet", "build_facts", "exact", "shown", "to_json_number"]
 
 _ACTIVE_CONDITION = ("active", "recurrence", "relapse")
-#: Every field an observation fact may have (``fact_builders._observation_facts``).
-_OBSERVATION_FIELDS = frozenset({"t", "id", "vs", "value", "unit", "hours_ago", "latest"})
 _NOTHING_CHECKED: Mapping[str, tuple[frozenset[str], tuple[tuple[str, ValidityRange], ...]]] = {}
 
 
@@ -282,16 +280,15 @@ def _build_facts(
 
     observations, observed = _observation_facts(record.observations, context, terminology, validity, issues)
     observations_seen = terminology.seen_on("observation")
-    # Whether ``add`` could find a ranged field on an observation fact (its ranges are by
-    # value set, never on one of its fields): if not, the facts are stored here directly.
-    check = checked.get("observation")
-    ranged = check is not None and not check[0].isdisjoint(_OBSERVATION_FIELDS)
+    # The keys ``add`` checks on an observation fact (its ranges are by value set, so
+    # normally none of its fields): a fact without one is stored here directly.
+    ranged_keys = checked["observation"][0] if "observation" in checked else frozenset()
     for row in observations:
         fact = row[0]
         fact_id = fact["id"]
         if observations_seen.isdisjoint(fact["vs"]):
             seen.observation(*observed[fact_id], fact["vs"])
-        if ranged or fact_id in facts:
+        if fact_id in facts or not ranged_keys.isdisjoint(fact):
             add(fact, row[1], row[2])
         else:
             facts[fact_id] = fact
