@@ -44,7 +44,8 @@ def with_file(name: str, text: str) -> Mutation:
 
 
 MEDICATION = "      - medication: {in: benzodiazepines, active: true}"
-# KCDS-INT-002's finding, word for word: a rule saying it again adds nothing.
+# KCDS-INT-002's condition and finding, word for word: a rule saying it again adds nothing.
+INT_002_MEDICATION = "      - medication: {in: benzodiazepines, status: {in: [active, intended]}}"
 INT_002_FINDING = (
     "      finding:\n"
     "        message: >-\n"
@@ -308,7 +309,14 @@ FIXTURES: list[tuple[str, Mutation, str | None, str | None, str | None]] = [
     ),
     (
         "KL032",
-        with_rule(rule(**{"      finding: {message: A test finding.}": INT_002_FINDING})),
+        with_rule(
+            rule(
+                **{
+                    MEDICATION: INT_002_MEDICATION,
+                    "      finding: {message: A test finding.}": INT_002_FINDING,
+                }
+            )
+        ),
         None,
         "KCDS-TEST-001",
         None,
@@ -318,7 +326,7 @@ FIXTURES: list[tuple[str, Mutation, str | None, str | None, str | None]] = [
         with_rule(
             rule(
                 **{
-                    "active: true}": "active: true, daily_mg: {gt: 1000}}",
+                    MEDICATION: INT_002_MEDICATION.replace("}}", "}, daily_mg: {gt: 1000}}"),
                     "      finding: {message: A test finding.}": INT_002_FINDING,
                 }
             )
