@@ -224,14 +224,25 @@ class _Reader(PatientReading, ClinicalReading, ObservationReading, OrderReading)
         chosen = self._choose_patient(items, patient_id)
         refs, pid = _patient_refs(chosen, patient_id)
         patient = self._patient(chosen[0], chosen[2]) if chosen else Patient(id=pid)
-        older = self._older_readings(items)
+        series = self._series(items)
+        in_series = {key for readings in series.values() for key, _ in readings}
         found = _Found()
         for key, _, raw in items:
-            if raw["resourceType"] == "Patient" or key in older:
+            if raw["resourceType"] == "Patient" or key in in_series:
                 continue
             if refs and not self._belongs(raw, refs, key):
                 continue
             self._read_into(found, key, raw)
+
+        def belongs(key: str, raw: Resource) -> bool:
+            return not refs or self._belongs(raw, refs, key)
+
+        older = 0
+        for readings in series.values():
+            observations, left_out = self._read_series(readings, belongs)
+            found.observations.extend(observations)
+            older += left_out
+        self._older_readings(older)
         kept = self._keep_latest(found.observations)
         patient = self._fill_patient(patient, kept, found.pregnancy_conditions)
         self.summaries()

@@ -1,14 +1,15 @@
 """Observation: the LOINC codes of ``fhir-r4.yaml``, newest ``keep_latest`` per code.
 
 Panels are read by component, units must be UCUM units of the right dimension, and
-the pregnancy status is a coded answer. Older readings of a long series are left out
+the pregnancy status is a coded answer. A series is read newest first until its newest
+readings that are read are found; the older rest are left out
 before validating (validation is the costly part of reading).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -199,33 +200,57 @@ class ObservationReading(ReaderBase):
         )
         return None
 
-    def _older_readings(self, items: Sequence[tuple[str, str | None, Resource]]) -> set[str]:
-        """Keys of the readings beyond the newest ``keep_latest`` of each code, found before validating.
+    def _series(
+        self, items: Sequence[tuple[str, str | None, Resource]]
+    ) -> dict[str, list[tuple[str, Resource]]]:
+        """The Observations of each code the tables read, newest first, found before validating.
 
-        Validating a resource is the costly part of reading a record; a long series need
-        only have its newest readings validated. Readings whose time cannot be read rank
-        last, as they do after validation.
+        Readings whose time cannot be read rank last, as they do after validation.
         """
-        by_code: dict[str, list[tuple[tuple[int, float], str]]] = {}
+        by_code: dict[str, list[tuple[tuple[int, float], str, Resource]]] = {}
         for key, _, raw in items:
             if raw["resourceType"] != "Observation":
                 continue
             read = [c for c in _raw_loinc_codes(raw.get("code")) if c in self.mapping.observations]
             if read:
-                by_code.setdefault(read[0], []).append((_raw_time_rank(raw), key))
-        older: set[str] = set()
-        for readings in by_code.values():
-            readings.sort()
-            older.update(key for _, key in readings[self.mapping.keep_latest :])
+                by_code.setdefault(read[0], []).append((_raw_time_rank(raw), key, raw))
+        return {
+            code: [(key, raw) for _, key, raw in sorted(readings, key=lambda r: (r[0], r[1]))]
+            for code, readings in by_code.items()
+        }
+
+    def _read_series(
+        self, series: Sequence[tuple[str, Resource]], belongs: Callable[[str, Resource], bool]
+    ) -> tuple[list[tuple[str, Observation]], int]:
+        """The newest ``keep_latest`` readings of one code that are read, and how many older are left out.
+
+        Validating a resource is the costly part of reading a record, so a long series
+        is read newest first until ``keep_latest`` readings have been read. A reading
+        left out (entered in error, another patient's, not valid, no readable value ...)
+        does not count: it must not push a real reading out of the cut.
+        """
+        observations: list[tuple[str, Observation]] = []
+        read = 0
+        for index, (key, raw) in enumerate(series):
+            if read >= self.mapping.keep_latest:
+                return observations, len(series) - index
+            if not belongs(key, raw):
+                continue
+            reading = self._observation(key, raw)
+            observations.extend(reading)
+            read += bool(reading)
+        return observations, 0
+
+    def _older_readings(self, older: int) -> None:
+        """Count the readings left out beyond the newest ``keep_latest`` of each code."""
         if older:
             self.issue(
                 "info",
                 "older-readings",
-                f"{len(older)} older readings left out "
+                f"{older} older readings left out "
                 f"(the newest {self.mapping.keep_latest} of each kind are read).",
                 None,
             )
-        return older
 
     def _keep_latest(self, observations: list[tuple[str, Observation]]) -> list[tuple[str, Observation]]:
         by_code: dict[str, list[tuple[str, Observation]]] = {}
