@@ -113,3 +113,120 @@ class TestTheNewestReadingsThatAreRead:
 
         assert {f"Observation/new{i}" for i in range(1, 6)} == set(panels(record))
         assert ["info"] == [severity for severity, *_ in issues(record, "older-readings")]
+
+
+def pregnancy(
+    rid: str, when: str, coding: list[dict[str, str]] | None, text: str | None = None
+) -> dict[str, Any]:
+    answer: dict[str, Any] = {"coding": coding} if coding else {}
+    if text:
+        answer["text"] = text
+    return {
+        "resourceType": "Observation",
+        "id": rid,
+        "status": "final",
+        "code": {"coding": [{"system": LOINC, "code": "82810-3"}]},
+        "subject": SUBJECT,
+        "effectiveDateTime": when,
+        **({"valueCodeableConcept": answer} if answer else {}),
+    }
+
+
+NOT_PREGNANT = [{"system": SNOMED, "code": "60001007"}]
+
+
+class TestValuesThatCannotBeRead:
+    """A reading of a kind the rules read whose value cannot be read is an error, not a silent gap."""
+
+    def test_a_bound_is_not_an_exact_value(self):
+        """Systolic "> 140" is not 140: the component is not read, and the error names its path."""
+        panel = bp("bound", 140, 90, "2026-11-21T09:00:00+00:00")
+        panel["component"][0]["valueQuantity"]["comparator"] = ">"
+        record = read_bundle(bundle(panel))
+
+        assert (Decimal(90),) == panels(record)["Observation/bound"]
+        ((severity, resource, path, message),) = issues(record, "comparator")
+        assert ("error", "Observation/bound", "component[0]") == (severity, resource, path)
+        assert "140" not in message
+
+    def test_a_bound_on_a_value(self):
+        weight = {
+            "resourceType": "Observation",
+            "id": "w",
+            "status": "final",
+            "code": {"coding": [{"system": LOINC, "code": "29463-7"}]},
+            "subject": SUBJECT,
+            "effectiveDateTime": "2026-11-21T09:00:00+00:00",
+            "valueQuantity": {"value": 40, "comparator": "<", "system": UCUM, "code": "kg"},
+        }
+        record = read_bundle(bundle(weight))
+
+        assert ("error", "value") == tuple(issues(record, "comparator")[0][0:3:2])
+        assert "Observation/w" not in {o.id for o in record.observations}
+
+    def test_an_unknown_pregnancy_answer_newer_than_not_pregnant_is_an_error(self):
+        """The older "not pregnant" must not stand silently for a newer answer that cannot be read."""
+        old = pregnancy("old", "2026-11-20T09:00:00+00:00", NOT_PREGNANT)
+        for answer in (
+            pregnancy("new", "2026-11-21T09:00:00+00:00", None, text="schwanger"),
+            pregnancy("new", "2026-11-21T09:00:00+00:00", [{"system": "http://example.org/x", "code": "P"}]),
+        ):
+            record = read_bundle(bundle(old, answer))
+
+            assert [("error", "Observation/new")] == [(s, r) for s, r, *_ in issues(record, "unknown-code")]
+
+    def test_no_answer_at_all_is_a_warning(self):
+        """A reading that states nothing (no value, e.g. a data-absent reason) hides nothing."""
+        record = read_bundle(bundle(pregnancy("none", "2026-11-21T09:00:00+00:00", None)))
+
+        assert [("warning", "Observation/none")] == [(s, r) for s, r, *_ in issues(record, "no-value")]
+
+    def test_a_value_of_another_type_is_an_error(self):
+        """A blood pressure given as text ("180/110") is there but not read: an error naming where."""
+        panel = bp("text", 120, 80, "2026-11-21T09:00:00+00:00", valueString="180/110")
+        record = read_bundle(bundle(panel))
+
+        ((severity, resource, path, message),) = issues(record, "unreadable-value")
+        assert ("error", "Observation/text", "valueString") == (severity, resource, path)
+        assert "180" not in message
+
+    def test_entered_in_error_stays_info(self):
+        wrong = pregnancy(
+            "eie", "2026-11-21T09:00:00+00:00", [{"system": "http://example.org/x", "code": "P"}]
+        )
+        record = read_bundle(bundle({**wrong, "status": "entered-in-error", "valueString": "x"}))
+
+        assert [("info", "Observation/eie")] == [(s, r) for s, r, *_ in issues(record, "excluded")]
+        assert [] == issues(record, "unknown-code") + issues(record, "unreadable-value")
+
+
+class TestUnreadComponents:
+    """A panel the tables read whose components are of codes no table reads is reported, by code."""
+
+    @staticmethod
+    def sitting(rid: str, **fields: Any) -> dict[str, Any]:
+        panel = bp(rid, 175, 108, "2026-11-21T09:00:00+00:00", **fields)
+        # codes no table reads (not the sitting 8459-0/8453-3, which the tables may come to read)
+        panel["component"][0]["code"]["coding"][0]["code"] = "99999-1"
+        panel["component"][1]["code"]["coding"][0]["code"] = "99999-2"
+        return panel
+
+    def test_a_panel_of_unread_components_is_an_error(self):
+        record = read_bundle(bundle(self.sitting("sit")))
+
+        assert "Observation/sit" not in panels(record)
+        ((severity, resource, path, message),) = issues(record, "unread-component")
+        assert ("error", "Observation/sit", "component") == (severity, resource, path)
+        assert "99999-1" in message
+        assert "99999-2" in message
+        assert [] == [i for i in issues(record, "no-value") if i[1] == "Observation/sit"]
+
+    def test_an_unread_component_beside_read_ones_is_a_warning(self):
+        panel = bp("mixed", 175, 108, "2026-11-21T09:00:00+00:00")
+        panel["component"].append(component("99999-1", 160))
+        record = read_bundle(bundle(panel))
+
+        assert (Decimal(175), Decimal(108)) == panels(record)["Observation/mixed"]
+        ((severity, _, _, message),) = issues(record, "unread-component")
+        assert "warning" == severity
+        assert "99999-1" in message
