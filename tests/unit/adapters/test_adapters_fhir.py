@@ -617,7 +617,7 @@ class TestRecordShape:
         outcome = {"resourceType": "OperationOutcome", "id": "oo", "issue": []}
         record = read_resources([PATIENT, 42, outcome, condition(), condition(onsetDateTime="2020-01-01")])
 
-        assert [("error", "invalid-resource"), ("error", "source-error"), ("warning", "duplicate")] == codes(
+        assert [("error", "invalid-resource"), ("error", "source-error"), ("error", "duplicate")] == codes(
             record
         )
 

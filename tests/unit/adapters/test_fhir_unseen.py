@@ -230,3 +230,46 @@ class TestUnreadComponents:
         ((severity, _, _, message),) = issues(record, "unread-component")
         assert "warning" == severity
         assert "99999-1" in message
+
+
+class TestEntriesThatAreNotOneResource:
+    def test_two_versions_of_one_resource_is_an_error(self):
+        """A stopped and an active version of one MedicationRequest: either could be the truth."""
+        data = json.loads(synthea("03").read_text())
+        entry = next(e for e in data["entry"] if e["resource"]["resourceType"] == "MedicationRequest")
+        other = copy.deepcopy(entry)
+        other["resource"]["status"] = "stopped" if entry["resource"]["status"] == "active" else "active"
+        data["entry"].append(other)
+        record = read_bundle(data)
+
+        key = f"MedicationRequest/{entry['resource']['id']}"
+        assert [("error", key)] == [(s, r) for s, r, *_ in issues(record, "duplicate")]
+
+    def test_the_same_resource_twice_is_not_reported(self):
+        data = json.loads(synthea("03").read_text())
+        data["entry"].append(copy.deepcopy(data["entry"][-1]))
+
+        assert [] == issues(read_bundle(data), "duplicate")
+
+    def test_a_delete_request_says_what_it_is(self):
+        data = json.loads(synthea("03").read_text())
+        rid = next(e for e in data["entry"] if e["resource"]["resourceType"] == "MedicationRequest")[
+            "resource"
+        ]["id"]
+        data["entry"].append({"request": {"method": "DELETE", "url": f"MedicationRequest/{rid}"}})
+        record = read_bundle(data)
+
+        ((severity, resource, path, message),) = issues(record, "request-entry")
+        assert ("error", f"MedicationRequest/{rid}", "request") == (severity, resource, path)
+        assert f"DELETE request for MedicationRequest/{rid}" in message
+        assert "may still be read" in message
+        assert [] == issues(record, "invalid-resource")
+
+    def test_a_get_request_says_what_it_is(self):
+        data = json.loads(synthea("03").read_text())
+        data["entry"].append({"request": {"method": "GET", "url": "Observation?code=85354-9"}})
+        record = read_bundle(data)
+
+        ((severity, _, _, message),) = issues(record, "request-entry")
+        assert "error" == severity
+        assert "GET request for Observation?code=85354-9" in message

@@ -20,6 +20,7 @@ from ketacds.adapters.fhir.conditions import ClinicalReading
 from ketacds.adapters.fhir.observations import ObservationReading
 from ketacds.adapters.fhir.orders import DraftOrders, OrderReading
 from ketacds.adapters.fhir.patient import PatientReading
+from ketacds.adapters.fhir.reading import RequestEntry
 from ketacds.adapters.fhir.tables import Resource
 from ketacds.errors import InputError
 from ketacds.models.inputs import (
@@ -68,7 +69,14 @@ def _flatten(item: Any, full_url: str | None) -> Iterator[tuple[str | None, Any]
         for entry in entries if isinstance(entries, list) else ():
             if isinstance(entry, Mapping):
                 url = entry.get("fullUrl")
-                yield from _flatten(entry.get("resource"), url if isinstance(url, str) else None)
+                url = url if isinstance(url, str) else None
+                request = entry.get("request")
+                if entry.get("resource") is None and isinstance(request, Mapping):
+                    method, target = request.get("method"), request.get("url")
+                    if isinstance(method, str) and method:
+                        yield url, RequestEntry(method, target if isinstance(target, str) else None)
+                        continue
+                yield from _flatten(entry.get("resource"), url)
             else:
                 yield None, entry
     else:
