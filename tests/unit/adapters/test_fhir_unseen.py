@@ -273,3 +273,54 @@ class TestEntriesThatAreNotOneResource:
         ((severity, _, _, message),) = issues(record, "request-entry")
         assert "error" == severity
         assert "GET request for Observation?code=85354-9" in message
+
+
+def medication_request(rid: str, status: str = "active", **fields: Any) -> dict[str, Any]:
+    return {
+        "resourceType": "MedicationRequest",
+        "id": rid,
+        "status": status,
+        "intent": "order",
+        "subject": SUBJECT,
+        **fields,
+    }
+
+
+#: A Medication with ingredients and no code.
+INGREDIENT_ONLY: dict[str, Any] = {
+    "resourceType": "Medication",
+    "id": "med-ing",
+    "ingredient": [
+        {
+            "itemCodeableConcept": {
+                "coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "8123"}]
+            }
+        }
+    ],
+}
+
+
+class TestMedicationsReferredTo:
+    def test_a_medication_given_without_a_code_is_not_called_missing(self):
+        """The Medication was given: the issue says its code is missing and its ingredients are not read."""
+        for status, severity in (("active", "error"), ("stopped", "warning")):
+            request = medication_request(
+                "rx", status, medicationReference={"reference": "Medication/med-ing"}
+            )
+            record = read_bundle(bundle(INGREDIENT_ONLY, request))
+
+            assert [] == issues(record, "unresolved-reference")
+            ((found, resource, _, message),) = issues(record, "no-code")
+            assert (severity, "MedicationRequest/rx") == (found, resource)
+            assert "no code" in message
+            assert "ingredients are not read" in message
+
+    def test_a_text_only_medication_is_read_by_its_name(self):
+        """A text-only concept gives a medication named by its text; recognition decides if it is known."""
+        request = medication_request("rx", medicationCodeableConcept={"text": "Nardil 15 mg tablet"})
+        record = read_bundle(bundle(request))
+
+        assert ["Nardil 15 mg tablet"] == [
+            m.name for m in record.medications if m.id == "MedicationRequest/rx"
+        ]
+        assert [] == issues(record, "unmapped-medication")
