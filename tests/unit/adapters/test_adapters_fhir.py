@@ -412,7 +412,7 @@ class TestObservations:
         assert ("warning", "conflict") in codes(record)
 
     def test_unknown_pregnancy_answer(self):
-        """An answer ketacds does not know leaves pregnancy unknown, with a warning."""
+        """An answer ketacds does not know leaves pregnancy unknown, with an error (it may say pregnant)."""
         record = read(
             observation(
                 "82810-3",
@@ -421,7 +421,7 @@ class TestObservations:
         )
 
         assert record.patient.pregnant is None
-        assert [("warning", "unknown-code")] == codes(record)
+        assert [("error", "unknown-code")] == codes(record)
 
 
 class TestMedications:
@@ -617,7 +617,7 @@ class TestRecordShape:
         outcome = {"resourceType": "OperationOutcome", "id": "oo", "issue": []}
         record = read_resources([PATIENT, 42, outcome, condition(), condition(onsetDateTime="2020-01-01")])
 
-        assert [("error", "invalid-resource"), ("error", "source-error"), ("warning", "duplicate")] == codes(
+        assert [("error", "invalid-resource"), ("error", "source-error"), ("error", "duplicate")] == codes(
             record
         )
 

@@ -20,6 +20,7 @@ from ketacds.adapters.fhir.conditions import ClinicalReading
 from ketacds.adapters.fhir.observations import ObservationReading
 from ketacds.adapters.fhir.orders import DraftOrders, OrderReading
 from ketacds.adapters.fhir.patient import PatientReading
+from ketacds.adapters.fhir.reading import RequestEntry
 from ketacds.adapters.fhir.tables import Resource
 from ketacds.errors import InputError
 from ketacds.models.inputs import (
@@ -68,7 +69,14 @@ def _flatten(item: Any, full_url: str | None) -> Iterator[tuple[str | None, Any]
         for entry in entries if isinstance(entries, list) else ():
             if isinstance(entry, Mapping):
                 url = entry.get("fullUrl")
-                yield from _flatten(entry.get("resource"), url if isinstance(url, str) else None)
+                url = url if isinstance(url, str) else None
+                request = entry.get("request")
+                if entry.get("resource") is None and isinstance(request, Mapping):
+                    method, target = request.get("method"), request.get("url")
+                    if isinstance(method, str) and method:
+                        yield url, RequestEntry(method, target if isinstance(target, str) else None)
+                        continue
+                yield from _flatten(entry.get("resource"), url)
             else:
                 yield None, entry
     else:
@@ -224,14 +232,25 @@ class _Reader(PatientReading, ClinicalReading, ObservationReading, OrderReading)
         chosen = self._choose_patient(items, patient_id)
         refs, pid = _patient_refs(chosen, patient_id)
         patient = self._patient(chosen[0], chosen[2]) if chosen else Patient(id=pid)
-        older = self._older_readings(items)
+        series = self._series(items)
+        in_series = {key for readings in series.values() for key, _ in readings}
         found = _Found()
         for key, _, raw in items:
-            if raw["resourceType"] == "Patient" or key in older:
+            if raw["resourceType"] == "Patient" or key in in_series:
                 continue
             if refs and not self._belongs(raw, refs, key):
                 continue
             self._read_into(found, key, raw)
+
+        def belongs(key: str, raw: Resource) -> bool:
+            return not refs or self._belongs(raw, refs, key)
+
+        older = 0
+        for readings in series.values():
+            observations, left_out = self._read_series(readings, belongs)
+            found.observations.extend(observations)
+            older += left_out
+        self._older_readings(older)
         kept = self._keep_latest(found.observations)
         patient = self._fill_patient(patient, kept, found.pregnancy_conditions)
         self.summaries()

@@ -90,14 +90,14 @@ class MedicationReading(DosageReading):
                 "status",
             )
             status = "active"
-        concept = self._medication_concept(key, model)
+        concept = self._medication_concept(key, model, status in CURRENT)
         if concept is None:
             return []
         dosage = first_dosage(dosages)
         return self._ingredients(key, concept, dosage, status)
 
     def _medication_concept(
-        self, key: str, model: MedicationRequest | MedicationStatement
+        self, key: str, model: MedicationRequest | MedicationStatement, current: bool
     ) -> CodeableConcept | None:
         """The medication's codes and name: its own, the Medication it refers to, or the reference's text."""
         if model.medicationCodeableConcept is not None:
@@ -109,6 +109,17 @@ class MedicationReading(DosageReading):
         display = stripped_text(reference.display) if reference else None
         if display:
             return CodeableConcept(text=display)
+        if found is not None:
+            # Given, but without a code: its ingredients (Medication.ingredient) are not read.
+            self.issue(
+                "error" if current else "warning",
+                "no-code",
+                "The Medication it refers to has no code, and its ingredients are not read, "
+                "so what it is (and any interaction) is unknown.",
+                key,
+                "medicationReference",
+            )
+            return None
         self.issue(
             "error",
             "unresolved-reference",

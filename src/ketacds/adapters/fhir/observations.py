@@ -1,14 +1,15 @@
 """Observation: the LOINC codes of ``fhir-r4.yaml``, newest ``keep_latest`` per code.
 
 Panels are read by component, units must be UCUM units of the right dimension, and
-the pregnancy status is a coded answer. Older readings of a long series are left out
+the pregnancy status is a coded answer. A series is read newest first until its newest
+readings that are read are found; the older rest are left out
 before validating (validation is the costly part of reading).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -35,10 +36,32 @@ class ObservationReading(ReaderBase):
         model = self.validate(FhirObservation, raw, key)
         if model is None:
             return []
+        self._unread_value(key, raw, self.mapping.observations[read[0]])
         reading = self.remembered(
             f"Observation {read[0]}", key, model, lambda: self._read_observation(key, model, read)
         )
         return list(reading)
+
+    def _unread_value(self, key: str, raw: Resource, concept: ObservationCode) -> None:
+        """An error for a value given in a form this kind is not read from (``valueString`` ...).
+
+        Only ``valueQuantity`` (a measurement) or ``valueCodeableConcept`` (a coded
+        answer) is read; a value given otherwise is there but unseen, and could change
+        the answer.
+        """
+        if raw.get("status") in OBSERVATION_EXCLUDED:
+            return  # left out by its status (info), whatever its value
+        expected = "valueCodeableConcept" if concept.coded else "valueQuantity"
+        for name in raw:
+            if name.startswith("value") and name != expected:
+                self.issue(
+                    "error",
+                    "unreadable-value",
+                    f"The value is given as {name}; this kind is read from {expected} only, "
+                    "so it is not read.",
+                    key,
+                    name,
+                )
 
     def _read_observation(
         self, key: str, model: FhirObservation, read: list[str]
@@ -79,7 +102,7 @@ class ObservationReading(ReaderBase):
         """A reading with a value, its components (a panel's), or both; ``[]`` when neither is read."""
         components = self._components(key, model)
         value_unit = None
-        if model.valueQuantity is not None or not components:
+        if model.valueQuantity is not None or not model.component:
             value_unit = self._quantity(key, model.valueQuantity, concept.dimension, "value")
         if value_unit is None and not components:
             return []
@@ -100,6 +123,7 @@ class ObservationReading(ReaderBase):
     def _components(self, key: str, model: FhirObservation) -> list[ObservationComponent]:
         """The components of codes the tables read (a blood-pressure panel's systolic and diastolic)."""
         components: list[ObservationComponent] = []
+        unread: list[str] = []
         for index, component in enumerate(model.component or []):
             # component.code is required by FHIR, but the models let a null through
             c_codings = (component.code.coding or []) if component.code else []
@@ -108,8 +132,19 @@ class ObservationReading(ReaderBase):
                 (self.mapping.observations[c] for c in c_codes if c in self.mapping.observations), None
             )
             if c_concept is None:
+                unread.append("/".join(c.code for c in c_codings if c.code) or "no code")
                 continue
-            value = self._quantity(key, component.valueQuantity, c_concept.dimension, f"component[{index}]")
+            path = f"component[{index}]"
+            if component.valueQuantity is None and _other_value(component):
+                self.issue(
+                    "error",
+                    "unreadable-value",
+                    "The component's value is not a quantity, so it is not read.",
+                    key,
+                    path,
+                )
+                continue
+            value = self._quantity(key, component.valueQuantity, c_concept.dimension, path)
             if value is not None:
                 c_display = next((c.display for c in c_codings if c.code == c_concept.code), None)
                 components.append(
@@ -119,6 +154,18 @@ class ObservationReading(ReaderBase):
                         unit=value[1],
                     )
                 )
+        if unread:
+            # A panel none of whose components is read may hold a reading that could
+            # change the answer (a blood pressure under a code no table reads): an error.
+            nothing = not components and model.valueQuantity is None
+            self.issue(
+                "error" if nothing else "warning",
+                "unread-component",
+                f"Components of codes no table reads are not read: {', '.join(unread)}"
+                + ("; nothing of this reading is read." if nothing else "."),
+                key,
+                "component",
+            )
         return components
 
     def _time(self, key: str, model: FhirObservation) -> dt.datetime | None:
@@ -155,6 +202,16 @@ class ObservationReading(ReaderBase):
         if quantity is None or quantity.value is None:
             self.issue("warning", "no-value", "The reading has no numeric value; left out.", key, path)
             return None
+        if quantity.comparator is not None:
+            self.issue(
+                "error",
+                "comparator",
+                f"The value is given with the comparator {quantity.comparator!r}: a bound, not an exact "
+                "value, so it is not read.",
+                key,
+                path,
+            )
+            return None
         unit = quantity.code if quantity.system == UCUM and quantity.code else quantity.unit
         if unit is None:
             if dimension in ("score", "bmi", None):
@@ -182,6 +239,9 @@ class ObservationReading(ReaderBase):
 
     def _pregnancy_answer(self, key: str, model: FhirObservation) -> str | None:
         concept = model.valueCodeableConcept
+        if concept is None:
+            self.issue("warning", "no-value", "The reading has no answer; left out.", key, "value")
+            return None
         for coding in (concept.coding or []) if concept else []:
             if not coding.system or not coding.code or not known_system(coding.system):
                 continue
@@ -191,41 +251,66 @@ class ObservationReading(ReaderBase):
             if pair in self.mapping.not_pregnant:
                 return "not pregnant"
         self.issue(
-            "warning",
+            "error",
             "unknown-code",
-            "The pregnancy status answer is not one ketacds knows; left out.",
+            "The pregnancy status answer is not one ketacds knows, so it is not read; "
+            "an older answer may not be the current one.",
             key,
             "valueCodeableConcept",
         )
         return None
 
-    def _older_readings(self, items: Sequence[tuple[str, str | None, Resource]]) -> set[str]:
-        """Keys of the readings beyond the newest ``keep_latest`` of each code, found before validating.
+    def _series(
+        self, items: Sequence[tuple[str, str | None, Resource]]
+    ) -> dict[str, list[tuple[str, Resource]]]:
+        """The Observations of each code the tables read, newest first, found before validating.
 
-        Validating a resource is the costly part of reading a record; a long series need
-        only have its newest readings validated. Readings whose time cannot be read rank
-        last, as they do after validation.
+        Readings whose time cannot be read rank last, as they do after validation.
         """
-        by_code: dict[str, list[tuple[tuple[int, float], str]]] = {}
+        by_code: dict[str, list[tuple[tuple[int, float], str, Resource]]] = {}
         for key, _, raw in items:
             if raw["resourceType"] != "Observation":
                 continue
             read = [c for c in _raw_loinc_codes(raw.get("code")) if c in self.mapping.observations]
             if read:
-                by_code.setdefault(read[0], []).append((_raw_time_rank(raw), key))
-        older: set[str] = set()
-        for readings in by_code.values():
-            readings.sort()
-            older.update(key for _, key in readings[self.mapping.keep_latest :])
+                by_code.setdefault(read[0], []).append((_raw_time_rank(raw), key, raw))
+        return {
+            code: [(key, raw) for _, key, raw in sorted(readings, key=lambda r: (r[0], r[1]))]
+            for code, readings in by_code.items()
+        }
+
+    def _read_series(
+        self, series: Sequence[tuple[str, Resource]], belongs: Callable[[str, Resource], bool]
+    ) -> tuple[list[tuple[str, Observation]], int]:
+        """The newest ``keep_latest`` readings of one code that are read, and how many older are left out.
+
+        Validating a resource is the costly part of reading a record, so a long series
+        is read newest first until ``keep_latest`` readings have been read. A reading
+        left out (entered in error, another patient's, not valid, no readable value ...)
+        does not count: it must not push a real reading out of the cut.
+        """
+        observations: list[tuple[str, Observation]] = []
+        read = 0
+        for index, (key, raw) in enumerate(series):
+            if read >= self.mapping.keep_latest:
+                return observations, len(series) - index
+            if not belongs(key, raw):
+                continue
+            reading = self._observation(key, raw)
+            observations.extend(reading)
+            read += bool(reading)
+        return observations, 0
+
+    def _older_readings(self, older: int) -> None:
+        """Count the readings left out beyond the newest ``keep_latest`` of each code."""
         if older:
             self.issue(
                 "info",
                 "older-readings",
-                f"{len(older)} older readings left out "
+                f"{older} older readings left out "
                 f"(the newest {self.mapping.keep_latest} of each kind are read).",
                 None,
             )
-        return older
 
     def _keep_latest(self, observations: list[tuple[str, Observation]]) -> list[tuple[str, Observation]]:
         by_code: dict[str, list[tuple[str, Observation]]] = {}
@@ -246,6 +331,26 @@ class ObservationReading(ReaderBase):
                 None,
             )
         return kept
+
+
+#: The value[x] elements of an Observation component other than valueQuantity.
+_OTHER_VALUES = (
+    "valueCodeableConcept",
+    "valueString",
+    "valueBoolean",
+    "valueInteger",
+    "valueRange",
+    "valueRatio",
+    "valueSampledData",
+    "valueTime",
+    "valueDateTime",
+    "valuePeriod",
+)
+
+
+def _other_value(component: Any) -> bool:
+    """Whether a component gives its value other than as a quantity."""
+    return any(getattr(component, name, None) is not None for name in _OTHER_VALUES)
 
 
 def _raw_loinc_codes(concept: Any) -> list[str]:

@@ -15,6 +15,7 @@ from collections import Counter, OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar, cast
 
+import attrs
 from fhir.resources.R4B.codeableconcept import CodeableConcept
 from fhir.resources.R4B.medication import Medication as FhirMedication
 from pydantic import BaseModel
@@ -63,6 +64,14 @@ def date_of(value: Any) -> dt.date | None:
     if isinstance(value, dt.date):
         return value
     return None
+
+
+@attrs.frozen
+class RequestEntry:
+    """A Bundle entry that is only a request (``request.method`` and ``url``), with no resource."""
+
+    method: str
+    url: str | None
 
 
 class ReaderBase:
@@ -163,6 +172,9 @@ class ReaderBase:
         seen: dict[str, Resource] = {}
         items: list[tuple[str, str | None, Resource]] = []
         for index, (full_url, raw) in enumerate(pairs):
+            if isinstance(raw, RequestEntry):
+                self._request_entry(index, raw)
+                continue
             kind = raw.get("resourceType") if isinstance(raw, Mapping) else None
             if not isinstance(kind, str):
                 self.issue("error", "invalid-resource", f"Entry {index} is not a FHIR resource.", None)
@@ -171,8 +183,13 @@ class ReaderBase:
             key = f"{kind}/{rid}" if isinstance(rid, str) and rid else f"{kind}[{index}]"
             if key in seen:
                 if seen[key] != raw:
+                    # either version could be the current one, and either could change the answer
                     self.issue(
-                        "warning", "duplicate", "Two different versions were given; the first is read.", key
+                        "error",
+                        "duplicate",
+                        "Two different versions were given; the first is read, and the other could "
+                        "change the answer.",
+                        key,
                     )
                 continue
             seen[key] = raw
@@ -196,6 +213,21 @@ class ReaderBase:
                 continue
             items.append((key, full_url, raw))
         return items
+
+    def _request_entry(self, index: int, entry: RequestEntry) -> None:
+        """Report an entry that is a request, not a resource: what it asks for is not read."""
+        target = f" for {entry.url}" if entry.url else ""
+        if entry.method.upper() == "DELETE":
+            meaning = "ketacds reads resources, not transactions, so what it deletes may still be read"
+        else:
+            meaning = "it carries no resource, so nothing of it is read"
+        self.issue(
+            "error",
+            "request-entry",
+            f"Entry {index} is a {entry.method} request{target}, not a resource: {meaning}.",
+            entry.url,
+            "request",
+        )
 
 
 class _Reads:
