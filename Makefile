@@ -79,7 +79,8 @@ fuzz: $(BIN)/python
 #   bench.py    throughput, latency, scaling with rules and facts, batch on 1 and 2 workers;
 #   hotpath.py  every stage of an assessment, this tree beside BENCH_BASE in one run (issue 18);
 #   load_cds.py the CDS Hooks service (JWT on) at 50, 100 and 200 requests/s: CPU per request
-#               and latency, this tree beside BENCH_BASE in one run.
+#               and latency, this tree beside BENCH_BASE in one run; then again with every
+#               call about a new patient (--new-patients: no per-process cache hits).
 # BENCH_BASE is the previous main to compare with (default: main before issue 18, b325944).
 BENCH_BASE ?= b325944
 bench: $(BIN)/python
@@ -87,6 +88,7 @@ bench: $(BIN)/python
 	$(BIN)/python benchmarks/bench.py --write docs/performance.md
 	$(BIN)/python benchmarks/hotpath.py --against $(BENCH_BASE) --write docs/performance.md
 	$(BIN)/python benchmarks/load_cds.py --rates 50,100,200 --against $(BENCH_BASE) --write docs/performance.md
+	$(BIN)/python benchmarks/load_cds.py --rates 50,100,200 --duration 20 --new-patients --against $(BENCH_BASE) --write docs/performance.md
 
 # Memory over 10^6 assessments (10 to 20 minutes).
 bench-memory: $(BIN)/python

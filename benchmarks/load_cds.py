@@ -520,7 +520,11 @@ def main() -> None:
     )
     parser.add_argument("--quick", action="store_true", help="smoke test: 50 requests/s for 3 s")
     parser.add_argument("--out", type=Path, help="also write the report (Markdown) here")
-    parser.add_argument("--write", type=Path, help="put the report in this file's load section (make bench)")
+    parser.add_argument(
+        "--write",
+        type=Path,
+        help="put the report in this file's load section (load-new-patients with --new-patients; make bench)",
+    )
     args = parser.parse_args()
     if args.quick:
         args.rates, args.duration = "50", 3.0
@@ -555,7 +559,8 @@ def main() -> None:
     if args.out:
         args.out.write_text(text, encoding="utf-8")
     if args.write:  # under the document's own heading: the report's title line is left out
-        replace_section(args.write, "load", text.split("\n", 1)[1].lstrip("\n"))
+        section = "load-new-patients" if args.new_patients else "load"
+        replace_section(args.write, section, text.split("\n", 1)[1].lstrip("\n"))
 
 
 if __name__ == "__main__":
