@@ -38,8 +38,14 @@ def _code_text(code: Coding | None, name: str | None) -> str:
     return " / ".join(parts) or "(no code or name)"
 
 
-# Separators between the ingredients of a combination product's name.
-_COMBINATION = re.compile(r"\s*/\s*|\s+and\s+|\s*\+\s*|\s*&\s*", re.IGNORECASE)
+# Separators between the ingredients of a combination product's name, or between the
+# drugs of a list written as one name: ``/``, ``+``, ``&``, ``and``, ``with``, ``,``, ``;``,
+# parentheses, a line break, and a dash with space on both sides (``A - B``; a hyphen
+# inside a word, as in ``co-amoxiclav``, is no separator).
+_COMBINATION = re.compile(
+    r"\s*[/+&,;()\n\r]\s*|\s+(?:and|with)\s+|\s+[-\u2013\u2014]+\s+",
+    re.IGNORECASE,
+)
 # A strength written as a ratio of units ("0.1 mg/mL", "20 MG/ML", "5 mcg/actuation",
 # "10 mg/24 hr"): its slash is not a separator between ingredients.
 _UNIT_RATIO = re.compile(
@@ -48,21 +54,51 @@ _UNIT_RATIO = re.compile(
     re.IGNORECASE,
 )
 
-
 _INGREDIENT_WORD = re.compile(r"[A-Za-z]{4,}")
+
+#: Words of four letters or more that name no ingredient: the dose forms, routes, release
+#: and packaging words of RxNorm clinical and branded drug names (``24 HR Venlafaxine 75
+#: MG Extended Release Oral Capsule``, ``{56 (esketamine 28 MG) Nasal Spray} Pack``),
+#: salts and insulin qualifiers (``sertraline (as hydrochloride)``, ``insulin human,
+#: isophane``), and a few words of a dosing instruction. A part of a combination name
+#: made only of these, numbers and units is no ingredient; any other word makes it one,
+#: and then the part must be read on its own.
+_NOT_INGREDIENT = frozenset(
+    """
+    oral orally tablet tablets capsule capsules caplet caplets solution suspension syrup elixir
+    liquid drops drop injection injectable infusion intravenous intramuscular subcutaneous
+    prefilled syringe syringes vial vials ampule ampoule cartridge auto injector device system
+    intrauterine vaginal rectal suppository nasal spray sprays metered dose doses dosed actuation
+    actuations inhalation inhaler inhalant powder granules chewable disintegrating dispersible
+    effervescent sublingual buccal lozenge film films coated enteric delayed extended release
+    released sustained controlled modified prolonged immediate topical transdermal patch patches
+    cream ointment lotion foam shampoo ophthalmic otic emulsion concentrate implant kit pack packs
+    blister unit units hour hours daily weekly twice three times night nightly morning evening
+    bedtime needed meals food water milk juice
+    salt hydrochloride dihydrochloride hydrobromide bromide chloride sodium potassium calcium
+    magnesium maleate mesylate besylate tartrate bitartrate citrate sulfate sulphate phosphate
+    fumarate succinate acetate lactate gluconate oxalate propionate dipropionate valerate furoate
+    pamoate napsylate tosylate monohydrate dihydrate trihydrate hemihydrate anhydrous base free
+    human isophane regular
+    """.split()
+)
 
 
 @functools.lru_cache(maxsize=4096)
 def _combination_parts(name: str) -> tuple[str, ...]:
     """The parts of a combination name that may be ingredients (``()`` when it is not one).
 
-    A part with no word of four letters or more (a unit such as ``ML``) is not an
-    ingredient. Remembered per name (bounded, shared by every thread: a pure function).
+    A part whose words of four letters or more are all dose form, route, release, salt
+    or packaging words (:data:`_NOT_INGREDIENT`), or that has none (a unit such as
+    ``ML``), is not an ingredient. Remembered per name (bounded, shared by every thread:
+    a pure function).
     """
     parts = [p.strip() for p in _COMBINATION.split(_UNIT_RATIO.sub(r"\1 per ", name))]
     if len(parts) < 2:
         return ()
-    return tuple(p for p in parts if _INGREDIENT_WORD.search(p))
+    return tuple(
+        p for p in parts if any(w.lower() not in _NOT_INGREDIENT for w in _INGREDIENT_WORD.findall(p))
+    )
 
 
 # The resource type named in a data-quality entry, per fact type.
@@ -250,11 +286,13 @@ class _Recognition:
         return ("info", "unrecognised-medication", f"{what} (not active).")
 
     def _unread_parts(self, name: str | None) -> list[str]:
-        """The ingredients of a combination name (``A / B``, ``A and B``, ``A + B``) that nothing reads.
+        """The ingredients of a combination name, or drugs of a list, that nothing reads.
 
-        A known or read ingredient never vouches for the others: in
-        ``"Acetaminophen / Newdrug 5 MG"`` the unknown part is still unseen. A part with
-        no word of four letters or more (a unit such as ``ML``) is not an ingredient.
+        Parts are separated as by :data:`_COMBINATION` (``A / B``, ``A and B``, ``A + B``,
+        ``A, B``, ``A; B``, ``A with B``, ``A - B``, ``A (B)``, one per line). A known or
+        read ingredient never vouches for the others: in ``"Acetaminophen / Newdrug 5 MG"``
+        or ``"sertraline, newdrug"`` the unknown part is still unseen. A part of strength,
+        dose form, route, salt or packaging words only is not an ingredient.
         """
         return [
             p

@@ -60,6 +60,67 @@ def test_medications(engine, medication, expected):
     assert expected == quality(engine, medications=[medication])
 
 
+_LINEZOLID = [("error", "unrecognised-medication", "medications")]
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        # A known drug never vouches for an unknown one, whatever separates them.
+        ("sertraline, linezolid", _LINEZOLID),
+        ("sertraline; linezolid", _LINEZOLID),
+        ("sertraline with linezolid", _LINEZOLID),
+        ("sertraline - linezolid", _LINEZOLID),
+        ("sertraline \u2013 linezolid", _LINEZOLID),
+        ("sertraline (linezolid)", _LINEZOLID),
+        ("sertraline\nlinezolid", _LINEZOLID),
+        ("Sertraline 50 MG Oral Tablet, linezolid 600 mg", _LINEZOLID),
+        # Strength, dose form, route, release, salt and packaging parts are no ingredients.
+        ("Sertraline 50 MG Oral Tablet", []),
+        ("sertraline 50 mg tablet, oral", []),
+        ("sertraline (as hydrochloride) 50 mg", []),
+        ("sertraline 2,5 mg", []),
+        ("sertraline 50 mg - 100 mg", []),
+        ("24 HR Venlafaxine 75 MG Extended Release Oral Capsule", []),
+        ("venlafaxine (extended release), oral capsule", []),
+        ("Klonopin (clonazepam) 0.5 mg tablet", []),
+    ],
+)
+def test_a_known_drug_never_vouches_for_another(engine, name, expected):
+    """A medication name listing drugs is read part by part: every part naming a drug must be read."""
+    assert expected == quality(engine, medications=[{"name": name}])
+
+
+def test_the_synthea_medication_names_read_as_before(engine):
+    """Every MedicationRequest display of the Synthea sample bundles reads as before the wider
+    separators: no strength, form or salt part became an unknown ingredient. Only the two
+    combination products with an ingredient no value set lists are reported, naming it."""
+    import json
+    from pathlib import Path
+
+    displays = set()
+    for bundle in sorted(Path(__file__).parents[2].joinpath("data", "fhir").glob("*.json")):
+        for entry in json.loads(bundle.read_text(encoding="utf-8")).get("entry", []):
+            resource = entry["resource"]
+            if resource["resourceType"] == "MedicationRequest":
+                concept = resource.get("medicationCodeableConcept", {})
+                displays |= {c["display"] for c in concept.get("coding", []) if c.get("display")}
+    assert len(displays) >= 30
+    terminology = engine.terminology
+    unread_parts = {}
+    for display in sorted(displays):
+        if not terminology.is_read(terminology.tag_text(None, display), "medication"):
+            continue  # unread as a whole: reported as before, whatever its parts
+        record = load_record({"patient": {"age_years": 40}, "medications": [{"name": display}]})
+        for issue in engine.facts(record, CONTEXT).quality:
+            unread_parts[display] = issue.message.split(": ", 1)[1].split(" is in no value set")[0]
+    assert {
+        "Acetaminophen 21.7 MG/ML / Dextromethorphan Hydrobromide 1 MG/ML / doxylamine succinate "
+        "0.417 MG/ML Oral Solution": "'doxylamine succinate 0.417 MG per ML Oral Solution'",
+        "Amoxicillin 250 MG / Clavulanate 125 MG Oral Tablet": "'Clavulanate 125 MG Oral Tablet'",
+    } == unread_parts
+
+
 def test_the_message_names_the_item(engine):
     """The data-quality message names the code or name it could not read, and why."""
     record = load_record({"patient": {"age_years": 40}, "medications": [{"name": "examplamab 10 mg"}]})
