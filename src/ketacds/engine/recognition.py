@@ -60,11 +60,11 @@ _INGREDIENT_WORD = re.compile(r"[A-Za-z]{4,}")
 #: and packaging words of RxNorm clinical and branded drug names (``24 HR Venlafaxine 75
 #: MG Extended Release Oral Capsule``, ``{56 (esketamine 28 MG) Nasal Spray} Pack``),
 #: salts and insulin qualifiers (``sertraline (as hydrochloride)``, ``insulin human,
-#: isophane``), and a few words of a dosing instruction. A part of a combination name
+#: isophane``), and the common words of a dosing instruction (``Xalatan 0.005%
+#: ophthalmic solution, 1 drop each eye at night``). A part of a combination name
 #: made only of these, numbers and units is no ingredient; any other word makes it one,
 #: and then the part must be read on its own.
-_NOT_INGREDIENT = frozenset(
-    """
+_NOT_INGREDIENT_WORDS = """
     oral orally tablet tablets capsule capsules caplet caplets solution suspension syrup elixir
     liquid drops drop injection injectable infusion intravenous intramuscular subcutaneous
     prefilled syringe syringes vial vials ampule ampoule cartridge auto injector device system
@@ -73,15 +73,17 @@ _NOT_INGREDIENT = frozenset(
     effervescent sublingual buccal lozenge film films coated enteric delayed extended release
     released sustained controlled modified prolonged immediate topical transdermal patch patches
     cream ointment lotion foam shampoo ophthalmic otic emulsion concentrate implant kit pack packs
-    blister unit units hour hours daily weekly twice three times night nightly morning evening
-    bedtime needed meals food water milk juice
+    blister unit units hour hours daily weekly monthly twice three four times once night nightly
+    morning evening bedtime needed meals food water milk juice each every both left right side
+    eyes nostril nostrils mouth skin affected area apply take taken puff puffs days week weeks
+    month months before after until then
     salt hydrochloride dihydrochloride hydrobromide bromide chloride sodium potassium calcium
     magnesium maleate mesylate besylate tartrate bitartrate citrate sulfate sulphate phosphate
     fumarate succinate acetate lactate gluconate oxalate propionate dipropionate valerate furoate
     pamoate napsylate tosylate monohydrate dihydrate trihydrate hemihydrate anhydrous base free
     human isophane regular
-    """.split()
-)
+"""
+_NOT_INGREDIENT = frozenset(_NOT_INGREDIENT_WORDS.split())
 
 
 @functools.lru_cache(maxsize=4096)
@@ -160,15 +162,17 @@ class _Recognition:
 
     Severity follows what an unseen item could hide: an active medication, current
     substance use, or an active condition whose text names a concept a rule reads is an
-    ``error`` (the ruleset's KCDS-GAP-013 then keeps the status from being reassuring);
-    another active condition or allergy a ``warning``; anything inactive, an
-    observation or a trial that is not an antidepressant ``info``.
+    ``error`` (the ruleset's KCDS-GAP-013 then keeps the status from being reassuring),
+    and so is a reading whose text (or its observation's) names a concept a rule reads on
+    observations; another active condition or allergy a ``warning``; anything inactive,
+    another observation or a trial that is not an antidepressant ``info``.
     """
 
     terminology: Terminology
     issues: list[DataQualityIssue]
     reported: set[tuple[str, str | None]]
-    _observations: dict[str, int] = attrs.field(factory=dict)
+    # Unread readings by kind (what, who names, the concepts named): their count.
+    _observations: dict[tuple[str, str, tuple[str, ...]], int] = attrs.field(factory=dict)
     # What an item reports, by its kind, code, name (and activity): the same for every
     # record assessed with this terminology (see ``_SAID``).
     _memo: dict[tuple[object, ...], tuple[str, str, str] | None] = attrs.field(init=False)
@@ -348,20 +352,57 @@ class _Recognition:
             where,
         )
 
-    def observation(self, code: Coding | None, name: str | None, tags: list[str]) -> None:
-        """Remembered per kind (code or name): one entry per kind, with its count, at :meth:`finish`."""
+    def observation(
+        self,
+        code: Coding | None,
+        name: str | None,
+        tags: list[str],
+        of_code: Coding | None = None,
+        of_name: str | None = None,
+    ) -> None:
+        """Remembered per kind (code or name): one entry per kind, with its count, at :meth:`finish`.
+
+        ``of_code``, ``of_name``: the observation a component belongs to. An unread reading
+        whose text, or whose observation's text, names a concept a rule reads on observations
+        (``blood pressure`` with a value alone, or with components ``sys`` and ``dia``) is an
+        ``error``: a reading the rules compare may be unseen. Any other is ``info``.
+        """
         if self.terminology.is_read(tags, "observation"):
             return
         what = _code_text(code, name)
-        self._observations[what] = self._observations.get(what, 0) + 1
+        named = self._observation_named(code, name)
+        names = "names"
+        if of_code is not None or of_name is not None:
+            observation = _code_text(of_code, of_name)
+            if not named and (named := self._observation_named(of_code, of_name)):
+                names = f"{observation} names"
+            what = f"{what} (a component of {observation})"
+        key = (what, names, named)
+        self._observations[key] = self._observations.get(key, 0) + 1
+
+    def _observation_named(self, code: Coding | None, name: str | None) -> tuple[str, ...]:
+        """The concepts rules read on observations that an observation's name or display names."""
+        text = " ".join(t for t in (name, code.display if code else None) if t)
+        if not text:
+            return ()
+        return self.terminology.concepts_meant(text, self.terminology.seen_on("observation"))
 
     def finish(self) -> None:
         """Report the unread observations, one entry per kind."""
-        for what, count in sorted(self._observations.items()):
+        for (what, names, named), count in sorted(self._observations.items()):
             times = f" ({count} readings)" if count > 1 else ""
-            self._add(
-                "info",
-                "unrecognised-observation",
-                f"Observation {what}{times} is in no value set the rules read.",
-                "observations",
-            )
+            if named:
+                self._add(
+                    "error",
+                    "unrecognised-observation",
+                    f"Observation {what}{times} is in no value set the rules read, but {names} "
+                    f"{self._concepts(named)}: a reading the rules compare may be unseen.",
+                    "observations",
+                )
+            else:
+                self._add(
+                    "info",
+                    "unrecognised-observation",
+                    f"Observation {what}{times} is in no value set the rules read.",
+                    "observations",
+                )

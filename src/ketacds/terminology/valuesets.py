@@ -280,6 +280,24 @@ class Terminology:
                 self._named_cache[text] = named
         return named
 
+    def concepts_meant(self, text: str, among: frozenset[str]) -> tuple[str, ...]:
+        """The value sets of ``among`` some rule reads that ``text`` names, or that name ``text``.
+
+        As :meth:`concepts_named`, and also a value set one of whose names or synonyms holds
+        the words of ``text`` (two words or more) as a run: ``"blood pressure"`` is part of
+        ``"systolic blood pressure"``, so a reading called "blood pressure" may be one the
+        rules read. For deciding how loudly an unread observation is reported; it never
+        makes an item read.
+        """
+        found = set(self.concepts_named(text)) & among
+        words = _words(text)
+        if " " in words:
+            inner = f" {words} "
+            for name, ids in self._synonym_words.items():
+                if inner in f" {name} " and not among.isdisjoint(ids):
+                    found |= ids & among & self.read
+        return tuple(sorted(found))
+
     # -- what is seen --------------------------------------------------------------
 
     def is_read(self, tags: Iterable[str], fact: str | None = None) -> bool:

@@ -84,6 +84,7 @@ _LINEZOLID = [("error", "unrecognised-medication", "medications")]
         ("24 HR Venlafaxine 75 MG Extended Release Oral Capsule", []),
         ("venlafaxine (extended release), oral capsule", []),
         ("Klonopin (clonazepam) 0.5 mg tablet", []),
+        ("Xalatan 0.005% ophthalmic solution, 1 drop each eye at night", []),
     ],
 )
 def test_a_known_drug_never_vouches_for_another(engine, name, expected):
@@ -378,3 +379,100 @@ def test_a_malformed_range_is_refused_with_its_line(tmp_path, ends, message):
     with pytest.raises(RulesetError, match=message) as raised:
         load_ruleset(rules)
     assert "acute-cardiovascular-events.yaml" in str(raised.value)
+
+
+_BP_READ = {
+    "name": "blood pressure",
+    "time": "2026-11-21T08:10:00Z",
+    "components": [
+        {"code": {"system": "loinc", "code": "8480-6"}, "value": 136, "unit": "mm[Hg]"},
+        {"code": {"system": "loinc", "code": "8462-4"}, "value": 84, "unit": "mm[Hg]"},
+    ],
+}
+
+
+@pytest.mark.parametrize(
+    ("observation", "expected"),
+    [
+        # A blood pressure the rules cannot read: its value alone, or components they do not know.
+        (
+            {"name": "blood pressure", "value": 182, "unit": "mmHg", "time": "2026-11-21T08:50:00Z"},
+            [("error", "unrecognised-observation", "observations")],
+        ),
+        (
+            {
+                "name": "blood pressure",
+                "time": "2026-11-21T08:50:00Z",
+                "components": [
+                    {"name": "sys", "value": 182, "unit": "mmHg"},
+                    {"name": "dia", "value": 112, "unit": "mmHg"},
+                ],
+            },
+            [("error", "unrecognised-observation", "observations")] * 2,
+        ),
+        # Its own text names a concept a rule reads.
+        (
+            {"name": "systolic pressure (sitting)", "value": 182, "unit": "mmHg"},
+            [("error", "unrecognised-observation", "observations")],
+        ),
+        (
+            {
+                "code": {"system": "loinc", "code": "99999-9", "display": "Blood pressure, systolic"},
+                "value": 1,
+            },
+            [("error", "unrecognised-observation", "observations")],
+        ),
+        # Names nothing a rule reads: listed.
+        (
+            {"name": "vitals", "components": [{"name": "sys", "value": 182, "unit": "mmHg"}]},
+            [("info", "unrecognised-observation", "observations")],
+        ),
+        (
+            {"name": "intraocular pressure", "value": 30, "unit": "mmHg"},
+            [("info", "unrecognised-observation", "observations")],
+        ),
+        # Read components of a "blood pressure" observation: nothing to report.
+        (
+            {
+                "name": "blood pressure",
+                "time": "2026-11-21T08:50:00Z",
+                "components": [
+                    {"name": "systolic", "value": 124, "unit": "mmHg"},
+                    {"name": "diastolic", "value": 78, "unit": "mmHg"},
+                ],
+            },
+            [],
+        ),
+    ],
+)
+def test_an_unreadable_reading_of_a_kind_the_rules_read_is_an_error(engine, observation, expected):
+    """A reading whose text names a concept rules read on observations, unread, could change the answer."""
+    assert expected == quality(engine, observations=[observation])
+
+
+@pytest.mark.parametrize(
+    "newer",
+    [
+        {"name": "blood pressure", "value": 182, "unit": "mmHg", "time": "2026-11-21T08:50:00Z"},
+        {
+            "name": "blood pressure",
+            "time": "2026-11-21T08:50:00Z",
+            "components": [
+                {"name": "sys", "value": 182, "unit": "mmHg"},
+                {"name": "dia", "value": 112, "unit": "mmHg"},
+            ],
+        },
+    ],
+)
+def test_an_older_normal_blood_pressure_does_not_reassure_past_an_unreadable_newer_one(engine, newer):
+    """The read 136/84 is not taken as current when a newer blood pressure cannot be read."""
+    record = load_record(
+        {
+            "patient": {"age_years": 40, "sex": "female", "weight": "68 kg", "height": "165 cm"},
+            "conditions": [{"code": {"system": "icd-10-cm", "code": "F33.2"}}],
+            "observations": [_BP_READ, newer],
+        }
+    )
+    assessment = engine.assess(record, CONTEXT)
+    assert assessment.status == "incomplete"
+    assert "KCDS-GAP-013" in {f.rule_id for f in assessment.findings}
