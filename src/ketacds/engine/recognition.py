@@ -163,7 +163,8 @@ class _Recognition:
     Severity follows what an unseen item could hide: an active medication, current
     substance use, or an active condition whose text names a concept a rule reads is an
     ``error`` (the ruleset's KCDS-GAP-013 then keeps the status from being reassuring),
-    and so is a reading whose text (or its observation's) names a concept a rule reads on
+    and so are an active allergy whose text names a concept an allergy rule reads and a
+    reading whose text (or its observation's) names a concept a rule reads on
     observations; another active condition or allergy a ``warning``; anything inactive,
     another observation or a trial that is not an antidepressant ``info``.
     """
@@ -319,6 +320,16 @@ class _Recognition:
         if self.terminology.is_read(tags, "allergy"):
             return
         what = f"Allergy {_code_text(code, name)} is in no value set the rules read"
+        named = active and tuple(
+            i for i in self._named(code, name) if i in self.terminology.seen_on("allergy")
+        )
+        if named:
+            message = (
+                f"{what}, but its text names {self._concepts(named)}: it may be a contraindication the rules "
+                "cannot see."
+            )
+            self._add("error", "unrecognised-allergy", message, where)
+            return
         self._add(
             "warning" if active else "info", "unrecognised-allergy", f"{what}; no rule assessed it.", where
         )

@@ -476,3 +476,47 @@ def test_an_older_normal_blood_pressure_does_not_reassure_past_an_unreadable_new
     assessment = engine.assess(record, CONTEXT)
     assert assessment.status == "incomplete"
     assert "KCDS-GAP-013" in {f.rule_id for f in assessment.findings}
+
+
+_KETAMINE_UNKNOWN_CODE = {
+    "system": "http://snomed.info/sct",
+    "code": "999999",
+    "display": "Ketamine (substance)",
+}
+
+
+def test_an_unread_allergy_naming_a_drug_an_allergy_rule_reads_is_an_error(engine):
+    """An active allergy coded unknown, whose display names ketamine, may be the contraindication."""
+    assert [("error", "unrecognised-allergy", "allergies")] == quality(
+        engine, allergies=[{"code": _KETAMINE_UNKNOWN_CODE}]
+    )
+    inactive = {"code": _KETAMINE_UNKNOWN_CODE, "status": "resolved"}
+    assert [("info", "unrecognised-allergy", "allergies")] == quality(engine, allergies=[inactive])
+    assert [("warning", "unrecognised-allergy", "allergies")] == quality(
+        engine, allergies=[{"code": {**_KETAMINE_UNKNOWN_CODE, "display": "Shellfish (substance)"}}]
+    )
+
+
+def test_a_fhir_allergy_with_an_unknown_code_naming_ketamine_is_never_reassuring(engine):
+    """From FHIR: AllergyIntolerance SNOMED 999999 'Ketamine (substance)' is an error, so not reassuring."""
+    from ketacds.adapters.fhir import read_resources
+
+    allergy = {
+        "resourceType": "AllergyIntolerance",
+        "id": "a1",
+        "patient": _SUBJECT,
+        "clinicalStatus": {
+            "coding": [
+                {
+                    "system": "http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical",
+                    "code": "active",
+                }
+            ]
+        },
+        "code": {"coding": [_KETAMINE_UNKNOWN_CODE]},
+    }
+    record = read_resources([_PATIENT, allergy], terminology=engine.terminology)
+    facts = engine.facts(record, CONTEXT)
+    assert [("error", "unrecognised-allergy")] == [(i.severity, i.code) for i in facts.quality]
+    assert "Ketamine (substance)" in facts.quality[0].message
+    assert engine.assess(record, CONTEXT).status not in ("cautions", "no-concerns-found")
