@@ -207,6 +207,12 @@ class _Recognition:
         text = " ".join(t for t in (name, code.display if code else None) if t)
         return self.terminology.concepts_named(text) if text else ()
 
+    def _described(self, code: Coding | None, name: str | None) -> tuple[str, ...]:
+        """The condition value sets rules read whose code displays the name or display names."""
+        texts = [t for t in (name, code.display if code else None) if t]
+        seen = self.terminology.seen_on("condition")
+        return tuple(sorted({i for t in texts for i in self.terminology.concepts_described(t) if i in seen}))
+
     def _concepts(self, ids: tuple[str, ...]) -> str:
         return ", ".join(self.terminology.titles.get(i, i) for i in ids)
 
@@ -250,6 +256,8 @@ class _Recognition:
             return None
         what = f"Condition {_code_text(code, name)} is in no value set the rules read"
         named = self._named(code, name)
+        if active and not named:
+            named = self._described(code, name)
         if active and named:
             return (
                 "error",

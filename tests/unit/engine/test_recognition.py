@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
+import attrs
 import pytest
 
 from ketacds import Context, load_record
@@ -520,3 +521,45 @@ def test_a_fhir_allergy_with_an_unknown_code_naming_ketamine_is_never_reassuring
     assert [("error", "unrecognised-allergy")] == [(i.severity, i.code) for i in facts.quality]
     assert "Ketamine (substance)" in facts.quality[0].message
     assert engine.assess(record, CONTEXT).status not in ("cautions", "no-concerns-found")
+
+
+@pytest.mark.parametrize(
+    ("condition", "expected"),
+    [
+        # Named only by the code displays of a value set a rule reads (no name lists it).
+        ({"name": "subarachnoid hemorrhage"}, "error"),
+        (
+            {"code": {"system": "snomed", "code": "999999", "display": "Subarachnoid hemorrhage (disorder)"}},
+            "error",
+        ),
+        ({"name": "subarachnoid hemorrhage", "clinical_status": "resolved"}, "info"),
+        ({"name": "acute bronchitis"}, "warning"),
+        ({"name": "hemorrhage"}, "warning"),  # one word is never taken for a longer display
+    ],
+)
+def test_a_condition_described_by_a_code_display_the_rules_read_is_an_error(engine, condition, expected):
+    """Text naming a concept through its value set's code displays escalates; it never fires a rule."""
+    assert [(expected, "unrecognised-condition", "conditions")] == quality(engine, conditions=[condition])
+    record = load_record({"patient": {"age_years": 40}, "conditions": [condition]})
+    assert not [f for f in engine.assess(record, CONTEXT).findings if f.rule_id.startswith("KCDS-CI-")]
+
+
+def test_the_synthea_conditions_nobody_reads_stay_warnings(engine):
+    """No unread condition of the Synthea sample bundles is escalated by the code displays.
+
+    (The deceased patients are read as alive, so that their records are looked at too.)
+    """
+    import json
+    from pathlib import Path
+
+    from ketacds.adapters.fhir import read_bundle
+
+    escalated = []
+    for path in sorted(Path(__file__).parents[2].joinpath("data", "fhir").glob("*.json")):
+        record = read_bundle(json.loads(path.read_text(encoding="utf-8")), terminology=engine.terminology)
+        record = attrs.evolve(record, patient=attrs.evolve(record.patient, deceased=False))
+        for issue in engine.facts(record, CONTEXT).quality:
+            if issue.code == "unrecognised-condition" and issue.severity == "error":
+                escalated.append(issue.message)
+    # Only "Drug overdose", which names substance use by a synonym (as before).
+    assert ["Drug overdose"] == sorted({message.split("'")[1] for message in escalated})
