@@ -150,8 +150,6 @@ class Terminology:
         # Whole-word forms of names and synonyms, for searching inside free text.
         self._name_words: dict[str, set[str]] = {}
         self._synonym_words: dict[str, set[str]] = {}
-        # Whole-word forms of code displays ("(disorder)" and the like left out).
-        self._display_words: dict[str, set[str]] = {}
         # Ingredient of a name (generic or brand) or of a code whose display is one.
         self._ingredient_of_name: dict[str, set[str]] = {}
         self._ingredient_of_code: dict[tuple[str, str], set[str]] = {}
@@ -191,9 +189,6 @@ class Terminology:
             for synonym in (*vs.synonyms, *vs.names):
                 if words := _words(synonym):
                     self._synonym_words.setdefault(words, set()).add(vs.id)
-            for code in vs.codes:
-                if code.display and (words := _words(_SEMANTIC_TAG.sub("", code.display))):
-                    self._display_words.setdefault(words, set()).add(vs.id)
             ingredient_names: dict[str, str] = {}
             for ingredient in vs.ingredients:
                 for name in (ingredient.name, *ingredient.also):
@@ -205,13 +200,7 @@ class Terminology:
                     self._ingredient_of_code.setdefault(key, set()).add(found)
         self._name_index = _WordIndex(self._name_words)
         self._synonym_index = _WordIndex(self._synonym_words)
-        self._display_index = _WordIndex(self._display_words)
-        # Each word of a display → (the display's words, the word's place, the display's ids).
-        self._display_places: dict[str, list[tuple[list[str], int, frozenset[str]]]] = {}
-        for words, ids in self._display_words.items():
-            split = words.split(" ")
-            for place, word in enumerate(split):
-                self._display_places.setdefault(word, []).append((split, place, frozenset(ids)))
+        self._valuesets = valuesets  # for the display index, built on first use (_displays)
         self._described_cache: dict[str, tuple[str, ...]] = {}  # concepts_described, by text
         self._ingredient_index = _WordIndex(self._ingredient_of_name)
         # Tags and ingredients by (system, code, name): each emptied when full. A thread
@@ -311,11 +300,12 @@ class Terminology:
         described = self._described_cache.get(text)
         if described is not None:
             return described
-        found = self._display_index.find(text)
+        index, places = self._displays
+        found = index.find(text)
         words = _WORD.findall(_SEMANTIC_TAG.sub("", text).lower())
         if len(words) > 1:
             length = len(words)
-            for split, place, ids in self._display_places.get(words[0], ()):
+            for split, place, ids in places.get(words[0], ()):
                 if split[place : place + length] == words:
                     found |= ids
         described = tuple(sorted(found & self.read))
@@ -324,6 +314,27 @@ class Terminology:
                 self._described_cache.clear()
             self._described_cache[text] = described
         return described
+
+    @functools.cached_property
+    def _displays(self) -> tuple[_WordIndex, dict[str, list[tuple[list[str], int, frozenset[str]]]]]:
+        """The code displays of the value sets some rule reads, as words, "(disorder)" and the like left out.
+
+        An index finding them inside a text, and by each word of each display, (the
+        display's words, the word's place, its value sets). Built on first use (an unread
+        condition), not with the terminology; two threads may both build it, harmlessly.
+        """
+        displays: dict[str, set[str]] = {}
+        for vs in self._valuesets:
+            if vs.id in self.read:
+                for code in vs.codes:
+                    if code.display and (words := _words(_SEMANTIC_TAG.sub("", code.display))):
+                        displays.setdefault(words, set()).add(vs.id)
+        places: dict[str, list[tuple[list[str], int, frozenset[str]]]] = {}
+        for words, ids in displays.items():
+            split = words.split(" ")
+            for place, word in enumerate(split):
+                places.setdefault(word, []).append((split, place, frozenset(ids)))
+        return _WordIndex(displays), places
 
     def concepts_meant(self, text: str, among: frozenset[str]) -> tuple[str, ...]:
         """The value sets of ``among`` some rule reads that ``text`` names, or that name ``text``.
