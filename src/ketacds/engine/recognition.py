@@ -41,7 +41,8 @@ def _code_text(code: Coding | None, name: str | None) -> str:
 # Separators between the ingredients of a combination product's name, or between the
 # drugs of a list written as one name: ``/``, ``+``, ``&``, ``and``, ``with``, ``,``, ``;``,
 # parentheses, a line break, and a dash with space on both sides (``A - B``; a hyphen
-# inside a word, as in ``co-amoxiclav``, is no separator).
+# inside a word, as in ``co-amoxiclav``, is no separator). Brackets are none either: in an
+# RxNorm branded drug's name they hold the product's own brand (``... Oral Tablet [Zoloft]``).
 _COMBINATION = re.compile(
     r"\s*[/+&,;()\n\r]\s*|\s+(?:and|with)\s+|\s+[-\u2013\u2014]+\s+",
     re.IGNORECASE,
