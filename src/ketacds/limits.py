@@ -43,6 +43,7 @@ __all__ = [
     "RECORD_SECONDS",
     "DuplicateKey",
     "JsonProblem",
+    "duplicate_position",
     "find_problem",
     "join_path",
     "loads_json",
@@ -227,12 +228,21 @@ def loads_json(text: str) -> Any:
 
 
 class _Located(Exception):
-    def __init__(self, line: int) -> None:
-        self.line = line
+    def __init__(self, position: int) -> None:
+        self.position = position
 
 
 def _duplicate_line(text: str) -> int | None:
     """The line of the first repeated key, found by a slower pass that knows positions."""
+    position = duplicate_position(text)
+    return None if position is None else text.count("\n", 0, position) + 1
+
+
+def duplicate_position(text: str) -> int | None:
+    """Where the first repeated key of JSON ``text`` starts (``None``: none, or not JSON).
+
+    A slower pass that knows positions: only for text known to repeat a key.
+    """
     # The pure-Python scanner calls decoder.parse_object with positions; the C one does not.
     py_json: Any = json
     whitespace = py_json.decoder.WHITESPACE.match
@@ -249,7 +259,7 @@ def _duplicate_line(text: str) -> int | None:
             start = end
             key, end = scanstring(s, end + 1, strict)
             if key in seen:
-                raise _Located(s.count("\n", 0, start) + 1)
+                raise _Located(start)
             seen.add(key)
             end = whitespace(s, end).end() + 1  # the colon
             value, end = scan_once(s, whitespace(s, end).end())
@@ -265,7 +275,7 @@ def _duplicate_line(text: str) -> int | None:
     try:
         scan(text, whitespace(text, 0).end())
     except _Located as found:
-        return found.line
+        return found.position
     except (ValueError, RecursionError):  # pragma: no cover - the fast pass saw valid JSON
         return None
     return None  # pragma: no cover

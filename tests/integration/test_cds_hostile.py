@@ -339,3 +339,17 @@ def test_two_authorization_headers_are_refused(service):
 
     assert answer.startswith(b"HTTP/1.1 401"), answer[:200]
     assert b"more than one Authorization header" in answer
+
+
+def test_a_key_given_twice_is_a_400_naming_it(client, service):
+    """A weight whose value is given twice ("value": 190, "value": 136) is refused, never read as the last."""
+    body = json.dumps(patient_view([weight(136)]))
+    assert 200 == raw_post(client, service, PATIENT_VIEW, body).status_code
+
+    response = raw_post(
+        client, service, PATIENT_VIEW, body.replace('"value": 136', '"value": 190, "value": 136', 1)
+    )
+
+    assert 400 == response.status_code, response.text
+    assert "the request body is not valid JSON" == response.json()["error"]
+    assert "duplicate key 'value'" in " ".join(response.json()["problems"])

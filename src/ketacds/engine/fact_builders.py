@@ -420,7 +420,7 @@ def _observation_facts(
     terminology: Terminology,
     validity: Validity | None = None,
     issues: list[DataQualityIssue] | None = None,
-) -> tuple[list[_Row], dict[str, tuple[Coding | None, str | None]]]:
+) -> tuple[list[_Row], dict[str, _Observed]]:
     """One fact per observation value, or per component of a panel.
 
     A value outside its plausible range, or a reading timed after ``now`` (beyond the
@@ -430,7 +430,8 @@ def _observation_facts(
 
     Returns a row per value (:data:`~ketacds.engine.readings._Row`: the fact, its label
     and path as built, ...), and the code and name of each observation and panel
-    component by the id of its fact (the last item given an id names it).
+    component by the id of its fact, with the code and name of a component's observation
+    (:data:`_Observed`; the last item given an id names it).
     """
     found: list[DataQualityIssue] = [] if issues is None else issues
     skew = _skew(validity.future_minutes) if validity is not None else dt.timedelta(0)
@@ -440,11 +441,11 @@ def _observation_facts(
     tag = terminology.tag
     units = _FACT_UNIT_OF
     rows: list[_Row] = []
-    items: dict[str, tuple[Coding | None, str | None]] = {}
+    items: dict[str, _Observed] = {}
     moments: dict[tuple[dt.datetime, dt.timedelta | None], _Moment] = {}
     for index, o in enumerate(observations):
         parent = _fact_id("observation", o)
-        items[parent] = (o.code, o.name)
+        items[parent] = (o.code, o.name, None, None)
         # Data-quality entries name the item by its id, never its place in the list
         # (``where``, written when reported); an input error names it by its place, as
         # every loader error does.
@@ -472,7 +473,7 @@ def _observation_facts(
         if o.components:
             for c_index, component in enumerate(o.components):
                 child = _component_id(parent, component)
-                items[child] = (component.code, component.name)
+                items[child] = (component.code, component.name, o.code, o.name)
                 parts.append(
                     (child, component.code, component.name, component.value, component.unit, c_index)
                 )
@@ -533,6 +534,10 @@ def _observation_facts(
     _mark_latest(rows, found)
     return rows, items
 
+
+#: An observation's or component's code and name, and a component's observation's code
+#: and name (``None, None`` for an observation), as :func:`_observation_facts` returns them.
+_Observed = tuple[Coding | None, str | None, Coding | None, str | None]
 
 #: What :func:`_observation_facts` works out once per moment of a record: the exact hours
 #: before ``now``, those hours as the fact carries them, whether it is in the future, and

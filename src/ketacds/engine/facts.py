@@ -287,7 +287,8 @@ def _build_facts(
         fact = row[0]
         fact_id = fact["id"]
         if observations_seen.isdisjoint(fact["vs"]):
-            seen.observation(*observed[fact_id], fact["vs"])
+            code, name, of_code, of_name = observed[fact_id]
+            seen.observation(code, name, fact["vs"], of_code, of_name)
         if fact_id in facts or not ranged_keys.isdisjoint(fact):
             add(fact, row[1], row[2])
         else:

@@ -38,8 +38,15 @@ def _code_text(code: Coding | None, name: str | None) -> str:
     return " / ".join(parts) or "(no code or name)"
 
 
-# Separators between the ingredients of a combination product's name.
-_COMBINATION = re.compile(r"\s*/\s*|\s+and\s+|\s*\+\s*|\s*&\s*", re.IGNORECASE)
+# Separators between the ingredients of a combination product's name, or between the
+# drugs of a list written as one name: ``/``, ``+``, ``&``, ``and``, ``with``, ``,``, ``;``,
+# parentheses, a line break, and a dash with space on both sides (``A - B``; a hyphen
+# inside a word, as in ``co-amoxiclav``, is no separator). Brackets are none either: in an
+# RxNorm branded drug's name they hold the product's own brand (``... Oral Tablet [Zoloft]``).
+_COMBINATION = re.compile(
+    r"\s*[/+&,;()\n\r]\s*|\s+(?:and|with)\s+|\s+[-\u2013\u2014]+\s+",
+    re.IGNORECASE,
+)
 # A strength written as a ratio of units ("0.1 mg/mL", "20 MG/ML", "5 mcg/actuation",
 # "10 mg/24 hr"): its slash is not a separator between ingredients.
 _UNIT_RATIO = re.compile(
@@ -48,21 +55,53 @@ _UNIT_RATIO = re.compile(
     re.IGNORECASE,
 )
 
-
 _INGREDIENT_WORD = re.compile(r"[A-Za-z]{4,}")
+
+#: Words of four letters or more that name no ingredient: the dose forms, routes, release
+#: and packaging words of RxNorm clinical and branded drug names (``24 HR Venlafaxine 75
+#: MG Extended Release Oral Capsule``, ``{56 (esketamine 28 MG) Nasal Spray} Pack``),
+#: salts and insulin qualifiers (``sertraline (as hydrochloride)``, ``insulin human,
+#: isophane``), and the common words of a dosing instruction (``Xalatan 0.005%
+#: ophthalmic solution, 1 drop each eye at night``). A part of a combination name
+#: made only of these, numbers and units is no ingredient; any other word makes it one,
+#: and then the part must be read on its own.
+_NOT_INGREDIENT_WORDS = """
+    oral orally tablet tablets capsule capsules caplet caplets solution suspension syrup elixir
+    liquid drops drop injection injectable infusion intravenous intramuscular subcutaneous
+    prefilled syringe syringes vial vials ampule ampoule cartridge auto injector device system
+    intrauterine vaginal rectal suppository nasal spray sprays metered dose doses dosed actuation
+    actuations inhalation inhaler inhalant powder granules chewable disintegrating dispersible
+    effervescent sublingual buccal lozenge film films coated enteric delayed extended release
+    released sustained controlled modified prolonged immediate topical transdermal patch patches
+    cream ointment lotion foam shampoo ophthalmic otic emulsion concentrate implant kit pack packs
+    blister unit units hour hours daily weekly monthly twice three four times once night nightly
+    morning evening bedtime needed meals food water milk juice each every both left right side
+    eyes nostril nostrils mouth skin affected area apply take taken puff puffs days week weeks
+    month months before after until then
+    salt hydrochloride dihydrochloride hydrobromide bromide chloride sodium potassium calcium
+    magnesium maleate mesylate besylate tartrate bitartrate citrate sulfate sulphate phosphate
+    fumarate succinate acetate lactate gluconate oxalate propionate dipropionate valerate furoate
+    pamoate napsylate tosylate monohydrate dihydrate trihydrate hemihydrate anhydrous base free
+    human isophane regular
+"""
+_NOT_INGREDIENT = frozenset(_NOT_INGREDIENT_WORDS.split())
 
 
 @functools.lru_cache(maxsize=4096)
 def _combination_parts(name: str) -> tuple[str, ...]:
     """The parts of a combination name that may be ingredients (``()`` when it is not one).
 
-    A part with no word of four letters or more (a unit such as ``ML``) is not an
-    ingredient. Remembered per name (bounded, shared by every thread: a pure function).
+    A part whose words of four letters or more are all dose form, route, release, salt
+    or packaging words (:data:`_NOT_INGREDIENT`), or that has none (a unit such as
+    ``ML``), is not an ingredient. Remembered per name (bounded, shared by every thread:
+    a pure function).
     """
     parts = [p.strip() for p in _COMBINATION.split(_UNIT_RATIO.sub(r"\1 per ", name))]
     if len(parts) < 2:
         return ()
-    return tuple(p for p in parts if _INGREDIENT_WORD.search(p))
+    return tuple(
+        p for p in parts if any(w.lower() not in _NOT_INGREDIENT for w in _INGREDIENT_WORD.findall(p))
+    )
 
 
 # The resource type named in a data-quality entry, per fact type.
@@ -124,15 +163,18 @@ class _Recognition:
 
     Severity follows what an unseen item could hide: an active medication, current
     substance use, or an active condition whose text names a concept a rule reads is an
-    ``error`` (the ruleset's KCDS-GAP-013 then keeps the status from being reassuring);
-    another active condition or allergy a ``warning``; anything inactive, an
-    observation or a trial that is not an antidepressant ``info``.
+    ``error`` (the ruleset's KCDS-GAP-013 then keeps the status from being reassuring),
+    and so are an active allergy whose text names a concept an allergy rule reads and a
+    reading whose text (or its observation's) names a concept a rule reads on
+    observations; another active condition or allergy a ``warning``; anything inactive,
+    another observation or a trial that is not an antidepressant ``info``.
     """
 
     terminology: Terminology
     issues: list[DataQualityIssue]
     reported: set[tuple[str, str | None]]
-    _observations: dict[str, int] = attrs.field(factory=dict)
+    # Unread readings by kind (what, who names, the concepts named): their count.
+    _observations: dict[tuple[str, str, tuple[str, ...]], int] = attrs.field(factory=dict)
     # What an item reports, by its kind, code, name (and activity): the same for every
     # record assessed with this terminology (see ``_SAID``).
     _memo: dict[tuple[object, ...], tuple[str, str, str] | None] = attrs.field(init=False)
@@ -165,6 +207,12 @@ class _Recognition:
     def _named(self, code: Coding | None, name: str | None) -> tuple[str, ...]:
         text = " ".join(t for t in (name, code.display if code else None) if t)
         return self.terminology.concepts_named(text) if text else ()
+
+    def _described(self, code: Coding | None, name: str | None) -> tuple[str, ...]:
+        """The condition value sets rules read whose code displays the name or display names."""
+        texts = [t for t in (name, code.display if code else None) if t]
+        seen = self.terminology.seen_on("condition")
+        return tuple(sorted({i for t in texts for i in self.terminology.concepts_described(t) if i in seen}))
 
     def _concepts(self, ids: tuple[str, ...]) -> str:
         return ", ".join(self.terminology.titles.get(i, i) for i in ids)
@@ -209,6 +257,8 @@ class _Recognition:
             return None
         what = f"Condition {_code_text(code, name)} is in no value set the rules read"
         named = self._named(code, name)
+        if active and not named:
+            named = self._described(code, name)
         if active and named:
             return (
                 "error",
@@ -250,11 +300,13 @@ class _Recognition:
         return ("info", "unrecognised-medication", f"{what} (not active).")
 
     def _unread_parts(self, name: str | None) -> list[str]:
-        """The ingredients of a combination name (``A / B``, ``A and B``, ``A + B``) that nothing reads.
+        """The ingredients of a combination name, or drugs of a list, that nothing reads.
 
-        A known or read ingredient never vouches for the others: in
-        ``"Acetaminophen / Newdrug 5 MG"`` the unknown part is still unseen. A part with
-        no word of four letters or more (a unit such as ``ML``) is not an ingredient.
+        Parts are separated as by :data:`_COMBINATION` (``A / B``, ``A and B``, ``A + B``,
+        ``A, B``, ``A; B``, ``A with B``, ``A - B``, ``A (B)``, one per line). A known or
+        read ingredient never vouches for the others: in ``"Acetaminophen / Newdrug 5 MG"``
+        or ``"sertraline, newdrug"`` the unknown part is still unseen. A part of strength,
+        dose form, route, salt or packaging words only is not an ingredient.
         """
         return [
             p
@@ -277,6 +329,16 @@ class _Recognition:
         if self.terminology.is_read(tags, "allergy"):
             return
         what = f"Allergy {_code_text(code, name)} is in no value set the rules read"
+        named = active and tuple(
+            i for i in self._named(code, name) if i in self.terminology.seen_on("allergy")
+        )
+        if named:
+            message = (
+                f"{what}, but its text names {self._concepts(named)}: it may be a contraindication the rules "
+                "cannot see."
+            )
+            self._add("error", "unrecognised-allergy", message, where)
+            return
         self._add(
             "warning" if active else "info", "unrecognised-allergy", f"{what}; no rule assessed it.", where
         )
@@ -310,20 +372,57 @@ class _Recognition:
             where,
         )
 
-    def observation(self, code: Coding | None, name: str | None, tags: list[str]) -> None:
-        """Remembered per kind (code or name): one entry per kind, with its count, at :meth:`finish`."""
+    def observation(
+        self,
+        code: Coding | None,
+        name: str | None,
+        tags: list[str],
+        of_code: Coding | None = None,
+        of_name: str | None = None,
+    ) -> None:
+        """Remembered per kind (code or name): one entry per kind, with its count, at :meth:`finish`.
+
+        ``of_code``, ``of_name``: the observation a component belongs to. An unread reading
+        whose text, or whose observation's text, names a concept a rule reads on observations
+        (``blood pressure`` with a value alone, or with components ``sys`` and ``dia``) is an
+        ``error``: a reading the rules compare may be unseen. Any other is ``info``.
+        """
         if self.terminology.is_read(tags, "observation"):
             return
         what = _code_text(code, name)
-        self._observations[what] = self._observations.get(what, 0) + 1
+        named = self._observation_named(code, name)
+        names = "names"
+        if of_code is not None or of_name is not None:
+            observation = _code_text(of_code, of_name)
+            if not named and (named := self._observation_named(of_code, of_name)):
+                names = f"{observation} names"
+            what = f"{what} (a component of {observation})"
+        key = (what, names, named)
+        self._observations[key] = self._observations.get(key, 0) + 1
+
+    def _observation_named(self, code: Coding | None, name: str | None) -> tuple[str, ...]:
+        """The concepts rules read on observations that an observation's name or display names."""
+        text = " ".join(t for t in (name, code.display if code else None) if t)
+        if not text:
+            return ()
+        return self.terminology.concepts_meant(text, self.terminology.seen_on("observation"))
 
     def finish(self) -> None:
         """Report the unread observations, one entry per kind."""
-        for what, count in sorted(self._observations.items()):
+        for (what, names, named), count in sorted(self._observations.items()):
             times = f" ({count} readings)" if count > 1 else ""
-            self._add(
-                "info",
-                "unrecognised-observation",
-                f"Observation {what}{times} is in no value set the rules read.",
-                "observations",
-            )
+            if named:
+                self._add(
+                    "error",
+                    "unrecognised-observation",
+                    f"Observation {what}{times} is in no value set the rules read, but {names} "
+                    f"{self._concepts(named)}: a reading the rules compare may be unseen.",
+                    "observations",
+                )
+            else:
+                self._add(
+                    "info",
+                    "unrecognised-observation",
+                    f"Observation {what}{times} is in no value set the rules read.",
+                    "observations",
+                )

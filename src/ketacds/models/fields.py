@@ -29,6 +29,8 @@ T = TypeVar("T")
 D = TypeVar("D")
 
 _QUANTITY_TEXT = re.compile(r"^\s*([-+]?\d+(?:\.\d+)?)\s*(\S.*?)\s*$")
+# A number written with a decimal comma ("68,5 kg"), or with a point and no digit after it.
+_MALFORMED_NUMBER = re.compile(r"^\s*([-+]?\d+(?:[.,]\d*)+)")
 
 _new_quantity = trusted_constructor(Quantity)
 
@@ -221,6 +223,13 @@ def _quantity(dimension: str) -> Callable[[Any, str], Quantity]:
         time: dt.datetime | None = None
         if isinstance(value, str):
             match = _QUANTITY_TEXT.match(value)
+            malformed = _MALFORMED_NUMBER.match(value)
+            if malformed and (not match or len(malformed.group(1)) > len(match.group(1))):
+                raise InputError(
+                    path,
+                    f"the number {malformed.group(1)!r} is malformed: write it with one decimal point "
+                    f"and no comma, like '70.5 kg'; got {_short(value)}",
+                )
             if not match:
                 raise InputError(path, f"expected a quantity like '70 kg', got {_short(value)}")
             number, unit = _decimal(match.group(1), path), match.group(2)

@@ -109,7 +109,9 @@ def install_error_handlers(app: FastAPI) -> None:
         for item in error.errors():
             json_error |= item.get("type") == "json_invalid"
             where = ".".join(str(part) for part in item.get("loc", ()))
-            problems.append(f"{where}: {item.get('msg', 'invalid')}")
+            # A body that is not JSON: the decoder's own reason ("duplicate key 'value' ...").
+            reason = (item.get("ctx") or {}).get("error") if item.get("type") == "json_invalid" else None
+            problems.append(f"{where}: {reason or item.get('msg', 'invalid')}")
         if json_error:
             return JSONResponse({"error": "the request body is not valid JSON", "problems": problems}, 400)
         return JSONResponse(

@@ -13,7 +13,8 @@ Matching is exact and predictable, nothing is fuzzy:
   (``"clonazepam tablet 2 mg bid"``, ``"Diazepam 5 MG Oral Tablet [Valium]"``:
   strength, form, salt and brand words around a listed name never hide it);
 * :meth:`Terminology.concepts_named` finds the value sets whose ``synonyms`` (or names)
-  a free text names, for reporting an unread item that looks like a concept a rule reads.
+  a free text names, and :meth:`Terminology.concepts_described` those whose code displays
+  it names or is part of, for reporting an unread item that looks like a concept a rule reads.
 
 A Terminology also knows which value sets the rules read (:attr:`Terminology.read`)
 and which lists the ruleset marks ``known`` (recognised, no rule needs them), so that
@@ -72,6 +73,11 @@ def normalise_code(system: str, code: str) -> str:
 
 
 _WORD = re.compile(r"[a-z0-9]+")
+# A SNOMED CT semantic tag ending a display: "Subarachnoid hemorrhage (disorder)".
+_SEMANTIC_TAG = re.compile(
+    r"\s*\((?:disorder|finding|situation|morphologic abnormality|event|procedure|substance|"
+    r"product|medicinal product|clinical drug|observable entity)\)\s*$"
+)
 _NONE: frozenset[str] = frozenset()
 
 
@@ -194,6 +200,8 @@ class Terminology:
                     self._ingredient_of_code.setdefault(key, set()).add(found)
         self._name_index = _WordIndex(self._name_words)
         self._synonym_index = _WordIndex(self._synonym_words)
+        self._valuesets = valuesets  # for the display index, built on first use (_displays)
+        self._described_cache: dict[str, tuple[str, ...]] = {}  # concepts_described, by text
         self._ingredient_index = _WordIndex(self._ingredient_of_name)
         # Tags and ingredients by (system, code, name): each emptied when full. A thread
         # may see an entry vanish (then computes it again), never a wrong one.
@@ -279,6 +287,72 @@ class Terminology:
                     self._named_cache.clear()
                 self._named_cache[text] = named
         return named
+
+    def concepts_described(self, text: str) -> tuple[str, ...]:
+        """The value sets some rule reads one of whose code displays ``text`` names, or is named in.
+
+        A display occurring in ``text`` as whole words, or ``text`` (two words or more)
+        occurring as a run of a display's words: "subarachnoid hemorrhage" is part of
+        "Nontraumatic subarachnoid hemorrhage, unspecified". Only for deciding how loudly an
+        unread item is reported (it never makes an item read, never fires a rule);
+        remembered per text (bounded).
+        """
+        described = self._described_cache.get(text)
+        if described is not None:
+            return described
+        index, places = self._displays
+        found = index.find(text)
+        words = _WORD.findall(_SEMANTIC_TAG.sub("", text).lower())
+        if len(words) > 1:
+            length = len(words)
+            for split, place, ids in places.get(words[0], ()):
+                if split[place : place + length] == words:
+                    found |= ids
+        described = tuple(sorted(found & self.read))
+        if len(text) <= _CACHED_TEXT:
+            if len(self._described_cache) >= TAG_CACHE_SIZE:
+                self._described_cache.clear()
+            self._described_cache[text] = described
+        return described
+
+    @functools.cached_property
+    def _displays(self) -> tuple[_WordIndex, dict[str, list[tuple[list[str], int, frozenset[str]]]]]:
+        """The code displays of the value sets some rule reads, as words, "(disorder)" and the like left out.
+
+        An index finding them inside a text, and by each word of each display, (the
+        display's words, the word's place, its value sets). Built on first use (an unread
+        condition), not with the terminology; two threads may both build it, harmlessly.
+        """
+        displays: dict[str, set[str]] = {}
+        for vs in self._valuesets:
+            if vs.id in self.read:
+                for code in vs.codes:
+                    if code.display and (words := _words(_SEMANTIC_TAG.sub("", code.display))):
+                        displays.setdefault(words, set()).add(vs.id)
+        places: dict[str, list[tuple[list[str], int, frozenset[str]]]] = {}
+        for words, ids in displays.items():
+            split = words.split(" ")
+            for place, word in enumerate(split):
+                places.setdefault(word, []).append((split, place, frozenset(ids)))
+        return _WordIndex(displays), places
+
+    def concepts_meant(self, text: str, among: frozenset[str]) -> tuple[str, ...]:
+        """The value sets of ``among`` some rule reads that ``text`` names, or that name ``text``.
+
+        As :meth:`concepts_named`, and also a value set one of whose names or synonyms holds
+        the words of ``text`` (two words or more) as a run: ``"blood pressure"`` is part of
+        ``"systolic blood pressure"``, so a reading called "blood pressure" may be one the
+        rules read. For deciding how loudly an unread observation is reported; it never
+        makes an item read.
+        """
+        found = set(self.concepts_named(text)) & among
+        words = _words(text)
+        if " " in words:
+            inner = f" {words} "
+            for name, ids in self._synonym_words.items():
+                if inner in f" {name} " and not among.isdisjoint(ids):
+                    found |= ids & among & self.read
+        return tuple(sorted(found))
 
     # -- what is seen --------------------------------------------------------------
 

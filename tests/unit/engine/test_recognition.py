@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
+import attrs
 import pytest
 
 from ketacds import Context, load_record
@@ -58,6 +59,68 @@ def facts_of(engine, kind, **items):
 def test_medications(engine, medication, expected):
     """An unread active medication is an error (never reassuring); an inactive one is listed."""
     assert expected == quality(engine, medications=[medication])
+
+
+_LINEZOLID = [("error", "unrecognised-medication", "medications")]
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        # A known drug never vouches for an unknown one, whatever separates them.
+        ("sertraline, linezolid", _LINEZOLID),
+        ("sertraline; linezolid", _LINEZOLID),
+        ("sertraline with linezolid", _LINEZOLID),
+        ("sertraline - linezolid", _LINEZOLID),
+        ("sertraline \u2013 linezolid", _LINEZOLID),
+        ("sertraline (linezolid)", _LINEZOLID),
+        ("sertraline\nlinezolid", _LINEZOLID),
+        ("Sertraline 50 MG Oral Tablet, linezolid 600 mg", _LINEZOLID),
+        # Strength, dose form, route, release, salt and packaging parts are no ingredients.
+        ("Sertraline 50 MG Oral Tablet", []),
+        ("sertraline 50 mg tablet, oral", []),
+        ("sertraline (as hydrochloride) 50 mg", []),
+        ("sertraline 2,5 mg", []),
+        ("sertraline 50 mg - 100 mg", []),
+        ("24 HR Venlafaxine 75 MG Extended Release Oral Capsule", []),
+        ("venlafaxine (extended release), oral capsule", []),
+        ("Klonopin (clonazepam) 0.5 mg tablet", []),
+        ("Xalatan 0.005% ophthalmic solution, 1 drop each eye at night", []),
+    ],
+)
+def test_a_known_drug_never_vouches_for_another(engine, name, expected):
+    """A medication name listing drugs is read part by part: every part naming a drug must be read."""
+    assert expected == quality(engine, medications=[{"name": name}])
+
+
+def test_the_synthea_medication_names_read_as_before(engine):
+    """Every MedicationRequest display of the Synthea sample bundles reads as before the wider
+    separators: no strength, form or salt part became an unknown ingredient. Only the two
+    combination products with an ingredient no value set lists are reported, naming it."""
+    import json
+    from pathlib import Path
+
+    displays = set()
+    for bundle in sorted(Path(__file__).parents[2].joinpath("data", "fhir").glob("*.json")):
+        for entry in json.loads(bundle.read_text(encoding="utf-8")).get("entry", []):
+            resource = entry["resource"]
+            if resource["resourceType"] == "MedicationRequest":
+                concept = resource.get("medicationCodeableConcept", {})
+                displays |= {c["display"] for c in concept.get("coding", []) if c.get("display")}
+    assert len(displays) >= 30
+    terminology = engine.terminology
+    unread_parts = {}
+    for display in sorted(displays):
+        if not terminology.is_read(terminology.tag_text(None, display), "medication"):
+            continue  # unread as a whole: reported as before, whatever its parts
+        record = load_record({"patient": {"age_years": 40}, "medications": [{"name": display}]})
+        for issue in engine.facts(record, CONTEXT).quality:
+            unread_parts[display] = issue.message.split(": ", 1)[1].split(" is in no value set")[0]
+    assert {
+        "Acetaminophen 21.7 MG/ML / Dextromethorphan Hydrobromide 1 MG/ML / doxylamine succinate "
+        "0.417 MG/ML Oral Solution": "'doxylamine succinate 0.417 MG per ML Oral Solution'",
+        "Amoxicillin 250 MG / Clavulanate 125 MG Oral Tablet": "'Clavulanate 125 MG Oral Tablet'",
+    } == unread_parts
 
 
 def test_the_message_names_the_item(engine):
@@ -317,3 +380,186 @@ def test_a_malformed_range_is_refused_with_its_line(tmp_path, ends, message):
     with pytest.raises(RulesetError, match=message) as raised:
         load_ruleset(rules)
     assert "acute-cardiovascular-events.yaml" in str(raised.value)
+
+
+_BP_READ = {
+    "name": "blood pressure",
+    "time": "2026-11-21T08:10:00Z",
+    "components": [
+        {"code": {"system": "loinc", "code": "8480-6"}, "value": 136, "unit": "mm[Hg]"},
+        {"code": {"system": "loinc", "code": "8462-4"}, "value": 84, "unit": "mm[Hg]"},
+    ],
+}
+
+
+@pytest.mark.parametrize(
+    ("observation", "expected"),
+    [
+        # A blood pressure the rules cannot read: its value alone, or components they do not know.
+        (
+            {"name": "blood pressure", "value": 182, "unit": "mmHg", "time": "2026-11-21T08:50:00Z"},
+            [("error", "unrecognised-observation", "observations")],
+        ),
+        (
+            {
+                "name": "blood pressure",
+                "time": "2026-11-21T08:50:00Z",
+                "components": [
+                    {"name": "sys", "value": 182, "unit": "mmHg"},
+                    {"name": "dia", "value": 112, "unit": "mmHg"},
+                ],
+            },
+            [("error", "unrecognised-observation", "observations")] * 2,
+        ),
+        # Its own text names a concept a rule reads.
+        (
+            {"name": "systolic pressure (sitting)", "value": 182, "unit": "mmHg"},
+            [("error", "unrecognised-observation", "observations")],
+        ),
+        (
+            {
+                "code": {"system": "loinc", "code": "99999-9", "display": "Blood pressure, systolic"},
+                "value": 1,
+            },
+            [("error", "unrecognised-observation", "observations")],
+        ),
+        # Names nothing a rule reads: listed.
+        (
+            {"name": "vitals", "components": [{"name": "sys", "value": 182, "unit": "mmHg"}]},
+            [("info", "unrecognised-observation", "observations")],
+        ),
+        (
+            {"name": "intraocular pressure", "value": 30, "unit": "mmHg"},
+            [("info", "unrecognised-observation", "observations")],
+        ),
+        # Read components of a "blood pressure" observation: nothing to report.
+        (
+            {
+                "name": "blood pressure",
+                "time": "2026-11-21T08:50:00Z",
+                "components": [
+                    {"name": "systolic", "value": 124, "unit": "mmHg"},
+                    {"name": "diastolic", "value": 78, "unit": "mmHg"},
+                ],
+            },
+            [],
+        ),
+    ],
+)
+def test_an_unreadable_reading_of_a_kind_the_rules_read_is_an_error(engine, observation, expected):
+    """A reading whose text names a concept rules read on observations, unread, could change the answer."""
+    assert expected == quality(engine, observations=[observation])
+
+
+@pytest.mark.parametrize(
+    "newer",
+    [
+        {"name": "blood pressure", "value": 182, "unit": "mmHg", "time": "2026-11-21T08:50:00Z"},
+        {
+            "name": "blood pressure",
+            "time": "2026-11-21T08:50:00Z",
+            "components": [
+                {"name": "sys", "value": 182, "unit": "mmHg"},
+                {"name": "dia", "value": 112, "unit": "mmHg"},
+            ],
+        },
+    ],
+)
+def test_an_older_normal_blood_pressure_does_not_reassure_past_an_unreadable_newer_one(engine, newer):
+    """The read 136/84 is not taken as current when a newer blood pressure cannot be read."""
+    record = load_record(
+        {
+            "patient": {"age_years": 40, "sex": "female", "weight": "68 kg", "height": "165 cm"},
+            "conditions": [{"code": {"system": "icd-10-cm", "code": "F33.2"}}],
+            "observations": [_BP_READ, newer],
+        }
+    )
+    assessment = engine.assess(record, CONTEXT)
+    assert assessment.status == "incomplete"
+    assert "KCDS-GAP-013" in {f.rule_id for f in assessment.findings}
+
+
+_KETAMINE_UNKNOWN_CODE = {
+    "system": "http://snomed.info/sct",
+    "code": "999999",
+    "display": "Ketamine (substance)",
+}
+
+
+def test_an_unread_allergy_naming_a_drug_an_allergy_rule_reads_is_an_error(engine):
+    """An active allergy coded unknown, whose display names ketamine, may be the contraindication."""
+    assert [("error", "unrecognised-allergy", "allergies")] == quality(
+        engine, allergies=[{"code": _KETAMINE_UNKNOWN_CODE}]
+    )
+    inactive = {"code": _KETAMINE_UNKNOWN_CODE, "status": "resolved"}
+    assert [("info", "unrecognised-allergy", "allergies")] == quality(engine, allergies=[inactive])
+    assert [("warning", "unrecognised-allergy", "allergies")] == quality(
+        engine, allergies=[{"code": {**_KETAMINE_UNKNOWN_CODE, "display": "Shellfish (substance)"}}]
+    )
+
+
+def test_a_fhir_allergy_with_an_unknown_code_naming_ketamine_is_never_reassuring(engine):
+    """From FHIR: AllergyIntolerance SNOMED 999999 'Ketamine (substance)' is an error, so not reassuring."""
+    from ketacds.adapters.fhir import read_resources
+
+    allergy = {
+        "resourceType": "AllergyIntolerance",
+        "id": "a1",
+        "patient": _SUBJECT,
+        "clinicalStatus": {
+            "coding": [
+                {
+                    "system": "http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical",
+                    "code": "active",
+                }
+            ]
+        },
+        "code": {"coding": [_KETAMINE_UNKNOWN_CODE]},
+    }
+    record = read_resources([_PATIENT, allergy], terminology=engine.terminology)
+    facts = engine.facts(record, CONTEXT)
+    assert [("error", "unrecognised-allergy")] == [(i.severity, i.code) for i in facts.quality]
+    assert "Ketamine (substance)" in facts.quality[0].message
+    assert engine.assess(record, CONTEXT).status not in ("cautions", "no-concerns-found")
+
+
+@pytest.mark.parametrize(
+    ("condition", "expected"),
+    [
+        # Named only by the code displays of a value set a rule reads (no name lists it).
+        ({"name": "subarachnoid hemorrhage"}, "error"),
+        (
+            {"code": {"system": "snomed", "code": "999999", "display": "Subarachnoid hemorrhage (disorder)"}},
+            "error",
+        ),
+        ({"name": "subarachnoid hemorrhage", "clinical_status": "resolved"}, "info"),
+        ({"name": "acute bronchitis"}, "warning"),
+        ({"name": "hemorrhage"}, "warning"),  # one word is never taken for a longer display
+    ],
+)
+def test_a_condition_described_by_a_code_display_the_rules_read_is_an_error(engine, condition, expected):
+    """Text naming a concept through its value set's code displays escalates; it never fires a rule."""
+    assert [(expected, "unrecognised-condition", "conditions")] == quality(engine, conditions=[condition])
+    record = load_record({"patient": {"age_years": 40}, "conditions": [condition]})
+    assert not [f for f in engine.assess(record, CONTEXT).findings if f.rule_id.startswith("KCDS-CI-")]
+
+
+def test_the_synthea_conditions_nobody_reads_stay_warnings(engine):
+    """No unread condition of the Synthea sample bundles is escalated by the code displays.
+
+    (The deceased patients are read as alive, so that their records are looked at too.)
+    """
+    import json
+    from pathlib import Path
+
+    from ketacds.adapters.fhir import read_bundle
+
+    escalated = []
+    for path in sorted(Path(__file__).parents[2].joinpath("data", "fhir").glob("*.json")):
+        record = read_bundle(json.loads(path.read_text(encoding="utf-8")), terminology=engine.terminology)
+        record = attrs.evolve(record, patient=attrs.evolve(record.patient, deceased=False))
+        for issue in engine.facts(record, CONTEXT).quality:
+            if issue.code == "unrecognised-condition" and issue.severity == "error":
+                escalated.append(issue.message)
+    # Only "Drug overdose", which names substance use by a synonym (as before).
+    assert ["Drug overdose"] == sorted({message.split("'")[1] for message in escalated})

@@ -81,6 +81,19 @@ class TestRecord:
 
         assert path == info.value.path
 
+    @pytest.mark.parametrize("weight", ["68,5 kg", "68,5kg", "1,000 kg", "68. kg", "68.5.1 kg"])
+    def test_a_malformed_number_is_named_not_taken_for_a_unit(self, weight):
+        """'68,5 kg' has a decimal comma: the number is malformed, not the unit ',5 kg' unknown."""
+        with pytest.raises(InputError) as info:
+            load_record({"patient": {"weight": weight}})
+
+        assert "patient.weight" == info.value.path
+        assert "is malformed" in str(info.value)
+        assert "unit" not in str(info.value)
+
+    def test_a_decimal_point_is_read(self):
+        assert Decimal("68.5") == load_record({"patient": {"weight": "68.5 kg"}}).patient.weight.value
+
 
 class TestContext:
     def test_now_must_have_a_timezone(self):

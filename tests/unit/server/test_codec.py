@@ -19,7 +19,8 @@ BODIES = [
     b'{"a":"seed: 12345678901234567890 x"}',
     b'{"a": 1234567890123456789.5}',
     b'{"a": 1e400}',
-    b'{"a": 1, "a": 2}',
+    b'{"a": "x:y", "b": ":", "c\\u003a": "\\u003a", "d": "\\\\u003a", "e": "\\":"}',
+    b'{"a": {"b": 1}, "b": {"a": 1}, "c": [{"k": 1}, {"k": 2}]}',
     b"\xef\xbb\xbf{}",
 ]
 
@@ -51,3 +52,22 @@ def test_long_integers_are_found_only_as_values() -> None:
 def test_dumps_writes_the_same_data() -> None:
     data = {"cards": [{"summary": "é ≥ 1", "n": 2**70, "x": 1.5, "none": None}]}
     assert json.loads(codec.dumps(data)) == data
+
+
+@pytest.mark.parametrize(
+    ("body", "key", "where"),
+    [
+        (b'{"a": 1, "a": 2}', "a", "line 1, column 10"),
+        (b'{"x": {"b": 1, "c": ":", "b": 2}}', "b", "line 1, column 26"),
+        (b'{"a" : 1,\n "a"\t: 2}', "a", "line 2, column 2"),
+        (b'{"a\\u003a": 1, "a:": 2}', "a:", "line 1, column 16"),  # a colon written as an escape
+        (b'{"n": 12345678901234567890, "n": 1}', "n", "line 1, column 29"),  # read by json.loads
+        (b'{"v": "x:y:z", "v": 1}', "v", "line 1, column 16"),
+    ],
+)
+def test_a_key_given_twice_is_refused_naming_it(body: bytes, key: str, where: str) -> None:
+    """orjson and json.loads keep the last of two equal keys; the service refuses the body."""
+    with pytest.raises(codec.DuplicateKeyError) as raised:
+        codec.loads(body)
+    assert f"duplicate key {key!r} ({where})" in raised.value.msg
+    assert isinstance(raised.value, json.JSONDecodeError)  # answered as any body that is not JSON
