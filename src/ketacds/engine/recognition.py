@@ -62,7 +62,9 @@ _INGREDIENT_WORD = re.compile(r"[A-Za-z]{4,}")
 #: MG Extended Release Oral Capsule``, ``{56 (esketamine 28 MG) Nasal Spray} Pack``),
 #: salts and insulin qualifiers (``sertraline (as hydrochloride)``, ``insulin human,
 #: isophane``), and the common words of a dosing instruction (``Xalatan 0.005%
-#: ophthalmic solution, 1 drop each eye at night``). A part of a combination name
+#: ophthalmic solution, 1 drop each eye at night``). Sodium, potassium, calcium and
+#: magnesium are not among them: each is a medicine of its own (``sertraline, potassium
+#: chloride`` names two drugs). A part of a combination name
 #: made only of these, numbers and units is no ingredient; any other word makes it one,
 #: and then the part must be read on its own.
 _NOT_INGREDIENT_WORDS = """
@@ -78,8 +80,8 @@ _NOT_INGREDIENT_WORDS = """
     morning evening bedtime needed meals food water milk juice each every both left right side
     eyes nostril nostrils mouth skin affected area apply take taken puff puffs days week weeks
     month months before after until then
-    salt hydrochloride dihydrochloride hydrobromide bromide chloride sodium potassium calcium
-    magnesium maleate mesylate besylate tartrate bitartrate citrate sulfate sulphate phosphate
+    salt hydrochloride dihydrochloride hydrobromide bromide chloride maleate mesylate besylate
+    tartrate bitartrate citrate sulfate sulphate phosphate
     fumarate succinate acetate lactate gluconate oxalate propionate dipropionate valerate furoate
     pamoate napsylate tosylate monohydrate dihydrate trihydrate hemihydrate anhydrous base free
     human isophane regular

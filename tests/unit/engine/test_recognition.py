@@ -76,6 +76,8 @@ _LINEZOLID = [("error", "unrecognised-medication", "medications")]
         ("sertraline (linezolid)", _LINEZOLID),
         ("sertraline\nlinezolid", _LINEZOLID),
         ("Sertraline 50 MG Oral Tablet, linezolid 600 mg", _LINEZOLID),
+        # A mineral is a medicine of its own, not a salt word.
+        ("sertraline; magnesium sulfate 4 g", _LINEZOLID),
         # Strength, dose form, route, release, salt and packaging parts are no ingredients.
         ("Sertraline 50 MG Oral Tablet", []),
         ("sertraline 50 mg tablet, oral", []),
@@ -527,12 +529,12 @@ def test_a_fhir_allergy_with_an_unknown_code_naming_ketamine_is_never_reassuring
     ("condition", "expected"),
     [
         # Named only by the code displays of a value set a rule reads (no name lists it).
-        ({"name": "subarachnoid hemorrhage"}, "error"),
+        ({"name": "basal ganglia hemorrhage"}, "error"),
         (
-            {"code": {"system": "snomed", "code": "999999", "display": "Subarachnoid hemorrhage (disorder)"}},
+            {"code": {"system": "snomed", "code": "999999", "display": "Basal ganglia hemorrhage (disorder)"}},
             "error",
         ),
-        ({"name": "subarachnoid hemorrhage", "clinical_status": "resolved"}, "info"),
+        ({"name": "basal ganglia hemorrhage", "clinical_status": "resolved"}, "info"),
         ({"name": "acute bronchitis"}, "warning"),
         ({"name": "hemorrhage"}, "warning"),  # one word is never taken for a longer display
     ],
