@@ -105,11 +105,14 @@ class FhirMapping:
     planned: tuple[PlannedRoute, ...]
     timing: Mapping[str, tuple[int, int]]
     count_units: frozenset[str]
+    #: LOINC codes of observations a rule would need but the reader cannot read (what each
+    #: records): reported as an error, never counted as "no rule reads them".
+    unread_observations: Mapping[str, str] = attrs.field(factory=dict)
 
     @property
     def observation_codes(self) -> tuple[str, ...]:
-        """The LOINC codes read, sorted (for prefetch queries)."""
-        return tuple(sorted(self.observations))
+        """The LOINC codes asked for (for prefetch queries), sorted: those read and those reported unread."""
+        return tuple(sorted({*self.observations, *self.unread_observations}))
 
 
 def _read(path: Path, schema: str) -> Any:
@@ -203,6 +206,7 @@ def load_fhir_mapping(directory: Path | str | None = None) -> FhirMapping:
         ),
         timing={code: (t["count"], t["days"]) for code, t in fhir["timing_codes"].items()},
         count_units=frozenset(unit.lower() for unit in fhir["count_units"]),
+        unread_observations={o["code"]: o["what"] for o in fhir.get("unread_observations", [])},
     )
 
 

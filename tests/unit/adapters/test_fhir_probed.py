@@ -133,3 +133,22 @@ def test_a_drafted_maoi_interacts(engine: Engine, status: str, interacts: bool) 
     }
 
     assert ("KCDS-INT-012" in findings(engine, bundle_with(request))) is interacts
+
+
+def test_a_breastfeeding_status_observation_is_an_error_not_left_out(engine: Engine) -> None:
+    """LOINC 63895-7 is a kind the reader cannot read yet: an error, never "no rule reads them"."""
+    status = {
+        "resourceType": "Observation",
+        "id": "breastfeeding",
+        "status": "final",
+        "code": loinc("63895-7"),
+        "effectiveDateTime": "2026-11-20T09:00:00Z",
+        "valueCodeableConcept": {"coding": [{"system": SNOMED, "code": "169750002"}]},
+    }
+    record = read_bundle(bundle_with(status), terminology=engine.terminology)
+
+    unread = [(q.severity, q.resource) for q in record.data_quality if q.code == "unread-kind"]
+    assert [("error", "Observation/breastfeeding")] == unread
+    assessment = engine.assess(record, Context(route="esketamine-nasal", jurisdiction="US", now=NOW))
+    assert "KCDS-GAP-013" in {f.rule_id for f in assessment.findings}
+    assert "63895-7" in engine.terminology.fhir_mapping.observation_codes  # asked for in the prefetch

@@ -29,9 +29,21 @@ class ObservationReading(ReaderBase):
 
     def _observation(self, key: str, raw: Resource) -> list[tuple[str, Observation]]:
         """The reading of one Observation of a code the tables read, as ``[(key, reading)]`` or ``[]``."""
-        read = [c for c in _raw_loinc_codes(raw.get("code")) if c in self.mapping.observations]
+        codes = _raw_loinc_codes(raw.get("code"))
+        read = [c for c in codes if c in self.mapping.observations]
         if not read:
-            self.not_read["Observation (other codes)"] += 1
+            unread = [c for c in codes if c in self.mapping.unread_observations]
+            if unread and raw.get("status") not in OBSERVATION_EXCLUDED:
+                self.issue(
+                    "error",
+                    "unread-kind",
+                    f"{self.mapping.unread_observations[unread[0]]} is recorded (LOINC {unread[0]}), but "
+                    "ketacds does not read it from FHIR: the rules see it as not recorded.",
+                    key,
+                    "code",
+                )
+            else:
+                self.not_read["Observation (other codes)"] += 1
             return []
         model = self.validate(FhirObservation, raw, key)
         if model is None:
