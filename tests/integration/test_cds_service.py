@@ -30,6 +30,7 @@ from servers import (
     UvicornThread,
     free_port,
     prefetch_for,
+    searchset,
     server_view,
     token,
 )
@@ -176,7 +177,12 @@ def test_patient_view_with_synthea_prefetch(client, service):
 
 
 def test_patient_view_fetches_from_the_fhir_server_when_not_prefetched(client, service, fhir_server):
-    """The spec's patient-view request, pointed at the stub FHIR server: all is fetched, pages followed."""
+    """The spec's patient-view request, pointed at the stub FHIR server: all is fetched, pages followed.
+
+    The spec's own prefetch key (``patientToGreet``, which no template asks for) is read
+    too: its Patient differs from the server's (the stub serves Synthea 03 under the
+    spec's id), so two versions of the patient are an error.
+    """
     body = spec("patient-view-request.json") | via_fhir(fhir_server)
     before = len(fhir_server.requests)
 
@@ -186,6 +192,13 @@ def test_patient_view_fetches_from_the_fhir_server_when_not_prefetched(client, s
     assert 200 == response.status_code
     assert f"/fhir/Patient/{SPEC_PATIENT}" in fetched
     assert any("_page=1" in path for path in fetched)  # the observation search had a second page
+    assert ("info", "Esketamine nasal spray: incomplete (3 findings to review) — ketacds") in summaries(
+        response
+    )
+    assert "Two different versions were given" in "".join(c["detail"] for c in response.json()["cards"])
+
+    del body["prefetch"]  # all fetched: the server's patient alone
+    response = post(client, service, "ketacds-patient-view", body)
     assert ("info", "Esketamine nasal spray: incomplete (2 findings to review) — ketacds") in summaries(
         response
     )
@@ -209,6 +222,72 @@ def test_prefetch_and_fetch_give_the_same_cards(client, service, fhir_server):
         return [{k: v for k, v in c.items() if k != "uuid"} for c in response.json()["cards"]]
 
     assert strip(prefetched) == strip(fetched)
+
+
+def synthea_prefetch(number: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A Synthea patient's hook context and prefetch (its Patient resource first among its resources)."""
+    resources = server_view(json.loads(synthea(number).read_text()))
+    (patient_id,) = [r["id"] for r in resources if r["resourceType"] == "Patient"]
+    context = {"userId": "Practitioner/1", "patientId": patient_id}
+    return context, prefetch_for(resources, patient_id, READ_CODES)
+
+
+def cards_of(response: httpx.Response) -> list[dict[str, Any]]:
+    assert 200 == response.status_code
+    return [{k: v for k, v in c.items() if k != "uuid"} for c in response.json()["cards"]]
+
+
+def test_a_prefetch_key_no_template_asks_for_is_read_like_the_templates(client, service):
+    """A key the service did not ask for is read all the same: its resources are never left unseen."""
+    context, prefetch = synthea_prefetch("03")
+    hemorrhage = {
+        "resourceType": "Condition",
+        "id": "ich",
+        "clinicalStatus": {"coding": [{"code": "resolved"}]},
+        "verificationStatus": {"coding": [{"code": "confirmed"}]},
+        "code": {"coding": [{"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": "I61.9"}]},
+        "subject": {"reference": f"Patient/{context['patientId']}"},
+    }
+    conditions = [e["resource"] for e in prefetch["conditions"]["entry"]]
+
+    def cards(prefetched: dict[str, Any]) -> list[dict[str, Any]]:
+        body = request("patient-view", context, prefetch=prefetched)
+        return cards_of(post(client, service, "ketacds-patient-view", body))
+
+    extra = cards({**prefetch, "history": searchset([hemorrhage])})
+    listed = cards({**prefetch, "conditions": searchset([*conditions, hemorrhage])})
+
+    assert extra == listed
+    assert extra != cards(prefetch)
+
+
+def test_a_prefetched_search_read_in_part_is_one_error(client, service):
+    """A next page on another server: one ``incomplete-prefetch`` error, not a second from the reader."""
+    context, prefetch = synthea_prefetch("03")
+    prefetch["conditions"]["link"] = [
+        {"relation": "next", "url": "https://elsewhere.example.org/fhir/Condition?page=2"}
+    ]
+    prefetch["conditions"]["total"] = len(prefetch["conditions"]["entry"]) + 20
+    body = request("patient-view", context, prefetch=prefetch)
+
+    cards = cards_of(post(client, service, "ketacds-patient-view", body))
+
+    details = "".join(c["detail"] for c in cards if "could not be read" in c["summary"])
+    assert 2 == details.count("Only part of the prefetched conditions could be read")  # (one card per route)
+    assert "one page of a search" not in details
+    assert "says its search matched" not in details
+
+
+def test_a_prefetched_search_whose_total_is_above_its_entries_is_an_error(client, service):
+    """``total`` says more matched than the Bundle gives, and no next link: the rest is missing."""
+    context, prefetch = synthea_prefetch("03")
+    prefetch["conditions"]["total"] = len(prefetch["conditions"]["entry"]) + 20
+    body = request("patient-view", context, prefetch=prefetch)
+
+    cards = cards_of(post(client, service, "ketacds-patient-view", body))
+
+    details = "".join(c["detail"] for c in cards if "could not be read" in c["summary"])
+    assert "says its search matched" in details
 
 
 def test_the_spec_request_verbatim_is_412_because_its_fhir_server_is_not_allowed(client, service):

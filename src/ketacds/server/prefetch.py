@@ -35,9 +35,9 @@ async def prefetched(
     """The prefetched resources, with whatever was missing fetched from the FHIR server.
 
     Returns:
-        The resources (prefetched values first, in template order, then the fetched
-        ones, by key) and an ``incomplete-prefetch`` issue for each Bundle that could
-        be read only in part.
+        The resources (prefetched values first, in template order, then those of keys
+        no template asks for, by key, then the fetched ones, by key) and an
+        ``incomplete-prefetch`` issue for each Bundle that could be read only in part.
 
     Raises:
         HTTPException: 412 when something needed is neither prefetched nor fetchable.
@@ -58,26 +58,47 @@ async def prefetched(
     for key, template in templates.items():
         if key in given:
             value = given[key]
-            if value is None:
-                continue  # the client found nothing for this query
-            if server is not None and _is_bundle(value):
-                value, complete = await _read_prefetched(service, http, key, value, server, token)
-            else:  # (taken as given: nothing to await)
-                complete = _complete(value)
-            if not complete:
-                issues.append(_incomplete(key))
-            resources.append(value)
+            if value is not None:  # (None: the client found nothing for this query)
+                resources.append(await _given(service, http, key, value, server, token, issues))
             continue
         query = render_template(template, context, lambda text: quote(text, safe=""))
         if query is None:  # pragma: no cover - the context was checked to have patientId
             raise HTTPException(412, f"prefetch {key!r} is missing and its template cannot be filled")
         missing[key] = query
+    # A key no template asks for is read all the same: nothing given is left unseen.
+    for key in sorted(set(given) - set(templates)):
+        if given[key] is not None:
+            resources.append(await _given(service, http, key, given[key], server, token, issues))
     if missing:
         if server is None:
             why = "fhirServer is not one this service may call" if refused else "no fhirServer was given"
             raise HTTPException(412, f"prefetch {', '.join(sorted(missing))} missing and {why}")
         resources += await _fetch_missing(service, http, missing, server, token)
     return resources, issues
+
+
+async def _given(
+    service: Service,
+    http: httpx.AsyncClient,
+    key: str,
+    value: Any,
+    server: str | None,
+    token: str | None,
+    issues: list[DataQualityIssue],
+) -> Any:
+    """One prefetched value, its next pages read when they can be (else an issue, and the value as read).
+
+    A Bundle reported incomplete here loses its ``link`` and ``total``, so the reader
+    does not report the same missing part again (``incomplete-bundle``).
+    """
+    if server is not None and _is_bundle(value):
+        value, complete = await _read_prefetched(service, http, key, value, server, token)
+    else:  # (taken as given: nothing to await)
+        complete = _complete(value)
+    if complete:
+        return value
+    issues.append(_incomplete(key))
+    return {name: part for name, part in value.items() if name not in ("link", "total")}
 
 
 async def _read_prefetched(

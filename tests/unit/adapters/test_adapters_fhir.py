@@ -602,10 +602,15 @@ class TestRecordShape:
         assert [("error", "other-patient"), ("error", "other-patient")] == codes(record)
 
     def test_absolute_references_match_the_patient(self):
-        """A subject given as an absolute URL of the same patient is this patient's."""
-        record = read(condition(subject={"reference": "https://ehr.example.org/fhir/Patient/p1"}))
+        """An absolute URL is this patient's when it is the Patient's fullUrl or on the entry's own server."""
+        base = "https://ehr.example.org/fhir/"
+        absolute = condition(subject={"reference": f"{base}Patient/p1"})
+        as_full_url = read_resources([(f"{base}Patient/p1", PATIENT), absolute])
+        same_server = read_resources([PATIENT, (f"{base}Condition/c1", absolute)])
+        unknown = read(absolute)
 
-        assert 1 == len(record.conditions)
+        assert (1, 1, 0) == tuple(len(r.conditions) for r in (as_full_url, same_server, unknown))
+        assert [("error", "other-patient")] == codes(unknown)
 
     def test_partial_birth_date_and_no_patient(self):
         """A year-only birth date gives no age (warning); data without a Patient still reads."""

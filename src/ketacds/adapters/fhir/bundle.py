@@ -10,6 +10,7 @@ patient, leaves out other patients' data, and hands each resource to its reader
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from functools import cache
 from typing import Any
@@ -20,7 +21,7 @@ from ketacds.adapters.fhir.conditions import ClinicalReading
 from ketacds.adapters.fhir.observations import ObservationReading
 from ketacds.adapters.fhir.orders import DraftOrders, OrderReading
 from ketacds.adapters.fhir.patient import PatientReading
-from ketacds.adapters.fhir.reading import RequestEntry
+from ketacds.adapters.fhir.reading import PartialBundle, RequestEntry
 from ketacds.adapters.fhir.tables import Resource
 from ketacds.errors import InputError
 from ketacds.models.inputs import (
@@ -66,11 +67,15 @@ def bundle_resources(bundle: Resource) -> list[tuple[str | None, Any]]:
 def _flatten(item: Any, full_url: str | None) -> Iterator[tuple[str | None, Any]]:
     if isinstance(item, Mapping) and item.get("resourceType") == "Bundle":
         entries = item.get("entry")
+        matches = 0
         for entry in entries if isinstance(entries, list) else ():
             if isinstance(entry, Mapping):
                 url = entry.get("fullUrl")
                 url = url if isinstance(url, str) else None
                 request = entry.get("request")
+                search = entry.get("search")
+                if not (isinstance(search, Mapping) and search.get("mode") in ("include", "outcome")):
+                    matches += 1
                 if entry.get("resource") is None and isinstance(request, Mapping):
                     method, target = request.get("method"), request.get("url")
                     if isinstance(method, str) and method:
@@ -79,8 +84,26 @@ def _flatten(item: Any, full_url: str | None) -> Iterator[tuple[str | None, Any]
                 yield from _flatten(entry.get("resource"), url)
             else:
                 yield None, entry
+        partial = _partial(item, matches)
+        if partial is not None:
+            yield full_url, partial
     else:
         yield full_url, item
+
+
+def _partial(bundle: Resource, matches: int) -> PartialBundle | None:
+    """What a Bundle says is missing from it: a ``next`` page, or more matches (``total``) than it gives."""
+    links = bundle.get("link")
+    next_page = any(
+        isinstance(link, Mapping) and link.get("relation") == "next"
+        for link in (links if isinstance(links, list) else ())
+    )
+    total = bundle.get("total")
+    total = total if isinstance(total, int) and not isinstance(total, bool) else None
+    if not next_page and (total is None or total <= matches):
+        return None
+    rid = bundle.get("id")
+    return PartialBundle(f"Bundle/{rid}" if isinstance(rid, str) and rid else None, next_page, total, matches)
 
 
 def read_bundle(
@@ -207,20 +230,89 @@ class _Found:
     pregnancy_conditions: list[str] = attrs.Factory(list)
 
 
-def _patient_refs(chosen: _Item | None, patient_id: str | None) -> tuple[set[str], str | None]:
-    """The references that name the patient (``Patient/id``, its full URL, ...) and the patient's id."""
-    refs: set[str] = set()
+#: A relative reference to a Patient (``Patient/p1``), its version part (``/_history/2``) cut off.
+_PATIENT = re.compile(r"Patient/[A-Za-z0-9\-.]{1,64}")
+#: A relative reference to any resource (an entry's fullUrl less its server's base).
+_RELATIVE = re.compile(r"[A-Za-z]+/[A-Za-z0-9\-.]{1,64}(/_history/[^/]+)?")
+
+
+@attrs.frozen
+class _Identity:
+    """What names the patient: the relative reference, full URLs, identifiers."""
+
+    #: ``Patient/<id>``
+    relative: str | None
+    #: the Patient's entry ``fullUrl`` and ``urn:uuid:<id>`` (a transaction bundle's reference)
+    urls: frozenset[str]
+    #: the Patient's ``identifier`` (system, value) pairs
+    identifiers: frozenset[tuple[str, str]]
+
+
+def _identity(chosen: _Item | None, patient_id: str | None) -> tuple[_Identity, str | None]:
+    """What names the patient (the chosen Patient resource, or the id given), and the patient's id."""
+    urls: set[str] = set()
+    identifiers: set[tuple[str, str]] = set()
     pid = patient_id
     if chosen:
-        key, url, raw = chosen
+        _, url, raw = chosen
         pid = raw.get("id") if isinstance(raw.get("id"), str) else pid
-        refs.add(key)
         if url:
-            refs.add(url)
+            urls.add(url.split("/_history/", 1)[0])
+        given = raw.get("identifier")
+        for identifier in given if isinstance(given, list) else ():
+            if isinstance(identifier, Mapping):
+                system, value = identifier.get("system"), identifier.get("value")
+                if isinstance(system, str) and system and isinstance(value, str) and value:
+                    identifiers.add((system, value))
     if pid:
-        refs.add(f"Patient/{pid}")
-        refs.add(f"urn:uuid:{pid}")  # a transaction bundle's reference to the same resource id
-    return refs, pid
+        urls.add(f"urn:uuid:{pid}")
+    relative = f"Patient/{pid}" if pid else None
+    return _Identity(relative, frozenset(urls), frozenset(identifiers)), pid
+
+
+def _holder(raw: Resource) -> tuple[Any, str]:
+    """The element that names a resource's patient, and its name."""
+    if raw["resourceType"] == "AllergyIntolerance":
+        return raw.get("patient"), "patient"
+    return raw.get("subject"), "subject"
+
+
+def _patient_named(reference: str, full_url: str | None) -> str:
+    """The patient a reference names: ``Patient/<id>`` when it is relative or on the entry's own server.
+
+    A version (``/_history/2``) is cut off. An absolute reference is relative when its
+    base is the base of the referring entry's ``fullUrl`` (FHIR's rule for references in
+    a Bundle); any other is returned as it is (a full URL names a patient of its server).
+    """
+    reference = reference.split("/_history/", 1)[0]
+    if _PATIENT.fullmatch(reference):
+        return reference
+    cut = reference.rfind("/Patient/")
+    if cut > 0 and "://" in reference and full_url:
+        base, tail = reference[: cut + 1], reference[cut + 1 :]
+        if (
+            full_url.startswith(base)
+            and _RELATIVE.fullmatch(full_url[len(base) :])
+            and _PATIENT.fullmatch(tail)
+        ):
+            return tail
+    return reference
+
+
+def _named_patients(items: Sequence[_Item]) -> set[str]:
+    """The different patients the resources name (by reference or identifier), with no Patient given."""
+    named: set[str] = set()
+    for _, url, raw in items:
+        holder, _ = _holder(raw)
+        if not isinstance(holder, Mapping):
+            continue
+        reference = holder.get("reference")
+        identifier = holder.get("identifier")
+        if isinstance(reference, str) and reference:
+            named.add(_patient_named(reference, url))
+        elif isinstance(identifier, Mapping):
+            named.add(f"identifier {identifier.get('system')}|{identifier.get('value')}")
+    return named
 
 
 class _Reader(PatientReading, ClinicalReading, ObservationReading, OrderReading):
@@ -230,20 +322,40 @@ class _Reader(PatientReading, ClinicalReading, ObservationReading, OrderReading)
         """Read one patient's record: choose the patient, read what is theirs, fill the patient in."""
         items = self.index(pairs)
         chosen = self._choose_patient(items, patient_id)
-        refs, pid = _patient_refs(chosen, patient_id)
-        patient = self._patient(chosen[0], chosen[2]) if chosen else Patient(id=pid)
+        identity, pid = _identity(chosen, patient_id)
+        if chosen:
+            patient = self._patient(chosen[0], chosen[2])
+        else:
+            patient = Patient(id=pid)
+            self.issue(
+                "warning",
+                "no-patient",
+                "No Patient resource was given: birth date, sex and whether the patient is alive "
+                "are unknown.",
+                None,
+            )
+        known = chosen is not None or pid is not None
+        if not known:
+            named = _named_patients(items)
+            if len(named) > 1:
+                raise InputError(
+                    "(top level)",
+                    f"the data hold {len(named)} patients (no Patient resource; the resources name "
+                    f"{len(named)} different ones); say which one to read",
+                )
+        urls = {key: url for key, url, _ in items} if known else {}
         series = self._series(items)
         in_series = {key for readings in series.values() for key, _ in readings}
         found = _Found()
-        for key, _, raw in items:
+        for key, url, raw in items:
             if raw["resourceType"] == "Patient" or key in in_series:
                 continue
-            if refs and not self._belongs(raw, refs, key):
+            if known and not self._belongs(raw, identity, key, url):
                 continue
             self._read_into(found, key, raw)
 
         def belongs(key: str, raw: Resource) -> bool:
-            return not refs or self._belongs(raw, refs, key)
+            return not known or self._belongs(raw, identity, key, urls.get(key))
 
         older = 0
         for readings in series.values():
@@ -296,14 +408,39 @@ class _Reader(PatientReading, ClinicalReading, ObservationReading, OrderReading)
         else:
             found.allergies.extend(self._allergy(key, raw))
 
-    def _belongs(self, raw: Resource, refs: set[str], key: str) -> bool:
-        holder = raw.get("patient") if raw["resourceType"] == "AllergyIntolerance" else raw.get("subject")
-        reference = holder.get("reference") if isinstance(holder, Mapping) else None
-        if not isinstance(reference, str) or not reference:
+    def _belongs(self, raw: Resource, identity: _Identity, key: str, full_url: str | None) -> bool:
+        """Whether a resource is certainly this patient's; if not, it is left out with an error.
+
+        No subject at all: it came in this patient's data. A reference names the patient
+        when it is ``Patient/<id>`` (relative, or on the entry's own server; a version is
+        cut off), the Patient's ``fullUrl`` or ``urn:uuid:<id>``; an identifier alone when
+        it is one of the Patient's (system and value).
+        """
+        holder, path = _holder(raw)
+        if not isinstance(holder, Mapping):
             return True  # no subject: it came in this patient's data
-        if reference in refs or any(
-            reference.endswith(f"/{ref}") for ref in refs if ref.startswith("Patient/")
-        ):
-            return True
-        self.issue("error", "other-patient", "Refers to another patient; left out.", key, "subject")
+        reference = holder.get("reference")
+        identifier = holder.get("identifier")
+        if isinstance(reference, str) and reference:
+            named = _patient_named(reference, full_url)
+            if named == identity.relative or named in identity.urls:
+                return True
+            if _PATIENT.fullmatch(named):
+                why = "Refers to another patient"
+            elif "://" in named:
+                why = (
+                    "Refers to a patient by a full URL that is not this patient's (another server's "
+                    "patient may be another person)"
+                )
+            else:
+                why = "Refers to something that is not certainly this patient"
+        elif isinstance(identifier, Mapping):
+            system, value = identifier.get("system"), identifier.get("value")
+            if isinstance(system, str) and isinstance(value, str) and (system, value) in identity.identifiers:
+                return True
+            why = "Names its patient only by an identifier that is not one of this patient's"
+            path = f"{path}.identifier"
+        else:
+            why = "Names its patient by no reference or identifier, so it is not certainly this patient's"
+        self.issue("error", "other-patient", f"{why}; left out.", key, path)
         return False

@@ -21,7 +21,8 @@ class PatientReading(ReaderBase):
     def _patient(self, key: str, raw: Resource) -> Patient:
         model = self.validate(FhirPatient, raw, key)
         if model is None:
-            return Patient(id=stripped_text(raw.get("id")))
+            # Whatever else is wrong, a patient the resource says is deceased is not assessed.
+            return Patient(id=stripped_text(raw.get("id")), deceased=_deceased(raw))
         birth_date: dt.date | None = None
         if isinstance(model.birthDate, dt.date):
             birth_date = model.birthDate
@@ -37,6 +38,15 @@ class PatientReading(ReaderBase):
         if model.deceasedBoolean is False:
             deceased = False
         sex = model.gender if model.gender in ("female", "male", "other", "unknown") else None
+        if sex is None and model.gender is not None:
+            self.issue(
+                "warning",
+                "unknown-code",
+                "The gender is not a FHIR administrative gender (female, male, other, unknown); "
+                "sex is read as unknown.",
+                key,
+                "gender",
+            )
         # A deceased patient is refused by the engine (NotAssessedError), never assessed.
         return Patient(id=model.id, birth_date=birth_date, sex=cast(Any, sex), deceased=deceased)
 
@@ -90,3 +100,16 @@ class PatientReading(ReaderBase):
                 )
             pregnant = True
         return pregnant
+
+
+def _deceased(raw: Resource) -> bool | None:
+    """Whether a Patient resource that could not be validated says the patient is deceased.
+
+    ``deceasedBoolean`` true (or the text "true"), or any ``deceasedDateTime``: deceased.
+    Anything else is not read (``None``).
+    """
+    flag = raw.get("deceasedBoolean")
+    if flag is True or (isinstance(flag, str) and flag.strip().lower() == "true"):
+        return True
+    when = raw.get("deceasedDateTime")
+    return True if when is not None and when != "" else None

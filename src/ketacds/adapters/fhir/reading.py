@@ -74,6 +74,22 @@ class RequestEntry:
     url: str | None
 
 
+@attrs.frozen
+class PartialBundle:
+    """A Bundle that holds only part of a search: a ``next`` page, or a ``total`` above its matches."""
+
+    bundle: str | None
+    next_page: bool
+    total: int | None
+    matches: int
+
+
+#: Resource types read from a record: one contained in another resource is not read on its own.
+CLINICAL_TYPES = frozenset(
+    {"Condition", "AllergyIntolerance", "MedicationRequest", "MedicationStatement", "Observation"}
+)
+
+
 class ReaderBase:
     """Reads one batch of resources, collecting data-quality issues as it goes."""
 
@@ -175,6 +191,9 @@ class ReaderBase:
             if isinstance(raw, RequestEntry):
                 self._request_entry(index, raw)
                 continue
+            if isinstance(raw, PartialBundle):
+                self._partial_bundle(raw)
+                continue
             kind = raw.get("resourceType") if isinstance(raw, Mapping) else None
             if not isinstance(kind, str):
                 self.issue("error", "invalid-resource", f"Entry {index} is not a FHIR resource.", None)
@@ -193,6 +212,9 @@ class ReaderBase:
                     )
                 continue
             seen[key] = raw
+            contained = raw.get("contained")
+            if contained:
+                self._contained(key, contained)
             if kind == "OperationOutcome":
                 self.issue(
                     "error",
@@ -213,6 +235,49 @@ class ReaderBase:
                 continue
             items.append((key, full_url, raw))
         return items
+
+    def _contained(self, key: str, contained: Any) -> None:
+        """Report the clinical resources contained in a resource: none is read on its own.
+
+        A Condition in a List or an Encounter, an Observation in a DiagnosticReport, ... is
+        the patient's data as much as a bundled one, but where it belongs (and whose it
+        is) is the container's to say, and ketacds reads no container.
+        """
+        kinds = Counter(
+            item.get("resourceType")
+            for item in (contained if isinstance(contained, list) else ())
+            if isinstance(item, Mapping) and item.get("resourceType") in CLINICAL_TYPES
+        )
+        if kinds:
+            named = ", ".join(f"{kind} ×{n}" for kind, n in sorted(kinds.items()))
+            self.issue(
+                "error",
+                "contained-not-read",
+                f"It contains {named}, which ketacds does not read inside another resource; "
+                "what it says could change the answer.",
+                key,
+                "contained",
+            )
+
+    def _partial_bundle(self, partial: PartialBundle) -> None:
+        """Report a Bundle that is one part of a search: what the rest holds is not read."""
+        if partial.next_page:
+            message = (
+                "The Bundle is one page of a search (it has a next link); the pages not given "
+                "are not read, and what they hold could change the answer."
+            )
+        else:
+            message = (
+                f"The Bundle says its search matched {partial.total} resources but gives "
+                f"{partial.matches}; the rest are not read, and could change the answer."
+            )
+        self.issue(
+            "error",
+            "incomplete-bundle",
+            message,
+            partial.bundle,
+            "link" if partial.next_page else "total",
+        )
 
     def _request_entry(self, index: int, entry: RequestEntry) -> None:
         """Report an entry that is a request, not a resource: what it asks for is not read."""
