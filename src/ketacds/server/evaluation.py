@@ -184,10 +184,11 @@ class _Evaluation:
         rendered: list[RenderedCard] = []
         for order in orders:
             if order.route is None:
-                reasons = "; ".join(i.message for i in order.issues if i.severity == "error")
+                reasons = " ".join(i.message for i in order.issues if i.severity == "error")
                 rendered += self.fail(
-                    "ketacds cannot check this ketamine order: its route is not one it assesses",
-                    f"Order `{order.key}`: {reasons or 'the route could not be read'}. No check was made.",
+                    "ketacds cannot check this ketamine or esketamine order: its drug or route is not one it "
+                    "reads or assesses",
+                    f"Order `{order.key}`: {reasons or 'the route could not be read.'} No check was made.",
                 )
                 continue
             ctx = Context(

@@ -531,7 +531,13 @@ def test_a_fhir_allergy_with_an_unknown_code_naming_ketamine_is_never_reassuring
         # Named only by the code displays of a value set a rule reads (no name lists it).
         ({"name": "basal ganglia hemorrhage"}, "error"),
         (
-            {"code": {"system": "snomed", "code": "999999", "display": "Basal ganglia hemorrhage (disorder)"}},
+            {
+                "code": {
+                    "system": "snomed",
+                    "code": "999999",
+                    "display": "Basal ganglia hemorrhage (disorder)",
+                }
+            },
             "error",
         ),
         ({"name": "basal ganglia hemorrhage", "clinical_status": "resolved"}, "info"),
