@@ -53,11 +53,14 @@ class DraftOrders:
         orders: the ketamine and esketamine orders, to assess one by one.
         medications: every other drafted medication, as ``intended`` (they may interact).
         issues: what could not be read.
+        unrecognised: the drafted medication requests whose drug has no name and no code
+            ketacds knows (by key): each could be a ketamine or esketamine order.
     """
 
     orders: tuple[DraftOrder, ...]
     medications: tuple[Medication, ...]
     issues: tuple[DataQualityIssue, ...]
+    unrecognised: tuple[str, ...] = ()
 
 
 class OrderReading(MedicationReading):
@@ -68,6 +71,7 @@ class OrderReading(MedicationReading):
         items = self.index(pairs)
         orders: list[DraftOrder] = []
         medications: list[Medication] = []
+        unrecognised: list[str] = []
         for key, _, raw in items:
             if raw["resourceType"] != "MedicationRequest":
                 self.not_read[raw["resourceType"]] += 1
@@ -75,13 +79,20 @@ class OrderReading(MedicationReading):
             drug = _DrugNames.of(raw, self.medications_by_ref)
             planned = self._planned_drug(drug)
             if planned is None:
-                medications.extend(self._drafted_medication(key, raw, drug))
+                medication, unknown = self._drafted_medication(key, raw, drug)
+                medications.extend(medication)
+                unrecognised += [key] if unknown else []
                 continue
             orders.append(self._draft_order(key, raw, planned, drug))
         if len(orders) > 1:
             self._signed_together(orders)
         self.summaries()
-        return DraftOrders(orders=tuple(orders), medications=tuple(medications), issues=tuple(self.issues))
+        return DraftOrders(
+            orders=tuple(orders),
+            medications=tuple(medications),
+            issues=tuple(self.issues),
+            unrecognised=tuple(unrecognised),
+        )
 
     def _signed_together(self, orders: list[DraftOrder]) -> None:
         """Say, on each, that several planned-treatment orders are drafted together."""
@@ -97,12 +108,14 @@ class OrderReading(MedicationReading):
             )
             orders[i] = attrs.evolve(order, issues=(*order.issues, self.issues[-1]))
 
-    def _drafted_medication(self, key: str, raw: Resource, drug: _DrugNames) -> list[Medication]:
-        """Another drafted medication, read as ``intended``; one whose drug is unknown is said loudly.
+    def _drafted_medication(self, key: str, raw: Resource, drug: _DrugNames) -> tuple[list[Medication], bool]:
+        """Another drafted medication, read as ``intended``, and whether it could be the planned treatment.
 
         At order-sign a drafted order is the thing being signed: one whose drug is not
-        recognised could be the planned treatment under a name or code ketacds does not
-        know, so it is reported (an error when it has no name to tell what it is).
+        recognised and has no name to tell what it is (a code ketacds does not know, a
+        Medication that cannot be found) could be a ketamine or esketamine order, so it
+        is an error; one with a name no value set knows is a warning (an error when
+        reading it already said so).
         """
         before = len(self.issues)
         medications = self._medication(key, {**raw, "status": "draft"})
@@ -110,23 +123,20 @@ class OrderReading(MedicationReading):
             self.terminology.is_read(self.terminology.tag_text(m.code, m.name), "medication")
             for m in medications
         )
+        if read:
+            return medications, False
         told = any(i.severity == "error" for i in self.issues[before:])
-        if not read and not told:
-            named = bool(drug.texts)
+        named = bool(drug.texts)
+        if not told:
             self.issue(
                 "warning" if named else "error",
                 "unrecognised-order",
-                "A drafted order's drug is not recognised"
-                + (
-                    f" ({' / '.join(drug.texts)}); if it is ketamine or esketamine, it is not checked."
-                    if named
-                    else ": it has no name ketacds reads, so it could be a ketamine or esketamine "
-                    "order that is not checked."
-                ),
+                f"A drafted order's drug ({drug.shown()}) is not recognised: if it is ketamine or "
+                "esketamine, it is not checked.",
                 key,
                 "medication",
             )
-        return medications
+        return medications, not named
 
     def _planned_drug(self, drug: _DrugNames) -> str | None:
         """The value set of the planned treatment this order is for (by code, name, or words).
