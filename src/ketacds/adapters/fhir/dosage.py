@@ -94,9 +94,13 @@ class DosageReading(ReaderBase):
         per_day = max((r for r in rates if r is not None), default=None)
         units = {d[1] for d in doses}
         dose: Dose = None
+        severity: QualitySeverity
         if len(doses) == len(read) and len(units) == 1:
             dose = (sum((d[0] for d in doses), Decimal(0)), units.pop())
-        if dose is None and doses:
+        if not doses:
+            problem = f"none gives a dose; the highest frequency, {_per_day_text(per_day)}, is read"
+            severity = "warning" if current else "info"
+        elif dose is None:
             problem, severity = (
                 "their doses cannot be added (one is missing or in another unit), so none is read",
                 _severity(order, current),
@@ -360,13 +364,6 @@ def _rate_of(period: str, frequency: str, unit_days: Fraction) -> tuple[Fraction
         if problem is None:
             return rate, None
     return None, problem
-
-
-def first_dosage(dosages: Sequence[Dosage] | None) -> Dosage | None:
-    """The dosage read: the first by ``sequence`` (none given counts as 0)."""
-    if not dosages:
-        return None
-    return sorted(dosages, key=lambda d: d.sequence if d.sequence is not None else 0)[0]
 
 
 def rate_decimal(value: Fraction) -> Decimal:
