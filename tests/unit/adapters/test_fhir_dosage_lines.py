@@ -240,6 +240,22 @@ class TestDose:
         result = one(order({**line(), **dosage}))
         assert (Decimal(dose) if dose else None, [found]) == (result.order.dose, issues(result))
 
+    @pytest.mark.parametrize(
+        "limit",
+        [
+            {"maxDosePerAdministration": {"value": 56, "unit": "mg", "system": UCUM, "code": "mg"}},
+            {
+                "maxDosePerPeriod": {
+                    "numerator": {"value": 56, "unit": "mg", "system": UCUM, "code": "mg"},
+                    "denominator": {"value": 1, "unit": "wk", "system": UCUM, "code": "wk"},
+                }
+            },
+        ],
+    )
+    def test_a_maximum_within_the_dose_read_adds_nothing(self, limit):
+        result = one(order({**line(), **limit}))
+        assert (Decimal(56), []) == (result.order.dose, issues(result))
+
 
 class TestRoute:
     """A route stated but not read is an error, never an assumed nasal route."""

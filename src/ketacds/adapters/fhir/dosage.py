@@ -199,7 +199,7 @@ class DosageReading(ReaderBase):
                 "dosage.asNeeded",
             )
         for name in ("maxDosePerPeriod", "maxDosePerAdministration", "maxDosePerLifetime"):
-            if getattr(dosage, name) is not None:
+            if getattr(dosage, name) is not None and not self._within(dosage, name, dose, per_day):
                 self.issue(
                     "error" if name != "maxDosePerLifetime" else "warning",
                     "max-dose-not-read",
@@ -221,6 +221,27 @@ class DosageReading(ReaderBase):
                 key,
                 "dosage.text",
             )
+
+    def _within(self, dosage: Dosage, name: str, dose: Dose, per_day: Fraction | None) -> bool:
+        """Whether a maximum dose allows no more than the dose (and frequency) read: then it adds nothing.
+
+        Compared only when it is in the dose's own unit (and, per period, a time unit).
+        """
+        if dose is None:
+            return False
+        if name == "maxDosePerAdministration":
+            limit = _amount(dosage.maxDosePerAdministration, dose[1])
+            return limit is not None and limit <= dose[0]
+        ratio = dosage.maxDosePerPeriod
+        if name != "maxDosePerPeriod" or ratio is None or per_day is None:
+            return False
+        amount = _amount(ratio.numerator, dose[1])
+        period = ratio.denominator
+        unit = (period.code or period.unit) if period is not None else None
+        if amount is None or period is None or period.value is None or unit not in _PERIOD_DAYS:
+            return False
+        days = Fraction(period.value) * _PERIOD_DAYS[unit]
+        return days > 0 and Fraction(amount) / days <= Fraction(dose[0]) * per_day
 
     def _frequency(self, key: str, dosage: Dosage, current: bool, order: bool = False) -> Fraction | None:
         """Administrations per day, exactly (twice weekly is 2/7): the highest the timing allows."""
@@ -332,6 +353,14 @@ def _highest_dose(doses: list[Dose]) -> Dose:
     if None in doses or len(units) != 1:
         return None
     return max((d for d in doses if d is not None), key=lambda d: d[0])
+
+
+def _amount(quantity: Quantity | None, unit: str | None) -> Decimal | None:
+    """The value of a quantity given in ``unit`` (by its UCUM code or its unit), else ``None``."""
+    if quantity is None or quantity.value is None or quantity.comparator is not None or unit is None:
+        return None
+    given = quantity.code if quantity.system == UCUM and quantity.code else quantity.unit
+    return quantity.value if given == unit else None
 
 
 def _per_day_text(rate: Fraction | None) -> str:
