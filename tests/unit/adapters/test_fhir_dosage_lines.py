@@ -228,6 +228,7 @@ class TestDose:
                 ("error", "max-dose-not-read"),
             ),
             ({"asNeededBoolean": True}, 56, ("error", "as-needed")),
+            ({"timing": {"event": ["2026-11-21", "2026-11-22"]}}, 56, ("error", "frequency-not-read")),
             ({"text": "112 mg three times a week"}, 56, ("warning", "dosage-text-not-read")),
             (
                 {"doseAndRate": [{"doseRange": {"low": {"value": 56, "unit": "mg"}}}]},

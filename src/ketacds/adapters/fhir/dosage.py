@@ -259,7 +259,7 @@ class DosageReading(ReaderBase):
         if per_day is not None:
             rates.append(("code", per_day))
         if not rates:
-            if current and (repeat is not None or timing.code is not None):
+            if current and (repeat is not None or timing.code is not None or timing.event):
                 self.issue(
                     _severity(order),
                     "frequency-not-read",
