@@ -473,7 +473,7 @@ def test_an_order_whose_route_cannot_be_told_gets_a_card_saying_so(client, servi
 
     (card,) = response.json()["cards"]
     assert "warning" == card["indicator"]
-    assert "cannot check this ketamine order" in card["summary"]
+    assert "cannot check this ketamine or esketamine order" in card["summary"]
 
 
 def test_feedback_is_recorded_durably_and_queryable(client, service, fhir_server):

@@ -169,6 +169,17 @@ class _Evaluation:
         )
         selected = context.get("selections")
         orders = [o for o in drafts.orders if hook != "order-select" or not selected or o.key in selected]
+        unknown = [k for k in drafts.unrecognised if hook != "order-select" or not selected or k in selected]
+        if not orders and unknown:
+            # a drafted order whose drug cannot be told could be the planned treatment: said, never silent
+            reasons = " ".join(
+                i.message for i in drafts.issues if i.resource in unknown and i.severity == "error"
+            )
+            return self.fail(
+                "ketacds cannot tell whether a drafted order is ketamine or esketamine",
+                f"Order {', '.join(f'`{k}`' for k in unknown)}: {reasons} If it is ketamine or "
+                "esketamine, no check was made.",
+            )
         if not orders:
             return []
         draft_keys = {o.key for o in drafts.orders}
@@ -184,10 +195,11 @@ class _Evaluation:
         rendered: list[RenderedCard] = []
         for order in orders:
             if order.route is None:
-                reasons = "; ".join(i.message for i in order.issues if i.severity == "error")
+                reasons = " ".join(i.message for i in order.issues if i.severity == "error")
                 rendered += self.fail(
-                    "ketacds cannot check this ketamine order: its route is not one it assesses",
-                    f"Order `{order.key}`: {reasons or 'the route could not be read'}. No check was made.",
+                    "ketacds cannot check this ketamine or esketamine order: its drug or route is not one it "
+                    "reads or assesses",
+                    f"Order `{order.key}`: {reasons or 'the route could not be read.'} No check was made.",
                 )
                 continue
             ctx = Context(

@@ -732,7 +732,9 @@ class TestDraftOrders:
         )
 
         assert [None, None] == [o.route for o in drafts.orders]
-        assert [["no-route"], ["unsupported-route"]] == [[i.code for i in o.issues] for o in drafts.orders]
+        assert [["no-route", "several-orders"], ["unsupported-route", "several-orders"]] == [
+            [i.code for i in o.issues] for o in drafts.orders
+        ]
 
     def test_other_drafts_are_intended_medications(self):
         """The spec's drafted amoxicillin is an intended medication; the diet is not read."""

@@ -18,7 +18,7 @@ from fhir.resources.R4B.medication import Medication as FhirMedication
 from fhir.resources.R4B.medicationrequest import MedicationRequest
 from fhir.resources.R4B.medicationstatement import MedicationStatement
 
-from ketacds.adapters.fhir.dosage import DosageReading, first_dosage, is_mass, rate_decimal
+from ketacds.adapters.fhir.dosage import DosageReading, is_mass, rate_decimal
 from ketacds.adapters.fhir.reading import known_system, stripped_text
 from ketacds.adapters.fhir.tables import (
     CURRENT,
@@ -34,7 +34,7 @@ from ketacds.terminology.mapping import Ingredient, Product
 
 @attrs.frozen
 class _Dosing:
-    """What a medication's first dosage says, shared by every ingredient read from it."""
+    """What a medication's dosage lines say, shared by every ingredient read from it."""
 
     dose: tuple[Decimal, str | None] | None
     frequency: Decimal | None
@@ -93,8 +93,7 @@ class MedicationReading(DosageReading):
         concept = self._medication_concept(key, model, status in CURRENT)
         if concept is None:
             return []
-        dosage = first_dosage(dosages)
-        return self._ingredients(key, concept, dosage, status)
+        return self._ingredients(key, concept, dosages, status)
 
     def _medication_concept(
         self, key: str, model: MedicationRequest | MedicationStatement, current: bool
@@ -146,11 +145,11 @@ class MedicationReading(DosageReading):
         )
 
     def _ingredients(
-        self, key: str, concept: CodeableConcept, dosage: Dosage | None, status: str
+        self, key: str, concept: CodeableConcept, dosages: list[Dosage] | None, status: str
     ) -> list[Medication]:
         """The medications one resource gives: a known product's ingredients, or the medication by name."""
         current = status in CURRENT
-        dose, per_day, as_needed = self._dose_and_timing(key, dosage, current)
+        dose, per_day, as_needed = self._dose_and_timing(key, dosages, current)
         dosing = _Dosing(
             dose=dose,
             frequency=rate_decimal(per_day) if per_day is not None else None,
