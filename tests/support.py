@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import itertools
+import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -40,6 +42,20 @@ def synthea(number: str) -> Path:
     """The Synthea bundle whose file name starts with ``synthea-r4-{number}-``."""
     (path,) = FHIR_BUNDLES.glob(f"synthea-r4-{number}-*.json")
     return path
+
+
+def synthea_with(number: str, *resources: dict[str, Any]) -> dict[str, Any]:
+    """The Synthea bundle ``number`` with ``resources`` added as transaction entries (one edit each)."""
+    data: dict[str, Any] = json.loads(synthea(number).read_text())
+    for resource in resources:
+        data["entry"].append(
+            {
+                "fullUrl": f"urn:uuid:{resource['id']}",
+                "resource": copy.deepcopy(resource),
+                "request": {"method": "POST", "url": resource["resourceType"]},
+            }
+        )
+    return data
 
 
 SCENARIOS = Path(__file__).resolve().parent / "scenarios"

@@ -6,7 +6,6 @@ otherwise it is left out with an error. Nothing is silently read, nothing silent
 
 from __future__ import annotations
 
-import copy
 import datetime as dt
 import json
 from typing import Any
@@ -16,7 +15,7 @@ import pytest
 from ketacds import Context, Engine
 from ketacds.adapters.fhir import read_bundle, read_resources
 from ketacds.errors import InputError, NotAssessedError
-from support import synthea
+from support import synthea, synthea_with
 
 PID = "8adf7251-257f-4b45-8ef5-0a6b3b9fe0ef"
 MRN = ("http://hospital.smarthealthit.org", "e78d0ed2-1b54-4c30-90ae-f7405af1e402")
@@ -29,16 +28,7 @@ def synthea03() -> dict[str, Any]:
 
 def bundle(*resources: dict[str, Any]) -> dict[str, Any]:
     """Synthea 03 with ``resources`` added as transaction entries."""
-    data = synthea03()
-    for resource in resources:
-        data["entry"].append(
-            {
-                "fullUrl": f"urn:uuid:{resource['id']}",
-                "resource": copy.deepcopy(resource),
-                "request": {"method": "POST", "url": resource["resourceType"]},
-            }
-        )
-    return data
+    return synthea_with("03", *resources)
 
 
 def hemorrhage(subject: Any = None, rid: str = "ich") -> dict[str, Any]:

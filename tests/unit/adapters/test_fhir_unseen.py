@@ -12,7 +12,7 @@ from decimal import Decimal
 from typing import Any
 
 from ketacds.adapters.fhir import read_bundle
-from support import synthea
+from support import synthea, synthea_with
 
 PID = "8adf7251-257f-4b45-8ef5-0a6b3b9fe0ef"
 SUBJECT = {"reference": f"urn:uuid:{PID}"}
@@ -23,16 +23,7 @@ SNOMED = "http://snomed.info/sct"
 
 def bundle(*resources: dict[str, Any]) -> dict[str, Any]:
     """Synthea 03 with ``resources`` added as transaction entries."""
-    data = json.loads(synthea("03").read_text())
-    for resource in resources:
-        data["entry"].append(
-            {
-                "fullUrl": f"urn:uuid:{resource['id']}",
-                "resource": copy.deepcopy(resource),
-                "request": {"method": "POST", "url": resource["resourceType"]},
-            }
-        )
-    return data
+    return synthea_with("03", *resources)
 
 
 def component(code: str, value: Any, **quantity: Any) -> dict[str, Any]:
