@@ -207,6 +207,46 @@ def test_trials_count_distinct_ingredients(engine):
     )
 
 
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        # One combination written in another order, with "and", or with brands.
+        ({"name": "escitalopram + bupropion"}, {"name": "bupropion and escitalopram"}),
+        ({"name": "escitalopram and bupropion"}, {"name": "Lexapro and Wellbutrin"}),
+        ({"name": "Lexapro 20 mg / Wellbutrin XL 300 mg"}, {"name": "bupropion, escitalopram"}),
+        # A name and an ATC code whose display names the ingredient (ATC N06AB10 is listed
+        # among the SSRIs, the ingredient among the oral antidepressants).
+        ({"name": "escitalopram"}, {"code": {"system": "atc", "code": "N06AB10"}}),
+        ({"name": "Effexor"}, {"code": {"system": "atc", "code": "N06AX16"}}),
+    ],
+)
+def test_one_drug_written_two_ways_is_one_drug(engine, first, second):
+    """The trials' drug key (which KCDS-CAND-001 compares) does not depend on how a drug is written."""
+    trials = facts_of(engine, "trial", trials=[{**first, "response": "none"}, {**second, "response": "none"}])
+    assert len(trials) == 2
+    assert trials[0]["drug"] == trials[1]["drug"]
+
+
+def test_a_combination_is_its_ingredients(engine):
+    """A combination's key is its ingredients, sorted; it is not any one of them alone."""
+    trials = facts_of(
+        engine,
+        "trial",
+        trials=[
+            {"name": "Wellbutrin + Lexapro", "response": "none"},
+            {"name": "escitalopram", "response": "none"},
+            {"name": "Zoloft (sertraline)", "response": "none"},  # one ingredient, twice
+            {"name": "escitalopram + Foozapine 10 mg", "response": "none"},
+        ],
+    )
+    assert [
+        "ingredient:escitalopram",
+        "ingredient:sertraline",
+        "ingredients:bupropion+escitalopram",
+        "ingredients:escitalopram+foozapine 10 mg",
+    ] == sorted(t["drug"] for t in trials)
+
+
 def test_a_medication_is_not_read_by_a_condition_value_set(engine):
     """Membership counts per fact type: 'Migraine relief' names a known condition, not a medication."""
     assert [("error", "unrecognised-medication", "medications")] == quality(
