@@ -247,6 +247,17 @@ def test_a_combination_is_its_ingredients(engine):
     ] == sorted(t["drug"] for t in trials)
 
 
+def test_an_unread_part_of_a_combination_trial_is_reported(engine):
+    """``escitalopram + foozapine`` is counted by its escitalopram, and foozapine is reported."""
+    record = load_record(
+        {"patient": {"age_years": 40}, "trials": [{"name": "escitalopram + foozapine", "response": "none"}]}
+    )
+    (issue,) = engine.facts(record, CONTEXT).quality
+    assert ("warning", "unrecognised-trial", "trials") == (issue.severity, issue.code, issue.path)
+    assert "'foozapine'" in issue.message
+    assert [] == quality(engine, trials=[{"name": "escitalopram + bupropion", "response": "none"}])
+
+
 def test_a_medication_is_not_read_by_a_condition_value_set(engine):
     """Membership counts per fact type: 'Migraine relief' names a known condition, not a medication."""
     assert [("error", "unrecognised-medication", "medications")] == quality(
