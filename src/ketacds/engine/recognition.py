@@ -169,8 +169,9 @@ class _Recognition:
     and so are an active allergy whose text names a concept an allergy rule reads and a
     reading whose text (or its observation's) names a concept a rule reads on
     observations; another active condition or allergy a ``warning``; anything inactive,
-    another observation or a trial that is not an antidepressant ``info``; an unread
-    ingredient of a combination trial that is counted a ``warning``.
+    another observation or a trial named in free text that is not an antidepressant
+    ``info``; a coded trial no value set reads, and an unread ingredient of a combination
+    trial that is counted, a ``warning``.
     """
 
     terminology: Terminology
@@ -353,10 +354,13 @@ class _Recognition:
     def _trial(self, code: Coding | None, name: str | None, tags: list[str]) -> tuple[str, str, str] | None:
         """An unrecognised trial, or the unread ingredients of a combination trial that is read.
 
-        A trial that no antidepressant value set knows (``CBT``, ``lithium``) is ``info``.
-        An unread part of a combination that is counted (``escitalopram + foozapine``) is a
-        ``warning``: the part is compared with the other trials only by its text, so
-        whether two trials are one drug is judged by words.
+        A trial named in free text that no antidepressant value set knows (``CBT``,
+        ``lithium``) is ``info``. A *coded* one is a ``warning``: the code may be an
+        antidepressant the rules cannot read (an RxNorm ingredient code), and a trial the
+        rules cannot judge could change the indication. An unread part of a combination
+        that is counted (``escitalopram + foozapine``) is a ``warning`` too: the part is
+        compared with the other trials only by its text, so whether two trials are one
+        drug is judged by words.
         """
         if self.terminology.is_read(tags, "trial"):
             unread = self._unread_parts(name, "trial")
@@ -371,6 +375,13 @@ class _Recognition:
                 "by the text of that part.",
             )
         what = f"Treatment trial {_code_text(code, name)} is not an antidepressant the rules know"
+        if code is not None:
+            return (
+                "warning",
+                "unrecognised-trial",
+                f"{what}; it is not counted, though its code may be an antidepressant the rules cannot "
+                "read: a trial the rules cannot judge could change the indication.",
+            )
         return ("info", "unrecognised-trial", f"{what}; it is not counted.")
 
     def order(self, code: Coding | None, name: str | None, tags: list[str], where: tuple[str, str]) -> None:

@@ -258,6 +258,16 @@ def test_an_unread_part_of_a_combination_trial_is_reported(engine):
     assert [] == quality(engine, trials=[{"name": "escitalopram + bupropion", "response": "none"}])
 
 
+def test_an_unread_coded_trial_is_a_warning(engine):
+    """A coded trial no value set reads (RxNorm 39786, venlafaxine) may be an antidepressant: a warning."""
+    coded = {"code": {"system": "rxnorm", "code": "39786"}, "response": "partial"}
+    assert [("warning", "unrecognised-trial", "trials")] == quality(engine, trials=[coded])
+    # Free text that is no antidepressant stays info; an ATC code the value sets read is seen.
+    named = {"name": "CBT", "response": "none"}
+    assert [("info", "unrecognised-trial", "trials")] == quality(engine, trials=[named])
+    assert [] == quality(engine, trials=[{"code": {"system": "atc", "code": "N06AB10"}, "response": "none"}])
+
+
 def test_a_medication_is_not_read_by_a_condition_value_set(engine):
     """Membership counts per fact type: 'Migraine relief' names a known condition, not a medication."""
     assert [("error", "unrecognised-medication", "medications")] == quality(
