@@ -358,9 +358,9 @@ class _Recognition:
         ``lithium``) is ``info``. A *coded* one is a ``warning``: the code may be an
         antidepressant the rules cannot read (an RxNorm ingredient code), and a trial the
         rules cannot judge could change the indication. An unread part of a combination
-        that is counted (``escitalopram + foozapine``) is a ``warning`` too: the part is
-        compared with the other trials only by its text, so whether two trials are one
-        drug is judged by words.
+        that is counted (``escitalopram + foozapine``) is a ``warning`` too: the trial is
+        counted as its other ingredients alone, so an antidepressant the rules do not know
+        may be left out of the comparison of drugs.
         """
         if self.terminology.is_read(tags, "trial"):
             unread = self._unread_parts(name, "trial")
@@ -371,8 +371,7 @@ class _Recognition:
                 "warning",
                 "unrecognised-trial",
                 f"Treatment trial {_code_text(code, name)}: {parts} is not an antidepressant the rules "
-                "know; the trial is counted by its other ingredients, and compared with other trials "
-                "by the text of that part.",
+                "know; the trial is counted as its other ingredients alone.",
             )
         what = f"Treatment trial {_code_text(code, name)} is not an antidepressant the rules know"
         if code is not None:
