@@ -241,7 +241,7 @@ def _build_facts(
             fact["weeks"] = exact(weeks)
         if t.adequate_dose is not None:
             fact["adequate_dose"] = t.adequate_dose
-        if parts or trials_seen.isdisjoint(fact["vs"]):
+        if parts or name is None or trials_seen.isdisjoint(fact["vs"]):
             seen.trial(code, name, fact["vs"], (fact_id, "trials"))
         add(fact, (_trial_label, t), (_place, "trials", index))
 

@@ -360,9 +360,19 @@ class _Recognition:
         rules cannot judge could change the indication. An unread part of a combination
         that is counted (``escitalopram + foozapine``) is a ``warning`` too: the trial is
         counted as its other ingredients alone, so an antidepressant the rules do not know
-        may be left out of the comparison of drugs.
+        may be left out of the comparison of drugs. A trial given by a code alone that a
+        value set reads only by prefix (ATC ``N06AA09``), with no ingredient, is a
+        ``warning``: it is its own drug, and may be another trial's drug named otherwise.
         """
         if self.terminology.is_read(tags, "trial"):
+            if name is None and code is not None and not self.terminology.ingredients(code, None):
+                return (
+                    "warning",
+                    "unrecognised-trial",
+                    f"Treatment trial {_code_text(code, name)} is counted as an antidepressant, but no "
+                    "value set ties its code to an ingredient: it may be the same drug as another "
+                    "trial, named or coded otherwise.",
+                )
             unread = self._unread_parts(name, "trial")
             if not unread:
                 return None

@@ -274,6 +274,11 @@ def test_an_unread_coded_trial_is_a_warning(engine):
     named = {"name": "CBT", "response": "none"}
     assert [("info", "unrecognised-trial", "trials")] == quality(engine, trials=[named])
     assert [] == quality(engine, trials=[{"code": {"system": "atc", "code": "N06AB10"}, "response": "none"}])
+    # Counted by its ATC prefix (N06AA), but tied to no ingredient: maybe another trial's drug.
+    by_prefix = {"code": {"system": "atc", "code": "N06AA09"}, "response": "none"}
+    assert [("warning", "unrecognised-trial", "trials")] == quality(engine, trials=[by_prefix])
+    (fact,) = facts_of(engine, "trial", trials=[by_prefix])
+    assert "oral-antidepressants" in fact["vs"]
 
 
 def test_a_medication_is_not_read_by_a_condition_value_set(engine):
