@@ -16,6 +16,8 @@ Every other module imports these names instead of writing the strings:
   reference is of a rule's basis (the rule schema's ``confidence`` enum);
 * **card indicators** (:data:`Indicator`, :data:`INDICATORS`, :data:`INDICATOR_RANK`): the
   CDS Hooks indicator of each status level (docs/safety-model.md);
+* **care settings** (:data:`Setting`, :data:`SETTINGS`): the values of a context's
+  ``setting`` (the rules read ``inpatient``, and treat any other as not inpatient);
 * **frequency words** (:data:`FREQUENCIES`): dosing-frequency abbreviations of case files,
   as administrations per day (the FHIR reader has its own table, in the terminology YAML).
 
@@ -57,6 +59,7 @@ __all__ = [
     "PRIMARY",
     "ROUTES",
     "SECONDARY",
+    "SETTINGS",
     "SEVERITIES",
     "SPECIALIST_REVIEW",
     "STATUSES",
@@ -77,6 +80,13 @@ Route = Literal["ketamine-iv", "esketamine-nasal", "ketamine-other", "ketamine-i
 #: ketamine by IM, SC, oral or sublingual route, and intranasal racemic ketamine (a route
 #: of its own so that it is never assessed as esketamine; the ruleset refuses it).
 ROUTES: Final[tuple[Route, ...]] = get_args(Route)
+
+Setting = Literal["outpatient", "inpatient", "certified-healthcare-setting"]
+#: The care settings a context may name. The rules compare ``setting`` with ``inpatient``
+#: (KCDS-MON: the REMS duties differ); ``outpatient`` and ``certified-healthcare-setting``
+#: (an outpatient setting certified under the REMS) are both "not inpatient". Any other
+#: word is refused: a typo (``inpatinet``) would silently be read as not inpatient.
+SETTINGS: Final[tuple[Setting, ...]] = get_args(Setting)
 KETAMINE_IV: Final[Route] = ROUTES[0]
 ESKETAMINE_NASAL: Final[Route] = ROUTES[1]
 KETAMINE_OTHER: Final[Route] = ROUTES[2]

@@ -69,7 +69,7 @@ from ketacds.engine.numbers import (
     to_json_number,
 )
 from ketacds.engine.readings import _drop_implausible
-from ketacds.engine.recognition import _Recognition
+from ketacds.engine.recognition import _combination_parts, _Recognition
 from ketacds.errors import InputError
 from ketacds.models.inputs import (
     AntidepressantTrial,
@@ -226,11 +226,12 @@ def _build_facts(
     for index, t in enumerate(record.trials):
         code, name, weeks = t.code, t.name, t.weeks
         fact_id = _fact_id("trial", t)
+        parts = _combination_parts(name) if name else ()
         fact = {
             "t": "trial",
             "id": fact_id,
             "vs": list(tag_text(code, name)),
-            "drug": _ingredient_key(terminology, code, name),
+            "drug": _ingredient_key(terminology, code, name, parts),
             "response": t.response,
             "episode": t.episode,
         }
@@ -240,7 +241,7 @@ def _build_facts(
             fact["weeks"] = exact(weeks)
         if t.adequate_dose is not None:
             fact["adequate_dose"] = t.adequate_dose
-        if trials_seen.isdisjoint(fact["vs"]):
+        if parts or name is None or trials_seen.isdisjoint(fact["vs"]):
             seen.trial(code, name, fact["vs"], (fact_id, "trials"))
         add(fact, (_trial_label, t), (_place, "trials", index))
 

@@ -244,11 +244,41 @@ def _component_id(parent: str, component: ObservationComponent) -> str:
     return f"{parent}/{digest.hexdigest()[:8]}"
 
 
-def _ingredient_key(terminology: Terminology, code: Coding | None, name: str | None) -> str:
+def _ingredient_key(
+    terminology: Terminology, code: Coding | None, name: str | None, parts: tuple[str, ...] = ()
+) -> str:
     """One drug, one key: the ingredient when the value sets name exactly one, else the name or code.
 
-    So a brand and its generic (``Zoloft``, ``sertraline 100 mg``) are one drug.
+    So a brand and its generic (``Zoloft``, ``sertraline 100 mg``) are one drug, and so
+    are a name and an ATC code whose display the value sets tie to that ingredient
+    (``escitalopram``, ATC ``N06AB10``).
+
+    ``parts``: the parts of a combination name (``recognition._combination_parts``). With
+    two or more, the key is the combination's antidepressants: each part a trial rule
+    reads, as its ingredient (or, when the value sets name none or several, its folded
+    text), without repeats, sorted and joined by ``+``
+    (``ingredients:bupropion+escitalopram``). So one combination written in another
+    order, with ``and`` or with brands (``Lexapro and Wellbutrin``) is one drug. A part no
+    trial rule reads (``lithium``, ``olanzapine``, an unknown ``foozapine``: reported by
+    the recognition stage) is left out, as the rules count only antidepressants: it can
+    only make two trials one drug, never one drug two. A combination with one
+    antidepressant is that antidepressant's key.
     """
+    if len(parts) > 1:
+        keys: dict[str, str] = {}  # the part's key in the combination: its key alone
+        seen = terminology.seen_on("trial")
+        for part in parts:
+            if seen.isdisjoint(terminology.tag_text(None, part)):
+                continue
+            found = terminology.ingredients(None, part)
+            if len(found) == 1:
+                keys[found[0]] = f"ingredient:{found[0]}"
+            else:
+                keys[normalise_name(part)] = _drug_key(None, part)
+        if len(keys) > 1:
+            return "ingredients:" + "+".join(sorted(keys))
+        if keys:
+            return next(iter(keys.values()))
     ingredients = terminology.ingredients(code, name)
     return f"ingredient:{ingredients[0]}" if len(ingredients) == 1 else _drug_key(code, name)
 

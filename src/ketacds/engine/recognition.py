@@ -169,7 +169,9 @@ class _Recognition:
     and so are an active allergy whose text names a concept an allergy rule reads and a
     reading whose text (or its observation's) names a concept a rule reads on
     observations; another active condition or allergy a ``warning``; anything inactive,
-    another observation or a trial that is not an antidepressant ``info``.
+    another observation or a trial named in free text that is not an antidepressant
+    ``info``; a coded trial no value set reads, and an unread ingredient of a combination
+    trial that is counted, a ``warning``.
     """
 
     terminology: Terminology
@@ -301,7 +303,7 @@ class _Recognition:
             return ("error", "unrecognised-medication", f"{what}, so its interactions are unknown.")
         return ("info", "unrecognised-medication", f"{what} (not active).")
 
-    def _unread_parts(self, name: str | None) -> list[str]:
+    def _unread_parts(self, name: str | None, fact: str = "medication") -> list[str]:
         """The ingredients of a combination name, or drugs of a list, that nothing reads.
 
         Parts are separated as by :data:`_COMBINATION` (``A / B``, ``A and B``, ``A + B``,
@@ -313,7 +315,7 @@ class _Recognition:
         return [
             p
             for p in _combination_parts(name or "")
-            if not self.terminology.is_read(self.terminology.tag_text(None, p), "medication")
+            if not self.terminology.is_read(self.terminology.tag_text(None, p), fact)
         ]
 
     def substance(
@@ -347,21 +349,49 @@ class _Recognition:
 
     def trial(self, code: Coding | None, name: str | None, tags: list[str], where: tuple[str, str]) -> None:
         key = ("trial", *_coding_key(code), name)
-        said = self._said(key)
-        if said is _NEW:
-            said = (
-                None
-                if self.terminology.is_read(tags, "trial")
-                else (
-                    "info",
+        self._report(key, lambda: self._trial(code, name, tags), where)
+
+    def _trial(self, code: Coding | None, name: str | None, tags: list[str]) -> tuple[str, str, str] | None:
+        """An unrecognised trial, or the unread ingredients of a combination trial that is read.
+
+        A trial named in free text that no antidepressant value set knows (``CBT``,
+        ``lithium``) is ``info``. A *coded* one is a ``warning``: the code may be an
+        antidepressant the rules cannot read (an RxNorm ingredient code), and a trial the
+        rules cannot judge could change the indication. An unread part of a combination
+        that is counted (``escitalopram + foozapine``) is a ``warning`` too: the trial is
+        counted as its other ingredients alone, so an antidepressant the rules do not know
+        may be left out of the comparison of drugs. A trial given by a code alone that a
+        value set reads only by prefix (ATC ``N06AA09``), with no ingredient, is a
+        ``warning``: it is its own drug, and may be another trial's drug named otherwise.
+        """
+        if self.terminology.is_read(tags, "trial"):
+            if name is None and code is not None and not self.terminology.ingredients(code, None):
+                return (
+                    "warning",
                     "unrecognised-trial",
-                    f"Treatment trial {_code_text(code, name)} is not an antidepressant the rules know; "
-                    "it is not counted.",
+                    f"Treatment trial {_code_text(code, name)} is counted as an antidepressant, but no "
+                    "value set ties its code to an ingredient: it may be the same drug as another "
+                    "trial, named or coded otherwise.",
                 )
+            unread = self._unread_parts(name, "trial")
+            if not unread:
+                return None
+            parts = ", ".join(map(repr, unread))
+            return (
+                "warning",
+                "unrecognised-trial",
+                f"Treatment trial {_code_text(code, name)}: {parts} is not an antidepressant the rules "
+                "know; the trial is counted as its other ingredients alone.",
             )
-            self._say(key, said, where)
-        elif said is not None:
-            self._add(*said, where)
+        what = f"Treatment trial {_code_text(code, name)} is not an antidepressant the rules know"
+        if code is not None:
+            return (
+                "warning",
+                "unrecognised-trial",
+                f"{what}; it is not counted, though its code may be an antidepressant the rules cannot "
+                "read: a trial the rules cannot judge could change the indication.",
+            )
+        return ("info", "unrecognised-trial", f"{what}; it is not counted.")
 
     def order(self, code: Coding | None, name: str | None, tags: list[str], where: tuple[str, str]) -> None:
         if self.terminology.is_read(tags, "order"):

@@ -15,7 +15,7 @@ import attrs
 from attrs import validators as v
 
 from ketacds.models.quality import DataQualityIssue
-from ketacds.vocabulary import ROUTES, Route
+from ketacds.vocabulary import ROUTES, Route, Setting
 
 __all__ = [
     "CODE_SYSTEMS",
@@ -343,6 +343,6 @@ class Context:
     route: Route = attrs.field(validator=_in(Route))
     jurisdiction: str = attrs.field(validator=v.matches_re(r"^[A-Z]{2}$"))
     now: dt.datetime = attrs.field(validator=[v.instance_of(dt.datetime), _aware])
-    setting: str | None = attrs.field(default=None, validator=_text)
+    setting: Setting | None = attrs.field(default=None, validator=_opt(_in(Setting)))
     plan: Plan | None = attrs.field(default=None, validator=_opt(v.instance_of(Plan)))
     order: Order | None = attrs.field(default=None, validator=_opt(v.instance_of(Order)))

@@ -65,7 +65,7 @@ from ketacds.models.inputs import (
     SubstanceUse,
 )
 from ketacds.models.trusted import trusted_constructor
-from ketacds.vocabulary import FREQUENCIES, ROUTES
+from ketacds.vocabulary import FREQUENCIES, ROUTES, SETTINGS
 
 __all__ = [
     "decode_text",
@@ -315,7 +315,7 @@ def load_context(data: Mapping[str, Any], *, path: str = "context") -> Context:
         route=r.get("route", _choice(*ROUTES), None),
         jurisdiction=r.get("jurisdiction", _jurisdiction, None),
         now=r.get("now", _datetime, None),
-        setting=r.get("setting", _text, None),
+        setting=r.get("setting", _choice(*SETTINGS), None),
         plan=r.get("plan", _plan, None),
         order=r.get("order", _order, None),
     )

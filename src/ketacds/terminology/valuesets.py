@@ -189,15 +189,17 @@ class Terminology:
             for synonym in (*vs.synonyms, *vs.names):
                 if words := _words(synonym):
                     self._synonym_words.setdefault(words, set()).add(vs.id)
-            ingredient_names: dict[str, str] = {}
             for ingredient in vs.ingredients:
                 for name in (ingredient.name, *ingredient.also):
-                    ingredient_names[_words(name)] = ingredient.name
                     self._ingredient_of_name.setdefault(_words(name), set()).add(ingredient.name)
+        # A code whose display is exactly an ingredient's name (or brand) some value set
+        # lists names that ingredient, whichever value set lists the code: ATC N06AB10
+        # "escitalopram" (SSRIs) is the escitalopram of the oral antidepressants' list.
+        for vs in valuesets:
             for code in vs.codes:
-                if code.display and (found := ingredient_names.get(_words(code.display))):
+                if code.display and (found := self._ingredient_of_name.get(_words(code.display))):
                     key = (code.system, normalise_code(code.system, code.code))
-                    self._ingredient_of_code.setdefault(key, set()).add(found)
+                    self._ingredient_of_code.setdefault(key, set()).update(found)
         self._name_index = _WordIndex(self._name_words)
         self._synonym_index = _WordIndex(self._synonym_words)
         self._valuesets = valuesets  # for the display index, built on first use (_displays)

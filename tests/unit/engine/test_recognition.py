@@ -207,6 +207,80 @@ def test_trials_count_distinct_ingredients(engine):
     )
 
 
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        # One combination written in another order, with "and", or with brands.
+        ({"name": "escitalopram + bupropion"}, {"name": "bupropion and escitalopram"}),
+        ({"name": "escitalopram and bupropion"}, {"name": "Lexapro and Wellbutrin"}),
+        ({"name": "Lexapro 20 mg / Wellbutrin XL 300 mg"}, {"name": "bupropion, escitalopram"}),
+        # A name and an ATC code whose display names the ingredient (ATC N06AB10 is listed
+        # among the SSRIs, the ingredient among the oral antidepressants).
+        ({"name": "escitalopram"}, {"code": {"system": "atc", "code": "N06AB10"}}),
+        ({"name": "Effexor"}, {"code": {"system": "atc", "code": "N06AX16"}}),
+    ],
+)
+def test_one_drug_written_two_ways_is_one_drug(engine, first, second):
+    """The trials' drug key (which KCDS-CAND-001 compares) does not depend on how a drug is written."""
+    trials = facts_of(engine, "trial", trials=[{**first, "response": "none"}, {**second, "response": "none"}])
+    assert len(trials) == 2
+    assert trials[0]["drug"] == trials[1]["drug"]
+
+
+def test_a_combination_is_its_ingredients(engine):
+    """A combination's key is its antidepressants' ingredients, sorted; other parts are left out.
+
+    Lithium, olanzapine or an unknown foozapine beside an antidepressant never make it
+    another drug (the rules count only antidepressants).
+    """
+    trials = facts_of(
+        engine,
+        "trial",
+        trials=[
+            {"name": "Wellbutrin + Lexapro", "response": "none"},
+            {"name": "escitalopram", "response": "none"},
+            {"name": "Zoloft (sertraline)", "response": "none"},  # one ingredient, twice
+            {"name": "escitalopram + Foozapine 10 mg", "response": "none"},
+            {"name": "lithium + sertraline", "response": "none"},
+            {"name": "olanzapine/fluoxetine", "response": "none"},
+        ],
+    )
+    assert [
+        "ingredient:escitalopram",
+        "ingredient:escitalopram",
+        "ingredient:fluoxetine",
+        "ingredient:sertraline",
+        "ingredient:sertraline",
+        "ingredients:bupropion+escitalopram",
+    ] == sorted(t["drug"] for t in trials)
+
+
+def test_an_unread_part_of_a_combination_trial_is_reported(engine):
+    """``escitalopram + foozapine`` is counted by its escitalopram, and foozapine is reported."""
+    record = load_record(
+        {"patient": {"age_years": 40}, "trials": [{"name": "escitalopram + foozapine", "response": "none"}]}
+    )
+    (issue,) = engine.facts(record, CONTEXT).quality
+    assert ("warning", "unrecognised-trial", "trials") == (issue.severity, issue.code, issue.path)
+    assert "'foozapine'" in issue.message
+    assert [] == quality(engine, trials=[{"name": "escitalopram + bupropion", "response": "none"}])
+
+
+def test_an_unread_coded_trial_is_a_warning(engine):
+    """A coded trial no value set reads (RxNorm 39786, venlafaxine) may be an antidepressant: a warning."""
+    coded = {"code": {"system": "rxnorm", "code": "39786"}, "response": "partial"}
+    assert [("warning", "unrecognised-trial", "trials")] == quality(engine, trials=[coded])
+    # Free text that is no antidepressant stays info; an ATC code the value sets read is seen.
+    named = {"name": "CBT", "response": "none"}
+    assert [("info", "unrecognised-trial", "trials")] == quality(engine, trials=[named])
+    assert [] == quality(engine, trials=[{"code": {"system": "atc", "code": "N06AB10"}, "response": "none"}])
+    # Counted by its ATC prefix (N06AA), but tied to no ingredient: maybe another trial's drug.
+    by_prefix = {"code": {"system": "atc", "code": "N06AA09"}, "response": "none"}
+    assert [("warning", "unrecognised-trial", "trials")] == quality(engine, trials=[by_prefix])
+    (fact,) = facts_of(engine, "trial", trials=[by_prefix])
+    assert "oral-antidepressants" in fact["vs"]
+
+
 def test_a_medication_is_not_read_by_a_condition_value_set(engine):
     """Membership counts per fact type: 'Migraine relief' names a known condition, not a medication."""
     assert [("error", "unrecognised-medication", "medications")] == quality(

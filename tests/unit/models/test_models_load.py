@@ -103,6 +103,19 @@ class TestContext:
 
         assert "context.now" == info.value.path
 
+    def test_an_unknown_setting_is_refused(self):
+        """A typo in the setting ('inpatinet') is refused, naming the field and the allowed values.
+
+        The rules compare the setting with 'inpatient': a misspelt one would silently be
+        read as not inpatient (the REMS duties of an outpatient setting).
+        """
+        with pytest.raises(InputError) as info:
+            load_context({**CONTEXT, "setting": "inpatinet"})
+
+        assert "context.setting" == info.value.path
+        assert "outpatient, inpatient, certified-healthcare-setting" in str(info.value)
+        assert "inpatient" == load_context({**CONTEXT, "setting": "inpatient"}).setting
+
     @pytest.mark.parametrize("missing", ["route", "jurisdiction", "now"])
     def test_required_fields(self, missing):
         """Route, jurisdiction and now are required."""
