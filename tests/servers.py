@@ -169,6 +169,9 @@ class StubFhirServer:
         self.page_size = page_size
         self.resources: dict[str, dict[str, Any]] = {}
         self.jwks: dict[str, Any] = {"keys": []}
+        #: Other servers under this one: ``{url}/{name}/...`` is answered by ``variants[name](path)``
+        #: (the path after ``{name}``, as ``answer`` takes it) with raw bytes, after the token is checked.
+        self.variants: dict[str, Callable[[str], tuple[int, bytes]]] = {}
         self.http: LoopbackHTTP | None = None
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/fhir"
@@ -184,6 +187,9 @@ class StubFhirServer:
         if headers.get("Authorization") != f"Bearer {self.token}":
             outcome = {"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": "login"}]}
             return 401, json.dumps(outcome).encode()
+        name, _, rest = path.removeprefix("/fhir/").partition("/")
+        if name in self.variants:
+            return self.variants[name](f"/fhir/{rest}")
         status, body = self.answer(path)
         return status, json.dumps(body).encode()
 

@@ -1,0 +1,121 @@
+"""Defects a probe of the CDS Hooks service found (2026-12-07), each through the real service.
+
+Principle: no card set is more reassuring than the data warrant. Every input is read or
+reported, and a malformed request is a 4xx with its reason.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from servers import SPEC_PATIENT, Service, StubFhirServer, prefetch_for, server_view, token
+from support import CDS_HOOKS, synthea
+
+FHIR_AUTH = json.loads((CDS_HOOKS / "fhir-authorization.json").read_text())["fhirAuthorization"]
+READ_CODES = {"55284-4", "85354-9", "8480-6", "8462-4", "29463-7", "8302-2", "39156-5", "44261-6", "82810-3"}
+ORDER_SIGN = "ketacds-order-sign"
+ORDER_SELECT = "ketacds-order-select"
+
+
+def post(client: httpx.Client, service: Service, service_id: str, body: Any) -> httpx.Response:
+    auth = {"Authorization": f"Bearer {token(service.endpoint(service_id))}"}
+    return client.post(f"/cds-services/{service_id}", json=body, headers=auth)
+
+
+def request(hook: str, context: dict[str, Any], **fields: Any) -> dict[str, Any]:
+    return {"hook": hook, "hookInstance": "probe-1", "context": context, **fields}
+
+
+def esketamine_order(rid: str = "draft-esketamine-1") -> dict[str, Any]:
+    return {
+        "resourceType": "MedicationRequest",
+        "id": rid,
+        "status": "draft",
+        "intent": "order",
+        "medicationCodeableConcept": {"text": "Spravato (esketamine) 28 MG nasal spray device"},
+        "subject": {"reference": f"Patient/{SPEC_PATIENT}"},
+        "dosageInstruction": [
+            {
+                "timing": {"repeat": {"frequency": 2, "period": 1, "periodUnit": "wk"}},
+                "route": {"coding": [{"system": "http://snomed.info/sct", "code": "46713006"}]},
+                "doseAndRate": [
+                    {
+                        "doseQuantity": {
+                            "value": 56,
+                            "unit": "mg",
+                            "system": "http://unitsofmeasure.org",
+                            "code": "mg",
+                        }
+                    }
+                ],
+            }
+        ],
+    }
+
+
+def draft(*resources: dict[str, Any]) -> dict[str, Any]:
+    return {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": r} for r in resources]}
+
+
+ANEURYSM = {
+    "resourceType": "Condition",
+    "id": "aneurysm-1",
+    "clinicalStatus": {"coding": [{"code": "active"}]},
+    "verificationStatus": {"coding": [{"code": "confirmed"}]},
+    "code": {"coding": [{"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": "I71.40"}]},
+    "subject": {"reference": f"Patient/{SPEC_PATIENT}"},
+}
+
+
+def spec_prefetch() -> dict[str, Any]:
+    resources = server_view(json.loads(synthea("03").read_text()), patient_id=SPEC_PATIENT)
+    return prefetch_for(resources, SPEC_PATIENT, READ_CODES)
+
+
+def summaries(response: httpx.Response) -> list[tuple[str, str]]:
+    assert 200 == response.status_code, response.text
+    return [(card["indicator"], card["summary"]) for card in response.json()["cards"]]
+
+
+@pytest.fixture
+def duplicate_key_server(fhir_server: StubFhirServer) -> Iterator[str]:
+    """``{fhir_server.url}/dupkey``: its Condition search holds an aneurysm whose ``code`` is given twice."""
+    text = json.dumps(ANEURYSM)
+    duplicated = text[:-1] + ', "code": {"text": "fine"}}'
+    bundle = '{"resourceType": "Bundle", "type": "searchset", "entry": [{"resource": ' + duplicated + "}]}"
+
+    def answer(path: str) -> tuple[int, bytes]:
+        if path.startswith("/fhir/Condition"):
+            return 200, bundle.encode()
+        status, body = fhir_server.answer(path)
+        return status, json.dumps(body).encode()
+
+    fhir_server.variants["dupkey"] = answer
+    try:
+        yield f"{fhir_server.url}/dupkey"
+    finally:
+        del fhir_server.variants["dupkey"]
+
+
+def test_a_fetched_answer_naming_a_key_twice_is_412_naming_it(client, service, duplicate_key_server):
+    """A fetched Condition with a second ``code`` is refused, as in a body: never read as its last value."""
+    prefetch = spec_prefetch()
+    del prefetch["conditions"]
+    body = request(
+        "order-sign",
+        {"patientId": SPEC_PATIENT, "draftOrders": draft(esketamine_order())},
+        prefetch=prefetch,
+        fhirServer=duplicate_key_server,
+        fhirAuthorization=FHIR_AUTH,
+    )
+
+    response = post(client, service, ORDER_SIGN, body)
+
+    assert 412 == response.status_code
+    assert "could not fetch conditions" in response.json()["error"]
+    assert "duplicate key 'code'" in response.json()["error"]
