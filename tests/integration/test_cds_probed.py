@@ -119,3 +119,55 @@ def test_a_fetched_answer_naming_a_key_twice_is_412_naming_it(client, service, d
     assert 412 == response.status_code
     assert "could not fetch conditions" in response.json()["error"]
     assert "duplicate key 'code'" in response.json()["error"]
+
+
+def test_a_prefetched_bundle_whose_entry_is_an_object_is_an_error_never_empty(client, service):
+    """Conditions given as ``entry: {resource: aneurysm}``: not read, and said so (never an empty search)."""
+    prefetch = spec_prefetch()
+    prefetch["conditions"] = {"resourceType": "Bundle", "type": "searchset", "entry": {"resource": ANEURYSM}}
+    body = request(
+        "order-sign", {"patientId": SPEC_PATIENT, "draftOrders": draft(esketamine_order())}, prefetch=prefetch
+    )
+
+    response = post(client, service, ORDER_SIGN, body)
+
+    details = " ".join(card["detail"] for card in response.json()["cards"])
+    assert summaries(response), "an unread Bundle gave no card"
+    assert "gives its entry as something other than a list" in details
+
+
+@pytest.mark.parametrize(
+    "draft_orders",
+    [
+        {"resourceType": "Bundle", "type": "collection", "entry": {"resource": esketamine_order()}},
+        {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": None}]},
+        {"resourceType": "Bundle", "type": "collection", "entry": [5]},
+        {"resourceType": "Bundle", "type": "collection", "entry": [{"fullUrl": "urn:uuid:1"}]},
+    ],
+    ids=["entry-object", "resource-null", "entry-number", "entry-without-resource"],
+)
+@pytest.mark.parametrize("service_id", [ORDER_SIGN, ORDER_SELECT])
+def test_draft_orders_that_cannot_be_read_get_a_warning_never_no_cards(
+    client, service, draft_orders, service_id
+):
+    """An unreadable drafted entry could be the ketamine order: a warning, never ``{"cards": []}``."""
+    hook = "order-sign" if service_id == ORDER_SIGN else "order-select"
+    body = request(hook, {"patientId": SPEC_PATIENT, "draftOrders": draft_orders}, prefetch=spec_prefetch())
+
+    response = post(client, service, service_id, body)
+
+    assert [
+        ("warning", "ketacds cannot tell whether a drafted order is ketamine or esketamine")
+    ] == summaries(response)
+    assert "draftOrders:" in response.json()["cards"][0]["detail"]
+
+
+def test_an_unreadable_entry_beside_a_readable_order_is_an_error_of_its_check(client, service):
+    """The esketamine order is checked, and the entry beside it that is not a resource is reported."""
+    orders = draft(esketamine_order())
+    orders["entry"].append({"resource": None})
+    body = request("order-sign", {"patientId": SPEC_PATIENT, "draftOrders": orders}, prefetch=spec_prefetch())
+
+    response = post(client, service, ORDER_SIGN, body)
+
+    assert "is not a FHIR resource" in " ".join(card["detail"] for card in response.json()["cards"])

@@ -170,15 +170,17 @@ class _Evaluation:
         selected = context.get("selections")
         orders = [o for o in drafts.orders if hook != "order-select" or not selected or o.key in selected]
         unknown = [k for k in drafts.unrecognised if hook != "order-select" or not selected or k in selected]
-        if not orders and unknown:
+        unreadable = drafts.unreadable if hook != "order-select" or not selected else ()
+        if not orders and (unknown or unreadable):
             # a drafted order whose drug cannot be told could be the planned treatment: said, never silent
             reasons = " ".join(
                 i.message for i in drafts.issues if i.resource in unknown and i.severity == "error"
             )
+            said = [f"Order {', '.join(f'`{k}`' for k in unknown)}: {reasons}"] if unknown else []
+            said += [f"draftOrders: {message}" for message in unreadable]
             return self.fail(
                 "ketacds cannot tell whether a drafted order is ketamine or esketamine",
-                f"Order {', '.join(f'`{k}`' for k in unknown)}: {reasons} If it is ketamine or "
-                "esketamine, no check was made.",
+                f"{' '.join(said)} If it is ketamine or esketamine, no check was made.",
             )
         if not orders:
             return []

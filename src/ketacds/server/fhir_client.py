@@ -77,7 +77,11 @@ async def next_pages(
     """Follow a searchset's ``next`` links on ``base``: the merged bundle, and whether it is complete."""
     if not isinstance(bundle, Mapping) or bundle.get("resourceType") != "Bundle":
         return bundle, True
-    entries = list(bundle.get("entry") or [])
+    first = bundle.get("entry")
+    if first is not None and not isinstance(first, list):
+        # left as it is, for the reader to report (never its keys taken for entries)
+        return bundle, _next_link(bundle) is None
+    entries = list(first or [])
     page = bundle
     for _ in range(MAX_PAGES):
         url = _next_link(page)
@@ -88,7 +92,10 @@ async def next_pages(
         page = await _get(client, url, token, timeout)
         if not isinstance(page, Mapping) or page.get("resourceType") != "Bundle":
             raise FetchError("a next page is not a Bundle")
-        entries.extend(page.get("entry") or [])
+        more = page.get("entry")
+        if more is not None and not isinstance(more, list):
+            raise FetchError("a next page's entry is not a list")
+        entries.extend(more or [])
     return {**bundle, "entry": entries}, _next_link(page) is None
 
 
