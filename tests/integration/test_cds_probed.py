@@ -171,3 +171,39 @@ def test_an_unreadable_entry_beside_a_readable_order_is_an_error_of_its_check(cl
     response = post(client, service, ORDER_SIGN, body)
 
     assert "is not a FHIR resource" in " ".join(card["detail"] for card in response.json()["cards"])
+
+
+@pytest.mark.parametrize(
+    "selection",
+    [
+        "MedicationRequest/nope",
+        "draft-esketamine-1",
+        "http://ehr.example.org/fhir/MedicationRequest/draft-esketamine-1",
+    ],
+)
+def test_an_order_select_selection_matching_no_drafted_resource_is_422_naming_it(client, service, selection):
+    """A selection that names nothing in draftOrders: the selected order was not read, so never ``[]``."""
+    context = {
+        "patientId": SPEC_PATIENT,
+        "draftOrders": draft(esketamine_order()),
+        "selections": ["MedicationRequest/draft-esketamine-1", selection],
+    }
+
+    response = post(client, service, ORDER_SELECT, request("order-select", context, prefetch=spec_prefetch()))
+
+    assert 422 == response.status_code
+    assert "context.selections[1]: matches no resource in draftOrders" in response.json()["error"]
+    assert selection not in response.json()["error"]  # (an error answer never echoes request values)
+
+
+def test_an_order_select_selection_of_a_drafted_resource_is_answered(client, service):
+    """A selection naming the drafted order by Type/id is read: the order is checked."""
+    context = {
+        "patientId": SPEC_PATIENT,
+        "draftOrders": draft(esketamine_order()),
+        "selections": ["MedicationRequest/draft-esketamine-1"],
+    }
+
+    response = post(client, service, ORDER_SELECT, request("order-select", context, prefetch=spec_prefetch()))
+
+    assert summaries(response)

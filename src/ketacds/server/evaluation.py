@@ -54,9 +54,32 @@ def check_context(hook: str, context: Mapping[str, Any]) -> dict[str, Any]:
         and (not isinstance(selections, list) or not all(isinstance(s, str) for s in selections))
     ):
         problems.append("context.selections: a list of resource references (text) is expected")
+    elif hook == "order-select" and selections and isinstance(context.get("draftOrders"), Mapping):
+        drafted = _drafted(context["draftOrders"])
+        # Never answered as "nothing selected needs a card": the selected order was not read.
+        # (Named by position: an error answer never echoes request values.)
+        problems += [
+            f"context.selections[{i}]: matches no resource in draftOrders (a selection is the Type/id "
+            "of a drafted resource, such as MedicationRequest/123)"
+            for i, selection in enumerate(selections)
+            if selection not in drafted
+        ][:5]
     if problems:
         raise HTTPException(422, "; ".join(problems))
     return dict(context)
+
+
+def _drafted(draft_orders: Mapping[str, Any]) -> set[str]:
+    """The ``Type/id`` of every resource a ``draftOrders`` Bundle gives (what a selection may name)."""
+    entries = draft_orders.get("entry")
+    drafted = set()
+    for entry in entries if isinstance(entries, list) else ():
+        resource = entry.get("resource") if isinstance(entry, Mapping) else None
+        if isinstance(resource, Mapping):
+            kind, rid = resource.get("resourceType"), resource.get("id")
+            if isinstance(kind, str) and isinstance(rid, str) and rid:
+                drafted.add(f"{kind}/{rid}")
+    return drafted
 
 
 def evaluate(
