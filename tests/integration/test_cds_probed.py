@@ -207,3 +207,28 @@ def test_an_order_select_selection_of_a_drafted_resource_is_answered(client, ser
     response = post(client, service, ORDER_SELECT, request("order-select", context, prefetch=spec_prefetch()))
 
     assert summaries(response)
+
+
+@pytest.mark.parametrize("key", ["medications", "conditions", "patient"])
+def test_a_prefetch_key_holding_a_resource_of_another_type_is_an_error(client, service, key):
+    """``medications`` given as the Patient (or ``patient`` as a Condition): reported, never "none found"."""
+    prefetch = spec_prefetch()
+    prefetch[key] = ANEURYSM if key == "patient" else prefetch["patient"]
+    body = request(
+        "order-sign", {"patientId": SPEC_PATIENT, "draftOrders": draft(esketamine_order())}, prefetch=prefetch
+    )
+
+    response = post(client, service, ORDER_SIGN, body)
+
+    details = " ".join(card["detail"] for card in response.json()["cards"])
+    assert summaries(response)
+    assert f"Prefetch {key!r} holds a" in details
+
+
+def test_a_prefetched_read_or_search_of_the_right_type_is_no_error(client, service):
+    """The templates' own answers (a Patient for the read, Bundles for the searches) raise nothing."""
+    body = request("patient-view", {"patientId": SPEC_PATIENT}, prefetch=spec_prefetch())
+
+    response = post(client, service, "ketacds-patient-view", body)
+
+    assert "Prefetch " not in " ".join(card["detail"] for card in response.json()["cards"])
