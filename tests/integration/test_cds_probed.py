@@ -232,3 +232,45 @@ def test_a_prefetched_read_or_search_of_the_right_type_is_no_error(client, servi
     response = post(client, service, "ketacds-patient-view", body)
 
     assert "Prefetch " not in " ".join(card["detail"] for card in response.json()["cards"])
+
+
+def test_a_feedback_query_since_that_is_not_iso_8601_is_422_and_since_is_read_as_a_time(client, service):
+    """``since=garbage`` is refused (never compared as text); a date, or a time in any zone, is a time."""
+    feedback_url = f"{service.endpoint(ORDER_SIGN)}/feedback"
+    body = json.loads((CDS_HOOKS / "feedback-overridden.json").read_text())
+    body["feedback"][0]["card"] = card = "9a1f7c1e-probe-since"
+    recorded = client.post(
+        f"/cds-services/{ORDER_SIGN}/feedback",
+        json=body,
+        headers={"Authorization": f"Bearer {token(feedback_url)}"},
+    )
+    assert 200 == recorded.status_code  # received at the service clock's 2026-11-21T14:00:00Z
+
+    def query(since: str) -> httpx.Response:
+        return client.get(
+            f"/cds-services/{ORDER_SIGN}/feedback",
+            params={"card": card, "since": since},
+            headers={"Authorization": f"Bearer {token(feedback_url)}"},
+        )
+
+    for garbage in ("garbage", "yesterday", "2026-13-01", "21/11/2026"):
+        refused = query(garbage)
+        assert 422 == refused.status_code, garbage
+        assert refused.json()["error"].startswith("since: not an ISO 8601 date or date-time")
+    found = {
+        since: len(query(since).json()["feedback"])
+        for since in (
+            "2026-11-21",
+            "2026-11-21T15:00:00+01:00",
+            "2026-11-21T14:00:00Z",
+            "2026-11-21T14:00:01Z",
+            "2026-11-22",
+        )
+    }
+    assert {
+        "2026-11-21": 1,
+        "2026-11-21T15:00:00+01:00": 1,
+        "2026-11-21T14:00:00Z": 1,
+        "2026-11-21T14:00:01Z": 0,
+        "2026-11-22": 0,
+    } == found
