@@ -123,6 +123,7 @@ def prefetch_for(
         "patient": patient,
         "conditions": searchset(by_type.get("Condition", [])),
         "medications": searchset(by_type.get("MedicationRequest", [])),
+        "medicationStatements": searchset(by_type.get("MedicationStatement", [])),
         "observations": searchset(observations),
         "allergies": searchset(by_type.get("AllergyIntolerance", [])),
     }

@@ -274,3 +274,51 @@ def test_a_feedback_query_since_that_is_not_iso_8601_is_422_and_since_is_read_as
         "2026-11-21T14:00:01Z": 0,
         "2026-11-22": 0,
     } == found
+
+
+def test_medication_statements_are_asked_for_and_fetched_when_not_prefetched(client, service, fhir_server):
+    """Discovery asks for MedicationStatements; one only the FHIR server holds (phenelzine) is read."""
+    templates = client.get("/cds-services").json()["services"][0]["prefetch"]
+    assert "MedicationStatement?patient={{context.patientId}}" == templates["medicationStatements"]
+    statement = {
+        "resourceType": "MedicationStatement",
+        "id": "probe-phenelzine",
+        "status": "active",
+        "medicationCodeableConcept": {
+            "coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "312347"}]
+        },
+        "subject": {"reference": f"Patient/{SPEC_PATIENT}"},
+    }
+    prefetch = spec_prefetch()
+    del prefetch["medicationStatements"]
+    body = request(
+        "order-sign",
+        {"patientId": SPEC_PATIENT, "draftOrders": draft(esketamine_order())},
+        prefetch=prefetch,
+        fhirServer=fhir_server.url,
+        fhirAuthorization=FHIR_AUTH,
+    )
+    before = summaries(post(client, service, ORDER_SIGN, body))
+    fhir_server.add([statement])
+    try:
+        after = post(client, service, ORDER_SIGN, body)
+    finally:
+        del fhir_server.resources["MedicationStatement/probe-phenelzine"]
+
+    assert any(path.startswith("/fhir/MedicationStatement?patient=") for path in fhir_server.requests)
+    assert before != summaries(after)
+    assert "phenelzine" in " ".join(card["detail"] for card in after.json()["cards"]).lower()
+
+
+def test_medication_statements_missing_and_nowhere_to_fetch_them_is_412(client, service):
+    """The five other keys prefetched, no fhirServer: 412 naming medicationStatements."""
+    prefetch = spec_prefetch()
+    del prefetch["medicationStatements"]
+    body = request(
+        "order-sign", {"patientId": SPEC_PATIENT, "draftOrders": draft(esketamine_order())}, prefetch=prefetch
+    )
+
+    response = post(client, service, ORDER_SIGN, body)
+
+    assert 412 == response.status_code
+    assert "medicationStatements missing" in response.json()["error"]
