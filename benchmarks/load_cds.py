@@ -98,6 +98,7 @@ def prefetch(resources: list[dict[str, Any]]) -> tuple[str, dict[str, Any]]:
         "patient": patient,
         "conditions": search(by_type.get("Condition", [])),
         "medications": search(by_type.get("MedicationRequest", [])),
+        "medicationStatements": search(by_type.get("MedicationStatement", [])),
         "observations": search(observations),
         "allergies": search(by_type.get("AllergyIntolerance", [])),
     }

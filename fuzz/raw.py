@@ -371,6 +371,7 @@ def request_seeds() -> tuple[tuple[str, str, dict[str, Any]], ...]:
         ):
             items = by_type.get(kind, [])
             prefetch[key] = _searchset(rng.sample(items, min(15, len(items))))
+        prefetch["medicationStatements"] = _searchset([])  # (none kept; no random draw)
         context = {"userId": "Practitioner/1", "patientId": SPEC_PATIENT}
         found.append(
             (

@@ -123,6 +123,7 @@ def prefetch_for(
         "patient": patient,
         "conditions": searchset(by_type.get("Condition", [])),
         "medications": searchset(by_type.get("MedicationRequest", [])),
+        "medicationStatements": searchset(by_type.get("MedicationStatement", [])),
         "observations": searchset(observations),
         "allergies": searchset(by_type.get("AllergyIntolerance", [])),
     }
@@ -169,6 +170,9 @@ class StubFhirServer:
         self.page_size = page_size
         self.resources: dict[str, dict[str, Any]] = {}
         self.jwks: dict[str, Any] = {"keys": []}
+        #: Other servers under this one: ``{url}/{name}/...`` is answered by ``variants[name](path)``
+        #: (the path after ``{name}``, as ``answer`` takes it) with raw bytes, after the token is checked.
+        self.variants: dict[str, Callable[[str], tuple[int, bytes]]] = {}
         self.http: LoopbackHTTP | None = None
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/fhir"
@@ -184,6 +188,9 @@ class StubFhirServer:
         if headers.get("Authorization") != f"Bearer {self.token}":
             outcome = {"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": "login"}]}
             return 401, json.dumps(outcome).encode()
+        name, _, rest = path.removeprefix("/fhir/").partition("/")
+        if name in self.variants:
+            return self.variants[name](f"/fhir/{rest}")
         status, body = self.answer(path)
         return status, json.dumps(body).encode()
 

@@ -78,6 +78,7 @@ def request(directory: Path) -> None:
             "patient": patient,
             "conditions": searchset("Condition"),
             "medications": searchset("MedicationRequest"),
+            "medicationStatements": searchset("MedicationStatement"),
             "observations": searchset("Observation"),
             "allergies": searchset("AllergyIntolerance"),
         },

@@ -84,6 +84,7 @@ def patient_view(prefetch_extra: list[dict[str, Any]]) -> dict[str, Any]:
             "patient": patient,
             "conditions": empty,
             "medications": empty,
+            "medicationStatements": empty,
             "allergies": empty,
             "observations": {**empty, "entry": [{"resource": r} for r in prefetch_extra]},
         },

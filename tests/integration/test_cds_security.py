@@ -25,7 +25,9 @@ def body() -> dict[str, object]:
         "hook": "patient-view",
         "hookInstance": str(uuid.uuid4()),
         "context": {"userId": "Practitioner/1", "patientId": "p-1"},
-        "prefetch": dict.fromkeys(("patient", "conditions", "medications", "observations", "allergies")),
+        "prefetch": dict.fromkeys(
+            ("patient", "conditions", "medications", "medicationStatements", "observations", "allergies")
+        ),
     }
 
 

@@ -309,8 +309,8 @@ def test_missing_prefetch_without_fhir_server_is_412(client, service):
 
     assert 412 == response.status_code
     assert (
-        "allergies, conditions, medications, observations, patient missing and no fhirServer"
-        in response.json()["error"]
+        "allergies, conditions, medicationStatements, medications, observations, patient missing and no "
+        "fhirServer" in response.json()["error"]
     )
 
 

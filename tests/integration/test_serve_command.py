@@ -54,7 +54,9 @@ def test_two_worker_processes_share_the_replay_store(tmp_path):
             assert time.monotonic() < deadline, "the service did not start in time"
             time.sleep(0.2)
         aud = f"{base}/cds-services/ketacds-patient-view"
-        nothing = dict.fromkeys(("patient", "conditions", "medications", "observations", "allergies"))
+        nothing = dict.fromkeys(
+            ("patient", "conditions", "medications", "medicationStatements", "observations", "allergies")
+        )
 
         def call(bearer: str) -> int:
             body = {

@@ -104,6 +104,8 @@ def _templates(observation_codes: tuple[str, ...]) -> dict[str, str]:
         "patient": "Patient/{{context.patientId}}",
         "conditions": "Condition?patient={{context.patientId}}",
         "medications": "MedicationRequest?patient={{context.patientId}}",
+        # (what the patient says they take: read like a MedicationRequest, so asked for too)
+        "medicationStatements": "MedicationStatement?patient={{context.patientId}}",
         "observations": f"Observation?patient={{{{context.patientId}}}}&code={codes}&_sort=-date",
         "allergies": "AllergyIntolerance?patient={{context.patientId}}",
     }

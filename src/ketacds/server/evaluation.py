@@ -54,9 +54,32 @@ def check_context(hook: str, context: Mapping[str, Any]) -> dict[str, Any]:
         and (not isinstance(selections, list) or not all(isinstance(s, str) for s in selections))
     ):
         problems.append("context.selections: a list of resource references (text) is expected")
+    elif hook == "order-select" and selections and isinstance(context.get("draftOrders"), Mapping):
+        drafted = _drafted(context["draftOrders"])
+        # Never answered as "nothing selected needs a card": the selected order was not read.
+        # (Named by position: an error answer never echoes request values.)
+        problems += [
+            f"context.selections[{i}]: matches no resource in draftOrders (a selection is the Type/id "
+            "of a drafted resource, such as MedicationRequest/123)"
+            for i, selection in enumerate(selections)
+            if selection not in drafted
+        ][:5]
     if problems:
         raise HTTPException(422, "; ".join(problems))
     return dict(context)
+
+
+def _drafted(draft_orders: Mapping[str, Any]) -> set[str]:
+    """The ``Type/id`` of every resource a ``draftOrders`` Bundle gives (what a selection may name)."""
+    entries = draft_orders.get("entry")
+    drafted = set()
+    for entry in entries if isinstance(entries, list) else ():
+        resource = entry.get("resource") if isinstance(entry, Mapping) else None
+        if isinstance(resource, Mapping):
+            kind, rid = resource.get("resourceType"), resource.get("id")
+            if isinstance(kind, str) and isinstance(rid, str) and rid:
+                drafted.add(f"{kind}/{rid}")
+    return drafted
 
 
 def evaluate(
@@ -170,15 +193,17 @@ class _Evaluation:
         selected = context.get("selections")
         orders = [o for o in drafts.orders if hook != "order-select" or not selected or o.key in selected]
         unknown = [k for k in drafts.unrecognised if hook != "order-select" or not selected or k in selected]
-        if not orders and unknown:
+        unreadable = drafts.unreadable if hook != "order-select" or not selected else ()
+        if not orders and (unknown or unreadable):
             # a drafted order whose drug cannot be told could be the planned treatment: said, never silent
             reasons = " ".join(
                 i.message for i in drafts.issues if i.resource in unknown and i.severity == "error"
             )
+            said = [f"Order {', '.join(f'`{k}`' for k in unknown)}: {reasons}"] if unknown else []
+            said += [f"draftOrders: {message}" for message in unreadable]
             return self.fail(
                 "ketacds cannot tell whether a drafted order is ketamine or esketamine",
-                f"Order {', '.join(f'`{k}`' for k in unknown)}: {reasons} If it is ketamine or "
-                "esketamine, no check was made.",
+                f"{' '.join(said)} If it is ketamine or esketamine, no check was made.",
             )
         if not orders:
             return []

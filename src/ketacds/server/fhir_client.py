@@ -3,12 +3,13 @@
 Bounded in every direction: only servers the settings allow, a timeout per request,
 a size limit per response, and a page limit when following ``next`` links (only on
 the same server). Any failure is a :class:`FetchError`, which the service answers
-with 412: it never assesses on a record it could not fetch.
+with 412: it never assesses on a record it could not fetch. An answer is read as a
+request body is (:func:`ketacds.server.codec.loads`): an object naming a key twice is
+such a failure.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
@@ -16,6 +17,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from ketacds.errors import FetchError
+from ketacds.server.codec import DuplicateKeyError, loads
 
 __all__ = ["MAX_PAGES", "MAX_RESPONSE_BYTES", "FetchError", "allowed", "fetch", "next_pages"]
 
@@ -53,7 +55,11 @@ async def _get(client: httpx.AsyncClient, url: str, token: str | None, timeout: 
     except httpx.HTTPError as error:
         raise FetchError(f"request failed ({type(error).__name__})") from None
     try:
-        return json.loads(body)
+        # Read as a request body is read: an object naming a key twice is refused, never
+        # read as its last value (a Condition's second "code" would hide its first).
+        return loads(bytes(body))
+    except DuplicateKeyError as error:
+        raise FetchError(f"the answer is not valid JSON: {error.msg}") from None
     except (ValueError, RecursionError):
         raise FetchError("the answer is not JSON") from None
 
@@ -71,7 +77,11 @@ async def next_pages(
     """Follow a searchset's ``next`` links on ``base``: the merged bundle, and whether it is complete."""
     if not isinstance(bundle, Mapping) or bundle.get("resourceType") != "Bundle":
         return bundle, True
-    entries = list(bundle.get("entry") or [])
+    first = bundle.get("entry")
+    if first is not None and not isinstance(first, list):
+        # left as it is, for the reader to report (never its keys taken for entries)
+        return bundle, _next_link(bundle) is None
+    entries = list(first or [])
     page = bundle
     for _ in range(MAX_PAGES):
         url = _next_link(page)
@@ -82,7 +92,10 @@ async def next_pages(
         page = await _get(client, url, token, timeout)
         if not isinstance(page, Mapping) or page.get("resourceType") != "Bundle":
             raise FetchError("a next page is not a Bundle")
-        entries.extend(page.get("entry") or [])
+        more = page.get("entry")
+        if more is not None and not isinstance(more, list):
+            raise FetchError("a next page's entry is not a list")
+        entries.extend(more or [])
     return {**bundle, "entry": entries}, _next_link(page) is None
 
 

@@ -59,6 +59,7 @@ async def prefetched(
         if key in given:
             value = given[key]
             if value is not None:  # (None: the client found nothing for this query)
+                _check_type(key, template, value, issues)
                 resources.append(await _given(service, http, key, value, server, token, issues))
             continue
         query = render_template(template, context, lambda text: quote(text, safe=""))
@@ -109,6 +110,33 @@ async def _read_prefetched(
         return await next_pages(http, value, server, token, service.settings.fhir_timeout)
     except FetchError as error:
         raise HTTPException(412, f"prefetch {key!r}: could not read its next page ({error})") from None
+
+
+def _check_type(key: str, template: str, value: Any, issues: list[DataQualityIssue]) -> None:
+    """An error when a prefetched value is a resource of another type than its template asks for.
+
+    A search's answer is a Bundle, a read's the resource read (or a Bundle holding it);
+    an OperationOutcome is the client saying it could not prefetch (the reader reports
+    it). A Patient given as ``medications`` is read as what it is, but the medications
+    were never given: never taken as "none found". (A value that is no resource at all,
+    such as ``{}``, is reported by the reader.)
+    """
+    kind = value.get("resourceType") if isinstance(value, Mapping) else None
+    if not isinstance(kind, str) or kind in ("Bundle", "OperationOutcome"):
+        return
+    path = template.split("?", 1)[0]
+    wanted = path.split("/", 1)[0]
+    if "?" not in template and "/" in path and kind == wanted:
+        return
+    asked = f"a Bundle of {wanted} (a search)" if "?" in template else f"a {wanted}"
+    issues.append(
+        DataQualityIssue(
+            severity="error",
+            code="invalid-resource",
+            message=f"Prefetch {key!r} holds a {kind[:40]}, not {asked}: what it should hold was not given, "
+            "and could change the answer.",
+        )
+    )
 
 
 def _is_bundle(value: Any) -> bool:

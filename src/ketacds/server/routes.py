@@ -22,6 +22,7 @@ never echo request values.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import re
 import time
@@ -224,7 +225,7 @@ def _install_feedback_routes(app: FastAPI, service: Service, errors: dict[int | 
         await authenticate(service, request, service_id, feedback=True)
         _, _, store, _ = service.ready()
         rows = store.query_feedback(
-            service=service_id, card=card, outcome=outcome, rule_id=rule_id, since=since, limit=limit
+            service=service_id, card=card, outcome=outcome, rule_id=rule_id, since=_since(since), limit=limit
         )
         return {"feedback": rows}
 
@@ -267,6 +268,26 @@ def _install_operation_routes(app: FastAPI, service: Service) -> None:
         if text is None:
             raise HTTPException(404, "no such page")
         return PlainTextResponse(text, media_type="text/markdown; charset=utf-8")
+
+
+def _since(since: str | None) -> str | None:
+    """The ``since`` of a feedback query as stored times are written (UTC ISO 8601; no zone: UTC).
+
+    Raises:
+        HTTPException: 422 when it is not an ISO 8601 date or date-time (never compared as
+            text, which would answer a query it cannot read with whatever sorts after it).
+    """
+    if since is None:
+        return None
+    try:
+        when = dt.datetime.fromisoformat(since)
+    except ValueError:
+        raise HTTPException(
+            422, "since: not an ISO 8601 date or date-time (such as 2026-11-21 or 2026-11-21T14:00:00Z)"
+        ) from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.UTC)
+    return when.astimezone(dt.UTC).isoformat()
 
 
 def discovery_document(service: Service) -> dict[str, Any]:

@@ -206,6 +206,7 @@ def test_prefetch_templates_and_rendering():
         "Observation?patient={{context.patientId}}&code=http://loinc.org|29463-7,http://loinc.org|8480-6&_sort=-date"
         == templates["observations"]
     )
+    assert "MedicationStatement?patient={{context.patientId}}" == templates["medicationStatements"]
     assert "Patient/a%20b%2Fc" == render_template(templates["patient"], context, lambda t: quote(t, safe=""))
     assert render_template("Patient/{{context.userId}}", context, str) is None
     assert render_template("Patient/{{userPractitionerId}}", context, str) is None

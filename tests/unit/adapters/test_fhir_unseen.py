@@ -315,3 +315,27 @@ class TestMedicationsReferredTo:
             m.name for m in record.medications if m.id == "MedicationRequest/rx"
         ]
         assert [] == issues(record, "unmapped-medication")
+
+
+def test_a_nested_bundle_whose_entry_is_an_object_is_an_error_not_an_empty_bundle():
+    """Synthea 03 with a searchset whose ``entry`` is one object (a Condition): reported, not empty."""
+    aneurysm = {
+        "resourceType": "Condition",
+        "id": "aneurysm-1",
+        "clinicalStatus": {"coding": [{"code": "active"}]},
+        "code": {"coding": [{"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": "I71.40"}]},
+        "subject": SUBJECT,
+    }
+    nested = {
+        "resourceType": "Bundle",
+        "id": "conditions",
+        "type": "searchset",
+        "entry": {"resource": aneurysm},
+    }
+
+    record = read_bundle(bundle(nested))
+
+    (issue,) = [i for i in record.data_quality if i.path == "entry"]
+    assert ("error", "invalid-resource") == (issue.severity, issue.code)
+    assert "Bundle (Bundle/conditions) gives its entry as something other than a list" in issue.message
+    assert all(c.id != "aneurysm-1" for c in record.conditions)

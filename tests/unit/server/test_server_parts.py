@@ -213,10 +213,14 @@ class TestFhirFetching:
 
     @pytest.mark.parametrize(
         ("answer", "message"),
-        [((500, b"{}"), "HTTP 500"), ((200, b"<html>"), "not JSON")],
+        [
+            ((500, b"{}"), "HTTP 500"),
+            ((200, b"<html>"), "not JSON"),
+            ((200, b'{"resourceType": "Patient", "id": "1", "id": "2"}'), "duplicate key 'id'"),
+        ],
     )
     def test_failures(self, loopback, answer, message):
-        """A server error or a non-JSON answer is a FetchError naming it."""
+        """A server error, a non-JSON answer or one naming a key twice is a FetchError naming it."""
         server = loopback({"/Patient/1": lambda: answer})
         with pytest.raises(fhir_client.FetchError, match=message):
             self.fetch(server, "Patient/1")

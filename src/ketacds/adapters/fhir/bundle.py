@@ -21,7 +21,7 @@ from ketacds.adapters.fhir.conditions import ClinicalReading
 from ketacds.adapters.fhir.observations import ObservationReading
 from ketacds.adapters.fhir.orders import DraftOrders, OrderReading
 from ketacds.adapters.fhir.patient import PatientReading
-from ketacds.adapters.fhir.reading import PartialBundle, RequestEntry
+from ketacds.adapters.fhir.reading import EntriesNotAList, PartialBundle, RequestEntry
 from ketacds.adapters.fhir.tables import Resource
 from ketacds.errors import InputError
 from ketacds.models.inputs import (
@@ -68,7 +68,12 @@ def _flatten(item: Any, full_url: str | None) -> Iterator[tuple[str | None, Any]
     if isinstance(item, Mapping) and item.get("resourceType") == "Bundle":
         entries = item.get("entry")
         matches = 0
-        for entry in entries if isinstance(entries, list) else ():
+        if entries is not None and not isinstance(entries, list):
+            # (an object holding one resource, ...): never read as an empty Bundle
+            rid = item.get("id")
+            yield full_url, EntriesNotAList(f"Bundle/{rid}" if isinstance(rid, str) and rid else None)
+            entries = ()
+        for entry in entries or ():
             if isinstance(entry, Mapping):
                 url = entry.get("fullUrl")
                 url = url if isinstance(url, str) else None

@@ -55,12 +55,15 @@ class DraftOrders:
         issues: what could not be read.
         unrecognised: the drafted medication requests whose drug has no name and no code
             ketacds knows (by key): each could be a ketamine or esketamine order.
+        unreadable: why entries of the bundle could not be read at all (an entry that is
+            not a resource, an ``entry`` that is not a list): each could be one too.
     """
 
     orders: tuple[DraftOrder, ...]
     medications: tuple[Medication, ...]
     issues: tuple[DataQualityIssue, ...]
     unrecognised: tuple[str, ...] = ()
+    unreadable: tuple[str, ...] = ()
 
 
 class OrderReading(MedicationReading):
@@ -68,7 +71,13 @@ class OrderReading(MedicationReading):
 
     def draft_orders(self, pairs: Sequence[tuple[str | None, Any]]) -> DraftOrders:
         """The planned-treatment orders and the other drafted medications of ``pairs``."""
+        before = len(self.issues)
         items = self.index(pairs)
+        unreadable = tuple(
+            i.message
+            for i in self.issues[before:]
+            if i.code == "invalid-resource" and i.resource is None and i.severity == "error"
+        )
         orders: list[DraftOrder] = []
         medications: list[Medication] = []
         unrecognised: list[str] = []
@@ -92,6 +101,7 @@ class OrderReading(MedicationReading):
             medications=tuple(medications),
             issues=tuple(self.issues),
             unrecognised=tuple(unrecognised),
+            unreadable=unreadable,
         )
 
     def _signed_together(self, orders: list[DraftOrder]) -> None:

@@ -75,6 +75,13 @@ class RequestEntry:
 
 
 @attrs.frozen
+class EntriesNotAList:
+    """A Bundle whose ``entry`` is there but is not a list (an object, a number, ...): none of it is read."""
+
+    bundle: str | None
+
+
+@attrs.frozen
 class PartialBundle:
     """A Bundle that holds only part of a search: a ``next`` page, or a ``total`` above its matches."""
 
@@ -193,6 +200,16 @@ class ReaderBase:
                 continue
             if isinstance(raw, PartialBundle):
                 self._partial_bundle(raw)
+                continue
+            if isinstance(raw, EntriesNotAList):
+                self.issue(
+                    "error",
+                    "invalid-resource",
+                    f"A Bundle{f' ({raw.bundle})' if raw.bundle else ''} gives its entry as something other "
+                    "than a list: nothing in it is read, and what it holds could change the answer.",
+                    None,
+                    "entry",
+                )
                 continue
             kind = raw.get("resourceType") if isinstance(raw, Mapping) else None
             if not isinstance(kind, str):
