@@ -102,6 +102,36 @@ def server_view(bundle: Mapping[str, Any], patient_id: str | None = None) -> lis
     ]
 
 
+def esketamine_order(
+    dose: int = 112, per_week: int = 3, *, rid: str = "draft-esketamine-1", route: str | None = "46713006"
+) -> dict[str, Any]:
+    """A drafted esketamine MedicationRequest (Spravato, nasal route by default) for the order hooks."""
+    dosage: dict[str, Any] = {
+        "timing": {"repeat": {"frequency": per_week, "period": 1, "periodUnit": "wk"}},
+        "doseAndRate": [
+            {
+                "doseQuantity": {
+                    "value": dose,
+                    "unit": "mg",
+                    "system": "http://unitsofmeasure.org",
+                    "code": "mg",
+                }
+            }
+        ],
+    }
+    if route:
+        dosage["route"] = {"coding": [{"system": "http://snomed.info/sct", "code": route}]}
+    return {
+        "resourceType": "MedicationRequest",
+        "id": rid,
+        "status": "draft",
+        "intent": "order",
+        "medicationCodeableConcept": {"text": "Spravato (esketamine) 28 MG nasal spray device"},
+        "subject": {"reference": f"Patient/{SPEC_PATIENT}"},
+        "dosageInstruction": [dosage],
+    }
+
+
 def searchset(resources: list[dict[str, Any]]) -> dict[str, Any]:
     return {"resourceType": "Bundle", "type": "searchset", "entry": [{"resource": r} for r in resources]}
 

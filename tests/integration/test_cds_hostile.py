@@ -27,6 +27,7 @@ from servers import (
     server_view,
     token,
 )
+from servers import esketamine_order as draft_esketamine_order
 from support import synthea
 
 PATIENT_VIEW = "ketacds-patient-view"
@@ -42,30 +43,7 @@ def request(hook: str, context: dict[str, Any], **fields: Any) -> dict[str, Any]
 
 
 def esketamine_order(dose: int) -> dict[str, Any]:
-    return {
-        "resourceType": "MedicationRequest",
-        "id": "draft-esketamine-1",
-        "status": "draft",
-        "intent": "order",
-        "medicationCodeableConcept": {"text": "Spravato (esketamine) 28 MG nasal spray device"},
-        "subject": {"reference": f"Patient/{SPEC_PATIENT}"},
-        "dosageInstruction": [
-            {
-                "timing": {"repeat": {"frequency": 2, "period": 1, "periodUnit": "wk"}},
-                "route": {"coding": [{"system": "http://snomed.info/sct", "code": "46713006"}]},
-                "doseAndRate": [
-                    {
-                        "doseQuantity": {
-                            "value": dose,
-                            "unit": "mg",
-                            "system": "http://unitsofmeasure.org",
-                            "code": "mg",
-                        }
-                    }
-                ],
-            }
-        ],
-    }
+    return draft_esketamine_order(dose, 2)
 
 
 def draft(*resources: dict[str, Any]) -> dict[str, Any]:

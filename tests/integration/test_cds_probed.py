@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from servers import SPEC_PATIENT, Service, StubFhirServer, prefetch_for, server_view, token
+from servers import esketamine_order as draft_esketamine_order
 from support import CDS_HOOKS, synthea
 
 FHIR_AUTH = json.loads((CDS_HOOKS / "fhir-authorization.json").read_text())["fhirAuthorization"]
@@ -32,30 +33,7 @@ def request(hook: str, context: dict[str, Any], **fields: Any) -> dict[str, Any]
 
 
 def esketamine_order(rid: str = "draft-esketamine-1") -> dict[str, Any]:
-    return {
-        "resourceType": "MedicationRequest",
-        "id": rid,
-        "status": "draft",
-        "intent": "order",
-        "medicationCodeableConcept": {"text": "Spravato (esketamine) 28 MG nasal spray device"},
-        "subject": {"reference": f"Patient/{SPEC_PATIENT}"},
-        "dosageInstruction": [
-            {
-                "timing": {"repeat": {"frequency": 2, "period": 1, "periodUnit": "wk"}},
-                "route": {"coding": [{"system": "http://snomed.info/sct", "code": "46713006"}]},
-                "doseAndRate": [
-                    {
-                        "doseQuantity": {
-                            "value": 56,
-                            "unit": "mg",
-                            "system": "http://unitsofmeasure.org",
-                            "code": "mg",
-                        }
-                    }
-                ],
-            }
-        ],
-    }
+    return draft_esketamine_order(56, 2, rid=rid)
 
 
 def draft(*resources: dict[str, Any]) -> dict[str, Any]:

@@ -28,6 +28,7 @@ from servers import (
     Service,
     StubFhirServer,
     UvicornThread,
+    esketamine_order,
     free_port,
     prefetch_for,
     searchset,
@@ -60,35 +61,6 @@ def request(hook: str, context: dict[str, Any], **fields: Any) -> dict[str, Any]
 
 def via_fhir(fhir_server: StubFhirServer) -> dict[str, Any]:
     return {"fhirServer": fhir_server.url, "fhirAuthorization": FHIR_AUTH}
-
-
-def esketamine_order(
-    dose: int = 112, per_week: int = 3, *, rid: str = "draft-esketamine-1", route: str | None = "46713006"
-) -> dict[str, Any]:
-    dosage: dict[str, Any] = {
-        "timing": {"repeat": {"frequency": per_week, "period": 1, "periodUnit": "wk"}},
-        "doseAndRate": [
-            {
-                "doseQuantity": {
-                    "value": dose,
-                    "unit": "mg",
-                    "system": "http://unitsofmeasure.org",
-                    "code": "mg",
-                }
-            }
-        ],
-    }
-    if route:
-        dosage["route"] = {"coding": [{"system": "http://snomed.info/sct", "code": route}]}
-    return {
-        "resourceType": "MedicationRequest",
-        "id": rid,
-        "status": "draft",
-        "intent": "order",
-        "medicationCodeableConcept": {"text": "Spravato (esketamine) 28 MG nasal spray device"},
-        "subject": {"reference": f"Patient/{SPEC_PATIENT}"},
-        "dosageInstruction": [dosage],
-    }
 
 
 def ketamine_iv_order(dose: int) -> dict[str, Any]:
